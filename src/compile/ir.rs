@@ -1,0 +1,382 @@
+//! The compiled form of journeys, segments and policies: the contract between the language
+//! and the engine. Everything the engine knows about a journey is here; nothing here points
+//! back into source text (no spans), so a formatting-only change compiles to the same IR and
+//! the same content hash.
+
+use crate::lang::ast::{
+    CappedAction, Channel, CmpOp, Combinator, OccurrenceKind, Verb,
+};
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Index of a step in `JourneyIr::steps`.
+pub type StepId = u32;
+
+/// Where a contact goes next: a step, or out of the journey (`None`).
+pub type Next = Option<StepId>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub journeys: BTreeMap<String, JourneyIr>,
+    pub segments: BTreeMap<String, SegmentIr>,
+    pub policies: BTreeMap<String, PolicyIr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JourneyIr {
+    pub name: String,
+    pub title: Option<String>,
+    pub category: Option<String>,
+    pub label: Option<String>,
+    pub entries: Vec<EntryIr>,
+    pub reentry: ReentryIr,
+    pub goal: Option<EventMatchIr>,
+    pub exit: Option<EventMatchIr>,
+    /// The policy's definition is copied in, so a version keeps the caps it was written for.
+    pub policy: Option<PolicyIr>,
+    pub quiet: Option<QuietIr>,
+    pub migrate_by_name: bool,
+    pub start: Next,
+    pub steps: Vec<StepIr>,
+    pub messages: BTreeMap<String, MessageIr>,
+}
+
+impl JourneyIr {
+    /// Hex SHA-256 of the IR's canonical JSON: the journey's version id.
+    pub fn content_hash(&self) -> String {
+        let json = serde_json::to_vec(self).expect("IR serializes");
+        let digest = Sha256::digest(&json);
+        digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn step_by_name(&self, name: &str) -> Option<StepId> {
+        self.steps
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| i as StepId)
+    }
+
+    pub fn step(&self, id: StepId) -> &StepIr {
+        &self.steps[id as usize]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReentryIr {
+    Never,
+    Always,
+    After { seconds: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventMatchIr {
+    pub event: String,
+    pub condition: Option<CondIr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryIr {
+    Event(EventMatchIr),
+    /// One shot, at a local date and time (zone None = the configured default zone).
+    SegmentAt {
+        segment: String,
+        at: NaiveDateTime,
+        zone: Option<String>,
+    },
+    /// Repeated; weekday 0 = Monday, None = every day.
+    SegmentEvery {
+        segment: String,
+        weekday: Option<u32>,
+        minute_of_day: u32,
+        zone: Option<String>,
+    },
+    SegmentJoin {
+        segment: String,
+    },
+    Api,
+}
+
+/// Quiet hours as minutes of the local day; `from > to` wraps midnight (21:00..08:00).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QuietIr {
+    pub from_minute: u32,
+    pub to_minute: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepIr {
+    pub name: String,
+    pub kind: StepKindIr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKindIr {
+    Send {
+        message: String,
+        next: Next,
+    },
+    Wait {
+        seconds: i64,
+        next: Next,
+    },
+    /// The next such local moment: a date, or a weekday (0 = Monday), or any day.
+    WaitUntil {
+        date: Option<NaiveDate>,
+        weekday: Option<u32>,
+        minute_of_day: u32,
+        zone: Option<String>,
+        next: Next,
+    },
+    Check {
+        verb: Verb,
+        message: String,
+        link: Option<String>,
+        within_seconds: i64,
+        yes: Next,
+        no: Next,
+    },
+    WaitEvent {
+        event: String,
+        condition: Option<CondIr>,
+        within_seconds: i64,
+        yes: Next,
+        no: Next,
+    },
+    Branch {
+        arms: Vec<(CondIr, Next)>,
+        otherwise: Next,
+    },
+    Split {
+        arms: Vec<SplitArmIr>,
+    },
+    Set {
+        field: String,
+        value: serde_json::Value,
+        next: Next,
+    },
+}
+
+impl StepKindIr {
+    /// Every successor, for graph walks.
+    pub fn successors(&self) -> Vec<Next> {
+        match self {
+            StepKindIr::Send { next, .. }
+            | StepKindIr::Wait { next, .. }
+            | StepKindIr::WaitUntil { next, .. }
+            | StepKindIr::Set { next, .. } => vec![*next],
+            StepKindIr::Check { yes, no, .. } | StepKindIr::WaitEvent { yes, no, .. } => {
+                vec![*yes, *no]
+            }
+            StepKindIr::Branch { arms, otherwise } => {
+                let mut v: Vec<Next> = arms.iter().map(|(_, n)| *n).collect();
+                v.push(*otherwise);
+                v
+            }
+            StepKindIr::Split { arms } => arms.iter().map(|a| a.next).collect(),
+        }
+    }
+
+    /// Steps where a contact waits for time or an event: what every loop must pass.
+    pub fn is_waiting(&self) -> bool {
+        matches!(
+            self,
+            StepKindIr::Wait { .. }
+                | StepKindIr::WaitUntil { .. }
+                | StepKindIr::Check { .. }
+                | StepKindIr::WaitEvent { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitArmIr {
+    pub name: String,
+    /// Hundredths of a percent; the arms add up to 10,000.
+    pub basis_points: u32,
+    pub next: Next,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageIr {
+    pub name: String,
+    pub channel: Channel,
+    /// The name of the step that sends it.
+    pub step: String,
+    /// subject, html, text, from, reply_to, to, title, body, url, method, template.
+    pub fields: BTreeMap<String, String>,
+    pub links: BTreeMap<String, String>,
+    pub headers: Vec<(String, String)>,
+    pub data: BTreeMap<String, String>,
+    pub timeout_seconds: Option<i64>,
+    /// The template file's text, read at compile time, so a version renders what it was
+    /// deployed with and a template change makes a new version.
+    pub template_source: Option<String>,
+}
+
+// ---------------------------------------------------------------- conditions
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CondIr {
+    And(Vec<CondIr>),
+    Or(Vec<CondIr>),
+    Not(Box<CondIr>),
+    Bool(bool),
+    /// `contact.x` reads the profile; `event.x` the event at hand (in a `where`) or the entry
+    /// event (in an `if`); a bare name is a property of the record being tested (an event's
+    /// properties, `context`, or a message's subject, journey, message, channel, label, link).
+    Compare {
+        path: Vec<String>,
+        matcher: MatchIr,
+    },
+    InSegment(String),
+    InList(String),
+    /// How many engagements of `verb` on `target` (in the window) compare to `count`.
+    /// `opened welcome` is `>= 1`.
+    Engagement {
+        verb: Verb,
+        target: TargetIr,
+        window_seconds: Option<i64>,
+        op: CmpOp,
+        count: u64,
+    },
+    /// The time since the last such engagement compares to `seconds` (no engagement: false).
+    LastEngagement {
+        verb: Verb,
+        target: TargetIr,
+        op: CmpOp,
+        seconds: i64,
+    },
+    Event {
+        event: String,
+        condition: Option<Box<CondIr>>,
+        window_seconds: Option<i64>,
+        op: CmpOp,
+        count: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchIr {
+    Cmp(CmpOp, serde_json::Value),
+    In(Vec<serde_json::Value>),
+    NotIn(Vec<serde_json::Value>),
+    Contains(serde_json::Value),
+    StartsWith(serde_json::Value),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetIr {
+    Message {
+        journey: String,
+        message: String,
+        link: Option<String>,
+    },
+    Journey(String),
+    Channel(Channel),
+    Label(String),
+    /// Any message whose attributes satisfy the condition (segment rules: `message where …`).
+    AnyMessage(Option<Box<CondIr>>),
+}
+
+// ---------------------------------------------------------------- segments and policies
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentIr {
+    pub name: String,
+    pub title: Option<String>,
+    /// Combined in the written order: `((r1 and r2) or r3) except r4`.
+    pub rules: Vec<RuleIr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleIr {
+    pub combinator: Option<Combinator>,
+    pub name: String,
+    pub body: RuleBodyIr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleBodyIr {
+    Condition(CondIr),
+    Event {
+        negated: bool,
+        event: String,
+        condition: Option<CondIr>,
+        occurrences: OccurrencesIr,
+        frame: FrameIr,
+    },
+    Engagement {
+        verb: Verb,
+        target: TargetIr,
+        occurrences: OccurrencesIr,
+        frame: FrameIr,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OccurrencesIr {
+    pub kind: OccurrenceKind,
+    pub count: u64,
+}
+
+impl Default for OccurrencesIr {
+    fn default() -> Self {
+        OccurrencesIr {
+            kind: OccurrenceKind::AtLeast,
+            count: 1,
+        }
+    }
+}
+
+impl OccurrencesIr {
+    pub fn matches(&self, n: u64) -> bool {
+        match self.kind {
+            OccurrenceKind::AtLeast => n >= self.count,
+            OccurrenceKind::AtMost => n <= self.count,
+            OccurrenceKind::Exactly => n == self.count,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameIr {
+    Anytime,
+    InLast { seconds: i64 },
+    /// Inclusive dates, in UTC.
+    Between { from: NaiveDate, to: NaiveDate },
+    AfterDelivery { seconds: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyIr {
+    pub name: String,
+    pub title: Option<String>,
+    pub caps: Vec<CapIr>,
+    pub scope: ScopeIr,
+    pub when_capped: CappedAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapIr {
+    pub max: u64,
+    /// None: all channels together (`messages`).
+    pub channel: Option<Channel>,
+    pub per_seconds: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeIr {
+    Global,
+    Journey,
+}

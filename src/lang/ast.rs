@@ -1,0 +1,564 @@
+//! The syntax tree of a journey file, as written: every node keeps its source span so the
+//! compiler can point at it and the formatter can put comments back where they were.
+//! Nothing here is resolved or checked; that is `compile`'s job.
+
+use serde::Serialize;
+
+/// A byte range in one source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// A string literal, unescaped; `triple` remembers the `"""…"""` form for the formatter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Str {
+    pub value: String,
+    pub triple: bool,
+    pub span: Span,
+}
+
+/// A duration in seconds, with its source text (`1d12h`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dur {
+    pub seconds: i64,
+    pub text: String,
+    pub span: Span,
+}
+
+/// A time of day as written; validity (hour < 24) is checked by the compiler.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimeOfDay {
+    pub hour: u32,
+    pub minute: u32,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Date {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct File {
+    pub definitions: Vec<Definition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Definition {
+    Journey(Journey),
+    Segment(Segment),
+    Policy(Policy),
+}
+
+impl Definition {
+    pub fn name(&self) -> &Ident {
+        match self {
+            Definition::Journey(j) => &j.name,
+            Definition::Segment(s) => &s.name,
+            Definition::Policy(p) => &p.name,
+        }
+    }
+    pub fn span(&self) -> Span {
+        match self {
+            Definition::Journey(j) => j.span,
+            Definition::Segment(s) => s.span,
+            Definition::Policy(p) => p.span,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- journeys
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Journey {
+    pub name: Ident,
+    pub headers: Vec<Header>,
+    pub steps: Vec<Step>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Header {
+    pub kind: HeaderKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum HeaderKind {
+    Title(Str),
+    Category(Str),
+    Label(Str),
+    Entry(Entry),
+    Reentry(Reentry),
+    Goal(EventMatch),
+    Exit(EventMatch),
+    /// `policy NAME`, or `policy none` (None).
+    Policy(Option<Ident>),
+    Quiet { from: TimeOfDay, to: TimeOfDay },
+    MigrateByName,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventMatch {
+    pub event: Str,
+    pub condition: Option<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Entry {
+    Event(EventMatch),
+    SegmentAt {
+        segment: Ident,
+        date: Date,
+        time: TimeOfDay,
+        zone: Option<Ident>,
+    },
+    SegmentEvery {
+        segment: Ident,
+        /// None = every day.
+        weekday: Option<Ident>,
+        time: TimeOfDay,
+        zone: Option<Ident>,
+    },
+    SegmentJoin {
+        segment: Ident,
+    },
+    Api,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Reentry {
+    Never,
+    Always,
+    After(Dur),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Block {
+    pub steps: Vec<Step>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub label: Option<Ident>,
+    pub kind: StepKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+    Push,
+    Webhook,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Push => "push",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    Received,
+    Opened,
+    Clicked,
+    Bounced,
+    Unsubscribed,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Received => "received",
+            Verb::Opened => "opened",
+            Verb::Clicked => "clicked",
+            Verb::Bounced => "bounced",
+            Verb::Unsubscribed => "unsubscribed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Verb> {
+        Some(match s {
+            "received" => Verb::Received,
+            "opened" => Verb::Opened,
+            "clicked" => Verb::Clicked,
+            "bounced" => Verb::Bounced,
+            "unsubscribed" => Verb::Unsubscribed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum StepKind {
+    Send(Send),
+    Wait(Dur),
+    WaitUntil(WaitUntil),
+    WaitForEvent(WaitForEvent),
+    Check(Check),
+    If(IfStep),
+    Split(Split),
+    Set { field: Ident, value: Literal },
+    Goto(Ident),
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Send {
+    pub channel: Channel,
+    pub name: Ident,
+    pub fields: Vec<MessageField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageField {
+    pub kind: FieldKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum FieldKind {
+    /// `subject "…"`, `template "…"`, `text "…"` and the other single-string fields.
+    Text { key: Ident, value: Str },
+    Link { name: Ident, url: Str },
+    Header { name: Str, value: Str },
+    Data(Vec<(Ident, Str)>),
+    Method(Ident),
+    Timeout(Dur),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitUntil {
+    pub date: Option<Date>,
+    pub weekday: Option<Ident>,
+    pub time: TimeOfDay,
+    pub zone: Option<Ident>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitForEvent {
+    pub event: Str,
+    pub condition: Option<Condition>,
+    pub within: Dur,
+    pub outcomes: Outcomes,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub verb: Verb,
+    pub verb_span: Span,
+    pub message: MessageRef,
+    pub within: Dur,
+    pub outcomes: Outcomes,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcomes {
+    pub yes: Option<Block>,
+    pub no: Option<Block>,
+    pub span: Span,
+}
+
+/// `a`, `a.b` or `a.b.c`: a message, a message's link, or another journey's message (and link).
+/// Which one is decided by the compiler, which knows the names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageRef {
+    pub parts: Vec<Ident>,
+    pub span: Span,
+}
+
+impl MessageRef {
+    pub fn text(&self) -> String {
+        self.parts
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IfStep {
+    /// `if` and each `else if`, in order.
+    pub arms: Vec<(Condition, Block)>,
+    pub otherwise: Option<Block>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Split {
+    pub arms: Vec<SplitArm>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SplitArm {
+    /// The share in hundredths of a percent (40% = 4000), so shares add up exactly.
+    pub basis_points: u32,
+    pub percent_text: String,
+    pub name: Ident,
+    pub block: Block,
+    pub span: Span,
+}
+
+// ---------------------------------------------------------------- values and conditions
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Literal {
+    Str(Str),
+    Number { text: String, value: f64 },
+    Bool(bool),
+    Date(Date),
+    List(Vec<Literal>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Condition {
+    pub kind: CondKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+    pub fn parse(s: &str) -> Option<CmpOp> {
+        Some(match s {
+            "==" => CmpOp::Eq,
+            "!=" => CmpOp::Ne,
+            "<" => CmpOp::Lt,
+            "<=" => CmpOp::Le,
+            ">" => CmpOp::Gt,
+            ">=" => CmpOp::Ge,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Matcher {
+    Cmp(CmpOp, Literal),
+    In(Vec<Literal>),
+    NotIn(Vec<Literal>),
+    Contains(Literal),
+    StartsWith(Literal),
+}
+
+/// What an engagement condition counts: a message, a journey, a channel or a label.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Target {
+    Message(MessageRef),
+    Journey(Ident),
+    Channel(Channel, Span),
+    Label(Str),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum CondKind {
+    And(Box<Condition>, Box<Condition>),
+    Or(Box<Condition>, Box<Condition>),
+    Not(Box<Condition>),
+    /// Parentheses as written, kept so the formatter can print them back.
+    Group(Box<Condition>),
+    Compare {
+        path: Vec<String>,
+        matcher: Matcher,
+    },
+    Bool(bool),
+    InSegment(Ident),
+    InList(Str),
+    Engagement {
+        verb: Verb,
+        target: Target,
+        in_last: Option<Dur>,
+    },
+    LastEngagement {
+        verb: Verb,
+        target: Target,
+        op: CmpOp,
+        ago: Dur,
+    },
+    CountEngagement {
+        verb: Verb,
+        target: Target,
+        op: CmpOp,
+        count: u64,
+        in_last: Option<Dur>,
+    },
+    Event {
+        event: Str,
+        condition: Option<Box<Condition>>,
+        in_last: Option<Dur>,
+    },
+    CountEvent {
+        event: Str,
+        condition: Option<Box<Condition>>,
+        op: CmpOp,
+        count: u64,
+        in_last: Option<Dur>,
+    },
+}
+
+// ---------------------------------------------------------------- segments
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub name: Ident,
+    pub title: Option<Str>,
+    pub rules: Vec<SegmentRule>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Combinator {
+    And,
+    Or,
+    Except,
+}
+
+impl Combinator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Combinator::And => "and",
+            Combinator::Or => "or",
+            Combinator::Except => "except",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentRule {
+    pub combinator: Option<(Combinator, Span)>,
+    pub name: Ident,
+    pub body: RuleBody,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum RuleBody {
+    Condition(Condition),
+    Event {
+        negated: bool,
+        event: Str,
+        condition: Option<Condition>,
+        occurrences: Option<Occurrences>,
+        frame: Option<TimeFrame>,
+        span: Span,
+    },
+    Engagement {
+        verb: Verb,
+        subject: RuleSubject,
+        occurrences: Option<Occurrences>,
+        frame: Option<TimeFrame>,
+        span: Span,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum RuleSubject {
+    /// `message [where …]`: any message, filtered by its attributes.
+    Messages(Option<Condition>),
+    Target(Target),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OccurrenceKind {
+    AtLeast,
+    AtMost,
+    Exactly,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Occurrences {
+    pub kind: OccurrenceKind,
+    pub count: u64,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TimeFrame {
+    Anytime,
+    InLast(Dur),
+    Between(Date, Date),
+    AfterDelivery(Dur),
+}
+
+// ---------------------------------------------------------------- policies
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    pub name: Ident,
+    pub items: Vec<PolicyItem>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyItem {
+    pub kind: PolicyItemKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum PolicyItemKind {
+    Title(Str),
+    /// `max N email per 1d`; `channel` None = `messages`, all channels together.
+    Cap {
+        max: u64,
+        channel: Option<Channel>,
+        target_text: String,
+        per: Dur,
+    },
+    ScopeGlobal,
+    ScopeJourney,
+    WhenCapped(CappedAction),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CappedAction {
+    Delay,
+    Skip,
+}
