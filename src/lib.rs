@@ -1,5 +1,6 @@
 //! journey: customer journeys as text files, checked before they ship and run by a durable
 //! engine. See ARCHITECTURE.md for the map of the code.
 
-pub mod lang;
 pub mod compile;
+pub mod engine;
+pub mod lang;
