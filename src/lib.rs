@@ -1,6 +1,7 @@
 //! journey: customer journeys as text files, checked before they ship and run by a durable
 //! engine. See ARCHITECTURE.md for the map of the code.
 
+pub mod cli;
 pub mod compile;
 pub mod engine;
 pub mod lang;

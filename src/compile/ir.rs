@@ -3,9 +3,7 @@
 //! back into source text (no spans), so a formatting-only change compiles to the same IR and
 //! the same content hash.
 
-use crate::lang::ast::{
-    CappedAction, Channel, CmpOp, Combinator, OccurrenceKind, Verb,
-};
+use crate::lang::ast::{CappedAction, Channel, CmpOp, Combinator, OccurrenceKind, Verb};
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -351,10 +349,17 @@ impl OccurrencesIr {
 #[serde(rename_all = "snake_case")]
 pub enum FrameIr {
     Anytime,
-    InLast { seconds: i64 },
+    InLast {
+        seconds: i64,
+    },
     /// Inclusive dates, in UTC.
-    Between { from: NaiveDate, to: NaiveDate },
-    AfterDelivery { seconds: i64 },
+    Between {
+        from: NaiveDate,
+        to: NaiveDate,
+    },
+    AfterDelivery {
+        seconds: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

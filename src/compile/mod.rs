@@ -2,6 +2,7 @@
 //! segments and policies, plus every static check's diagnostics. Names are global across the
 //! files loaded together, so compilation always sees all of them at once.
 
+pub mod graph;
 pub mod ir;
 
 use crate::lang::ast::{self, *};
@@ -70,7 +71,9 @@ pub fn verb_supported(verb: Verb, channel: Channel) -> Result<(), &'static str> 
 
 fn allowed_fields(channel: Channel) -> &'static [&'static str] {
     match channel {
-        Channel::Email => &["subject", "template", "html", "text", "from", "reply_to", "to", "link"],
+        Channel::Email => &[
+            "subject", "template", "html", "text", "from", "reply_to", "to", "link",
+        ],
         Channel::Sms => &["text", "to", "link"],
         Channel::Push => &["title", "body", "data", "to", "link"],
         Channel::Webhook => &["url", "method", "body", "header", "timeout"],
@@ -116,7 +119,9 @@ pub fn literal_value(l: &Literal) -> serde_json::Value {
             }
         }
         Literal::Bool(b) => serde_json::Value::Bool(*b),
-        Literal::Date(d) => serde_json::Value::String(format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)),
+        Literal::Date(d) => {
+            serde_json::Value::String(format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+        }
         Literal::List(items) => serde_json::Value::Array(items.iter().map(literal_value).collect()),
     }
 }
@@ -187,7 +192,12 @@ impl<'a> Compiler<'a> {
         let mut program = Program::default();
         for (file, f) in &loaded.files {
             for def in &f.definitions {
-                if self.defs.get(&def.name().name).map(|(_, _, d)| std::ptr::eq(*d, def)) != Some(true) {
+                if self
+                    .defs
+                    .get(&def.name().name)
+                    .map(|(_, _, d)| std::ptr::eq(*d, def))
+                    != Some(true)
+                {
                     continue;
                 }
                 match def {
@@ -206,7 +216,12 @@ impl<'a> Compiler<'a> {
         for (file, f) in &loaded.files {
             for def in &f.definitions {
                 if let Definition::Journey(j) = def {
-                    if self.defs.get(&j.name.name).map(|(_, _, d)| std::ptr::eq(*d, def)) != Some(true) {
+                    if self
+                        .defs
+                        .get(&j.name.name)
+                        .map(|(_, _, d)| std::ptr::eq(*d, def))
+                        != Some(true)
+                    {
                         continue;
                     }
                     let ir = self.journey(*file, j, &program.policies);
@@ -237,14 +252,19 @@ impl<'a> Compiler<'a> {
                     DefKind::Segment => "segment",
                     DefKind::Policy => "policy",
                 };
-                let mut d = Diagnostic::error(file, id.span, format!("unknown {what} '{}'", id.name));
+                let mut d =
+                    Diagnostic::error(file, id.span, format!("unknown {what} '{}'", id.name));
                 if let Some((k, _, _)) = other {
-                    d = d.with_label(format!("'{}' is a {:?}, not a {what}", id.name, k).to_lowercase());
+                    d = d.with_label(
+                        format!("'{}' is a {:?}, not a {what}", id.name, k).to_lowercase(),
+                    );
                 } else {
                     let names = self.names_of(kind);
                     d = match did_you_mean(&id.name, names.iter().copied()) {
                         Some(h) => d.with_help(h),
-                        None if names.is_empty() => d.with_help(format!("no {what} is defined in the loaded files")),
+                        None if names.is_empty() => {
+                            d.with_help(format!("no {what} is defined in the loaded files"))
+                        }
                         None => d.with_help(format!("defined {what}s: {}", names.join(", "))),
                     };
                 }
@@ -270,8 +290,12 @@ impl<'a> Compiler<'a> {
     fn check_time(&mut self, file: usize, t: &TimeOfDay) -> u32 {
         if t.hour > 23 || t.minute > 59 {
             self.err(
-                Diagnostic::error(file, t.span, format!("{:02}:{:02} is not a time of day", t.hour, t.minute))
-                    .with_help("hours run from 00 to 23 and minutes from 00 to 59"),
+                Diagnostic::error(
+                    file,
+                    t.span,
+                    format!("{:02}:{:02} is not a time of day", t.hour, t.minute),
+                )
+                .with_help("hours run from 00 to 23 and minutes from 00 to 59"),
             );
             return 0;
         }
@@ -283,8 +307,12 @@ impl<'a> Compiler<'a> {
             Some(n) => n,
             None => {
                 self.err(
-                    Diagnostic::error(file, d.span, format!("{:04}-{:02}-{:02} is not a date", d.year, d.month, d.day))
-                        .with_help("dates are YYYY-MM-DD, such as 2026-03-14"),
+                    Diagnostic::error(
+                        file,
+                        d.span,
+                        format!("{:04}-{:02}-{:02} is not a date", d.year, d.month, d.day),
+                    )
+                    .with_help("dates are YYYY-MM-DD, such as 2026-03-14"),
                 );
                 chrono::NaiveDate::default()
             }
@@ -293,7 +321,11 @@ impl<'a> Compiler<'a> {
 
     fn check_positive(&mut self, file: usize, d: &Dur, what: &str) -> i64 {
         if d.seconds <= 0 {
-            self.err(Diagnostic::error(file, d.span, format!("{what} must be longer than zero")));
+            self.err(Diagnostic::error(
+                file,
+                d.span,
+                format!("{what} must be longer than zero"),
+            ));
         }
         d.seconds
     }
@@ -311,7 +343,9 @@ impl<'a> Compiler<'a> {
         for item in &p.items {
             match &item.kind {
                 PolicyItemKind::Title(s) => ir.title = Some(s.value.clone()),
-                PolicyItemKind::Cap { max, channel, per, .. } => {
+                PolicyItemKind::Cap {
+                    max, channel, per, ..
+                } => {
                     let per_seconds = self.check_positive(file, per, "a cap's period");
                     if *max == 0 {
                         self.err(
@@ -332,8 +366,12 @@ impl<'a> Compiler<'a> {
         }
         if ir.caps.is_empty() {
             self.err(
-                Diagnostic::warning(file, p.name.span, format!("policy '{}' has no cap", p.name.name))
-                    .with_help("add a line such as `max 1 email per 1d`"),
+                Diagnostic::warning(
+                    file,
+                    p.name.span,
+                    format!("policy '{}' has no cap", p.name.name),
+                )
+                .with_help("add a line such as `max 1 email per 1d`"),
             );
         }
         ir
@@ -346,30 +384,48 @@ impl<'a> Compiler<'a> {
         let mut seen: HashMap<&str, Span> = HashMap::new();
         if s.rules.is_empty() {
             self.err(
-                Diagnostic::error(file, s.name.span, format!("segment '{}' has no rule", s.name.name))
-                    .with_help("add a line such as `rule italians: contact.country == \"IT\"`"),
+                Diagnostic::error(
+                    file,
+                    s.name.span,
+                    format!("segment '{}' has no rule", s.name.name),
+                )
+                .with_help("add a line such as `rule italians: contact.country == \"IT\"`"),
             );
         }
         for (i, r) in s.rules.iter().enumerate() {
             if let Some(prev) = seen.insert(&r.name.name, r.name.span) {
                 self.err(
-                    Diagnostic::error(file, r.name.span, format!("two rules named '{}'", r.name.name))
-                        .with_related(file, prev, "first used here"),
+                    Diagnostic::error(
+                        file,
+                        r.name.span,
+                        format!("two rules named '{}'", r.name.name),
+                    )
+                    .with_related(file, prev, "first used here"),
                 );
             }
             match (i, &r.combinator) {
                 (0, Some((c, sp))) => self.err(
-                    Diagnostic::error(file, *sp, format!("the first rule cannot start with '{}'", c.as_str()))
-                        .with_help("combinators join a rule to the ones before it"),
+                    Diagnostic::error(
+                        file,
+                        *sp,
+                        format!("the first rule cannot start with '{}'", c.as_str()),
+                    )
+                    .with_help("combinators join a rule to the ones before it"),
                 ),
                 (i, None) if i > 0 => self.err(
-                    Diagnostic::error(file, r.name.span, "expected `and`, `or` or `except` before this rule")
-                        .with_help("rules combine in the written order: `and rule b: …`"),
+                    Diagnostic::error(
+                        file,
+                        r.name.span,
+                        "expected `and`, `or` or `except` before this rule",
+                    )
+                    .with_help("rules combine in the written order: `and rule b: …`"),
                 ),
                 _ => {}
             }
             let body = match &r.body {
-                RuleBody::Condition(c) => RuleBodyIr::Condition(self.cond(file, c, &CondScope::Segment)),
+                RuleBody::Condition(c) => {
+                    RuleBodyIr::Condition(self.cond(file, c, &CondScope::Segment))
+                }
                 RuleBody::Event {
                     negated,
                     event,
@@ -380,7 +436,9 @@ impl<'a> Compiler<'a> {
                 } => RuleBodyIr::Event {
                     negated: *negated,
                     event: event.value.clone(),
-                    condition: condition.as_ref().map(|c| self.cond(file, c, &CondScope::Record)),
+                    condition: condition
+                        .as_ref()
+                        .map(|c| self.cond(file, c, &CondScope::Record)),
                     occurrences: occurrences
                         .as_ref()
                         .map(|o| OccurrencesIr {
@@ -399,7 +457,8 @@ impl<'a> Compiler<'a> {
                 } => {
                     let target = match subject {
                         RuleSubject::Messages(c) => TargetIr::AnyMessage(
-                            c.as_ref().map(|c| Box::new(self.cond(file, c, &CondScope::Message))),
+                            c.as_ref()
+                                .map(|c| Box::new(self.cond(file, c, &CondScope::Message))),
                         ),
                         RuleSubject::Target(t) => self.target(file, *verb, t, None),
                     };
@@ -442,7 +501,9 @@ impl<'a> Compiler<'a> {
                 if to < from {
                     self.err(
                         Diagnostic::error(file, b.span, "this date is before the first one")
-                            .with_help("write the earlier date first: `between 2026-01-01 and 2026-03-31`"),
+                            .with_help(
+                                "write the earlier date first: `between 2026-01-01 and 2026-03-31`",
+                            ),
                     );
                 }
                 FrameIr::Between { from, to }
@@ -450,8 +511,12 @@ impl<'a> Compiler<'a> {
             Some(TimeFrame::AfterDelivery(d)) => {
                 if !engagement {
                     self.err(
-                        Diagnostic::error(file, d.span, "`within … after delivery` applies to engagement with messages")
-                            .with_help("for contact events use `in last 15d`"),
+                        Diagnostic::error(
+                            file,
+                            d.span,
+                            "`within … after delivery` applies to engagement with messages",
+                        )
+                        .with_help("for contact events use `in last 15d`"),
                     );
                 }
                 FrameIr::AfterDelivery {
@@ -492,20 +557,31 @@ impl<'a> Compiler<'a> {
                 if let CondScope::Message = scope {
                     let attrs = ["subject", "journey", "message", "channel", "label", "link"];
                     if path.len() == 1 && !attrs.contains(&path[0].as_str()) {
-                        let mut d = Diagnostic::error(file, c.span, format!("messages have no attribute '{}'", path[0]));
+                        let mut d = Diagnostic::error(
+                            file,
+                            c.span,
+                            format!("messages have no attribute '{}'", path[0]),
+                        );
                         d = match did_you_mean(&path[0], attrs) {
                             Some(h) => d.with_help(h),
-                            None => d.with_help(format!("message attributes: {}", attrs.join(", "))),
+                            None => {
+                                d.with_help(format!("message attributes: {}", attrs.join(", ")))
+                            }
                         };
                         self.err(d);
                     }
                 }
-                if matches!(scope, CondScope::Journey(_) | CondScope::Segment)
-                    && path.len() == 1
-                {
+                if matches!(scope, CondScope::Journey(_) | CondScope::Segment) && path.len() == 1 {
                     self.err(
-                        Diagnostic::error(file, c.span, format!("'{}' is not a contact field", path[0]))
-                            .with_help(format!("write `contact.{}` for the profile, or `event.{}` for the entry event", path[0], path[0])),
+                        Diagnostic::error(
+                            file,
+                            c.span,
+                            format!("'{}' is not a contact field", path[0]),
+                        )
+                        .with_help(format!(
+                            "write `contact.{}` for the profile, or `event.{}` for the entry event",
+                            path[0], path[0]
+                        )),
                     );
                 }
                 let matcher = match matcher {
@@ -525,14 +601,25 @@ impl<'a> Compiler<'a> {
                 CondIr::InSegment(id.name.clone())
             }
             CondKind::InList(s) => CondIr::InList(s.value.clone()),
-            CondKind::Engagement { verb, target, in_last } => CondIr::Engagement {
+            CondKind::Engagement {
+                verb,
+                target,
+                in_last,
+            } => CondIr::Engagement {
                 verb: *verb,
                 target: self.target(file, *verb, target, scope.journey()),
-                window_seconds: in_last.as_ref().map(|d| self.check_positive(file, d, "a time window")),
+                window_seconds: in_last
+                    .as_ref()
+                    .map(|d| self.check_positive(file, d, "a time window")),
                 op: CmpOp::Ge,
                 count: 1,
             },
-            CondKind::LastEngagement { verb, target, op, ago } => CondIr::LastEngagement {
+            CondKind::LastEngagement {
+                verb,
+                target,
+                op,
+                ago,
+            } => CondIr::LastEngagement {
                 verb: *verb,
                 target: self.target(file, *verb, target, scope.journey()),
                 op: *op,
@@ -547,7 +634,9 @@ impl<'a> Compiler<'a> {
             } => CondIr::Engagement {
                 verb: *verb,
                 target: self.target(file, *verb, target, scope.journey()),
-                window_seconds: in_last.as_ref().map(|d| self.check_positive(file, d, "a time window")),
+                window_seconds: in_last
+                    .as_ref()
+                    .map(|d| self.check_positive(file, d, "a time window")),
                 op: *op,
                 count: *count,
             },
@@ -557,8 +646,12 @@ impl<'a> Compiler<'a> {
                 in_last,
             } => CondIr::Event {
                 event: event.value.clone(),
-                condition: condition.as_ref().map(|c| Box::new(self.cond(file, c, &CondScope::Record))),
-                window_seconds: in_last.as_ref().map(|d| self.check_positive(file, d, "a time window")),
+                condition: condition
+                    .as_ref()
+                    .map(|c| Box::new(self.cond(file, c, &CondScope::Record))),
+                window_seconds: in_last
+                    .as_ref()
+                    .map(|d| self.check_positive(file, d, "a time window")),
                 op: CmpOp::Ge,
                 count: 1,
             },
@@ -570,8 +663,12 @@ impl<'a> Compiler<'a> {
                 in_last,
             } => CondIr::Event {
                 event: event.value.clone(),
-                condition: condition.as_ref().map(|c| Box::new(self.cond(file, c, &CondScope::Record))),
-                window_seconds: in_last.as_ref().map(|d| self.check_positive(file, d, "a time window")),
+                condition: condition
+                    .as_ref()
+                    .map(|c| Box::new(self.cond(file, c, &CondScope::Record))),
+                window_seconds: in_last
+                    .as_ref()
+                    .map(|d| self.check_positive(file, d, "a time window")),
                 op: *op,
                 count: *count,
             },
@@ -579,7 +676,13 @@ impl<'a> Compiler<'a> {
     }
 
     /// Resolves a target; `here` is the journey being compiled and its messages, if any.
-    fn target(&mut self, file: usize, verb: Verb, t: &Target, here: Option<&JourneyMessages>) -> TargetIr {
+    fn target(
+        &mut self,
+        file: usize,
+        verb: Verb,
+        t: &Target,
+        here: Option<&JourneyMessages>,
+    ) -> TargetIr {
         match t {
             Target::Journey(id) => {
                 self.check_ref(file, id, DefKind::Journey);
@@ -588,8 +691,12 @@ impl<'a> Compiler<'a> {
             Target::Channel(ch, sp) => {
                 if let Err(why) = verb_supported(verb, *ch) {
                     self.err(
-                        Diagnostic::error(file, *sp, format!("'{}' cannot be used on {}", verb.as_str(), ch.as_str()))
-                            .with_help(why),
+                        Diagnostic::error(
+                            file,
+                            *sp,
+                            format!("'{}' cannot be used on {}", verb.as_str(), ch.as_str()),
+                        )
+                        .with_help(why),
                     );
                 }
                 TargetIr::Channel(*ch)
@@ -599,15 +706,27 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn message_target(&mut self, file: usize, verb: Verb, m: &MessageRef, here: Option<&JourneyMessages>) -> TargetIr {
+    fn message_target(
+        &mut self,
+        file: usize,
+        verb: Verb,
+        m: &MessageRef,
+        here: Option<&JourneyMessages>,
+    ) -> TargetIr {
         let parts = &m.parts;
         // `msg` / `msg.link` of this journey first, then `journey.msg` / `journey.msg.link`.
         if let Some(h) = here {
             if let Some((ch, links)) = h.messages.get(&parts[0].name) {
                 if parts.len() > 2 {
                     self.err(
-                        Diagnostic::error(file, m.span, format!("'{}' has too many parts", m.text()))
-                            .with_help("write MESSAGE, MESSAGE.LINK, JOURNEY.MESSAGE or JOURNEY.MESSAGE.LINK"),
+                        Diagnostic::error(
+                            file,
+                            m.span,
+                            format!("'{}' has too many parts", m.text()),
+                        )
+                        .with_help(
+                            "write MESSAGE, MESSAGE.LINK, JOURNEY.MESSAGE or JOURNEY.MESSAGE.LINK",
+                        ),
                     );
                 }
                 self.check_verb(file, verb, *ch, m.span, &parts[0].name);
@@ -656,9 +775,19 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
-        let mut d = Diagnostic::error(file, parts[0].span, format!("unknown message '{}'", parts[0].name));
-        let mut candidates: Vec<String> = here.map(|h| h.messages.keys().cloned().collect()).unwrap_or_default();
-        candidates.extend(self.names_of(DefKind::Journey).iter().map(|s| s.to_string()));
+        let mut d = Diagnostic::error(
+            file,
+            parts[0].span,
+            format!("unknown message '{}'", parts[0].name),
+        );
+        let mut candidates: Vec<String> = here
+            .map(|h| h.messages.keys().cloned().collect())
+            .unwrap_or_default();
+        candidates.extend(
+            self.names_of(DefKind::Journey)
+                .iter()
+                .map(|s| s.to_string()),
+        );
         d = match did_you_mean(&parts[0].name, candidates.iter().map(String::as_str)) {
             Some(h) => d.with_help(h),
             None => match here {
@@ -666,7 +795,9 @@ impl<'a> Compiler<'a> {
                     "messages of this journey: {}",
                     h.messages.keys().cloned().collect::<Vec<_>>().join(", ")
                 )),
-                _ => d.with_help("name a message of this journey, or another journey's as JOURNEY.MESSAGE"),
+                _ => d.with_help(
+                    "name a message of this journey, or another journey's as JOURNEY.MESSAGE",
+                ),
             },
         };
         self.err(d);
@@ -683,7 +814,11 @@ impl<'a> Compiler<'a> {
                 Diagnostic::error(
                     file,
                     span,
-                    format!("'{}' cannot be used on '{msg}', which is sent by {}", verb.as_str(), ch.as_str()),
+                    format!(
+                        "'{}' cannot be used on '{msg}', which is sent by {}",
+                        verb.as_str(),
+                        ch.as_str()
+                    ),
                 )
                 .with_help(why),
             );
@@ -692,10 +827,17 @@ impl<'a> Compiler<'a> {
 
     fn check_link(&mut self, file: usize, l: &Ident, links: &[String], msg: &str) {
         if !links.contains(&l.name) {
-            let mut d = Diagnostic::error(file, l.span, format!("message '{msg}' has no link '{}'", l.name));
+            let mut d = Diagnostic::error(
+                file,
+                l.span,
+                format!("message '{msg}' has no link '{}'", l.name),
+            );
             d = match did_you_mean(&l.name, links.iter().map(String::as_str)) {
                 Some(h) => d.with_help(h),
-                None if links.is_empty() => d.with_help(format!("declare it in the message: `link {} \"https://…\"`", l.name)),
+                None if links.is_empty() => d.with_help(format!(
+                    "declare it in the message: `link {} \"https://…\"`",
+                    l.name
+                )),
                 None => d.with_help(format!("its links: {}", links.join(", "))),
             };
             self.err(d);
@@ -704,7 +846,12 @@ impl<'a> Compiler<'a> {
 
     // ------------------------------------------------------------ journeys
 
-    fn journey(&mut self, file: usize, j: &'a ast::Journey, policies: &BTreeMap<String, PolicyIr>) -> JourneyIr {
+    fn journey(
+        &mut self,
+        file: usize,
+        j: &'a ast::Journey,
+        policies: &BTreeMap<String, PolicyIr>,
+    ) -> JourneyIr {
         let here = JourneyMessages::of(j);
         let mut ir = JourneyIr {
             name: j.name.name.clone(),
@@ -750,7 +897,10 @@ impl<'a> Compiler<'a> {
                     let entry = match e {
                         Entry::Event(m) => EntryIr::Event(EventMatchIr {
                             event: m.event.value.clone(),
-                            condition: m.condition.as_ref().map(|c| self.cond(file, c, &CondScope::Record)),
+                            condition: m
+                                .condition
+                                .as_ref()
+                                .map(|c| self.cond(file, c, &CondScope::Record)),
                         }),
                         Entry::SegmentAt {
                             segment,
@@ -806,7 +956,10 @@ impl<'a> Compiler<'a> {
                 HeaderKind::Goal(m) | HeaderKind::Exit(m) => {
                     let em = EventMatchIr {
                         event: m.event.value.clone(),
-                        condition: m.condition.as_ref().map(|c| self.cond(file, c, &CondScope::Record)),
+                        condition: m
+                            .condition
+                            .as_ref()
+                            .map(|c| self.cond(file, c, &CondScope::Record)),
                     };
                     if matches!(h.kind, HeaderKind::Goal(_)) {
                         ir.goal = Some(em);
@@ -825,7 +978,11 @@ impl<'a> Compiler<'a> {
                     let from_minute = self.check_time(file, from);
                     let to_minute = self.check_time(file, to);
                     if from_minute == to_minute {
-                        self.err(Diagnostic::error(file, h.span, "quiet hours start and end at the same time"));
+                        self.err(Diagnostic::error(
+                            file,
+                            h.span,
+                            "quiet hours start and end at the same time",
+                        ));
                     }
                     ir.quiet = Some(QuietIr {
                         from_minute,
@@ -837,9 +994,13 @@ impl<'a> Compiler<'a> {
         }
         if ir.entries.is_empty() {
             self.err(
-                Diagnostic::error(file, j.name.span, format!("journey '{}' has no entry", j.name.name))
-                    .with_label("no contact can ever enter this journey")
-                    .with_help("add `entry event \"…\"`, `entry segment NAME on join` or `entry api`"),
+                Diagnostic::error(
+                    file,
+                    j.name.span,
+                    format!("journey '{}' has no entry", j.name.name),
+                )
+                .with_label("no contact can ever enter this journey")
+                .with_help("add `entry event \"…\"`, `entry segment NAME on join` or `entry api`"),
             );
         }
 
@@ -882,8 +1043,12 @@ impl<'a> Compiler<'a> {
                 if let Some((prev, _)) = cx.labels.get(&label.name) {
                     let prev = *prev;
                     self.err(
-                        Diagnostic::error(cx.file, label.span, format!("label '{}' is used twice", label.name))
-                            .with_related(cx.file, prev, "first used here"),
+                        Diagnostic::error(
+                            cx.file,
+                            label.span,
+                            format!("label '{}' is used twice", label.name),
+                        )
+                        .with_related(cx.file, prev, "first used here"),
                     );
                 } else {
                     cx.labels.insert(label.name.clone(), (label.span, target));
@@ -909,7 +1074,16 @@ impl<'a> Compiler<'a> {
                 }
                 (None, StepKind::WaitForEvent(w)) => format!("wait_for_{}", slug(&w.event.value)),
                 (None, StepKind::Check(c)) => {
-                    format!("check_{}_{}", c.verb.as_str(), c.message.parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("_"))
+                    format!(
+                        "check_{}_{}",
+                        c.verb.as_str(),
+                        c.message
+                            .parts
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join("_")
+                    )
                 }
                 (None, StepKind::If(_)) => {
                     cx.if_count += 1;
@@ -925,7 +1099,10 @@ impl<'a> Compiler<'a> {
             // Placeholder kinds, filled by `link_block`.
             cx.steps.push(StepIr {
                 name: name.clone(),
-                kind: StepKindIr::Wait { seconds: 0, next: None },
+                kind: StepKindIr::Wait {
+                    seconds: 0,
+                    next: None,
+                },
             });
             cx.spans.push(s.span);
             match &s.kind {
@@ -934,9 +1111,15 @@ impl<'a> Compiler<'a> {
                     if let Some((_, prev)) = cx.messages.get(&m.name.name) {
                         let prev = *prev;
                         self.err(
-                            Diagnostic::error(cx.file, m.name.span, format!("two messages named '{}'", m.name.name))
-                                .with_related(cx.file, prev, "first sent here")
-                                .with_help("checks and reports name messages, so each needs its own name"),
+                            Diagnostic::error(
+                                cx.file,
+                                m.name.span,
+                                format!("two messages named '{}'", m.name.name),
+                            )
+                            .with_related(cx.file, prev, "first sent here")
+                            .with_help(
+                                "checks and reports name messages, so each needs its own name",
+                            ),
                         );
                     } else {
                         cx.messages.insert(m.name.name.clone(), (msg, m.name.span));
@@ -975,10 +1158,14 @@ impl<'a> Compiler<'a> {
         for (i, s) in cx.steps.iter().enumerate() {
             if let Some(prev) = seen.insert(&s.name, i) {
                 self.err(
-                    Diagnostic::error(cx.file, cx.spans[i], format!("two steps are named '{}'", s.name))
-                        .with_label("second step with this name")
-                        .with_related(cx.file, cx.spans[prev], "first step with this name")
-                        .with_help(format!("give one a label, such as `{}_again: …`", s.name)),
+                    Diagnostic::error(
+                        cx.file,
+                        cx.spans[i],
+                        format!("two steps are named '{}'", s.name),
+                    )
+                    .with_label("second step with this name")
+                    .with_related(cx.file, cx.spans[prev], "first step with this name")
+                    .with_help(format!("give one a label, such as `{}_again: …`", s.name)),
                 );
             }
         }
@@ -1000,26 +1187,52 @@ impl<'a> Compiler<'a> {
         for f in &m.fields {
             let name = field_name(&f.kind);
             if !allowed.contains(&name) {
-                let mut d = Diagnostic::error(file, f.span, format!("`{name}` is not a field of {} messages", m.channel.as_str()));
-                d = d.with_help(format!("{} messages take: {}", m.channel.as_str(), allowed.join(", ")));
+                let mut d = Diagnostic::error(
+                    file,
+                    f.span,
+                    format!("`{name}` is not a field of {} messages", m.channel.as_str()),
+                );
+                d = d.with_help(format!(
+                    "{} messages take: {}",
+                    m.channel.as_str(),
+                    allowed.join(", ")
+                ));
                 self.err(d);
                 continue;
             }
             match &f.kind {
                 FieldKind::Text { key, value } => {
-                    if ir.fields.insert(key.name.clone(), value.value.clone()).is_some() {
-                        self.err(Diagnostic::error(file, f.span, format!("`{}` is given twice", key.name)));
+                    if ir
+                        .fields
+                        .insert(key.name.clone(), value.value.clone())
+                        .is_some()
+                    {
+                        self.err(Diagnostic::error(
+                            file,
+                            f.span,
+                            format!("`{}` is given twice", key.name),
+                        ));
                     }
                     if key.name == "template" {
                         ir.template_source = self.read_template(file, value);
                     }
                 }
                 FieldKind::Link { name, url } => {
-                    if ir.links.insert(name.name.clone(), url.value.clone()).is_some() {
-                        self.err(Diagnostic::error(file, name.span, format!("link '{}' is declared twice", name.name)));
+                    if ir
+                        .links
+                        .insert(name.name.clone(), url.value.clone())
+                        .is_some()
+                    {
+                        self.err(Diagnostic::error(
+                            file,
+                            name.span,
+                            format!("link '{}' is declared twice", name.name),
+                        ));
                     }
                 }
-                FieldKind::Header { name, value } => ir.headers.push((name.value.clone(), value.value.clone())),
+                FieldKind::Header { name, value } => {
+                    ir.headers.push((name.value.clone(), value.value.clone()))
+                }
                 FieldKind::Data(entries) => {
                     for (k, v) in entries {
                         ir.data.insert(k.name.clone(), v.value.clone());
@@ -1028,23 +1241,36 @@ impl<'a> Compiler<'a> {
                 FieldKind::Method(mth) => {
                     ir.fields.insert("method".into(), mth.name.clone());
                 }
-                FieldKind::Timeout(d) => ir.timeout_seconds = Some(self.check_positive(file, d, "a timeout")),
+                FieldKind::Timeout(d) => {
+                    ir.timeout_seconds = Some(self.check_positive(file, d, "a timeout"))
+                }
             }
         }
         let has = |k: &str| ir.fields.contains_key(k);
         let missing = match m.channel {
             Channel::Email if !has("subject") => Some("an email needs a `subject`"),
-            Channel::Email if !(has("template") || has("html") || has("text")) => {
-                Some("an email needs a body: `template \"file.html\"`, `html \"…\"` or `text \"…\"`")
+            Channel::Email if !(has("template") || has("html") || has("text")) => Some(
+                "an email needs a body: `template \"file.html\"`, `html \"…\"` or `text \"…\"`",
+            ),
+            Channel::Email if has("template") && has("html") => {
+                Some("an email takes `template` or `html`, not both")
             }
-            Channel::Email if has("template") && has("html") => Some("an email takes `template` or `html`, not both"),
             Channel::Sms if !has("text") => Some("an SMS needs a `text`"),
-            Channel::Push if !(has("title") || has("body")) => Some("a push needs a `title` or a `body`"),
+            Channel::Push if !(has("title") || has("body")) => {
+                Some("a push needs a `title` or a `body`")
+            }
             Channel::Webhook if !has("url") => Some("a webhook needs a `url`"),
             _ => None,
         };
         if let Some(why) = missing {
-            self.err(Diagnostic::error(file, m.name.span, format!("message '{}' is incomplete", m.name.name)).with_help(why));
+            self.err(
+                Diagnostic::error(
+                    file,
+                    m.name.span,
+                    format!("message '{}' is incomplete", m.name.name),
+                )
+                .with_help(why),
+            );
         }
         ir
     }
@@ -1054,22 +1280,42 @@ impl<'a> Compiler<'a> {
         let path = dir.join(&name.value);
         if name.value.contains("..") || Path::new(&name.value).is_absolute() {
             self.err(
-                Diagnostic::error(file, name.span, "a template path must stay inside templates/")
-                    .with_help("name the file relative to the templates/ folder beside this journey file"),
+                Diagnostic::error(
+                    file,
+                    name.span,
+                    "a template path must stay inside templates/",
+                )
+                .with_help(
+                    "name the file relative to the templates/ folder beside this journey file",
+                ),
             );
             return None;
         }
         match std::fs::read_to_string(&path) {
             Ok(s) => Some(s),
             Err(e) => {
-                let mut d = Diagnostic::error(file, name.span, format!("template '{}' cannot be read: {}", name.value, io_reason(&e)))
-                    .with_label(format!("looked for {}", path.display()));
+                let mut d = Diagnostic::error(
+                    file,
+                    name.span,
+                    format!(
+                        "template '{}' cannot be read: {}",
+                        name.value,
+                        io_reason(&e)
+                    ),
+                )
+                .with_label(format!("looked for {}", path.display()));
                 let existing: Vec<String> = std::fs::read_dir(&dir)
-                    .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                    .map(|rd| {
+                        rd.filter_map(|e| e.ok())
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 d = match did_you_mean(&name.value, existing.iter().map(String::as_str)) {
                     Some(h) => d.with_help(h),
-                    None => d.with_help("templates live in the templates/ folder beside the journey file"),
+                    None => d.with_help(
+                        "templates live in the templates/ folder beside the journey file",
+                    ),
                 };
                 self.err(d);
                 None
@@ -1079,7 +1325,13 @@ impl<'a> Compiler<'a> {
 
     /// Second pass: set every step's successors. `cont` is where a contact goes after the
     /// block ends; returns where a contact entering the block goes.
-    fn link_block(&mut self, cx: &mut JourneyCx<'a>, steps: &'a [Step], cont: Next, scope: &CondScope) -> Next {
+    fn link_block(
+        &mut self,
+        cx: &mut JourneyCx<'a>,
+        steps: &'a [Step],
+        cont: Next,
+        scope: &CondScope,
+    ) -> Next {
         // Steps after an `end` or `goto` in the same block can only be reached by a label.
         let mut dead_after: Option<(Span, &str)> = None;
         for s in steps {
@@ -1088,7 +1340,11 @@ impl<'a> Compiler<'a> {
                     self.err(
                         Diagnostic::error(cx.file, s.span, "this step can never run")
                             .with_label("unreachable")
-                            .with_related(cx.file, sp, format!("the `{what}` above leaves this branch"))
+                            .with_related(
+                                cx.file,
+                                sp,
+                                format!("the `{what}` above leaves this branch"),
+                            )
                             .with_help("remove it, or give it a label and `goto` it"),
                     );
                     break;
@@ -1115,15 +1371,23 @@ impl<'a> Compiler<'a> {
             Some((_, LabelTarget::Goto(t))) => {
                 if depth > cx.labels.len() {
                     self.err(
-                        Diagnostic::error(cx.file, target.span, "these gotos jump to each other forever")
-                            .with_help("a loop must pass a `wait` or a `check`"),
+                        Diagnostic::error(
+                            cx.file,
+                            target.span,
+                            "these gotos jump to each other forever",
+                        )
+                        .with_help("a loop must pass a `wait` or a `check`"),
                     );
                     return None;
                 }
                 self.resolve_label(cx, t, depth + 1)
             }
             None => {
-                let mut d = Diagnostic::error(cx.file, target.span, format!("unknown label '{}'", target.name));
+                let mut d = Diagnostic::error(
+                    cx.file,
+                    target.span,
+                    format!("unknown label '{}'", target.name),
+                );
                 let names: Vec<&str> = cx.labels.keys().map(String::as_str).collect();
                 d = match did_you_mean(&target.name, names.iter().copied()) {
                     Some(h) => d.with_help(h),
@@ -1135,7 +1399,13 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn link_step(&mut self, cx: &mut JourneyCx<'a>, s: &'a Step, next: Next, scope: &CondScope) -> Next {
+    fn link_step(
+        &mut self,
+        cx: &mut JourneyCx<'a>,
+        s: &'a Step,
+        next: Next,
+        scope: &CondScope,
+    ) -> Next {
         let file = cx.file;
         let kind = match &s.kind {
             StepKind::End => return None,
@@ -1176,7 +1446,10 @@ impl<'a> Compiler<'a> {
                 };
                 StepKindIr::WaitEvent {
                     event: w.event.value.clone(),
-                    condition: w.condition.as_ref().map(|c| self.cond(file, c, &CondScope::Record)),
+                    condition: w
+                        .condition
+                        .as_ref()
+                        .map(|c| self.cond(file, c, &CondScope::Record)),
                     within_seconds,
                     yes,
                     no,
@@ -1219,12 +1492,16 @@ impl<'a> Compiler<'a> {
             StepKind::Split(sp) => {
                 let total: u32 = sp.arms.iter().map(|a| a.basis_points).sum();
                 if total != 10_000 {
-                    let shares: Vec<&str> = sp.arms.iter().map(|a| a.percent_text.as_str()).collect();
+                    let shares: Vec<&str> =
+                        sp.arms.iter().map(|a| a.percent_text.as_str()).collect();
                     self.err(
                         Diagnostic::error(
                             file,
                             s.span.start_only(6),
-                            format!("the shares of this split add up to {}%, not 100%", fmt_basis(total)),
+                            format!(
+                                "the shares of this split add up to {}%, not 100%",
+                                fmt_basis(total)
+                            ),
                         )
                         .with_label(format!("shares: {}", shares.join(" + ")))
                         .with_help("make the shares add up to exactly 100%"),
@@ -1235,12 +1512,24 @@ impl<'a> Compiler<'a> {
                 for a in &sp.arms {
                     if let Some(prev) = seen.insert(&a.name.name, a.name.span) {
                         self.err(
-                            Diagnostic::error(file, a.name.span, format!("two arms named '{}'", a.name.name))
-                                .with_related(file, prev, "first used here"),
+                            Diagnostic::error(
+                                file,
+                                a.name.span,
+                                format!("two arms named '{}'", a.name.name),
+                            )
+                            .with_related(
+                                file,
+                                prev,
+                                "first used here",
+                            ),
                         );
                     }
                     if a.basis_points == 0 {
-                        self.err(Diagnostic::warning(file, a.span, format!("arm '{}' gets no contact (0%)", a.name.name)));
+                        self.err(Diagnostic::warning(
+                            file,
+                            a.span,
+                            format!("arm '{}' gets no contact (0%)", a.name.name),
+                        ));
                     }
                     let target = self.link_block(cx, &a.block.steps, next, scope);
                     arms.push(SplitArmIr {
@@ -1270,7 +1559,12 @@ impl<'a> Compiler<'a> {
         Some(id)
     }
 
-    fn check_target(&mut self, cx: &JourneyCx, c: &Check, here: Option<&JourneyMessages>) -> (String, Option<String>) {
+    fn check_target(
+        &mut self,
+        cx: &JourneyCx,
+        c: &Check,
+        here: Option<&JourneyMessages>,
+    ) -> (String, Option<String>) {
         let parts = &c.message.parts;
         let Some(h) = here else {
             return (parts[0].name.clone(), None);
@@ -1279,8 +1573,12 @@ impl<'a> Compiler<'a> {
             Some((ch, links)) => {
                 if parts.len() > 2 {
                     self.err(
-                        Diagnostic::error(cx.file, c.message.span, "a check names MESSAGE or MESSAGE.LINK of this journey")
-                            .with_help("checks wait on this journey's own messages"),
+                        Diagnostic::error(
+                            cx.file,
+                            c.message.span,
+                            "a check names MESSAGE or MESSAGE.LINK of this journey",
+                        )
+                        .with_help("checks wait on this journey's own messages"),
                     );
                 }
                 if let Err(why) = verb_supported(c.verb, *ch) {
@@ -1288,7 +1586,12 @@ impl<'a> Compiler<'a> {
                         Diagnostic::error(
                             cx.file,
                             c.verb_span,
-                            format!("'{}' cannot be checked on '{}', which is sent by {}", c.verb.as_str(), parts[0].name, ch.as_str()),
+                            format!(
+                                "'{}' cannot be checked on '{}', which is sent by {}",
+                                c.verb.as_str(),
+                                parts[0].name,
+                                ch.as_str()
+                            ),
                         )
                         .with_label(format!("{} cannot report this", ch.as_str()))
                         .with_help(why),
@@ -1300,15 +1603,27 @@ impl<'a> Compiler<'a> {
                 });
                 if link.is_some() && c.verb != Verb::Clicked {
                     self.err(
-                        Diagnostic::error(cx.file, c.message.span, format!("only `clicked` can name a link, not `{}`", c.verb.as_str()))
-                            .with_help(format!("write `check {} {}`", c.verb.as_str(), parts[0].name)),
+                        Diagnostic::error(
+                            cx.file,
+                            c.message.span,
+                            format!("only `clicked` can name a link, not `{}`", c.verb.as_str()),
+                        )
+                        .with_help(format!(
+                            "write `check {} {}`",
+                            c.verb.as_str(),
+                            parts[0].name
+                        )),
                     );
                 }
                 (parts[0].name.clone(), link)
             }
             None => {
-                let mut d = Diagnostic::error(cx.file, parts[0].span, format!("unknown message '{}'", parts[0].name))
-                    .with_label("no message of this journey has this name");
+                let mut d = Diagnostic::error(
+                    cx.file,
+                    parts[0].span,
+                    format!("unknown message '{}'", parts[0].name),
+                )
+                .with_label("no message of this journey has this name");
                 let names: Vec<&str> = h.messages.keys().map(String::as_str).collect();
                 d = match did_you_mean(&parts[0].name, names.iter().copied()) {
                     Some(hint) => d.with_help(hint),
@@ -1330,16 +1645,29 @@ impl<'a> Compiler<'a> {
             if std::mem::replace(&mut reached[id as usize], true) {
                 continue;
             }
-            for s in cx.steps[id as usize].kind.successors().into_iter().flatten() {
+            for s in cx.steps[id as usize]
+                .kind
+                .successors()
+                .into_iter()
+                .flatten()
+            {
                 stack.push(s);
             }
         }
         let mut reported: Vec<Span> = Vec::new();
         for i in 0..n {
             let sp = cx.spans[i];
-            if !reached[i] && !reported.iter().any(|r| r.start <= sp.start && sp.end <= r.end) {
+            if !reached[i]
+                && !reported
+                    .iter()
+                    .any(|r| r.start <= sp.start && sp.end <= r.end)
+            {
                 // Steps after `end` were reported by `link_block` already.
-                if !self.diags.iter().any(|d| d.file == Some(cx.file) && d.span == sp) {
+                if !self
+                    .diags
+                    .iter()
+                    .any(|d| d.file == Some(cx.file) && d.span == sp)
+                {
                     self.err(
                         Diagnostic::error(cx.file, sp.start_only(cx.steps[i].name.len().max(4)), format!("step '{}' can never run", cx.steps[i].name))
                             .with_label("unreachable")
@@ -1385,7 +1713,11 @@ impl<'a> Compiler<'a> {
                             path.push((next, s));
                         }
                         Mark::Active => {
-                            let goto = cx.gotos.iter().find(|(_, t)| *t == Some(next as StepId)).map(|(sp, _)| *sp);
+                            let goto = cx
+                                .gotos
+                                .iter()
+                                .find(|(_, t)| *t == Some(next as StepId))
+                                .map(|(sp, _)| *sp);
                             let at = goto.unwrap_or(cx.spans[node]);
                             self.err(
                                 Diagnostic::error(cx.file, at, format!("this loop back to '{}' never waits", cx.steps[next].name))
@@ -1418,7 +1750,9 @@ fn fmt_basis(b: u32) -> String {
     if b % 100 == 0 {
         format!("{}", b / 100)
     } else {
-        format!("{}.{:02}", b / 100, b % 100).trim_end_matches('0').to_string()
+        format!("{}.{:02}", b / 100, b % 100)
+            .trim_end_matches('0')
+            .to_string()
     }
 }
 

@@ -111,7 +111,10 @@ pub enum HeaderKind {
     Exit(EventMatch),
     /// `policy NAME`, or `policy none` (None).
     Policy(Option<Ident>),
-    Quiet { from: TimeOfDay, to: TimeOfDay },
+    Quiet {
+        from: TimeOfDay,
+        to: TimeOfDay,
+    },
     MigrateByName,
 }
 
@@ -163,7 +166,9 @@ pub struct Step {
     pub span: Span,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Email,
@@ -183,7 +188,9 @@ impl Channel {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Verb {
     Received,
@@ -245,9 +252,18 @@ pub struct MessageField {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum FieldKind {
     /// `subject "…"`, `template "…"`, `text "…"` and the other single-string fields.
-    Text { key: Ident, value: Str },
-    Link { name: Ident, url: Str },
-    Header { name: Str, value: Str },
+    Text {
+        key: Ident,
+        value: Str,
+    },
+    Link {
+        name: Ident,
+        url: Str,
+    },
+    Header {
+        name: Str,
+        value: Str,
+    },
     Data(Vec<(Ident, Str)>),
     Method(Ident),
     Timeout(Dur),

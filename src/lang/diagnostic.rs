@@ -172,20 +172,17 @@ pub fn render_human(sources: &Sources, diagnostics: &[Diagnostic], color: bool) 
             )
             .with_message(&d.message)
             .with_label(
-                Label::new(primary).with_message(d.label.clone().unwrap_or_else(|| d.message.clone())),
+                Label::new(primary)
+                    .with_message(d.label.clone().unwrap_or_else(|| d.message.clone())),
             );
         for (rf, rspan, note) in &d.related {
-            report = report.with_label(Label::new(to_chars(sources.get(*rf), *rspan)).with_message(note));
+            report = report
+                .with_label(Label::new(to_chars(sources.get(*rf), *rspan)).with_message(note));
         }
         if let Some(help) = &d.help {
             report = report.with_help(help);
         }
-        let cache = ariadne::sources(
-            sources
-                .files
-                .iter()
-                .map(|f| (name_of(f), f.text.clone())),
-        );
+        let cache = ariadne::sources(sources.files.iter().map(|f| (name_of(f), f.text.clone())));
         let mut buf = Vec::new();
         let _ = report.finish().write(cache, &mut buf);
         out.extend_from_slice(&buf);

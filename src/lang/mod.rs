@@ -3,6 +3,7 @@
 
 pub mod ast;
 pub mod diagnostic;
+pub mod fmt;
 pub mod parse;
 
 use diagnostic::{Diagnostic, Sources};
@@ -61,12 +62,18 @@ pub fn load_files(files: &[PathBuf]) -> Loaded {
 }
 
 pub fn add_file(loaded: &mut Loaded, path: &Path) {
-    let too_big = std::fs::metadata(path).map(|m| m.len() > MAX_FILE_BYTES).unwrap_or(false);
+    let too_big = std::fs::metadata(path)
+        .map(|m| m.len() > MAX_FILE_BYTES)
+        .unwrap_or(false);
     if too_big {
         let id = loaded.sources.add(path, String::new());
         loaded.diagnostics.push(
-            Diagnostic::error(id, ast::Span::default(), format!("file is larger than {} MB", MAX_FILE_BYTES / 1024 / 1024))
-                .with_help("journey files are small text files; is this the right file?"),
+            Diagnostic::error(
+                id,
+                ast::Span::default(),
+                format!("file is larger than {} MB", MAX_FILE_BYTES / 1024 / 1024),
+            )
+            .with_help("journey files are small text files; is this the right file?"),
         );
         return;
     }
@@ -90,9 +97,13 @@ pub fn add_file(loaded: &mut Loaded, path: &Path) {
             let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
             let id = loaded.sources.add(path, valid);
             loaded.diagnostics.push(
-                Diagnostic::error(id, ast::Span::new(at, at), "this file is not valid UTF-8 text")
-                    .with_label("the first invalid byte is here")
-                    .with_help("save the file as UTF-8"),
+                Diagnostic::error(
+                    id,
+                    ast::Span::new(at, at),
+                    "this file is not valid UTF-8 text",
+                )
+                .with_label("the first invalid byte is here")
+                .with_help("save the file as UTF-8"),
             );
         }
     }
@@ -111,7 +122,12 @@ fn add_parsed(loaded: &mut Loaded, id: usize) {
             Diagnostic::warning(id, ast::Span::default(), "this file is empty")
                 .with_help("a journey file holds `journey`, `segment` and `policy` definitions"),
         );
-        loaded.files.push((id, ast::File { definitions: vec![] }));
+        loaded.files.push((
+            id,
+            ast::File {
+                definitions: vec![],
+            },
+        ));
         return;
     }
     match parse::parse_file(id, text) {

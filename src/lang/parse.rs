@@ -85,9 +85,15 @@ fn check_nesting(file: usize, text: &str) -> Option<Diagnostic> {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Some(
-                        Diagnostic::error(file, Span::new(i, i + 1), format!("blocks nested more than {MAX_NESTING} deep"))
-                            .with_label("this opening is too deep")
-                            .with_help("split the journey into smaller steps, or use labels and `goto`"),
+                        Diagnostic::error(
+                            file,
+                            Span::new(i, i + 1),
+                            format!("blocks nested more than {MAX_NESTING} deep"),
+                        )
+                        .with_label("this opening is too deep")
+                        .with_help(
+                            "split the journey into smaller steps, or use labels and `goto`",
+                        ),
                     );
                 }
             }
@@ -216,7 +222,10 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
                 let literal = !trimmed.is_empty()
                     && trimmed != "BUILTIN_RULE"
                     && !(trimmed.len() == 4 && trimmed.as_bytes()[1] == b'.')
-                    && !matches!(trimmed, "#" | "\"" | "\"\"\"" | "\\" | "\n" | "-" | "." | "/" | "+" | "_");
+                    && !matches!(
+                        trimmed,
+                        "#" | "\"" | "\"\"\"" | "\\" | "\n" | "-" | "." | "/" | "+" | "_"
+                    );
                 if literal {
                     push(format!("'{trimmed}'"), &mut tokens);
                 }
@@ -236,7 +245,10 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
     if words.iter().any(|w| w == "':'") {
         if let Some(a) = after.as_deref() {
             let before = text[..pos].trim_end();
-            if before.ends_with(a) && a.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()) {
+            if before.ends_with(a)
+                && a.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+            {
                 let start = before.len() - a.len();
                 let mut d = Diagnostic::error(
                     file,
@@ -292,12 +304,20 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
 
 fn syntax_help(after: Option<&str>, found: Option<&str>) -> Option<String> {
     match (after, found) {
-        (_, Some(f)) if f.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !f.contains('/') => {
+        (_, Some(f))
+            if f.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !f.contains('/') =>
+        {
             Some("names are lowercase: letters, digits and _".into())
         }
-        (Some("within"), _) => Some("durations are a number and a unit: 30s, 15m, 2h, 3d, 1w, or 1d12h".into()),
-        (Some("wait"), _) => Some("write `wait 2d`, `wait until 09:00` or `wait for event \"x\" within 7d { … }`".into()),
-        (_, Some(f)) if f.starts_with('\'') => Some("strings use double quotes: \"like this\"".into()),
+        (Some("within"), _) => {
+            Some("durations are a number and a unit: 30s, 15m, 2h, 3d, 1w, or 1d12h".into())
+        }
+        (Some("wait"), _) => Some(
+            "write `wait 2d`, `wait until 09:00` or `wait for event \"x\" within 7d { … }`".into(),
+        ),
+        (_, Some(f)) if f.starts_with('\'') => {
+            Some("strings use double quotes: \"like this\"".into())
+        }
         (_, None) => Some("a `{` may be missing its `}`".into()),
         _ => None,
     }
@@ -326,7 +346,9 @@ fn previous_token(text: &str, pos: usize) -> Option<String> {
         let start = t
             .char_indices()
             .rev()
-            .take_while(|(_, c)| c.is_alphanumeric() || *c == '_' || *c == '.' || *c == ':' || *c == '-' || *c == '%')
+            .take_while(|(_, c)| {
+                c.is_alphanumeric() || *c == '_' || *c == '.' || *c == ':' || *c == '-' || *c == '%'
+            })
             .last()
             .map_or(t.len(), |(i, _)| i);
         let word = &t[start..];
@@ -369,7 +391,9 @@ fn found_token(text: &str, pos: usize) -> Option<String> {
     if first.is_alphanumeric() || first == '_' {
         let end = rest
             .char_indices()
-            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == '.' || *c == '/' || *c == ':'))
+            .find(|(_, c)| {
+                !(c.is_alphanumeric() || *c == '_' || *c == '.' || *c == '/' || *c == ':')
+            })
             .map_or(rest.len(), |(i, _)| i);
         Some(rest[..end.min(60)].to_string())
     } else {
@@ -478,7 +502,8 @@ impl Builder {
             Some(s) => s,
             None => {
                 self.diags.push(
-                    Diagnostic::error(self.file, sp, "this duration is too long").with_help("durations must fit in a few thousand years"),
+                    Diagnostic::error(self.file, sp, "this duration is too long")
+                        .with_help("durations must fit in a few thousand years"),
                 );
                 0
             }
@@ -824,8 +849,12 @@ impl Builder {
                             })
                             .collect(),
                     ),
-                    Rule::method_field => FieldKind::Method(ident(inner.into_inner().next().unwrap())),
-                    Rule::timeout_field => FieldKind::Timeout(self.dur(inner.into_inner().next().unwrap())),
+                    Rule::method_field => {
+                        FieldKind::Method(ident(inner.into_inner().next().unwrap()))
+                    }
+                    Rule::timeout_field => {
+                        FieldKind::Timeout(self.dur(inner.into_inner().next().unwrap()))
+                    }
                     r => unreachable!("{r:?} field"),
                 };
                 MessageField { kind, span: fsp }
@@ -1001,7 +1030,12 @@ impl Builder {
             }
             Rule::comparison => {
                 let mut it = p.into_inner();
-                let path: Vec<String> = it.next().unwrap().into_inner().map(|q| q.as_str().to_string()).collect();
+                let path: Vec<String> = it
+                    .next()
+                    .unwrap()
+                    .into_inner()
+                    .map(|q| q.as_str().to_string())
+                    .collect();
                 let m = it.next().unwrap();
                 let matcher = match m.as_rule() {
                     Rule::cmp_plain => {
@@ -1011,8 +1045,12 @@ impl Builder {
                     }
                     Rule::cmp_in => Matcher::In(self.list(m.into_inner().next().unwrap())),
                     Rule::cmp_not_in => Matcher::NotIn(self.list(m.into_inner().next().unwrap())),
-                    Rule::cmp_contains => Matcher::Contains(self.literal(m.into_inner().next().unwrap())),
-                    Rule::cmp_starts => Matcher::StartsWith(self.literal(m.into_inner().next().unwrap())),
+                    Rule::cmp_contains => {
+                        Matcher::Contains(self.literal(m.into_inner().next().unwrap()))
+                    }
+                    Rule::cmp_starts => {
+                        Matcher::StartsWith(self.literal(m.into_inner().next().unwrap()))
+                    }
                     r => unreachable!("{r:?} matcher"),
                 };
                 Condition {
@@ -1028,7 +1066,11 @@ impl Builder {
         match p.as_str().parse() {
             Ok(n) => n,
             Err(_) => {
-                self.diags.push(Diagnostic::error(self.file, span(&p), "this number is too large"));
+                self.diags.push(Diagnostic::error(
+                    self.file,
+                    span(&p),
+                    "this number is too large",
+                ));
                 0
             }
         }
@@ -1130,7 +1172,9 @@ impl Builder {
                 let verb = Verb::parse(it.next().unwrap().as_str()).unwrap();
                 let s = it.next().unwrap();
                 let subject = match s.as_rule() {
-                    Rule::message_where => RuleSubject::Messages(s.into_inner().next().map(|w| self.where_clause(w))),
+                    Rule::message_where => {
+                        RuleSubject::Messages(s.into_inner().next().map(|w| self.where_clause(w)))
+                    }
                     _ => RuleSubject::Target(self.target(s)),
                 };
                 let mut occurrences = None;
@@ -1186,7 +1230,9 @@ impl Builder {
                 let b = self.date(it.next().unwrap());
                 TimeFrame::Between(a, b)
             }
-            Rule::tf_after_delivery => TimeFrame::AfterDelivery(self.dur(q.into_inner().next().unwrap())),
+            Rule::tf_after_delivery => {
+                TimeFrame::AfterDelivery(self.dur(q.into_inner().next().unwrap()))
+            }
             r => unreachable!("{r:?} time frame"),
         }
     }

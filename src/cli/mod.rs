@@ -1,0 +1,73 @@
+//! The command line: one file per command, parsed with clap. Commands print for people on
+//! stderr and for tools on stdout, and return the process exit code.
+
+mod check;
+mod fmt;
+mod graph;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "journey",
+    version,
+    about = "Customer journeys as text files: check them, test them, run them.",
+    long_about = "Customer journeys as text files: check them, test them, run them.\n\n\
+        Journeys are written in *.journey files (see docs/language.md), checked with \
+        `journey check`, tested with scenarios on a virtual clock with `journey test`, \
+        and run by the daemon with `journey serve`."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse and compile journey files, and report every error and warning.
+    ///
+    /// Exit code 0 when there is no error, 1 otherwise. Directories are searched for
+    /// *.journey files; all files given are checked together, as the daemon loads them.
+    Check(check::CheckArgs),
+    /// Rewrite journey files in the one canonical layout (comments are kept).
+    Fmt(fmt::FmtArgs),
+    /// Draw a journey's state machine as a Mermaid flowchart or a Graphviz graph.
+    Graph(graph::GraphArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// For people: the line, a caret and a hint.
+    #[default]
+    Human,
+    /// One JSON object per line, for editors and tools.
+    Json,
+}
+
+/// The default place for journeys: `journeys/` in the current directory.
+pub(crate) fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from("journeys")]
+    } else {
+        paths
+    }
+}
+
+pub(crate) fn use_color() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check(a) => check::run(a),
+        Command::Fmt(a) => fmt::run(a),
+        Command::Graph(a) => graph::run(a),
+    }
+}
+
+pub fn main() -> ExitCode {
+    run(Cli::parse())
+}
