@@ -5,3 +5,6 @@ pub mod cli;
 pub mod compile;
 pub mod engine;
 pub mod lang;
+pub mod runtime;
+pub mod scenario;
+pub mod store;

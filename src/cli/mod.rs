@@ -4,6 +4,8 @@
 mod check;
 mod fmt;
 mod graph;
+mod simulate;
+mod test;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -35,6 +37,14 @@ pub enum Command {
     Fmt(fmt::FmtArgs),
     /// Draw a journey's state machine as a Mermaid flowchart or a Graphviz graph.
     Graph(graph::GraphArgs),
+    /// Run scenarios (*.scenario.yaml) on a virtual clock and check their expectations.
+    ///
+    /// Each scenario replays contacts and events against its journeys through the same
+    /// engine and store as the daemon; a failed expectation is shown as a diff. Exit 1 if
+    /// any scenario fails.
+    Test(test::TestArgs),
+    /// Print the timeline of one scenario: time, contact, journey, what happened.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -65,6 +75,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Test(a) => test::run(a),
+        Command::Simulate(a) => simulate::run(a),
     }
 }
 

@@ -1028,6 +1028,7 @@ impl<'a> Compiler<'a> {
 
     /// First pass: give every step that stays in the state machine an id and a name, in
     /// document order, and collect labels and messages.
+    #[allow(clippy::only_used_in_recursion)]
     fn assign(&mut self, cx: &mut JourneyCx<'a>, steps: &'a [Step], scope: &CondScope) {
         for s in steps {
             let id = match &s.kind {
@@ -1655,6 +1656,7 @@ impl<'a> Compiler<'a> {
             }
         }
         let mut reported: Vec<Span> = Vec::new();
+        #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             let sp = cx.spans[i];
             if !reached[i]
@@ -1747,7 +1749,7 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 fn fmt_basis(b: u32) -> String {
-    if b % 100 == 0 {
+    if b.is_multiple_of(100) {
         format!("{}", b / 100)
     } else {
         format!("{}.{:02}", b / 100, b % 100)

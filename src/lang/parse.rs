@@ -219,6 +219,7 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
                 // Ranges print as `a..z` and built-ins as BUILTIN_RULE: only literal tokens help.
                 let token = t.to_string();
                 let trimmed = token.trim();
+                #[allow(clippy::nonminimal_bool)]
                 let literal = !trimmed.is_empty()
                     && trimmed != "BUILTIN_RULE"
                     && !(trimmed.len() == 4 && trimmed.as_bytes()[1] == b'.')

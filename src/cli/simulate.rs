@@ -1,0 +1,47 @@
+//! `journey simulate`: the timeline of one scenario, line by line or as JSON.
+
+use crate::runtime::{describe, fmt_time};
+use crate::scenario;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct SimulateArgs {
+    /// The scenario file to replay.
+    pub scenario: PathBuf,
+    /// `text` for people, `json` for one JSON object per line.
+    #[arg(long, value_enum, default_value_t = TimelineFormat::Text)]
+    pub format: TimelineFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimelineFormat {
+    Text,
+    Json,
+}
+
+pub fn run(args: SimulateArgs) -> ExitCode {
+    match scenario::run(&args.scenario) {
+        Ok(outcome) => {
+            for t in &outcome.timeline {
+                match args.format {
+                    TimelineFormat::Json => {
+                        println!("{}", serde_json::to_string(t).expect("timeline serializes"))
+                    }
+                    TimelineFormat::Text => println!(
+                        "{}  {:<12} {:<22} {}",
+                        fmt_time(t.at),
+                        t.contact,
+                        t.journey,
+                        describe(&t.happening)
+                    ),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! `journey test`: run every scenario, report each failed expectation as a diff.
+
+use crate::scenario;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    /// Scenario files, or directories to search for *.scenario.yaml [default: journeys/]
+    pub paths: Vec<PathBuf>,
+}
+
+pub fn run(args: TestArgs) -> ExitCode {
+    let paths = super::default_paths(args.paths);
+    let files = match scenario::scenario_files(&paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if files.is_empty() {
+        eprintln!("error: no *.scenario.yaml found");
+        return ExitCode::FAILURE;
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for f in &files {
+        match scenario::run(f) {
+            Ok(outcome) if outcome.failures.is_empty() => {
+                passed += 1;
+                println!(
+                    "PASS {} ({} expectations)",
+                    f.display(),
+                    outcome.expectations
+                );
+            }
+            Ok(outcome) => {
+                failed += 1;
+                println!(
+                    "FAIL {} ({} of {} expectations failed)",
+                    f.display(),
+                    outcome.failures.len(),
+                    outcome.expectations
+                );
+                for x in &outcome.failures {
+                    println!("  {}: {}", x.contact, x.what);
+                    println!("    - expected: {}", x.expected);
+                    println!("    + actual:   {}", x.actual);
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("ERROR {e}");
+            }
+        }
+    }
+    println!("scenarios: {passed} passed, {failed} failed");
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,168 @@
+//! Local time: the next "09:00 on a Monday in Europe/Rome", and quiet hours, DST-correct.
+//! A local time that does not exist (the spring-forward gap) resolves to the first moment
+//! after the gap; one that exists twice (the fall-back hour) to its first occurrence.
+
+use super::Millis;
+use crate::compile::ir::QuietIr;
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+};
+use chrono_tz::Tz;
+
+/// The zone a step runs in: the step's own, else the contact's, else the default.
+pub fn pick_zone(step_zone: Option<&str>, contact_zone: Option<&str>, default: Tz) -> Tz {
+    step_zone
+        .or(contact_zone)
+        .and_then(|z| z.parse::<Tz>().ok())
+        .unwrap_or(default)
+}
+
+/// The UTC instant of a local date and time in `tz`.
+pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Millis {
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(t) => t.timestamp_millis(),
+        LocalResult::Ambiguous(a, b) => a.timestamp_millis().min(b.timestamp_millis()),
+        LocalResult::None => {
+            // In a gap: walk forward minute by minute to the first local time that exists.
+            let mut probe = local;
+            for _ in 0..(3 * 60) {
+                probe += Duration::minutes(1);
+                if let Some(t) = tz.from_local_datetime(&probe).earliest() {
+                    return t.timestamp_millis();
+                }
+            }
+            Utc.from_utc_datetime(&local).timestamp_millis()
+        }
+    }
+}
+
+fn local_now(now: Millis, tz: Tz) -> NaiveDateTime {
+    DateTime::from_timestamp_millis(now)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .naive_local()
+}
+
+fn time_of(minute_of_day: u32) -> NaiveTime {
+    NaiveTime::from_hms_opt(minute_of_day / 60, minute_of_day % 60, 0).unwrap_or_default()
+}
+
+/// The first moment at or after `now` that is `minute_of_day` local time on `date` (if
+/// given; it may be in the past), else on `weekday` (0 = Monday), else on any day.
+pub fn next_local_moment(
+    now: Millis,
+    date: Option<NaiveDate>,
+    weekday: Option<u32>,
+    minute_of_day: u32,
+    tz: Tz,
+) -> Millis {
+    let t = time_of(minute_of_day);
+    if let Some(d) = date {
+        return local_to_utc(tz, d.and_time(t));
+    }
+    let today = local_now(now, tz).date();
+    for offset in 0..=8 {
+        let day = today + Duration::days(offset);
+        if weekday.is_some_and(|w| day.weekday().num_days_from_monday() != w) {
+            continue;
+        }
+        let at = local_to_utc(tz, day.and_time(t));
+        if at >= now {
+            return at;
+        }
+    }
+    now
+}
+
+/// If `now` falls in the quiet window (local time in `tz`), the moment it ends.
+pub fn quiet_until(now: Millis, quiet: &QuietIr, tz: Tz) -> Option<Millis> {
+    let local = local_now(now, tz);
+    let minute = local.hour_min();
+    let (from, to) = (quiet.from_minute, quiet.to_minute);
+    let inside = if from < to {
+        from <= minute && minute < to
+    } else {
+        minute >= from || minute < to
+    };
+    if !inside {
+        return None;
+    }
+    Some(next_local_moment(now, None, None, to, tz))
+}
+
+trait HourMin {
+    fn hour_min(&self) -> u32;
+}
+
+impl HourMin for NaiveDateTime {
+    fn hour_min(&self) -> u32 {
+        use chrono::Timelike;
+        self.hour() * 60 + self.minute()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(s: &str) -> Millis {
+        DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+    }
+    fn rome() -> Tz {
+        "Europe/Rome".parse().unwrap()
+    }
+
+    #[test]
+    fn next_nine_today_or_tomorrow() {
+        // 07:00 Rome (UTC+1 in winter) → 09:00 Rome the same day.
+        assert_eq!(
+            next_local_moment(ms("2026-03-02T06:00:00Z"), None, None, 540, rome()),
+            ms("2026-03-02T08:00:00Z")
+        );
+        // 10:00 Rome → 09:00 the next day.
+        assert_eq!(
+            next_local_moment(ms("2026-03-02T09:00:00Z"), None, None, 540, rome()),
+            ms("2026-03-03T08:00:00Z")
+        );
+    }
+
+    #[test]
+    fn weekday_across_dst_change() {
+        // Sunday 2026-03-29 is the spring change in Rome (UTC+1 → UTC+2).
+        // From Friday 27th, "monday 09:00" is Monday 30th 09:00 CEST = 07:00Z.
+        assert_eq!(
+            next_local_moment(ms("2026-03-27T12:00:00Z"), None, Some(0), 540, rome()),
+            ms("2026-03-30T07:00:00Z")
+        );
+    }
+
+    #[test]
+    fn gap_resolves_after_it() {
+        // 02:30 on 2026-03-29 does not exist in Rome: the clock jumps from 02:00 to 03:00.
+        let d = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
+        assert_eq!(
+            next_local_moment(ms("2026-03-28T00:00:00Z"), Some(d), None, 150, rome()),
+            ms("2026-03-29T01:00:00Z")
+        );
+    }
+
+    #[test]
+    fn quiet_hours_wrap_midnight() {
+        let q = QuietIr {
+            from_minute: 21 * 60,
+            to_minute: 8 * 60,
+        };
+        // 22:00 Rome → held until 08:00 Rome next day.
+        assert_eq!(
+            quiet_until(ms("2026-03-01T21:00:00Z"), &q, rome()),
+            Some(ms("2026-03-02T07:00:00Z"))
+        );
+        // 03:00 Rome → held until 08:00 the same day.
+        assert_eq!(
+            quiet_until(ms("2026-03-02T02:00:00Z"), &q, rome()),
+            Some(ms("2026-03-02T07:00:00Z"))
+        );
+        // 10:00 Rome → not quiet.
+        assert_eq!(quiet_until(ms("2026-03-02T09:00:00Z"), &q, rome()), None);
+    }
+}

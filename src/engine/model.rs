@@ -1,0 +1,231 @@
+//! The engine's data: contacts, events, journey instances, and the effects a step produces.
+//! All of it is serde-serializable: the store keeps these values as they are.
+
+use super::Millis;
+use crate::compile::ir::StepId;
+use crate::lang::ast::Channel;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Event types the engine treats as engagement with a message it sent.
+pub const ENGAGEMENT_TYPES: [&str; 5] =
+    ["received", "opened", "clicked", "bounced", "unsubscribed"];
+/// Recorded when a channel delivers a message; `received` counts these.
+pub const MESSAGE_SENT: &str = "message.sent";
+/// Recorded when a policy delays or skips a send.
+pub const MESSAGE_CAPPED: &str = "message.capped";
+
+/// A contact: an id and a free-form profile (`email`, `phone`, `timezone`, `lists`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Contact {
+    pub id: String,
+    #[serde(default)]
+    pub profile: Map<String, Value>,
+}
+
+impl Contact {
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        if name == "id" {
+            return None;
+        }
+        self.profile.get(name)
+    }
+    pub fn timezone(&self) -> Option<&str> {
+        self.profile.get("timezone").and_then(Value::as_str)
+    }
+}
+
+/// Something a contact did or that happened to it. Engagement events (`clicked`…) and
+/// `message.sent` name the journey, message and link they concern.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Event {
+    /// The sender's idempotency id: an event with a known id is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub contact: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at: Millis,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub properties: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journey: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// The message instance an engagement concerns (`instance:step:n`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+impl Event {
+    pub fn is_engagement(&self) -> bool {
+        ENGAGEMENT_TYPES.contains(&self.kind.as_str()) || self.kind == MESSAGE_SENT
+    }
+    /// A property of the event as a condition sees it: `context`, message attributes for
+    /// message events, else the free-form properties.
+    pub fn attribute(&self, name: &str) -> Option<Value> {
+        match name {
+            "context" => self
+                .context
+                .clone()
+                .map(Value::String)
+                .or_else(|| self.properties.get(name).cloned()),
+            "journey" if self.journey.is_some() => self.journey.clone().map(Value::String),
+            "message" if self.message.is_some() => self.message.clone().map(Value::String),
+            "link" if self.link.is_some() => self.link.clone().map(Value::String),
+            "channel" if self.channel.is_some() => {
+                self.channel.map(|c| Value::String(c.as_str().into()))
+            }
+            "type" => Some(Value::String(self.kind.clone())),
+            _ => self.properties.get(name).cloned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Went past the last step or reached `end`.
+    Completed,
+    /// The goal event happened.
+    Converted,
+    /// The exit event happened.
+    Exited,
+    /// A step could not run (a runtime error, recorded in the timeline).
+    Failed,
+}
+
+/// What an instance is doing at its current step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parked {
+    /// Waiting for time (`wait`), an engagement (`check`) or an event (`wait for event`).
+    Waiting,
+    /// A send held by quiet hours or a policy cap; retried at `due`.
+    Held,
+}
+
+/// One contact's passage through one journey version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: u64,
+    pub journey: String,
+    pub version: String,
+    pub contact: String,
+    /// The current step; None once ended.
+    pub step: Option<StepId>,
+    pub parked: Option<Parked>,
+    pub ended: Option<EndReason>,
+    pub entered_at: Millis,
+    /// When the contact arrived at the current step.
+    pub step_since: Millis,
+    /// The pending timer, if any. A timer that fires with another due time is stale.
+    pub due: Option<Millis>,
+    /// The event that enrolled the contact, readable as `event.x` in templates and `if`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_event: Option<Event>,
+    /// Step names passed, in order (capped, so a long loop cannot grow it without bound).
+    pub path: Vec<String>,
+    /// Sends of this instance: (message name, message id, time).
+    pub sent: Vec<(String, String, Millis)>,
+}
+
+/// The most path entries an instance keeps.
+pub const MAX_PATH: usize = 256;
+
+impl Instance {
+    pub fn is_active(&self) -> bool {
+        self.ended.is_none()
+    }
+    pub fn last_sent(&self, message: &str) -> Option<&(String, String, Millis)> {
+        self.sent.iter().rev().find(|(m, _, _)| m == message)
+    }
+}
+
+/// A message to deliver: what the outbox holds until a channel has sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendJob {
+    /// `instance:step:n`: the idempotency key of this delivery.
+    pub message_id: String,
+    pub instance: u64,
+    pub journey: String,
+    pub version: String,
+    pub contact: String,
+    pub message: String,
+    pub step: String,
+    pub channel: Channel,
+    pub label: Option<String>,
+    pub created_at: Millis,
+}
+
+/// What one line of a timeline says happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum Happening {
+    Entered,
+    Step {
+        step: String,
+    },
+    Sent {
+        message: String,
+        channel: Channel,
+    },
+    Held {
+        step: String,
+        until: Millis,
+        reason: String,
+    },
+    Skipped {
+        message: String,
+        policy: String,
+    },
+    Branched {
+        step: String,
+        to: String,
+    },
+    Set {
+        field: String,
+        value: Value,
+    },
+    Ended {
+        reason: EndReason,
+    },
+    Migrated {
+        from: String,
+        to: String,
+    },
+    Error {
+        step: String,
+        error: String,
+    },
+}
+
+/// One line of a timeline: `journey simulate` prints them, the store keeps them per instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: Millis,
+    pub contact: String,
+    pub journey: String,
+    pub instance: u64,
+    #[serde(flatten)]
+    pub happening: Happening,
+}
+
+/// What a step asks the runtime to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Send(SendJob),
+    SetField {
+        field: String,
+        value: Value,
+    },
+    /// A `message.capped` event to record.
+    Capped(Event),
+    Timeline(TimelineEntry),
+}

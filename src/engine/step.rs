@@ -1,0 +1,561 @@
+//! The step function: (journey, instance, input, world at `now`) → (instance changed in
+//! place, effects). No I/O: the runtime loads the `World`, calls `advance`, and writes the
+//! instance and applies the effects in one batch.
+
+use super::calendar::{next_local_moment, pick_zone, quiet_until};
+use super::cond::{ContactView, Subject};
+use super::model::*;
+use super::Millis;
+use crate::compile::ir::*;
+use crate::lang::ast::{CappedAction, Verb};
+use chrono_tz::Tz;
+use serde_json::Value;
+
+/// What wakes an instance.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// The contact has just been enrolled: run from the first step.
+    Enter,
+    /// A timer of this instance fired; its due time tells stale timers apart.
+    Timer(Millis),
+    /// An event of the contact (already in the world's history).
+    Event(&'a Event),
+}
+
+/// The contact as the engine sees it for one batch of inputs. The step function adds to it
+/// (sends, profile updates) so later steps in the same batch see them.
+pub struct World<'a> {
+    pub program: &'a Program,
+    pub contact: Contact,
+    /// The contact's history, oldest first.
+    pub events: Vec<Event>,
+    pub now: Millis,
+    pub default_zone: Tz,
+}
+
+impl<'a> World<'a> {
+    pub fn view(&self) -> ContactView<'_> {
+        ContactView {
+            contact: &self.contact,
+            events: &self.events,
+            program: self.program,
+            now: self.now,
+        }
+    }
+}
+
+/// The most steps one input may run: static checks forbid loops without a wait, so only a
+/// bug could reach it; it turns a spin into a recorded failure.
+const MAX_STEPS_PER_INPUT: usize = 10_000;
+
+enum Flow {
+    Go(Next),
+    Park,
+}
+
+/// Does event `e` enrol a contact through this journey's entry lines?
+pub fn entry_event_matches(j: &JourneyIr, e: &Event, view: &ContactView) -> bool {
+    j.entries.iter().any(|en| match en {
+        EntryIr::Event(m) => event_matches(m, e, view),
+        _ => false,
+    })
+}
+
+fn event_matches(m: &EventMatchIr, e: &Event, view: &ContactView) -> bool {
+    e.kind == m.event
+        && m.condition.as_ref().is_none_or(|c| {
+            view.eval(
+                c,
+                Subject {
+                    record: Some(e),
+                    entry_event: None,
+                },
+            )
+        })
+}
+
+/// May a contact with these earlier instances of the journey enter now?
+/// Never twice at once; then as `reentry` says.
+pub fn reentry_allows(j: &JourneyIr, earlier: &[&Instance], now: Millis) -> bool {
+    if earlier.iter().any(|i| i.is_active()) {
+        return false;
+    }
+    match j.reentry {
+        ReentryIr::Never => earlier.is_empty(),
+        ReentryIr::Always => true,
+        ReentryIr::After { seconds } => earlier
+            .iter()
+            .map(|i| i.entered_at)
+            .max()
+            .is_none_or(|last| now - last >= seconds * 1000),
+    }
+}
+
+/// The waiting steps of `old` that `new` has no step of the same name for: a journey that
+/// says `migrate by name` cannot move contacts waiting there.
+pub fn migration_gaps(old: &JourneyIr, new: &JourneyIr) -> Vec<String> {
+    old.steps
+        .iter()
+        .filter(|s| s.kind.is_waiting() || matches!(s.kind, StepKindIr::Send { .. }))
+        .filter(|s| new.step_by_name(&s.name).is_none())
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// FNV-1a: a stable hash, the same on every machine and release, for `split random`.
+fn stable_hash(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Advances one instance as far as it can go on this input.
+pub fn advance(j: &JourneyIr, inst: &mut Instance, input: Input, w: &mut World) -> Vec<Effect> {
+    let mut run = Run {
+        j,
+        inst,
+        w,
+        fx: Vec::new(),
+    };
+    run.go(input);
+    run.fx
+}
+
+struct Run<'r, 'a> {
+    j: &'r JourneyIr,
+    inst: &'r mut Instance,
+    w: &'r mut World<'a>,
+    fx: Vec<Effect>,
+}
+
+impl Run<'_, '_> {
+    fn timeline(&mut self, happening: Happening) {
+        self.fx.push(Effect::Timeline(TimelineEntry {
+            at: self.w.now,
+            contact: self.inst.contact.clone(),
+            journey: self.j.name.clone(),
+            instance: self.inst.id,
+            happening,
+        }));
+    }
+
+    fn end(&mut self, reason: EndReason) {
+        self.inst.ended = Some(reason);
+        self.inst.step = None;
+        self.inst.parked = None;
+        self.inst.due = None;
+        self.timeline(Happening::Ended { reason });
+    }
+
+    fn go(&mut self, input: Input) {
+        if !self.inst.is_active() {
+            return;
+        }
+        if let Input::Event(e) = input {
+            let view = self.w.view();
+            if self
+                .j
+                .goal
+                .as_ref()
+                .is_some_and(|g| event_matches(g, e, &view))
+            {
+                self.end(EndReason::Converted);
+                return;
+            }
+            if self
+                .j
+                .exit
+                .as_ref()
+                .is_some_and(|x| event_matches(x, e, &view))
+            {
+                self.end(EndReason::Exited);
+                return;
+            }
+        }
+        let flow = match input {
+            Input::Enter => {
+                self.timeline(Happening::Entered);
+                Flow::Go(self.j.start)
+            }
+            Input::Timer(due) => {
+                if self.inst.due != Some(due) || self.inst.parked.is_none() {
+                    return;
+                }
+                self.resume_on_timer()
+            }
+            Input::Event(e) => {
+                if self.inst.parked != Some(Parked::Waiting) {
+                    return;
+                }
+                match self.wakes(e) {
+                    Some(next) => {
+                        self.unpark();
+                        Flow::Go(next)
+                    }
+                    None => return,
+                }
+            }
+        };
+        self.run(flow);
+    }
+
+    fn unpark(&mut self) {
+        self.inst.parked = None;
+        self.inst.due = None;
+    }
+
+    fn current(&self) -> Option<&StepIr> {
+        self.inst.step.map(|s| self.j.step(s))
+    }
+
+    fn resume_on_timer(&mut self) -> Flow {
+        let Some(step) = self.current().cloned() else {
+            return Flow::Go(None);
+        };
+        self.unpark();
+        match &step.kind {
+            StepKindIr::Wait { next, .. } | StepKindIr::WaitUntil { next, .. } => Flow::Go(*next),
+            StepKindIr::Check { no, .. } | StepKindIr::WaitEvent { no, .. } => Flow::Go(*no),
+            StepKindIr::Send { message, next } => self.send(&step.name, message, *next),
+            // Only waiting and sending steps park.
+            _ => Flow::Go(self.inst.step),
+        }
+    }
+
+    /// The branch an event opens for the waiting step, if it is what the step waits for.
+    fn wakes(&self, e: &Event) -> Option<Next> {
+        let step = self.current()?;
+        match &step.kind {
+            StepKindIr::Check {
+                verb,
+                message,
+                link,
+                yes,
+                ..
+            } => {
+                let sent_at = self.inst.last_sent(message).map(|s| s.2)?;
+                let kind_ok = match verb {
+                    Verb::Received => e.kind == MESSAGE_SENT || e.kind == "received",
+                    v => e.kind == v.as_str(),
+                };
+                let ok = kind_ok
+                    && e.journey.as_deref() == Some(&self.j.name)
+                    && e.message.as_deref() == Some(message)
+                    && link.as_ref().is_none_or(|l| e.link.as_deref() == Some(l))
+                    && e.at >= sent_at;
+                ok.then_some(*yes)
+            }
+            StepKindIr::WaitEvent {
+                event,
+                condition,
+                yes,
+                ..
+            } => {
+                let view = self.w.view();
+                let ok = e.kind == *event
+                    && e.at >= self.inst.step_since
+                    && condition.as_ref().is_none_or(|c| {
+                        view.eval(
+                            c,
+                            Subject {
+                                record: Some(e),
+                                entry_event: self.inst.entry_event.as_ref(),
+                            },
+                        )
+                    });
+                ok.then_some(*yes)
+            }
+            _ => None,
+        }
+    }
+
+    fn run(&mut self, mut flow: Flow) {
+        for _ in 0..MAX_STEPS_PER_INPUT {
+            match flow {
+                Flow::Park => return,
+                Flow::Go(None) => {
+                    self.end(EndReason::Completed);
+                    return;
+                }
+                Flow::Go(Some(id)) => {
+                    self.inst.step = Some(id);
+                    self.inst.step_since = self.w.now;
+                    let name = self.j.step(id).name.clone();
+                    if self.inst.path.len() < MAX_PATH {
+                        self.inst.path.push(name.clone());
+                    }
+                    self.timeline(Happening::Step { step: name });
+                    flow = self.arrive(id);
+                }
+            }
+        }
+        let step = self.current().map(|s| s.name.clone()).unwrap_or_default();
+        self.timeline(Happening::Error {
+            step,
+            error: format!("more than {MAX_STEPS_PER_INPUT} steps without waiting"),
+        });
+        self.end(EndReason::Failed);
+    }
+
+    fn park(&mut self, how: Parked, due: Millis) -> Flow {
+        self.inst.parked = Some(how);
+        self.inst.due = Some(due);
+        Flow::Park
+    }
+
+    fn arrive(&mut self, id: StepId) -> Flow {
+        let step = self.j.step(id).clone();
+        let now = self.w.now;
+        match &step.kind {
+            StepKindIr::Send { message, next } => self.send(&step.name, message, *next),
+            StepKindIr::Wait { seconds, .. } => self.park(Parked::Waiting, now + seconds * 1000),
+            StepKindIr::WaitUntil {
+                date,
+                weekday,
+                minute_of_day,
+                zone,
+                next,
+            } => {
+                let tz = pick_zone(
+                    zone.as_deref(),
+                    self.w.contact.timezone(),
+                    self.w.default_zone,
+                );
+                let at = next_local_moment(now, *date, *weekday, *minute_of_day, tz);
+                if at <= now {
+                    Flow::Go(*next)
+                } else {
+                    self.park(Parked::Waiting, at)
+                }
+            }
+            StepKindIr::Check {
+                verb,
+                message,
+                link,
+                within_seconds,
+                yes,
+                ..
+            } => {
+                // Engagement recorded before the step counts: anything since the send.
+                if let Some(sent_at) = self.inst.last_sent(message).map(|s| s.2) {
+                    let target = TargetIr::Message {
+                        journey: self.j.name.clone(),
+                        message: message.clone(),
+                        link: link.clone(),
+                    };
+                    let view = self.w.view();
+                    if view.engagements(*verb, &target).any(|e| e.at >= sent_at) {
+                        return Flow::Go(*yes);
+                    }
+                }
+                self.park(Parked::Waiting, now + within_seconds * 1000)
+            }
+            StepKindIr::WaitEvent { within_seconds, .. } => {
+                self.park(Parked::Waiting, now + within_seconds * 1000)
+            }
+            StepKindIr::Branch { arms, otherwise } => {
+                let view = self.w.view();
+                let subject = Subject {
+                    record: None,
+                    entry_event: self.inst.entry_event.as_ref(),
+                };
+                let taken = arms.iter().position(|(c, _)| view.eval(c, subject));
+                let (to, label) = match taken {
+                    Some(i) => (
+                        arms[i].1,
+                        if i == 0 {
+                            "if".to_string()
+                        } else {
+                            format!("else if {i}")
+                        },
+                    ),
+                    None => (*otherwise, "else".to_string()),
+                };
+                self.timeline(Happening::Branched {
+                    step: step.name.clone(),
+                    to: label,
+                });
+                Flow::Go(to)
+            }
+            StepKindIr::Split { arms } => {
+                let bucket =
+                    (stable_hash(&[&self.inst.contact, &self.j.name, &step.name]) % 10_000) as u32;
+                let mut acc = 0;
+                let mut to = arms.last().map(|a| (a.next, a.name.clone()));
+                for a in arms {
+                    acc += a.basis_points;
+                    if bucket < acc {
+                        to = Some((a.next, a.name.clone()));
+                        break;
+                    }
+                }
+                let (next, name) = to.unwrap_or((None, String::new()));
+                self.timeline(Happening::Branched {
+                    step: step.name.clone(),
+                    to: name,
+                });
+                Flow::Go(next)
+            }
+            StepKindIr::Set { field, value, next } => {
+                self.w.contact.profile.insert(field.clone(), value.clone());
+                self.fx.push(Effect::SetField {
+                    field: field.clone(),
+                    value: value.clone(),
+                });
+                self.timeline(Happening::Set {
+                    field: field.clone(),
+                    value: value.clone(),
+                });
+                Flow::Go(*next)
+            }
+        }
+    }
+
+    /// Quiet hours, then the policy's caps, then the send itself.
+    fn send(&mut self, step: &str, message: &str, next: Next) -> Flow {
+        let now = self.w.now;
+        let Some(msg) = self.j.messages.get(message) else {
+            self.timeline(Happening::Error {
+                step: step.into(),
+                error: format!("message '{message}' is missing from the compiled journey"),
+            });
+            self.end(EndReason::Failed);
+            return Flow::Park;
+        };
+        let channel = msg.channel;
+        if let Some(q) = &self.j.quiet {
+            let tz = pick_zone(None, self.w.contact.timezone(), self.w.default_zone);
+            if let Some(until) = quiet_until(now, q, tz) {
+                self.timeline(Happening::Held {
+                    step: step.into(),
+                    until,
+                    reason: "quiet hours".into(),
+                });
+                return self.park(Parked::Held, until);
+            }
+        }
+        if let Some(policy) = self.j.policy.clone() {
+            if let Some(release) = self.capped_until(&policy, channel) {
+                let capped = Event {
+                    contact: self.inst.contact.clone(),
+                    kind: MESSAGE_CAPPED.into(),
+                    at: now,
+                    journey: Some(self.j.name.clone()),
+                    message: Some(message.into()),
+                    channel: Some(channel),
+                    properties: serde_json::Map::from_iter([
+                        ("policy".to_string(), Value::String(policy.name.clone())),
+                        (
+                            "action".to_string(),
+                            Value::String(match policy.when_capped {
+                                CappedAction::Delay => "delay".into(),
+                                CappedAction::Skip => "skip".into(),
+                            }),
+                        ),
+                    ]),
+                    ..Event::default()
+                };
+                self.w.events.push(capped.clone());
+                self.fx.push(Effect::Capped(capped));
+                return match policy.when_capped {
+                    CappedAction::Delay => {
+                        self.timeline(Happening::Held {
+                            step: step.into(),
+                            until: release,
+                            reason: format!("policy {}", policy.name),
+                        });
+                        self.park(Parked::Held, release)
+                    }
+                    CappedAction::Skip => {
+                        self.timeline(Happening::Skipped {
+                            message: message.into(),
+                            policy: policy.name.clone(),
+                        });
+                        Flow::Go(next)
+                    }
+                };
+            }
+        }
+        let n = self
+            .inst
+            .sent
+            .iter()
+            .filter(|(m, _, _)| m == message)
+            .count();
+        let message_id = if n == 0 {
+            format!("{}:{}", self.inst.id, step)
+        } else {
+            format!("{}:{}:{}", self.inst.id, step, n + 1)
+        };
+        self.inst
+            .sent
+            .push((message.to_string(), message_id.clone(), now));
+        // Counted by later caps in this batch; the runtime records the real delivery.
+        self.w.events.push(Event {
+            contact: self.inst.contact.clone(),
+            kind: MESSAGE_SENT.into(),
+            at: now,
+            journey: Some(self.j.name.clone()),
+            message: Some(message.into()),
+            channel: Some(channel),
+            message_id: Some(message_id.clone()),
+            ..Event::default()
+        });
+        self.fx.push(Effect::Send(SendJob {
+            message_id,
+            instance: self.inst.id,
+            journey: self.j.name.clone(),
+            version: self.inst.version.clone(),
+            contact: self.inst.contact.clone(),
+            message: message.into(),
+            step: step.into(),
+            channel,
+            label: self.j.label.clone(),
+            created_at: now,
+        }));
+        self.timeline(Happening::Sent {
+            message: message.into(),
+            channel,
+        });
+        Flow::Go(next)
+    }
+
+    /// When every cap of the policy allows one more send, if one does not now. A cap counts
+    /// sends in `(now - period, now]`: a held send goes when the oldest counted one leaves.
+    fn capped_until(
+        &self,
+        policy: &PolicyIr,
+        channel: crate::lang::ast::Channel,
+    ) -> Option<Millis> {
+        let now = self.w.now;
+        let mut release: Option<Millis> = None;
+        for cap in &policy.caps {
+            let per = cap.per_seconds * 1000;
+            let mut times: Vec<Millis> = self
+                .w
+                .events
+                .iter()
+                .filter(|e| e.kind == MESSAGE_SENT && e.at > now - per && e.at <= now)
+                .filter(|e| cap.channel.is_none_or(|c| e.channel == Some(c)))
+                .filter(|e| {
+                    policy.scope == ScopeIr::Global || e.journey.as_deref() == Some(&self.j.name)
+                })
+                .filter(|_| cap.channel.is_none() || cap.channel == Some(channel))
+                .map(|e| e.at)
+                .collect();
+            if (times.len() as u64) < cap.max {
+                continue;
+            }
+            times.sort_unstable();
+            let idx = times.len() - cap.max as usize;
+            let at = times[idx] + per;
+            release = Some(release.map_or(at, |r: Millis| r.max(at)));
+        }
+        release
+    }
+}

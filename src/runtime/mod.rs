@@ -1,0 +1,904 @@
+//! The driver: the one place where engine, store and delivery meet. It turns inputs (events,
+//! due timers, enrolments, schedules) into calls of the pure step function, writes every
+//! resulting instance, timer, outbox entry and event in one atomic batch per group of inputs
+//! (group commit), flushes before it acknowledges, and hands sends to a `Sink`.
+//! The daemon, `journey test` and `journey simulate` all run through it; only the clock and
+//! the sink differ.
+
+pub mod sink;
+
+use crate::compile::ir::{EntryIr, JourneyIr, Program};
+use crate::engine::calendar::{local_to_utc, next_local_moment, pick_zone};
+use crate::engine::cond::ContactView;
+use crate::engine::step::{self, Input as StepInput, World};
+use crate::engine::wheel::TimingWheel;
+use crate::engine::{
+    Clock, Contact, Effect, Event, Happening, Instance, Millis, SendJob, TimelineEntry,
+    MESSAGE_SENT,
+};
+
+/// Recorded when a channel gives up on a message.
+pub const MESSAGE_FAILED: &str = "message.failed";
+use crate::store::{Store, StoreError, WriteBatch};
+use chrono_tz::Tz;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+pub use sink::{MemorySink, Sink};
+
+/// The wall clock, for the daemon. Scenarios use `engine::VirtualClock`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as Millis)
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("journey '{journey}' says `migrate by name`, but its new version has no step named {}: contacts wait there", steps.join(", "))]
+    MigrationGap { journey: String, steps: Vec<String> },
+    #[error("unknown journey '{0}'")]
+    UnknownJourney(String),
+    #[error("journey '{0}' is not entered through the API (add `entry api`)")]
+    NotApiEntry(String),
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+/// What moves the runtime.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A contact event (custom, or engagement with a message).
+    Event(Event),
+    /// A timer due; stale timers (the instance moved on) are dropped.
+    Timer { due: Millis, instance: u64 },
+    /// Enrol a contact in a journey (`entry api`, segment schedules, `on join`).
+    Enroll { journey: String, contact: String },
+    /// A channel delivered a message: its outbox entry goes, its `message.sent` event comes.
+    Delivered { message_id: String, event: Event },
+}
+
+impl Input {
+    fn contact_hint(&self) -> Option<&str> {
+        match self {
+            Input::Event(e) | Input::Delivered { event: e, .. } => Some(&e.contact),
+            Input::Enroll { contact, .. } => Some(contact),
+            Input::Timer { .. } => None,
+        }
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub sends: Vec<SendJob>,
+    pub timeline: Vec<TimelineEntry>,
+    /// Keys written or removed in the batch.
+    pub writes: usize,
+    /// Inputs that changed an instance.
+    pub transitions: usize,
+    /// Events dropped as duplicates of an id already seen.
+    pub duplicates: usize,
+}
+
+/// What a deploy changed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DeployReport {
+    /// (journey, old version or None, new version).
+    pub changed: Vec<(String, Option<String>, String)>,
+    pub migrated: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    pub transitions: u64,
+    pub writes: u64,
+    pub batches: u64,
+    pub timers_fired: u64,
+}
+
+/// Timers due within this span of now are held in memory; later ones stay on disk until the
+/// horizon reaches them. 64^4 ms is about 4.7 hours.
+const WHEEL_LEVELS: u32 = 4;
+
+pub struct Runtime {
+    pub store: Store,
+    program: Arc<Program>,
+    versions: HashMap<String, Arc<JourneyIr>>,
+    wheel: TimingWheel,
+    /// Store timers before this time are in the wheel (or fired).
+    loaded_until: Millis,
+    pub default_zone: Tz,
+    /// Flush after each batch (the daemon); scenarios on a temporary store skip it.
+    pub durable: bool,
+    pub counters: Counters,
+}
+
+fn wheel_time(t: Millis) -> u64 {
+    t.max(0) as u64
+}
+
+impl Runtime {
+    /// A runtime over a store, starting at `now`. Loads the timers of the near future.
+    pub fn new(store: Store, now: Millis, default_zone: Tz) -> Result<Runtime> {
+        let wheel = TimingWheel::with_levels(wheel_time(now), WHEEL_LEVELS);
+        let mut rt = Runtime {
+            store,
+            program: Arc::new(Program::default()),
+            versions: HashMap::new(),
+            wheel,
+            loaded_until: Millis::MIN,
+            default_zone,
+            durable: true,
+            counters: Counters::default(),
+        };
+        rt.refill_wheel()?;
+        Ok(rt)
+    }
+
+    pub fn program(&self) -> &Arc<Program> {
+        &self.program
+    }
+
+    /// Loads a compiled program: a journey whose IR changed gets a new version for new
+    /// entries; contacts in flight stay on theirs, unless it says `migrate by name`.
+    /// A migration that would strand waiting contacts refuses the whole deploy.
+    pub fn deploy(&mut self, program: Program, now: Millis) -> Result<DeployReport> {
+        let mut report = DeployReport::default();
+        let mut batch = WriteBatch::default();
+        let mut migrations: Vec<(Arc<JourneyIr>, String, Arc<JourneyIr>)> = Vec::new();
+        for (name, ir) in &program.journeys {
+            let hash = ir.content_hash();
+            let head = self.store.head(name)?;
+            if head.as_deref() == Some(hash.as_str()) {
+                self.versions
+                    .entry(hash)
+                    .or_insert_with(|| Arc::new(ir.clone()));
+                continue;
+            }
+            if let (Some(old_hash), true) = (&head, ir.migrate_by_name) {
+                if let Some(old) = self.version(old_hash)? {
+                    let gaps = step::migration_gaps(&old, ir);
+                    if !gaps.is_empty() {
+                        return Err(RuntimeError::MigrationGap {
+                            journey: name.clone(),
+                            steps: gaps,
+                        });
+                    }
+                    migrations.push((old, hash.clone(), Arc::new(ir.clone())));
+                }
+            }
+            batch.put_version(&hash, ir);
+            batch.set_head(name, &hash);
+            for (i, e) in ir.entries.iter().enumerate() {
+                if matches!(e, EntryIr::SegmentAt { .. } | EntryIr::SegmentEvery { .. }) {
+                    let key = schedule_key(name, i);
+                    if self.store.schedule_run(&key)?.is_none() {
+                        batch.set_schedule_run(&key, now);
+                    }
+                }
+            }
+            self.versions.insert(hash.clone(), Arc::new(ir.clone()));
+            report.changed.push((name.clone(), head, hash));
+        }
+        // Move waiting contacts of migrating journeys to the same-named step.
+        for (old, new_hash, new) in migrations {
+            for id in self.store.active_of(&new.name)? {
+                let Some(mut inst) = self.store.instance(id)? else {
+                    continue;
+                };
+                if inst.version == new_hash {
+                    continue;
+                }
+                let from = inst.step.map(|s| old.step(s).name.clone());
+                if let Some(name) = &from {
+                    inst.step = new.step_by_name(name);
+                }
+                inst.version = new_hash.clone();
+                batch.put_instance(&inst);
+                report.migrated += 1;
+            }
+        }
+        self.store.apply(batch)?;
+        if self.durable {
+            self.store.flush()?;
+        }
+        self.program = Arc::new(program);
+        Ok(report)
+    }
+
+    fn version(&mut self, hash: &str) -> Result<Option<Arc<JourneyIr>>> {
+        if let Some(v) = self.versions.get(hash) {
+            return Ok(Some(v.clone()));
+        }
+        match self.store.version(hash)? {
+            Some(ir) => {
+                let a = Arc::new(ir);
+                self.versions.insert(hash.to_string(), a.clone());
+                Ok(Some(a))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Puts history in the store without running journeys: scenario events before the
+    /// start, imports.
+    pub fn ingest_history(&mut self, events: &[Event]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        let mut created: HashSet<String> = HashSet::new();
+        for e in events {
+            if !created.contains(&e.contact) && self.store.contact(&e.contact)?.is_none() {
+                batch.put_contact(&Contact {
+                    id: e.contact.clone(),
+                    profile: Default::default(),
+                });
+                created.insert(e.contact.clone());
+            }
+            batch.put_event(e, self.store.next_id()?);
+        }
+        self.store.apply(batch)?;
+        Ok(())
+    }
+
+    /// Creates or updates a contact's profile (keys given replace the stored ones).
+    pub fn upsert_contact(&mut self, c: &Contact) -> Result<()> {
+        let mut merged = self.store.contact(&c.id)?.unwrap_or_else(|| Contact {
+            id: c.id.clone(),
+            profile: Default::default(),
+        });
+        for (k, v) in &c.profile {
+            merged.profile.insert(k.clone(), v.clone());
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_contact(&merged);
+        self.store.apply(batch)?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ timers
+
+    /// Loads store timers that the wheel's horizon now covers.
+    fn refill_wheel(&mut self) -> Result<()> {
+        let end = self.wheel.horizon_end().min(i64::MAX as u64) as Millis;
+        if end <= self.loaded_until {
+            return Ok(());
+        }
+        for (due, id) in self.store.timers_between(self.loaded_until, end)? {
+            let _ = self.wheel.insert(id, wheel_time(due));
+        }
+        self.loaded_until = end;
+        Ok(())
+    }
+
+    /// The timers due at `now`, as inputs.
+    pub fn due_timers(&mut self, now: Millis) -> Result<Vec<Input>> {
+        let mut fired = Vec::new();
+        self.wheel.advance(wheel_time(now), &mut fired);
+        self.refill_wheel()?;
+        self.wheel.advance(wheel_time(now), &mut fired);
+        self.counters.timers_fired += fired.len() as u64;
+        Ok(fired
+            .into_iter()
+            .map(|(id, due)| Input::Timer {
+                due: due as Millis,
+                instance: id,
+            })
+            .collect())
+    }
+
+    /// The next moment something is due: a timer or a segment schedule.
+    pub fn next_wake(&self) -> Result<Option<Millis>> {
+        let timer = match self.wheel.next_expiry() {
+            Some(t) => Some(t as Millis),
+            None => self
+                .store
+                .timers_between(self.loaded_until, Millis::MAX)?
+                .first()
+                .map(|t| t.0),
+        };
+        let sched = self.next_schedule()?;
+        Ok(match (timer, sched) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    pub fn timers_in_memory(&self) -> usize {
+        self.wheel.len()
+    }
+
+    // ------------------------------------------------------------ segment schedules
+
+    /// (journey, entry index, moment) of every scheduled entry's next run.
+    fn schedules(&self) -> Result<Vec<(String, usize, String, Millis)>> {
+        let mut out = Vec::new();
+        for (name, j) in &self.program.journeys {
+            for (i, e) in j.entries.iter().enumerate() {
+                let key = schedule_key(name, i);
+                let Some(last) = self.store.schedule_run(&key)? else {
+                    continue;
+                };
+                match e {
+                    EntryIr::SegmentAt { segment, at, zone } => {
+                        let tz = pick_zone(zone.as_deref(), None, self.default_zone);
+                        let moment = local_to_utc(tz, *at);
+                        if last < moment {
+                            out.push((name.clone(), i, segment.clone(), moment));
+                        }
+                    }
+                    EntryIr::SegmentEvery {
+                        segment,
+                        weekday,
+                        minute_of_day,
+                        zone,
+                    } => {
+                        let tz = pick_zone(zone.as_deref(), None, self.default_zone);
+                        let moment =
+                            next_local_moment(last + 1, None, *weekday, *minute_of_day, tz);
+                        out.push((name.clone(), i, segment.clone(), moment));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn next_schedule(&self) -> Result<Option<Millis>> {
+        Ok(self.schedules()?.into_iter().map(|s| s.3).min())
+    }
+
+    /// Enrolments for every schedule due at `now`; each runs once per moment, even after a
+    /// restart (the run is recorded with the enrolments).
+    pub fn due_schedules(&mut self, now: Millis) -> Result<Vec<Input>> {
+        let mut inputs = Vec::new();
+        let mut batch = WriteBatch::default();
+        for (journey, i, segment, moment) in self.schedules()? {
+            if moment > now {
+                continue;
+            }
+            let Some(seg) = self.program.segments.get(&segment).cloned() else {
+                continue;
+            };
+            let contacts: Vec<Contact> = self
+                .store
+                .contacts()
+                .collect::<std::result::Result<_, _>>()?;
+            for c in contacts {
+                let events = self.store.events_of(&c.id)?;
+                let view = ContactView {
+                    contact: &c,
+                    events: &events,
+                    program: &self.program,
+                    now,
+                };
+                if view.segment_matches(&seg) {
+                    inputs.push(Input::Enroll {
+                        journey: journey.clone(),
+                        contact: c.id.clone(),
+                    });
+                }
+            }
+            batch.set_schedule_run(&schedule_key(&journey, i), moment);
+        }
+        self.store.apply(batch)?;
+        Ok(inputs)
+    }
+
+    // ------------------------------------------------------------ the batch
+
+    /// Runs a group of inputs at `now` and commits them in one batch (flushed when durable).
+    pub fn process(&mut self, inputs: Vec<Input>, now: Millis) -> Result<BatchOutcome> {
+        let mut out = BatchOutcome::default();
+        let mut batch = WriteBatch::default();
+        // Group by contact, keeping each contact's inputs in order.
+        let mut order: Vec<String> = Vec::new();
+        let mut by_contact: HashMap<String, Vec<Input>> = HashMap::new();
+        let mut timers_done: Vec<(Millis, u64)> = Vec::new();
+        for input in inputs {
+            let contact = match input.contact_hint() {
+                Some(c) => c.to_string(),
+                None => {
+                    let Input::Timer { due, instance } = &input else {
+                        unreachable!()
+                    };
+                    match self.store.instance(*instance)? {
+                        Some(i) => i.contact,
+                        None => {
+                            batch.del_timer(*due, *instance);
+                            continue;
+                        }
+                    }
+                }
+            };
+            if !by_contact.contains_key(&contact) {
+                order.push(contact.clone());
+            }
+            by_contact.entry(contact).or_default().push(input);
+        }
+        let mut timer_changes: Vec<(Option<Millis>, Option<Millis>, u64)> = Vec::new();
+        for contact in order {
+            let inputs = by_contact.remove(&contact).unwrap_or_default();
+            self.process_contact(
+                &contact,
+                inputs,
+                now,
+                &mut batch,
+                &mut out,
+                &mut timer_changes,
+                &mut timers_done,
+            )?;
+        }
+        out.writes = batch.writes;
+        self.store.apply(batch)?;
+        if self.durable {
+            self.store.flush()?;
+        }
+        self.counters.batches += 1;
+        self.counters.writes += out.writes as u64;
+        self.counters.transitions += out.transitions as u64;
+        // The wheel mirrors the store only once the batch is applied.
+        for (old, new, id) in timer_changes {
+            if old.is_some() {
+                self.wheel.cancel(id);
+            }
+            if let Some(due) = new {
+                if due < self.loaded_until {
+                    let _ = self.wheel.insert(id, wheel_time(due));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn process_contact(
+        &mut self,
+        contact_id: &str,
+        inputs: Vec<Input>,
+        now: Millis,
+        batch: &mut WriteBatch,
+        out: &mut BatchOutcome,
+        timer_changes: &mut Vec<(Option<Millis>, Option<Millis>, u64)>,
+        timers_done: &mut Vec<(Millis, u64)>,
+    ) -> Result<()> {
+        let program = self.program.clone();
+        let stored = self.store.contact(contact_id)?;
+        let mut contact_dirty = stored.is_none();
+        let contact = stored.unwrap_or_else(|| Contact {
+            id: contact_id.to_string(),
+            profile: Default::default(),
+        });
+        let events = self.store.events_of(contact_id)?;
+        let mut world = World {
+            program: &program,
+            contact,
+            events,
+            now,
+            default_zone: self.default_zone,
+        };
+        let mut instances = self.store.instances_of(contact_id)?;
+        let mut dirty: BTreeSet<usize> = BTreeSet::new();
+        let mut seen_ids: HashSet<String> = HashSet::new();
+
+        for input in inputs {
+            match input {
+                Input::Delivered { message_id, event } => {
+                    batch.del_outbox(&message_id);
+                    self.event_input(
+                        event,
+                        &mut world,
+                        &mut instances,
+                        &mut dirty,
+                        batch,
+                        out,
+                        &mut seen_ids,
+                        &mut contact_dirty,
+                        timer_changes,
+                    )?;
+                }
+                Input::Event(e) => {
+                    self.event_input(
+                        e,
+                        &mut world,
+                        &mut instances,
+                        &mut dirty,
+                        batch,
+                        out,
+                        &mut seen_ids,
+                        &mut contact_dirty,
+                        timer_changes,
+                    )?;
+                }
+                Input::Timer { due, instance } => {
+                    batch.del_timer(due, instance);
+                    timers_done.push((due, instance));
+                    if let Some(idx) = instances.iter().position(|i| i.id == instance) {
+                        if instances[idx].is_active() && instances[idx].due == Some(due) {
+                            // The timer key is already removed: the diff must not remove it again.
+                            let fx = self.step_instance(
+                                &mut instances[idx],
+                                StepInput::Timer(due),
+                                &mut world,
+                            )?;
+                            let after = instances[idx].due;
+                            if after != Some(due) {
+                                if let Some(d) = after {
+                                    batch.put_timer(d, instance);
+                                }
+                                timer_changes.push((Some(due), after, instance));
+                            }
+                            dirty.insert(idx);
+                            out.transitions += 1;
+                            self.apply_effects(fx, &mut world, batch, out, &mut contact_dirty);
+                        }
+                    }
+                }
+                Input::Enroll { journey, .. } => {
+                    let j = program
+                        .journeys
+                        .get(&journey)
+                        .ok_or_else(|| RuntimeError::UnknownJourney(journey.clone()))?;
+                    self.enroll(
+                        j,
+                        None,
+                        &mut world,
+                        &mut instances,
+                        &mut dirty,
+                        batch,
+                        out,
+                        &mut contact_dirty,
+                        timer_changes,
+                    )?;
+                }
+            }
+        }
+        // `on join`: contacts who newly match a segment enter the journeys that wait for it.
+        for segment in self.join_segments() {
+            let before = self.store.is_member(&segment, contact_id)?;
+            let after = world.view().in_segment(&segment);
+            if after && !before {
+                batch.put_member(&segment, contact_id);
+                for j in program.journeys.values() {
+                    let joins = j
+                        .entries
+                        .iter()
+                        .any(|e| matches!(e, EntryIr::SegmentJoin { segment: s } if *s == segment));
+                    if joins {
+                        self.enroll(
+                            j,
+                            None,
+                            &mut world,
+                            &mut instances,
+                            &mut dirty,
+                            batch,
+                            out,
+                            &mut contact_dirty,
+                            timer_changes,
+                        )?;
+                    }
+                }
+            } else if !after && before {
+                batch.del_member(&segment, contact_id);
+            }
+        }
+        for idx in &dirty {
+            let inst = &instances[*idx];
+            batch.put_instance(inst);
+            if !inst.is_active() {
+                batch.unindex_active(inst);
+            }
+        }
+        if contact_dirty {
+            batch.put_contact(&world.contact);
+        }
+        Ok(())
+    }
+
+    /// The segments some journey enters `on join`.
+    fn join_segments(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for j in self.program.journeys.values() {
+            for e in &j.entries {
+                if let EntryIr::SegmentJoin { segment } = e {
+                    out.insert(segment.clone());
+                }
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event_input(
+        &mut self,
+        e: Event,
+        world: &mut World,
+        instances: &mut Vec<Instance>,
+        dirty: &mut BTreeSet<usize>,
+        batch: &mut WriteBatch,
+        out: &mut BatchOutcome,
+        seen_ids: &mut HashSet<String>,
+        contact_dirty: &mut bool,
+        timer_changes: &mut Vec<(Option<Millis>, Option<Millis>, u64)>,
+    ) -> Result<()> {
+        if let Some(id) = &e.id {
+            if seen_ids.contains(id) || self.store.event_seen(id)? {
+                out.duplicates += 1;
+                return Ok(());
+            }
+            seen_ids.insert(id.clone());
+        }
+        batch.put_event(&e, self.store.next_id()?);
+        let pos = world.events.partition_point(|x| x.at <= e.at);
+        world.events.insert(pos, e.clone());
+        // Waiting instances first: a click wakes its check, a goal ends its journey.
+        #[allow(clippy::needless_range_loop)]
+        for idx in 0..instances.len() {
+            if !instances[idx].is_active() {
+                continue;
+            }
+            let before = (
+                instances[idx].step,
+                instances[idx].parked,
+                instances[idx].due,
+                instances[idx].ended,
+            );
+            let fx = self.step_instance(&mut instances[idx], StepInput::Event(&e), world)?;
+            let inst = &instances[idx];
+            if before != (inst.step, inst.parked, inst.due, inst.ended) || !fx.is_empty() {
+                if before.2 != inst.due {
+                    if let Some(old) = before.2 {
+                        batch.del_timer(old, inst.id);
+                    }
+                    if let Some(new) = inst.due {
+                        batch.put_timer(new, inst.id);
+                    }
+                    timer_changes.push((before.2, inst.due, inst.id));
+                }
+                dirty.insert(idx);
+                out.transitions += 1;
+                self.apply_effects(fx, world, batch, out, contact_dirty);
+            }
+        }
+        // Then entries: the event may enrol the contact in journeys.
+        let program = self.program.clone();
+        for j in program.journeys.values() {
+            if step::entry_event_matches(j, &e, &world.view()) {
+                self.enroll(
+                    j,
+                    Some(&e),
+                    world,
+                    instances,
+                    dirty,
+                    batch,
+                    out,
+                    contact_dirty,
+                    timer_changes,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn enroll(
+        &mut self,
+        j: &JourneyIr,
+        entry_event: Option<&Event>,
+        world: &mut World,
+        instances: &mut Vec<Instance>,
+        dirty: &mut BTreeSet<usize>,
+        batch: &mut WriteBatch,
+        out: &mut BatchOutcome,
+        contact_dirty: &mut bool,
+        timer_changes: &mut Vec<(Option<Millis>, Option<Millis>, u64)>,
+    ) -> Result<bool> {
+        let earlier: Vec<&Instance> = instances.iter().filter(|i| i.journey == j.name).collect();
+        if !step::reentry_allows(j, &earlier, world.now) {
+            return Ok(false);
+        }
+        let hash = j.content_hash();
+        let mut inst = Instance {
+            id: self.store.next_id()?,
+            journey: j.name.clone(),
+            version: hash,
+            contact: world.contact.id.clone(),
+            step: None,
+            parked: None,
+            ended: None,
+            entered_at: world.now,
+            step_since: world.now,
+            due: None,
+            entry_event: entry_event.cloned(),
+            path: Vec::new(),
+            sent: Vec::new(),
+        };
+        batch.index_instance(&inst);
+        let fx = step::advance(j, &mut inst, StepInput::Enter, world);
+        if let Some(d) = inst.due {
+            batch.put_timer(d, inst.id);
+            timer_changes.push((None, Some(d), inst.id));
+        }
+        instances.push(inst);
+        dirty.insert(instances.len() - 1);
+        out.transitions += 1;
+        self.apply_effects(fx, world, batch, out, contact_dirty);
+        Ok(true)
+    }
+
+    fn step_instance(
+        &mut self,
+        inst: &mut Instance,
+        input: StepInput,
+        world: &mut World,
+    ) -> Result<Vec<Effect>> {
+        let Some(ir) = self.version(&inst.version)? else {
+            return Err(RuntimeError::Invalid(format!(
+                "instance {} runs version {} of '{}', which the store does not have",
+                inst.id, inst.version, inst.journey
+            )));
+        };
+        Ok(step::advance(&ir, inst, input, world))
+    }
+
+    fn apply_effects(
+        &mut self,
+        fx: Vec<Effect>,
+        world: &mut World,
+        batch: &mut WriteBatch,
+        out: &mut BatchOutcome,
+        contact_dirty: &mut bool,
+    ) {
+        for f in fx {
+            match f {
+                Effect::Send(job) => {
+                    batch.put_outbox(&job);
+                    out.sends.push(job);
+                }
+                Effect::SetField { .. } => *contact_dirty = true,
+                Effect::Capped(ev) => {
+                    // The engine already added it to the world's history.
+                    if let Ok(seq) = self.store.next_id() {
+                        batch.put_event(&ev, seq);
+                    }
+                }
+                Effect::Timeline(t) => out.timeline.push(t),
+            }
+        }
+        let _ = world;
+    }
+}
+
+impl Runtime {
+    /// Processes inputs at `now`, hands the sends to the sink, and processes what the sink
+    /// reports (deliveries, failures) until nothing is left to do at this moment.
+    pub fn run_at(
+        &mut self,
+        inputs: Vec<Input>,
+        now: Millis,
+        sink: &mut dyn Sink,
+        timeline: &mut Vec<TimelineEntry>,
+    ) -> Result<()> {
+        let mut inputs = inputs;
+        // Each round is a batch; sends made by a delivery's consequences go in the next one.
+        for _ in 0..1_000 {
+            if inputs.is_empty() {
+                return Ok(());
+            }
+            let out = self.process(std::mem::take(&mut inputs), now)?;
+            timeline.extend(out.timeline);
+            for job in out.sends {
+                let subject = self.subject_of(&job);
+                let event = match sink.deliver(&job, now) {
+                    Ok(()) => sent_event(&job, now, subject),
+                    Err(reason) => {
+                        let mut e = sent_event(&job, now, subject);
+                        e.kind = MESSAGE_FAILED.into();
+                        e.properties.insert("reason".into(), Value::String(reason));
+                        e
+                    }
+                };
+                inputs.push(Input::Delivered {
+                    message_id: job.message_id.clone(),
+                    event,
+                });
+            }
+        }
+        Err(RuntimeError::Invalid(
+            "deliveries kept causing sends at one instant".into(),
+        ))
+    }
+
+    /// Due schedules and timers at `now`, run to quiescence.
+    pub fn tick(
+        &mut self,
+        now: Millis,
+        sink: &mut dyn Sink,
+        timeline: &mut Vec<TimelineEntry>,
+    ) -> Result<()> {
+        let mut inputs = self.due_schedules(now)?;
+        inputs.extend(self.due_timers(now)?);
+        self.run_at(inputs, now, sink, timeline)
+    }
+
+    fn subject_of(&mut self, job: &SendJob) -> Option<String> {
+        let ir = self.version(&job.version).ok().flatten()?;
+        ir.messages
+            .get(&job.message)?
+            .fields
+            .get("subject")
+            .cloned()
+    }
+}
+
+fn schedule_key(journey: &str, entry: usize) -> String {
+    format!("{journey}/{entry}")
+}
+
+/// The `message.sent` event a delivery records.
+pub fn sent_event(job: &SendJob, at: Millis, subject: Option<String>) -> Event {
+    let mut properties = serde_json::Map::new();
+    if let Some(l) = &job.label {
+        properties.insert("label".into(), Value::String(l.clone()));
+    }
+    if let Some(s) = subject {
+        properties.insert("subject".into(), Value::String(s));
+    }
+    properties.insert("step".into(), Value::String(job.step.clone()));
+    Event {
+        id: None,
+        contact: job.contact.clone(),
+        kind: MESSAGE_SENT.into(),
+        at,
+        properties,
+        context: None,
+        journey: Some(job.journey.clone()),
+        message: Some(job.message.clone()),
+        link: None,
+        channel: Some(job.channel),
+        message_id: Some(job.message_id.clone()),
+    }
+}
+
+/// A timeline line for people: `2026-03-01 09:00  angela  welcome_promo  sent welcome (email)`.
+pub fn describe(h: &Happening) -> String {
+    match h {
+        Happening::Entered => "entered".into(),
+        Happening::Step { step } => format!("step {step}"),
+        Happening::Sent { message, channel } => format!("sent {message} ({})", channel.as_str()),
+        Happening::Held {
+            step,
+            until,
+            reason,
+        } => format!("held {step} until {} ({reason})", fmt_time(*until)),
+        Happening::Skipped { message, policy } => format!("skipped {message} (policy {policy})"),
+        Happening::Branched { step, to } => format!("{step} → {to}"),
+        Happening::Set { field, value } => format!("set contact.{field} = {value}"),
+        Happening::Ended { reason } => format!(
+            "ended ({})",
+            serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        ),
+        Happening::Migrated { from, to } => format!("migrated {from} → {to}"),
+        Happening::Error { step, error } => format!("error at {step}: {error}"),
+    }
+}
+
+pub fn fmt_time(t: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(t)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| t.to_string())
+}

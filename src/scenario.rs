@@ -1,0 +1,464 @@
+//! Scenario files (`*.scenario.yaml`): contacts and events replayed against journeys on a
+//! virtual clock, through the same runtime, store and engine as the daemon (sled in a
+//! temporary directory, deliveries into memory), and the expectations they must meet.
+
+use crate::compile;
+use crate::engine::Clock;
+use crate::engine::{Contact, Event, Millis, TimelineEntry, VirtualClock};
+use crate::lang::{self, diagnostic};
+use crate::runtime::{self, fmt_time, Input, MemorySink, Runtime};
+use crate::store::Store;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub journeys: Vec<PathBuf>,
+    pub start: String,
+    #[serde(default)]
+    pub contacts: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub events: Vec<ScenarioEvent>,
+    pub until: String,
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+    /// The zone for contacts without one (default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioEvent {
+    pub at: String,
+    pub contact: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub properties: Map<String, Value>,
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub journey: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub link: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub contact: String,
+    #[serde(default)]
+    pub sent: Option<Vec<String>>,
+    #[serde(default)]
+    pub sent_at: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub path: Option<Vec<String>>,
+    #[serde(default)]
+    pub ended: Option<bool>,
+}
+
+/// A scenario that could not run: the file, where, and why.
+#[derive(Debug)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// One expectation that did not hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub contact: String,
+    pub what: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+/// What a scenario run produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub timeline: Vec<TimelineEntry>,
+    pub failures: Vec<Failure>,
+    pub expectations: usize,
+    /// Delivered message names per contact, in order, with their times.
+    pub sent: BTreeMap<String, Vec<(String, Millis)>>,
+}
+
+/// A time in a scenario: RFC 3339, or relative to the start (`+1h`, `-30d`, `+1d12h`).
+pub fn parse_time(text: &str, start: Millis) -> Result<Millis, String> {
+    let t = text.trim();
+    if let Some(rest) = t.strip_prefix('+').or_else(|| t.strip_prefix('-')) {
+        let secs = lang::parse::parse_duration_text(rest).ok_or_else(|| {
+            format!("'{t}' is not a time: write +1h, -30d or 2026-03-01T09:00:00Z")
+        })?;
+        let sign = if t.starts_with('-') { -1 } else { 1 };
+        return Ok(start + sign * secs * 1000);
+    }
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp_millis())
+        .map_err(|_| format!("'{t}' is not a time: write 2026-03-01T09:00:00Z, +1h or -30d"))
+}
+
+/// The line of the `index`-th item of the top-level list `key:` in YAML source, for errors.
+fn item_line(source: &str, key: &str, index: usize) -> Option<usize> {
+    let mut lines = source.lines().enumerate();
+    let (key_line, _) = lines
+        .by_ref()
+        .find(|(_, l)| l.starts_with(&format!("{key}:")))?;
+    let mut item_indent: Option<usize> = None;
+    let mut count = 0;
+    for (n, l) in source.lines().enumerate().skip(key_line + 1) {
+        let trimmed = l.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = l.len() - trimmed.len();
+        if indent == 0 && !trimmed.starts_with('-') {
+            break;
+        }
+        if trimmed.starts_with("- ") || trimmed == "-" {
+            if item_indent.is_none() {
+                item_indent = Some(indent);
+            }
+            if Some(indent) == item_indent {
+                if count == index {
+                    return Some(n + 1);
+                }
+                count += 1;
+            }
+        }
+    }
+    None
+}
+
+/// Reads a scenario file, with YAML errors located by line.
+pub fn read(path: &Path) -> Result<(ScenarioFile, String), ScenarioError> {
+    let err = |line: Option<usize>, message: String| ScenarioError {
+        file: path.to_path_buf(),
+        line,
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(None, format!("cannot read: {e}")))?;
+    let parsed: ScenarioFile = serde_norway::from_str(&text).map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        err(line, format!("invalid scenario: {e}"))
+    })?;
+    Ok((parsed, text))
+}
+
+/// Runs a scenario. `Err` when it cannot run at all (bad file, journeys with errors);
+/// failed expectations are in the outcome.
+pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
+    let (sc, text) = read(path)?;
+    let err = |line: Option<usize>, message: String| ScenarioError {
+        file: path.to_path_buf(),
+        line,
+        message,
+    };
+    let key_line = |key: &str| {
+        text.lines()
+            .position(|l| l.starts_with(&format!("{key}:")))
+            .map(|n| n + 1)
+    };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    // Journeys, relative to the scenario file.
+    let files: Vec<PathBuf> = sc.journeys.iter().map(|j| dir.join(j)).collect();
+    for f in &files {
+        if !f.exists() {
+            return Err(err(
+                key_line("journeys"),
+                format!("journey file {} does not exist", f.display()),
+            ));
+        }
+    }
+    let loaded = lang::load_files(&files);
+    let compiled = compile::compile(&loaded);
+    let Some(program) = compiled.program else {
+        return Err(err(
+            key_line("journeys"),
+            format!(
+                "the journeys have errors:\n{}",
+                diagnostic::render_human(&loaded.sources, &compiled.diagnostics, false)
+            ),
+        ));
+    };
+
+    let start = parse_time(&sc.start, 0).map_err(|m| err(key_line("start"), m))?;
+    let until = parse_time(&sc.until, start).map_err(|m| err(key_line("until"), m))?;
+    let zone: chrono_tz::Tz = match &sc.timezone {
+        Some(z) => z
+            .parse()
+            .map_err(|_| err(key_line("timezone"), format!("unknown time zone '{z}'")))?,
+        None => chrono_tz::UTC,
+    };
+
+    // Contacts.
+    let mut contacts = Vec::new();
+    for (i, c) in sc.contacts.iter().enumerate() {
+        let line = item_line(&text, "contacts", i);
+        let id = match c.get("id") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(err(line, "every contact needs an `id`".into())),
+        };
+        if contacts.iter().any(|x: &Contact| x.id == id) {
+            return Err(err(line, format!("contact '{id}' is listed twice")));
+        }
+        if let Some(Value::String(tz)) = c.get("timezone") {
+            if tz.parse::<chrono_tz::Tz>().is_err() {
+                return Err(err(
+                    line,
+                    format!("contact '{id}': unknown time zone '{tz}'"),
+                ));
+            }
+        }
+        let mut profile = c.clone();
+        profile.remove("id");
+        contacts.push(Contact { id, profile });
+    }
+
+    // Events, checked before anything runs.
+    let mut events: Vec<Event> = Vec::new();
+    for (i, e) in sc.events.iter().enumerate() {
+        let line = item_line(&text, "events", i);
+        let at = parse_time(&e.at, start).map_err(|m| err(line, m))?;
+        if !contacts.iter().any(|c| c.id == e.contact) {
+            return Err(err(
+                line,
+                format!(
+                    "event for unknown contact '{}'; contacts: {}",
+                    e.contact,
+                    contacts
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if let Some(j) = &e.journey {
+            let Some(ir) = program.journeys.get(j) else {
+                return Err(err(
+                    line,
+                    format!(
+                        "event names journey '{j}', which the scenario does not load; journeys: {}",
+                        program
+                            .journeys
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            if let Some(m) = &e.message {
+                if !ir.messages.contains_key(m) {
+                    return Err(err(line, format!("journey '{j}' has no message '{m}'")));
+                }
+            }
+        }
+        events.push(Event {
+            id: e.id.clone(),
+            contact: e.contact.clone(),
+            kind: e.kind.clone(),
+            at,
+            properties: e.properties.clone(),
+            context: e.context.clone(),
+            journey: e.journey.clone(),
+            message: e.message.clone(),
+            link: e.link.clone(),
+            channel: None,
+            message_id: None,
+        });
+    }
+    for (i, x) in sc.expect.iter().enumerate() {
+        if !contacts.iter().any(|c| c.id == x.contact) {
+            return Err(err(
+                item_line(&text, "expect", i),
+                format!("expectation for unknown contact '{}'", x.contact),
+            ));
+        }
+    }
+    events.sort_by_key(|e| e.at);
+
+    // Run: the same runtime as the daemon, on a temporary sled store and a virtual clock.
+    let rt_err = |e: runtime::RuntimeError| err(None, format!("runtime error: {e}"));
+    let store = Store::temporary().map_err(|e| err(None, e.to_string()))?;
+    let clock = VirtualClock::new(start);
+    let mut rt = Runtime::new(store, start, zone).map_err(rt_err)?;
+    rt.durable = false;
+    rt.deploy(program.clone(), start).map_err(rt_err)?;
+    for c in &contacts {
+        rt.upsert_contact(c).map_err(rt_err)?;
+    }
+    let (history, live): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|e| e.at < start);
+    rt.ingest_history(&history).map_err(rt_err)?;
+    let mut sink = MemorySink::default();
+    let mut timeline = Vec::new();
+    let mut pending = live.into_iter().peekable();
+    loop {
+        let next_event = pending.peek().map(|e| e.at);
+        let next_wake = rt.next_wake().map_err(rt_err)?;
+        let t = match (next_event, next_wake) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => break,
+            },
+        };
+        if t > until {
+            break;
+        }
+        clock.advance_to(t);
+        let now = clock.now();
+        // Events at this instant go before timers: a click at the deadline still counts.
+        let mut inputs = Vec::new();
+        while pending.peek().is_some_and(|e| e.at <= now) {
+            inputs.push(Input::Event(pending.next().expect("peeked")));
+        }
+        rt.run_at(inputs, now, &mut sink, &mut timeline)
+            .map_err(rt_err)?;
+        rt.tick(now, &mut sink, &mut timeline).map_err(rt_err)?;
+    }
+
+    // Compare.
+    let mut outcome = Outcome {
+        timeline,
+        ..Outcome::default()
+    };
+    for (job, at) in &sink.delivered {
+        outcome
+            .sent
+            .entry(job.contact.clone())
+            .or_default()
+            .push((job.message.clone(), *at));
+    }
+    for x in &sc.expect {
+        let sent = outcome.sent.get(&x.contact).cloned().unwrap_or_default();
+        let instances = rt
+            .store
+            .instances_of(&x.contact)
+            .map_err(|e| err(None, e.to_string()))?;
+        let mut check = |what: &str, expected: String, actual: String| {
+            outcome.expectations += 1;
+            if expected != actual {
+                outcome.failures.push(Failure {
+                    contact: x.contact.clone(),
+                    what: what.into(),
+                    expected,
+                    actual,
+                });
+            }
+        };
+        if let Some(want) = &x.sent {
+            let got: Vec<String> = sent.iter().map(|(m, _)| m.clone()).collect();
+            check("sent", list(want), list(&got));
+        }
+        if let Some(want) = &x.sent_at {
+            for (msg, when) in want {
+                let want_t = parse_time(when, start)
+                    .map_err(|m| err(None, format!("sent_at of {}: {m}", x.contact)))?;
+                let got = sent
+                    .iter()
+                    .find(|(m, _)| m == msg)
+                    .map(|(_, t)| fmt_time(*t))
+                    .unwrap_or_else(|| "never sent".into());
+                check(&format!("sent_at {msg}"), fmt_time(want_t), got);
+            }
+        }
+        if let Some(want) = &x.path {
+            let got = instances
+                .first()
+                .map(|i| i.path.clone())
+                .unwrap_or_default();
+            check("path", list(want), list(&got));
+        }
+        if let Some(want) = x.ended {
+            let running: Vec<&str> = instances
+                .iter()
+                .filter(|i| i.is_active())
+                .map(|i| i.journey.as_str())
+                .collect();
+            let got = running.is_empty();
+            let describe = |ended: bool| {
+                if ended {
+                    "ended".to_string()
+                } else if running.is_empty() {
+                    "running".to_string()
+                } else {
+                    format!("running in {}", running.join(", "))
+                }
+            };
+            check("ended", describe(want), describe(got));
+        }
+    }
+    Ok(outcome)
+}
+
+fn list(v: &[String]) -> String {
+    format!("[{}]", v.join(", "))
+}
+
+/// Every `*.scenario.yaml` named or found below a named directory, sorted.
+pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = walkdir::WalkDir::new(p)
+                .into_iter()
+                .filter_map(|e| e.ok())
+                .map(|e| e.into_path())
+                .filter(|p| p.to_string_lossy().ends_with(".scenario.yaml"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or directory", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_and_absolute_times() {
+        let start = parse_time("2026-03-01T09:00:00Z", 0).unwrap();
+        assert_eq!(parse_time("+1h", start).unwrap(), start + 3_600_000);
+        assert_eq!(parse_time("-30d", start).unwrap(), start - 30 * 86_400_000);
+        assert_eq!(parse_time("+1d12h", start).unwrap(), start + 36 * 3_600_000);
+        assert!(parse_time("+1x", start).is_err());
+        assert!(parse_time("yesterday", start).is_err());
+    }
+
+    #[test]
+    fn item_lines_point_at_list_items() {
+        let src =
+            "start: x\nevents:\n  - { a: 1 }\n  # note\n  - at: +1h\n    contact: b\nuntil: +1d\n";
+        assert_eq!(item_line(src, "events", 0), Some(3));
+        assert_eq!(item_line(src, "events", 1), Some(5));
+        assert_eq!(item_line(src, "events", 2), None);
+    }
+}

@@ -1,0 +1,441 @@
+//! Everything that touches sled. One tree, keys prefixed by kind, so that a transition, its
+//! timers, its outbox entries and its events are one atomic `sled::Batch`:
+//!
+//! | prefix | key after the prefix                       | value                  |
+//! |--------|--------------------------------------------|------------------------|
+//! | `c`    | contact id                                 | Contact (JSON)         |
+//! | `e`    | contact id, 0, time (BE), seq (BE)         | Event (JSON)           |
+//! | `d`    | event idempotency id                       | empty (dedupe)         |
+//! | `i`    | instance id (BE)                           | Instance (JSON)        |
+//! | `x`    | contact id, 0, instance id (BE)            | journey name           |
+//! | `a`    | journey name, 0, instance id (BE)          | empty (active ones)    |
+//! | `t`    | due time (BE), instance id (BE)            | empty                  |
+//! | `o`    | message id                                 | SendJob (JSON)         |
+//! | `v`    | version hash                               | JourneyIr (JSON)       |
+//! | `h`    | journey name                               | current version hash   |
+//! | `s`    | segment name, 0, contact id                | empty (membership)     |
+//! | `p`    | schedule key                               | last run time (BE)     |
+//! | `m`    | meta key                                   | meta value             |
+//!
+//! Times are milliseconds with the sign bit flipped, so byte order is time order.
+
+use crate::compile::ir::JourneyIr;
+use crate::engine::{Contact, Event, Instance, Millis, SendJob};
+use std::path::Path;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store: corrupt value under {key}: {err}")]
+    Corrupt { key: String, err: serde_json::Error },
+}
+
+fn time_key(t: Millis) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn time_from_key(b: &[u8]) -> Millis {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    (u64::from_be_bytes(a) ^ (1 << 63)) as Millis
+}
+
+fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.push(prefix);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T> {
+    serde_json::from_slice(v).map_err(|err| StoreError::Corrupt {
+        key: String::from_utf8_lossy(k).into_owned(),
+        err,
+    })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("store values serialize")
+}
+
+/// The embedded database of contacts, events, instances, timers, the outbox and versions.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+/// Writes to apply together: all or nothing.
+#[derive(Default)]
+pub struct WriteBatch {
+    batch: sled::Batch,
+    /// How many keys this batch writes or removes (benchmarks report it).
+    pub writes: usize,
+}
+
+impl WriteBatch {
+    fn put(&mut self, k: Vec<u8>, v: Vec<u8>) {
+        self.batch.insert(k, v);
+        self.writes += 1;
+    }
+    fn del(&mut self, k: Vec<u8>) {
+        self.batch.remove(k);
+        self.writes += 1;
+    }
+    pub fn put_contact(&mut self, c: &Contact) {
+        self.put(key(b'c', &[c.id.as_bytes()]), encode(c));
+    }
+    /// `seq` orders events of one contact at the same millisecond.
+    pub fn put_event(&mut self, e: &Event, seq: u64) {
+        self.put(
+            key(
+                b'e',
+                &[
+                    e.contact.as_bytes(),
+                    &[0],
+                    &time_key(e.at),
+                    &seq.to_be_bytes(),
+                ],
+            ),
+            encode(e),
+        );
+        if let Some(id) = &e.id {
+            self.put(key(b'd', &[id.as_bytes()]), Vec::new());
+        }
+    }
+    pub fn put_instance(&mut self, i: &Instance) {
+        self.put(key(b'i', &[&i.id.to_be_bytes()]), encode(i));
+    }
+    /// Indexes a new instance under its contact and, while active, its journey.
+    pub fn index_instance(&mut self, i: &Instance) {
+        self.put(
+            key(b'x', &[i.contact.as_bytes(), &[0], &i.id.to_be_bytes()]),
+            i.journey.as_bytes().to_vec(),
+        );
+        self.put(
+            key(b'a', &[i.journey.as_bytes(), &[0], &i.id.to_be_bytes()]),
+            Vec::new(),
+        );
+    }
+    pub fn unindex_active(&mut self, i: &Instance) {
+        self.del(key(
+            b'a',
+            &[i.journey.as_bytes(), &[0], &i.id.to_be_bytes()],
+        ));
+    }
+    pub fn put_timer(&mut self, due: Millis, instance: u64) {
+        self.put(
+            key(b't', &[&time_key(due), &instance.to_be_bytes()]),
+            Vec::new(),
+        );
+    }
+    pub fn del_timer(&mut self, due: Millis, instance: u64) {
+        self.del(key(b't', &[&time_key(due), &instance.to_be_bytes()]));
+    }
+    pub fn put_outbox(&mut self, job: &SendJob) {
+        self.put(key(b'o', &[job.message_id.as_bytes()]), encode(job));
+    }
+    pub fn del_outbox(&mut self, message_id: &str) {
+        self.del(key(b'o', &[message_id.as_bytes()]));
+    }
+    pub fn put_version(&mut self, hash: &str, ir: &JourneyIr) {
+        self.put(key(b'v', &[hash.as_bytes()]), encode(ir));
+    }
+    pub fn set_head(&mut self, journey: &str, hash: &str) {
+        self.put(key(b'h', &[journey.as_bytes()]), hash.as_bytes().to_vec());
+    }
+    pub fn put_member(&mut self, segment: &str, contact: &str) {
+        self.put(
+            key(b's', &[segment.as_bytes(), &[0], contact.as_bytes()]),
+            Vec::new(),
+        );
+    }
+    pub fn del_member(&mut self, segment: &str, contact: &str) {
+        self.del(key(b's', &[segment.as_bytes(), &[0], contact.as_bytes()]));
+    }
+    pub fn set_schedule_run(&mut self, schedule: &str, at: Millis) {
+        self.put(key(b'p', &[schedule.as_bytes()]), time_key(at).to_vec());
+    }
+    pub fn set_meta(&mut self, name: &str, value: &[u8]) {
+        self.put(key(b'm', &[name.as_bytes()]), value.to_vec());
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in a directory.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let tree = db.open_tree("journey")?;
+        Ok(Store { db, tree })
+    }
+
+    /// A store in a temporary directory, removed when dropped (scenarios).
+    pub fn temporary() -> Result<Store> {
+        let db = sled::Config::new().temporary(true).open()?;
+        let tree = db.open_tree("journey")?;
+        Ok(Store { db, tree })
+    }
+
+    /// Applies a batch atomically. Durable only after `flush`.
+    pub fn apply(&self, b: WriteBatch) -> Result<()> {
+        self.tree.apply_batch(b.batch)?;
+        Ok(())
+    }
+
+    /// Makes everything applied so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A unique, increasing id (instance ids, event sequence numbers); survives restarts.
+    pub fn next_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    pub fn contact(&self, id: &str) -> Result<Option<Contact>> {
+        let k = key(b'c', &[id.as_bytes()]);
+        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+    }
+
+    pub fn contacts(&self) -> impl Iterator<Item = Result<Contact>> + '_ {
+        self.tree.scan_prefix([b'c']).map(|r| {
+            let (k, v) = r?;
+            decode(&k, &v)
+        })
+    }
+
+    pub fn contact_count(&self) -> usize {
+        self.tree.scan_prefix([b'c']).count()
+    }
+
+    /// A contact's events, oldest first.
+    pub fn events_of(&self, contact: &str) -> Result<Vec<Event>> {
+        let prefix = key(b'e', &[contact.as_bytes(), &[0]]);
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|r| {
+                let (k, v) = r?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    /// A contact's events since `since` (inclusive), oldest first: one range scan.
+    pub fn events_since(&self, contact: &str, since: Millis) -> Result<Vec<Event>> {
+        let start = key(b'e', &[contact.as_bytes(), &[0], &time_key(since)]);
+        let end = key(b'e', &[contact.as_bytes(), &[1]]);
+        self.tree
+            .range(start..end)
+            .map(|r| {
+                let (k, v) = r?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    pub fn event_seen(&self, id: &str) -> Result<bool> {
+        Ok(self.tree.contains_key(key(b'd', &[id.as_bytes()]))?)
+    }
+
+    pub fn instance(&self, id: u64) -> Result<Option<Instance>> {
+        let k = key(b'i', &[&id.to_be_bytes()]);
+        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+    }
+
+    /// Every instance a contact ever had, oldest first.
+    pub fn instances_of(&self, contact: &str) -> Result<Vec<Instance>> {
+        let prefix = key(b'x', &[contact.as_bytes(), &[0]]);
+        let mut out = Vec::new();
+        for r in self.tree.scan_prefix(&prefix) {
+            let (k, _) = r?;
+            let id = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8-byte id"));
+            if let Some(i) = self.instance(id)? {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ids of the active instances of a journey.
+    pub fn active_of(&self, journey: &str) -> Result<Vec<u64>> {
+        let prefix = key(b'a', &[journey.as_bytes(), &[0]]);
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|r| {
+                let (k, _) = r?;
+                Ok(u64::from_be_bytes(
+                    k[k.len() - 8..].try_into().expect("8-byte id"),
+                ))
+            })
+            .collect()
+    }
+
+    /// Timers due in `[from, until)`, earliest first.
+    pub fn timers_between(&self, from: Millis, until: Millis) -> Result<Vec<(Millis, u64)>> {
+        let start = key(b't', &[&time_key(from)]);
+        let end = key(b't', &[&time_key(until)]);
+        self.tree
+            .range(start..end)
+            .map(|r| {
+                let (k, _) = r?;
+                Ok((
+                    time_from_key(&k[1..9]),
+                    u64::from_be_bytes(k[9..17].try_into().expect("id")),
+                ))
+            })
+            .collect()
+    }
+
+    pub fn first_timer(&self) -> Result<Option<(Millis, u64)>> {
+        Ok(self
+            .tree
+            .scan_prefix([b't'])
+            .next()
+            .transpose()?
+            .map(|(k, _)| {
+                (
+                    time_from_key(&k[1..9]),
+                    u64::from_be_bytes(k[9..17].try_into().expect("id")),
+                )
+            }))
+    }
+
+    pub fn timer_count(&self) -> usize {
+        self.tree.scan_prefix([b't']).count()
+    }
+
+    pub fn outbox(&self) -> Result<Vec<SendJob>> {
+        self.tree
+            .scan_prefix([b'o'])
+            .map(|r| {
+                let (k, v) = r?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    pub fn version(&self, hash: &str) -> Result<Option<JourneyIr>> {
+        let k = key(b'v', &[hash.as_bytes()]);
+        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+    }
+
+    pub fn head(&self, journey: &str) -> Result<Option<String>> {
+        Ok(self
+            .tree
+            .get(key(b'h', &[journey.as_bytes()]))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// (journey, current version) for every journey ever deployed.
+    pub fn heads(&self) -> Result<Vec<(String, String)>> {
+        self.tree
+            .scan_prefix([b'h'])
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((
+                    String::from_utf8_lossy(&k[1..]).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    pub fn is_member(&self, segment: &str, contact: &str) -> Result<bool> {
+        Ok(self
+            .tree
+            .contains_key(key(b's', &[segment.as_bytes(), &[0], contact.as_bytes()]))?)
+    }
+
+    pub fn schedule_run(&self, schedule: &str) -> Result<Option<Millis>> {
+        Ok(self
+            .tree
+            .get(key(b'p', &[schedule.as_bytes()]))?
+            .map(|v| time_from_key(&v)))
+    }
+
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree
+            .get(key(b'm', &[name.as_bytes()]))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Bytes on disk, for reports.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_keys_sort_like_times() {
+        let ts = [-5_000i64, -1, 0, 1, 1_700_000_000_000, i64::MAX / 2];
+        for w in ts.windows(2) {
+            assert!(time_key(w[0]) < time_key(w[1]));
+            assert_eq!(time_from_key(&time_key(w[0])), w[0]);
+        }
+    }
+
+    #[test]
+    fn timers_come_back_in_due_order_and_range() {
+        let s = Store::temporary().unwrap();
+        let mut b = WriteBatch::default();
+        b.put_timer(300, 1);
+        b.put_timer(100, 2);
+        b.put_timer(200, 3);
+        s.apply(b).unwrap();
+        assert_eq!(
+            s.timers_between(0, 1000).unwrap(),
+            vec![(100, 2), (200, 3), (300, 1)]
+        );
+        assert_eq!(s.timers_between(150, 300).unwrap(), vec![(200, 3)]);
+        assert_eq!(s.first_timer().unwrap(), Some((100, 2)));
+        let mut b = WriteBatch::default();
+        b.del_timer(100, 2);
+        s.apply(b).unwrap();
+        assert_eq!(s.first_timer().unwrap(), Some((200, 3)));
+    }
+
+    #[test]
+    fn events_are_per_contact_in_time_order() {
+        let s = Store::temporary().unwrap();
+        let mut b = WriteBatch::default();
+        for (i, (c, at)) in [("ann", 30), ("bob", 10), ("ann", 10), ("ann", 20)]
+            .iter()
+            .enumerate()
+        {
+            b.put_event(
+                &Event {
+                    contact: c.to_string(),
+                    kind: "x".into(),
+                    at: *at,
+                    ..Event::default()
+                },
+                i as u64,
+            );
+        }
+        s.apply(b).unwrap();
+        let ann: Vec<Millis> = s.events_of("ann").unwrap().iter().map(|e| e.at).collect();
+        assert_eq!(ann, vec![10, 20, 30]);
+        let since: Vec<Millis> = s
+            .events_since("ann", 20)
+            .unwrap()
+            .iter()
+            .map(|e| e.at)
+            .collect();
+        assert_eq!(since, vec![20, 30]);
+        assert_eq!(s.events_of("bob").unwrap().len(), 1);
+    }
+}
