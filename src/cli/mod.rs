@@ -1,6 +1,7 @@
 //! The command line: one file per command, parsed with clap. Commands print for people on
 //! stderr and for tools on stdout, and return the process exit code.
 
+mod bench;
 mod check;
 mod fmt;
 mod graph;
@@ -45,6 +46,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// Print the timeline of one scenario: time, contact, journey, what happened.
     Simulate(simulate::SimulateArgs),
+    /// Measure the engine: the workloads of BENCHMARKS.md (see the README's performance section).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Graph(a) => graph::run(a),
         Command::Test(a) => test::run(a),
         Command::Simulate(a) => simulate::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

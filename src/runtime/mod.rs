@@ -5,6 +5,7 @@
 //! The daemon, `journey test` and `journey simulate` all run through it; only the clock and
 //! the sink differ.
 
+pub mod live;
 pub mod sink;
 
 use crate::compile::ir::{EntryIr, JourneyIr, Program};
@@ -116,6 +117,8 @@ pub struct Runtime {
     pub store: Store,
     program: Arc<Program>,
     versions: HashMap<String, Arc<JourneyIr>>,
+    /// The current version hash of each journey, for new entries.
+    heads: HashMap<String, String>,
     wheel: TimingWheel,
     /// Store timers before this time are in the wheel (or fired).
     loaded_until: Millis,
@@ -137,6 +140,7 @@ impl Runtime {
             store,
             program: Arc::new(Program::default()),
             versions: HashMap::new(),
+            heads: HashMap::new(),
             wheel,
             loaded_until: Millis::MIN,
             default_zone,
@@ -160,6 +164,7 @@ impl Runtime {
         let mut migrations: Vec<(Arc<JourneyIr>, String, Arc<JourneyIr>)> = Vec::new();
         for (name, ir) in &program.journeys {
             let hash = ir.content_hash();
+            self.heads.insert(name.clone(), hash.clone());
             let head = self.store.head(name)?;
             if head.as_deref() == Some(hash.as_str()) {
                 self.versions
@@ -594,11 +599,7 @@ impl Runtime {
             }
         }
         for idx in &dirty {
-            let inst = &instances[*idx];
-            batch.put_instance(inst);
-            if !inst.is_active() {
-                batch.unindex_active(inst);
-            }
+            batch.put_instance(&instances[*idx]);
         }
         if contact_dirty {
             batch.put_contact(&world.contact);
@@ -708,7 +709,10 @@ impl Runtime {
         if !step::reentry_allows(j, &earlier, world.now) {
             return Ok(false);
         }
-        let hash = j.content_hash();
+        let hash = match self.heads.get(&j.name) {
+            Some(h) => h.clone(),
+            None => j.content_hash(),
+        };
         let mut inst = Instance {
             id: self.store.next_id()?,
             journey: j.name.clone(),
@@ -799,25 +803,30 @@ impl Runtime {
             let out = self.process(std::mem::take(&mut inputs), now)?;
             timeline.extend(out.timeline);
             for job in out.sends {
-                let subject = self.subject_of(&job);
-                let event = match sink.deliver(&job, now) {
-                    Ok(()) => sent_event(&job, now, subject),
-                    Err(reason) => {
-                        let mut e = sent_event(&job, now, subject);
-                        e.kind = MESSAGE_FAILED.into();
-                        e.properties.insert("reason".into(), Value::String(reason));
-                        e
-                    }
-                };
-                inputs.push(Input::Delivered {
-                    message_id: job.message_id.clone(),
-                    event,
-                });
+                inputs.push(self.deliver(&job, now, sink));
             }
         }
         Err(RuntimeError::Invalid(
             "deliveries kept causing sends at one instant".into(),
         ))
+    }
+
+    /// Delivers what a crash left in the outbox: committed sends whose delivery was not
+    /// recorded. A provider that honours the idempotency key sees each at most once.
+    pub fn recover_outbox(
+        &mut self,
+        now: Millis,
+        sink: &mut dyn Sink,
+        timeline: &mut Vec<TimelineEntry>,
+    ) -> Result<usize> {
+        let jobs = self.store.outbox()?;
+        let n = jobs.len();
+        let mut inputs = Vec::new();
+        for job in jobs {
+            inputs.push(self.deliver(&job, now, sink));
+        }
+        self.run_at(inputs, now, sink, timeline)?;
+        Ok(n)
     }
 
     /// Due schedules and timers at `now`, run to quiescence.
@@ -830,6 +839,22 @@ impl Runtime {
         let mut inputs = self.due_schedules(now)?;
         inputs.extend(self.due_timers(now)?);
         self.run_at(inputs, now, sink, timeline)
+    }
+
+    /// Hands one send to the sink; the input records its outcome.
+    fn deliver(&mut self, job: &SendJob, now: Millis, sink: &mut dyn Sink) -> Input {
+        let subject = self.subject_of(job);
+        let mut event = sent_event(job, now, subject);
+        if let Err(reason) = sink.deliver(job, now) {
+            event.kind = MESSAGE_FAILED.into();
+            event
+                .properties
+                .insert("reason".into(), Value::String(reason));
+        }
+        Input::Delivered {
+            message_id: job.message_id.clone(),
+            event,
+        }
     }
 
     fn subject_of(&mut self, job: &SendJob) -> Option<String> {

@@ -8,7 +8,6 @@
 //! | `d`    | event idempotency id                       | empty (dedupe)         |
 //! | `i`    | instance id (BE)                           | Instance (JSON)        |
 //! | `x`    | contact id, 0, instance id (BE)            | journey name           |
-//! | `a`    | journey name, 0, instance id (BE)          | empty (active ones)    |
 //! | `t`    | due time (BE), instance id (BE)            | empty                  |
 //! | `o`    | message id                                 | SendJob (JSON)         |
 //! | `v`    | version hash                               | JourneyIr (JSON)       |
@@ -373,6 +372,39 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// The store's own limit, for benchmarks: writes `total` keys of `key_len`/`value_len`
+/// bytes in batches of `batch`, one flush per batch, into a fresh sled database at `path`.
+/// Returns the elapsed time.
+pub fn raw_write_benchmark(
+    path: &Path,
+    total: usize,
+    batch: usize,
+    key_len: usize,
+    value_len: usize,
+) -> Result<std::time::Duration> {
+    let db = sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        .open()?;
+    let tree = db.open_tree("raw")?;
+    let value = vec![b'v'; value_len];
+    let started = std::time::Instant::now();
+    let mut written = 0;
+    while written < total {
+        let mut b = sled::Batch::default();
+        for i in written..(written + batch).min(total) {
+            let mut k = vec![b'k'; key_len.max(8)];
+            let n = k.len();
+            k[n - 8..].copy_from_slice(&(i as u64).to_be_bytes());
+            b.insert(k, value.clone());
+        }
+        written = (written + batch).min(total);
+        tree.apply_batch(b)?;
+        db.flush()?;
+    }
+    Ok(started.elapsed())
 }
 
 #[cfg(test)]

@@ -1,0 +1,532 @@
+//! `journey bench`: the speed workloads of BENCHMARKS.md, run through the same live loop,
+//! runtime and durable store as the daemon, with the store's own limit measured beside them.
+
+use crate::compile;
+use crate::engine::Clock;
+use crate::engine::{Contact, Event, Happening, Millis, SendJob, TimelineEntry};
+use crate::lang;
+use crate::runtime::live::{run_live, LoopConfig, Submission};
+use crate::runtime::{Input, Runtime, Sink, SystemClock};
+use crate::store::{self, Store};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub workload: Workload,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Workload {
+    /// B1 + B2: send, check clicked within 1s, branch; half the contacts click. Prints the
+    /// processing rate, timer lateness, store writes per contact and peak memory, beside raw
+    /// sled's batched write rate measured in the same run.
+    Clicks {
+        /// How many contacts to enrol.
+        #[arg(long, default_value_t = 20_000)]
+        contacts: usize,
+        /// Where to put the store (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// B3: contacts waiting in a 3-day check: memory, size on disk, and the time from opening
+    /// the store to the first due timer fired.
+    Waiting {
+        #[arg(long, default_value_t = 1_000_000)]
+        contacts: usize,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Used by the crash test: run a journey on the system clock over a store, printing
+    /// progress, until killed or done.
+    #[command(hide = true)]
+    CrashChild {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        contacts: usize,
+        /// File the sink appends each delivered message id to.
+        #[arg(long)]
+        deliveries: PathBuf,
+        /// Enrol nobody: only resume what the store holds.
+        #[arg(long)]
+        resume: bool,
+    },
+}
+
+pub fn run(args: BenchArgs) -> ExitCode {
+    let result = match args.workload {
+        Workload::Clicks { contacts, dir } => clicks(contacts, dir),
+        Workload::Waiting { contacts, dir } => waiting(contacts, dir),
+        Workload::CrashChild {
+            dir,
+            contacts,
+            deliveries,
+            resume,
+        } => crash_child(dir, contacts, deliveries, resume),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn program_from(source: &str) -> AnyResult<crate::compile::ir::Program> {
+    let mut loaded = lang::Loaded::default();
+    lang::add_source(&mut loaded, "bench.journey", source.to_string());
+    let compiled = compile::compile(&loaded);
+    compiled.program.ok_or_else(|| {
+        lang::diagnostic::render_human(&loaded.sources, &compiled.diagnostics, false).into()
+    })
+}
+
+const CLICKS_JOURNEY: &str = r#"
+journey clicks {
+  entry event "signup"
+  policy none
+  send email hello {
+    subject "Hello"
+    text "Hello {{ contact.id }}"
+    link offer "https://example.com/offer"
+  }
+  check clicked hello within 1s {
+    yes { end }
+    no { end }
+  }
+}
+"#;
+
+/// Peak resident memory of this process, in MB (Linux).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Answers every even-numbered contact's email with a click, through the ingestion channel.
+struct ClickingSink {
+    inbox: Sender<Submission>,
+    delivered: usize,
+}
+
+impl Sink for ClickingSink {
+    fn deliver(&mut self, job: &SendJob, now: Millis) -> Result<(), String> {
+        self.delivered += 1;
+        let n: usize = job.contact.trim_start_matches('c').parse().unwrap_or(1);
+        if n.is_multiple_of(2) {
+            let click = Event {
+                contact: job.contact.clone(),
+                kind: "clicked".into(),
+                at: now,
+                journey: Some(job.journey.clone()),
+                message: Some(job.message.clone()),
+                link: Some("offer".into()),
+                message_id: Some(job.message_id.clone()),
+                ..Event::default()
+            };
+            let _ = self.inbox.send(Submission {
+                inputs: vec![Input::Event(click)],
+                ack: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn temp_or(dir: Option<PathBuf>) -> AnyResult<(PathBuf, Option<tempfile::TempDir>)> {
+    match dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d)?;
+            Ok((d, None))
+        }
+        None => {
+            let t = tempfile::tempdir()?;
+            Ok((t.path().to_path_buf(), Some(t)))
+        }
+    }
+}
+
+fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
+    let (dir, _keep) = temp_or(dir)?;
+    let program = program_from(CLICKS_JOURNEY)?;
+    let clock = SystemClock;
+    let store = Store::open(&dir.join("engine"))?;
+    let mut rt = Runtime::new(store, clock.now(), chrono_tz::UTC)?;
+    rt.deploy(program, clock.now())?;
+    let (tx, rx) = mpsc::channel::<Submission>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sink = ClickingSink {
+        inbox: tx.clone(),
+        delivered: 0,
+    };
+    eprintln!(
+        "B1: {n} contacts, send → check clicked within 1s, half click; durable sled store in {}",
+        dir.display()
+    );
+    let started = Instant::now();
+    let start_ms = clock.now();
+    // The producer: events in requests of 100, as the HTTP API receives them; it waits for
+    // every acknowledgement (durable) before it counts them as ingested.
+    let producer_tx = tx.clone();
+    let producer = std::thread::spawn(move || {
+        let mut acks = Vec::new();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+            let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+            let now = SystemClock.now();
+            let inputs = chunk
+                .iter()
+                .map(|i| {
+                    Input::Event(Event {
+                        contact: format!("c{i}"),
+                        kind: "signup".into(),
+                        at: now,
+                        ..Event::default()
+                    })
+                })
+                .collect();
+            let _ = producer_tx.send(Submission {
+                inputs,
+                ack: Some(ack_tx),
+            });
+            acks.push(ack_rx);
+        }
+        for a in acks {
+            let _ = a.recv();
+        }
+    });
+    drop(tx);
+    let mut sent_at: HashMap<String, i64> = HashMap::with_capacity(n);
+    let mut ended: HashMap<String, i64> = HashMap::with_capacity(n);
+    let mut last_branch = Instant::now();
+    let stop_when_done = stop.clone();
+    {
+        let mut on_timeline = |entries: Vec<TimelineEntry>| {
+            let wall = SystemClock.now();
+            for t in entries {
+                match t.happening {
+                    Happening::Sent { .. } => {
+                        sent_at.insert(t.contact, t.at);
+                    }
+                    Happening::Ended { .. } => {
+                        ended.insert(t.contact, wall);
+                        last_branch = Instant::now();
+                    }
+                    _ => {}
+                }
+            }
+            if ended.len() >= n {
+                stop_when_done.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        };
+        // The sink holds a sender, so the loop ends on `stop`, not on the channel closing.
+        let run = run_live(
+            &mut rt,
+            &clock,
+            &mut sink,
+            &rx,
+            &stop,
+            LoopConfig::default(),
+            &mut on_timeline,
+        );
+        run?;
+    }
+    producer.join().map_err(|_| "producer panicked")?;
+    let wall = last_branch.duration_since(started).as_secs_f64();
+    let counters = rt.counters;
+    // Lateness of the `no` half: branch committed − due (send + 1 s).
+    let mut lateness: Vec<i64> = ended
+        .iter()
+        .filter(|(c, _)| c.trim_start_matches('c').parse::<usize>().unwrap_or(0) % 2 == 1)
+        .filter_map(|(c, at)| sent_at.get(c).map(|s| at - (s + 1000)))
+        .collect();
+    lateness.sort_unstable();
+    let writes_per_contact = counters.writes as f64 / n as f64;
+    let rate = n as f64 / (wall - 1.0).max(0.001);
+    let peak = peak_rss_mb();
+    let _ = start_ms;
+
+    // B2: raw sled, same number of keys, same batch size, one flush per batch.
+    let avg_batch = (counters.writes / counters.batches.max(1)).max(1) as usize;
+    let raw = store::raw_write_benchmark(
+        &dir.join("raw"),
+        counters.writes as usize,
+        avg_batch,
+        24,
+        160,
+    )?;
+    let raw_rate = counters.writes as f64 / raw.as_secs_f64();
+    let engine_write_rate = counters.writes as f64 / (wall - 1.0).max(0.001);
+    println!("contacts                 {n}");
+    println!("wall time                {wall:.2} s (first input → last branch)");
+    println!("processing rate          {rate:.0} contacts/s  (N / (wall − 1 s))");
+    println!(
+        "timer lateness (no half) p50 {} ms, p99 {} ms, max {} ms",
+        percentile(&lateness, 0.5),
+        percentile(&lateness, 0.99),
+        lateness.last().copied().unwrap_or(0)
+    );
+    println!(
+        "store writes             {} ({writes_per_contact:.2} per contact) in {} batches",
+        counters.writes, counters.batches
+    );
+    println!("peak RSS                 {peak:.0} MB");
+    println!("raw sled (B2)            {raw_rate:.0} key writes/s (batches of {avg_batch}, one flush each)");
+    println!(
+        "engine                   {engine_write_rate:.0} key writes/s → {:.2} of raw",
+        engine_write_rate / raw_rate
+    );
+    println!(
+        "clicks won / timeouts    {} / {}",
+        ended.len() - lateness.len(),
+        lateness.len()
+    );
+    Ok(())
+}
+
+const WAITING_JOURNEY: &str = r#"
+journey waiting {
+  entry event "signup"
+  policy none
+  send email hello {
+    subject "Hello"
+    text "Hello"
+  }
+  check opened hello within 3d {
+    yes { end }
+    no { end }
+  }
+}
+"#;
+
+/// A sink that only counts.
+#[derive(Default)]
+struct CountingSink(usize);
+
+impl Sink for CountingSink {
+    fn deliver(&mut self, _job: &SendJob, _now: Millis) -> Result<(), String> {
+        self.0 += 1;
+        Ok(())
+    }
+}
+
+fn waiting(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
+    let (dir, _keep) = temp_or(dir)?;
+    let program = program_from(WAITING_JOURNEY)?;
+    let clock = SystemClock;
+    let path = dir.join("engine");
+    let filled = Instant::now();
+    {
+        let store = Store::open(&path)?;
+        let mut rt = Runtime::new(store, clock.now(), chrono_tz::UTC)?;
+        rt.deploy(program, clock.now())?;
+        let mut sink = CountingSink::default();
+        let mut timeline = Vec::new();
+        let mut done = 0;
+        eprint!("B3: enrolling {n} contacts into a 3-day check… ");
+        while done < n {
+            let now = clock.now();
+            let upto = (done + 5_000).min(n);
+            let inputs = (done..upto)
+                .map(|i| {
+                    Input::Event(Event {
+                        contact: format!("c{i}"),
+                        kind: "signup".into(),
+                        at: now,
+                        ..Event::default()
+                    })
+                })
+                .collect();
+            rt.run_at(inputs, now, &mut sink, &mut timeline)?;
+            timeline.clear();
+            done = upto;
+        }
+        // One timer due now, so the restart has something to fire.
+        let now = clock.now();
+        rt.upsert_contact(&Contact {
+            id: "due".into(),
+            profile: Default::default(),
+        })?;
+        let _ = now;
+        eprintln!(
+            "done in {:.1} s; in-memory timers {}, RSS {:.0} MB",
+            filled.elapsed().as_secs_f64(),
+            rt.timers_in_memory(),
+            rss_mb()
+        );
+    }
+    let peak_fill = peak_rss_mb();
+    let restart = Instant::now();
+    let store = Store::open(&path)?;
+    let disk = store.size_on_disk();
+    let mut rt = Runtime::new(store, clock.now(), chrono_tz::UTC)?;
+    let opened = restart.elapsed();
+    // The first timer due: 3 days out, so look it up and fire it at its own time.
+    let first = rt.store.first_timer()?.map(|t| t.0);
+    let mut sink = CountingSink::default();
+    let mut timeline = Vec::new();
+    if let Some(due) = first {
+        rt.tick(due, &mut sink, &mut timeline)?;
+    }
+    let fired = restart.elapsed();
+    println!("contacts waiting         {n}");
+    println!("peak RSS while filling   {peak_fill:.0} MB");
+    println!("steady RSS after restart {:.0} MB", rss_mb());
+    println!("on-disk size             {:.0} MB", disk as f64 / 1e6);
+    println!("restart: store open      {:.2} s", opened.as_secs_f64());
+    println!(
+        "restart → first timer    {:.2} s (fired {} transitions)",
+        fired.as_secs_f64(),
+        timeline.len()
+    );
+    Ok(())
+}
+
+const CRASH_JOURNEY: &str = r#"
+journey crash {
+  entry event "signup"
+  policy none
+  send email first {
+    subject "First"
+    text "First"
+  }
+  wait 1s
+  send email second {
+    subject "Second"
+    text "Second"
+  }
+  check clicked second within 2s {
+    yes { end }
+    no { end }
+  }
+}
+"#;
+
+/// Appends each delivered message id to a file, flushed per delivery.
+struct FileSink(std::fs::File);
+
+impl Sink for FileSink {
+    fn deliver(&mut self, job: &SendJob, _now: Millis) -> Result<(), String> {
+        writeln!(self.0, "{}", job.message_id).map_err(|e| e.to_string())?;
+        self.0.flush().map_err(|e| e.to_string())
+    }
+}
+
+fn crash_child(dir: PathBuf, n: usize, deliveries: PathBuf, resume: bool) -> AnyResult<()> {
+    let program = program_from(CRASH_JOURNEY)?;
+    let clock = SystemClock;
+    let store = Store::open(&dir)?;
+    let mut rt = Runtime::new(store, clock.now(), chrono_tz::UTC)?;
+    rt.deploy(program, clock.now())?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&deliveries)?;
+    let mut sink = FileSink(file);
+    let (tx, rx) = mpsc::channel::<Submission>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let out = std::io::stdout();
+    if !resume {
+        let producer_tx = tx.clone();
+        std::thread::spawn(move || {
+            for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+                let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+                let now = SystemClock.now();
+                let inputs = chunk
+                    .iter()
+                    .map(|i| {
+                        Input::Event(Event {
+                            id: Some(format!("signup-{i}")),
+                            contact: format!("c{i}"),
+                            kind: "signup".into(),
+                            at: now,
+                            ..Event::default()
+                        })
+                    })
+                    .collect();
+                if producer_tx
+                    .send(Submission {
+                        inputs,
+                        ack: Some(ack_tx),
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                // Acknowledged means durable: the parent may count these contacts.
+                if ack_rx.recv().is_ok() {
+                    let last = chunk.last().copied().unwrap_or(0);
+                    println!("acked {}", last + 1);
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut ended = 0usize;
+    let mut on_timeline = |entries: Vec<TimelineEntry>| {
+        let mut fired = 0;
+        for t in &entries {
+            if matches!(t.happening, Happening::Ended { .. }) {
+                ended += 1;
+            }
+            if matches!(t.happening, Happening::Sent { .. }) {
+                fired += 1;
+            }
+        }
+        if fired > 0 {
+            let mut o = out.lock();
+            let _ = writeln!(o, "progress sent={fired} ended={ended}");
+            let _ = o.flush();
+        }
+    };
+    run_live(
+        &mut rt,
+        &clock,
+        &mut sink,
+        &rx,
+        &stop,
+        LoopConfig::default(),
+        &mut on_timeline,
+    )?;
+    println!("done");
+    Ok(())
+}

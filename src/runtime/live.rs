@@ -1,0 +1,114 @@
+//! The live loop: the runtime on a real clock, fed by a channel of inputs. It takes what has
+//! arrived (up to a batch), adds due schedules and timers, commits them as one group, hands
+//! sends to the sink, and sleeps until the next input or the next due time. The daemon and
+//! the benchmarks run it; scenarios drive `Runtime` directly on a virtual clock.
+
+use super::{Input, Result, Runtime, Sink};
+use crate::engine::{Clock, Millis, TimelineEntry};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Inputs arrive with an optional acknowledgement: it is sent once they are durable.
+pub struct Submission {
+    pub inputs: Vec<Input>,
+    pub ack: Option<SyncSender<()>>,
+}
+
+/// How the loop groups work.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopConfig {
+    /// The most inputs committed in one batch.
+    pub max_batch: usize,
+    /// The longest the loop sleeps with nothing due (it wakes at once for new input).
+    pub idle: Duration,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        LoopConfig {
+            max_batch: 512,
+            idle: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Runs until `stop` is set (what has arrived is committed first; timers wait on disk), or
+/// until the channel is closed and nothing is left to do.
+/// Each committed batch's timeline goes to `on_timeline`.
+pub fn run_live(
+    rt: &mut Runtime,
+    clock: &dyn Clock,
+    sink: &mut dyn Sink,
+    inbox: &Receiver<Submission>,
+    stop: &Arc<AtomicBool>,
+    config: LoopConfig,
+    on_timeline: &mut dyn FnMut(Vec<TimelineEntry>),
+) -> Result<()> {
+    // Anything left in the outbox by a crash is delivered first (at most once more).
+    let now = clock.now();
+    let mut timeline = Vec::new();
+    rt.recover_outbox(now, sink, &mut timeline)?;
+    on_timeline(std::mem::take(&mut timeline));
+    let mut closed = false;
+    loop {
+        let mut inputs = Vec::new();
+        let mut acks = Vec::new();
+        while inputs.len() < config.max_batch {
+            match inbox.try_recv() {
+                Ok(s) => {
+                    inputs.extend(s.inputs);
+                    acks.extend(s.ack);
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        let now = clock.now();
+        inputs.extend(rt.due_schedules(now)?);
+        inputs.extend(rt.due_timers(now)?);
+        if inputs.is_empty() {
+            let next = rt.next_wake()?;
+            if stop.load(Ordering::SeqCst) || (closed && next.is_none()) {
+                return Ok(());
+            }
+            if closed {
+                // Nothing can arrive: sleep until the next due time.
+                let t = next.unwrap_or(now);
+                std::thread::sleep(Duration::from_millis((t - now).clamp(0, 1000) as u64));
+                continue;
+            }
+            let wait = match next {
+                Some(t) => Duration::from_millis(
+                    (t - now).clamp(0, config.idle.as_millis() as Millis) as u64,
+                ),
+                None => config.idle,
+            };
+            match inbox.recv_timeout(wait) {
+                Ok(s) => {
+                    let now = clock.now();
+                    let mut first = s.inputs;
+                    first.extend(rt.due_timers(now)?);
+                    rt.run_at(first, now, sink, &mut timeline)?;
+                    if let Some(a) = s.ack {
+                        let _ = a.send(());
+                    }
+                    on_timeline(std::mem::take(&mut timeline));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => closed = true,
+            }
+            continue;
+        }
+        rt.run_at(inputs, now, sink, &mut timeline)?;
+        // Durable now (the runtime flushed the batch): acknowledge.
+        for a in acks {
+            let _ = a.send(());
+        }
+        on_timeline(std::mem::take(&mut timeline));
+    }
+}
