@@ -1140,11 +1140,11 @@ fn render(lines: &mut [Line]) -> String {
             // Odd, and past the code: never the column of a comment alone on the next line
             // (at most one level deeper), which would then read as a continuation.
             let column = COMMENT_COLUMN.max(width + 2);
-            out.extend(std::iter::repeat(' ').take(column - width));
+            out.extend(std::iter::repeat_n(' ', column - width));
             out.push_str(first);
             for c in rest {
                 out.push('\n');
-                out.extend(std::iter::repeat(' ').take(column));
+                out.extend(std::iter::repeat_n(' ', column));
                 out.push_str(c);
             }
         }
