@@ -6,7 +6,7 @@ use crate::engine::Clock;
 use crate::engine::{Contact, Event, Happening, Millis, SendJob, TimelineEntry};
 use crate::lang;
 use crate::runtime::live::{run_live, LoopConfig, Submission};
-use crate::runtime::{Input, Runtime, Sink, SystemClock};
+use crate::runtime::{Delivery, Input, Runtime, Sink, SystemClock};
 use crate::store::{self, Store};
 use std::collections::HashMap;
 use std::io::Write;
@@ -142,7 +142,7 @@ struct ClickingSink {
 }
 
 impl Sink for ClickingSink {
-    fn deliver(&mut self, job: &SendJob, now: Millis) -> Result<(), String> {
+    fn deliver(&mut self, job: &SendJob, now: Millis) -> Delivery {
         self.delivered += 1;
         let n: usize = job.contact.trim_start_matches('c').parse().unwrap_or(1);
         if n.is_multiple_of(2) {
@@ -161,7 +161,7 @@ impl Sink for ClickingSink {
                 ack: None,
             });
         }
-        Ok(())
+        Delivery::Sent
     }
 }
 
@@ -343,9 +343,9 @@ journey waiting {
 struct CountingSink(usize);
 
 impl Sink for CountingSink {
-    fn deliver(&mut self, _job: &SendJob, _now: Millis) -> Result<(), String> {
+    fn deliver(&mut self, _job: &SendJob, _now: Millis) -> Delivery {
         self.0 += 1;
-        Ok(())
+        Delivery::Sent
     }
 }
 
@@ -445,9 +445,11 @@ journey crash {
 struct FileSink(std::fs::File);
 
 impl Sink for FileSink {
-    fn deliver(&mut self, job: &SendJob, _now: Millis) -> Result<(), String> {
-        writeln!(self.0, "{}", job.message_id).map_err(|e| e.to_string())?;
-        self.0.flush().map_err(|e| e.to_string())
+    fn deliver(&mut self, job: &SendJob, _now: Millis) -> Delivery {
+        match writeln!(self.0, "{}", job.message_id).and_then(|_| self.0.flush()) {
+            Ok(()) => Delivery::Sent,
+            Err(e) => Delivery::Failed(e.to_string()),
+        }
     }
 }
 

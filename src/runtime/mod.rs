@@ -20,13 +20,15 @@ use crate::engine::{
 
 /// Recorded when a channel gives up on a message.
 pub const MESSAGE_FAILED: &str = "message.failed";
+/// Recorded when the recipient does not exist.
+pub const MESSAGE_BOUNCED: &str = "message.bounced";
 use crate::store::{Store, StoreError, WriteBatch};
 use chrono_tz::Tz;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-pub use sink::{MemorySink, Sink};
+pub use sink::{Delivery, MemorySink, Sink};
 
 /// The wall clock, for the daemon. Scenarios use `engine::VirtualClock`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -803,7 +805,7 @@ impl Runtime {
             let out = self.process(std::mem::take(&mut inputs), now)?;
             timeline.extend(out.timeline);
             for job in out.sends {
-                inputs.push(self.deliver(&job, now, sink));
+                inputs.extend(self.deliver(&job, now, sink));
             }
         }
         Err(RuntimeError::Invalid(
@@ -823,7 +825,7 @@ impl Runtime {
         let n = jobs.len();
         let mut inputs = Vec::new();
         for job in jobs {
-            inputs.push(self.deliver(&job, now, sink));
+            inputs.extend(self.deliver(&job, now, sink));
         }
         self.run_at(inputs, now, sink, timeline)?;
         Ok(n)
@@ -841,20 +843,15 @@ impl Runtime {
         self.run_at(inputs, now, sink, timeline)
     }
 
-    /// Hands one send to the sink; the input records its outcome.
-    fn deliver(&mut self, job: &SendJob, now: Millis, sink: &mut dyn Sink) -> Input {
+    /// Hands one send to the sink; the input records its outcome (none while pending).
+    fn deliver(&mut self, job: &SendJob, now: Millis, sink: &mut dyn Sink) -> Option<Input> {
+        let outcome = sink.deliver(job, now);
         let subject = self.subject_of(job);
-        let mut event = sent_event(job, now, subject);
-        if let Err(reason) = sink.deliver(job, now) {
-            event.kind = MESSAGE_FAILED.into();
-            event
-                .properties
-                .insert("reason".into(), Value::String(reason));
-        }
-        Input::Delivered {
+        let event = delivery_event(job, now, subject, &outcome)?;
+        Some(Input::Delivered {
             message_id: job.message_id.clone(),
             event,
-        }
+        })
     }
 
     fn subject_of(&mut self, job: &SendJob) -> Option<String> {
@@ -869,6 +866,32 @@ impl Runtime {
 
 fn schedule_key(journey: &str, entry: usize) -> String {
     format!("{journey}/{entry}")
+}
+
+/// The event a delivery outcome records: `message.sent`, `message.failed` (with `reason`)
+/// or `message.bounced`; None while it is pending.
+pub fn delivery_event(
+    job: &SendJob,
+    at: Millis,
+    subject: Option<String>,
+    outcome: &Delivery,
+) -> Option<Event> {
+    let mut e = sent_event(job, at, subject);
+    match outcome {
+        Delivery::Sent => {}
+        Delivery::Failed(reason) | Delivery::Bounced(reason) => {
+            e.kind = if matches!(outcome, Delivery::Failed(_)) {
+                MESSAGE_FAILED
+            } else {
+                MESSAGE_BOUNCED
+            }
+            .into();
+            e.properties
+                .insert("reason".into(), Value::String(reason.clone()));
+        }
+        Delivery::Pending => return None,
+    }
+    Some(e)
 }
 
 /// The `message.sent` event a delivery records.

@@ -1,0 +1,353 @@
+//! `journey.yaml`: where the daemon keeps its data, where journeys come from, how it is
+//! reached, and how each channel delivers. Every key has a default, so no file at all runs
+//! on the embedded defaults. `${NAME}` anywhere in the file is replaced by the environment
+//! variable NAME (secrets stay out of files); a missing variable is an error naming it.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The sled store, the Maildir and the JSON-lines outboxes live here.
+    pub data_dir: PathBuf,
+    /// The journeys loaded at start and on deploy.
+    pub journeys_dir: PathBuf,
+    /// The zone of contacts without a `timezone`, and of schedules without one.
+    pub timezone: String,
+    /// The address tracked links, the open pixel and unsubscribe links point to.
+    pub public_url: String,
+    /// The key that signs tracking and unsubscribe tokens. When absent, one is generated
+    /// on first start and kept in `data_dir/secret`.
+    pub secret: Option<String>,
+    pub server: ServerConfig,
+    pub email: EmailConfig,
+    pub sms: SmsConfig,
+    pub push: PushConfig,
+    pub webhook: WebhookConfig,
+    pub retry: RetryConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            journeys_dir: PathBuf::from("journeys"),
+            timezone: "UTC".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            secret: None,
+            server: ServerConfig::default(),
+            email: EmailConfig::default(),
+            sms: SmsConfig::default(),
+            push: PushConfig::default(),
+            webhook: WebhookConfig::default(),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the HTTP API and the tracking endpoints.
+    pub listen: String,
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Most events in one batch request (400 beyond).
+    pub max_batch: usize,
+    /// Longest string field accepted in an event or profile, in bytes.
+    pub max_field_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            max_batch: 1000,
+            max_field_bytes: 16 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// The default sender, for emails without `from`.
+    pub from: Option<String>,
+    /// None: emails are written to the Maildir `data_dir/maildir`.
+    pub smtp: Option<SmtpConfig>,
+    /// Most emails sent at once.
+    pub concurrency: Option<usize>,
+    /// Most emails a second.
+    pub rate_per_second: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `none`, `starttls` (default) or `tls`.
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Pooled connections kept open.
+    #[serde(default)]
+    pub pool_size: Option<u32>,
+    /// Seconds before a session is given up.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    None,
+    #[default]
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// None: SMS are appended to `data_dir/sms.jsonl`.
+    pub provider: Option<SmsProvider>,
+    pub concurrency: Option<usize>,
+    pub rate_per_second: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SmsProvider {
+    /// Twilio's Messages.json form API, basic auth.
+    Twilio {
+        account_sid: String,
+        auth_token: String,
+        from: String,
+        /// Default https://api.twilio.com; tests point it at a local server.
+        #[serde(default)]
+        base_url: Option<String>,
+    },
+    /// Kannel's sendsms HTTP interface; delivery reports come back as `received`.
+    Kannel {
+        url: String,
+        username: String,
+        password: String,
+        #[serde(default)]
+        from: Option<String>,
+    },
+    /// A JSON POST to any URL.
+    Webhook {
+        url: String,
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// None: pushes are appended to `data_dir/push.jsonl`.
+    pub provider: Option<PushProvider>,
+    pub concurrency: Option<usize>,
+    pub rate_per_second: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum PushProvider {
+    /// FCM HTTP v1 (`projects/{project_id}/messages:send`), bearer token.
+    Fcm {
+        project_id: String,
+        access_token: String,
+        #[serde(default)]
+        base_url: Option<String>,
+    },
+    /// Web Push (RFC 8030/8291) with VAPID.
+    Webpush {
+        vapid_private_key: String,
+        vapid_subject: String,
+    },
+    Webhook {
+        url: String,
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Seconds before a webhook step's call is given up (a step's `timeout` wins).
+    pub timeout_seconds: u64,
+    pub concurrency: Option<usize>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            timeout_seconds: 10,
+            concurrency: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts before a transient failure becomes `message.failed`.
+    pub max_attempts: u32,
+    /// First backoff, doubled each attempt, with jitter, up to `max_delay_ms`.
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 5,
+            base_delay_ms: 500,
+            max_delay_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {err}")]
+    Read { path: String, err: std::io::Error },
+    #[error("{path}:{line}: environment variable {name} is not set")]
+    MissingEnv {
+        path: String,
+        line: usize,
+        name: String,
+    },
+    #[error("{path}: {err}")]
+    Yaml { path: String, err: String },
+    #[error("{path}: unknown time zone '{zone}'")]
+    Zone { path: String, zone: String },
+}
+
+/// Replaces `${NAME}` by the environment variable NAME.
+pub fn interpolate(
+    path: &str,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let name = &after[..end];
+        match env(name) {
+            Some(v) => out.push_str(&v),
+            None => {
+                let line = text[..text.len() - rest.len() + start]
+                    .matches('\n')
+                    .count()
+                    + 1;
+                return Err(ConfigError::MissingEnv {
+                    path: path.into(),
+                    line,
+                    name: name.into(),
+                });
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl Config {
+    /// Reads a config file; `None` gives the embedded defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: p.clone(),
+            err,
+        })?;
+        Config::parse(&p, &text, |n| std::env::var(n).ok())
+    }
+
+    pub fn parse(
+        path: &str,
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = interpolate(path, text, env)?;
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_norway::from_str(&text).map_err(|e| ConfigError::Yaml {
+                path: path.into(),
+                err: e.to_string(),
+            })?
+        };
+        if config.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::Zone {
+                path: path.into(),
+                zone: config.timezone.clone(),
+            });
+        }
+        Ok(config)
+    }
+
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(
+            Config::parse("j.yaml", "", |_| None).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn env_vars_fill_secrets_and_missing_ones_are_named() {
+        let text = "secret: ${JOURNEY_SECRET}\nemail:\n  smtp:\n    host: localhost\n    password: ${SMTP_PASSWORD}\n";
+        let c = Config::parse("j.yaml", text, |n| match n {
+            "JOURNEY_SECRET" => Some("s3cret".into()),
+            "SMTP_PASSWORD" => Some("pw".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.secret.as_deref(), Some("s3cret"));
+        assert_eq!(c.email.smtp.unwrap().password.as_deref(), Some("pw"));
+        let err = Config::parse("j.yaml", text, |_| None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "j.yaml:1: environment variable JOURNEY_SECRET is not set"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_zones_are_errors() {
+        assert!(Config::parse("j.yaml", "data_dri: x\n", |_| None).is_err());
+        assert!(Config::parse("j.yaml", "timezone: Mars/Olympus\n", |_| None).is_err());
+    }
+}
