@@ -211,7 +211,6 @@ fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
     let producer = std::thread::spawn(move || {
         let mut acks = Vec::new();
         for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
-            let (ack_tx, ack_rx) = mpsc::sync_channel(1);
             let now = SystemClock.now();
             let inputs = chunk
                 .iter()
@@ -224,10 +223,8 @@ fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
                     })
                 })
                 .collect();
-            let _ = producer_tx.send(Submission {
-                inputs,
-                ack: Some(ack_tx),
-            });
+            let (submission, ack_rx) = Submission::with_channel(inputs);
+            let _ = producer_tx.send(submission);
             acks.push(ack_rx);
         }
         for a in acks {
@@ -471,7 +468,6 @@ fn crash_child(dir: PathBuf, n: usize, deliveries: PathBuf, resume: bool) -> Any
         let producer_tx = tx.clone();
         std::thread::spawn(move || {
             for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-                let (ack_tx, ack_rx) = mpsc::sync_channel(1);
                 let now = SystemClock.now();
                 let inputs = chunk
                     .iter()
@@ -485,17 +481,12 @@ fn crash_child(dir: PathBuf, n: usize, deliveries: PathBuf, resume: bool) -> Any
                         })
                     })
                     .collect();
-                if producer_tx
-                    .send(Submission {
-                        inputs,
-                        ack: Some(ack_tx),
-                    })
-                    .is_err()
-                {
+                let (submission, ack_rx) = Submission::with_channel(inputs);
+                if producer_tx.send(submission).is_err() {
                     return;
                 }
                 // Acknowledged means durable: the parent may count these contacts.
-                if ack_rx.recv().is_ok() {
+                if let Ok(Ok(())) = ack_rx.recv() {
                     let last = chunk.last().copied().unwrap_or(0);
                     println!("acked {}", last + 1);
                 }

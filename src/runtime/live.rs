@@ -6,14 +6,39 @@
 use super::{Input, Result, Runtime, Sink};
 use crate::engine::{Clock, Millis, TimelineEntry};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Inputs arrive with an optional acknowledgement: it is sent once they are durable.
+/// Called once the inputs are durable (`Ok`), or could not be committed (`Err`).
+pub type Ack = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+
+/// Inputs arrive with an optional acknowledgement, called once they are durable.
 pub struct Submission {
     pub inputs: Vec<Input>,
-    pub ack: Option<SyncSender<()>>,
+    pub ack: Option<Ack>,
+}
+
+impl Submission {
+    /// Inputs with an acknowledgement through a std channel (blocking callers).
+    pub fn with_channel(
+        inputs: Vec<Input>,
+    ) -> (
+        Submission,
+        std::sync::mpsc::Receiver<std::result::Result<(), String>>,
+    ) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let ack: Ack = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        (
+            Submission {
+                inputs,
+                ack: Some(ack),
+            },
+            rx,
+        )
+    }
 }
 
 /// How the loop groups work.
@@ -93,10 +118,11 @@ pub fn run_live(
                     let now = clock.now();
                     let mut first = s.inputs;
                     first.extend(rt.due_timers(now)?);
-                    rt.run_at(first, now, sink, &mut timeline)?;
+                    let r = rt.run_at(first, now, sink, &mut timeline);
                     if let Some(a) = s.ack {
-                        let _ = a.send(());
+                        a(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
                     }
+                    r?;
                     on_timeline(std::mem::take(&mut timeline));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -104,11 +130,12 @@ pub fn run_live(
             }
             continue;
         }
-        rt.run_at(inputs, now, sink, &mut timeline)?;
+        let r = rt.run_at(inputs, now, sink, &mut timeline);
         // Durable now (the runtime flushed the batch): acknowledge.
         for a in acks {
-            let _ = a.send(());
+            a(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         }
+        r?;
         on_timeline(std::mem::take(&mut timeline));
     }
 }
