@@ -57,12 +57,21 @@ pub struct Expectation {
     pub contact: String,
     #[serde(default)]
     pub sent: Option<Vec<String>>,
+    /// Message name → its delivery time, or the list of the times of each of its deliveries.
     #[serde(default)]
-    pub sent_at: Option<BTreeMap<String, String>>,
+    pub sent_at: Option<BTreeMap<String, SentAt>>,
     #[serde(default)]
     pub path: Option<Vec<String>>,
     #[serde(default)]
     pub ended: Option<bool>,
+}
+
+/// When a message was delivered: once (its first delivery), or each time, in order.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SentAt {
+    One(String),
+    Each(Vec<String>),
 }
 
 /// A scenario that could not run: the file, where, and why.
@@ -71,15 +80,49 @@ pub struct ScenarioError {
     pub file: PathBuf,
     pub line: Option<usize>,
     pub message: String,
+    /// The text of that line, shown under the message.
+    pub source_line: Option<String>,
+}
+
+impl ScenarioError {
+    fn new(file: &Path, text: Option<&str>, line: Option<usize>, message: String) -> Self {
+        let source_line = line
+            .zip(text)
+            .and_then(|(l, t)| t.lines().nth(l.checked_sub(1)?))
+            .map(str::to_string);
+        ScenarioError {
+            file: file.to_path_buf(),
+            line,
+            message,
+            source_line,
+        }
+    }
 }
 
 impl std::fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.line {
-            Some(l) => write!(f, "{}:{l}: {}", self.file.display(), self.message),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
+            Some(l) => write!(f, "{}:{l}: {}", self.file.display(), self.message)?,
+            None => write!(f, "{}: {}", self.file.display(), self.message)?,
         }
+        if let (Some(l), Some(src)) = (self.line, &self.source_line) {
+            write!(f, "\n {l:>4} | {src}")?;
+        }
+        Ok(())
     }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// ` (did you mean 'x'?)` when one of `known` is close to `name`.
+fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+        .unwrap_or_default()
 }
 
 /// One expectation that did not hold.
@@ -109,8 +152,20 @@ pub fn parse_time(text: &str, start: Millis) -> Result<Millis, String> {
             format!("'{t}' is not a time: write +1h, -30d or 2026-03-01T09:00:00Z")
         })?;
         let sign = if t.starts_with('-') { -1 } else { 1 };
-        return Ok(start + sign * secs * 1000);
+        // Beyond ±10,000 years is no scenario's time, and would overflow the clock.
+        return secs
+            .checked_mul(1000)
+            .filter(|ms| *ms <= MAX_OFFSET_MS)
+            .and_then(|ms| start.checked_add(sign * ms))
+            .ok_or_else(|| format!("'{t}' is too far from the start"));
     }
+    parse_absolute(t)
+}
+
+const MAX_OFFSET_MS: Millis = 10_000 * 366 * 86_400_000;
+
+/// An absolute time: RFC 3339 (`2026-03-01T09:00:00Z`, `2026-03-01T10:00:00+01:00`).
+fn parse_absolute(t: &str) -> Result<Millis, String> {
     chrono::DateTime::parse_from_rfc3339(t)
         .map(|d| d.timestamp_millis())
         .map_err(|_| format!("'{t}' is not a time: write 2026-03-01T09:00:00Z, +1h or -30d"))
@@ -150,15 +205,11 @@ fn item_line(source: &str, key: &str, index: usize) -> Option<usize> {
 
 /// Reads a scenario file, with YAML errors located by line.
 pub fn read(path: &Path) -> Result<(ScenarioFile, String), ScenarioError> {
-    let err = |line: Option<usize>, message: String| ScenarioError {
-        file: path.to_path_buf(),
-        line,
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(None, format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ScenarioError::new(path, None, None, format!("cannot read: {e}")))?;
     let parsed: ScenarioFile = serde_norway::from_str(&text).map_err(|e| {
         let line = e.location().map(|l| l.line());
-        err(line, format!("invalid scenario: {e}"))
+        ScenarioError::new(path, Some(&text), line, format!("invalid scenario: {e}"))
     })?;
     Ok((parsed, text))
 }
@@ -167,11 +218,8 @@ pub fn read(path: &Path) -> Result<(ScenarioFile, String), ScenarioError> {
 /// failed expectations are in the outcome.
 pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
     let (sc, text) = read(path)?;
-    let err = |line: Option<usize>, message: String| ScenarioError {
-        file: path.to_path_buf(),
-        line,
-        message,
-    };
+    let err =
+        |line: Option<usize>, message: String| ScenarioError::new(path, Some(&text), line, message);
     let key_line = |key: &str| {
         text.lines()
             .position(|l| l.starts_with(&format!("{key}:")))
@@ -180,15 +228,26 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
 
     // Journeys, relative to the scenario file.
-    let files: Vec<PathBuf> = sc.journeys.iter().map(|j| dir.join(j)).collect();
-    for f in &files {
+    if sc.journeys.is_empty() {
+        return Err(err(
+            key_line("journeys"),
+            "`journeys` is empty: name the journey files to test".into(),
+        ));
+    }
+    let named: Vec<PathBuf> = sc.journeys.iter().map(|j| dir.join(j)).collect();
+    for f in &named {
         if !f.exists() {
             return Err(err(
                 key_line("journeys"),
-                format!("journey file {} does not exist", f.display()),
+                format!(
+                    "journey file {} does not exist (journey paths are relative to the scenario file)",
+                    f.display()
+                ),
             ));
         }
     }
+    // A directory stands for every journey file in it.
+    let files = lang::journey_files(&named).map_err(|m| err(key_line("journeys"), m))?;
     let loaded = lang::load_files(&files);
     let compiled = compile::compile(&loaded);
     let Some(program) = compiled.program else {
@@ -201,8 +260,26 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
         ));
     };
 
-    let start = parse_time(&sc.start, 0).map_err(|m| err(key_line("start"), m))?;
+    let start = parse_absolute(sc.start.trim()).map_err(|_| {
+        err(
+            key_line("start"),
+            format!(
+                "'{}' is not a start time: write an absolute time such as 2026-03-01T09:00:00Z",
+                sc.start
+            ),
+        )
+    })?;
     let until = parse_time(&sc.until, start).map_err(|m| err(key_line("until"), m))?;
+    if until < start {
+        return Err(err(
+            key_line("until"),
+            format!(
+                "`until` ({}) is before `start` ({})",
+                fmt_time(until),
+                fmt_time(start)
+            ),
+        ));
+    }
     let zone: chrono_tz::Tz = match &sc.timezone {
         Some(z) => z
             .parse()
@@ -244,8 +321,9 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
             return Err(err(
                 line,
                 format!(
-                    "event for unknown contact '{}'; contacts: {}",
+                    "event for unknown contact '{}'{}; contacts: {}",
                     e.contact,
+                    did_you_mean(&e.contact, contacts.iter().map(|c| c.id.as_str())),
                     contacts
                         .iter()
                         .map(|c| c.id.as_str())
@@ -259,7 +337,8 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
                 return Err(err(
                     line,
                     format!(
-                        "event names journey '{j}', which the scenario does not load; journeys: {}",
+                        "event names journey '{j}', which the scenario does not load{}; journeys: {}",
+                        did_you_mean(j, program.journeys.keys().map(String::as_str)),
                         program
                             .journeys
                             .keys()
@@ -271,7 +350,14 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
             };
             if let Some(m) = &e.message {
                 if !ir.messages.contains_key(m) {
-                    return Err(err(line, format!("journey '{j}' has no message '{m}'")));
+                    return Err(err(
+                        line,
+                        format!(
+                            "journey '{j}' has no message '{m}'{}; messages: {}",
+                            did_you_mean(m, ir.messages.keys().map(String::as_str)),
+                            ir.messages.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
                 }
             }
         }
@@ -290,11 +376,31 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
         });
     }
     for (i, x) in sc.expect.iter().enumerate() {
+        let line = item_line(&text, "expect", i);
         if !contacts.iter().any(|c| c.id == x.contact) {
             return Err(err(
-                item_line(&text, "expect", i),
-                format!("expectation for unknown contact '{}'", x.contact),
+                line,
+                format!(
+                    "expectation for unknown contact '{}'{}; contacts: {}",
+                    x.contact,
+                    did_you_mean(&x.contact, contacts.iter().map(|c| c.id.as_str())),
+                    contacts
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
+        }
+        for (msg, when) in x.sent_at.iter().flatten() {
+            let all = match when {
+                SentAt::One(w) => std::slice::from_ref(w),
+                SentAt::Each(ws) => ws.as_slice(),
+            };
+            for w in all {
+                parse_time(w, start)
+                    .map_err(|m| err(line, format!("sent_at {msg} of {}: {m}", x.contact)))?;
+            }
         }
     }
     events.sort_by_key(|e| e.at);
@@ -351,7 +457,8 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
             .or_default()
             .push((job.message.clone(), *at));
     }
-    for x in &sc.expect {
+    for (i, x) in sc.expect.iter().enumerate() {
+        let line = item_line(&text, "expect", i);
         let sent = outcome.sent.get(&x.contact).cloned().unwrap_or_default();
         let instances = rt
             .store
@@ -374,14 +481,33 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
         }
         if let Some(want) = &x.sent_at {
             for (msg, when) in want {
-                let want_t = parse_time(when, start)
-                    .map_err(|m| err(None, format!("sent_at of {}: {m}", x.contact)))?;
-                let got = sent
+                let times = |t: &[String]| -> Result<Vec<String>, ScenarioError> {
+                    t.iter()
+                        .map(|w| {
+                            parse_time(w, start).map(fmt_time).map_err(|m| {
+                                err(line, format!("sent_at {msg} of {}: {m}", x.contact))
+                            })
+                        })
+                        .collect()
+                };
+                let delivered = sent
                     .iter()
-                    .find(|(m, _)| m == msg)
-                    .map(|(_, t)| fmt_time(*t))
-                    .unwrap_or_else(|| "never sent".into());
-                check(&format!("sent_at {msg}"), fmt_time(want_t), got);
+                    .filter(|(m, _)| m == msg)
+                    .map(|(_, t)| fmt_time(*t));
+                match when {
+                    SentAt::One(w) => {
+                        let want_t = times(std::slice::from_ref(w))?.remove(0);
+                        let got = delivered
+                            .into_iter()
+                            .next()
+                            .unwrap_or_else(|| "never sent".into());
+                        check(&format!("sent_at {msg}"), want_t, got);
+                    }
+                    SentAt::Each(ws) => {
+                        let got: Vec<String> = delivered.collect();
+                        check(&format!("sent_at {msg}"), list(&times(ws)?), list(&got));
+                    }
+                }
             }
         }
         if let Some(want) = &x.path {
@@ -450,6 +576,8 @@ mod tests {
         assert_eq!(parse_time("-30d", start).unwrap(), start - 30 * 86_400_000);
         assert_eq!(parse_time("+1d12h", start).unwrap(), start + 36 * 3_600_000);
         assert!(parse_time("+1x", start).is_err());
+        assert!(parse_time("+99999999999999d", start).is_err());
+        assert!(parse_time("-99999999999999w", start).is_err());
         assert!(parse_time("yesterday", start).is_err());
     }
 

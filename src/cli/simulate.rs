@@ -2,6 +2,7 @@
 
 use crate::runtime::{describe, fmt_time};
 use crate::scenario;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,18 +24,26 @@ pub enum TimelineFormat {
 pub fn run(args: SimulateArgs) -> ExitCode {
     match scenario::run(&args.scenario) {
         Ok(outcome) => {
+            let mut out = std::io::stdout().lock();
             for t in &outcome.timeline {
-                match args.format {
-                    TimelineFormat::Json => {
-                        println!("{}", serde_json::to_string(t).expect("timeline serializes"))
-                    }
-                    TimelineFormat::Text => println!(
+                let written = match args.format {
+                    TimelineFormat::Json => writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string(t).expect("timeline serializes")
+                    ),
+                    TimelineFormat::Text => writeln!(
+                        out,
                         "{}  {:<12} {:<22} {}",
                         fmt_time(t.at),
                         t.contact,
                         t.journey,
                         describe(&t.happening)
                     ),
+                };
+                // A closed pipe (`journey simulate … | head`) is the reader's choice, not an error.
+                if written.is_err() {
+                    break;
                 }
             }
             ExitCode::SUCCESS

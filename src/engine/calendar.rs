@@ -74,11 +74,45 @@ pub fn next_local_moment(
     now
 }
 
+/// The first moment at or after `now` at which the local clock shows `minute_of_day`,
+/// counting both passes of the fall-back hour: where a held send is released.
+fn next_clock_reading(now: Millis, minute_of_day: u32, tz: Tz) -> Millis {
+    let t = time_of(minute_of_day);
+    let today = local_now(now, tz).date();
+    for offset in 0..=2 {
+        let day = today + Duration::days(offset);
+        if let Some(at) = occurrences(tz, day.and_time(t))
+            .into_iter()
+            .find(|at| *at >= now)
+        {
+            return at;
+        }
+    }
+    now
+}
+
+/// Every UTC instant that is this local time in `tz`, earliest first: one, two in the
+/// fall-back hour, or (in the spring-forward gap) the first moment after the gap.
+fn occurrences(tz: Tz, local: NaiveDateTime) -> Vec<Millis> {
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(t) => vec![t.timestamp_millis()],
+        LocalResult::Ambiguous(a, b) => {
+            let (a, b) = (a.timestamp_millis(), b.timestamp_millis());
+            vec![a.min(b), a.max(b)]
+        }
+        LocalResult::None => vec![local_to_utc(tz, local)],
+    }
+}
+
 /// If `now` falls in the quiet window (local time in `tz`), the moment it ends.
 pub fn quiet_until(now: Millis, quiet: &QuietIr, tz: Tz) -> Option<Millis> {
     let local = local_now(now, tz);
     let minute = local.hour_min();
     let (from, to) = (quiet.from_minute, quiet.to_minute);
+    if from == to {
+        // An empty window (the compiler refuses it; an old version might still hold one).
+        return None;
+    }
     let inside = if from < to {
         from <= minute && minute < to
     } else {
@@ -87,7 +121,8 @@ pub fn quiet_until(now: Millis, quiet: &QuietIr, tz: Tz) -> Option<Millis> {
     if !inside {
         return None;
     }
-    Some(next_local_moment(now, None, None, to, tz))
+    // In the repeated hour of a fall-back night, the end may be the second pass of `to`.
+    Some(next_clock_reading(now, to, tz))
 }
 
 trait HourMin {
@@ -164,5 +199,48 @@ mod tests {
         );
         // 10:00 Rome → not quiet.
         assert_eq!(quiet_until(ms("2026-03-02T09:00:00Z"), &q, rome()), None);
+    }
+
+    #[test]
+    fn quiet_hours_ending_in_the_repeated_hour() {
+        // 2026-10-25 in Rome: 02:00–03:00 happens twice (CEST, then CET). Quiet until 02:30:
+        // at 02:10 of the second pass (01:10Z) the window ends 20 minutes later, at the
+        // second 02:30 (01:30Z), not a day later.
+        let q = QuietIr {
+            from_minute: 21 * 60,
+            to_minute: 2 * 60 + 30,
+        };
+        assert_eq!(
+            quiet_until(ms("2026-10-25T01:10:00Z"), &q, rome()),
+            Some(ms("2026-10-25T01:30:00Z"))
+        );
+        // During the first pass (00:10Z is 02:10 CEST) it is the first 02:30.
+        assert_eq!(
+            quiet_until(ms("2026-10-25T00:10:00Z"), &q, rome()),
+            Some(ms("2026-10-25T00:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_daily_time_in_the_repeated_hour_comes_once() {
+        // "wait until 02:30" means the first 02:30 of the day: after it, the next is tomorrow,
+        // so a daily loop does not run twice in the fall-back night.
+        assert_eq!(
+            next_local_moment(ms("2026-10-25T00:10:00Z"), None, None, 150, rome()),
+            ms("2026-10-25T00:30:00Z")
+        );
+        assert_eq!(
+            next_local_moment(ms("2026-10-25T00:30:00.001Z"), None, None, 150, rome()),
+            ms("2026-10-26T01:30:00Z")
+        );
+    }
+
+    #[test]
+    fn empty_quiet_window_holds_nothing() {
+        let q = QuietIr {
+            from_minute: 8 * 60,
+            to_minute: 8 * 60,
+        };
+        assert_eq!(quiet_until(ms("2026-03-02T07:00:00Z"), &q, rome()), None);
     }
 }

@@ -28,6 +28,11 @@ pub struct Subject<'a> {
 
 const SECOND: Millis = 1000;
 
+/// A property the step function puts on the `message.sent` it adds to the history for the
+/// rest of its run (so caps count the send at once): the send is not delivered yet, so it
+/// is not `received`. The runtime records the delivery as a `message.sent` of its own.
+pub const PENDING: &str = "pending";
+
 impl<'a> ContactView<'a> {
     pub fn eval(&self, c: &CondIr, subject: Subject) -> bool {
         match c {
@@ -154,7 +159,11 @@ impl<'a> ContactView<'a> {
 
     fn verb_matches(verb: Verb, e: &Event) -> bool {
         match verb {
-            Verb::Received => e.kind == MESSAGE_SENT || e.kind == "received",
+            Verb::Received => {
+                (e.kind == MESSAGE_SENT
+                    && e.properties.get(PENDING).and_then(Value::as_bool) != Some(true))
+                    || e.kind == "received"
+            }
             v => e.kind == v.as_str(),
         }
     }

@@ -3,11 +3,11 @@
 //! instance and applies the effects in one batch.
 
 use super::calendar::{next_local_moment, pick_zone, quiet_until};
-use super::cond::{ContactView, Subject};
+use super::cond::{ContactView, Subject, PENDING};
 use super::model::*;
 use super::Millis;
 use crate::compile::ir::*;
-use crate::lang::ast::{CappedAction, Verb};
+use crate::lang::ast::{CappedAction, Channel, Verb};
 use chrono_tz::Tz;
 use serde_json::Value;
 
@@ -102,6 +102,19 @@ pub fn migration_gaps(old: &JourneyIr, new: &JourneyIr) -> Vec<String> {
         .collect()
 }
 
+/// Is engagement `e` an answer to the send `id` made at `sent_at`? An event that names its
+/// message instance must name this one. One that does not must come after the send: at the
+/// same instant only when it arrives as the step's input (`live`), since an event already in
+/// the history at the instant of the send came before it (the click that sent a loop round
+/// again must not answer the send it caused).
+fn answers_send(e: &Event, id: &str, sent_at: Millis, live: bool) -> bool {
+    match e.message_id.as_deref() {
+        Some(m) => m == id && e.at >= sent_at,
+        None if live => e.at >= sent_at,
+        None => e.at > sent_at,
+    }
+}
+
 /// FNV-1a: a stable hash, the same on every machine and release, for `split random`.
 fn stable_hash(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -121,6 +134,7 @@ pub fn advance(j: &JourneyIr, inst: &mut Instance, input: Input, w: &mut World) 
         inst,
         w,
         fx: Vec::new(),
+        passed_at_once: Vec::new(),
     };
     run.go(input);
     run.fx
@@ -131,6 +145,10 @@ struct Run<'r, 'a> {
     inst: &'r mut Instance,
     w: &'r mut World<'a>,
     fx: Vec<Effect>,
+    /// `wait until` steps this input went straight through because their moment had come.
+    /// A loop that comes back to one at the same instant waits for its next moment instead
+    /// of going round again without end.
+    passed_at_once: Vec<StepId>,
 }
 
 impl Run<'_, '_> {
@@ -219,7 +237,14 @@ impl Run<'_, '_> {
         };
         self.unpark();
         match &step.kind {
-            StepKindIr::Wait { next, .. } | StepKindIr::WaitUntil { next, .. } => Flow::Go(*next),
+            StepKindIr::Wait { next, .. } => Flow::Go(*next),
+            StepKindIr::WaitUntil { next, .. } => {
+                // Its moment has come: a loop back to it at this instant waits for the next.
+                if let Some(id) = self.inst.step {
+                    self.passed_at_once.push(id);
+                }
+                Flow::Go(*next)
+            }
             StepKindIr::Check { no, .. } | StepKindIr::WaitEvent { no, .. } => Flow::Go(*no),
             StepKindIr::Send { message, next } => self.send(&step.name, message, *next),
             // Only waiting and sending steps park.
@@ -238,7 +263,7 @@ impl Run<'_, '_> {
                 yes,
                 ..
             } => {
-                let sent_at = self.inst.last_sent(message).map(|s| s.2)?;
+                let (_, id, sent_at) = self.inst.last_sent(message)?;
                 let kind_ok = match verb {
                     Verb::Received => e.kind == MESSAGE_SENT || e.kind == "received",
                     v => e.kind == v.as_str(),
@@ -247,7 +272,7 @@ impl Run<'_, '_> {
                     && e.journey.as_deref() == Some(&self.j.name)
                     && e.message.as_deref() == Some(message)
                     && link.as_ref().is_none_or(|l| e.link.as_deref() == Some(l))
-                    && e.at >= sent_at;
+                    && answers_send(e, id, *sent_at, true);
                 ok.then_some(*yes)
             }
             StepKindIr::WaitEvent {
@@ -327,11 +352,25 @@ impl Run<'_, '_> {
                     self.w.default_zone,
                 );
                 let at = next_local_moment(now, *date, *weekday, *minute_of_day, tz);
-                if at <= now {
-                    Flow::Go(*next)
-                } else {
-                    self.park(Parked::Waiting, at)
+                if at > now {
+                    return self.park(Parked::Waiting, at);
                 }
+                if !self.passed_at_once.contains(&id) {
+                    self.passed_at_once.push(id);
+                    return Flow::Go(*next);
+                }
+                // Back here at the same instant, through a loop: the next such moment.
+                let later = next_local_moment(now + 1, *date, *weekday, *minute_of_day, tz);
+                if later > now {
+                    return self.park(Parked::Waiting, later);
+                }
+                // A fixed date that has passed comes no more: the loop cannot wait on it.
+                self.timeline(Happening::Error {
+                    step: step.name.clone(),
+                    error: "a loop came back to a `wait until` whose date has passed".into(),
+                });
+                self.end(EndReason::Failed);
+                Flow::Park
             }
             StepKindIr::Check {
                 verb,
@@ -341,15 +380,18 @@ impl Run<'_, '_> {
                 yes,
                 ..
             } => {
-                // Engagement recorded before the step counts: anything since the send.
-                if let Some(sent_at) = self.inst.last_sent(message).map(|s| s.2) {
+                // Engagement recorded before the step counts: anything that answers the send.
+                if let Some((_, id, sent_at)) = self.inst.last_sent(message).cloned() {
                     let target = TargetIr::Message {
                         journey: self.j.name.clone(),
                         message: message.clone(),
                         link: link.clone(),
                     };
                     let view = self.w.view();
-                    if view.engagements(*verb, &target).any(|e| e.at >= sent_at) {
+                    if view
+                        .engagements(*verb, &target)
+                        .any(|e| answers_send(e, &id, sent_at, false))
+                    {
                         return Flow::Go(*yes);
                     }
                 }
@@ -495,7 +537,8 @@ impl Run<'_, '_> {
         self.inst
             .sent
             .push((message.to_string(), message_id.clone(), now));
-        // Counted by later caps in this batch; the runtime records the real delivery.
+        // Counted by later caps in this batch; the runtime records the real delivery. Until
+        // then it is pending: `received` means delivered, so it does not count as received.
         self.w.events.push(Event {
             contact: self.inst.contact.clone(),
             kind: MESSAGE_SENT.into(),
@@ -504,6 +547,7 @@ impl Run<'_, '_> {
             message: Some(message.into()),
             channel: Some(channel),
             message_id: Some(message_id.clone()),
+            properties: serde_json::Map::from_iter([(PENDING.to_string(), Value::Bool(true))]),
             ..Event::default()
         });
         self.fx.push(Effect::Send(SendJob {
@@ -527,25 +571,33 @@ impl Run<'_, '_> {
 
     /// When every cap of the policy allows one more send, if one does not now. A cap counts
     /// sends in `(now - period, now]`: a held send goes when the oldest counted one leaves.
-    fn capped_until(
-        &self,
-        policy: &PolicyIr,
-        channel: crate::lang::ast::Channel,
-    ) -> Option<Millis> {
+    fn capped_until(&self, policy: &PolicyIr, channel: Channel) -> Option<Millis> {
         let now = self.w.now;
         let mut release: Option<Millis> = None;
         for cap in &policy.caps {
+            // A cap on one channel applies to that channel's sends only; a cap on `messages`
+            // to the messages a contact gets (email, SMS, push), not to webhooks, which are
+            // calls to other systems.
+            let applies = match cap.channel {
+                Some(c) => c == channel,
+                None => channel != Channel::Webhook,
+            };
+            if !applies {
+                continue;
+            }
             let per = cap.per_seconds * 1000;
             let mut times: Vec<Millis> = self
                 .w
                 .events
                 .iter()
                 .filter(|e| e.kind == MESSAGE_SENT && e.at > now - per && e.at <= now)
-                .filter(|e| cap.channel.is_none_or(|c| e.channel == Some(c)))
+                .filter(|e| match cap.channel {
+                    Some(c) => e.channel == Some(c),
+                    None => e.channel != Some(Channel::Webhook),
+                })
                 .filter(|e| {
                     policy.scope == ScopeIr::Global || e.journey.as_deref() == Some(&self.j.name)
                 })
-                .filter(|_| cap.channel.is_none() || cap.channel == Some(channel))
                 .map(|e| e.at)
                 .collect();
             if (times.len() as u64) < cap.max {
@@ -557,5 +609,45 @@ impl Run<'_, '_> {
             release = Some(release.map_or(at, |r: Millis| r.max(at)));
         }
         release
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_hash_never_changes() {
+        // `split random` must send a contact down the same arm on every machine and in every
+        // release: these values are part of the contract.
+        assert_eq!(stable_hash(&[]), 0xcbf2_9ce4_8422_2325);
+        // FNV-1a 64 of "angela\0welcome\0split_1\0": bucket 4651 of 10,000.
+        let h = stable_hash(&["angela", "welcome", "split_1"]);
+        assert_eq!(h, 0xfa40_c613_295e_ac7b);
+        assert_eq!(h % 10_000, 4651);
+        // Parts are separated: ("ab", "c") and ("a", "bc") differ.
+        assert_ne!(stable_hash(&["ab", "c"]), stable_hash(&["a", "bc"]));
+    }
+
+    fn click(at: Millis, message_id: Option<&str>) -> Event {
+        Event {
+            kind: "clicked".into(),
+            at,
+            message_id: message_id.map(String::from),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn what_answers_a_send() {
+        // Named message instance: only that one, never before it.
+        assert!(answers_send(&click(10, Some("1:s")), "1:s", 10, false));
+        assert!(!answers_send(&click(20, Some("1:s:2")), "1:s", 10, true));
+        assert!(!answers_send(&click(5, Some("1:s")), "1:s", 10, true));
+        // Unnamed: after the send; at its instant only as the step's input.
+        assert!(answers_send(&click(11, None), "1:s", 10, false));
+        assert!(answers_send(&click(10, None), "1:s", 10, true));
+        assert!(!answers_send(&click(10, None), "1:s", 10, false));
+        assert!(!answers_send(&click(9, None), "1:s", 10, true));
     }
 }
