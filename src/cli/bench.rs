@@ -156,10 +156,9 @@ impl Sink for ClickingSink {
                 message_id: Some(job.message_id.clone()),
                 ..Event::default()
             };
-            let _ = self.inbox.send(Submission {
-                inputs: vec![Input::Event(click)],
-                ack: None,
-            });
+            let _ = self
+                .inbox
+                .send(Submission::new(vec![Input::Event(click)], None));
         }
         Delivery::Sent
     }

@@ -13,10 +13,17 @@ use std::time::Duration;
 /// Called once the inputs are durable (`Ok`), or could not be committed (`Err`).
 pub type Ack = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 
+/// Work on the runtime itself, run by the loop's thread between batches (deploys, pausing
+/// a journey, contact upserts): whatever needs `&mut Runtime` and is not an input. It
+/// answers through its own channel.
+pub type Control = Box<dyn FnOnce(&mut Runtime, &mut dyn Sink, Millis, &mut Vec<TimelineEntry>) + Send>;
+
 /// Inputs arrive with an optional acknowledgement, called once they are durable.
 pub struct Submission {
     pub inputs: Vec<Input>,
     pub ack: Option<Ack>,
+    /// Run after the inputs that arrived before it are committed.
+    pub control: Option<Control>,
 }
 
 impl Submission {
@@ -35,9 +42,30 @@ impl Submission {
             Submission {
                 inputs,
                 ack: Some(ack),
+                control: None,
             },
             rx,
         )
+    }
+
+    /// Inputs with an acknowledgement callback.
+    pub fn new(inputs: Vec<Input>, ack: Option<Ack>) -> Submission {
+        Submission {
+            inputs,
+            ack,
+            control: None,
+        }
+    }
+
+    /// Work on the runtime, run by the loop's thread.
+    pub fn control(
+        f: impl FnOnce(&mut Runtime, &mut dyn Sink, Millis, &mut Vec<TimelineEntry>) + Send + 'static,
+    ) -> Submission {
+        Submission {
+            inputs: Vec::new(),
+            ack: None,
+            control: Some(Box::new(f)),
+        }
     }
 }
 
@@ -80,11 +108,14 @@ pub fn run_live(
     loop {
         let mut inputs = Vec::new();
         let mut acks = Vec::new();
-        while inputs.len() < config.max_batch {
+        let mut controls: Vec<Control> = Vec::new();
+        // A control ends the gathering: it runs after the inputs that came before it.
+        while inputs.len() < config.max_batch && controls.is_empty() {
             match inbox.try_recv() {
                 Ok(s) => {
                     inputs.extend(s.inputs);
                     acks.extend(s.ack);
+                    controls.extend(s.control);
                 }
                 Err(std::sync::mpsc::TryRecvError::Empty) => break,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => {
@@ -96,7 +127,11 @@ pub fn run_live(
         let now = clock.now();
         inputs.extend(rt.due_schedules(now)?);
         inputs.extend(rt.due_timers(now)?);
-        if inputs.is_empty() {
+        if inputs.is_empty() && controls.is_empty() {
+            // Submissions without inputs are durable already.
+            for a in acks {
+                a(Ok(()));
+            }
             let next = rt.next_wake()?;
             if stop.load(Ordering::SeqCst) || (closed && next.is_none()) {
                 return Ok(());
@@ -124,18 +159,28 @@ pub fn run_live(
                     }
                     r?;
                     on_timeline(std::mem::take(&mut timeline));
+                    if let Some(c) = s.control {
+                        c(rt, sink, clock.now(), &mut timeline);
+                        on_timeline(std::mem::take(&mut timeline));
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => closed = true,
             }
             continue;
         }
-        let r = rt.run_at(inputs, now, sink, &mut timeline);
-        // Durable now (the runtime flushed the batch): acknowledge.
-        for a in acks {
-            a(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        if !inputs.is_empty() || !acks.is_empty() {
+            let r = rt.run_at(inputs, now, sink, &mut timeline);
+            // Durable now (the runtime flushed the batch): acknowledge.
+            for a in acks {
+                a(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            }
+            r?;
+            on_timeline(std::mem::take(&mut timeline));
         }
-        r?;
-        on_timeline(std::mem::take(&mut timeline));
+        for c in controls {
+            c(rt, sink, clock.now(), &mut timeline);
+            on_timeline(std::mem::take(&mut timeline));
+        }
     }
 }

@@ -70,6 +70,9 @@ pub enum Input {
     Enroll { journey: String, contact: String },
     /// A channel delivered a message: its outbox entry goes, its `message.sent` event comes.
     Delivered { message_id: String, event: Event },
+    /// A paused journey resumed: the instance is offered the events that arrived since it
+    /// reached its step (a click during the pause still answers its check).
+    Resume { instance: u64 },
 }
 
 impl Input {
@@ -77,7 +80,7 @@ impl Input {
         match self {
             Input::Event(e) | Input::Delivered { event: e, .. } => Some(&e.contact),
             Input::Enroll { contact, .. } => Some(contact),
-            Input::Timer { .. } => None,
+            Input::Timer { .. } | Input::Resume { .. } => None,
         }
     }
 }
@@ -128,6 +131,12 @@ pub struct Runtime {
     /// Flush after each batch (the daemon); scenarios on a temporary store skip it.
     pub durable: bool,
     pub counters: Counters,
+    /// Paused journeys: no new entries, and their contacts hold where they are (timers and
+    /// events wait until `resume`). Kept in the store's meta `paused`.
+    paused: BTreeSet<String>,
+    /// Timers of paused journeys that came due: (due, instance, journey). Their keys stay
+    /// on disk, so a restart finds them again.
+    held: Vec<(Millis, u64, String)>,
 }
 
 fn wheel_time(t: Millis) -> u64 {
@@ -148,13 +157,76 @@ impl Runtime {
             default_zone,
             durable: true,
             counters: Counters::default(),
+            paused: BTreeSet::new(),
+            held: Vec::new(),
         };
+        if let Some(v) = rt.store.meta(PAUSED_META)? {
+            rt.paused = serde_json::from_slice(&v).unwrap_or_default();
+        }
         rt.refill_wheel()?;
         Ok(rt)
     }
 
     pub fn program(&self) -> &Arc<Program> {
         &self.program
+    }
+
+    /// The paused journeys.
+    pub fn paused(&self) -> &BTreeSet<String> {
+        &self.paused
+    }
+
+    fn save_paused(&mut self) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.set_meta(
+            PAUSED_META,
+            &serde_json::to_vec(&self.paused).expect("names serialize"),
+        );
+        self.store.apply(batch)?;
+        if self.durable {
+            self.store.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Pauses a journey: no new entries; its contacts hold where they are. Durable on return.
+    pub fn pause(&mut self, journey: &str) -> Result<()> {
+        if self.paused.insert(journey.to_string()) {
+            self.save_paused()?;
+        }
+        Ok(())
+    }
+
+    /// Resumes a paused journey: each waiting contact is offered the events that arrived
+    /// while it held (the first that answers its step moves it), then the timers that came
+    /// due fire. Returns how many contacts were waiting.
+    pub fn resume(
+        &mut self,
+        journey: &str,
+        now: Millis,
+        sink: &mut dyn Sink,
+        timeline: &mut Vec<TimelineEntry>,
+    ) -> Result<usize> {
+        if !self.paused.remove(journey) {
+            return Ok(0);
+        }
+        self.save_paused()?;
+        let active = self.store.active_of(journey)?;
+        let n = active.len();
+        let mut inputs: Vec<Input> = active
+            .into_iter()
+            .map(|instance| Input::Resume { instance })
+            .collect();
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| h.2 == journey);
+        self.held = rest;
+        inputs.extend(
+            mine.into_iter()
+                .map(|(due, instance, _)| Input::Timer { due, instance }),
+        );
+        self.run_at(inputs, now, sink, timeline)?;
+        Ok(n)
     }
 
     /// Loads a compiled program: a journey whose IR changed gets a new version for new
@@ -417,13 +489,17 @@ impl Runtime {
             let contact = match input.contact_hint() {
                 Some(c) => c.to_string(),
                 None => {
-                    let Input::Timer { due, instance } = &input else {
-                        unreachable!()
+                    let (due, instance) = match &input {
+                        Input::Timer { due, instance } => (Some(*due), *instance),
+                        Input::Resume { instance } => (None, *instance),
+                        _ => unreachable!("only timers and resumes name no contact"),
                     };
-                    match self.store.instance(*instance)? {
+                    match self.store.instance(instance)? {
                         Some(i) => i.contact,
                         None => {
-                            batch.del_timer(*due, *instance);
+                            if let Some(due) = due {
+                                batch.del_timer(due, instance);
+                            }
                             continue;
                         }
                     }
@@ -528,7 +604,48 @@ impl Runtime {
                         timer_changes,
                     )?;
                 }
+                Input::Resume { instance } => {
+                    let Some(idx) = instances.iter().position(|i| i.id == instance) else {
+                        continue;
+                    };
+                    if !instances[idx].is_active() || self.paused.contains(&instances[idx].journey)
+                    {
+                        continue;
+                    }
+                    let since = instances[idx].step_since;
+                    let events: Vec<Event> = world
+                        .events
+                        .iter()
+                        .filter(|e| e.at >= since)
+                        .cloned()
+                        .collect();
+                    for e in &events {
+                        if self.feed_event(
+                            idx,
+                            e,
+                            &mut world,
+                            &mut instances,
+                            &mut dirty,
+                            batch,
+                            out,
+                            &mut contact_dirty,
+                            timer_changes,
+                        )? {
+                            break;
+                        }
+                    }
+                }
                 Input::Timer { due, instance } => {
+                    let held = instances
+                        .iter()
+                        .find(|i| i.id == instance)
+                        .filter(|i| self.paused.contains(&i.journey))
+                        .map(|i| i.journey.clone());
+                    if let Some(journey) = held {
+                        // The key stays on disk; `resume` fires it.
+                        self.held.push((due, instance, journey));
+                        continue;
+                    }
                     batch.del_timer(due, instance);
                     timers_done.push((due, instance));
                     if let Some(idx) = instances.iter().position(|i| i.id == instance) {
@@ -646,33 +763,22 @@ impl Runtime {
         let pos = world.events.partition_point(|x| x.at <= e.at);
         world.events.insert(pos, e.clone());
         // Waiting instances first: a click wakes its check, a goal ends its journey.
-        #[allow(clippy::needless_range_loop)]
+        // Contacts of paused journeys hold: `resume` offers them these events later.
         for idx in 0..instances.len() {
-            if !instances[idx].is_active() {
+            if !instances[idx].is_active() || self.paused.contains(&instances[idx].journey) {
                 continue;
             }
-            let before = (
-                instances[idx].step,
-                instances[idx].parked,
-                instances[idx].due,
-                instances[idx].ended,
-            );
-            let fx = self.step_instance(&mut instances[idx], StepInput::Event(&e), world)?;
-            let inst = &instances[idx];
-            if before != (inst.step, inst.parked, inst.due, inst.ended) || !fx.is_empty() {
-                if before.2 != inst.due {
-                    if let Some(old) = before.2 {
-                        batch.del_timer(old, inst.id);
-                    }
-                    if let Some(new) = inst.due {
-                        batch.put_timer(new, inst.id);
-                    }
-                    timer_changes.push((before.2, inst.due, inst.id));
-                }
-                dirty.insert(idx);
-                out.transitions += 1;
-                self.apply_effects(fx, world, batch, out, contact_dirty);
-            }
+            self.feed_event(
+                idx,
+                &e,
+                world,
+                instances,
+                dirty,
+                batch,
+                out,
+                contact_dirty,
+                timer_changes,
+            )?;
         }
         // Then entries: the event may enrol the contact in journeys.
         let program = self.program.clone();
@@ -694,6 +800,46 @@ impl Runtime {
         Ok(())
     }
 
+    /// Offers an event to one instance; true if it moved (or did something).
+    #[allow(clippy::too_many_arguments)]
+    fn feed_event(
+        &mut self,
+        idx: usize,
+        e: &Event,
+        world: &mut World,
+        instances: &mut [Instance],
+        dirty: &mut BTreeSet<usize>,
+        batch: &mut WriteBatch,
+        out: &mut BatchOutcome,
+        contact_dirty: &mut bool,
+        timer_changes: &mut Vec<(Option<Millis>, Option<Millis>, u64)>,
+    ) -> Result<bool> {
+        let before = (
+            instances[idx].step,
+            instances[idx].parked,
+            instances[idx].due,
+            instances[idx].ended,
+        );
+        let fx = self.step_instance(&mut instances[idx], StepInput::Event(e), world)?;
+        let inst = &instances[idx];
+        if before == (inst.step, inst.parked, inst.due, inst.ended) && fx.is_empty() {
+            return Ok(false);
+        }
+        if before.2 != inst.due {
+            if let Some(old) = before.2 {
+                batch.del_timer(old, inst.id);
+            }
+            if let Some(new) = inst.due {
+                batch.put_timer(new, inst.id);
+            }
+            timer_changes.push((before.2, inst.due, inst.id));
+        }
+        dirty.insert(idx);
+        out.transitions += 1;
+        self.apply_effects(fx, world, batch, out, contact_dirty);
+        Ok(true)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn enroll(
         &mut self,
@@ -707,6 +853,9 @@ impl Runtime {
         contact_dirty: &mut bool,
         timer_changes: &mut Vec<(Option<Millis>, Option<Millis>, u64)>,
     ) -> Result<bool> {
+        if self.paused.contains(&j.name) {
+            return Ok(false);
+        }
         let earlier: Vec<&Instance> = instances.iter().filter(|i| i.journey == j.name).collect();
         if !step::reentry_allows(j, &earlier, world.now) {
             return Ok(false);
@@ -863,6 +1012,9 @@ impl Runtime {
             .cloned()
     }
 }
+
+/// The store meta key of the paused journeys (a JSON list of names).
+const PAUSED_META: &str = "paused";
 
 fn schedule_key(journey: &str, entry: usize) -> String {
     format!("{journey}/{entry}")
