@@ -9,4 +9,5 @@ pub mod engine;
 pub mod lang;
 pub mod runtime;
 pub mod scenario;
+pub mod server;
 pub mod store;

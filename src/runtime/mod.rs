@@ -137,6 +137,8 @@ pub struct Runtime {
     /// Timers of paused journeys that came due: (due, instance, journey). Their keys stay
     /// on disk, so a restart finds them again.
     held: Vec<(Millis, u64, String)>,
+    /// Told how late each timer fired (ms), for the daemon's metrics.
+    timer_observer: Option<Box<dyn FnMut(Millis) + Send>>,
 }
 
 fn wheel_time(t: Millis) -> u64 {
@@ -159,6 +161,7 @@ impl Runtime {
             counters: Counters::default(),
             paused: BTreeSet::new(),
             held: Vec::new(),
+            timer_observer: None,
         };
         if let Some(v) = rt.store.meta(PAUSED_META)? {
             rt.paused = serde_json::from_slice(&v).unwrap_or_default();
@@ -169,6 +172,11 @@ impl Runtime {
 
     pub fn program(&self) -> &Arc<Program> {
         &self.program
+    }
+
+    /// Calls `f` with the lateness (fired − due, ms) of every timer that fires.
+    pub fn set_timer_observer(&mut self, f: impl FnMut(Millis) + Send + 'static) {
+        self.timer_observer = Some(Box::new(f));
     }
 
     /// The paused journeys.
@@ -367,6 +375,11 @@ impl Runtime {
         self.refill_wheel()?;
         self.wheel.advance(wheel_time(now), &mut fired);
         self.counters.timers_fired += fired.len() as u64;
+        if let Some(f) = &mut self.timer_observer {
+            for (_, due) in &fired {
+                f(now - *due as Millis);
+            }
+        }
         Ok(fired
             .into_iter()
             .map(|(id, due)| Input::Timer {

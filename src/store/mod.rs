@@ -312,6 +312,19 @@ impl Store {
         self.tree.scan_prefix([b't']).count()
     }
 
+    /// Sends committed and not yet delivered.
+    pub fn outbox_count(&self) -> usize {
+        self.tree.scan_prefix([b'o']).count()
+    }
+
+    /// Every instance, of every journey, in id order (admin reports).
+    pub fn instances(&self) -> impl Iterator<Item = Result<Instance>> + '_ {
+        self.tree.scan_prefix([b'i']).map(|r| {
+            let (k, v) = r?;
+            decode(&k, &v)
+        })
+    }
+
     pub fn outbox(&self) -> Result<Vec<SendJob>> {
         self.tree
             .scan_prefix([b'o'])

@@ -1,0 +1,389 @@
+//! `POST /v1/events`, `PUT|GET /v1/contacts/{id}`, `POST /v1/contacts`.
+
+use super::{json_body, now_ms, ApiError, Scope, Shared};
+use crate::config::ServerConfig;
+use crate::engine::{Contact, Event, Millis};
+use crate::lang::ast::Channel;
+use crate::runtime::Input;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// An event as the API takes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventIn {
+    /// Idempotency id: an event whose id was seen before is dropped.
+    #[serde(default)]
+    id: Option<String>,
+    contact: String,
+    #[serde(rename = "type")]
+    kind: String,
+    /// RFC 3339, or milliseconds since the epoch; default: when it arrives.
+    #[serde(default)]
+    timestamp: Option<Value>,
+    #[serde(default)]
+    properties: Map<String, Value>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    journey: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    link: Option<String>,
+    #[serde(default)]
+    channel: Option<Channel>,
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+/// Parses a timestamp: RFC 3339 text or epoch milliseconds.
+pub fn parse_time(v: &Value) -> Result<Millis, String> {
+    match v {
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|d| d.timestamp_millis())
+            .map_err(|e| format!("timestamp '{s}' is not RFC 3339 ({e})")),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| format!("timestamp {n} is not whole milliseconds")),
+        Value::Null => Err("timestamp is null".into()),
+        other => Err(format!("timestamp must be RFC 3339 text or milliseconds, not {other}")),
+    }
+}
+
+/// Field-length checks: every string (and key) at most `max_field_bytes`.
+pub fn check_value(path: &str, v: &Value, limits: &ServerConfig) -> Result<(), String> {
+    match v {
+        Value::String(s) if s.len() > limits.max_field_bytes => Err(format!(
+            "{path} is {} bytes, over the limit of {} (server.max_field_bytes)",
+            s.len(),
+            limits.max_field_bytes
+        )),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, x)| check_value(&format!("{path}[{i}]"), x, limits)),
+        Value::Object(o) => o.iter().try_for_each(|(k, x)| {
+            if k.len() > limits.max_field_bytes {
+                return Err(format!("a key of {path} is over the field limit"));
+            }
+            check_value(&format!("{path}.{k}"), x, limits)
+        }),
+        _ => Ok(()),
+    }
+}
+
+pub fn check_str(name: &str, s: &str, limits: &ServerConfig) -> Result<(), String> {
+    if s.len() > limits.max_field_bytes {
+        return Err(format!(
+            "{name} is {} bytes, over the limit of {} (server.max_field_bytes)",
+            s.len(),
+            limits.max_field_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// Checks what every event needs, whatever door it came in by.
+pub fn check_event(e: &Event, limits: &ServerConfig) -> Result<(), String> {
+    if e.contact.trim().is_empty() {
+        return Err("contact is empty".into());
+    }
+    if e.kind.trim().is_empty() {
+        return Err("type is empty".into());
+    }
+    check_str("contact", &e.contact, limits)?;
+    check_str("type", &e.kind, limits)?;
+    for (name, v) in [
+        ("id", &e.id),
+        ("context", &e.context),
+        ("journey", &e.journey),
+        ("message", &e.message),
+        ("link", &e.link),
+        ("message_id", &e.message_id),
+    ] {
+        if let Some(v) = v {
+            check_str(name, v, limits)?;
+        }
+    }
+    for (k, v) in &e.properties {
+        check_value(&format!("properties.{k}"), v, limits)?;
+    }
+    Ok(())
+}
+
+fn parse_event(v: Value, now: Millis, limits: &ServerConfig) -> Result<Event, String> {
+    let e: EventIn = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    let at = match &e.timestamp {
+        Some(t) => parse_time(t)?,
+        None => now,
+    };
+    let event = Event {
+        id: e.id,
+        contact: e.contact,
+        kind: e.kind,
+        at,
+        properties: e.properties,
+        context: e.context,
+        journey: e.journey,
+        message: e.message,
+        link: e.link,
+        channel: e.channel,
+        message_id: e.message_id,
+    };
+    check_event(&event, limits)?;
+    Ok(event)
+}
+
+/// The answer to a batch: 200 all kept, 207 some kept, 400 none.
+pub fn batch_response(results: Vec<Value>, accepted: usize, extra: Map<String, Value>) -> Response {
+    let rejected = results.len() - accepted;
+    let status = if rejected == 0 {
+        StatusCode::OK
+    } else if accepted > 0 {
+        StatusCode::MULTI_STATUS
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let mut body = json!({"accepted": accepted, "rejected": rejected, "results": results});
+    for (k, v) in extra {
+        body[k] = v;
+    }
+    if rejected > 0 && accepted == 0 {
+        body["code"] = json!("invalid_items");
+        body["message"] = json!("every item was refused; see results");
+    }
+    (status, Json(body)).into_response()
+}
+
+pub fn check_batch_len(n: usize, limits: &ServerConfig) -> Result<(), ApiError> {
+    if n == 0 {
+        return Err(ApiError::bad_request("empty_batch", "the batch is empty"));
+    }
+    if n > limits.max_batch {
+        return Err(ApiError::bad_request(
+            "batch_too_large",
+            format!(
+                "a batch of {n} items is over the limit of {} (server.max_batch)",
+                limits.max_batch
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /v1/events`: one event object, or an array of them.
+pub async fn post_events(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Ingest)?;
+    let v = json_body(&st, body)?;
+    let limits = &st.config.server;
+    let now = now_ms();
+    match v {
+        Value::Array(items) => {
+            check_batch_len(items.len(), limits)?;
+            let mut inputs = Vec::with_capacity(items.len());
+            let mut results = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                match parse_event(item, now, limits) {
+                    Ok(e) => {
+                        inputs.push(Input::Event(e));
+                        results.push(json!({"index": i, "ok": true}));
+                    }
+                    Err(err) => results.push(json!({"index": i, "ok": false, "error": err})),
+                }
+            }
+            let accepted = inputs.len();
+            st.metrics
+                .events_rejected
+                .fetch_add((results.len() - accepted) as u64, Relaxed);
+            if accepted > 0 {
+                st.submit(inputs).await?;
+                st.metrics.events_ingested.fetch_add(accepted as u64, Relaxed);
+            }
+            Ok(batch_response(results, accepted, Map::new()))
+        }
+        Value::Object(_) => {
+            let e = parse_event(v, now, limits).map_err(|err| {
+                st.metrics.events_rejected.fetch_add(1, Relaxed);
+                ApiError::bad_request("invalid_event", err)
+            })?;
+            st.submit(vec![Input::Event(e)]).await?;
+            st.metrics.events_ingested.fetch_add(1, Relaxed);
+            Ok((StatusCode::OK, Json(json!({"accepted": 1}))).into_response())
+        }
+        _ => Err(ApiError::bad_request(
+            "invalid_event",
+            "the body must be an event object or an array of them",
+        )),
+    }
+}
+
+fn check_profile(id: &str, profile: &Map<String, Value>, limits: &ServerConfig) -> Result<(), String> {
+    if id.trim().is_empty() {
+        return Err("id is empty".into());
+    }
+    check_str("id", id, limits)?;
+    for (k, v) in profile {
+        check_value(k, v, limits)?;
+    }
+    Ok(())
+}
+
+/// Upserts contacts on the engine's thread (so no transition overwrites them), durable on return.
+pub async fn upsert_contacts(st: &Shared, contacts: Vec<Contact>) -> Result<(), ApiError> {
+    let r = st
+        .control(move |rt, _, _, _| {
+            for c in &contacts {
+                rt.upsert_contact(c)?;
+            }
+            rt.store.flush()?;
+            Ok::<_, crate::runtime::RuntimeError>(())
+        })
+        .await?;
+    r.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e.to_string()))
+}
+
+/// `PUT /v1/contacts/{id}`: the body is an object of profile fields; the given keys
+/// replace the stored ones, others stay.
+pub async fn put_contact(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Ingest)?;
+    let v = json_body(&st, body)?;
+    let Value::Object(profile) = v else {
+        return Err(ApiError::bad_request(
+            "invalid_contact",
+            "the body must be an object of profile fields, e.g. {\"email\": \"a@example.com\"}",
+        ));
+    };
+    check_profile(&id, &profile, &st.config.server)
+        .map_err(|e| ApiError::bad_request("invalid_contact", e))?;
+    upsert_contacts(&st, vec![Contact { id: id.clone(), profile }]).await?;
+    let c = st.store.contact(&id).map_err(store_err)?;
+    Ok(Json(json!(c)).into_response())
+}
+
+/// `POST /v1/contacts`: an array of `{"id": …, fields…}`; per-item results.
+pub async fn post_contacts(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Ingest)?;
+    let v = json_body(&st, body)?;
+    let Value::Array(items) = v else {
+        return Err(ApiError::bad_request(
+            "invalid_contacts",
+            "the body must be an array of contacts: [{\"id\": \"angela\", \"email\": …}]",
+        ));
+    };
+    let limits = &st.config.server;
+    check_batch_len(items.len(), limits)?;
+    let mut good = Vec::new();
+    let mut results = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let r = match item {
+            Value::Object(mut o) => match o.remove("id") {
+                Some(Value::String(id)) => check_profile(&id, &o, limits).map(|_| Contact { id, profile: o }),
+                Some(Value::Number(n)) => {
+                    let id = n.to_string();
+                    check_profile(&id, &o, limits).map(|_| Contact { id, profile: o })
+                }
+                _ => Err("a contact needs an \"id\" (text)".to_string()),
+            },
+            _ => Err("a contact is an object".to_string()),
+        };
+        match r {
+            Ok(c) => {
+                good.push(c);
+                results.push(json!({"index": i, "ok": true}));
+            }
+            Err(e) => results.push(json!({"index": i, "ok": false, "error": e})),
+        }
+    }
+    let accepted = good.len();
+    if accepted > 0 {
+        upsert_contacts(&st, good).await?;
+    }
+    Ok(batch_response(results, accepted, Map::new()))
+}
+
+pub fn store_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e.to_string())
+}
+
+/// `GET /v1/contacts/{id}`: profile, journeys with their current steps, recent events.
+pub async fn get_contact(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Ingest)?;
+    let store = st.store.clone();
+    let paused = st.paused.read().unwrap_or_else(|e| e.into_inner()).clone();
+    tokio::task::spawn_blocking(move || {
+        let contact = store.contact(&id).map_err(store_err)?;
+        let events = store.events_of(&id).map_err(store_err)?;
+        let Some(contact) = contact else {
+            return Err(ApiError::not_found(format!("no contact '{id}'")));
+        };
+        let mut journeys = Vec::new();
+        let mut versions = std::collections::HashMap::new();
+        for inst in store.instances_of(&id).map_err(store_err)? {
+            if !versions.contains_key(&inst.version) {
+                versions.insert(inst.version.clone(), store.version(&inst.version).map_err(store_err)?);
+            }
+            let step = match (inst.step, versions.get(&inst.version)) {
+                (Some(s), Some(Some(ir))) => ir.steps.get(s as usize).map(|s| s.name.clone()),
+                _ => None,
+            };
+            journeys.push(json!({
+                "journey": inst.journey,
+                "instance": inst.id,
+                "version": inst.version,
+                "step": step,
+                "parked": inst.parked,
+                "due": inst.due.map(crate::runtime::fmt_time),
+                "entered_at": crate::runtime::fmt_time(inst.entered_at),
+                "ended": inst.ended,
+                "paused": paused.contains(&inst.journey),
+                "path": inst.path,
+                "sent": inst.sent.iter().map(|(m, id, at)| json!({"message": m, "message_id": id, "at": crate::runtime::fmt_time(*at)})).collect::<Vec<_>>(),
+            }));
+        }
+        let recent: Vec<Value> = events
+            .iter()
+            .rev()
+            .take(50)
+            .map(|e| {
+                let mut v = json!(e);
+                v["at"] = json!(crate::runtime::fmt_time(e.at));
+                v
+            })
+            .collect();
+        Ok(Json(json!({
+            "id": contact.id,
+            "profile": contact.profile,
+            "journeys": journeys,
+            "events": events.len(),
+            "recent_events": recent,
+        }))
+        .into_response())
+    })
+    .await
+    .map_err(|e| store_err(e))?
+}

@@ -1,0 +1,550 @@
+//! The daemon (`journey serve`): the HTTP API, the Segment-compatible endpoints, tracked
+//! links and the open pixel, deploys, admin, metrics. The only module that names axum.
+//!
+//! Threads: the runtime runs `runtime::live::run_live` on its own thread with the system
+//! clock; axum runs on tokio. Handlers never touch the runtime: they send it `Submission`s
+//! (inputs, acknowledged once flushed) and controls (deploys, pause, contact upserts), and
+//! read the store directly (it is thread-safe).
+
+mod admin;
+mod api;
+pub mod auth;
+pub mod deploy;
+pub mod metrics;
+mod segment;
+pub mod sink;
+mod track;
+
+use crate::compile::ir::Program;
+use crate::config::Config;
+use crate::engine::{Clock, Millis, TimelineEntry};
+use crate::runtime::live::{run_live, LoopConfig, Submission};
+use crate::runtime::{DeployReport, Input, Runtime, RuntimeError, Sink, SystemClock};
+use crate::store::{Store, WriteBatch};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use metrics::Metrics;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, RwLock};
+
+pub use auth::Scope;
+
+/// The store meta key of the last program deployed (JSON), run when the files have errors.
+const PROGRAM_META: &str = "program";
+
+/// An API error: a status and a JSON body `{"code": …, "message": …}` (the shape Segment's
+/// SDKs read).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the engine is stopping or stopped; nothing was recorded",
+        )
+    }
+    pub fn with_details(mut self, d: Value) -> Self {
+        self.details = Some(d);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let Some(d) = self.details {
+            body["details"] = d;
+        }
+        let mut r = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                "www-authenticate",
+                HeaderValue::from_static("Bearer realm=\"journey\""),
+            );
+        }
+        r
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    inbox: Sender<Submission>,
+    pub config: Config,
+    pub secret: Vec<u8>,
+    tokens: auth::TokenBook,
+    pub metrics: Arc<Metrics>,
+    /// The program the runtime runs, updated after each deploy.
+    pub program: RwLock<Arc<Program>>,
+    pub paused: RwLock<BTreeSet<String>>,
+}
+
+pub type Shared = Arc<AppState>;
+
+pub fn now_ms() -> Millis {
+    SystemClock.now()
+}
+
+impl AppState {
+    /// Checks the request's token (`Authorization: Bearer T`, or Basic with T as user name,
+    /// as Segment's SDKs send their write key).
+    pub fn authorize(&self, headers: &HeaderMap, needed: Scope) -> Result<(), ApiError> {
+        self.authorize_or(headers, needed, None)
+    }
+
+    pub fn authorize_or(
+        &self,
+        headers: &HeaderMap,
+        needed: Scope,
+        fallback: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let token = credentials(headers).or(fallback.map(String::from));
+        let Some(token) = token else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing token: send `Authorization: Bearer <token>` (make one with `journey token create`)",
+            ));
+        };
+        match self.tokens.scope_of(&token) {
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "unknown token",
+            )),
+            Some(s) if !s.allows(needed) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this token has scope `{}`; this needs `{}`", s.as_str(), needed.as_str()),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Hands inputs to the engine; returns once they are durable.
+    pub async fn submit(&self, inputs: Vec<Input>) -> Result<(), ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ack: crate::runtime::live::Ack = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        self.inbox
+            .send(Submission::new(inputs, Some(ack)))
+            .map_err(|_| ApiError::unavailable())?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_error",
+                format!("not recorded: {e}"),
+            )),
+            Err(_) => Err(ApiError::unavailable()),
+        }
+    }
+
+    /// Runs `f` on the engine's thread, between batches.
+    pub async fn control<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Runtime, &mut dyn Sink, Millis, &mut Vec<TimelineEntry>) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inbox
+            .send(Submission::control(move |rt, sink, now, timeline| {
+                let _ = tx.send(f(rt, sink, now, timeline));
+            }))
+            .map_err(|_| ApiError::unavailable())?;
+        rx.await.map_err(|_| ApiError::unavailable())
+    }
+
+    fn refresh(&self, rt: &Runtime) {
+        *self.program.write().unwrap_or_else(|e| e.into_inner()) = rt.program().clone();
+        *self.paused.write().unwrap_or_else(|e| e.into_inner()) = rt.paused().clone();
+    }
+
+    pub fn program(&self) -> Arc<Program> {
+        self.program.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn is_paused(&self, journey: &str) -> bool {
+        self.paused
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(journey)
+    }
+}
+
+/// The token of a request: Bearer, or Basic's user name (or password when the user is empty).
+fn credentials(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let h = headers.get("authorization")?.to_str().ok()?.trim();
+    let (kind, rest) = h.split_once(' ')?;
+    let rest = rest.trim();
+    if kind.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_string());
+    }
+    if kind.eq_ignore_ascii_case("basic") {
+        let raw = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let s = String::from_utf8(raw).ok()?;
+        let (user, pass) = s.split_once(':').unwrap_or((&s, ""));
+        let t = if user.is_empty() { pass } else { user };
+        return (!t.is_empty()).then(|| t.to_string());
+    }
+    None
+}
+
+/// The signing key of tracking tokens: the config's, or one generated on first start and
+/// kept in `data_dir/secret`.
+pub fn load_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = &config.secret {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = secret_path(&config.data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(s.trim().as_bytes().to_vec()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let s = auth::random_hex(32);
+            std::fs::write(&path, &s)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            }
+            Ok(s.into_bytes())
+        }
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+    }
+}
+
+pub fn secret_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("secret")
+}
+
+pub fn store_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("store")
+}
+
+/// Deploys a program and keeps it as the last good one.
+pub fn apply_program(
+    rt: &mut Runtime,
+    program: Program,
+    now: Millis,
+) -> Result<DeployReport, RuntimeError> {
+    let json = serde_json::to_vec(&program).expect("programs serialize");
+    let report = rt.deploy(program, now)?;
+    let mut b = WriteBatch::default();
+    b.set_meta(PROGRAM_META, &json);
+    rt.store.apply(b)?;
+    rt.store.flush()?;
+    Ok(report)
+}
+
+fn stored_program(store: &Store) -> Option<Program> {
+    store
+        .meta(PROGRAM_META)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice(&v).ok())
+}
+
+/// Loads the journeys directory into the runtime at start: errors are printed and the
+/// last deployed program keeps running.
+fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
+    let dir = &config.journeys_dir;
+    let built = if dir.is_dir() {
+        Some(deploy::build_dir(dir))
+    } else {
+        tracing::warn!(dir = %dir.display(), "no journeys directory: nothing to load");
+        None
+    };
+    if let Some(b) = built {
+        if !b.human.is_empty() {
+            eprint!("{}", b.human);
+        }
+        match b.program {
+            Some(p) => {
+                let n = p.journeys.len();
+                match apply_program(rt, p, now) {
+                    Ok(r) => {
+                        for (name, from, to) in &r.changed {
+                            tracing::info!(journey = %name, from = from.as_deref().unwrap_or("-"), to = %to, "deployed");
+                        }
+                        tracing::info!(journeys = n, dir = %dir.display(), "journeys loaded");
+                        return;
+                    }
+                    Err(e) => tracing::error!("deploy of {} refused: {e}", dir.display()),
+                }
+            }
+            None => tracing::error!(
+                errors = b.errors,
+                "journeys in {} have errors: refused (the versions in the store keep running)",
+                dir.display()
+            ),
+        }
+    }
+    if let Some(p) = stored_program(&rt.store) {
+        if let Err(e) = rt.deploy(p, now) {
+            tracing::error!("the last deployed program could not be loaded: {e}");
+        } else {
+            tracing::info!("running the last deployed program");
+        }
+    }
+}
+
+/// Options of `journey serve` beyond the config file.
+#[derive(Debug, Default, Clone)]
+pub struct ServeOptions {
+    /// Print the admin token (first start) and the address on stdout, for scripts and tests.
+    pub quiet: bool,
+}
+
+/// Runs the daemon until SIGTERM or Ctrl-C.
+pub fn serve(config: Config, _opts: ServeOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.data_dir.display()))?;
+    let secret = load_secret(&config)?;
+    if !auth::list(&config.data_dir)?
+        .iter()
+        .any(|t| t.scope == Scope::Admin)
+    {
+        let (token, _) = auth::create(&config.data_dir, Scope::Admin, Some("first start".into()))?;
+        println!("admin token: {token}");
+        eprintln!(
+            "This admin token is shown once; only its hash is kept ({}). Make more with `journey token create`.",
+            auth::tokens_path(&config.data_dir).display()
+        );
+    }
+    let store = Store::open(&store_path(&config.data_dir))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", store_path(&config.data_dir).display()))?;
+    let clock = SystemClock;
+    let mut rt = Runtime::new(store.clone(), clock.now(), config.zone())?;
+    let metrics = Arc::new(Metrics::default());
+    {
+        let m = metrics.clone();
+        rt.set_timer_observer(move |late| m.timer_fired(late));
+    }
+    initial_deploy(&mut rt, &config, clock.now());
+
+    let (tx, rx) = std::sync::mpsc::channel::<Submission>();
+    let state = Arc::new(AppState {
+        store,
+        inbox: tx.clone(),
+        config: config.clone(),
+        secret,
+        tokens: auth::TokenBook::open(&config.data_dir),
+        metrics: metrics.clone(),
+        program: RwLock::new(rt.program().clone()),
+        paused: RwLock::new(rt.paused().clone()),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let sink = sink::make_sink(&config, tx)?;
+    let mut sink = metrics::MeteredSink {
+        inner: sink,
+        metrics: metrics.clone(),
+    };
+    let engine = {
+        let stop = stop.clone();
+        let metrics = metrics.clone();
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || {
+                let mut on_timeline = |t: Vec<TimelineEntry>| metrics.timeline(&t);
+                run_live(
+                    &mut rt,
+                    &SystemClock,
+                    &mut sink,
+                    &rx,
+                    &stop,
+                    LoopConfig {
+                        max_batch: 4096,
+                        ..LoopConfig::default()
+                    },
+                    &mut on_timeline,
+                )
+            })?
+    };
+
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let served = tokio_rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&config.server.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        tracing::info!(%addr, data = %config.data_dir.display(), "journey serve");
+        spawn_reload_on_hangup(state.clone());
+        let app = routes(state.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        anyhow::Ok(())
+    });
+    // In-flight requests are answered; the engine commits what arrived, then stops.
+    tracing::info!("stopping: finishing in-flight work");
+    stop.store(true, Ordering::SeqCst);
+    drop(state);
+    let ran = engine
+        .join()
+        .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
+    served?;
+    ran?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn spawn_reload_on_hangup(state: Shared) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let dir = state.config.journeys_dir.clone();
+            tracing::info!(dir = %dir.display(), "SIGHUP: reloading journeys");
+            let built = tokio::task::spawn_blocking(move || deploy::build_dir(&dir)).await;
+            let Ok(built) = built else { continue };
+            if !built.human.is_empty() {
+                eprint!("{}", built.human);
+            }
+            match built.program {
+                None => tracing::error!(
+                    errors = built.errors,
+                    "reload refused: the journeys have errors; the running versions keep running"
+                ),
+                Some(p) => match admin::deploy_program(&state, p).await {
+                    Ok(r) => tracing::info!(changed = r.changed.len(), "reloaded"),
+                    Err(e) => tracing::error!("reload refused: {}", e.message),
+                },
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = state;
+}
+
+fn routes(state: Shared) -> axum::Router {
+    use axum::routing::{get, post};
+    let limit = state.config.server.max_body_bytes;
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/events", post(api::post_events))
+        .route("/v1/contacts", post(api::post_contacts))
+        .route(
+            "/v1/contacts/{id}",
+            get(api::get_contact).put(api::put_contact),
+        )
+        .route("/v1/track", post(segment::track))
+        .route("/v1/identify", post(segment::identify))
+        .route("/v1/page", post(segment::page))
+        .route("/v1/screen", post(segment::screen))
+        .route("/v1/group", post(segment::group))
+        .route("/v1/alias", post(segment::alias))
+        .route("/v1/batch", post(segment::batch))
+        .route("/v1/import", post(segment::batch))
+        .route("/t/c/{token}", get(track::click))
+        .route("/t/o/{token}", get(track::open))
+        .route("/u/{token}", get(track::unsubscribe).post(track::unsubscribe))
+        .route("/v1/dlr/kannel", get(track::kannel))
+        .route("/v1/journeys", get(admin::list))
+        .route("/v1/journeys/{name}", get(admin::show))
+        .route("/v1/journeys/{name}/enroll", post(admin::enroll))
+        .route("/v1/journeys/{name}/pause", post(admin::pause))
+        .route("/v1/journeys/{name}/resume", post(admin::resume))
+        .route("/v1/plan", post(admin::plan))
+        .route("/v1/deploy", post(admin::deploy))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn metrics_text(axum::extract::State(st): axum::extract::State<Shared>) -> Response {
+    let store = st.store.clone();
+    let m = st.metrics.clone();
+    let text = tokio::task::spawn_blocking(move || m.render(store.outbox_count()))
+        .await
+        .unwrap_or_default();
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response()
+}
+
+/// Parses a JSON body, mapping a refused body (too large, unreadable) to a clear error.
+pub fn json_body(
+    st: &AppState,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Value, ApiError> {
+    let body = body.map_err(|r| {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "body_too_large",
+                format!(
+                    "the request body is over the limit of {} bytes (server.max_body_bytes)",
+                    st.config.server.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::new(status, "bad_body", r.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
+}

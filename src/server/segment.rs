@@ -1,0 +1,218 @@
+//! Segment's HTTP tracking API (`/v1/track`, `/v1/identify`, `/v1/page`, `/v1/screen`,
+//! `/v1/group`, `/v1/alias`, `/v1/batch`), so Segment SDKs send here unchanged: point their
+//! host at the daemon and use an ingest token as the write key (Basic auth user name, or
+//! `writeKey` in the body).
+//!
+//! Mapping: the contact is `userId`, else `anonymousId`; `track` records an event of type
+//! `event` with its `properties`; `page` / `screen` record `page` / `screen` events with
+//! `name` in the properties; `identify` merges `traits` into the contact's profile; `group`
+//! and `alias` are accepted and ignored. `messageId` is the event's idempotency id,
+//! `timestamp` its time (default: now). Segment's `context` object is kept as the
+//! `context` property.
+
+use super::api::{batch_response, check_batch_len, check_event, check_value, parse_time};
+use super::{json_body, now_ms, ApiError, Scope, Shared};
+use crate::config::ServerConfig;
+use crate::engine::{Contact, Event, Millis};
+use crate::runtime::Input;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering::Relaxed;
+
+enum Item {
+    Event(Event),
+    Identify(Contact),
+    Ignored,
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn object(v: Option<&Value>) -> Map<String, Value> {
+    match v {
+        Some(Value::Object(o)) => o.clone(),
+        _ => Map::new(),
+    }
+}
+
+fn convert(kind: &str, v: &Value, batch_context: Option<&Value>, now: Millis, limits: &ServerConfig) -> Result<Item, String> {
+    let Value::Object(o) = v else {
+        return Err("a call is a JSON object".into());
+    };
+    let contact = text(o.get("userId"))
+        .or_else(|| text(o.get("anonymousId")))
+        .ok_or("a call needs a userId or an anonymousId")?;
+    let at = match o
+        .get("timestamp")
+        .or_else(|| o.get("originalTimestamp"))
+        .filter(|t| !t.is_null())
+    {
+        Some(t) => parse_time(t)?,
+        None => now,
+    };
+    let context = o.get("context").or(batch_context).filter(|c| !c.is_null());
+    let mut properties = object(o.get("properties"));
+    if let Some(c) = context {
+        properties.entry("context").or_insert_with(|| c.clone());
+    }
+    let id = text(o.get("messageId"));
+    let event = |kind: String, properties: Map<String, Value>| -> Result<Item, String> {
+        let e = Event {
+            id: id.clone(),
+            contact: contact.clone(),
+            kind,
+            at,
+            properties,
+            ..Event::default()
+        };
+        check_event(&e, limits)?;
+        Ok(Item::Event(e))
+    };
+    match kind {
+        "track" => {
+            let name = text(o.get("event")).ok_or("a track call needs an `event` name")?;
+            event(name, properties)
+        }
+        "page" | "screen" => {
+            if let Some(n) = text(o.get("name")) {
+                properties.insert("name".into(), Value::String(n));
+            }
+            if let Some(n) = text(o.get("category")) {
+                properties.insert("category".into(), Value::String(n));
+            }
+            event(kind.to_string(), properties)
+        }
+        "identify" => {
+            let mut traits = object(o.get("traits"));
+            if traits.is_empty() {
+                traits = object(context.and_then(|c| c.get("traits")));
+            }
+            super::api::check_str("userId", &contact, limits)?;
+            for (k, v) in &traits {
+                check_value(&format!("traits.{k}"), v, limits)?;
+            }
+            Ok(Item::Identify(Contact {
+                id: contact,
+                profile: traits,
+            }))
+        }
+        "group" | "alias" => Ok(Item::Ignored),
+        other => Err(format!(
+            "unknown call type '{other}' (track, identify, page, screen, group, alias)"
+        )),
+    }
+}
+
+/// Records converted items: events through the group commit, or, with identifies among
+/// them, profiles first and then events in one step on the engine's thread.
+async fn record(st: &Shared, items: Vec<Item>) -> Result<(), ApiError> {
+    let mut events = Vec::new();
+    let mut contacts = Vec::new();
+    for i in items {
+        match i {
+            Item::Event(e) => events.push(Input::Event(e)),
+            Item::Identify(c) => contacts.push(c),
+            Item::Ignored => {}
+        }
+    }
+    let n = events.len() as u64;
+    if contacts.is_empty() {
+        if !events.is_empty() {
+            st.submit(events).await?;
+        }
+    } else {
+        let r = st
+            .control(move |rt, sink, now, timeline| {
+                for c in &contacts {
+                    rt.upsert_contact(c)?;
+                }
+                rt.run_at(events, now, sink, timeline)?;
+                rt.store.flush()?;
+                Ok::<_, crate::runtime::RuntimeError>(())
+            })
+            .await?;
+        r.map_err(super::api::store_err)?;
+    }
+    st.metrics.events_ingested.fetch_add(n, Relaxed);
+    Ok(())
+}
+
+async fn single(st: Shared, kind: &str, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let v = json_body(&st, body)?;
+    let key = text(v.get("writeKey"));
+    st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
+    let item = convert(kind, &v, None, now_ms(), &st.config.server).map_err(|e| {
+        st.metrics.events_rejected.fetch_add(1, Relaxed);
+        ApiError::bad_request("invalid_call", e)
+    })?;
+    record(&st, vec![item]).await?;
+    Ok((StatusCode::OK, Json(json!({"success": true}))).into_response())
+}
+
+pub async fn track(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    single(st, "track", h, b).await
+}
+pub async fn identify(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    single(st, "identify", h, b).await
+}
+pub async fn page(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    single(st, "page", h, b).await
+}
+pub async fn screen(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    single(st, "screen", h, b).await
+}
+pub async fn group(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    single(st, "group", h, b).await
+}
+pub async fn alias(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    single(st, "alias", h, b).await
+}
+
+/// `POST /v1/batch`: `{"batch": [calls…], "context"?: {…}}`; per-item results, good ones kept.
+pub async fn batch(State(st): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let v = json_body(&st, body)?;
+    let key = text(v.get("writeKey"));
+    st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
+    let Some(Value::Array(calls)) = v.get("batch") else {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            "a batch is {\"batch\": [calls…]}",
+        ));
+    };
+    let limits = &st.config.server;
+    check_batch_len(calls.len(), limits)?;
+    let now = now_ms();
+    let batch_context = v.get("context");
+    let mut items = Vec::new();
+    let mut results = Vec::new();
+    for (i, call) in calls.iter().enumerate() {
+        let kind = call.get("type").and_then(Value::as_str).unwrap_or("");
+        match convert(kind, call, batch_context, now, limits) {
+            Ok(item) => {
+                items.push(item);
+                results.push(json!({"index": i, "ok": true}));
+            }
+            Err(e) => results.push(json!({"index": i, "ok": false, "error": e})),
+        }
+    }
+    let accepted = items.len();
+    st.metrics
+        .events_rejected
+        .fetch_add((results.len() - accepted) as u64, Relaxed);
+    if accepted > 0 {
+        record(&st, items).await?;
+    }
+    let mut extra = Map::new();
+    extra.insert("success".into(), json!(accepted == results.len()));
+    Ok(batch_response(results, accepted, extra))
+}

@@ -1,0 +1,156 @@
+//! Tracked links, the open pixel, unsubscribe links (no auth: the token is HMAC-signed with
+//! the daemon's secret, so a forged or altered one is answered 404 and records nothing), and
+//! Kannel delivery reports.
+
+use super::{now_ms, ApiError, Shared};
+use crate::channels::tracking::{self, Claims, TokenKind};
+use crate::engine::Event;
+use crate::lang::ast::Channel;
+use crate::runtime::Input;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The smallest transparent GIF: 1×1.
+const PIXEL: [u8; 43] = [
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+fn claims(st: &Shared, token: &str, kind: TokenKind) -> Result<Claims, ApiError> {
+    match tracking::verify(&st.secret, token) {
+        Ok(c) if c.kind == kind => Ok(c),
+        _ => Err(ApiError::not_found("unknown link")),
+    }
+}
+
+fn engagement(c: &Claims, kind: &str) -> Event {
+    Event {
+        contact: c.contact.clone(),
+        kind: kind.into(),
+        at: now_ms(),
+        journey: Some(c.journey.clone()),
+        message: Some(c.message.clone()),
+        link: c.link.clone(),
+        message_id: Some(c.message_id.clone()),
+        ..Event::default()
+    }
+}
+
+async fn record(st: &Shared, e: Event, what: &'static str) -> Result<(), ApiError> {
+    st.submit(vec![Input::Event(e)]).await?;
+    st.metrics.events_ingested.fetch_add(1, Relaxed);
+    st.metrics.tracked(what);
+    Ok(())
+}
+
+/// `GET /t/c/{token}`: records `clicked`, redirects to the link's target.
+pub async fn click(State(st): State<Shared>, Path(token): Path<String>) -> Result<Response, ApiError> {
+    let c = claims(&st, &token, TokenKind::Click)?;
+    let Some(url) = c.url.clone() else {
+        return Err(ApiError::not_found("this link has no target"));
+    };
+    record(&st, engagement(&c, "clicked"), "clicked").await?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, url),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+    )
+        .into_response())
+}
+
+/// `GET /t/o/{token}`: records `opened`, answers a 1×1 GIF.
+pub async fn open(State(st): State<Shared>, Path(token): Path<String>) -> Result<Response, ApiError> {
+    let c = claims(&st, &token, TokenKind::Open)?;
+    record(&st, engagement(&c, "opened"), "opened").await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/gif"),
+            (header::CACHE_CONTROL, "no-store, max-age=0"),
+        ],
+        PIXEL.to_vec(),
+    )
+        .into_response())
+}
+
+/// `GET|POST /u/{token}`: records `unsubscribed` (RFC 8058 one-click POST, or the link in
+/// the message) and marks the profile `unsubscribed: true`.
+pub async fn unsubscribe(State(st): State<Shared>, Path(token): Path<String>) -> Result<Response, ApiError> {
+    let c = claims(&st, &token, TokenKind::Unsubscribe)?;
+    let e = engagement(&c, "unsubscribed");
+    let contact = c.contact.clone();
+    let r = st
+        .control(move |rt, sink, now, timeline| {
+            let mut profile = serde_json::Map::new();
+            profile.insert("unsubscribed".into(), serde_json::Value::Bool(true));
+            rt.upsert_contact(&crate::engine::Contact { id: contact, profile })?;
+            rt.run_at(vec![Input::Event(e)], now, sink, timeline)?;
+            rt.store.flush()?;
+            Ok::<_, crate::runtime::RuntimeError>(())
+        })
+        .await?;
+    r.map_err(super::api::store_err)?;
+    st.metrics.events_ingested.fetch_add(1, Relaxed);
+    st.metrics.tracked("unsubscribed");
+    Ok(Html(
+        "<!doctype html><meta charset=utf-8><title>Unsubscribed</title>\
+         <p>You are unsubscribed. You will not receive these messages any more.</p>",
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct KannelReport {
+    /// The message id the channel put in the dlr-url (`instance:step[:n]`).
+    m: String,
+    /// Kannel's `%d`: 1 delivered, 2 failed, 4 buffered, 8 accepted by the SMSC, 16 rejected.
+    status: i64,
+}
+
+/// `GET /v1/dlr/kannel?m={message_id}&status=%d`: a Kannel delivery report. Status 1
+/// records `received`, 2 and 16 record `bounced`; 4 and 8 (in progress) record nothing.
+/// The message id must be one of ours, from the store.
+pub async fn kannel(State(st): State<Shared>, Query(q): Query<KannelReport>) -> Result<Response, ApiError> {
+    let kind = match q.status {
+        1 => "received",
+        2 | 16 => "bounced",
+        4 | 8 => return Ok(StatusCode::OK.into_response()),
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_status",
+                format!("unknown Kannel status {other}"),
+            ))
+        }
+    };
+    let store = st.store.clone();
+    let m = q.m.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let id: u64 = m.split(':').next()?.parse().ok()?;
+        let inst = store.instance(id).ok()??;
+        let sent = inst.sent.iter().find(|(_, mid, _)| *mid == m)?.0.clone();
+        Some((inst.contact, inst.journey, sent))
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some((contact, journey, message)) = found else {
+        return Err(ApiError::not_found(format!("no message '{}'", q.m)));
+    };
+    let e = Event {
+        contact,
+        kind: kind.into(),
+        at: now_ms(),
+        journey: Some(journey),
+        message: Some(message),
+        channel: Some(Channel::Sms),
+        message_id: Some(q.m),
+        ..Event::default()
+    };
+    record(&st, e, if kind == "received" { "received" } else { "bounced" }).await?;
+    Ok(StatusCode::OK.into_response())
+}
