@@ -3,10 +3,17 @@
 
 mod bench;
 mod check;
+pub mod client;
+mod contacts;
+mod event;
 mod fmt;
 mod graph;
+mod plan;
+mod serve;
 mod simulate;
+mod status;
 mod test;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -48,6 +55,30 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Measure the engine: the workloads of BENCHMARKS.md (see the README's performance section).
     Bench(bench::BenchArgs),
+    /// Run the daemon: the HTTP API, Segment-compatible ingestion, tracked links, deploys.
+    ///
+    /// Loads and deploys the journeys directory at start (a file with errors is refused and
+    /// the running versions keep running), reloads it on SIGHUP, and stops cleanly on
+    /// SIGTERM or Ctrl-C. On first start it prints an admin token, once.
+    Serve(serve::ServeArgs),
+    /// Make, list and revoke API tokens (scopes `ingest` and `admin`).
+    Token(token::TokenArgs),
+    /// Show what `journey deploy` would change on a running daemon: steps added, removed and
+    /// changed per journey, and the contacts in flight each touches.
+    Plan(plan::PlanArgs),
+    /// Deploy the journeys directory to a running daemon (refused, with the diagnostics, if a
+    /// file has errors; refused if a `migrate by name` would strand contacts).
+    Deploy(plan::PlanArgs),
+    /// A running daemon's journeys, or one journey's versions and per-step and per-message figures.
+    Status(status::StatusArgs),
+    /// Pause a journey on a running daemon: no new entries; its contacts hold where they are.
+    Pause(status::PauseArgs),
+    /// Resume a paused journey.
+    Resume(status::PauseArgs),
+    /// Send events to a running daemon.
+    Event(event::EventArgs),
+    /// Import or show contacts on a running daemon.
+    Contacts(contacts::ContactsArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -81,6 +112,15 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Test(a) => test::run(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Token(a) => token::run(a),
+        Command::Plan(a) => plan::run(a, false),
+        Command::Deploy(a) => plan::run(a, true),
+        Command::Status(a) => status::run(a),
+        Command::Pause(a) => status::pause(a, true),
+        Command::Resume(a) => status::pause(a, false),
+        Command::Event(a) => event::run(a),
+        Command::Contacts(a) => contacts::run(a),
     }
 }
 

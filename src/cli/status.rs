@@ -1,0 +1,145 @@
+//! `journey status [NAME]`, `journey pause NAME`, `journey resume NAME`: a running
+//! daemon's journeys and their figures.
+
+use super::client::{Client, ServerArgs};
+use serde_json::{json, Value};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// A journey: its versions, and per step and per message figures. Without: every journey.
+    pub name: Option<String>,
+    /// Print the daemon's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PauseArgs {
+    /// The journey.
+    pub name: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+fn n(v: &Value, k: &str) -> u64 {
+    v.get(k).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("-")
+}
+
+pub fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+pub fn run(args: StatusArgs) -> ExitCode {
+    let c = Client::new(&args.server);
+    let path = match &args.name {
+        Some(n) => format!("/v1/journeys/{n}"),
+        None => "/v1/journeys".into(),
+    };
+    let v = match c.get(&path) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    if args.name.is_none() {
+        println!(
+            "{:<28} {:<14} {:>8} {:>6}  entries",
+            "journey", "version", "active", "state"
+        );
+        for j in v["journeys"].as_array().into_iter().flatten() {
+            let version: String = s(j, "version").chars().take(12).collect();
+            println!(
+                "{:<28} {:<14} {:>8} {:>6}  {}",
+                s(j, "name"),
+                version,
+                n(j, "active"),
+                if j["paused"].as_bool() == Some(true) { "paused" } else { "live" },
+                j["entries"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    let t = &v["totals"];
+    println!(
+        "journey {} ({}){}\n  version {}; entered {}, active {}, converted {}, exited {}, completed {}",
+        s(&v, "name"),
+        v["title"].as_str().unwrap_or("untitled"),
+        if v["paused"].as_bool() == Some(true) { " — PAUSED" } else { "" },
+        s(&v, "version"),
+        n(t, "entered"),
+        n(t, "active"),
+        n(t, "converted"),
+        n(t, "exited"),
+        n(t, "completed")
+    );
+    println!("\n  {:<14} {:>10} {:>8}", "version", "instances", "active");
+    for r in v["versions"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<14} {:>10} {:>8}{}",
+            s(r, "version"),
+            n(r, "instances"),
+            n(r, "active"),
+            if r["current"].as_bool() == Some(true) { "  (current)" } else { "" }
+        );
+    }
+    println!(
+        "\n  {:<36} {:>8} {:>8} {:>8} {:>9}",
+        "step", "entered", "waiting", "exited", "converted"
+    );
+    for r in v["steps"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<36} {:>8} {:>8} {:>8} {:>9}",
+            s(r, "step"),
+            n(r, "entered"),
+            n(r, "waiting"),
+            n(r, "exited"),
+            n(r, "converted")
+        );
+    }
+    println!(
+        "\n  {:<24} {:<8} {:>6} {:>9} {:>7} {:>7} {:>7}",
+        "message", "channel", "sent", "delivered", "opened", "clicked", "bounced"
+    );
+    for r in v["messages"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<24} {:<8} {:>6} {:>9} {:>7} {:>7} {:>7}",
+            s(r, "message"),
+            s(r, "channel"),
+            n(r, "sent"),
+            n(r, "delivered"),
+            n(r, "opened"),
+            n(r, "clicked"),
+            n(r, "bounced")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn pause(args: PauseArgs, pause: bool) -> ExitCode {
+    let c = Client::new(&args.server);
+    let verb = if pause { "pause" } else { "resume" };
+    match c.send("POST", &format!("/v1/journeys/{}/{verb}", args.name), &json!({})) {
+        Ok(_) => {
+            eprintln!(
+                "journey {} {}",
+                args.name,
+                if pause { "paused: no new entries; its contacts hold" } else { "resumed" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}

@@ -1,0 +1,77 @@
+//! `journey token`: API tokens, kept as hashes in the data directory.
+
+use crate::server::auth::{self, Scope};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub action: TokenAction,
+    /// The config file, for its data directory (default ./data).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TokenAction {
+    /// Make a token and print it (once: only its hash is kept). The daemon picks it up at once.
+    Create {
+        /// `ingest`: events and contacts (and the Segment endpoints); `admin`: everything.
+        #[arg(long, value_enum)]
+        scope: Scope,
+        /// A note to remember what it is for.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// List tokens (ids, scopes, dates; never the tokens).
+    List,
+    /// Revoke a token by its id (from `list`).
+    Revoke { id: String },
+}
+
+pub fn run(args: TokenArgs) -> ExitCode {
+    let config = match super::serve::load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let dir = &config.data_dir;
+    let r = match args.action {
+        TokenAction::Create { scope, note } => auth::create(dir, scope, note).map(|(t, e)| {
+            println!("{t}");
+            eprintln!(
+                "token {} ({}) created; it is shown only now",
+                e.id,
+                e.scope.as_str()
+            );
+            true
+        }),
+        TokenAction::List => auth::list(dir).map(|ts| {
+            for t in ts {
+                println!(
+                    "{}  {:6}  {}  {}",
+                    t.id,
+                    t.scope.as_str(),
+                    t.created,
+                    t.note.unwrap_or_default()
+                );
+            }
+            true
+        }),
+        TokenAction::Revoke { id } => auth::revoke(dir, &id).inspect(|found| {
+            if *found {
+                eprintln!("token {id} revoked");
+            } else {
+                eprintln!("error: no token {id}");
+            }
+        }),
+    };
+    match r {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
