@@ -1,0 +1,244 @@
+//! Helpers for the daemon tests: the real `journey serve` as a child process on 127.0.0.1,
+//! talked to over HTTP. Waits poll the API with a deadline; nothing sleeps for time.
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_journey");
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+    pub base: String,
+    pub admin: String,
+    pub agent: ureq::Agent,
+    stderr_log: PathBuf,
+}
+
+/// The welcome journey of `journeys/`, copied with its templates, without the DND policy and
+/// quiet hours (they hold sends for hours; the tests run on the wall clock).
+pub fn copy_welcome(to: &Path) {
+    let journeys = to.join("journeys");
+    std::fs::create_dir_all(journeys.join("templates")).unwrap();
+    let src = std::fs::read_to_string(Path::new(REPO).join("journeys/welcome.journey")).unwrap();
+    let changed = src
+        .replace("policy maison_daily", "policy none")
+        .replace("  quiet 21:00..08:00", "  # quiet hours off in this test");
+    assert_ne!(src, changed);
+    assert!(!changed.contains("quiet 21"), "quiet hours still in the copy");
+    std::fs::write(journeys.join("welcome.journey"), changed).unwrap();
+    for t in ["welcome.html", "promo.html"] {
+        std::fs::copy(
+            Path::new(REPO).join("journeys/templates").join(t),
+            journeys.join("templates").join(t),
+        )
+        .unwrap();
+    }
+}
+
+impl Daemon {
+    /// A config in `dir`: data in dir/data, journeys from dir/journeys, a free port.
+    pub fn config(dir: &Path, extra: &str) -> PathBuf {
+        let path = dir.join("journey.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "data_dir: {}\njourneys_dir: {}\nserver:\n  listen: 127.0.0.1:0\n{extra}",
+                dir.join("data").display(),
+                dir.join("journeys").display()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    pub fn start(dir: &Path) -> Daemon {
+        Self::start_with(dir, "")
+    }
+
+    pub fn start_with(dir: &Path, server_extra: &str) -> Daemon {
+        let mut d = Daemon {
+            dir: dir.to_path_buf(),
+            child: None,
+            base: String::new(),
+            admin: String::new(),
+            agent: ureq::AgentBuilder::new()
+                .redirects(0)
+                .timeout(Duration::from_secs(30))
+                .build(),
+            stderr_log: dir.join("daemon.stderr"),
+        };
+        Self::config(dir, server_extra);
+        d.spawn();
+        d
+    }
+
+    /// Starts (or restarts) the process and reads its address (and, on first start, the
+    /// admin token) from stdout.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_log)
+            .unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(self.dir.join("journey.yaml"))
+            .env("JOURNEY_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("journey serve starts");
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "the daemon did not start");
+            let Some(Ok(line)) = lines.next() else {
+                panic!(
+                    "the daemon exited before listening:\n{}",
+                    std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+                );
+            };
+            if let Some(t) = line.strip_prefix("admin token: ") {
+                self.admin = t.trim().to_string();
+            }
+            if let Some(a) = line.strip_prefix("listening on ") {
+                self.base = a.trim().to_string();
+                break;
+            }
+        }
+        assert!(!self.admin.is_empty(), "no admin token was printed on first start");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to flush anything not already durable.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// (status, JSON body or Null) of a request with a token.
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+        let mut r = self.agent.request(method, &format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.set("authorization", &format!("Bearer {t}"));
+        }
+        let res = match body {
+            Some(b) => r.send_json(b.clone()),
+            None => r.call(),
+        };
+        match res {
+            Ok(resp) => (resp.status(), resp.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(s, resp)) => (s, resp.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
+    pub fn admin_call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.call(method, path, Some(&self.admin.clone()), body)
+    }
+
+    pub fn post_events(&self, body: Value) -> (u16, Value) {
+        self.admin_call("POST", "/v1/events", Some(&body))
+    }
+
+    pub fn contact(&self, id: &str) -> Value {
+        let (s, v) = self.admin_call("GET", &format!("/v1/contacts/{id}"), None);
+        if s == 404 {
+            return Value::Null;
+        }
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    /// The deliveries the JSON-lines sink wrote.
+    pub fn deliveries(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.data().join("deliveries.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn delivery(&self, contact: &str, message: &str) -> Option<Value> {
+        self.deliveries()
+            .into_iter()
+            .find(|d| d["contact"] == json!(contact) && d["message"] == json!(message))
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env("JOURNEY_SERVER", &self.base)
+            .env("JOURNEY_TOKEN", &self.admin)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` until it returns Some, or panics with `what` after the deadline.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The current step of a contact in a journey, from the API.
+pub fn step_of(contact: &Value, journey: &str) -> Option<String> {
+    contact["journeys"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|j| j["journey"] == json!(journey))
+        .and_then(|j| j["step"].as_str().map(String::from))
+}
