@@ -1,0 +1,261 @@
+//! The daemon's admin side over real HTTP: enrolments through the API, pause and resume
+//! (contacts hold, a click during the pause is not lost), `journey plan` / `journey deploy`
+//! (refusals keep the running version), SIGHUP reloads, `journey status`, contact imports.
+
+mod daemon_common;
+
+use daemon_common::*;
+use journey::channels::tracking::{self, Claims, TokenKind};
+use serde_json::{json, Value};
+use std::path::Path;
+
+const ONBOARD: &str = r#"journey onboard {
+  entry api
+  policy none
+
+  send email hello {
+    subject "Hello"
+    text    "Hi {{ contact.first_name | default('there') }}"
+  }
+  wait 1d
+  send email followup {
+    subject "Again"
+    text    "Hi again"
+  }
+}
+"#;
+
+fn form(contact: &str) -> Value {
+    json!({"contact": contact, "type": "form_compiled", "properties": {"formName": "addUser"}, "context": "web"})
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn version(d: &Daemon, journey: &str) -> String {
+    let (s, v) = d.admin_call("GET", &format!("/v1/journeys/{journey}"), None);
+    assert_eq!(s, 200, "{v}");
+    v["version"].as_str().unwrap().to_string()
+}
+
+fn click(d: &Daemon, contact: &str) -> u16 {
+    let welcome = d.delivery(contact, "welcome").expect("welcome sent");
+    let secret = std::fs::read_to_string(d.data().join("secret")).unwrap();
+    let token = tracking::sign(
+        secret.trim().as_bytes(),
+        &Claims {
+            kind: TokenKind::Click,
+            contact: contact.into(),
+            message_id: welcome["message_id"].as_str().unwrap().into(),
+            journey: "welcome_promo".into(),
+            message: "welcome".into(),
+            link: Some("profile".into()),
+            url: Some("https://maison.example/profile".into()),
+        },
+    );
+    d.call("GET", &format!("/t/c/{token}"), None, None).0
+}
+
+fn edit(dir: &Path, from: &str, to: &str) {
+    let p = dir.join("welcome.journey");
+    let s = std::fs::read_to_string(&p).unwrap();
+    assert!(s.contains(from), "{from} not in the journey");
+    std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn enrol_pause_resume_and_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    std::fs::write(tmp.path().join("journeys/onboard.journey"), ONBOARD).unwrap();
+    let d = Daemon::start(tmp.path());
+
+    // `entry api` journeys take enrolments; others say why not.
+    let (s, v) = d.admin_call("POST", "/v1/journeys/onboard/enroll", Some(&json!({"contacts": ["dora", "ezra"]})));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["results"][0]["enrolled"], true);
+    wait_for("hello to dora", 30, || d.delivery("dora", "hello"));
+    let (_, v) = d.admin_call("POST", "/v1/journeys/onboard/enroll", Some(&json!({"contact": "dora"})));
+    assert_eq!(v["results"][0]["enrolled"], false, "reentry never: {v}");
+    let (s, v) = d.admin_call("POST", "/v1/journeys/welcome_promo/enroll", Some(&json!({"contact": "dora"})));
+    assert_eq!(s, 409);
+    assert!(v["message"].as_str().unwrap().contains("entry api"));
+    assert_eq!(d.admin_call("POST", "/v1/journeys/nope/enroll", Some(&json!({"contact": "x"}))).0, 404);
+
+    // Pause: no new entries (API or event), and waiting contacts hold.
+    assert_eq!(d.post_events(form("gina")).0, 200);
+    wait_for("gina at the check", 30, || {
+        (step_of(&d.contact("gina"), "welcome_promo").as_deref() == Some("check_clicked_welcome_profile")).then_some(())
+    });
+    let out = d.cli(&["pause", "welcome_promo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(d.admin_call("POST", "/v1/journeys/onboard/pause", None).0, 200);
+    let (s, v) = d.admin_call("POST", "/v1/journeys/onboard/enroll", Some(&json!({"contact": "fred"})));
+    assert_eq!((s, v["code"].as_str()), (409, Some("paused")));
+    assert_eq!(d.post_events(form("hugo")).0, 200);
+    assert!(d.contact("hugo")["journeys"].as_array().unwrap().is_empty(), "a paused journey took an entry");
+    // gina clicks while the journey is paused: recorded, but she holds at the check.
+    assert_eq!(click(&d, "gina"), 302);
+    let g = d.contact("gina");
+    assert!(g["recent_events"].as_array().unwrap().iter().any(|e| e["type"] == "clicked"));
+    assert_eq!(step_of(&g, "welcome_promo").as_deref(), Some("check_clicked_welcome_profile"));
+    assert_eq!(g["journeys"][0]["paused"], true);
+    assert!(d.delivery("gina", "promo_code").is_none());
+    let (_, list) = d.admin_call("GET", "/v1/journeys", None);
+    let w = list["journeys"].as_array().unwrap().iter().find(|j| j["name"] == "welcome_promo").unwrap().clone();
+    assert_eq!(w["paused"], true);
+
+    // Resume: the click made during the pause answers the check, and the promo goes.
+    let out = d.cli(&["resume", "welcome_promo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("gina's promo after resume", 30, || d.delivery("gina", "promo_code"));
+    assert_eq!(d.post_events(form("ivan")).0, 200);
+    wait_for("ivan enrolled after resume", 30, || d.delivery("ivan", "welcome"));
+
+    // Status: per step and per message figures.
+    let (s, v) = d.admin_call("GET", "/v1/journeys/welcome_promo", None);
+    assert_eq!(s, 200);
+    assert_eq!(v["totals"]["entered"], 2, "{v}");
+    let step = |n: &str| v["steps"].as_array().unwrap().iter().find(|s| s["step"] == n).unwrap().clone();
+    assert_eq!(step("welcome")["entered"], 2);
+    assert_eq!(step("check_clicked_welcome_profile")["waiting"], 1, "{v}");
+    assert_eq!(step("promo_code")["exited"], 1);
+    let msg = |n: &str| v["messages"].as_array().unwrap().iter().find(|m| m["message"] == n).unwrap().clone();
+    assert_eq!(msg("welcome")["sent"], 2);
+    assert_eq!(msg("welcome")["delivered"], 2);
+    assert_eq!(msg("welcome")["clicked"], 1);
+    assert_eq!(msg("promo_code")["sent"], 1);
+    let out = d.cli(&["status", "welcome_promo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("check_clicked_welcome_profile"), "{text}");
+    assert!(text.lines().any(|l| l.trim_start().starts_with("promo_code") && l.contains("email")), "{text}");
+    let out = d.cli(&["status"]);
+    assert!(stdout(&out).contains("onboard") && stdout(&out).contains("paused"), "{}", stdout(&out));
+
+    // The CLI's event command goes through the same API.
+    let out = d.cli(&["event", "send", "jill", "form_compiled", "formName=addUser", "--context", "web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("jill's welcome", 30, || d.delivery("jill", "welcome"));
+}
+
+#[test]
+fn plan_deploy_refusals_and_sighup() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    let d = Daemon::start(tmp.path());
+    assert_eq!(d.post_events(form("kim")).0, 200);
+    wait_for("kim at the check", 30, || {
+        (step_of(&d.contact("kim"), "welcome_promo").as_deref() == Some("check_clicked_welcome_profile")).then_some(())
+    });
+    let v1 = version(&d, "welcome_promo");
+
+    // A working copy of the journeys, edited: the check waits 4 days, the promo is reworded.
+    let work = tmp.path().join("work");
+    copy_welcome(&work);
+    let wdir = work.join("journeys");
+    let wd = wdir.to_str().unwrap();
+    let out = d.cli(&["plan", "--dir", wd]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Plan: 0 new, 0 changed, 0 removed, 1 unchanged."), "{}", stdout(&out));
+    edit(&wdir, "within 3d", "within 4d");
+    edit(&wdir, "\"Your promotional code\"", "\"Your code, as promised\"");
+    let out = d.cli(&["plan", "--dir", wd]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = stdout(&out);
+    assert!(plan.contains("~ journey welcome_promo"), "{plan}");
+    assert!(plan.contains("migrate by name: 1 contact in flight"), "{plan}");
+    assert!(plan.contains("~ step check_clicked_welcome_profile  (1 contact at this step)"), "{plan}");
+    assert!(plan.contains("~ step promo_code\n"), "{plan}");
+    assert!(!plan.contains("step welcome "), "welcome did not change: {plan}");
+    assert_eq!(version(&d, "welcome_promo"), v1, "plan changed nothing");
+
+    // A file with an error: refused with its diagnostics; the running version keeps running.
+    let broken = std::fs::read_to_string(wdir.join("welcome.journey")).unwrap();
+    std::fs::write(wdir.join("welcome.journey"), broken.replace("check clicked welcome.profile", "check clicked welcom.profile")).unwrap();
+    let out = d.cli(&["deploy", "--dir", wd]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("welcome.journey:") && err.contains("unknown message 'welcom'"), "{err}");
+    assert!(err.contains("did you mean 'welcome'"), "{err}");
+    assert!(err.contains("running versions keep running"), "{err}");
+    assert_eq!(version(&d, "welcome_promo"), v1);
+
+    // A `migrate by name` that strands kim at a renamed step: refused, naming the step.
+    std::fs::write(
+        wdir.join("welcome.journey"),
+        broken.replace("check clicked welcome.profile", "check opened welcome"),
+    )
+    .unwrap();
+    let out = d.cli(&["deploy", "--dir", wd]);
+    assert!(!out.status.success());
+    assert!(stdout(&out).contains("! refused"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("check_clicked_welcome_profile"), "{}", stderr(&out));
+    assert_eq!(version(&d, "welcome_promo"), v1);
+
+    // The good edit deploys; kim moves to the new version at the same step.
+    std::fs::write(wdir.join("welcome.journey"), &broken).unwrap();
+    let out = d.cli(&["deploy", "--dir", wd]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 contact migrated"), "{}", stderr(&out));
+    let v2 = version(&d, "welcome_promo");
+    assert_ne!(v2, v1);
+    let k = d.contact("kim");
+    assert_eq!(k["journeys"][0]["version"], json!(v2));
+    assert_eq!(step_of(&k, "welcome_promo").as_deref(), Some("check_clicked_welcome_profile"));
+    // The daemon's own journeys folder now holds what was deployed (restarts load it).
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("journeys/welcome.journey")).unwrap(),
+        broken
+    );
+
+    // SIGHUP reloads the journeys folder.
+    edit(&tmp.path().join("journeys"), "\"Your code, as promised\"", "\"Your code\"");
+    let pid = d.child.as_ref().unwrap().id().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    wait_for("the reload", 30, || (version(&d, "welcome_promo") != v2).then_some(()));
+    // A reload with errors changes nothing and the daemon keeps serving.
+    let v3 = version(&d, "welcome_promo");
+    edit(&tmp.path().join("journeys"), "within 4d", "within 4 days");
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    wait_for("the refused reload in the log", 30, || d.stderr().contains("reload refused").then_some(()));
+    assert_eq!(version(&d, "welcome_promo"), v3);
+    assert_eq!(d.call("GET", "/healthz", None, None).0, 200);
+}
+
+#[test]
+fn contacts_import_reports_bad_rows_keeps_good_ones_and_is_safe_to_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    let d = Daemon::start(tmp.path());
+    let csv = tmp.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "id,email,first_name\nlia,lia@example.com,Lia\n,nobody@example.com,Nobody\nmax,max@example.com\nned,ned@example.com,Ned\n",
+    )
+    .unwrap();
+    for round in 0..2 {
+        let out = d.cli(&["contacts", "import", csv.to_str().unwrap()]);
+        assert!(!out.status.success(), "bad rows make the exit code 1");
+        let err = stderr(&out);
+        assert!(err.contains("people.csv:3: empty id"), "round {round}: {err}");
+        assert!(err.contains("people.csv:4:"), "round {round}: {err}");
+        assert!(err.contains("imported 2 contacts; 2 bad rows"), "round {round}: {err}");
+        assert_eq!(d.contact("lia")["profile"], json!({"email": "lia@example.com", "first_name": "Lia"}));
+        assert_eq!(d.contact("ned")["profile"]["first_name"], "Ned");
+        assert!(d.contact("max").is_null());
+    }
+    let jsonl = tmp.path().join("people.jsonl");
+    std::fs::write(&jsonl, "{\"id\": \"oli\", \"plan\": \"pro\"}\nnot json\n{\"email\": \"x@example.com\"}\n{\"id\": \"lia\", \"plan\": \"free\"}\n").unwrap();
+    let out = d.cli(&["contacts", "import", jsonl.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(err.contains("people.jsonl:2: not JSON"), "{err}");
+    assert!(err.contains("people.jsonl:3: no \"id\""), "{err}");
+    assert_eq!(d.contact("oli")["profile"]["plan"], "pro");
+    // An upsert merges: lia keeps her email and gets a plan.
+    assert_eq!(d.contact("lia")["profile"], json!({"email": "lia@example.com", "first_name": "Lia", "plan": "free"}));
+}
