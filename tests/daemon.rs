@@ -45,13 +45,19 @@ fn an_event_enrols_a_click_wakes_the_check_and_a_restart_keeps_the_place() {
 
     let (s, v) = d.post_events(form("angela"));
     assert_eq!(s, 200, "{v}");
-    let welcome = wait_for("the welcome delivery", 30, || d.delivery("angela", "welcome"));
+    let welcome = wait_for("the welcome delivery", 30, || {
+        d.delivery("angela", "welcome")
+    });
     assert_eq!(welcome["journey"], "welcome_promo");
     let c = wait_for("angela waiting at the check", 30, || {
         let c = d.contact("angela");
-        (step_of(&c, "welcome_promo").as_deref() == Some("check_clicked_welcome_profile")).then_some(c)
+        (step_of(&c, "welcome_promo").as_deref() == Some("check_clicked_welcome_profile"))
+            .then_some(c)
     });
-    assert_eq!(c["journeys"][0]["path"], json!(["welcome", "check_clicked_welcome_profile"]));
+    assert_eq!(
+        c["journeys"][0]["path"],
+        json!(["welcome", "check_clicked_welcome_profile"])
+    );
 
     // Restart between the send and the click: SIGKILL, then start again on the same data.
     d.kill();
@@ -76,7 +82,19 @@ fn an_event_enrols_a_click_wakes_the_check_and_a_restart_keeps_the_place() {
     let (s, _) = d.call("GET", &format!("/t/c/{forged}"), None, None);
     assert_eq!(s, 404);
     let (_, body_sig) = token.split_once('.').unwrap();
-    let altered = format!("{}.{body_sig}", tracking::sign(&secret(&d), &Claims { url: Some("https://evil.example/".into()), ..tracking::verify(&secret(&d), &token).unwrap() }).split_once('.').unwrap().0);
+    let altered = format!(
+        "{}.{body_sig}",
+        tracking::sign(
+            &secret(&d),
+            &Claims {
+                url: Some("https://evil.example/".into()),
+                ..tracking::verify(&secret(&d), &token).unwrap()
+            }
+        )
+        .split_once('.')
+        .unwrap()
+        .0
+    );
     let (s, _) = d.call("GET", &format!("/t/c/{altered}"), None, None);
     assert_eq!(s, 404);
     let clicks = |c: &Value| {
@@ -87,7 +105,11 @@ fn an_event_enrols_a_click_wakes_the_check_and_a_restart_keeps_the_place() {
             .filter(|e| e["type"] == "clicked")
             .count()
     };
-    assert_eq!(clicks(&d.contact("angela")), 0, "a forged click was recorded");
+    assert_eq!(
+        clicks(&d.contact("angela")),
+        0,
+        "a forged click was recorded"
+    );
 
     // The real click: recorded, redirected, and the promo follows at once.
     let resp = d
@@ -97,7 +119,9 @@ fn an_event_enrols_a_click_wakes_the_check_and_a_restart_keeps_the_place() {
         .expect("the click answers");
     assert_eq!(resp.status(), 302);
     assert_eq!(resp.header("location"), Some(url));
-    let promo = wait_for("the promo delivery", 30, || d.delivery("angela", "promo_code"));
+    let promo = wait_for("the promo delivery", 30, || {
+        d.delivery("angela", "promo_code")
+    });
     assert_eq!(promo["journey"], "welcome_promo");
     let c = d.contact("angela");
     assert_eq!(clicks(&c), 1);
@@ -110,7 +134,10 @@ fn an_event_enrols_a_click_wakes_the_check_and_a_restart_keeps_the_place() {
     // Exactly one of each message, restart or not.
     let ds = d.deliveries();
     assert_eq!(ds.iter().filter(|x| x["message"] == "welcome").count(), 1);
-    assert_eq!(ds.iter().filter(|x| x["message"] == "promo_code").count(), 1);
+    assert_eq!(
+        ds.iter().filter(|x| x["message"] == "promo_code").count(),
+        1
+    );
 }
 
 #[test]
@@ -123,9 +150,29 @@ fn events_api_keeps_good_items_refuses_bad_ones_and_dedupes() {
     );
     // No token, a wrong token, and an ingest token on an admin endpoint.
     assert_eq!(d.call("POST", "/v1/events", None, Some(&form("x"))).0, 401);
-    assert_eq!(d.call("POST", "/v1/events", Some("jt_admin_nope"), Some(&form("x"))).0, 401);
-    let out = d.cli(&["token", "create", "--scope", "ingest", "--config", tmp.path().join("journey.yaml").to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        d.call(
+            "POST",
+            "/v1/events",
+            Some("jt_admin_nope"),
+            Some(&form("x"))
+        )
+        .0,
+        401
+    );
+    let out = d.cli(&[
+        "token",
+        "create",
+        "--scope",
+        "ingest",
+        "--config",
+        tmp.path().join("journey.yaml").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ingest = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(ingest.starts_with("jt_ingest_"));
     let (s, v) = d.call("GET", "/v1/journeys", Some(&ingest), None);
@@ -150,42 +197,100 @@ fn events_api_keeps_good_items_refuses_bad_ones_and_dedupes() {
     assert_eq!(s, 207, "{v}");
     assert_eq!(v["accepted"], 1);
     assert_eq!(v["rejected"], 4);
-    let errs: Vec<&str> = v["results"].as_array().unwrap().iter().filter_map(|r| r["error"].as_str()).collect();
+    let errs: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["error"].as_str())
+        .collect();
     assert!(errs[0].contains("type is empty"), "{errs:?}");
     assert!(errs[1].contains("max_field_bytes"), "{errs:?}");
     assert!(errs[2].contains("typo"), "{errs:?}");
     assert!(errs[3].contains("RFC 3339"), "{errs:?}");
     // The same id again: acknowledged, recorded once.
-    let (s, _) = d.call("POST", "/v1/events", Some(&ingest), Some(&json!({"contact": "bea", "type": "page_view", "id": "evt-1"})));
+    let (s, _) = d.call(
+        "POST",
+        "/v1/events",
+        Some(&ingest),
+        Some(&json!({"contact": "bea", "type": "page_view", "id": "evt-1"})),
+    );
     assert_eq!(s, 200);
-    let (s, _) = d.call("POST", "/v1/events", Some(&ingest), Some(&json!({"contact": "bea", "type": "purchase", "timestamp": "2026-01-02T03:04:05Z"})));
+    let (s, _) = d.call(
+        "POST",
+        "/v1/events",
+        Some(&ingest),
+        Some(&json!({"contact": "bea", "type": "purchase", "timestamp": "2026-01-02T03:04:05Z"})),
+    );
     assert_eq!(s, 200);
     let c = d.contact("bea");
-    let kinds: Vec<&str> = c["recent_events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "page_view").count(), 1, "{kinds:?}");
+    let kinds: Vec<&str> = c["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "page_view").count(),
+        1,
+        "{kinds:?}"
+    );
     assert!(kinds.contains(&"purchase"));
-    assert!(c["recent_events"].as_array().unwrap().iter().any(|e| e["at"] == "2026-01-02T03:04:05Z"));
+    assert!(c["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["at"] == "2026-01-02T03:04:05Z"));
 
     // Limits: body size → 413, a single bad event → 400 with the reason, not JSON → 400.
     let big: Vec<Value> = (0..5).map(|i| json!({"contact": format!("c{i}"), "type": "t", "properties": {"p": "y".repeat(90), "q": "z".repeat(90), "r": vec!["w".repeat(90); 60]}})).collect();
     let (s, v) = d.call("POST", "/v1/events", Some(&ingest), Some(&json!(big)));
     assert_eq!(s, 413, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("max_body_bytes"), "{v}");
-    let (s, v) = d.call("POST", "/v1/events", Some(&ingest), Some(&json!({"contact": "bea"})));
+    assert!(
+        v["message"].as_str().unwrap().contains("max_body_bytes"),
+        "{v}"
+    );
+    let (s, v) = d.call(
+        "POST",
+        "/v1/events",
+        Some(&ingest),
+        Some(&json!({"contact": "bea"})),
+    );
     assert_eq!(s, 400);
     assert!(v["message"].as_str().unwrap().contains("type"), "{v}");
-    let r = d.agent.post(&format!("{}/v1/events", d.base)).set("authorization", &format!("Bearer {ingest}")).send_string("{nope");
+    let r = d
+        .agent
+        .post(&format!("{}/v1/events", d.base))
+        .set("authorization", &format!("Bearer {ingest}"))
+        .send_string("{nope");
     match r {
-        Err(ureq::Error::Status(400, resp)) => assert!(resp.into_string().unwrap().contains("not valid JSON")),
+        Err(ureq::Error::Status(400, resp)) => {
+            assert!(resp.into_string().unwrap().contains("not valid JSON"))
+        }
         other => panic!("expected 400, got {other:?}"),
     }
     // Contacts: upsert merges, read back.
-    let (s, _) = d.call("PUT", "/v1/contacts/bea", Some(&ingest), Some(&json!({"email": "bea@example.com", "first_name": "Bea"})));
+    let (s, _) = d.call(
+        "PUT",
+        "/v1/contacts/bea",
+        Some(&ingest),
+        Some(&json!({"email": "bea@example.com", "first_name": "Bea"})),
+    );
     assert_eq!(s, 200);
-    let (s, v) = d.call("PUT", "/v1/contacts/bea", Some(&ingest), Some(&json!({"first_name": "Beatrice"})));
+    let (s, v) = d.call(
+        "PUT",
+        "/v1/contacts/bea",
+        Some(&ingest),
+        Some(&json!({"first_name": "Beatrice"})),
+    );
     assert_eq!(s, 200);
-    assert_eq!(v["profile"], json!({"email": "bea@example.com", "first_name": "Beatrice"}));
-    assert_eq!(d.call("GET", "/v1/contacts/nobody", Some(&ingest), None).0, 404);
+    assert_eq!(
+        v["profile"],
+        json!({"email": "bea@example.com", "first_name": "Beatrice"})
+    );
+    assert_eq!(
+        d.call("GET", "/v1/contacts/nobody", Some(&ingest), None).0,
+        404
+    );
 }
 
 #[test]
@@ -194,11 +299,17 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
     copy_welcome(tmp.path());
     let mut d = Daemon::start(tmp.path());
     assert_eq!(d.post_events(form("carla")).0, 200);
-    let welcome = wait_for("the welcome delivery", 30, || d.delivery("carla", "welcome"));
+    let welcome = wait_for("the welcome delivery", 30, || {
+        d.delivery("carla", "welcome")
+    });
 
     // The open pixel: a GIF, and `opened` recorded against the message.
     let open = click_token(&d, &welcome, TokenKind::Open, None);
-    let resp = d.agent.get(&format!("{}/t/o/{open}", d.base)).call().unwrap();
+    let resp = d
+        .agent
+        .get(&format!("{}/t/o/{open}", d.base))
+        .call()
+        .unwrap();
     assert_eq!(resp.header("content-type"), Some("image/gif"));
     let mut gif = Vec::new();
     std::io::Read::read_to_end(&mut resp.into_reader(), &mut gif).unwrap();
@@ -206,17 +317,38 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
     // An open token on the click route is not a click.
     assert_eq!(d.call("GET", &format!("/t/c/{open}"), None, None).0, 404);
     let c = d.contact("carla");
-    let opened: Vec<&Value> = c["recent_events"].as_array().unwrap().iter().filter(|e| e["type"] == "opened").collect();
+    let opened: Vec<&Value> = c["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "opened")
+        .collect();
     assert_eq!(opened.len(), 1);
     assert_eq!(opened[0]["message"], "welcome");
     assert_eq!(opened[0]["message_id"], welcome["message_id"]);
 
     // Kannel delivery report: status 1 → received; an unknown message id → 404.
-    let (s, _) = d.call("GET", &format!("/v1/dlr/kannel?m={}&status=1", welcome["message_id"].as_str().unwrap()), None, None);
+    let (s, _) = d.call(
+        "GET",
+        &format!(
+            "/v1/dlr/kannel?m={}&status=1",
+            welcome["message_id"].as_str().unwrap()
+        ),
+        None,
+        None,
+    );
     assert_eq!(s, 200);
-    assert_eq!(d.call("GET", "/v1/dlr/kannel?m=999999:nope&status=1", None, None).0, 404);
+    assert_eq!(
+        d.call("GET", "/v1/dlr/kannel?m=999999:nope&status=1", None, None)
+            .0,
+        404
+    );
     let c = d.contact("carla");
-    assert!(c["recent_events"].as_array().unwrap().iter().any(|e| e["type"] == "received"));
+    assert!(c["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "received"));
 
     // RFC 8058 one-click unsubscribe: the contact exits the journey (`exit event "unsubscribed"`).
     let unsub = click_token(&d, &welcome, TokenKind::Unsubscribe, None);
@@ -233,12 +365,30 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
     assert_eq!(d.call("POST", "/u/garbage.token", None, None).0, 404);
 
     // Health and metrics.
-    assert_eq!(d.call("GET", "/healthz", None, None), (200, json!({"status": "ok"})));
-    let m = d.agent.get(&format!("{}/metrics", d.base)).call().unwrap().into_string().unwrap();
-    assert!(m.contains("journey_sends_total{channel=\"email\",outcome=\"sent\"} 1"), "{m}");
-    assert!(m.contains("journey_tracking_total{what=\"opened\"} 1"), "{m}");
+    assert_eq!(
+        d.call("GET", "/healthz", None, None),
+        (200, json!({"status": "ok"}))
+    );
+    let m = d
+        .agent
+        .get(&format!("{}/metrics", d.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        m.contains("journey_sends_total{channel=\"email\",outcome=\"sent\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("journey_tracking_total{what=\"opened\"} 1"),
+        "{m}"
+    );
     assert!(m.contains("journey_outbox_depth 0"), "{m}");
-    assert!(m.contains("journey_timer_lateness_seconds_bucket{le=\"+Inf\"}"), "{m}");
+    assert!(
+        m.contains("journey_timer_lateness_seconds_bucket{le=\"+Inf\"}"),
+        "{m}"
+    );
     let ingested: u64 = m
         .lines()
         .find_map(|l| l.strip_prefix("journey_events_ingested_total "))

@@ -75,56 +75,121 @@ fn enrol_pause_resume_and_status() {
     let d = Daemon::start(tmp.path());
 
     // `entry api` journeys take enrolments; others say why not.
-    let (s, v) = d.admin_call("POST", "/v1/journeys/onboard/enroll", Some(&json!({"contacts": ["dora", "ezra"]})));
+    let (s, v) = d.admin_call(
+        "POST",
+        "/v1/journeys/onboard/enroll",
+        Some(&json!({"contacts": ["dora", "ezra"]})),
+    );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["results"][0]["enrolled"], true);
     wait_for("hello to dora", 30, || d.delivery("dora", "hello"));
-    let (_, v) = d.admin_call("POST", "/v1/journeys/onboard/enroll", Some(&json!({"contact": "dora"})));
+    let (_, v) = d.admin_call(
+        "POST",
+        "/v1/journeys/onboard/enroll",
+        Some(&json!({"contact": "dora"})),
+    );
     assert_eq!(v["results"][0]["enrolled"], false, "reentry never: {v}");
-    let (s, v) = d.admin_call("POST", "/v1/journeys/welcome_promo/enroll", Some(&json!({"contact": "dora"})));
+    let (s, v) = d.admin_call(
+        "POST",
+        "/v1/journeys/welcome_promo/enroll",
+        Some(&json!({"contact": "dora"})),
+    );
     assert_eq!(s, 409);
     assert!(v["message"].as_str().unwrap().contains("entry api"));
-    assert_eq!(d.admin_call("POST", "/v1/journeys/nope/enroll", Some(&json!({"contact": "x"}))).0, 404);
+    assert_eq!(
+        d.admin_call(
+            "POST",
+            "/v1/journeys/nope/enroll",
+            Some(&json!({"contact": "x"}))
+        )
+        .0,
+        404
+    );
 
     // Pause: no new entries (API or event), and waiting contacts hold.
     assert_eq!(d.post_events(form("gina")).0, 200);
     wait_for("gina at the check", 30, || {
-        (step_of(&d.contact("gina"), "welcome_promo").as_deref() == Some("check_clicked_welcome_profile")).then_some(())
+        (step_of(&d.contact("gina"), "welcome_promo").as_deref()
+            == Some("check_clicked_welcome_profile"))
+        .then_some(())
     });
     let out = d.cli(&["pause", "welcome_promo"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(d.admin_call("POST", "/v1/journeys/onboard/pause", None).0, 200);
-    let (s, v) = d.admin_call("POST", "/v1/journeys/onboard/enroll", Some(&json!({"contact": "fred"})));
+    assert_eq!(
+        d.admin_call("POST", "/v1/journeys/onboard/pause", None).0,
+        200
+    );
+    let (s, v) = d.admin_call(
+        "POST",
+        "/v1/journeys/onboard/enroll",
+        Some(&json!({"contact": "fred"})),
+    );
     assert_eq!((s, v["code"].as_str()), (409, Some("paused")));
     assert_eq!(d.post_events(form("hugo")).0, 200);
-    assert!(d.contact("hugo")["journeys"].as_array().unwrap().is_empty(), "a paused journey took an entry");
+    assert!(
+        d.contact("hugo")["journeys"].as_array().unwrap().is_empty(),
+        "a paused journey took an entry"
+    );
     // gina clicks while the journey is paused: recorded, but she holds at the check.
     assert_eq!(click(&d, "gina"), 302);
     let g = d.contact("gina");
-    assert!(g["recent_events"].as_array().unwrap().iter().any(|e| e["type"] == "clicked"));
-    assert_eq!(step_of(&g, "welcome_promo").as_deref(), Some("check_clicked_welcome_profile"));
+    assert!(g["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "clicked"));
+    assert_eq!(
+        step_of(&g, "welcome_promo").as_deref(),
+        Some("check_clicked_welcome_profile")
+    );
     assert_eq!(g["journeys"][0]["paused"], true);
     assert!(d.delivery("gina", "promo_code").is_none());
     let (_, list) = d.admin_call("GET", "/v1/journeys", None);
-    let w = list["journeys"].as_array().unwrap().iter().find(|j| j["name"] == "welcome_promo").unwrap().clone();
+    let w = list["journeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "welcome_promo")
+        .unwrap()
+        .clone();
     assert_eq!(w["paused"], true);
 
     // Resume: the click made during the pause answers the check, and the promo goes.
     let out = d.cli(&["resume", "welcome_promo"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    wait_for("gina's promo after resume", 30, || d.delivery("gina", "promo_code"));
+    wait_for("gina's promo after resume", 30, || {
+        d.delivery("gina", "promo_code")
+    });
     assert_eq!(d.post_events(form("ivan")).0, 200);
-    wait_for("ivan enrolled after resume", 30, || d.delivery("ivan", "welcome"));
+    wait_for("ivan enrolled after resume", 30, || {
+        d.delivery("ivan", "welcome")
+    });
 
     // Status: per step and per message figures.
     let (s, v) = d.admin_call("GET", "/v1/journeys/welcome_promo", None);
     assert_eq!(s, 200);
     assert_eq!(v["totals"]["entered"], 2, "{v}");
-    let step = |n: &str| v["steps"].as_array().unwrap().iter().find(|s| s["step"] == n).unwrap().clone();
+    let step = |n: &str| {
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == n)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(step("welcome")["entered"], 2);
     assert_eq!(step("check_clicked_welcome_profile")["waiting"], 1, "{v}");
     assert_eq!(step("promo_code")["exited"], 1);
-    let msg = |n: &str| v["messages"].as_array().unwrap().iter().find(|m| m["message"] == n).unwrap().clone();
+    let msg = |n: &str| {
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["message"] == n)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(msg("welcome")["sent"], 2);
     assert_eq!(msg("welcome")["delivered"], 2);
     assert_eq!(msg("welcome")["clicked"], 1);
@@ -133,12 +198,28 @@ fn enrol_pause_resume_and_status() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("check_clicked_welcome_profile"), "{text}");
-    assert!(text.lines().any(|l| l.trim_start().starts_with("promo_code") && l.contains("email")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("promo_code") && l.contains("email")),
+        "{text}"
+    );
     let out = d.cli(&["status"]);
-    assert!(stdout(&out).contains("onboard") && stdout(&out).contains("paused"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("onboard") && stdout(&out).contains("paused"),
+        "{}",
+        stdout(&out)
+    );
 
     // The CLI's event command goes through the same API.
-    let out = d.cli(&["event", "send", "jill", "form_compiled", "formName=addUser", "--context", "web"]);
+    let out = d.cli(&[
+        "event",
+        "send",
+        "jill",
+        "form_compiled",
+        "formName=addUser",
+        "--context",
+        "web",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     wait_for("jill's welcome", 30, || d.delivery("jill", "welcome"));
 }
@@ -150,7 +231,9 @@ fn plan_deploy_refusals_and_sighup() {
     let d = Daemon::start(tmp.path());
     assert_eq!(d.post_events(form("kim")).0, 200);
     wait_for("kim at the check", 30, || {
-        (step_of(&d.contact("kim"), "welcome_promo").as_deref() == Some("check_clicked_welcome_profile")).then_some(())
+        (step_of(&d.contact("kim"), "welcome_promo").as_deref()
+            == Some("check_clicked_welcome_profile"))
+        .then_some(())
     });
     let v1 = version(&d, "welcome_promo");
 
@@ -161,26 +244,53 @@ fn plan_deploy_refusals_and_sighup() {
     let wd = wdir.to_str().unwrap();
     let out = d.cli(&["plan", "--dir", wd]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("Plan: 0 new, 0 changed, 0 removed, 1 unchanged."), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Plan: 0 new, 0 changed, 0 removed, 1 unchanged."),
+        "{}",
+        stdout(&out)
+    );
     edit(&wdir, "within 3d", "within 4d");
-    edit(&wdir, "\"Your promotional code\"", "\"Your code, as promised\"");
+    edit(
+        &wdir,
+        "\"Your promotional code\"",
+        "\"Your code, as promised\"",
+    );
     let out = d.cli(&["plan", "--dir", wd]);
     assert!(out.status.success(), "{}", stderr(&out));
     let plan = stdout(&out);
     assert!(plan.contains("~ journey welcome_promo"), "{plan}");
-    assert!(plan.contains("migrate by name: 1 contact in flight"), "{plan}");
-    assert!(plan.contains("~ step check_clicked_welcome_profile  (1 contact at this step)"), "{plan}");
+    assert!(
+        plan.contains("migrate by name: 1 contact in flight"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("~ step check_clicked_welcome_profile  (1 contact at this step)"),
+        "{plan}"
+    );
     assert!(plan.contains("~ step promo_code\n"), "{plan}");
-    assert!(!plan.contains("step welcome "), "welcome did not change: {plan}");
+    assert!(
+        !plan.contains("step welcome "),
+        "welcome did not change: {plan}"
+    );
     assert_eq!(version(&d, "welcome_promo"), v1, "plan changed nothing");
 
     // A file with an error: refused with its diagnostics; the running version keeps running.
     let broken = std::fs::read_to_string(wdir.join("welcome.journey")).unwrap();
-    std::fs::write(wdir.join("welcome.journey"), broken.replace("check clicked welcome.profile", "check clicked welcom.profile")).unwrap();
+    std::fs::write(
+        wdir.join("welcome.journey"),
+        broken.replace(
+            "check clicked welcome.profile",
+            "check clicked welcom.profile",
+        ),
+    )
+    .unwrap();
     let out = d.cli(&["deploy", "--dir", wd]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("welcome.journey:") && err.contains("unknown message 'welcom'"), "{err}");
+    assert!(
+        err.contains("welcome.journey:") && err.contains("unknown message 'welcom'"),
+        "{err}"
+    );
     assert!(err.contains("did you mean 'welcome'"), "{err}");
     assert!(err.contains("running versions keep running"), "{err}");
     assert_eq!(version(&d, "welcome_promo"), v1);
@@ -194,19 +304,30 @@ fn plan_deploy_refusals_and_sighup() {
     let out = d.cli(&["deploy", "--dir", wd]);
     assert!(!out.status.success());
     assert!(stdout(&out).contains("! refused"), "{}", stdout(&out));
-    assert!(stderr(&out).contains("check_clicked_welcome_profile"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("check_clicked_welcome_profile"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(version(&d, "welcome_promo"), v1);
 
     // The good edit deploys; kim moves to the new version at the same step.
     std::fs::write(wdir.join("welcome.journey"), &broken).unwrap();
     let out = d.cli(&["deploy", "--dir", wd]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("1 contact migrated"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 contact migrated"),
+        "{}",
+        stderr(&out)
+    );
     let v2 = version(&d, "welcome_promo");
     assert_ne!(v2, v1);
     let k = d.contact("kim");
     assert_eq!(k["journeys"][0]["version"], json!(v2));
-    assert_eq!(step_of(&k, "welcome_promo").as_deref(), Some("check_clicked_welcome_profile"));
+    assert_eq!(
+        step_of(&k, "welcome_promo").as_deref(),
+        Some("check_clicked_welcome_profile")
+    );
     // The daemon's own journeys folder now holds what was deployed (restarts load it).
     assert_eq!(
         std::fs::read_to_string(tmp.path().join("journeys/welcome.journey")).unwrap(),
@@ -214,15 +335,31 @@ fn plan_deploy_refusals_and_sighup() {
     );
 
     // SIGHUP reloads the journeys folder.
-    edit(&tmp.path().join("journeys"), "\"Your code, as promised\"", "\"Your code\"");
+    edit(
+        &tmp.path().join("journeys"),
+        "\"Your code, as promised\"",
+        "\"Your code\"",
+    );
     let pid = d.child.as_ref().unwrap().id().to_string();
-    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    wait_for("the reload", 30, || (version(&d, "welcome_promo") != v2).then_some(()));
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the reload", 30, || {
+        (version(&d, "welcome_promo") != v2).then_some(())
+    });
     // A reload with errors changes nothing and the daemon keeps serving.
     let v3 = version(&d, "welcome_promo");
     edit(&tmp.path().join("journeys"), "within 4d", "within 4 days");
-    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    wait_for("the refused reload in the log", 30, || d.stderr().contains("reload refused").then_some(()));
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the refused reload in the log", 30, || {
+        d.stderr().contains("reload refused").then_some(())
+    });
     assert_eq!(version(&d, "welcome_promo"), v3);
     assert_eq!(d.call("GET", "/healthz", None, None).0, 200);
 }
@@ -242,10 +379,19 @@ fn contacts_import_reports_bad_rows_keeps_good_ones_and_is_safe_to_rerun() {
         let out = d.cli(&["contacts", "import", csv.to_str().unwrap()]);
         assert!(!out.status.success(), "bad rows make the exit code 1");
         let err = stderr(&out);
-        assert!(err.contains("people.csv:3: empty id"), "round {round}: {err}");
+        assert!(
+            err.contains("people.csv:3: empty id"),
+            "round {round}: {err}"
+        );
         assert!(err.contains("people.csv:4:"), "round {round}: {err}");
-        assert!(err.contains("imported 2 contacts; 2 bad rows"), "round {round}: {err}");
-        assert_eq!(d.contact("lia")["profile"], json!({"email": "lia@example.com", "first_name": "Lia"}));
+        assert!(
+            err.contains("imported 2 contacts; 2 bad rows"),
+            "round {round}: {err}"
+        );
+        assert_eq!(
+            d.contact("lia")["profile"],
+            json!({"email": "lia@example.com", "first_name": "Lia"})
+        );
         assert_eq!(d.contact("ned")["profile"]["first_name"], "Ned");
         assert!(d.contact("max").is_null());
     }
@@ -257,5 +403,8 @@ fn contacts_import_reports_bad_rows_keeps_good_ones_and_is_safe_to_rerun() {
     assert!(err.contains("people.jsonl:3: no \"id\""), "{err}");
     assert_eq!(d.contact("oli")["profile"]["plan"], "pro");
     // An upsert merges: lia keeps her email and gets a plan.
-    assert_eq!(d.contact("lia")["profile"], json!({"email": "lia@example.com", "first_name": "Lia", "plan": "free"}));
+    assert_eq!(
+        d.contact("lia")["profile"],
+        json!({"email": "lia@example.com", "first_name": "Lia", "plan": "free"})
+    );
 }

@@ -31,7 +31,10 @@ pub fn copy_welcome(to: &Path) {
         .replace("policy maison_daily", "policy none")
         .replace("  quiet 21:00..08:00", "  # quiet hours off in this test");
     assert_ne!(src, changed);
-    assert!(!changed.contains("quiet 21"), "quiet hours still in the copy");
+    assert!(
+        !changed.contains("quiet 21"),
+        "quiet hours still in the copy"
+    );
     std::fs::write(journeys.join("welcome.journey"), changed).unwrap();
     for t in ["welcome.html", "promo.html"] {
         std::fs::copy(
@@ -114,7 +117,10 @@ impl Daemon {
                 break;
             }
         }
-        assert!(!self.admin.is_empty(), "no admin token was printed on first start");
+        assert!(
+            !self.admin.is_empty(),
+            "no admin token was printed on first start"
+        );
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);
@@ -141,7 +147,10 @@ impl Daemon {
             if let Some(s) = c.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -155,7 +164,13 @@ impl Daemon {
     }
 
     /// (status, JSON body or Null) of a request with a token.
-    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut r = self.agent.request(method, &format!("{}{path}", self.base));
         if let Some(t) = token {
             r = r.set("authorization", &format!("Bearer {t}"));

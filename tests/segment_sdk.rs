@@ -54,7 +54,14 @@ fn python_with_sdk(tmp: &Path) -> Result<Option<String>, String> {
     }
     let target = tmp.join("pylib");
     let out = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
         .arg(&target)
         .arg("segment-analytics-python")
         .output()
@@ -86,7 +93,14 @@ fn the_segment_python_sdk_sends_to_the_daemon_unchanged() {
     };
     copy_welcome(tmp.path());
     let d = Daemon::start(tmp.path());
-    let out = d.cli(&["token", "create", "--scope", "ingest", "--config", tmp.path().join("journey.yaml").to_str().unwrap()]);
+    let out = d.cli(&[
+        "token",
+        "create",
+        "--scope",
+        "ingest",
+        "--config",
+        tmp.path().join("journey.yaml").to_str().unwrap(),
+    ]);
     assert!(out.status.success());
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
 
@@ -109,16 +123,30 @@ fn the_segment_python_sdk_sends_to_the_daemon_unchanged() {
     assert_eq!(c["profile"]["email"], "sdk@example.com", "{c}");
     assert_eq!(c["profile"]["first_name"], "Sid");
     let events = c["recent_events"].as_array().unwrap();
-    let form = events.iter().find(|e| e["type"] == "form_compiled").expect("the track call is stored");
+    let form = events
+        .iter()
+        .find(|e| e["type"] == "form_compiled")
+        .expect("the track call is stored");
     assert_eq!(form["properties"]["formName"], "addUser");
     assert_eq!(form["properties"]["context"]["page"]["path"], "/join");
-    assert!(form["id"].as_str().is_some_and(|id| !id.is_empty()), "messageId is the dedupe id");
-    let page = events.iter().find(|e| e["type"] == "page").expect("the page call is stored");
+    assert!(
+        form["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "messageId is the dedupe id"
+    );
+    let page = events
+        .iter()
+        .find(|e| e["type"] == "page")
+        .expect("the page call is stored");
     assert_eq!(page["properties"]["name"], "Getting started");
     assert_eq!(page["properties"]["category"], "Docs");
     // The same messageId twice: stored once.
     let anon = d.contact("anon-1");
-    let views: Vec<_> = anon["recent_events"].as_array().unwrap().iter().filter(|e| e["type"] == "page_view").collect();
+    let views: Vec<_> = anon["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "page_view")
+        .collect();
     assert_eq!(views.len(), 1, "{anon}");
     assert_eq!(views[0]["id"], json!("fixed-id-1"));
     // The wrong write key stored nothing.

@@ -44,6 +44,29 @@ pub enum Workload {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// B4: events/s over HTTP in requests of 100 events, each acknowledged once durable, from
+    /// concurrent connections on 127.0.0.1 to a `journey serve` child process; raw sled's
+    /// write rate beside it, measured in the same run.
+    Ingest {
+        /// How many events to send.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        /// Concurrent keep-alive connections (one load thread each).
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Events per request.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Distinct contacts the events are spread over.
+        #[arg(long, default_value_t = 10_000)]
+        contacts: usize,
+        /// Journeys the daemon loads (default: none, so an event enrols no one).
+        #[arg(long)]
+        journeys: Option<PathBuf>,
+        /// Where to put the daemon's data (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Used by the crash test: run a journey on the system clock over a store, printing
     /// progress, until killed or done.
     #[command(hide = true)]
@@ -65,6 +88,21 @@ pub fn run(args: BenchArgs) -> ExitCode {
     let result = match args.workload {
         Workload::Clicks { contacts, dir } => clicks(contacts, dir),
         Workload::Waiting { contacts, dir } => waiting(contacts, dir),
+        Workload::Ingest {
+            events,
+            connections,
+            batch,
+            contacts,
+            journeys,
+            dir,
+        } => super::bench_ingest::ingest(super::bench_ingest::IngestOptions {
+            events,
+            connections: connections.max(1),
+            batch: batch.max(1),
+            contacts,
+            journeys,
+            dir,
+        }),
         Workload::CrashChild {
             dir,
             contacts,

@@ -67,7 +67,10 @@ fn read_csv(path: &PathBuf) -> Result<Rows, String> {
         .map_err(|e| format!("{}: header row: {e}", path.display()))?
         .clone();
     let Some(id_col) = headers.iter().position(|h| h.trim() == "id") else {
-        return Err(format!("{}: the header row has no `id` column", path.display()));
+        return Err(format!(
+            "{}: the header row has no `id` column",
+            path.display()
+        ));
     };
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     for rec in r.records() {
@@ -101,19 +104,27 @@ fn read_csv(path: &PathBuf) -> Result<Rows, String> {
 
 pub fn run(args: ContactsArgs) -> ExitCode {
     match args.action {
-        ContactsAction::Show { id, server } => match Client::new(&server).get(&format!("/v1/contacts/{id}")) {
-            Ok(v) => {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                ExitCode::SUCCESS
+        ContactsAction::Show { id, server } => {
+            match Client::new(&server).get(&format!("/v1/contacts/{id}")) {
+                Ok(v) => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
             }
-            Err(e) => fail(e),
-        },
-        ContactsAction::Import { file, batch, server } => import(file, batch.max(1), server),
+        }
+        ContactsAction::Import {
+            file,
+            batch,
+            server,
+        } => import(file, batch.max(1), server),
     }
 }
 
 fn import(file: PathBuf, batch: usize, server: ServerArgs) -> ExitCode {
-    let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let is_csv = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let (good, mut bad) = if is_csv {
         match read_csv(&file) {
             Ok(r) => r,
@@ -135,10 +146,18 @@ fn import(file: PathBuf, batch: usize, server: ServerArgs) -> ExitCode {
     );
     let mut imported = 0usize;
     for chunk in good.chunks(batch) {
-        let body = Value::Array(chunk.iter().map(|(_, o)| Value::Object(o.clone())).collect());
+        let body = Value::Array(
+            chunk
+                .iter()
+                .map(|(_, o)| Value::Object(o.clone()))
+                .collect(),
+        );
         let results = match client.send("POST", "/v1/contacts", &body) {
             Ok((_, v)) => v,
-            Err(e) if e.status == Some(400) && e.body.as_ref().is_some_and(|b| b.get("results").is_some()) => {
+            Err(e)
+                if e.status == Some(400)
+                    && e.body.as_ref().is_some_and(|b| b.get("results").is_some()) =>
+            {
                 e.body.unwrap_or_default()
             }
             Err(e) => {

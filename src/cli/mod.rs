@@ -2,6 +2,7 @@
 //! stderr and for tools on stdout, and return the process exit code.
 
 mod bench;
+mod bench_ingest;
 mod check;
 pub mod client;
 mod contacts;

@@ -35,7 +35,11 @@ pub fn run(args: PlanArgs, apply: bool) -> ExitCode {
                     "deployed: {n} journey version{} changed, {} contact{} migrated",
                     if n == 1 { "" } else { "s" },
                     v["migrated"].as_u64().unwrap_or(0),
-                    if v["migrated"].as_u64() == Some(1) { "" } else { "s" }
+                    if v["migrated"].as_u64() == Some(1) {
+                        ""
+                    } else {
+                        "s"
+                    }
                 );
                 if let Some(note) = v["note"].as_str() {
                     eprintln!("warning: {note}");
@@ -50,7 +54,8 @@ pub fn run(args: PlanArgs, apply: bool) -> ExitCode {
                     eprintln!("error: refused: the journeys have errors; the running versions keep running");
                 }
                 Some(d) if d.get("plan").is_some() => {
-                    let plan: Result<crate::server::deploy::Plan, _> = serde_json::from_value(d["plan"].clone());
+                    let plan: Result<crate::server::deploy::Plan, _> =
+                        serde_json::from_value(d["plan"].clone());
                     if let Ok(p) = plan {
                         print!("{}", crate::server::deploy::render_plan(&p));
                     }

@@ -63,10 +63,18 @@ pub fn run(args: StatusArgs) -> ExitCode {
                 s(j, "name"),
                 version,
                 n(j, "active"),
-                if j["paused"].as_bool() == Some(true) { "paused" } else { "live" },
+                if j["paused"].as_bool() == Some(true) {
+                    "paused"
+                } else {
+                    "live"
+                },
                 j["entries"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                    .map(|a| a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "))
                     .unwrap_or_default()
             );
         }
@@ -92,7 +100,11 @@ pub fn run(args: StatusArgs) -> ExitCode {
             s(r, "version"),
             n(r, "instances"),
             n(r, "active"),
-            if r["current"].as_bool() == Some(true) { "  (current)" } else { "" }
+            if r["current"].as_bool() == Some(true) {
+                "  (current)"
+            } else {
+                ""
+            }
         );
     }
     println!(
@@ -131,12 +143,20 @@ pub fn run(args: StatusArgs) -> ExitCode {
 pub fn pause(args: PauseArgs, pause: bool) -> ExitCode {
     let c = Client::new(&args.server);
     let verb = if pause { "pause" } else { "resume" };
-    match c.send("POST", &format!("/v1/journeys/{}/{verb}", args.name), &json!({})) {
+    match c.send(
+        "POST",
+        &format!("/v1/journeys/{}/{verb}", args.name),
+        &json!({}),
+    ) {
         Ok(_) => {
             eprintln!(
                 "journey {} {}",
                 args.name,
-                if pause { "paused: no new entries; its contacts hold" } else { "resumed" }
+                if pause {
+                    "paused: no new entries; its contacts hold"
+                } else {
+                    "resumed"
+                }
             );
             ExitCode::SUCCESS
         }

@@ -16,7 +16,8 @@ pub type Ack = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 /// Work on the runtime itself, run by the loop's thread between batches (deploys, pausing
 /// a journey, contact upserts): whatever needs `&mut Runtime` and is not an input. It
 /// answers through its own channel.
-pub type Control = Box<dyn FnOnce(&mut Runtime, &mut dyn Sink, Millis, &mut Vec<TimelineEntry>) + Send>;
+pub type Control =
+    Box<dyn FnOnce(&mut Runtime, &mut dyn Sink, Millis, &mut Vec<TimelineEntry>) + Send>;
 
 /// Inputs arrive with an optional acknowledgement, called once they are durable.
 pub struct Submission {

@@ -253,7 +253,12 @@ pub async fn enroll(
         for c in a {
             match c.as_str() {
                 Some(s) => contacts.push(s.to_string()),
-                None => return Err(ApiError::bad_request("invalid_enroll", "contacts are ids (text)")),
+                None => {
+                    return Err(ApiError::bad_request(
+                        "invalid_enroll",
+                        "contacts are ids (text)",
+                    ))
+                }
             }
         }
     }
@@ -290,7 +295,12 @@ pub async fn enroll(
     Ok(Json(json!({"results": results})).into_response())
 }
 
-async fn set_paused(st: Shared, name: String, headers: HeaderMap, pause: bool) -> Result<Response, ApiError> {
+async fn set_paused(
+    st: Shared,
+    name: String,
+    headers: HeaderMap,
+    pause: bool,
+) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Admin)?;
     let known = st.program().journeys.contains_key(&name)
         || st.store.head(&name).map_err(store_err)?.is_some();
@@ -314,11 +324,19 @@ async fn set_paused(st: Shared, name: String, headers: HeaderMap, pause: bool) -
     Ok(Json(json!({"journey": name, "paused": pause, "resumed_contacts": if pause { Value::Null } else { json!(waiting) }})).into_response())
 }
 
-pub async fn pause(State(st): State<Shared>, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn pause(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     set_paused(st, name, headers, true).await
 }
 
-pub async fn resume(State(st): State<Shared>, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn resume(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     set_paused(st, name, headers, false).await
 }
 
@@ -333,7 +351,9 @@ pub async fn deploy_program(st: &Shared, program: Program) -> Result<DeployRepor
         })
         .await?;
     r.map_err(|e| match e {
-        RuntimeError::MigrationGap { .. } => ApiError::new(StatusCode::CONFLICT, "migration_refused", e.to_string()),
+        RuntimeError::MigrationGap { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "migration_refused", e.to_string())
+        }
         other => store_err(other),
     })
 }
@@ -376,7 +396,11 @@ async fn build(st: &Shared, bundle: Bundle) -> Result<(Program, deploy::Plan, St
 }
 
 /// `POST /v1/plan` with a bundle: what a deploy would change.
-pub async fn plan(State(st): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn plan(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Admin)?;
     let bundle = bundle_from(json_body(&st, body)?)?;
     let (_, plan, warnings) = build(&st, bundle).await?;
@@ -386,7 +410,11 @@ pub async fn plan(State(st): State<Shared>, headers: HeaderMap, body: Result<Byt
 
 /// `POST /v1/deploy` with a bundle: compiles, refuses errors and stranding migrations,
 /// deploys, and writes the files into the journeys directory (what a restart or SIGHUP loads).
-pub async fn deploy(State(st): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn deploy(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Admin)?;
     let bundle = bundle_from(json_body(&st, body)?)?;
     let (program, plan, warnings) = build(&st, bundle.clone()).await?;
@@ -396,12 +424,14 @@ pub async fn deploy(State(st): State<Shared>, headers: HeaderMap, body: Result<B
     }
     let report = deploy_program(&st, program).await?;
     let dir = st.config.journeys_dir.clone();
-    let written = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        deploy::write_bundle(&bundle, &dir)
-    })
-    .await
-    .map_err(store_err)?;
+    let written = tokio::task::spawn_blocking(move || deploy::sync_dir(&bundle, &dir))
+        .await
+        .map_err(store_err)?;
+    if let Ok(removed) = &written {
+        for r in removed {
+            tracing::info!(file = %r, "removed from the journeys folder: not in the deploy");
+        }
+    }
     let note = written.err().map(|e| {
         tracing::warn!("deployed, but the journeys directory was not updated: {e}");
         format!("deployed, but the journeys directory was not updated ({e}): a restart would load the old files")

@@ -54,7 +54,9 @@ pub fn parse_time(v: &Value) -> Result<Millis, String> {
             .as_i64()
             .ok_or_else(|| format!("timestamp {n} is not whole milliseconds")),
         Value::Null => Err("timestamp is null".into()),
-        other => Err(format!("timestamp must be RFC 3339 text or milliseconds, not {other}")),
+        other => Err(format!(
+            "timestamp must be RFC 3339 text or milliseconds, not {other}"
+        )),
     }
 }
 
@@ -209,7 +211,9 @@ pub async fn post_events(
                 .fetch_add((results.len() - accepted) as u64, Relaxed);
             if accepted > 0 {
                 st.submit(inputs).await?;
-                st.metrics.events_ingested.fetch_add(accepted as u64, Relaxed);
+                st.metrics
+                    .events_ingested
+                    .fetch_add(accepted as u64, Relaxed);
             }
             Ok(batch_response(results, accepted, Map::new()))
         }
@@ -229,7 +233,11 @@ pub async fn post_events(
     }
 }
 
-fn check_profile(id: &str, profile: &Map<String, Value>, limits: &ServerConfig) -> Result<(), String> {
+fn check_profile(
+    id: &str,
+    profile: &Map<String, Value>,
+    limits: &ServerConfig,
+) -> Result<(), String> {
     if id.trim().is_empty() {
         return Err("id is empty".into());
     }
@@ -251,7 +259,13 @@ pub async fn upsert_contacts(st: &Shared, contacts: Vec<Contact>) -> Result<(), 
             Ok::<_, crate::runtime::RuntimeError>(())
         })
         .await?;
-    r.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e.to_string()))
+    r.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            e.to_string(),
+        )
+    })
 }
 
 /// `PUT /v1/contacts/{id}`: the body is an object of profile fields; the given keys
@@ -272,7 +286,14 @@ pub async fn put_contact(
     };
     check_profile(&id, &profile, &st.config.server)
         .map_err(|e| ApiError::bad_request("invalid_contact", e))?;
-    upsert_contacts(&st, vec![Contact { id: id.clone(), profile }]).await?;
+    upsert_contacts(
+        &st,
+        vec![Contact {
+            id: id.clone(),
+            profile,
+        }],
+    )
+    .await?;
     let c = st.store.contact(&id).map_err(store_err)?;
     Ok(Json(json!(c)).into_response())
 }
@@ -298,7 +319,9 @@ pub async fn post_contacts(
     for (i, item) in items.into_iter().enumerate() {
         let r = match item {
             Value::Object(mut o) => match o.remove("id") {
-                Some(Value::String(id)) => check_profile(&id, &o, limits).map(|_| Contact { id, profile: o }),
+                Some(Value::String(id)) => {
+                    check_profile(&id, &o, limits).map(|_| Contact { id, profile: o })
+                }
                 Some(Value::Number(n)) => {
                     let id = n.to_string();
                     check_profile(&id, &o, limits).map(|_| Contact { id, profile: o })
@@ -323,7 +346,11 @@ pub async fn post_contacts(
 }
 
 pub fn store_err(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e.to_string())
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "store_error",
+        e.to_string(),
+    )
 }
 
 /// `GET /v1/contacts/{id}`: profile, journeys with their current steps, recent events.

@@ -91,7 +91,11 @@ fn write(path: &Path, f: &TokenFile) -> anyhow::Result<()> {
 }
 
 /// Makes a token, stores its hash, and returns (token, entry). The token is not kept.
-pub fn create(data_dir: &Path, scope: Scope, note: Option<String>) -> anyhow::Result<(String, TokenEntry)> {
+pub fn create(
+    data_dir: &Path,
+    scope: Scope,
+    note: Option<String>,
+) -> anyhow::Result<(String, TokenEntry)> {
     let path = tokens_path(data_dir);
     let mut f = read(&path)?;
     let id = random_hex(4);

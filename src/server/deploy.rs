@@ -29,7 +29,10 @@ pub struct BundleFile {
 /// `templates/` folder.
 pub fn bundle_dir(dir: &Path) -> anyhow::Result<Bundle> {
     let mut files = Vec::new();
-    for e in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
+    for e in walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
         let e = e?;
         if !e.file_type().is_file() {
             continue;
@@ -64,8 +67,12 @@ fn safe_relative(p: &str) -> Option<PathBuf> {
 /// Writes a bundle into a directory (which must exist).
 pub fn write_bundle(bundle: &Bundle, dir: &Path) -> Result<(), String> {
     for f in &bundle.files {
-        let rel = safe_relative(&f.path)
-            .ok_or_else(|| format!("{}: a file path must be relative and stay inside the journeys folder", f.path))?;
+        let rel = safe_relative(&f.path).ok_or_else(|| {
+            format!(
+                "{}: a file path must be relative and stay inside the journeys folder",
+                f.path
+            )
+        })?;
         let to = dir.join(rel);
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", f.path))?;
@@ -73,6 +80,36 @@ pub fn write_bundle(bundle: &Bundle, dir: &Path) -> Result<(), String> {
         std::fs::write(&to, &f.text).map_err(|e| format!("{}: {e}", f.path))?;
     }
     Ok(())
+}
+
+/// Makes a journeys directory hold what was deployed: the bundle's files written, and
+/// `*.journey` files the bundle no longer has removed (so a restart does not bring them back).
+pub fn sync_dir(bundle: &Bundle, dir: &Path) -> Result<Vec<String>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    write_bundle(bundle, dir)?;
+    let keep: std::collections::HashSet<PathBuf> = bundle
+        .files
+        .iter()
+        .filter_map(|f| safe_relative(&f.path))
+        .collect();
+    let mut removed = Vec::new();
+    for e in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
+        let p = e.path();
+        if !e.file_type().is_file() || p.extension().is_none_or(|x| x != "journey") {
+            continue;
+        }
+        let Ok(rel) = p.strip_prefix(dir) else {
+            continue;
+        };
+        if !keep.contains(rel) {
+            std::fs::remove_file(p).map_err(|err| format!("{}: {err}", p.display()))?;
+            removed.push(rel.display().to_string());
+        }
+    }
+    Ok(removed)
 }
 
 /// A compiled bundle: the program, or the diagnostics that refuse it.
@@ -110,10 +147,13 @@ pub fn build_dir(dir: &Path) -> Built {
         &compiled.diagnostics,
         false,
     ));
-    let json = strip(diagnostic::render_json(&loaded.sources, &compiled.diagnostics))
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let json = strip(diagnostic::render_json(
+        &loaded.sources,
+        &compiled.diagnostics,
+    ))
+    .lines()
+    .filter_map(|l| serde_json::from_str(l).ok())
+    .collect();
     Built {
         program: compiled.program,
         human,
@@ -195,7 +235,10 @@ fn step_signature(j: &JourneyIr, idx: usize) -> Value {
                 let arms: Vec<Value> = arms
                     .iter()
                     .map(|(c, n)| {
-                        serde_json::json!([serde_json::to_value(c).expect("IR serializes"), name(n)])
+                        serde_json::json!([
+                            serde_json::to_value(c).expect("IR serializes"),
+                            name(n)
+                        ])
                     })
                     .collect();
                 b.insert("arms".into(), Value::Array(arms));
@@ -214,7 +257,10 @@ fn step_signature(j: &JourneyIr, idx: usize) -> Value {
 }
 
 /// Active contacts of a journey by the name of the step they are at.
-pub fn contacts_by_step(store: &Store, journey: &str) -> anyhow::Result<(usize, BTreeMap<String, usize>)> {
+pub fn contacts_by_step(
+    store: &Store,
+    journey: &str,
+) -> anyhow::Result<(usize, BTreeMap<String, usize>)> {
     let mut versions: BTreeMap<String, Option<JourneyIr>> = BTreeMap::new();
     let mut by_step = BTreeMap::new();
     let ids = store.active_of(journey)?;
@@ -334,7 +380,12 @@ pub fn plan(store: &Store, current: &Program, new: &Program) -> anyhow::Result<P
 /// The plan for people, like `terraform plan`.
 pub fn render_plan(plan: &Plan) -> String {
     let mut o = String::new();
-    let short = |h: &Option<String>| h.as_deref().map(|s| &s[..s.len().min(8)]).unwrap_or("-").to_string();
+    let short = |h: &Option<String>| {
+        h.as_deref()
+            .map(|s| &s[..s.len().min(8)])
+            .unwrap_or("-")
+            .to_string()
+    };
     let (mut new, mut changed, mut removed, mut unchanged) = (0, 0, 0, 0);
     for j in &plan.journeys {
         match j.status.as_str() {
@@ -344,7 +395,11 @@ pub fn render_plan(plan: &Plan) -> String {
             }
             "new" => {
                 new += 1;
-                o.push_str(&format!("+ journey {} (new, version {})\n", j.name, short(&j.to)));
+                o.push_str(&format!(
+                    "+ journey {} (new, version {})\n",
+                    j.name,
+                    short(&j.to)
+                ));
             }
             "removed" => {
                 removed += 1;
@@ -359,9 +414,17 @@ pub fn render_plan(plan: &Plan) -> String {
             _ => {
                 changed += 1;
                 let flight = if j.migrate_by_name {
-                    format!("migrate by name: {} contact{} in flight move to the new version", j.in_flight, if j.in_flight == 1 { "" } else { "s" })
+                    format!(
+                        "migrate by name: {} contact{} in flight move to the new version",
+                        j.in_flight,
+                        if j.in_flight == 1 { "" } else { "s" }
+                    )
                 } else {
-                    format!("{} contact{} in flight finish on their version", j.in_flight, if j.in_flight == 1 { "" } else { "s" })
+                    format!(
+                        "{} contact{} in flight finish on their version",
+                        j.in_flight,
+                        if j.in_flight == 1 { "" } else { "s" }
+                    )
                 };
                 o.push_str(&format!(
                     "~ journey {} (version {} → {}; {flight})\n",

@@ -107,15 +107,19 @@ impl Metrics {
             o,
             "# HELP journey_timeline_total Timeline entries by kind.\n# TYPE journey_timeline_total counter"
         );
-        for (what, n) in self.timeline.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (what, n) in self
+            .timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let _ = writeln!(o, "journey_timeline_total{{what=\"{what}\"}} {n}");
         }
         let _ = writeln!(
             o,
             "# HELP journey_sends_total Messages handed to a channel, by channel and outcome.\n# TYPE journey_sends_total counter"
         );
-        for ((channel, outcome), n) in self.sends.lock().unwrap_or_else(|e| e.into_inner()).iter()
-        {
+        for ((channel, outcome), n) in self.sends.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(
                 o,
                 "journey_sends_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {n}"
@@ -125,7 +129,12 @@ impl Metrics {
             o,
             "# HELP journey_tracking_total Clicks, opens, unsubscribes and delivery reports recorded.\n# TYPE journey_tracking_total counter"
         );
-        for (what, n) in self.tracked.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (what, n) in self
+            .tracked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let _ = writeln!(o, "journey_tracking_total{{what=\"{what}\"}} {n}");
         }
         let _ = writeln!(

@@ -141,7 +141,11 @@ impl AppState {
             Some(s) if !s.allows(needed) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("this token has scope `{}`; this needs `{}`", s.as_str(), needed.as_str()),
+                format!(
+                    "this token has scope `{}`; this needs `{}`",
+                    s.as_str(),
+                    needed.as_str()
+                ),
             )),
             Some(_) => Ok(()),
         }
@@ -170,7 +174,9 @@ impl AppState {
     /// Runs `f` on the engine's thread, between batches.
     pub async fn control<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Runtime, &mut dyn Sink, Millis, &mut Vec<TimelineEntry>) -> T + Send + 'static,
+        f: impl FnOnce(&mut Runtime, &mut dyn Sink, Millis, &mut Vec<TimelineEntry>) -> T
+            + Send
+            + 'static,
     ) -> Result<T, ApiError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inbox
@@ -187,7 +193,10 @@ impl AppState {
     }
 
     pub fn program(&self) -> Arc<Program> {
-        self.program.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.program
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn is_paused(&self, journey: &str) -> bool {
@@ -208,7 +217,9 @@ fn credentials(headers: &HeaderMap) -> Option<String> {
         return Some(rest.to_string());
     }
     if kind.eq_ignore_ascii_case("basic") {
-        let raw = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
         let s = String::from_utf8(raw).ok()?;
         let (user, pass) = s.split_once(':').unwrap_or((&s, ""));
         let t = if user.is_empty() { pass } else { user };
@@ -494,7 +505,10 @@ fn routes(state: Shared) -> axum::Router {
         .route("/v1/import", post(segment::batch))
         .route("/t/c/{token}", get(track::click))
         .route("/t/o/{token}", get(track::open))
-        .route("/u/{token}", get(track::unsubscribe).post(track::unsubscribe))
+        .route(
+            "/u/{token}",
+            get(track::unsubscribe).post(track::unsubscribe),
+        )
         .route("/v1/dlr/kannel", get(track::kannel))
         .route("/v1/journeys", get(admin::list))
         .route("/v1/journeys/{name}", get(admin::show))
@@ -518,11 +532,7 @@ async fn metrics_text(axum::extract::State(st): axum::extract::State<Shared>) ->
     let text = tokio::task::spawn_blocking(move || m.render(store.outbox_count()))
         .await
         .unwrap_or_default();
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Parses a JSON body, mapping a refused body (too large, unreadable) to a clear error.
@@ -545,6 +555,7 @@ pub fn json_body(
             ApiError::new(status, "bad_body", r.body_text())
         }
     })?;
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
 }

@@ -45,7 +45,13 @@ fn object(v: Option<&Value>) -> Map<String, Value> {
     }
 }
 
-fn convert(kind: &str, v: &Value, batch_context: Option<&Value>, now: Millis, limits: &ServerConfig) -> Result<Item, String> {
+fn convert(
+    kind: &str,
+    v: &Value,
+    batch_context: Option<&Value>,
+    now: Millis,
+    limits: &ServerConfig,
+) -> Result<Item, String> {
     let Value::Object(o) = v else {
         return Err("a call is a JSON object".into());
     };
@@ -147,7 +153,12 @@ async fn record(st: &Shared, items: Vec<Item>) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn single(st: Shared, kind: &str, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn single(
+    st: Shared,
+    kind: &str,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let v = json_body(&st, body)?;
     let key = text(v.get("writeKey"));
     st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
@@ -159,27 +170,55 @@ async fn single(st: Shared, kind: &str, headers: HeaderMap, body: Result<Bytes, 
     Ok((StatusCode::OK, Json(json!({"success": true}))).into_response())
 }
 
-pub async fn track(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn track(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     single(st, "track", h, b).await
 }
-pub async fn identify(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn identify(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     single(st, "identify", h, b).await
 }
-pub async fn page(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn page(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     single(st, "page", h, b).await
 }
-pub async fn screen(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn screen(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     single(st, "screen", h, b).await
 }
-pub async fn group(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn group(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     single(st, "group", h, b).await
 }
-pub async fn alias(State(st): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn alias(
+    State(st): State<Shared>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     single(st, "alias", h, b).await
 }
 
 /// `POST /v1/batch`: `{"batch": [calls…], "context"?: {…}}`; per-item results, good ones kept.
-pub async fn batch(State(st): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn batch(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let v = json_body(&st, body)?;
     let key = text(v.get("writeKey"));
     st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;

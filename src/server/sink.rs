@@ -11,9 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 
 /// The daemon's sink. `inbox` is for sinks that report outcomes later (`Delivery::Pending`).
-pub fn make_sink(config: &Config, inbox: Sender<Submission>) -> anyhow::Result<Box<dyn Sink + Send>> {
+pub fn make_sink(
+    config: &Config,
+    inbox: Sender<Submission>,
+) -> anyhow::Result<Box<dyn Sink + Send>> {
     let _ = inbox;
-    Ok(Box::new(JsonLinesSink::open(&deliveries_path(&config.data_dir))?))
+    Ok(Box::new(JsonLinesSink::open(&deliveries_path(
+        &config.data_dir,
+    ))?))
 }
 
 pub fn deliveries_path(data_dir: &Path) -> PathBuf {

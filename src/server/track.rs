@@ -15,9 +15,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 /// The smallest transparent GIF: 1×1.
 const PIXEL: [u8; 43] = [
-    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
-    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
 fn claims(st: &Shared, token: &str, kind: TokenKind) -> Result<Claims, ApiError> {
@@ -48,7 +48,10 @@ async fn record(st: &Shared, e: Event, what: &'static str) -> Result<(), ApiErro
 }
 
 /// `GET /t/c/{token}`: records `clicked`, redirects to the link's target.
-pub async fn click(State(st): State<Shared>, Path(token): Path<String>) -> Result<Response, ApiError> {
+pub async fn click(
+    State(st): State<Shared>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
     let c = claims(&st, &token, TokenKind::Click)?;
     let Some(url) = c.url.clone() else {
         return Err(ApiError::not_found("this link has no target"));
@@ -65,7 +68,10 @@ pub async fn click(State(st): State<Shared>, Path(token): Path<String>) -> Resul
 }
 
 /// `GET /t/o/{token}`: records `opened`, answers a 1×1 GIF.
-pub async fn open(State(st): State<Shared>, Path(token): Path<String>) -> Result<Response, ApiError> {
+pub async fn open(
+    State(st): State<Shared>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
     let c = claims(&st, &token, TokenKind::Open)?;
     record(&st, engagement(&c, "opened"), "opened").await?;
     Ok((
@@ -80,7 +86,10 @@ pub async fn open(State(st): State<Shared>, Path(token): Path<String>) -> Result
 
 /// `GET|POST /u/{token}`: records `unsubscribed` (RFC 8058 one-click POST, or the link in
 /// the message) and marks the profile `unsubscribed: true`.
-pub async fn unsubscribe(State(st): State<Shared>, Path(token): Path<String>) -> Result<Response, ApiError> {
+pub async fn unsubscribe(
+    State(st): State<Shared>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
     let c = claims(&st, &token, TokenKind::Unsubscribe)?;
     let e = engagement(&c, "unsubscribed");
     let contact = c.contact.clone();
@@ -88,7 +97,10 @@ pub async fn unsubscribe(State(st): State<Shared>, Path(token): Path<String>) ->
         .control(move |rt, sink, now, timeline| {
             let mut profile = serde_json::Map::new();
             profile.insert("unsubscribed".into(), serde_json::Value::Bool(true));
-            rt.upsert_contact(&crate::engine::Contact { id: contact, profile })?;
+            rt.upsert_contact(&crate::engine::Contact {
+                id: contact,
+                profile,
+            })?;
             rt.run_at(vec![Input::Event(e)], now, sink, timeline)?;
             rt.store.flush()?;
             Ok::<_, crate::runtime::RuntimeError>(())
@@ -115,7 +127,10 @@ pub struct KannelReport {
 /// `GET /v1/dlr/kannel?m={message_id}&status=%d`: a Kannel delivery report. Status 1
 /// records `received`, 2 and 16 record `bounced`; 4 and 8 (in progress) record nothing.
 /// The message id must be one of ours, from the store.
-pub async fn kannel(State(st): State<Shared>, Query(q): Query<KannelReport>) -> Result<Response, ApiError> {
+pub async fn kannel(
+    State(st): State<Shared>,
+    Query(q): Query<KannelReport>,
+) -> Result<Response, ApiError> {
     let kind = match q.status {
         1 => "received",
         2 | 16 => "bounced",
@@ -151,6 +166,15 @@ pub async fn kannel(State(st): State<Shared>, Query(q): Query<KannelReport>) -> 
         message_id: Some(q.m),
         ..Event::default()
     };
-    record(&st, e, if kind == "received" { "received" } else { "bounced" }).await?;
+    record(
+        &st,
+        e,
+        if kind == "received" {
+            "received"
+        } else {
+            "bounced"
+        },
+    )
+    .await?;
     Ok(StatusCode::OK.into_response())
 }
