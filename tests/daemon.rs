@@ -402,3 +402,26 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
     assert!(status.success(), "exit {status:?}\n{}", d.stderr());
     assert!(d.stderr().contains("stopped"), "{}", d.stderr());
 }
+
+#[test]
+fn journeys_with_errors_at_start_are_refused_and_the_stored_program_keeps_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    let mut d = Daemon::start(tmp.path());
+    assert_eq!(d.post_events(form("lara")).0, 200);
+    wait_for("lara's welcome", 30, || d.delivery("lara", "welcome"));
+    d.kill();
+    let file = tmp.path().join("journeys/welcome.journey");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, good.replace("check clicked welcome.profile", "check clicked welcom.profile")).unwrap();
+    d.spawn();
+    assert!(d.stderr().contains("unknown message 'welcom'"), "the diagnostics are printed:\n{}", d.stderr());
+    assert!(d.stderr().contains("refused"), "{}", d.stderr());
+    // The last deployed program still runs: lara keeps her place, new contacts still enter.
+    assert_eq!(
+        step_of(&d.contact("lara"), "welcome_promo").as_deref(),
+        Some("check_clicked_welcome_profile")
+    );
+    assert_eq!(d.post_events(form("mia")).0, 200);
+    wait_for("mia's welcome", 30, || d.delivery("mia", "welcome"));
+}

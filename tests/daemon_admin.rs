@@ -72,7 +72,7 @@ fn enrol_pause_resume_and_status() {
     let tmp = tempfile::tempdir().unwrap();
     copy_welcome(tmp.path());
     std::fs::write(tmp.path().join("journeys/onboard.journey"), ONBOARD).unwrap();
-    let d = Daemon::start(tmp.path());
+    let mut d = Daemon::start(tmp.path());
 
     // `entry api` journeys take enrolments; others say why not.
     let (s, v) = d.admin_call(
@@ -144,6 +144,10 @@ fn enrol_pause_resume_and_status() {
     );
     assert_eq!(g["journeys"][0]["paused"], true);
     assert!(d.delivery("gina", "promo_code").is_none());
+    // Paused survives a restart.
+    d.kill();
+    d.spawn();
+    assert_eq!(step_of(&d.contact("gina"), "welcome_promo").as_deref(), Some("check_clicked_welcome_profile"));
     let (_, list) = d.admin_call("GET", "/v1/journeys", None);
     let w = list["journeys"]
         .as_array()
