@@ -413,9 +413,20 @@ fn journeys_with_errors_at_start_are_refused_and_the_stored_program_keeps_runnin
     d.kill();
     let file = tmp.path().join("journeys/welcome.journey");
     let good = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, good.replace("check clicked welcome.profile", "check clicked welcom.profile")).unwrap();
+    std::fs::write(
+        &file,
+        good.replace(
+            "check clicked welcome.profile",
+            "check clicked welcom.profile",
+        ),
+    )
+    .unwrap();
     d.spawn();
-    assert!(d.stderr().contains("unknown message 'welcom'"), "the diagnostics are printed:\n{}", d.stderr());
+    assert!(
+        d.stderr().contains("unknown message 'welcom'"),
+        "the diagnostics are printed:\n{}",
+        d.stderr()
+    );
     assert!(d.stderr().contains("refused"), "{}", d.stderr());
     // The last deployed program still runs: lara keeps her place, new contacts still enter.
     assert_eq!(

@@ -147,7 +147,10 @@ fn enrol_pause_resume_and_status() {
     // Paused survives a restart.
     d.kill();
     d.spawn();
-    assert_eq!(step_of(&d.contact("gina"), "welcome_promo").as_deref(), Some("check_clicked_welcome_profile"));
+    assert_eq!(
+        step_of(&d.contact("gina"), "welcome_promo").as_deref(),
+        Some("check_clicked_welcome_profile")
+    );
     let (_, list) = d.admin_call("GET", "/v1/journeys", None);
     let w = list["journeys"]
         .as_array()

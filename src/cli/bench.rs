@@ -66,6 +66,9 @@ pub enum Workload {
         /// Where to put the daemon's data (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Give every event an idempotency id (its dedupe key is one more write).
+        #[arg(long)]
+        ids: bool,
     },
     /// Used by the crash test: run a journey on the system clock over a store, printing
     /// progress, until killed or done.
@@ -95,6 +98,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
             contacts,
             journeys,
             dir,
+            ids,
         } => super::bench_ingest::ingest(super::bench_ingest::IngestOptions {
             events,
             connections: connections.max(1),
@@ -102,6 +106,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
             contacts,
             journeys,
             dir,
+            ids,
         }),
         Workload::CrashChild {
             dir,

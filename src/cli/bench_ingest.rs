@@ -16,6 +16,8 @@ pub struct IngestOptions {
     pub contacts: usize,
     pub journeys: Option<PathBuf>,
     pub dir: Option<PathBuf>,
+    /// Give every event an idempotency id (one more write each: its dedupe key).
+    pub ids: bool,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -73,11 +75,12 @@ pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
     }
     let requests = o.events.div_ceil(o.batch);
     eprintln!(
-        "B4: {} events in requests of {} over {} keep-alive connections to {base}, {} contacts; each acknowledged once durable",
+        "B4: {} events in requests of {} over {} keep-alive connections to {base}, {} contacts, {}; each acknowledged once durable",
         requests * o.batch,
         o.batch,
         o.connections,
-        o.contacts
+        o.contacts,
+        if o.ids { "each with an idempotency id" } else { "no idempotency ids" }
     );
     // Bodies are made before the clock starts, so the generator costs only the sending.
     let now = chrono::Utc::now().to_rfc3339();
@@ -89,13 +92,16 @@ pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
                     let events: Vec<serde_json::Value> = (0..o.batch)
                         .map(|i| {
                             let n = r * o.batch + i;
-                            serde_json::json!({
+                            let mut e = serde_json::json!({
                                 "contact": format!("c{}", n % o.contacts.max(1)),
                                 "type": "page_view",
-                                "id": format!("e{n}"),
                                 "timestamp": now,
                                 "properties": {"path": "/shoes/red", "referrer": "newsletter"},
-                            })
+                            });
+                            if o.ids {
+                                e["id"] = serde_json::json!(format!("e{n}"));
+                            }
+                            e
                         })
                         .collect();
                     serde_json::to_string(&events).expect("json")

@@ -1,7 +1,7 @@
 //! `journey serve`: the daemon.
 
 use crate::config::Config;
-use crate::server::{self, ServeOptions};
+use crate::server;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,7 +35,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match server::serve(config, ServeOptions::default()) {
+    match server::serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -576,7 +576,25 @@ impl Runtime {
             id: contact_id.to_string(),
             profile: Default::default(),
         });
-        let events = self.store.events_of(contact_id)?;
+        let mut instances = self.store.instances_of(contact_id)?;
+        // The history is read only when something may look at it: an instance in flight, an
+        // entry this event could match, `on join` segments, or an input other than an event.
+        // An event nobody listens to costs its own write and no read of the past.
+        let needs_history = instances.iter().any(|i| i.is_active())
+            || !self.join_segments().is_empty()
+            || inputs.iter().any(|i| match i {
+                Input::Event(e) => program.journeys.values().any(|j| {
+                    j.entries
+                        .iter()
+                        .any(|en| matches!(en, EntryIr::Event(m) if m.event == e.kind))
+                }),
+                _ => true,
+            });
+        let events = if needs_history {
+            self.store.events_of(contact_id)?
+        } else {
+            Vec::new()
+        };
         let mut world = World {
             program: &program,
             contact,
@@ -584,7 +602,6 @@ impl Runtime {
             now,
             default_zone: self.default_zone,
         };
-        let mut instances = self.store.instances_of(contact_id)?;
         let mut dirty: BTreeSet<usize> = BTreeSet::new();
         let mut seen_ids: HashSet<String> = HashSet::new();
 

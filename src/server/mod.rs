@@ -327,15 +327,10 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
     }
 }
 
-/// Options of `journey serve` beyond the config file.
-#[derive(Debug, Default, Clone)]
-pub struct ServeOptions {
-    /// Print the admin token (first start) and the address on stdout, for scripts and tests.
-    pub quiet: bool,
-}
-
 /// Runs the daemon until SIGTERM or Ctrl-C.
-pub fn serve(config: Config, _opts: ServeOptions) -> anyhow::Result<()> {
+/// Prints `admin token: …` (first start only) and `listening on http://…` on stdout, for
+/// people and for scripts (the tests and `journey bench ingest` read them).
+pub fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.data_dir.display()))?;
     let secret = load_secret(&config)?;
