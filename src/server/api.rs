@@ -412,5 +412,5 @@ pub async fn get_contact(
         .into_response())
     })
     .await
-    .map_err(|e| store_err(e))?
+    .map_err(store_err)?
 }
