@@ -267,7 +267,7 @@ fn plan_deploy_refusals_and_sighup() {
     let plan = stdout(&out);
     assert!(plan.contains("~ journey welcome_promo"), "{plan}");
     assert!(
-        plan.contains("migrate by name: 1 contact in flight"),
+        plan.contains("migrate by name: 1 contact in flight moves"),
         "{plan}"
     );
     assert!(

@@ -93,10 +93,10 @@ pub fn run(args: StatusArgs) -> ExitCode {
         n(t, "exited"),
         n(t, "completed")
     );
-    println!("\n  {:<14} {:>10} {:>8}", "version", "instances", "active");
+    println!("\n  {:<26} {:>10} {:>8}", "version", "instances", "active");
     for r in v["versions"].as_array().into_iter().flatten() {
         println!(
-            "  {:<14} {:>10} {:>8}{}",
+            "  {:<26} {:>10} {:>8}{}",
             s(r, "version"),
             n(r, "instances"),
             n(r, "active"),

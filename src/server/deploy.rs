@@ -413,17 +413,20 @@ pub fn render_plan(plan: &Plan) -> String {
             }
             _ => {
                 changed += 1;
+                let one = j.in_flight == 1;
                 let flight = if j.migrate_by_name {
                     format!(
-                        "migrate by name: {} contact{} in flight move to the new version",
+                        "migrate by name: {} contact{} in flight move{} to the new version",
                         j.in_flight,
-                        if j.in_flight == 1 { "" } else { "s" }
+                        if one { "" } else { "s" },
+                        if one { "s" } else { "" }
                     )
                 } else {
                     format!(
-                        "{} contact{} in flight finish on their version",
+                        "{} contact{} in flight finish{} on their version",
                         j.in_flight,
-                        if j.in_flight == 1 { "" } else { "s" }
+                        if one { "" } else { "s" },
+                        if one { "es" } else { "" }
                     )
                 };
                 o.push_str(&format!(
