@@ -373,6 +373,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         inner: sink,
         metrics: metrics.clone(),
     };
+    // If the engine stops on its own (a store error), the server stops too.
+    let (engine_done, engine_stopped) = tokio::sync::oneshot::channel::<()>();
     let engine = {
         let stop = stop.clone();
         let metrics = metrics.clone();
@@ -380,7 +382,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             .name("engine".into())
             .spawn(move || {
                 let mut on_timeline = |t: Vec<TimelineEntry>| metrics.timeline(&t);
-                run_live(
+                let r = run_live(
                     &mut rt,
                     &SystemClock,
                     &mut sink,
@@ -391,7 +393,12 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                         ..LoopConfig::default()
                     },
                     &mut on_timeline,
-                )
+                );
+                if let Err(e) = &r {
+                    tracing::error!("the engine stopped: {e}");
+                }
+                let _ = engine_done.send(());
+                r
             })?
     };
 
@@ -409,7 +416,12 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         spawn_reload_on_hangup(state.clone());
         let app = routes(state.clone());
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async {
+                tokio::select! {
+                    _ = shutdown_signal() => {},
+                    _ = engine_stopped => {},
+                }
+            })
             .await?;
         anyhow::Ok(())
     });
