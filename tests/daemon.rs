@@ -435,3 +435,89 @@ fn journeys_with_errors_at_start_are_refused_and_the_stored_program_keeps_runnin
     assert_eq!(d.post_events(form("mia")).0, 200);
     wait_for("mia's welcome", 30, || d.delivery("mia", "welcome"));
 }
+
+#[test]
+fn segment_endpoints_take_basic_auth_and_keep_the_good_calls_of_a_batch() {
+    use base64::Engine as _;
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    let d = Daemon::start(tmp.path());
+    let basic = |key: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
+        )
+    };
+    let post = |path: &str, auth: &str, body: Value, encoding: Option<&str>| {
+        let mut r = d
+            .agent
+            .post(&format!("{}{path}", d.base))
+            .set("authorization", auth);
+        if let Some(e) = encoding {
+            r = r.set("content-encoding", e);
+        }
+        match r.send_json(body) {
+            Ok(resp) => (resp.status(), resp.into_json::<Value>().unwrap()),
+            Err(ureq::Error::Status(s, resp)) => {
+                (s, resp.into_json::<Value>().unwrap_or(Value::Null))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let batch = json!({"batch": [
+        {"type": "track", "userId": "sam", "event": "form_compiled", "properties": {"formName": "addUser"}, "messageId": "m-1", "timestamp": "2026-03-01T09:00:00Z"},
+        {"type": "track", "event": "orphan"},
+        {"type": "identify", "userId": "sam", "traits": {"email": "sam@example.com"}},
+        {"type": "track", "userId": "sam", "properties": {}},
+        {"type": "launch", "userId": "sam"},
+    ]});
+    let (s, v) = post("/v1/batch", &basic("jt_admin_wrong"), batch.clone(), None);
+    assert_eq!(s, 401, "{v}");
+    let (s, v) = post("/v1/batch", &basic(&d.admin), batch.clone(), Some("gzip"));
+    assert_eq!(s, 415, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("gzip"));
+    let (s, v) = post("/v1/batch", &basic(&d.admin), batch, None);
+    assert_eq!(s, 207, "{v}");
+    assert_eq!(v["accepted"], 2);
+    let errs: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["error"].as_str())
+        .collect();
+    assert!(errs[0].contains("userId or an anonymousId"), "{errs:?}");
+    assert!(errs[1].contains("`event` name"), "{errs:?}");
+    assert!(errs[2].contains("unknown call type 'launch'"), "{errs:?}");
+    let c = d.contact("sam");
+    assert_eq!(c["profile"]["email"], "sam@example.com");
+    let form = c["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "form_compiled")
+        .unwrap()
+        .clone();
+    assert_eq!(form["id"], "m-1");
+    assert_eq!(form["at"], "2026-03-01T09:00:00Z");
+    // Single calls; a bad one is a 400 with the reason.
+    let (s, _) = post(
+        "/v1/track",
+        &basic(&d.admin),
+        json!({"anonymousId": "a-9", "event": "viewed"}),
+        None,
+    );
+    assert_eq!(s, 200);
+    assert!(d.contact("a-9")["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "viewed"));
+    let (s, v) = post(
+        "/v1/identify",
+        &basic(&d.admin),
+        json!({"traits": {"x": 1}}),
+        None,
+    );
+    assert_eq!(s, 400);
+    assert!(v["message"].as_str().unwrap().contains("userId"));
+}

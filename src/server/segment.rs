@@ -153,12 +153,26 @@ async fn record(st: &Shared, items: Vec<Item>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Compressed bodies are refused with a clear reason (Segment SDKs send plain JSON unless
+/// gzip is turned on).
+fn refuse_compressed(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get("content-encoding").and_then(|v| v.to_str().ok()) {
+        Some(enc) if !enc.eq_ignore_ascii_case("identity") => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("request bodies encoded as '{enc}' are not accepted: send plain JSON (turn gzip off in the SDK)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 async fn single(
     st: Shared,
     kind: &str,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    refuse_compressed(&headers)?;
     let v = json_body(&st, body)?;
     let key = text(v.get("writeKey"));
     st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
@@ -219,6 +233,7 @@ pub async fn batch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    refuse_compressed(&headers)?;
     let v = json_body(&st, body)?;
     let key = text(v.get("writeKey"));
     st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
