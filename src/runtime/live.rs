@@ -53,7 +53,7 @@ pub struct LoopConfig {
 impl Default for LoopConfig {
     fn default() -> Self {
         LoopConfig {
-            max_batch: 512,
+            max_batch: 256,
             idle: Duration::from_millis(200),
         }
     }
