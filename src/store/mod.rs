@@ -61,6 +61,9 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("store values serialize")
 }
 
+/// The page cache sled may keep in memory.
+pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// The embedded database of contacts, events, instances, timers, the outbox and versions.
 #[derive(Clone)]
 pub struct Store {
@@ -159,6 +162,9 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
+            // sled caches 1 GB by default; the hot set (recent contacts, near timers) is far
+            // smaller, and memory must stay bounded with millions of contacts waiting.
+            .cache_capacity(CACHE_BYTES)
             .open()?;
         let tree = db.open_tree("journey")?;
         Ok(Store { db, tree })
