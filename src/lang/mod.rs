@@ -62,17 +62,20 @@ pub fn load_files(files: &[PathBuf]) -> Loaded {
 }
 
 pub fn add_file(loaded: &mut Loaded, path: &Path) {
-    let too_big = std::fs::metadata(path)
-        .map(|m| m.len() > MAX_FILE_BYTES)
-        .unwrap_or(false);
-    if too_big {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_FILE_BYTES {
         let id = loaded.sources.add(path, String::new());
         loaded.diagnostics.push(
             Diagnostic::error(
                 id,
                 ast::Span::default(),
-                format!("file is larger than {} MB", MAX_FILE_BYTES / 1024 / 1024),
+                format!(
+                    "this file is {:.1} MB, more than the {} MB a journey file may have",
+                    size as f64 / 1024.0 / 1024.0,
+                    MAX_FILE_BYTES / 1024 / 1024
+                ),
             )
+            .with_label("not read")
             .with_help("journey files are small text files; is this the right file?"),
         );
         return;
@@ -117,17 +120,17 @@ pub fn add_source(loaded: &mut Loaded, name: impl Into<PathBuf>, text: String) {
 
 fn add_parsed(loaded: &mut Loaded, id: usize) {
     let text = &loaded.sources.get(id).text;
-    if text.trim().is_empty() {
+    // Empty, or only blank lines and comments: almost always a file saved before it was
+    // written or truncated by accident, and checking it clean would hide that.
+    if parse::is_blank(text) {
         loaded.diagnostics.push(
-            Diagnostic::warning(id, ast::Span::default(), "this file is empty")
-                .with_help("a journey file holds `journey`, `segment` and `policy` definitions"),
+            Diagnostic::error(id, ast::Span::default(), "this file defines nothing")
+                .with_label("no journey, segment or policy here")
+                .with_help(
+                    "a journey file holds `journey`, `segment` and `policy` definitions, such as \
+                     `journey welcome { entry event \"signed_up\" … }`; delete the file if it is not needed",
+                ),
         );
-        loaded.files.push((
-            id,
-            ast::File {
-                definitions: vec![],
-            },
-        ));
         return;
     }
     match parse::parse_file(id, text) {
