@@ -306,3 +306,20 @@ fn a_directory_named_like_a_journey_file_is_not_read() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn strings_and_comments_take_any_character() {
+    // Quotes and backslashes escaped, control characters, accents, emoji, CRLF line ends and
+    // `#` inside strings: all valid.
+    let dir = tempfile::tempdir().unwrap();
+    let src = "# Ünïcödé comment with \"quotes\" and \\ backslash 🎉\r\n\
+        journey odd_text { # trailing comment\r\n\
+          entry api\r\n\
+          send sms hello {\r\n\
+            text \"Caffè \\\"al volo\\\" \\\\ #1 \t 🎉 ]}[{\"\r\n\
+          }\r\n\
+          set contact.note = \"a\\nb\"\r\n\
+        }\r\n";
+    let r = check_bytes(dir.path(), "odd.journey", src.as_bytes());
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
