@@ -149,6 +149,18 @@ fn generate(dir: &Path) -> usize {
     total
 }
 
+/// CPU time of the whole process, all threads (Linux: `/proc/self/stat`, in clock ticks of
+/// 10 ms: meaningful summed over many runs). On a shared machine wall time includes waiting
+/// for a core; CPU time is what the check itself costs.
+fn process_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses: utime and stime are 14 and 15.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// What `journey check DIR` does, minus printing.
 fn check(dir: &Path) -> compile::Compiled {
     let files = lang::journey_files(&[dir.to_path_buf()]).unwrap();
@@ -179,6 +191,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(RUNS);
+    let cpu_before = process_cpu();
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let t = Instant::now();
@@ -188,6 +201,9 @@ fn main() {
             took
         })
         .collect();
+    let cpu = cpu_before
+        .zip(process_cpu())
+        .map(|(a, b)| (b - a) / runs as u32);
     times.sort();
     // Where the time goes: parse (read + pest + syntax tree) and compile (checks + IR).
     let files = lang::journey_files(std::slice::from_ref(&dir)).unwrap();
@@ -225,6 +241,12 @@ fn main() {
         median.as_secs_f64() * 1e3,
         mb / median.as_secs_f64()
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "check_speed: CPU time (all threads) {:.0} ms per check on average",
+            cpu.as_secs_f64() * 1e3
+        );
+    }
     println!(
         "check_speed: median parse {:.1} ms, compile {:.1} ms",
         parse_times[runs / 2].as_secs_f64() * 1e3,

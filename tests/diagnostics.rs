@@ -673,3 +673,50 @@ fn json_format_is_empty_for_a_clean_file() {
     assert_eq!(code, 0);
     assert_eq!(out, "");
 }
+
+/// `load_files` parses big sets of files on several threads: the diagnostics (file ids, order,
+/// messages) are the same as loading the files one by one.
+#[test]
+fn parallel_loading_reports_like_sequential_loading() {
+    use journey::{compile, lang};
+    let dir = tempfile::tempdir().unwrap();
+    let unit = |f: usize, i: usize| {
+        format!(
+            "journey j_{f}_{i} {{\n  entry event \"e\" where plan == \"pro {i}\"\n  \
+             send sms s_{f}_{i} {{\n    text \"{}\"\n  }}\n  wait 1d\n}}\n\n",
+            "x".repeat(200)
+        )
+    };
+    let mut paths = Vec::new();
+    for f in 0..6 {
+        let mut text: String = (0..300).map(|i| unit(f, i)).collect();
+        match f {
+            2 => text.push_str("journey broken {\n  entry api\n  sned sms x {}\n}\n"),
+            3 => text = "# nothing yet\n".into(),
+            4 => text.push_str("journey dup {\n  entry api\n  wait 1d\n  wait 1d\n}\n"),
+            _ => {}
+        }
+        let path = dir.path().join(format!("f{f}.journey"));
+        if f == 5 {
+            let mut bytes = text.into_bytes();
+            bytes.extend_from_slice(b"\xff");
+            std::fs::write(&path, bytes).unwrap();
+        } else {
+            std::fs::write(&path, text).unwrap();
+        }
+        paths.push(path);
+    }
+    let together = lang::load_files(&paths);
+    let mut one_by_one = lang::Loaded::default();
+    for p in &paths {
+        lang::add_file(&mut one_by_one, p);
+    }
+    let a = compile::compile(&together);
+    let b = compile::compile(&one_by_one);
+    let render = |l: &lang::Loaded, c: &compile::Compiled| {
+        lang::diagnostic::render_human(&l.sources, &c.diagnostics, false)
+    };
+    assert_eq!(a.diagnostics.len(), 4, "{}", render(&together, &a));
+    assert_eq!(render(&together, &a), render(&one_by_one, &b));
+    assert_eq!(together.files.len(), one_by_one.files.len());
+}

@@ -24,9 +24,15 @@ pub fn parse_file(file: usize, text: &str) -> Result<File, Vec<Diagnostic>> {
         Ok(p) => p,
         Err(_) => {
             // Parse again with pest's token tracking on: slower, so only on the error path.
+            // The switch is global to the process: files parsed on other threads meanwhile
+            // only run slower, and the lock keeps two error paths from turning it off under
+            // each other (which would make messages vary from run to run).
+            static ERROR_DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one_at_a_time = ERROR_DETAIL.lock().unwrap_or_else(|e| e.into_inner());
             pest::set_error_detail(true);
-            let err = JourneyParser::parse(Rule::file, text).expect_err("parsed twice");
+            let again = JourneyParser::parse(Rule::file, text);
             pest::set_error_detail(false);
+            let err = again.expect_err("parsed twice");
             return Err(vec![syntax_error(file, text, err)]);
         }
     };
