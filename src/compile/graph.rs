@@ -140,10 +140,19 @@ fn build(j: &JourneyIr) -> (Vec<Node>, Vec<Edge>) {
 fn describe(j: &JourneyIr, k: &StepKindIr) -> (Option<String>, Shape) {
     match k {
         StepKindIr::Send { message, .. } => {
-            let what = match j.messages.get(message) {
+            let mut what = match j.messages.get(message) {
                 Some(m) => format!("send {}", m.channel.as_str()),
                 None => "send".to_string(),
             };
+            // A labelled send (`nudge: send push stock_nudge`) names its message too.
+            let labelled = match j.messages.get(message) {
+                Some(m) => m.step != m.name,
+                None => true,
+            };
+            if labelled {
+                what.push(' ');
+                what.push_str(message);
+            }
             (Some(what), Shape::Action)
         }
         StepKindIr::Wait { seconds, .. } => (Some(format!("wait {}", dur(*seconds))), Shape::Wait),
