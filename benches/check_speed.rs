@@ -149,18 +149,6 @@ fn generate(dir: &Path) -> usize {
     total
 }
 
-/// CPU time of the whole process, all threads (Linux: `/proc/self/stat`, in clock ticks of
-/// 10 ms: meaningful summed over many runs). On a shared machine wall time includes waiting
-/// for a core; CPU time is what the check itself costs.
-fn process_cpu() -> Option<Duration> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses: utime and stime are 14 and 15.
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
-}
-
 /// What `journey check DIR` does, minus printing.
 fn check(dir: &Path) -> compile::Compiled {
     let files = lang::journey_files(&[dir.to_path_buf()]).unwrap();
@@ -168,45 +156,27 @@ fn check(dir: &Path) -> compile::Compiled {
     compile::compile(&loaded)
 }
 
-fn main() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir: PathBuf = tmp.path().to_path_buf();
-    let bytes = generate(&dir);
+struct Figures {
+    min: Duration,
+    median: Duration,
+    parse: Duration,
+    compile: Duration,
+}
 
-    let compiled = check(&dir);
-    let errors: Vec<_> = compiled.diagnostics.iter().collect();
-    if !errors.is_empty() || compiled.program.is_none() {
-        let files = lang::journey_files(std::slice::from_ref(&dir)).unwrap();
-        let loaded = lang::load_files(&files);
-        eprint!(
-            "{}",
-            lang::diagnostic::render_human(&loaded.sources, &compiled.diagnostics, false)
-        );
-        panic!("the generated source does not check clean");
-    }
-    let program = compiled.program.unwrap();
-
-    let runs: usize = std::env::var("CHECK_SPEED_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(RUNS);
-    let cpu_before = process_cpu();
+/// Times `runs` whole checks of `dir`, then `runs` of its two halves separately.
+fn measure(dir: &Path, runs: usize) -> Figures {
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let t = Instant::now();
-            let c = check(&dir);
+            let c = check(dir);
             let took = t.elapsed();
             assert!(c.program.is_some());
             took
         })
         .collect();
-    let cpu = cpu_before
-        .zip(process_cpu())
-        .map(|(a, b)| (b - a) / runs as u32);
     times.sort();
     // Where the time goes: parse (read + pest + syntax tree) and compile (checks + IR).
-    let files = lang::journey_files(std::slice::from_ref(&dir)).unwrap();
+    let files = lang::journey_files(&[dir.to_path_buf()]).unwrap();
     let mut parse_times = Vec::new();
     let mut compile_times = Vec::new();
     for _ in 0..runs {
@@ -220,11 +190,63 @@ fn main() {
     }
     parse_times.sort();
     compile_times.sort();
-    let min = times[0];
-    let median = times[runs / 2];
+    Figures {
+        min: times[0],
+        median: times[runs / 2],
+        parse: parse_times[runs / 2],
+        compile: compile_times[runs / 2],
+    }
+}
+
+fn report(what: &str, mb: f64, f: &Figures, runs: usize) {
+    println!(
+        "check_speed: {what}: min {:.1} ms, median {:.1} ms over {runs} runs, {:.1} MB/s \
+         (median parse {:.1} ms, compile {:.1} ms)",
+        f.min.as_secs_f64() * 1e3,
+        f.median.as_secs_f64() * 1e3,
+        mb / f.median.as_secs_f64(),
+        f.parse.as_secs_f64() * 1e3,
+        f.compile.as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = tmp.path().join("files");
+    let bytes = generate(&dir);
+    // The same source as one file: parsed on one core.
+    let one: PathBuf = tmp.path().join("one");
+    std::fs::create_dir_all(one.join("templates")).unwrap();
+    std::fs::copy(
+        dir.join("templates/welcome.html"),
+        one.join("templates/welcome.html"),
+    )
+    .unwrap();
+    let all: String = (0..FILES)
+        .map(|n| std::fs::read_to_string(dir.join(format!("gen_{n}.journey"))).unwrap())
+        .collect();
+    std::fs::write(one.join("all.journey"), all).unwrap();
+
+    let compiled = check(&dir);
+    let Some(program) = compiled.program else {
+        let files = lang::journey_files(std::slice::from_ref(&dir)).unwrap();
+        let loaded = lang::load_files(&files);
+        eprint!(
+            "{}",
+            lang::diagnostic::render_human(&loaded.sources, &compiled.diagnostics, false)
+        );
+        panic!("the generated source does not check clean");
+    };
+    assert!(compiled.diagnostics.is_empty());
+
+    let runs: usize = std::env::var("CHECK_SPEED_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(RUNS);
     let mb = bytes as f64 / (1024.0 * 1024.0);
     println!(
-        "check_speed: {:.2} MB in {FILES} files ({} journeys, {} segments, {} policies, {} steps)",
+        "check_speed: {:.2} MB ({} journeys, {} segments, {} policies, {} steps)",
         mb,
         program.journeys.len(),
         program.segments.len(),
@@ -235,21 +257,12 @@ fn main() {
             .map(|j| j.steps.len())
             .sum::<usize>()
     );
-    println!(
-        "check_speed: min {:.1} ms, median {:.1} ms over {runs} runs; {:.1} MB/s (median)",
-        min.as_secs_f64() * 1e3,
-        median.as_secs_f64() * 1e3,
-        mb / median.as_secs_f64()
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    report(
+        &format!("{FILES} files, {cores} cores"),
+        mb,
+        &measure(&dir, runs),
+        runs,
     );
-    if let Some(cpu) = cpu {
-        println!(
-            "check_speed: CPU time (all threads) {:.0} ms per check on average",
-            cpu.as_secs_f64() * 1e3
-        );
-    }
-    println!(
-        "check_speed: median parse {:.1} ms, compile {:.1} ms",
-        parse_times[runs / 2].as_secs_f64() * 1e3,
-        compile_times[runs / 2].as_secs_f64() * 1e3
-    );
+    report("1 file", mb, &measure(&one, runs), runs);
 }
