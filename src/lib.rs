@@ -1,6 +1,10 @@
 //! journey: customer journeys as text files, checked before they ship and run by a durable
 //! engine. See ARCHITECTURE.md for the map of the code.
 
+// The pest parser is built without its `std` feature (see Cargo.toml), and its generated code
+// names `::alloc`.
+extern crate alloc;
+
 pub mod channels;
 pub mod cli;
 pub mod compile;

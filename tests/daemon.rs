@@ -330,7 +330,7 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
     let (s, _) = d.call(
         "GET",
         &format!(
-            "/v1/dlr/kannel?m={}&status=1",
+            "/v1/dlr/kannel?m={}&c=carla&status=1",
             welcome["message_id"].as_str().unwrap()
         ),
         None,
@@ -338,8 +338,13 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
     );
     assert_eq!(s, 200);
     assert_eq!(
-        d.call("GET", "/v1/dlr/kannel?m=999999:nope&status=1", None, None)
-            .0,
+        d.call(
+            "GET",
+            "/v1/dlr/kannel?m=999999:nope&c=carla&status=1",
+            None,
+            None
+        )
+        .0,
         404
     );
     let c = d.contact("carla");

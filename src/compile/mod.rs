@@ -29,6 +29,8 @@ pub fn compile(loaded: &Loaded) -> Compiled {
     let program = c.run();
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(c.diags);
+    // Steps are linked last to first: report in file order, so a run reads top to bottom.
+    diagnostics.sort_by_key(|d| (d.file, d.span.start));
     let has_errors = diagnostics.iter().any(|d| d.is_error());
     Compiled {
         program: if has_errors { None } else { Some(program) },
@@ -153,6 +155,29 @@ enum LabelTarget<'a> {
 impl<'a> Compiler<'a> {
     fn err(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// The first word of a step (its label, or with `skip_label` the keyword after it), for a
+    /// caret under `split` rather than under the whole step.
+    fn step_keyword(&self, file: usize, step: Span, skip_label: bool) -> Span {
+        let text = &self.loaded.sources.get(file).text;
+        let Some(s) = text.get(step.start..step.end) else {
+            return step;
+        };
+        let word_len = |t: &str| {
+            t.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(t.len())
+        };
+        let mut start = 0;
+        let first = word_len(s);
+        if skip_label {
+            if let Some(rest) = s[first..].trim_start().strip_prefix(':') {
+                let rest = rest.trim_start();
+                start = s.len() - rest.len();
+            }
+        }
+        let len = word_len(&s[start..]).max(1);
+        Span::new(step.start + start, (step.start + start + len).min(step.end))
     }
 
     fn file_dir(&self, file: usize) -> PathBuf {
@@ -1016,7 +1041,7 @@ impl<'a> Compiler<'a> {
             gotos: Vec::new(),
             ids: HashMap::new(),
         };
-        self.assign(&mut cx, &j.steps, &scope);
+        self.assign(&mut cx, &j.steps);
         self.check_step_names(&cx);
         let start = self.link_block(&mut cx, &j.steps, None, &scope);
         self.check_graph(&cx, start);
@@ -1028,8 +1053,7 @@ impl<'a> Compiler<'a> {
 
     /// First pass: give every step that stays in the state machine an id and a name, in
     /// document order, and collect labels and messages.
-    #[allow(clippy::only_used_in_recursion)]
-    fn assign(&mut self, cx: &mut JourneyCx<'a>, steps: &'a [Step], scope: &CondScope) {
+    fn assign(&mut self, cx: &mut JourneyCx<'a>, steps: &'a [Step]) {
         for s in steps {
             let id = match &s.kind {
                 StepKind::Goto(_) | StepKind::End => None,
@@ -1128,25 +1152,25 @@ impl<'a> Compiler<'a> {
                 }
                 StepKind::If(i) => {
                     for (_, b) in &i.arms {
-                        self.assign(cx, &b.steps, scope);
+                        self.assign(cx, &b.steps);
                     }
                     if let Some(b) = &i.otherwise {
-                        self.assign(cx, &b.steps, scope);
+                        self.assign(cx, &b.steps);
                     }
                 }
                 StepKind::Split(sp) => {
                     for a in &sp.arms {
-                        self.assign(cx, &a.block.steps, scope);
+                        self.assign(cx, &a.block.steps);
                     }
                 }
                 StepKind::Check(c) => {
                     for b in [&c.outcomes.yes, &c.outcomes.no].into_iter().flatten() {
-                        self.assign(cx, &b.steps, scope);
+                        self.assign(cx, &b.steps);
                     }
                 }
                 StepKind::WaitForEvent(w) => {
                     for b in [&w.outcomes.yes, &w.outcomes.no].into_iter().flatten() {
-                        self.assign(cx, &b.steps, scope);
+                        self.assign(cx, &b.steps);
                     }
                 }
                 _ => {}
@@ -1498,7 +1522,7 @@ impl<'a> Compiler<'a> {
                     self.err(
                         Diagnostic::error(
                             file,
-                            s.span.start_only(6),
+                            self.step_keyword(file, s.span, true),
                             format!(
                                 "the shares of this split add up to {}%, not 100%",
                                 fmt_basis(total)
@@ -1656,10 +1680,9 @@ impl<'a> Compiler<'a> {
             }
         }
         let mut reported: Vec<Span> = Vec::new();
-        #[allow(clippy::needless_range_loop)]
-        for i in 0..n {
+        for (i, &was_reached) in reached.iter().enumerate() {
             let sp = cx.spans[i];
-            if !reached[i]
+            if !was_reached
                 && !reported
                     .iter()
                     .any(|r| r.start <= sp.start && sp.end <= r.end)
@@ -1671,7 +1694,7 @@ impl<'a> Compiler<'a> {
                     .any(|d| d.file == Some(cx.file) && d.span == sp)
                 {
                     self.err(
-                        Diagnostic::error(cx.file, sp.start_only(cx.steps[i].name.len().max(4)), format!("step '{}' can never run", cx.steps[i].name))
+                        Diagnostic::error(cx.file, self.step_keyword(cx.file, sp, false), format!("step '{}' can never run", cx.steps[i].name))
                             .with_label("unreachable")
                             .with_help("no path from the start leads here: add a `goto` to its label, or remove it"),
                     );

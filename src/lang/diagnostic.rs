@@ -152,6 +152,12 @@ pub fn render_human(sources: &Sources, diagnostics: &[Diagnostic], color: bool) 
             )
             .as_bytes(),
         );
+        // An empty file has no line to show; a very long line (generated or binary-ish
+        // text) would be printed whole by ariadne: show a window of it instead.
+        if file.text.is_empty() || long_line(file, d.span.start) {
+            out.extend_from_slice(render_window(file, d, line, col).as_bytes());
+            continue;
+        }
         // ariadne counts characters, our spans are bytes.
         let to_chars = |f: &SourceFile, s: Span| {
             let a = f.text[..floor_char_boundary(&f.text, s.start.min(f.text.len()))]
@@ -163,6 +169,7 @@ pub fn render_human(sources: &Sources, diagnostics: &[Diagnostic], color: bool) 
             (name_of(f), a..b.max(a + 1))
         };
         let primary = to_chars(file, d.span);
+        let primary_chars = primary.1.clone();
         let mut report = Report::build(kind, primary.clone())
             .with_config(
                 Config::default()
@@ -182,12 +189,130 @@ pub fn render_human(sources: &Sources, diagnostics: &[Diagnostic], color: bool) 
         if let Some(help) = &d.help {
             report = report.with_help(help);
         }
-        let cache = ariadne::sources(sources.files.iter().map(|f| (name_of(f), f.text.clone())));
+        // Only the files this diagnostic shows: copying every source for every diagnostic
+        // would make a run with many errors over many files quadratic.
+        let mut shown = vec![file_id];
+        for (rf, _, _) in &d.related {
+            if !shown.contains(rf) {
+                shown.push(*rf);
+            }
+        }
+        let cache = ariadne::sources(shown.iter().map(|id| {
+            let f = sources.get(*id);
+            (name_of(f), f.text.clone())
+        }));
         let mut buf = Vec::new();
         let _ = report.finish().write(cache, &mut buf);
-        out.extend_from_slice(&buf);
+        let mut text = String::from_utf8_lossy(&buf).into_owned();
+        if !color && primary_chars.len() == 1 {
+            text = caret_for_one_char(&text, file, d.span.start, line);
+        }
+        out.extend_from_slice(text.as_bytes());
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Lines longer than this are shown as a window around the caret.
+const MAX_SHOWN_LINE: usize = 240;
+
+fn long_line(file: &SourceFile, offset: usize) -> bool {
+    let offset = floor_char_boundary(&file.text, offset.min(file.text.len()));
+    let start = file.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = file.text[offset..]
+        .find('\n')
+        .map_or(file.text.len(), |i| offset + i);
+    end - start > MAX_SHOWN_LINE
+}
+
+/// The plain rendering for empty files and very long lines: at most `MAX_SHOWN_LINE / 3`
+/// characters each side of the caret, with `…` where the line is cut.
+fn render_window(file: &SourceFile, d: &Diagnostic, line: usize, col: usize) -> String {
+    let label = d.label.as_deref().unwrap_or(&d.message);
+    let mut out = format!("{}: {}\n", kind_word(d.severity), d.message);
+    let name = display_path(&file.path);
+    let num = line.to_string();
+    let pad = " ".repeat(num.len() + 2);
+    out.push_str(&format!("{pad},-[ {name}:{line}:{col} ]\n{pad}|\n"));
+    if !file.text.is_empty() {
+        let offset = floor_char_boundary(&file.text, d.span.start.min(file.text.len()));
+        let start = file.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let end = file.text[offset..]
+            .find('\n')
+            .map_or(file.text.len(), |i| offset + i);
+        let before: Vec<char> = file.text[start..offset].chars().collect();
+        let keep = MAX_SHOWN_LINE / 3;
+        let cut_before = before.len() > keep;
+        let shown_before: String = before[before.len().saturating_sub(keep)..]
+            .iter()
+            .map(|c| if *c == '\t' { ' ' } else { *c })
+            .collect();
+        let after: String = file.text[offset..end]
+            .chars()
+            .take(keep)
+            .map(|c| if c == '\t' { ' ' } else { c })
+            .collect();
+        let cut_after = file.text[offset..end].chars().count() > keep;
+        let width = file.text[offset..d.span.end.clamp(offset, end)]
+            .chars()
+            .count()
+            .clamp(1, keep);
+        let lead = if cut_before { "…" } else { "" };
+        out.push_str(&format!(
+            " {num} | {lead}{shown_before}{after}{}\n",
+            if cut_after { "…" } else { "" }
+        ));
+        let indent = shown_before.chars().count() + lead.chars().count();
+        out.push_str(&format!(
+            "{pad}| {}{} {label}\n",
+            " ".repeat(indent),
+            "^".repeat(width)
+        ));
+    } else {
+        out.push_str(&format!("{pad}| {label}\n"));
+    }
+    if let Some(help) = &d.help {
+        out.push_str(&format!("{pad}|\n{pad}| Help: {help}\n"));
+    }
+    out.push_str(&format!("{}'\n", "-".repeat(num.len() + 2)));
+    out
+}
+
+fn kind_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "Error",
+        Severity::Warning => "Warning",
+    }
+}
+
+/// ariadne marks a one-character span with the `|` of its label arrow and no `^`. Put a
+/// caret there, so every diagnostic points the same way: under the source line `LINE | …`,
+/// the label row's `|` at the span's column becomes `^`.
+fn caret_for_one_char(report: &str, file: &SourceFile, offset: usize, line: usize) -> String {
+    let offset = floor_char_boundary(&file.text, offset.min(file.text.len()));
+    let line_start = file.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    // ariadne's column: tabs run to the next multiple of 4.
+    let mut col = 0;
+    for (i, c) in file.text[line_start..offset].chars().enumerate() {
+        col += if c == '\t' { (i / 4 + 1) * 4 - i } else { 1 };
+    }
+    let mut lines: Vec<String> = report.split('\n').map(str::to_string).collect();
+    let source_row = lines.iter().position(|l| {
+        l.trim_start()
+            .strip_prefix(&line.to_string())
+            .is_some_and(|r| r.starts_with(" | ") || r == " |")
+    });
+    if let Some(row) = source_row {
+        let bar = lines[row].find(" | ").map(|i| i + 3);
+        if let (Some(bar), Some(under)) = (bar, lines.get_mut(row + 1)) {
+            let at = bar + col;
+            let mut chars: Vec<char> = under.chars().collect();
+            if chars.get(at) == Some(&'|') && chars.get(bar - 2) == Some(&'|') {
+                chars[at] = '^';
+                *under = chars.into_iter().collect();
+            }
+        }
+    }
+    lines.join("\n")
 }
 
 fn name_of(f: &SourceFile) -> String {

@@ -53,48 +53,124 @@ pub fn journey_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Reads and parses files. Unreadable, non-UTF-8 or oversized files become diagnostics.
+///
+/// Files are read in order, parsed on up to one thread per core (parsing is most of the time
+/// of a check), and added in order, so the result does not depend on the threads.
 pub fn load_files(files: &[PathBuf]) -> Loaded {
     let mut loaded = Loaded::default();
-    for path in files {
-        add_file(&mut loaded, path);
+    let reads: Vec<Read> = files.iter().map(|p| read(p)).collect();
+    // The id each readable file will have in `loaded.sources`.
+    let mut next_id = 0;
+    let jobs: Vec<(usize, usize, &str)> = reads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            Read::Io(_) => None,
+            other => {
+                next_id += 1;
+                match other {
+                    Read::Text(t) if !parse::is_blank(t) => Some((i, next_id - 1, t.as_str())),
+                    _ => None,
+                }
+            }
+        })
+        .collect();
+    let mut parsed = parse_all(&jobs, reads.len());
+    for (i, (path, r)) in files.iter().zip(reads).enumerate() {
+        add_read(&mut loaded, path, r, parsed[i].take());
     }
     loaded
 }
 
-pub fn add_file(loaded: &mut Loaded, path: &Path) {
-    let too_big = std::fs::metadata(path)
-        .map(|m| m.len() > MAX_FILE_BYTES)
-        .unwrap_or(false);
-    if too_big {
-        let id = loaded.sources.add(path, String::new());
-        loaded.diagnostics.push(
-            Diagnostic::error(
-                id,
-                ast::Span::default(),
-                format!("file is larger than {} MB", MAX_FILE_BYTES / 1024 / 1024),
-            )
-            .with_help("journey files are small text files; is this the right file?"),
-        );
-        return;
+type Parsed = Result<ast::File, Vec<Diagnostic>>;
+
+/// Parses `(index, file id, text)` jobs, in parallel when there is enough to share.
+fn parse_all(jobs: &[(usize, usize, &str)], n: usize) -> Vec<Option<Parsed>> {
+    let mut out: Vec<Option<Parsed>> = (0..n).map(|_| None).collect();
+    let bytes: usize = jobs.iter().map(|(_, _, t)| t.len()).sum();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(jobs.len());
+    if threads < 2 || bytes < 256 * 1024 {
+        for (i, id, text) in jobs {
+            out[*i] = Some(parse::parse_file(*id, text));
+        }
+        return out;
     }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            loaded.diagnostics.push(Diagnostic {
-                file: None,
-                ..Diagnostic::error(0, ast::Span::default(), format!("{}: {e}", path.display()))
-            });
-            return;
-        }
-    };
-    match String::from_utf8(bytes) {
-        Ok(text) => {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Vec<(usize, Parsed)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                std::thread::Builder::new()
+                    // Parsing recurses once per nesting level (bounded by MAX_NESTING): give
+                    // workers the main thread's room, even in debug builds.
+                    .stack_size(16 * 1024 * 1024)
+                    .spawn_scoped(scope, || {
+                        let mut mine = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((i, id, text)) = jobs.get(k) else {
+                                break;
+                            };
+                            mine.push((*i, parse::parse_file(*id, text)));
+                        }
+                        mine
+                    })
+                    .expect("spawn a parser thread")
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for (i, p) in results.into_iter().flatten() {
+        out[i] = Some(p);
+    }
+    out
+}
+
+/// A file as read from disk, before parsing.
+enum Read {
+    Text(String),
+    TooBig(u64),
+    /// The valid UTF-8 text before the first invalid byte.
+    NotUtf8(String),
+    Io(std::io::Error),
+}
+
+fn read(path: &Path) -> Read {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_FILE_BYTES {
+        return Read::TooBig(size);
+    }
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Read::Text(text),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                Read::NotUtf8(String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned())
+            }
+        },
+        Err(e) => Read::Io(e),
+    }
+}
+
+pub fn add_file(loaded: &mut Loaded, path: &Path) {
+    add_read(loaded, path, read(path), None);
+}
+
+/// Adds a read file; `parsed` is its parse if done already (else it is parsed here).
+fn add_read(loaded: &mut Loaded, path: &Path, r: Read, parsed: Option<Parsed>) {
+    match r {
+        Read::Text(text) => {
             let id = loaded.sources.add(path, text);
-            add_parsed(loaded, id);
+            add_parsed_with(loaded, id, parsed);
         }
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+        Read::TooBig(size) => too_big(loaded, path, size),
+        Read::NotUtf8(valid) => {
+            let at = valid.len();
             let id = loaded.sources.add(path, valid);
             loaded.diagnostics.push(
                 Diagnostic::error(
@@ -106,7 +182,30 @@ pub fn add_file(loaded: &mut Loaded, path: &Path) {
                 .with_help("save the file as UTF-8"),
             );
         }
+        Read::Io(e) => {
+            loaded.diagnostics.push(Diagnostic {
+                file: None,
+                ..Diagnostic::error(0, ast::Span::default(), format!("{}: {e}", path.display()))
+            });
+        }
     }
+}
+
+fn too_big(loaded: &mut Loaded, path: &Path, size: u64) {
+    let id = loaded.sources.add(path, String::new());
+    loaded.diagnostics.push(
+        Diagnostic::error(
+            id,
+            ast::Span::default(),
+            format!(
+                "this file is {:.1} MB, more than the {} MB a journey file may have",
+                size as f64 / 1024.0 / 1024.0,
+                MAX_FILE_BYTES / 1024 / 1024
+            ),
+        )
+        .with_label("not read")
+        .with_help("journey files are small text files; is this the right file?"),
+    );
 }
 
 /// Adds source text that is not on disk (tests, the API), under a display name.
@@ -116,21 +215,26 @@ pub fn add_source(loaded: &mut Loaded, name: impl Into<PathBuf>, text: String) {
 }
 
 fn add_parsed(loaded: &mut Loaded, id: usize) {
+    add_parsed_with(loaded, id, None);
+}
+
+/// Records the parse of source `id`: `parsed` if it was parsed already, else parses it now.
+fn add_parsed_with(loaded: &mut Loaded, id: usize, parsed: Option<Parsed>) {
     let text = &loaded.sources.get(id).text;
-    if text.trim().is_empty() {
+    // Empty, or only blank lines and comments: almost always a file saved before it was
+    // written or truncated by accident, and checking it clean would hide that.
+    if parse::is_blank(text) {
         loaded.diagnostics.push(
-            Diagnostic::warning(id, ast::Span::default(), "this file is empty")
-                .with_help("a journey file holds `journey`, `segment` and `policy` definitions"),
+            Diagnostic::error(id, ast::Span::default(), "this file defines nothing")
+                .with_label("no journey, segment or policy here")
+                .with_help(
+                    "a journey file holds `journey`, `segment` and `policy` definitions, such as \
+                     `journey welcome { entry event \"signed_up\" … }`; delete the file if it is not needed",
+                ),
         );
-        loaded.files.push((
-            id,
-            ast::File {
-                definitions: vec![],
-            },
-        ));
         return;
     }
-    match parse::parse_file(id, text) {
+    match parsed.unwrap_or_else(|| parse::parse_file(id, text)) {
         Ok(f) => loaded.files.push((id, f)),
         Err(d) => loaded.diagnostics.extend(d),
     }

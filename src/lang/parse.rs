@@ -24,9 +24,15 @@ pub fn parse_file(file: usize, text: &str) -> Result<File, Vec<Diagnostic>> {
         Ok(p) => p,
         Err(_) => {
             // Parse again with pest's token tracking on: slower, so only on the error path.
+            // The switch is global to the process: files parsed on other threads meanwhile
+            // only run slower, and the lock keeps two error paths from turning it off under
+            // each other (which would make messages vary from run to run).
+            static ERROR_DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one_at_a_time = ERROR_DETAIL.lock().unwrap_or_else(|e| e.into_inner());
             pest::set_error_detail(true);
-            let err = JourneyParser::parse(Rule::file, text).expect_err("parsed twice");
+            let again = JourneyParser::parse(Rule::file, text);
             pest::set_error_detail(false);
+            let err = again.expect_err("parsed twice");
             return Err(vec![syntax_error(file, text, err)]);
         }
     };
@@ -52,10 +58,18 @@ pub fn parse_file(file: usize, text: &str) -> Result<File, Vec<Diagnostic>> {
     }
 }
 
+/// True for text with nothing but whitespace and `#` comments.
+pub fn is_blank(text: &str) -> bool {
+    text.lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+}
+
 /// Counts brace, bracket and parenthesis depth outside strings and comments.
 fn check_nesting(file: usize, text: &str) -> Option<Diagnostic> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
+    // Consecutive `not`s, which nest like parentheses.
+    let mut nots = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -98,11 +112,42 @@ fn check_nesting(file: usize, text: &str) -> Option<Diagnostic> {
                 }
             }
             b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            // `not not not …` nests as deep as parentheses do.
+            b'n' if bytes[i..].starts_with(b"not")
+                && (i == 0 || !is_word_byte(bytes[i - 1]))
+                && !bytes.get(i + 3).copied().is_some_and(is_word_byte) =>
+            {
+                nots += 1;
+                if depth + nots > MAX_NESTING {
+                    return Some(
+                        Diagnostic::error(
+                            file,
+                            Span::new(i, i + 3),
+                            format!("conditions nested more than {MAX_NESTING} deep"),
+                        )
+                        .with_label("this `not` is too deep")
+                        .with_help("`not not x` is `x`: simplify the condition"),
+                    );
+                }
+                i += 3;
+                continue;
+            }
+            c if is_word_byte(c) => {
+                nots = 0;
+                while i < bytes.len() && is_word_byte(bytes[i]) {
+                    i += 1;
+                }
+                continue;
+            }
             _ => {}
         }
         i += 1;
     }
     None
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 /// Plain words for the grammar's rules, used when a rule is what was expected.
@@ -138,7 +183,7 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         Rule::yes_branch => "`yes { … }`",
         Rule::no_branch => "`no { … }`",
         Rule::message_field | Rule::text_field | Rule::text_key => {
-            "a message field (subject, template, html, text, from, reply_to, to, link, title, body, data, url, method, header)"
+            "a message field (subject, template, html, text, from, reply_to, to, link, title, body, data, url, method, header, timeout)"
         }
         Rule::http_method => "an HTTP method (GET, POST, PUT, PATCH, DELETE)",
         Rule::else_if | Rule::else_branch => "`else`",
@@ -219,14 +264,22 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
                 // Ranges print as `a..z` and built-ins as BUILTIN_RULE: only literal tokens help.
                 let token = t.to_string();
                 let trimmed = token.trim();
-                #[allow(clippy::nonminimal_bool)]
-                let literal = !trimmed.is_empty()
-                    && trimmed != "BUILTIN_RULE"
-                    && !(trimmed.len() == 4 && trimmed.as_bytes()[1] == b'.')
-                    && !matches!(
-                        trimmed,
-                        "#" | "\"" | "\"\"\"" | "\\" | "\n" | "-" | "." | "/" | "+" | "_"
-                    );
+                let range = trimmed.len() == 4 && trimmed.as_bytes()[1] == b'.';
+                let noise = matches!(
+                    trimmed,
+                    "" | "BUILTIN_RULE"
+                        | "#"
+                        | "\""
+                        | "\"\"\""
+                        | "\\"
+                        | "\n"
+                        | "-"
+                        | "."
+                        | "/"
+                        | "+"
+                        | "_"
+                );
+                let literal = !range && !noise;
                 if literal {
                     push(format!("'{trimmed}'"), &mut tokens);
                 }
@@ -241,6 +294,28 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
         }
     }
     let after = previous_token(text, pos);
+    const STEP_KEYWORDS: [&str; 8] = ["send", "wait", "check", "if", "split", "set", "goto", "end"];
+    // After a real step keyword (`wait a little`), the `:` of a label is not what was meant:
+    // what the keyword needs is.
+    if after
+        .as_deref()
+        .is_some_and(|a| a != "end" && STEP_KEYWORDS.contains(&a))
+        && words.len() > 1
+    {
+        let step = rule_words(Rule::step).unwrap_or_default();
+        words.retain(|w| w != "':'" && w != step);
+    }
+    // After a field name (`formName = "x"`), say what may follow it, comparisons first.
+    let comparison = rule_words(Rule::cmp_op).unwrap_or_default();
+    if words.iter().any(|w| w == comparison) {
+        words = vec![
+            comparison.to_string(),
+            "'in'".into(),
+            "'not in'".into(),
+            "'contains'".into(),
+            "'starts with'".into(),
+        ];
+    }
     // `sned email …`: the misspelt keyword parsed as a step label waiting for its `:`.
     // Point at the word itself and say what a step can start with.
     if words.iter().any(|w| w == "':'") {
@@ -257,8 +332,7 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
                     format!("expected a step (send, wait, check, if, split random, set, goto, end), found '{a}'"),
                 )
                 .with_label("not a step");
-                let keywords = ["send", "wait", "check", "if", "split", "set", "goto", "end"];
-                d = match diagnostic::did_you_mean(a, keywords) {
+                d = match diagnostic::did_you_mean(a, STEP_KEYWORDS) {
                     Some(h) => d.with_help(h),
                     None => d.with_help("a label is written `name:` before a step"),
                 };
@@ -274,7 +348,20 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
         words.truncate(6);
         words.push("…".into());
     }
+    // The file ended inside a string: say so, at the string's opening quote.
+    if pos >= text.len() {
+        if let Some(open) = open_string(text) {
+            return Diagnostic::error(
+                file,
+                Span::new(open, open + 1),
+                "this string has no closing quote",
+            )
+            .with_label("the string starts here and runs to the end of the file")
+            .with_help("end it with a `\"`; write a literal quote inside a string as `\\\"`");
+        }
+    }
     let expected = match words.len() {
+        0 if pos >= text.len() => "more text: the file ends too early".to_string(),
         0 => "something else".to_string(),
         1 => words[0].clone(),
         n => format!("{} or {}", words[..n - 1].join(", "), words[n - 1]),
@@ -285,9 +372,12 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
         message.push_str(&format!(" after '{a}'"));
     }
     let label = match &found {
+        // A single-quoted string is shown with its own quotes.
+        Some(f) if f.starts_with('\'') && f.len() > 1 => format!("found {f}"),
         Some(f) => format!("found '{f}'"),
         None => "the file ends here".to_string(),
     };
+    let expects_string = rule_words(Rule::string).is_some_and(|w| words.iter().any(|x| x == w));
     // At the end of the file, point at the last character so the line is shown.
     if found.is_none() && pos > 0 {
         pos = text[..pos].trim_end().len().saturating_sub(1);
@@ -297,14 +387,187 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
     }
     let end = (pos + found.as_ref().map_or(1, |f| f.len())).min(text.len());
     let mut d = Diagnostic::error(file, Span::new(pos, end.max(pos)), message).with_label(label);
-    if let Some(help) = syntax_help(after.as_deref(), found.as_deref()) {
+    if found.is_none() {
+        if let Some(open) = unclosed_brace(text) {
+            d = d.with_related(
+                file,
+                Span::new(open, open + 1),
+                "this `{` has no matching `}`",
+            );
+        }
+    }
+    let help = keyword_hint(&words, found.as_deref())
+        .or_else(|| where_hint(text, pos, after.as_deref(), &words))
+        .or_else(|| syntax_help(after.as_deref(), found.as_deref(), expects_string));
+    if let Some(help) = help {
         d = d.with_help(help);
     }
     d
 }
 
-fn syntax_help(after: Option<&str>, found: Option<&str>) -> Option<String> {
+/// `subjet` where a message field was expected: did you mean `subject`?
+fn keyword_hint(words: &[String], found: Option<&str>) -> Option<String> {
+    let found = found.filter(|f| f.chars().all(|c| c.is_ascii_lowercase() || c == '_'))?;
+    let expects = |r: Rule| rule_words(r).is_some_and(|w| words.iter().any(|x| x == w));
+    let mut candidates: Vec<&str> = Vec::new();
+    if expects(Rule::message_field) {
+        candidates.extend([
+            "subject", "template", "html", "text", "from", "reply_to", "to", "link", "title",
+            "body", "data", "url", "method", "header", "timeout",
+        ]);
+    }
+    if expects(Rule::header) {
+        candidates.extend([
+            "title", "category", "label", "entry", "reentry", "goal", "exit", "policy", "quiet",
+            "migrate",
+        ]);
+    }
+    if expects(Rule::verb) {
+        candidates.extend(["received", "opened", "clicked", "bounced", "unsubscribed"]);
+    }
+    if expects(Rule::channel) {
+        candidates.extend(["email", "sms", "push", "webhook"]);
+    }
+    if expects(Rule::cap_target) {
+        candidates.extend([
+            "email", "emails", "sms", "push", "pushes", "webhook", "messages",
+        ]);
+    }
+    if candidates.contains(&found) {
+        return None;
+    }
+    diagnostic::did_you_mean(found, candidates)
+}
+
+/// `where` at the end of a line, and the next line's keyword read as the condition's field.
+fn where_hint(text: &str, pos: usize, after: Option<&str>, words: &[String]) -> Option<String> {
+    // Only a keyword that starts the next line: a real field is just a field.
+    const KEYWORDS: [&str; 18] = [
+        "title", "category", "label", "entry", "reentry", "goal", "exit", "policy", "quiet",
+        "migrate", "send", "wait", "check", "if", "split", "set", "goto", "end",
+    ];
+    let after = after.filter(|a| KEYWORDS.contains(a))?;
+    if !rule_words(Rule::cmp_op).is_some_and(|w| words.iter().any(|x| x == w)) {
+        return None;
+    }
+    let before = text[..pos].trim_end();
+    let field_start = before.strip_suffix(after).map(str::len)?;
+    if previous_token(text, field_start).as_deref() == Some("where") {
+        return Some(format!(
+            "`{after}` was read as the field of the `where` condition: is the condition missing? \
+             Write `where FIELD == VALUE`, such as `where formName == \"addUser\"`"
+        ));
+    }
+    None
+}
+
+/// Where a string opens that the file never closes (strings and comments skipped).
+fn open_string(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                let start = i;
+                if bytes[i..].starts_with(b"\"\"\"") {
+                    i += 3;
+                    while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                        i += 1;
+                    }
+                    if i >= bytes.len() {
+                        return Some(start);
+                    }
+                    i += 2;
+                } else {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' {
+                        if bytes[i] == b'\\' {
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                    if i >= bytes.len() {
+                        return Some(start);
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The `{` that most likely lacks its `}`, for an error at the end of the file: the first
+/// brace whose `}` (alone at the start of its line) is indented differently from the line
+/// that opened it, else the innermost brace left open. Strings and comments are skipped.
+fn unclosed_brace(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let indent = |at: usize| {
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line = &text[start..];
+        let width = line.len() - line.trim_start_matches([' ', '\t']).len();
+        (width, start + width == at)
+    };
+    let mut open: Vec<usize> = Vec::new();
+    let mut suspect: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                if bytes[i..].starts_with(b"\"\"\"") {
+                    i += 3;
+                    while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                        i += 1;
+                    }
+                    i += 2;
+                } else {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' {
+                        if bytes[i] == b'\\' {
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                }
+            }
+            b'{' => open.push(i),
+            b'}' => {
+                if let Some(o) = open.pop() {
+                    let (close_indent, alone) = indent(i);
+                    if suspect.is_none() && alone && indent(o).0 != close_indent {
+                        suspect = Some(o);
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if open.is_empty() {
+        return None;
+    }
+    suspect.or(open.last().copied())
+}
+
+fn syntax_help(after: Option<&str>, found: Option<&str>, expects_string: bool) -> Option<String> {
     match (after, found) {
+        (_, Some(f)) if f.starts_with('\'') => {
+            Some("strings use double quotes: \"like this\"".into())
+        }
+        (_, Some(f)) if expects_string && f.chars().next().is_some_and(char::is_alphanumeric) => {
+            Some(format!("text is written in double quotes, such as \"{f} …\""))
+        }
         (_, Some(f))
             if f.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !f.contains('/') =>
         {
@@ -313,12 +576,14 @@ fn syntax_help(after: Option<&str>, found: Option<&str>) -> Option<String> {
         (Some("within"), _) => {
             Some("durations are a number and a unit: 30s, 15m, 2h, 3d, 1w, or 1d12h".into())
         }
+        (_, Some("=")) => Some("equality is written `==`, such as formName == \"addUser\"".into()),
+        (Some("check"), _) => Some(
+            "a check names what to wait for: `check opened welcome within 3d { yes { … } no { … } }`"
+                .into(),
+        ),
         (Some("wait"), _) => Some(
             "write `wait 2d`, `wait until 09:00` or `wait for event \"x\" within 7d { … }`".into(),
         ),
-        (_, Some(f)) if f.starts_with('\'') => {
-            Some("strings use double quotes: \"like this\"".into())
-        }
         (_, None) => Some("a `{` may be missing its `}`".into()),
         _ => None,
     }
@@ -396,13 +661,42 @@ fn found_token(text: &str, pos: usize) -> Option<String> {
                 !(c.is_alphanumeric() || *c == '_' || *c == '.' || *c == '/' || *c == ':')
             })
             .map_or(rest.len(), |(i, _)| i);
-        Some(rest[..end.min(60)].to_string())
+        let mut end = end.min(60);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        Some(rest[..end].to_string())
+    } else if first == '\'' {
+        // 'single quoted': the whole of it, if it closes on the same line.
+        let line = rest.split('\n').next().unwrap_or(rest);
+        match line[1..].find('\'') {
+            Some(close) if close < 60 => Some(line[..close + 2].to_string()),
+            _ => Some(first.to_string()),
+        }
     } else {
         Some(first.to_string())
     }
 }
 
 // ---------------------------------------------------------------- pairs → AST
+
+/// Joins the terms of `a and b and c …` (or `or`) into a balanced tree: `and` and `or` are
+/// associative, and a balanced tree keeps every recursive pass over conditions (compiler,
+/// formatter, drop) O(log n) deep even for a generated condition of 100,000 terms.
+fn balanced(mut terms: Vec<Condition>, is_or: bool) -> Condition {
+    if terms.len() == 1 {
+        return terms.pop().expect("one term");
+    }
+    let right = terms.split_off(terms.len() / 2);
+    let (a, b) = (balanced(terms, is_or), balanced(right, is_or));
+    let span = Span::new(a.span.start, b.span.end);
+    let kind = if is_or {
+        CondKind::Or(Box::new(a), Box::new(b))
+    } else {
+        CondKind::And(Box::new(a), Box::new(b))
+    };
+    Condition { kind, span }
+}
 
 struct Builder {
     file: usize,
@@ -897,19 +1191,8 @@ impl Builder {
             Rule::condition => self.condition(p.into_inner().next().unwrap()),
             Rule::or_expr | Rule::and_expr => {
                 let is_or = p.as_rule() == Rule::or_expr;
-                let mut it = p.into_inner();
-                let mut acc = self.condition(it.next().unwrap());
-                for q in it {
-                    let rhs = self.condition(q);
-                    let s = Span::new(acc.span.start, rhs.span.end);
-                    let kind = if is_or {
-                        CondKind::Or(Box::new(acc), Box::new(rhs))
-                    } else {
-                        CondKind::And(Box::new(acc), Box::new(rhs))
-                    };
-                    acc = Condition { kind, span: s };
-                }
-                acc
+                let terms: Vec<Condition> = p.into_inner().map(|q| self.condition(q)).collect();
+                balanced(terms, is_or)
             }
             Rule::not_expr => {
                 let q = p.into_inner().next().unwrap();

@@ -82,7 +82,7 @@ pub struct LoopConfig {
 impl Default for LoopConfig {
     fn default() -> Self {
         LoopConfig {
-            max_batch: 512,
+            max_batch: 200,
             idle: Duration::from_millis(200),
         }
     }
@@ -107,6 +107,15 @@ pub fn run_live(
     on_timeline(std::mem::take(&mut timeline));
     let mut closed = false;
     loop {
+        // Due timers and schedules first, in a batch of their own, so they never wait behind
+        // a backlog of new input: their lateness is at most one input batch.
+        let now = clock.now();
+        let mut due = rt.due_schedules(now)?;
+        due.extend(rt.due_timers(now)?);
+        if !due.is_empty() {
+            rt.run_at(due, now, sink, &mut timeline)?;
+            on_timeline(std::mem::take(&mut timeline));
+        }
         let mut inputs = Vec::new();
         let mut acks = Vec::new();
         let mut controls: Vec<Control> = Vec::new();
@@ -125,23 +134,14 @@ pub fn run_live(
                 }
             }
         }
-        let now = clock.now();
-        inputs.extend(rt.due_schedules(now)?);
-        inputs.extend(rt.due_timers(now)?);
-        if inputs.is_empty() && controls.is_empty() {
-            // Submissions without inputs are durable already.
-            for a in acks {
-                a(Ok(()));
-            }
+        if inputs.is_empty() && acks.is_empty() && controls.is_empty() {
+            let now = clock.now();
             let next = rt.next_wake()?;
+            if next.is_some_and(|t| t <= now) {
+                continue;
+            }
             if stop.load(Ordering::SeqCst) || (closed && next.is_none()) {
                 return Ok(());
-            }
-            if closed {
-                // Nothing can arrive: sleep until the next due time.
-                let t = next.unwrap_or(now);
-                std::thread::sleep(Duration::from_millis((t - now).clamp(0, 1000) as u64));
-                continue;
             }
             let wait = match next {
                 Some(t) => Duration::from_millis(
@@ -149,28 +149,26 @@ pub fn run_live(
                 ),
                 None => config.idle,
             };
+            if closed {
+                // Nothing can arrive: sleep until the next due time.
+                std::thread::sleep(wait);
+                continue;
+            }
             match inbox.recv_timeout(wait) {
                 Ok(s) => {
-                    let now = clock.now();
-                    let mut first = s.inputs;
-                    first.extend(rt.due_timers(now)?);
-                    let r = rt.run_at(first, now, sink, &mut timeline);
-                    if let Some(a) = s.ack {
-                        a(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-                    }
-                    r?;
-                    on_timeline(std::mem::take(&mut timeline));
-                    if let Some(c) = s.control {
-                        c(rt, sink, clock.now(), &mut timeline);
-                        on_timeline(std::mem::take(&mut timeline));
-                    }
+                    inputs.extend(s.inputs);
+                    acks.extend(s.ack);
+                    controls.extend(s.control);
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => closed = true,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    closed = true;
+                    continue;
+                }
             }
-            continue;
         }
         if !inputs.is_empty() || !acks.is_empty() {
+            let now = clock.now();
             let r = rt.run_at(inputs, now, sink, &mut timeline);
             // Durable now (the runtime flushed the batch): acknowledge.
             for a in acks {

@@ -65,25 +65,33 @@ pub enum Input {
     /// A contact event (custom, or engagement with a message).
     Event(Event),
     /// A timer due; stale timers (the instance moved on) are dropped.
-    Timer { due: Millis, instance: u64 },
+    Timer {
+        due: Millis,
+        instance: u64,
+        contact: String,
+    },
     /// Enrol a contact in a journey (`entry api`, segment schedules, `on join`).
     Enroll { journey: String, contact: String },
     /// A channel delivered a message: its outbox entry goes, its `message.sent` event comes.
     Delivered { message_id: String, event: Event },
     /// A paused journey resumed: the instance is offered the events that arrived since it
     /// reached its step (a click during the pause still answers its check).
-    Resume { instance: u64 },
+    Resume { instance: u64, contact: String },
 }
 
 impl Input {
-    fn contact_hint(&self) -> Option<&str> {
+    fn contact_hint(&self) -> &str {
         match self {
-            Input::Event(e) | Input::Delivered { event: e, .. } => Some(&e.contact),
-            Input::Enroll { contact, .. } => Some(contact),
-            Input::Timer { .. } | Input::Resume { .. } => None,
+            Input::Event(e) | Input::Delivered { event: e, .. } => &e.contact,
+            Input::Enroll { contact, .. } => contact,
+            Input::Timer { contact, .. } | Input::Resume { contact, .. } => contact,
         }
     }
 }
+
+/// Timer moves of a batch, mirrored into the wheel once it is applied:
+/// (old due, new due, instance, contact).
+type TimerChanges = Vec<(Option<Millis>, Option<Millis>, u64, String)>;
 
 /// What one batch did.
 #[derive(Debug, Default)]
@@ -125,6 +133,8 @@ pub struct Runtime {
     /// The current version hash of each journey, for new entries.
     heads: HashMap<String, String>,
     wheel: TimingWheel,
+    /// The contact of each timer in the wheel (fired timers need it to find their instance).
+    wheel_contacts: HashMap<u64, String>,
     /// Store timers before this time are in the wheel (or fired).
     loaded_until: Millis,
     pub default_zone: Tz,
@@ -134,9 +144,9 @@ pub struct Runtime {
     /// Paused journeys: no new entries, and their contacts hold where they are (timers and
     /// events wait until `resume`). Kept in the store's meta `paused`.
     paused: BTreeSet<String>,
-    /// Timers of paused journeys that came due: (due, instance, journey). Their keys stay
+    /// Timers of paused journeys that came due: (due, instance, contact, journey). Their keys stay
     /// on disk, so a restart finds them again.
-    held: Vec<(Millis, u64, String)>,
+    held: Vec<(Millis, u64, String, String)>,
     /// Told how late each timer fired (ms), for the daemon's metrics.
     timer_observer: Option<Box<dyn FnMut(Millis) + Send>>,
 }
@@ -155,6 +165,7 @@ impl Runtime {
             versions: HashMap::new(),
             heads: HashMap::new(),
             wheel,
+            wheel_contacts: HashMap::new(),
             loaded_until: Millis::MIN,
             default_zone,
             durable: true,
@@ -223,15 +234,22 @@ impl Runtime {
         let n = active.len();
         let mut inputs: Vec<Input> = active
             .into_iter()
-            .map(|instance| Input::Resume { instance })
+            .map(|i| Input::Resume {
+                instance: i.id,
+                contact: i.contact,
+            })
             .collect();
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
             .into_iter()
-            .partition(|h| h.2 == journey);
+            .partition(|h| h.3 == journey);
         self.held = rest;
         inputs.extend(
             mine.into_iter()
-                .map(|(due, instance, _)| Input::Timer { due, instance }),
+                .map(|(due, instance, contact, _)| Input::Timer {
+                    due,
+                    instance,
+                    contact,
+                }),
         );
         self.run_at(inputs, now, sink, timeline)?;
         Ok(n)
@@ -281,10 +299,7 @@ impl Runtime {
         }
         // Move waiting contacts of migrating journeys to the same-named step.
         for (old, new_hash, new) in migrations {
-            for id in self.store.active_of(&new.name)? {
-                let Some(mut inst) = self.store.instance(id)? else {
-                    continue;
-                };
+            for mut inst in self.store.active_of(&new.name)? {
                 if inst.version == new_hash {
                     continue;
                 }
@@ -361,8 +376,10 @@ impl Runtime {
         if end <= self.loaded_until {
             return Ok(());
         }
-        for (due, id) in self.store.timers_between(self.loaded_until, end)? {
-            let _ = self.wheel.insert(id, wheel_time(due));
+        for (due, id, contact) in self.store.timers_with_contacts(self.loaded_until, end)? {
+            if self.wheel.insert(id, wheel_time(due)).is_ok() {
+                self.wheel_contacts.insert(id, contact);
+            }
         }
         self.loaded_until = end;
         Ok(())
@@ -385,6 +402,7 @@ impl Runtime {
             .map(|(id, due)| Input::Timer {
                 due: due as Millis,
                 instance: id,
+                contact: self.wheel_contacts.remove(&id).unwrap_or_default(),
             })
             .collect())
     }
@@ -499,31 +517,13 @@ impl Runtime {
         let mut by_contact: HashMap<String, Vec<Input>> = HashMap::new();
         let mut timers_done: Vec<(Millis, u64)> = Vec::new();
         for input in inputs {
-            let contact = match input.contact_hint() {
-                Some(c) => c.to_string(),
-                None => {
-                    let (due, instance) = match &input {
-                        Input::Timer { due, instance } => (Some(*due), *instance),
-                        Input::Resume { instance } => (None, *instance),
-                        _ => unreachable!("only timers and resumes name no contact"),
-                    };
-                    match self.store.instance(instance)? {
-                        Some(i) => i.contact,
-                        None => {
-                            if let Some(due) = due {
-                                batch.del_timer(due, instance);
-                            }
-                            continue;
-                        }
-                    }
-                }
-            };
+            let contact = input.contact_hint().to_string();
             if !by_contact.contains_key(&contact) {
                 order.push(contact.clone());
             }
             by_contact.entry(contact).or_default().push(input);
         }
-        let mut timer_changes: Vec<(Option<Millis>, Option<Millis>, u64)> = Vec::new();
+        let mut timer_changes: TimerChanges = Vec::new();
         for contact in order {
             let inputs = by_contact.remove(&contact).unwrap_or_default();
             self.process_contact(
@@ -545,13 +545,13 @@ impl Runtime {
         self.counters.writes += out.writes as u64;
         self.counters.transitions += out.transitions as u64;
         // The wheel mirrors the store only once the batch is applied.
-        for (old, new, id) in timer_changes {
-            if old.is_some() {
-                self.wheel.cancel(id);
+        for (old, new, id, contact) in timer_changes {
+            if old.is_some() && self.wheel.cancel(id) {
+                self.wheel_contacts.remove(&id);
             }
             if let Some(due) = new {
-                if due < self.loaded_until {
-                    let _ = self.wheel.insert(id, wheel_time(due));
+                if due < self.loaded_until && self.wheel.insert(id, wheel_time(due)).is_ok() {
+                    self.wheel_contacts.insert(id, contact);
                 }
             }
         }
@@ -566,7 +566,7 @@ impl Runtime {
         now: Millis,
         batch: &mut WriteBatch,
         out: &mut BatchOutcome,
-        timer_changes: &mut Vec<(Option<Millis>, Option<Millis>, u64)>,
+        timer_changes: &mut TimerChanges,
         timers_done: &mut Vec<(Millis, u64)>,
     ) -> Result<()> {
         let program = self.program.clone();
@@ -634,7 +634,7 @@ impl Runtime {
                         timer_changes,
                     )?;
                 }
-                Input::Resume { instance } => {
+                Input::Resume { instance, .. } => {
                     let Some(idx) = instances.iter().position(|i| i.id == instance) else {
                         continue;
                     };
@@ -665,7 +665,11 @@ impl Runtime {
                         }
                     }
                 }
-                Input::Timer { due, instance } => {
+                Input::Timer {
+                    due,
+                    instance,
+                    contact,
+                } => {
                     let held = instances
                         .iter()
                         .find(|i| i.id == instance)
@@ -673,7 +677,7 @@ impl Runtime {
                         .map(|i| i.journey.clone());
                     if let Some(journey) = held {
                         // The key stays on disk; `resume` fires it.
-                        self.held.push((due, instance, journey));
+                        self.held.push((due, instance, contact, journey));
                         continue;
                     }
                     batch.del_timer(due, instance);
@@ -689,9 +693,14 @@ impl Runtime {
                             let after = instances[idx].due;
                             if after != Some(due) {
                                 if let Some(d) = after {
-                                    batch.put_timer(d, instance);
+                                    batch.put_timer(d, instance, contact_id);
                                 }
-                                timer_changes.push((Some(due), after, instance));
+                                timer_changes.push((
+                                    Some(due),
+                                    after,
+                                    instance,
+                                    contact_id.to_string(),
+                                ));
                             }
                             dirty.insert(idx);
                             out.transitions += 1;
@@ -780,7 +789,7 @@ impl Runtime {
         out: &mut BatchOutcome,
         seen_ids: &mut HashSet<String>,
         contact_dirty: &mut bool,
-        timer_changes: &mut Vec<(Option<Millis>, Option<Millis>, u64)>,
+        timer_changes: &mut TimerChanges,
     ) -> Result<()> {
         if let Some(id) = &e.id {
             if seen_ids.contains(id) || self.store.event_seen(id)? {
@@ -842,7 +851,7 @@ impl Runtime {
         batch: &mut WriteBatch,
         out: &mut BatchOutcome,
         contact_dirty: &mut bool,
-        timer_changes: &mut Vec<(Option<Millis>, Option<Millis>, u64)>,
+        timer_changes: &mut TimerChanges,
     ) -> Result<bool> {
         let before = (
             instances[idx].step,
@@ -860,9 +869,9 @@ impl Runtime {
                 batch.del_timer(old, inst.id);
             }
             if let Some(new) = inst.due {
-                batch.put_timer(new, inst.id);
+                batch.put_timer(new, inst.id, &inst.contact);
             }
-            timer_changes.push((before.2, inst.due, inst.id));
+            timer_changes.push((before.2, inst.due, inst.id, inst.contact.clone()));
         }
         dirty.insert(idx);
         out.transitions += 1;
@@ -881,7 +890,7 @@ impl Runtime {
         batch: &mut WriteBatch,
         out: &mut BatchOutcome,
         contact_dirty: &mut bool,
-        timer_changes: &mut Vec<(Option<Millis>, Option<Millis>, u64)>,
+        timer_changes: &mut TimerChanges,
     ) -> Result<bool> {
         if self.paused.contains(&j.name) {
             return Ok(false);
@@ -909,11 +918,10 @@ impl Runtime {
             path: Vec::new(),
             sent: Vec::new(),
         };
-        batch.index_instance(&inst);
         let fx = step::advance(j, &mut inst, StepInput::Enter, world);
         if let Some(d) = inst.due {
-            batch.put_timer(d, inst.id);
-            timer_changes.push((None, Some(d), inst.id));
+            batch.put_timer(d, inst.id, &inst.contact);
+            timer_changes.push((None, Some(d), inst.id, inst.contact.clone()));
         }
         instances.push(inst);
         dirty.insert(instances.len() - 1);

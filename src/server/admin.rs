@@ -33,6 +33,14 @@ pub async fn list(State(st): State<Shared>, headers: HeaderMap) -> Result<Respon
     let store = st.store.clone();
     let paused = st.paused.read().unwrap_or_else(|e| e.into_inner()).clone();
     let out = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, ApiError> {
+        // One pass over the instances for every journey's count.
+        let mut active: BTreeMap<String, usize> = BTreeMap::new();
+        for i in store.all_instances() {
+            let i = i.map_err(store_err)?;
+            if i.is_active() {
+                *active.entry(i.journey).or_default() += 1;
+            }
+        }
         let mut out = Vec::new();
         for (name, j) in &program.journeys {
             out.push(json!({
@@ -41,7 +49,7 @@ pub async fn list(State(st): State<Shared>, headers: HeaderMap) -> Result<Respon
                 "version": store.head(name).map_err(store_err)?,
                 "entries": j.entries.iter().map(entry_kind).collect::<Vec<_>>(),
                 "paused": paused.contains(name),
-                "active": store.active_of(name).map_err(store_err)?.len(),
+                "active": active.get(name).copied().unwrap_or(0),
                 "steps": j.steps.len(),
             }));
         }
@@ -85,7 +93,7 @@ pub async fn show(
         let mut contacts = BTreeSet::new();
         let mut sent: BTreeMap<String, u64> = BTreeMap::new();
         let (mut entered, mut active, mut converted, mut exited, mut completed) = (0, 0, 0, 0, 0);
-        for inst in store.instances() {
+        for inst in store.all_instances() {
             let inst = inst.map_err(store_err)?;
             if inst.journey != name {
                 continue;

@@ -263,11 +263,8 @@ pub fn contacts_by_step(
 ) -> anyhow::Result<(usize, BTreeMap<String, usize>)> {
     let mut versions: BTreeMap<String, Option<JourneyIr>> = BTreeMap::new();
     let mut by_step = BTreeMap::new();
-    let ids = store.active_of(journey)?;
-    for id in &ids {
-        let Some(inst) = store.instance(*id)? else {
-            continue;
-        };
+    let active = store.active_of(journey)?;
+    for inst in &active {
         let Some(step) = inst.step else { continue };
         if !versions.contains_key(&inst.version) {
             versions.insert(inst.version.clone(), store.version(&inst.version)?);
@@ -278,7 +275,7 @@ pub fn contacts_by_step(
             }
         }
     }
-    Ok((ids.len(), by_step))
+    Ok((active.len(), by_step))
 }
 
 /// What deploying `new` over what the store runs would change.

@@ -120,13 +120,15 @@ pub async fn unsubscribe(
 pub struct KannelReport {
     /// The message id the channel put in the dlr-url (`instance:step[:n]`).
     m: String,
+    /// The contact the message went to.
+    c: String,
     /// Kannel's `%d`: 1 delivered, 2 failed, 4 buffered, 8 accepted by the SMSC, 16 rejected.
     status: i64,
 }
 
-/// `GET /v1/dlr/kannel?m={message_id}&status=%d`: a Kannel delivery report. Status 1
+/// `GET /v1/dlr/kannel?m={message_id}&c={contact}&status=%d`: a Kannel delivery report. Status 1
 /// records `received`, 2 and 16 record `bounced`; 4 and 8 (in progress) record nothing.
-/// The message id must be one of ours, from the store.
+/// The message must be one the daemon sent to that contact.
 pub async fn kannel(
     State(st): State<Shared>,
     Query(q): Query<KannelReport>,
@@ -144,9 +146,10 @@ pub async fn kannel(
     };
     let store = st.store.clone();
     let m = q.m.clone();
+    let c = q.c.clone();
     let found = tokio::task::spawn_blocking(move || {
         let id: u64 = m.split(':').next()?.parse().ok()?;
-        let inst = store.instance(id).ok()??;
+        let inst = store.instance(&c, id).ok()??;
         let sent = inst.sent.iter().find(|(_, mid, _)| *mid == m)?.0.clone();
         Some((inst.contact, inst.journey, sent))
     })

@@ -6,9 +6,8 @@
 //! | `c`    | contact id                                 | Contact (JSON)         |
 //! | `e`    | contact id, 0, time (BE), seq (BE)         | Event (JSON)           |
 //! | `d`    | event idempotency id                       | empty (dedupe)         |
-//! | `i`    | instance id (BE)                           | Instance (JSON)        |
-//! | `x`    | contact id, 0, instance id (BE)            | journey name           |
-//! | `t`    | due time (BE), instance id (BE)            | empty                  |
+//! | `i`    | contact id, 0, instance id (BE)            | Instance (JSON)        |
+//! | `t`    | due time (BE), instance id (BE)            | contact id             |
 //! | `o`    | message id                                 | SendJob (JSON)         |
 //! | `v`    | version hash                               | JourneyIr (JSON)       |
 //! | `h`    | journey name                               | current version hash   |
@@ -62,6 +61,9 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("store values serialize")
 }
 
+/// The page cache sled may keep in memory.
+pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// The embedded database of contacts, events, instances, timers, the outbox and versions.
 #[derive(Clone)]
 pub struct Store {
@@ -107,30 +109,19 @@ impl WriteBatch {
             self.put(key(b'd', &[id.as_bytes()]), Vec::new());
         }
     }
+    /// Instances live under their contact: one prefix scan finds a contact's instances, with
+    /// no index to keep (a write saved per contact on the hot path).
     pub fn put_instance(&mut self, i: &Instance) {
-        self.put(key(b'i', &[&i.id.to_be_bytes()]), encode(i));
-    }
-    /// Indexes a new instance under its contact and, while active, its journey.
-    pub fn index_instance(&mut self, i: &Instance) {
         self.put(
-            key(b'x', &[i.contact.as_bytes(), &[0], &i.id.to_be_bytes()]),
-            i.journey.as_bytes().to_vec(),
-        );
-        self.put(
-            key(b'a', &[i.journey.as_bytes(), &[0], &i.id.to_be_bytes()]),
-            Vec::new(),
+            key(b'i', &[i.contact.as_bytes(), &[0], &i.id.to_be_bytes()]),
+            encode(i),
         );
     }
-    pub fn unindex_active(&mut self, i: &Instance) {
-        self.del(key(
-            b'a',
-            &[i.journey.as_bytes(), &[0], &i.id.to_be_bytes()],
-        ));
-    }
-    pub fn put_timer(&mut self, due: Millis, instance: u64) {
+    /// A timer names its contact, so a fired timer finds its instance with one read.
+    pub fn put_timer(&mut self, due: Millis, instance: u64, contact: &str) {
         self.put(
             key(b't', &[&time_key(due), &instance.to_be_bytes()]),
-            Vec::new(),
+            contact.as_bytes().to_vec(),
         );
     }
     pub fn del_timer(&mut self, due: Millis, instance: u64) {
@@ -171,6 +162,9 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
+            // sled caches 1 GB by default; the hot set (recent contacts, near timers) is far
+            // smaller, and memory must stay bounded with millions of contacts waiting.
+            .cache_capacity(CACHE_BYTES)
             .open()?;
         let tree = db.open_tree("journey")?;
         Ok(Store { db, tree })
@@ -245,50 +239,69 @@ impl Store {
         Ok(self.tree.contains_key(key(b'd', &[id.as_bytes()]))?)
     }
 
-    pub fn instance(&self, id: u64) -> Result<Option<Instance>> {
-        let k = key(b'i', &[&id.to_be_bytes()]);
+    pub fn instance(&self, contact: &str, id: u64) -> Result<Option<Instance>> {
+        let k = key(b'i', &[contact.as_bytes(), &[0], &id.to_be_bytes()]);
         self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
     }
 
     /// Every instance a contact ever had, oldest first.
     pub fn instances_of(&self, contact: &str) -> Result<Vec<Instance>> {
-        let prefix = key(b'x', &[contact.as_bytes(), &[0]]);
+        let prefix = key(b'i', &[contact.as_bytes(), &[0]]);
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|r| {
+                let (k, v) = r?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    /// Every instance of every contact, in contact order (reports, deploys).
+    pub fn all_instances(&self) -> impl Iterator<Item = Result<Instance>> + '_ {
+        self.tree.scan_prefix([b'i']).map(|r| {
+            let (k, v) = r?;
+            decode(&k, &v)
+        })
+    }
+
+    /// The active instances of a journey. A full scan: deploys are rare, and an index
+    /// would cost two writes per contact on the hot path.
+    pub fn active_of(&self, journey: &str) -> Result<Vec<Instance>> {
         let mut out = Vec::new();
-        for r in self.tree.scan_prefix(&prefix) {
-            let (k, _) = r?;
-            let id = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8-byte id"));
-            if let Some(i) = self.instance(id)? {
+        for i in self.all_instances() {
+            let i = i?;
+            if i.journey == journey && i.is_active() {
                 out.push(i);
             }
         }
         Ok(out)
     }
 
-    /// Ids of the active instances of a journey.
-    pub fn active_of(&self, journey: &str) -> Result<Vec<u64>> {
-        let prefix = key(b'a', &[journey.as_bytes(), &[0]]);
-        self.tree
-            .scan_prefix(&prefix)
-            .map(|r| {
-                let (k, _) = r?;
-                Ok(u64::from_be_bytes(
-                    k[k.len() - 8..].try_into().expect("8-byte id"),
-                ))
-            })
-            .collect()
+    /// Timers due in `[from, until)`, earliest first: (due, instance).
+    pub fn timers_between(&self, from: Millis, until: Millis) -> Result<Vec<(Millis, u64)>> {
+        Ok(self
+            .timers_with_contacts(from, until)?
+            .into_iter()
+            .map(|(due, id, _)| (due, id))
+            .collect())
     }
 
-    /// Timers due in `[from, until)`, earliest first.
-    pub fn timers_between(&self, from: Millis, until: Millis) -> Result<Vec<(Millis, u64)>> {
+    /// Timers due in `[from, until)`, earliest first: (due, instance, contact).
+    pub fn timers_with_contacts(
+        &self,
+        from: Millis,
+        until: Millis,
+    ) -> Result<Vec<(Millis, u64, String)>> {
         let start = key(b't', &[&time_key(from)]);
         let end = key(b't', &[&time_key(until)]);
         self.tree
             .range(start..end)
             .map(|r| {
-                let (k, _) = r?;
+                let (k, v) = r?;
                 Ok((
                     time_from_key(&k[1..9]),
                     u64::from_be_bytes(k[9..17].try_into().expect("id")),
+                    String::from_utf8_lossy(&v).into_owned(),
                 ))
             })
             .collect()
@@ -315,14 +328,6 @@ impl Store {
     /// Sends committed and not yet delivered.
     pub fn outbox_count(&self) -> usize {
         self.tree.scan_prefix([b'o']).count()
-    }
-
-    /// Every instance, of every journey, in id order (admin reports).
-    pub fn instances(&self) -> impl Iterator<Item = Result<Instance>> + '_ {
-        self.tree.scan_prefix([b'i']).map(|r| {
-            let (k, v) = r?;
-            decode(&k, &v)
-        })
     }
 
     pub fn outbox(&self) -> Result<Vec<SendJob>> {
@@ -437,9 +442,9 @@ mod tests {
     fn timers_come_back_in_due_order_and_range() {
         let s = Store::temporary().unwrap();
         let mut b = WriteBatch::default();
-        b.put_timer(300, 1);
-        b.put_timer(100, 2);
-        b.put_timer(200, 3);
+        b.put_timer(300, 1, "a");
+        b.put_timer(100, 2, "b");
+        b.put_timer(200, 3, "c");
         s.apply(b).unwrap();
         assert_eq!(
             s.timers_between(0, 1000).unwrap(),
