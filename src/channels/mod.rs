@@ -4,3 +4,5 @@
 //! The only module that names lettre and reqwest.
 
 pub mod tracking;
+
+pub mod render;
