@@ -150,13 +150,26 @@ pub enum SmsProvider {
     },
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PushConfig {
     /// None: pushes are appended to `data_dir/push.jsonl`.
     pub provider: Option<PushProvider>,
     pub concurrency: Option<usize>,
     pub rate_per_second: Option<f64>,
+    /// How long a Web Push service keeps a push for an offline browser (its `TTL`).
+    pub ttl_seconds: u32,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            provider: None,
+            concurrency: None,
+            rate_per_second: None,
+            ttl_seconds: 86_400,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -246,6 +246,7 @@ impl Renderer {
             f.get("template"),
             f.get("html"),
         ) {
+            (Some(_), Some(name), _) if is_text_name(name) => None,
             (Some(source), Some(name), _) => {
                 Some(self.render_str(src, &template_name(name), source, p.vars.clone())?)
             }
@@ -258,7 +259,14 @@ impl Renderer {
             let h = rewrite_hrefs(&h, &p.link_urls, &p.tracked);
             add_pixel(&h, &self.open_url(src.job))
         });
-        let text = match text_field("text")? {
+        // A `.txt` template file is the text part.
+        let text_template = match (&src.message.template_source, f.get("template")) {
+            (Some(source), Some(name)) if is_text_name(name) => {
+                Some(self.render_str(src, name, source, p.vars.clone())?)
+            }
+            _ => None,
+        };
+        let text = match text_field("text")?.or(text_template) {
             Some(t) => replace_urls(&t, &p.link_urls, &p.tracked),
             None => html.as_deref().map(html_to_text).unwrap_or_default(),
         };
@@ -501,12 +509,16 @@ fn profile_str(c: &Contact, key: &str) -> Option<String> {
     }
 }
 
+fn is_text_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".txt") || lower.ends_with(".text")
+}
+
 /// A template file is rendered as HTML unless its name says it is text.
 fn template_name(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
-    if lower.ends_with(".txt") || lower.ends_with(".text") {
-        name.to_string()
-    } else if lower.ends_with(".html") || lower.ends_with(".htm") {
+    let known = [".txt", ".text", ".html", ".htm"];
+    if known.iter().any(|e| lower.ends_with(e)) {
         name.to_string()
     } else {
         format!("{name}.html")
