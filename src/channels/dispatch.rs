@@ -61,7 +61,8 @@ pub struct Stats {
 }
 
 pub struct Dispatcher {
-    shared: Arc<Shared>,
+    /// Taken in `drop`, inside the runtime: lettre's pool spawns its shutdown there.
+    shared: Option<Arc<Shared>>,
     handle: tokio::runtime::Handle,
     // Dropped last: the runtime of our own, if we made one.
     _runtime: Option<tokio::runtime::Runtime>,
@@ -220,15 +221,19 @@ impl Dispatcher {
             bounced: AtomicU64::new(0),
         };
         Ok(Dispatcher {
-            shared: Arc::new(shared),
+            shared: Some(Arc::new(shared)),
             handle,
             _runtime: runtime,
         })
     }
 
+    fn shared(&self) -> &Arc<Shared> {
+        self.shared.as_ref().expect("taken only when dropped")
+    }
+
     /// Sends handed over and not yet reported.
     pub fn in_flight(&self) -> usize {
-        self.shared.in_flight.lock().map(|s| s.len()).unwrap_or(0)
+        self.shared().in_flight.lock().map(|s| s.len()).unwrap_or(0)
     }
 
     /// Blocks until every send handed over has been reported, or `timeout` passes; true if
@@ -245,7 +250,7 @@ impl Dispatcher {
     }
 
     pub fn stats(&self) -> Stats {
-        let s = &self.shared;
+        let s = self.shared();
         Stats {
             attempts: s.attempts.load(Ordering::Relaxed),
             retries: s.retries.load(Ordering::Relaxed),
@@ -257,32 +262,39 @@ impl Dispatcher {
 
     /// The Web Push public key (`applicationServerKey`) when Web Push is configured.
     pub fn vapid_public_key(&self) -> Option<String> {
-        self.shared.push.vapid.as_ref().map(Vapid::public_key)
+        self.shared().push.vapid.as_ref().map(Vapid::public_key)
     }
 
     /// Where emails go without SMTP: the Maildir's root.
     pub fn maildir(&self) -> Option<&std::path::Path> {
-        match &self.shared.mailer {
+        match &self.shared().mailer {
             Mailer::Maildir(m) => Some(m.root()),
-            Mailer::Smtp(_) => None,
+            Mailer::Smtp(..) => None,
         }
     }
 
     pub fn renderer(&self) -> &Renderer {
-        &self.shared.renderer
+        &self.shared().renderer
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        let _guard = self.handle.enter();
+        drop(self.shared.take());
     }
 }
 
 impl Sink for Dispatcher {
     fn deliver(&mut self, job: &SendJob, _now: Millis) -> Delivery {
         let fresh = self
-            .shared
+            .shared()
             .in_flight
             .lock()
             .map(|mut s| s.insert(job.message_id.clone()))
             .unwrap_or(true);
         if fresh {
-            let shared = self.shared.clone();
+            let shared = self.shared().clone();
             let job = job.clone();
             self.handle.spawn(async move { shared.run(job).await });
         }

@@ -93,7 +93,8 @@ pub fn build(
 
 /// Where emails go.
 pub enum Mailer {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// The transport, and the longest one send may take in all.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Duration),
     Maildir(Maildir),
 }
 
@@ -127,34 +128,41 @@ impl Mailer {
             b = b.credentials(Credentials::new(u.clone(), p.clone()));
         }
         let pool = c.pool_size.unwrap_or(concurrency as u32).max(1);
+        let timeout = Duration::from_secs(c.timeout_seconds.unwrap_or(30).max(1));
         b = b
             .pool_config(
                 PoolConfig::new()
                     .max_size(pool)
                     .idle_timeout(Duration::from_secs(60)),
             )
-            .timeout(Some(Duration::from_secs(c.timeout_seconds.unwrap_or(30))));
-        Ok(Mailer::Smtp(b.build()))
+            .timeout(Some(timeout));
+        // Per command the transport's timeout applies; a whole session gets a few of them.
+        Ok(Mailer::Smtp(b.build(), timeout * 4))
     }
 
     pub async fn send(&self, out: &Outgoing, job: &SendJob) -> Attempt {
         match self {
-            Mailer::Smtp(t) => match t.send_raw(&out.envelope, &out.bytes).await {
-                Ok(resp) => {
-                    let mut props = serde_json::Map::new();
-                    props.insert(
-                        "smtp_response".into(),
-                        format!(
-                            "{} {}",
-                            u16::from(resp.code()),
-                            resp.message().collect::<Vec<_>>().join(" ")
-                        )
-                        .into(),
-                    );
-                    Attempt::Done(props)
+            Mailer::Smtp(t, limit) => {
+                match tokio::time::timeout(*limit, t.send_raw(&out.envelope, &out.bytes)).await {
+                    Err(_) => {
+                        Attempt::retry(format!("SMTP: no answer within {} s", limit.as_secs()))
+                    }
+                    Ok(Err(e)) => classify(&e),
+                    Ok(Ok(resp)) => {
+                        let mut props = serde_json::Map::new();
+                        props.insert(
+                            "smtp_response".into(),
+                            format!(
+                                "{} {}",
+                                u16::from(resp.code()),
+                                resp.message().collect::<Vec<_>>().join(" ")
+                            )
+                            .into(),
+                        );
+                        Attempt::Done(props)
+                    }
                 }
-                Err(e) => classify(&e),
-            },
+            }
             Mailer::Maildir(m) => {
                 let m = m.clone();
                 let name = m.file_name(job);
