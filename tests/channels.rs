@@ -1095,3 +1095,25 @@ fn sms_without_a_provider_appends_json_lines_at_the_configured_rate() {
     assert_eq!(h.outbox(), 0);
     h.assert_quiet();
 }
+
+#[test]
+fn emails_reuse_pooled_connections() {
+    let srv_rt = servers();
+    let smtp = SmtpServer::start(&srv_rt);
+    let mut h = Harness::new(compile_files(&[("m.journey", ONE_EMAIL)]), |c| {
+        c.email.smtp = Some(smtp_config(&smtp)); // pool of 2
+        c.email.concurrency = Some(2);
+    });
+    for i in 0..30 {
+        let id = format!("c{i}");
+        h.contact(&id, json!({"email": format!("{id}@example.com")}));
+        h.event(&id, "go");
+    }
+    for _ in 0..30 {
+        assert_eq!(h.outcome().kind, "message.sent");
+    }
+    assert_eq!(smtp.count(), 30);
+    let conns = smtp.state.connections.load(Ordering::SeqCst);
+    assert!(conns <= 2, "30 emails over {conns} connections");
+    h.assert_quiet();
+}

@@ -61,8 +61,7 @@ pub struct Stats {
 }
 
 pub struct Dispatcher {
-    /// Taken in `drop`, inside the runtime: lettre's pool spawns its shutdown there.
-    shared: Option<Arc<Shared>>,
+    shared: Arc<Shared>,
     handle: tokio::runtime::Handle,
     // Dropped last: the runtime of our own, if we made one.
     _runtime: Option<tokio::runtime::Runtime>,
@@ -177,10 +176,7 @@ impl Dispatcher {
             Channel::Webhook,
             Lane::new(concurrency(Channel::Webhook, c.webhook.concurrency), None),
         );
-        let mailer = {
-            let _guard = handle.enter();
-            Mailer::new(c.email.smtp.as_ref(), &c.data_dir, email_conc)?
-        };
+        let mailer = Mailer::new(c.email.smtp.as_ref(), &c.data_dir, email_conc)?;
         let vapid = match &c.push.provider {
             Some(PushProvider::Webpush {
                 vapid_private_key,
@@ -221,14 +217,14 @@ impl Dispatcher {
             bounced: AtomicU64::new(0),
         };
         Ok(Dispatcher {
-            shared: Some(Arc::new(shared)),
+            shared: Arc::new(shared),
             handle,
             _runtime: runtime,
         })
     }
 
     fn shared(&self) -> &Arc<Shared> {
-        self.shared.as_ref().expect("taken only when dropped")
+        &self.shared
     }
 
     /// Sends handed over and not yet reported.
@@ -275,13 +271,6 @@ impl Dispatcher {
 
     pub fn renderer(&self) -> &Renderer {
         &self.shared().renderer
-    }
-}
-
-impl Drop for Dispatcher {
-    fn drop(&mut self) {
-        let _guard = self.handle.enter();
-        drop(self.shared.take());
     }
 }
 

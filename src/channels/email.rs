@@ -3,18 +3,15 @@
 //! lettre's pooled async transport, or, with no SMTP configured, into a Maildir.
 
 use super::render::RenderedEmail;
+use super::smtp::{SmtpError, SmtpPool};
 use super::Attempt;
-use crate::config::{SmtpConfig, SmtpSecurity};
+use crate::config::SmtpConfig;
 use crate::engine::SendJob;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The sender of emails without `from` when the config names none either.
 pub const DEFAULT_FROM: &str = "journey@localhost";
@@ -93,76 +90,47 @@ pub fn build(
 
 /// Where emails go.
 pub enum Mailer {
-    /// The transport, and the longest one send may take in all.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>, Duration),
+    Smtp(SmtpPool),
     Maildir(Maildir),
 }
 
 impl Mailer {
-    /// SMTP when configured, else the Maildir `data_dir/maildir`. Needs a tokio runtime
-    /// (the pool's maintenance task is spawned on it).
+    /// SMTP when configured, else the Maildir `data_dir/maildir`.
     pub fn new(
         smtp: Option<&SmtpConfig>,
         data_dir: &Path,
         concurrency: usize,
     ) -> Result<Mailer, String> {
-        let Some(c) = smtp else {
-            return Maildir::open(&data_dir.join("maildir"))
+        match smtp {
+            Some(c) => {
+                let pool = c.pool_size.map(|p| p as usize).unwrap_or(concurrency);
+                SmtpPool::new(c, pool).map(Mailer::Smtp)
+            }
+            None => Maildir::open(&data_dir.join("maildir"))
                 .map(Mailer::Maildir)
-                .map_err(|e| format!("cannot create the Maildir: {e}"));
-        };
-        let tls = |host: &str| {
-            TlsParameters::new(host.to_string()).map_err(|e| format!("TLS for {host}: {e}"))
-        };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(c.host.clone());
-        b = match c.security {
-            SmtpSecurity::None => b.tls(Tls::None).port(c.port.unwrap_or(25)),
-            SmtpSecurity::Starttls => b
-                .tls(Tls::Required(tls(&c.host)?))
-                .port(c.port.unwrap_or(587)),
-            SmtpSecurity::Tls => b
-                .tls(Tls::Wrapper(tls(&c.host)?))
-                .port(c.port.unwrap_or(465)),
-        };
-        if let (Some(u), Some(p)) = (&c.username, &c.password) {
-            b = b.credentials(Credentials::new(u.clone(), p.clone()));
+                .map_err(|e| format!("cannot create the Maildir: {e}")),
         }
-        let pool = c.pool_size.unwrap_or(concurrency as u32).max(1);
-        let timeout = Duration::from_secs(c.timeout_seconds.unwrap_or(30).max(1));
-        b = b
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(pool)
-                    .idle_timeout(Duration::from_secs(60)),
-            )
-            .timeout(Some(timeout));
-        // Per command the transport's timeout applies; a whole session gets a few of them.
-        Ok(Mailer::Smtp(b.build(), timeout * 4))
     }
 
     pub async fn send(&self, out: &Outgoing, job: &SendJob) -> Attempt {
         match self {
-            Mailer::Smtp(t, limit) => {
-                match tokio::time::timeout(*limit, t.send_raw(&out.envelope, &out.bytes)).await {
-                    Err(_) => {
-                        Attempt::retry(format!("SMTP: no answer within {} s", limit.as_secs()))
-                    }
-                    Ok(Err(e)) => classify(&e),
-                    Ok(Ok(resp)) => {
-                        let mut props = serde_json::Map::new();
-                        props.insert(
-                            "smtp_response".into(),
-                            format!(
-                                "{} {}",
-                                u16::from(resp.code()),
-                                resp.message().collect::<Vec<_>>().join(" ")
-                            )
-                            .into(),
-                        );
-                        Attempt::Done(props)
-                    }
+            Mailer::Smtp(pool) => match pool.send(&out.envelope, &out.bytes).await {
+                Ok(resp) => {
+                    let mut props = serde_json::Map::new();
+                    props.insert(
+                        "smtp_response".into(),
+                        format!(
+                            "{} {}",
+                            u16::from(resp.code()),
+                            resp.message().collect::<Vec<_>>().join(" ")
+                        )
+                        .into(),
+                    );
+                    Attempt::Done(props)
                 }
-            }
+                Err(SmtpError::Smtp(e)) => classify(&e),
+                Err(e) => Attempt::retry(format!("SMTP {e}")),
+            },
             Mailer::Maildir(m) => {
                 let m = m.clone();
                 let name = m.file_name(job);

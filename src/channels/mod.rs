@@ -14,6 +14,7 @@ mod http;
 pub mod push;
 pub mod render;
 pub mod sms;
+pub mod smtp;
 pub mod tracking;
 pub mod webhook;
 pub mod webpush;
