@@ -119,6 +119,7 @@ impl PushSender {
                         .http
                         .post(url)
                         .bearer_auth(access_token)
+                        .header("Idempotency-Key", &job.message_id)
                         .json(&body)
                         .timeout(timeout);
                     async move {
@@ -148,6 +149,7 @@ impl PushSender {
                             .header("Content-Encoding", "aes128gcm")
                             .header("Content-Type", "application/octet-stream")
                             .header("Urgency", "normal")
+                            .header("Idempotency-Key", &job.message_id)
                             .header("Authorization", auth)
                             .body(body)
                             .timeout(timeout))
