@@ -77,9 +77,9 @@ pub struct EmailConfig {
     pub from: Option<String>,
     /// None: emails are written to the Maildir `data_dir/maildir`.
     pub smtp: Option<SmtpConfig>,
-    /// Most emails sent at once.
+    /// Most emails sent at once (default 8).
     pub concurrency: Option<usize>,
-    /// Most emails a second.
+    /// Most SMTP sends a second (default: no limit).
     pub rate_per_second: Option<f64>,
 }
 
@@ -96,10 +96,11 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
-    /// Pooled connections kept open.
+    /// Idle connections kept open for reuse (default: `email.concurrency`).
     #[serde(default)]
     pub pool_size: Option<u32>,
-    /// Seconds before a session is given up.
+    /// Seconds one session (connect, greeting, STARTTLS, auth, the send) may take, default 30;
+    /// past it the attempt is a transient failure.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
 }
@@ -118,7 +119,9 @@ pub enum SmtpSecurity {
 pub struct SmsConfig {
     /// None: SMS are appended to `data_dir/sms.jsonl`.
     pub provider: Option<SmsProvider>,
+    /// Most SMS sent at once (default 4).
     pub concurrency: Option<usize>,
+    /// Most SMS a second (default: no limit).
     pub rate_per_second: Option<f64>,
 }
 
@@ -150,13 +153,28 @@ pub enum SmsProvider {
     },
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PushConfig {
     /// None: pushes are appended to `data_dir/push.jsonl`.
     pub provider: Option<PushProvider>,
+    /// Most pushes sent at once (default 8).
     pub concurrency: Option<usize>,
+    /// Most push requests a second (default: no limit).
     pub rate_per_second: Option<f64>,
+    /// How long a Web Push service keeps a push for an offline browser (its `TTL`).
+    pub ttl_seconds: u32,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            provider: None,
+            concurrency: None,
+            rate_per_second: None,
+            ttl_seconds: 86_400,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -186,6 +204,7 @@ pub enum PushProvider {
 pub struct WebhookConfig {
     /// Seconds before a webhook step's call is given up (a step's `timeout` wins).
     pub timeout_seconds: u64,
+    /// Most webhook calls at once (default 8).
     pub concurrency: Option<usize>,
 }
 
@@ -349,5 +368,41 @@ mod tests {
     fn unknown_keys_and_zones_are_errors() {
         assert!(Config::parse("j.yaml", "data_dri: x\n", |_| None).is_err());
         assert!(Config::parse("j.yaml", "timezone: Mars/Olympus\n", |_| None).is_err());
+    }
+
+    #[test]
+    fn the_example_file_parses_with_every_section() {
+        let text = include_str!("../journey.example.yaml");
+        let c = Config::parse("journey.example.yaml", text, |n| Some(format!("<{n}>"))).unwrap();
+        assert_eq!(c.secret.as_deref(), Some("<JOURNEY_SECRET>"));
+        let smtp = c.email.smtp.unwrap();
+        assert_eq!(smtp.security, SmtpSecurity::Starttls);
+        assert_eq!(smtp.password.as_deref(), Some("<SMTP_PASSWORD>"));
+        assert!(matches!(c.sms.provider, Some(SmsProvider::Twilio { .. })));
+        assert!(matches!(c.push.provider, Some(PushProvider::Fcm { .. })));
+        assert_eq!(c.retry.max_attempts, 5);
+        // The commented alternatives parse too.
+        let kannel = "sms:\n  provider:\n    kind: kannel\n    url: http://k/cgi-bin/sendsms\n    username: u\n    password: p\n";
+        assert!(matches!(
+            Config::parse("k.yaml", kannel, |_| None)
+                .unwrap()
+                .sms
+                .provider,
+            Some(SmsProvider::Kannel { .. })
+        ));
+        let hook = "push:\n  provider:\n    kind: webhook\n    url: http://h\n    headers: [[\"Authorization\", \"Bearer x\"]]\n";
+        match Config::parse("h.yaml", hook, |_| None)
+            .unwrap()
+            .push
+            .provider
+        {
+            Some(PushProvider::Webhook { headers, .. }) => {
+                assert_eq!(
+                    headers,
+                    vec![("Authorization".to_string(), "Bearer x".to_string())]
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -43,7 +43,7 @@ fn an_event_enrols_a_click_wakes_the_check_and_a_restart_keeps_the_place() {
     copy_welcome(tmp.path());
     let mut d = Daemon::start(tmp.path());
 
-    let (s, v) = d.post_events(form("angela"));
+    let (s, v) = d.sign_up("angela");
     assert_eq!(s, 200, "{v}");
     let welcome = wait_for("the welcome delivery", 30, || {
         d.delivery("angela", "welcome")
@@ -131,7 +131,7 @@ fn an_event_enrols_a_click_wakes_the_check_and_a_restart_keeps_the_place() {
         json!(["welcome", "check_clicked_welcome_profile", "promo_code"])
     );
     // Exactly one of each message, restart or not.
-    let ds = d.deliveries();
+    let ds = d.deliveries("angela");
     assert_eq!(ds.iter().filter(|x| x["message"] == "welcome").count(), 1);
     assert_eq!(
         ds.iter().filter(|x| x["message"] == "promo_code").count(),
@@ -297,7 +297,7 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     copy_welcome(tmp.path());
     let mut d = Daemon::start(tmp.path());
-    assert_eq!(d.post_events(form("carla")).0, 200);
+    assert_eq!(d.sign_up("carla").0, 200);
     let welcome = wait_for("the welcome delivery", 30, || {
         d.delivery("carla", "welcome")
     });
@@ -326,12 +326,12 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
     assert_eq!(opened[0]["message"], "welcome");
     assert_eq!(opened[0]["message_id"], welcome["message_id"]);
 
-    // Kannel delivery report: status 1 → received; an unknown message id → 404.
+    // Kannel delivery report: status 1 → received; a token that is not a delivery token → 404.
     let (s, _) = d.call(
         "GET",
         &format!(
-            "/v1/dlr/kannel?m={}&c=carla&status=1",
-            welcome["message_id"].as_str().unwrap()
+            "/v1/dlr/kannel?t={}&status=1",
+            click_token(&d, &welcome, TokenKind::Delivery, None)
         ),
         None,
         None,
@@ -340,7 +340,10 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
     assert_eq!(
         d.call(
             "GET",
-            "/v1/dlr/kannel?m=999999:nope&c=carla&status=1",
+            &format!(
+                "/v1/dlr/kannel?t={}&status=1",
+                click_token(&d, &welcome, TokenKind::Click, None)
+            ),
             None,
             None
         )
@@ -412,7 +415,7 @@ fn journeys_with_errors_at_start_are_refused_and_the_stored_program_keeps_runnin
     let tmp = tempfile::tempdir().unwrap();
     copy_welcome(tmp.path());
     let mut d = Daemon::start(tmp.path());
-    assert_eq!(d.post_events(form("lara")).0, 200);
+    assert_eq!(d.sign_up("lara").0, 200);
     wait_for("lara's welcome", 30, || d.delivery("lara", "welcome"));
     d.kill();
     let file = tmp.path().join("journeys/welcome.journey");
@@ -437,7 +440,7 @@ fn journeys_with_errors_at_start_are_refused_and_the_stored_program_keeps_runnin
         step_of(&d.contact("lara"), "welcome_promo").as_deref(),
         Some("check_clicked_welcome_profile")
     );
-    assert_eq!(d.post_events(form("mia")).0, 200);
+    assert_eq!(d.sign_up("mia").0, 200);
     wait_for("mia's welcome", 30, || d.delivery("mia", "welcome"));
 }
 

@@ -6,7 +6,7 @@ mod daemon_common;
 
 use daemon_common::*;
 use journey::channels::tracking::{self, Claims, TokenKind};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::Path;
 
 const ONBOARD: &str = r#"journey onboard {
@@ -24,10 +24,6 @@ const ONBOARD: &str = r#"journey onboard {
   }
 }
 "#;
-
-fn form(contact: &str) -> Value {
-    json!({"contact": contact, "type": "form_compiled", "properties": {"formName": "addUser"}, "context": "web"})
-}
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -75,6 +71,8 @@ fn enrol_pause_resume_and_status() {
     let mut d = Daemon::start(tmp.path());
 
     // `entry api` journeys take enrolments; others say why not.
+    d.put_email("dora");
+    d.put_email("ezra");
     let (s, v) = d.admin_call(
         "POST",
         "/v1/journeys/onboard/enroll",
@@ -107,7 +105,7 @@ fn enrol_pause_resume_and_status() {
     );
 
     // Pause: no new entries (API or event), and waiting contacts hold.
-    assert_eq!(d.post_events(form("gina")).0, 200);
+    assert_eq!(d.sign_up("gina").0, 200);
     wait_for("gina at the check", 30, || {
         (step_of(&d.contact("gina"), "welcome_promo").as_deref()
             == Some("check_clicked_welcome_profile"))
@@ -125,7 +123,7 @@ fn enrol_pause_resume_and_status() {
         Some(&json!({"contact": "fred"})),
     );
     assert_eq!((s, v["code"].as_str()), (409, Some("paused")));
-    assert_eq!(d.post_events(form("hugo")).0, 200);
+    assert_eq!(d.sign_up("hugo").0, 200);
     assert!(
         d.contact("hugo")["journeys"].as_array().unwrap().is_empty(),
         "a paused journey took an entry"
@@ -167,7 +165,7 @@ fn enrol_pause_resume_and_status() {
     wait_for("gina's promo after resume", 30, || {
         d.delivery("gina", "promo_code")
     });
-    assert_eq!(d.post_events(form("ivan")).0, 200);
+    assert_eq!(d.sign_up("ivan").0, 200);
     wait_for("ivan enrolled after resume", 30, || {
         d.delivery("ivan", "welcome")
     });
@@ -218,6 +216,7 @@ fn enrol_pause_resume_and_status() {
     );
 
     // The CLI's event command goes through the same API.
+    d.put_email("jill");
     let out = d.cli(&[
         "event",
         "send",
@@ -236,7 +235,7 @@ fn plan_deploy_refusals_and_sighup() {
     let tmp = tempfile::tempdir().unwrap();
     copy_welcome(tmp.path());
     let d = Daemon::start(tmp.path());
-    assert_eq!(d.post_events(form("kim")).0, 200);
+    assert_eq!(d.sign_up("kim").0, 200);
     wait_for("kim at the check", 30, || {
         (step_of(&d.contact("kim"), "welcome_promo").as_deref()
             == Some("check_clicked_welcome_profile"))

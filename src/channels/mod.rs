@@ -2,5 +2,55 @@
 //! push over provider HTTP APIs or into JSON-lines files, webhook steps), rendering
 //! templates, and the signed tokens of tracked links, the open pixel and unsubscribe links.
 //! The only module that names lettre and reqwest.
+//!
+//! `Dispatcher` is the daemon's `Sink`: it answers `Pending` at once, delivers on a tokio
+//! runtime with per-channel concurrency and rate limits, retries transient failures with
+//! backoff, and reports each outcome to the live loop as an `Input::Delivered`.
 
+pub mod dispatch;
+pub mod dlr;
+pub mod email;
+mod http;
+pub mod push;
+pub mod render;
+pub mod sms;
+pub mod smtp;
 pub mod tracking;
+pub mod webhook;
+pub mod webpush;
+
+pub use dispatch::{Dispatcher, DispatcherOptions};
+
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// What one try at a delivery came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// Accepted; the properties go on the `message.sent` event (`status`, provider ids…).
+    Done(Map<String, Value>),
+    /// Worth trying again (SMTP 4xx, lost connections, HTTP 429/5xx, timeouts), after
+    /// `after` if the provider said when.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+        properties: Map<String, Value>,
+    },
+    /// Given up at once: recorded as `message.failed`.
+    Failed(String, Map<String, Value>),
+    /// The recipient does not exist: recorded as `message.bounced`.
+    Bounced(String),
+}
+
+impl Attempt {
+    pub fn retry(reason: impl Into<String>) -> Attempt {
+        Attempt::Retry {
+            reason: reason.into(),
+            after: None,
+            properties: Map::new(),
+        }
+    }
+    pub fn failed(reason: impl Into<String>) -> Attempt {
+        Attempt::Failed(reason.into(), Map::new())
+    }
+}

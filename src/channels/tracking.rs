@@ -18,6 +18,9 @@ pub enum TokenKind {
     Open,
     /// `GET|POST /u/{token}`: record `unsubscribed`.
     Unsubscribe,
+    /// A provider's delivery report (`GET /v1/dlr/kannel?t={token}&status=…`): see
+    /// `channels::dlr`.
+    Delivery,
 }
 
 /// What a token says.

@@ -1,7 +1,13 @@
 //! `journey check`: parse and compile, report every diagnostic of every file in one run.
 
 use super::OutputFormat;
-use crate::compile;
+use crate::channels::render::Renderer;
+use crate::compile::{
+    self,
+    ir::{EntryIr, Program},
+};
+use crate::lang::ast::{Definition, Send, Step, StepKind};
+use crate::lang::diagnostic::Diagnostic;
 use crate::lang::{self, diagnostic};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +31,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
     };
     let loaded = lang::load_files(&files);
-    let compiled = compile::compile(&loaded);
+    let mut compiled = compile::compile(&loaded);
+    if let Some(p) = &compiled.program {
+        let extra = template_warnings(&loaded, p);
+        compiled.diagnostics.extend(extra);
+    }
     let errors = compiled.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = compiled.diagnostics.len() - errors;
     match args.format {
@@ -86,5 +96,119 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+/// Template variables no contact or event can provide (a misspelt `contcat.name`, or
+/// `event.x` in a journey that no event enters): the send would fail at run time.
+pub fn template_warnings(loaded: &lang::Loaded, program: &Program) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (file, ast) in &loaded.files {
+        for def in &ast.definitions {
+            let Definition::Journey(j) = def else {
+                continue;
+            };
+            let Some(ir) = program.journeys.get(&j.name.name) else {
+                continue;
+            };
+            let by_event = ir.entries.iter().any(|e| matches!(e, EntryIr::Event(_)));
+            let mut sends = Vec::new();
+            collect_sends(&j.steps, &mut sends);
+            for s in sends {
+                let Some(m) = ir.messages.get(&s.name.name) else {
+                    continue;
+                };
+                for w in Renderer::lint(m, by_event) {
+                    out.push(
+                        Diagnostic::warning(
+                            *file,
+                            s.name.span,
+                            format!("message '{}', {w}", s.name.name),
+                        )
+                        .with_help(
+                            "templates see `contact`, `event` (journeys entered by an event), `link('name')` and `unsubscribe_url`; a missing variable fails the send",
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+fn collect_sends<'a>(steps: &'a [Step], out: &mut Vec<&'a Send>) {
+    for step in steps {
+        match &step.kind {
+            StepKind::Send(s) => out.push(s),
+            StepKind::Check(c) => {
+                for b in [&c.outcomes.yes, &c.outcomes.no].into_iter().flatten() {
+                    collect_sends(&b.steps, out);
+                }
+            }
+            StepKind::WaitForEvent(w) => {
+                for b in [&w.outcomes.yes, &w.outcomes.no].into_iter().flatten() {
+                    collect_sends(&b.steps, out);
+                }
+            }
+            StepKind::If(i) => {
+                for (_, b) in &i.arms {
+                    collect_sends(&b.steps, out);
+                }
+                if let Some(b) = &i.otherwise {
+                    collect_sends(&b.steps, out);
+                }
+            }
+            StepKind::Split(s) => {
+                for a in &s.arms {
+                    collect_sends(&a.block.steps, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_template_variables_are_warnings_on_the_message() {
+        let src = r#"journey lint_me {
+  entry api
+  policy none
+  check opened hello within 1d {
+    yes {
+      send email hello {
+        subject "Hi {{ contcat.first_name }} {{ contact.first_name | default('x') }}"
+        text "{{ event.product }} {{ link('shop') }} {{ unsubscribe_url }}"
+        link shop "https://x.example/{{ contact.id }}"
+      }
+    }
+  }
+  send email hello2 {
+    subject "fine {{ contact.id }}"
+    text "ok"
+  }
+}
+"#;
+        let mut loaded = lang::Loaded::default();
+        lang::add_source(&mut loaded, "l.journey", src.to_string());
+        let compiled = compile::compile(&loaded);
+        let Some(p) = &compiled.program else {
+            // `check opened hello` before its send may not compile; the warnings need a program.
+            panic!("{:?}", compiled.diagnostics);
+        };
+        let w: Vec<String> = template_warnings(&loaded, p)
+            .into_iter()
+            .map(|d| d.message)
+            .collect();
+        assert_eq!(
+            w,
+            vec![
+                "message 'hello', subject: unknown variable 'contcat.first_name'".to_string(),
+                "message 'hello', text: unknown variable 'event.product'".to_string(),
+            ]
+        );
     }
 }

@@ -1,10 +1,13 @@
 //! Counters for `GET /metrics`, in the Prometheus text format.
 
+use crate::engine::MESSAGE_SENT;
 use crate::engine::{Happening, Millis, SendJob, TimelineEntry};
-use crate::runtime::{Delivery, Sink};
+use crate::runtime::live::Submission;
+use crate::runtime::{Delivery, Input, Sink, MESSAGE_BOUNCED};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 /// Upper bounds of the timer-lateness buckets, in seconds.
@@ -162,6 +165,36 @@ impl Metrics {
     }
 }
 
+/// Passes the channels' reports on to the live loop (`to`), counting each outcome by channel
+/// on its way: the returned sender is the channels' inbox.
+pub fn relay_outcomes(
+    to: Sender<Submission>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<Sender<Submission>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Submission>();
+    std::thread::Builder::new()
+        .name("outcomes".into())
+        .spawn(move || {
+            for sub in rx {
+                for input in &sub.inputs {
+                    if let Input::Delivered { event, .. } = input {
+                        let outcome = match event.kind.as_str() {
+                            MESSAGE_SENT => "sent",
+                            MESSAGE_BOUNCED => "bounced",
+                            _ => "failed",
+                        };
+                        let channel = event.channel.map(|c| c.as_str()).unwrap_or("unknown");
+                        metrics.send(channel, outcome);
+                    }
+                }
+                if to.send(sub).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(tx)
+}
+
 /// Counts what a sink does with each send.
 pub struct MeteredSink {
     pub inner: Box<dyn Sink + Send>,
@@ -175,7 +208,8 @@ impl Sink for MeteredSink {
             Delivery::Sent => "sent",
             Delivery::Failed(_) => "failed",
             Delivery::Bounced(_) => "bounced",
-            Delivery::Pending => "pending",
+            // Counted when the outcome arrives (`relay_outcomes`).
+            Delivery::Pending => return d,
         };
         self.metrics.send(job.channel.as_str(), outcome);
         d

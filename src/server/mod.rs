@@ -368,7 +368,20 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         paused: RwLock::new(rt.paused().clone()),
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let sink = sink::make_sink(&config, tx)?;
+    // The channels deliver on the server's tokio runtime and report outcomes through a relay
+    // that counts them for /metrics before they reach the live loop.
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let outcomes = metrics::relay_outcomes(tx.clone(), metrics.clone())?;
+    let sink = sink::make_sink(
+        &config,
+        &state.secret,
+        &state.store,
+        outcomes,
+        tokio_rt.handle().clone(),
+    )?;
     let mut sink = metrics::MeteredSink {
         inner: sink,
         metrics: metrics.clone(),
@@ -402,10 +415,6 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             })?
     };
 
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let served = tokio_rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await

@@ -1,58 +1,34 @@
-//! Where the daemon's sends go. Until the channels' `Dispatcher` is wired in, deliveries are
-//! appended as JSON lines to `data_dir/deliveries.jsonl` and count as sent. `make_sink` is
-//! the one place that chooses.
+//! Where the daemon's sends go: `make_sink` is the one place that chooses. It is the channels'
+//! `Dispatcher` (SMTP or the Maildir, SMS and push providers or their JSON-lines files,
+//! webhooks), as configured in `journey.yaml`.
 
+use crate::channels::{Dispatcher, DispatcherOptions};
 use crate::config::Config;
-use crate::engine::{Millis, SendJob};
 use crate::runtime::live::Submission;
-use crate::runtime::{Delivery, Sink};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use crate::runtime::Sink;
+use crate::store::Store;
 use std::sync::mpsc::Sender;
 
-/// The daemon's sink. `inbox` is for sinks that report outcomes later (`Delivery::Pending`).
+/// The daemon's sink: the channels' `Dispatcher`, which delivers on its own tokio runtime and
+/// reports each outcome to the live loop's `inbox` (`Delivery::Pending` until then).
 pub fn make_sink(
     config: &Config,
+    secret: &[u8],
+    store: &Store,
     inbox: Sender<Submission>,
+    handle: tokio::runtime::Handle,
 ) -> anyhow::Result<Box<dyn Sink + Send>> {
-    let _ = inbox;
-    Ok(Box::new(JsonLinesSink::open(&deliveries_path(
-        &config.data_dir,
-    ))?))
-}
-
-pub fn deliveries_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("deliveries.jsonl")
-}
-
-/// Appends every delivery as one JSON object a line: the send job and `delivered_at`.
-pub struct JsonLinesSink {
-    file: std::fs::File,
-}
-
-impl JsonLinesSink {
-    pub fn open(path: &Path) -> anyhow::Result<JsonLinesSink> {
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(JsonLinesSink { file })
+    let d = Dispatcher::new(DispatcherOptions {
+        config: config.clone(),
+        secret: secret.to_vec(),
+        store: store.clone(),
+        inbox,
+        handle: Some(handle),
+        clock: None,
+    })
+    .map_err(|e| anyhow::anyhow!("channels: {e}"))?;
+    if let Some(m) = d.maildir() {
+        tracing::info!(maildir = %m.display(), "no SMTP configured: emails go to the Maildir");
     }
-}
-
-impl Sink for JsonLinesSink {
-    fn deliver(&mut self, job: &SendJob, now: Millis) -> Delivery {
-        let mut v = serde_json::to_value(job).expect("jobs serialize");
-        v["delivered_at"] = serde_json::Value::from(now);
-        let mut line = serde_json::to_vec(&v).expect("values serialize");
-        line.push(b'\n');
-        match self.file.write_all(&line) {
-            Ok(()) => Delivery::Sent,
-            Err(e) => Delivery::Failed(format!("writing deliveries.jsonl: {e}")),
-        }
-    }
+    Ok(Box::new(d))
 }

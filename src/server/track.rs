@@ -5,7 +5,6 @@
 use super::{now_ms, ApiError, Shared};
 use crate::channels::tracking::{self, Claims, TokenKind};
 use crate::engine::Event;
-use crate::lang::ast::Channel;
 use crate::runtime::Input;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -118,66 +117,35 @@ pub async fn unsubscribe(
 
 #[derive(Deserialize)]
 pub struct KannelReport {
-    /// The message id the channel put in the dlr-url (`instance:step[:n]`).
-    m: String,
-    /// The contact the message went to.
-    c: String,
+    /// The signed delivery token the SMS channel put in the dlr-url.
+    t: String,
     /// Kannel's `%d`: 1 delivered, 2 failed, 4 buffered, 8 accepted by the SMSC, 16 rejected.
-    status: i64,
+    status: String,
 }
 
-/// `GET /v1/dlr/kannel?m={message_id}&c={contact}&status=%d`: a Kannel delivery report. Status 1
-/// records `received`, 2 and 16 record `bounced`; 4 and 8 (in progress) record nothing.
-/// The message must be one the daemon sent to that contact.
+/// `GET /v1/dlr/kannel?t={token}&status=%d`: a Kannel delivery report. Status 1 records
+/// `received`, 2 and 16 record `bounced`; 4 and 8 (in progress) record nothing. The token is
+/// signed like tracked links (and must be a delivery token), so a forged report is a 404.
 pub async fn kannel(
     State(st): State<Shared>,
     Query(q): Query<KannelReport>,
 ) -> Result<Response, ApiError> {
-    let kind = match q.status {
-        1 => "received",
-        2 | 16 => "bounced",
-        4 | 8 => return Ok(StatusCode::OK.into_response()),
-        other => {
-            return Err(ApiError::bad_request(
-                "invalid_status",
-                format!("unknown Kannel status {other}"),
-            ))
-        }
+    if q.status.trim().parse::<u32>().is_err() {
+        return Err(ApiError::bad_request(
+            "invalid_status",
+            format!("unknown Kannel status '{}'", q.status),
+        ));
+    }
+    let event = crate::channels::dlr::kannel_event(&st.secret, &q.t, &q.status, now_ms())
+        .map_err(|_| ApiError::not_found("unknown delivery report"))?;
+    let Some(e) = event else {
+        return Ok(StatusCode::OK.into_response());
     };
-    let store = st.store.clone();
-    let m = q.m.clone();
-    let c = q.c.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let id: u64 = m.split(':').next()?.parse().ok()?;
-        let inst = store.instance(&c, id).ok()??;
-        let sent = inst.sent.iter().find(|(_, mid, _)| *mid == m)?.0.clone();
-        Some((inst.contact, inst.journey, sent))
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some((contact, journey, message)) = found else {
-        return Err(ApiError::not_found(format!("no message '{}'", q.m)));
+    let what = if e.kind == "received" {
+        "received"
+    } else {
+        "bounced"
     };
-    let e = Event {
-        contact,
-        kind: kind.into(),
-        at: now_ms(),
-        journey: Some(journey),
-        message: Some(message),
-        channel: Some(Channel::Sms),
-        message_id: Some(q.m),
-        ..Event::default()
-    };
-    record(
-        &st,
-        e,
-        if kind == "received" {
-            "received"
-        } else {
-            "bounced"
-        },
-    )
-    .await?;
+    record(&st, e, what).await?;
     Ok(StatusCode::OK.into_response())
 }

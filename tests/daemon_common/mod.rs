@@ -190,6 +190,22 @@ impl Daemon {
         self.call(method, path, Some(&self.admin.clone()), body)
     }
 
+    /// Gives the contact an email address (`{id}@example.com`), so the channels can send to it.
+    pub fn put_email(&self, id: &str) {
+        let (s, v) = self.admin_call(
+            "PUT",
+            &format!("/v1/contacts/{id}"),
+            Some(&json!({"email": format!("{id}@example.com")})),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+
+    /// The welcome journey's entry event for a contact with an email address.
+    pub fn sign_up(&self, id: &str) -> (u16, Value) {
+        self.put_email(id);
+        self.post_events(json!({"contact": id, "type": "form_compiled", "properties": {"formName": "addUser"}, "context": "web"}))
+    }
+
     pub fn post_events(&self, body: Value) -> (u16, Value) {
         self.admin_call("POST", "/v1/events", Some(&body))
     }
@@ -203,19 +219,25 @@ impl Daemon {
         v
     }
 
-    /// The deliveries the JSON-lines sink wrote.
-    pub fn deliveries(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.data().join("deliveries.jsonl"))
+    /// What the channels delivered to a contact: its `message.sent` events (contact, journey,
+    /// message, message_id, channel), newest first, as the contacts API shows them.
+    pub fn deliveries(&self, contact: &str) -> Vec<Value> {
+        let c = self.contact(contact);
+        c["recent_events"]
+            .as_array()
+            .map(|es| {
+                es.iter()
+                    .filter(|e| e["type"] == "message.sent")
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
     }
 
     pub fn delivery(&self, contact: &str, message: &str) -> Option<Value> {
-        self.deliveries()
+        self.deliveries(contact)
             .into_iter()
-            .find(|d| d["contact"] == json!(contact) && d["message"] == json!(message))
+            .find(|d| d["message"] == json!(message))
     }
 
     /// Runs the CLI against this daemon.

@@ -1,0 +1,483 @@
+//! The daemon's sink. `deliver` answers `Pending` at once and hands the send to a tokio
+//! task, which renders the message, waits for a slot of its channel (concurrency and rate
+//! limit), tries the provider, retries transient failures with exponential backoff and
+//! jitter up to `retry.max_attempts`, and reports the outcome to the live loop's inbox as
+//! an `Input::Delivered` (`message.sent`, `message.failed` or `message.bounced`, with the
+//! rendered subject, the number of attempts and what the provider said). The outbox entry
+//! stays until that report is committed, so a crash re-delivers (with the same message id
+//! as idempotency key).
+
+use super::email::{self, Mailer, Outgoing};
+use super::push::{PushProgress, PushSender};
+use super::render::{RenderedPush, RenderedSms, RenderedWebhook, Renderer, Source};
+use super::sms::{JsonLines, SmsSender};
+use super::webpush::Vapid;
+use super::{http, webhook, Attempt};
+use crate::compile::ir::JourneyIr;
+use crate::config::{Config, PushProvider};
+use crate::engine::{Clock, Contact, Millis, SendJob};
+use crate::lang::ast::Channel;
+use crate::runtime::live::Submission;
+use crate::runtime::{delivery_event, Delivery, Input, Sink, SystemClock};
+use crate::store::Store;
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Sends of one channel at once, unless the config says otherwise.
+pub const DEFAULT_CONCURRENCY: [(Channel, usize); 4] = [
+    (Channel::Email, 8),
+    (Channel::Sms, 4),
+    (Channel::Push, 8),
+    (Channel::Webhook, 8),
+];
+
+/// What a dispatcher needs.
+pub struct DispatcherOptions {
+    pub config: Config,
+    /// Signs tracked links, the pixel, unsubscribe links and delivery reports.
+    pub secret: Vec<u8>,
+    pub store: Store,
+    /// The live loop's inbox, where outcomes are reported.
+    pub inbox: Sender<Submission>,
+    /// Run on this runtime; None starts one of its own (two worker threads).
+    pub handle: Option<tokio::runtime::Handle>,
+    /// Timestamps of the reported events; the system clock when None.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+/// Counts since start, for tests, benchmarks and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub attempts: u64,
+    pub retries: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub bounced: u64,
+}
+
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    handle: tokio::runtime::Handle,
+    // Dropped last: the runtime of our own, if we made one.
+    _runtime: Option<tokio::runtime::Runtime>,
+}
+
+struct Lane {
+    slots: Semaphore,
+    /// The time between two sends when rate-limited.
+    interval: Option<Duration>,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Lane {
+    fn new(concurrency: usize, rate_per_second: Option<f64>) -> Lane {
+        Lane {
+            slots: Semaphore::new(concurrency.max(1)),
+            interval: rate_per_second
+                .filter(|r| *r > 0.0 && r.is_finite())
+                .map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this send's turn under the rate limit.
+    async fn pace(&self) {
+        let Some(iv) = self.interval else { return };
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = tokio::time::Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + iv;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+struct Shared {
+    config: Config,
+    store: Store,
+    renderer: Renderer,
+    inbox: Mutex<Sender<Submission>>,
+    clock: Arc<dyn Clock>,
+    mailer: Mailer,
+    http: reqwest::Client,
+    sms: SmsSender,
+    push: PushSender,
+    lanes: HashMap<Channel, Lane>,
+    versions: Mutex<HashMap<String, Arc<JourneyIr>>>,
+    in_flight: Mutex<HashSet<String>>,
+    attempts: AtomicU64,
+    retries: AtomicU64,
+    sent: AtomicU64,
+    failed: AtomicU64,
+    bounced: AtomicU64,
+}
+
+/// A rendered message, the same on every attempt.
+enum Prepared {
+    Email(Outgoing),
+    Sms(RenderedSms),
+    Push(RenderedPush),
+    Webhook(RenderedWebhook, Duration),
+}
+
+impl Dispatcher {
+    pub fn new(opts: DispatcherOptions) -> Result<Dispatcher, String> {
+        let (runtime, handle) = match opts.handle {
+            Some(h) => (None, h),
+            None => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("journey-channels")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the channels' runtime: {e}"))?;
+                let h = rt.handle().clone();
+                (Some(rt), h)
+            }
+        };
+        let c = &opts.config;
+        let concurrency = |ch: Channel, given: Option<usize>| {
+            given.unwrap_or_else(|| {
+                DEFAULT_CONCURRENCY
+                    .iter()
+                    .find(|(k, _)| *k == ch)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(4)
+            })
+        };
+        let email_conc = concurrency(Channel::Email, c.email.concurrency);
+        let mut lanes = HashMap::new();
+        lanes.insert(
+            Channel::Email,
+            Lane::new(email_conc, c.email.rate_per_second),
+        );
+        lanes.insert(
+            Channel::Sms,
+            Lane::new(
+                concurrency(Channel::Sms, c.sms.concurrency),
+                c.sms.rate_per_second,
+            ),
+        );
+        lanes.insert(
+            Channel::Push,
+            Lane::new(
+                concurrency(Channel::Push, c.push.concurrency),
+                c.push.rate_per_second,
+            ),
+        );
+        lanes.insert(
+            Channel::Webhook,
+            Lane::new(concurrency(Channel::Webhook, c.webhook.concurrency), None),
+        );
+        let mailer = Mailer::new(c.email.smtp.as_ref(), &c.data_dir, email_conc)?;
+        let vapid = match &c.push.provider {
+            Some(PushProvider::Webpush {
+                vapid_private_key,
+                vapid_subject,
+            }) => Some(Vapid::new(vapid_private_key, vapid_subject)?),
+            _ => None,
+        };
+        let http = http::client();
+        let renderer = Renderer::new(&opts.secret, &c.public_url);
+        let shared = Shared {
+            sms: SmsSender {
+                provider: c.sms.provider.clone(),
+                http: http.clone(),
+                file: JsonLines::new(&c.data_dir.join("sms.jsonl")),
+                public_url: renderer.public_url().to_string(),
+            },
+            push: PushSender {
+                provider: c.push.provider.clone(),
+                http: http.clone(),
+                file: JsonLines::new(&c.data_dir.join("push.jsonl")),
+                vapid,
+                ttl_seconds: c.push.ttl_seconds,
+            },
+            config: opts.config.clone(),
+            store: opts.store,
+            renderer,
+            inbox: Mutex::new(opts.inbox),
+            clock: opts.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            mailer,
+            http,
+            lanes,
+            versions: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashSet::new()),
+            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            bounced: AtomicU64::new(0),
+        };
+        Ok(Dispatcher {
+            shared: Arc::new(shared),
+            handle,
+            _runtime: runtime,
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Sends handed over and not yet reported.
+    pub fn in_flight(&self) -> usize {
+        self.shared().in_flight.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Blocks until every send handed over has been reported, or `timeout` passes; true if
+    /// idle. For an orderly stop: what is still in flight stays in the outbox.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        while self.in_flight() > 0 {
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
+    pub fn stats(&self) -> Stats {
+        let s = self.shared();
+        Stats {
+            attempts: s.attempts.load(Ordering::Relaxed),
+            retries: s.retries.load(Ordering::Relaxed),
+            sent: s.sent.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            bounced: s.bounced.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The Web Push public key (`applicationServerKey`) when Web Push is configured.
+    pub fn vapid_public_key(&self) -> Option<String> {
+        self.shared().push.vapid.as_ref().map(Vapid::public_key)
+    }
+
+    /// Where emails go without SMTP: the Maildir's root.
+    pub fn maildir(&self) -> Option<&std::path::Path> {
+        match &self.shared().mailer {
+            Mailer::Maildir(m) => Some(m.root()),
+            Mailer::Smtp(..) => None,
+        }
+    }
+
+    pub fn renderer(&self) -> &Renderer {
+        &self.shared().renderer
+    }
+}
+
+impl Sink for Dispatcher {
+    fn deliver(&mut self, job: &SendJob, _now: Millis) -> Delivery {
+        let fresh = self
+            .shared()
+            .in_flight
+            .lock()
+            .map(|mut s| s.insert(job.message_id.clone()))
+            .unwrap_or(true);
+        if fresh {
+            let shared = self.shared().clone();
+            let job = job.clone();
+            self.handle.spawn(async move { shared.run(job).await });
+        }
+        Delivery::Pending
+    }
+}
+
+impl Shared {
+    async fn run(self: Arc<Self>, job: SendJob) {
+        let (outcome, subject, props, attempts) = self.deliver(&job).await;
+        match outcome {
+            Delivery::Sent => &self.sent,
+            Delivery::Bounced(_) => &self.bounced,
+            _ => &self.failed,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        if let Delivery::Failed(r) | Delivery::Bounced(r) = &outcome {
+            tracing::warn!(message_id = %job.message_id, journey = %job.journey, "{r}");
+        }
+        let at = self.clock.now();
+        if let Some(mut event) = delivery_event(&job, at, subject, &outcome) {
+            for (k, v) in props {
+                event.properties.entry(k).or_insert(v);
+            }
+            event
+                .properties
+                .insert("attempts".into(), Value::from(attempts));
+            let sub = Submission {
+                inputs: vec![Input::Delivered {
+                    message_id: job.message_id.clone(),
+                    event,
+                }],
+                ack: None,
+                control: None,
+            };
+            let sent = self
+                .inbox
+                .lock()
+                .map(|tx| tx.send(sub).is_ok())
+                .unwrap_or(false);
+            if !sent {
+                tracing::warn!(message_id = %job.message_id, "the live loop is gone: the outcome stays unrecorded, the send stays in the outbox");
+            }
+        }
+        if let Ok(mut s) = self.in_flight.lock() {
+            s.remove(&job.message_id);
+        }
+    }
+
+    /// Renders, then tries until done: (outcome, subject, event properties, attempts).
+    async fn deliver(&self, job: &SendJob) -> (Delivery, Option<String>, Map<String, Value>, u32) {
+        let (prepared, subject) = match self.prepare(job) {
+            Ok(p) => p,
+            Err(reason) => return (Delivery::Failed(reason), None, Map::new(), 0),
+        };
+        let lane = &self.lanes[&job.channel];
+        let max = self.config.retry.max_attempts.max(1);
+        let mut progress = PushProgress::default();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.attempts.fetch_add(1, Ordering::Relaxed);
+            let a = {
+                let _slot = lane
+                    .slots
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                lane.pace().await;
+                self.attempt(job, &prepared, &mut progress).await
+            };
+            match a {
+                Attempt::Done(p) => return (Delivery::Sent, subject, p, attempt),
+                Attempt::Failed(r, p) => return (Delivery::Failed(r), subject, p, attempt),
+                Attempt::Bounced(r) => return (Delivery::Bounced(r), subject, Map::new(), attempt),
+                Attempt::Retry {
+                    reason,
+                    after,
+                    properties,
+                } => {
+                    if attempt >= max {
+                        if progress.delivered > 0 {
+                            // Some devices got the push; the others are given up.
+                            let mut p = Map::new();
+                            p.insert("delivered".into(), progress.delivered.into());
+                            p.insert("errors".into(), vec![reason].into());
+                            return (Delivery::Sent, subject, p, attempt);
+                        }
+                        return (
+                            Delivery::Failed(format!(
+                                "{reason} (gave up after {attempt} attempts)"
+                            )),
+                            subject,
+                            properties,
+                            attempt,
+                        );
+                    }
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(message_id = %job.message_id, attempt, "retrying: {reason}");
+                    tokio::time::sleep(self.backoff(attempt, after)).await;
+                }
+            }
+        }
+    }
+
+    /// `base · 2^(attempt−1)`, capped, with full jitter over its upper half; at least what the
+    /// provider asked for (`Retry-After`), within the cap.
+    fn backoff(&self, attempt: u32, after: Option<Duration>) -> Duration {
+        let r = &self.config.retry;
+        let exp = r
+            .base_delay_ms
+            .saturating_mul(1u64 << (attempt - 1).min(30))
+            .min(r.max_delay_ms);
+        let jittered = exp / 2 + fastrand::u64(0..=exp / 2);
+        let asked = after.map(|d| d.as_millis() as u64).unwrap_or(0);
+        Duration::from_millis(jittered.max(asked).min(r.max_delay_ms.max(exp)))
+    }
+
+    fn version(&self, hash: &str) -> Result<Arc<JourneyIr>, String> {
+        if let Some(v) = self.versions.lock().ok().and_then(|m| m.get(hash).cloned()) {
+            return Ok(v);
+        }
+        let ir = self
+            .store
+            .version(hash)
+            .map_err(|e| format!("store: {e}"))?
+            .ok_or_else(|| format!("the store has no journey version {hash}"))?;
+        let ir = Arc::new(ir);
+        if let Ok(mut m) = self.versions.lock() {
+            m.insert(hash.to_string(), ir.clone());
+        }
+        Ok(ir)
+    }
+
+    fn prepare(&self, job: &SendJob) -> Result<(Prepared, Option<String>), String> {
+        let ir = self.version(&job.version)?;
+        let message = ir.messages.get(&job.message).ok_or_else(|| {
+            format!(
+                "journey '{}' (version {}) has no message '{}'",
+                job.journey, job.version, job.message
+            )
+        })?;
+        let contact = self
+            .store
+            .contact(&job.contact)
+            .map_err(|e| format!("store: {e}"))?
+            .unwrap_or_else(|| Contact {
+                id: job.contact.clone(),
+                profile: Map::new(),
+            });
+        let entry = self
+            .store
+            .instance(&job.contact, job.instance)
+            .map_err(|e| format!("store: {e}"))?
+            .and_then(|i| i.entry_event);
+        let src = Source {
+            job,
+            message,
+            contact: &contact,
+            event: entry.as_ref(),
+        };
+        let r = &self.renderer;
+        Ok(match job.channel {
+            Channel::Email => {
+                let e = r.email(&src, None).map_err(|e| e.0)?;
+                let out = email::build(&e, job, self.config.email.from.as_deref())?;
+                (Prepared::Email(out), Some(e.subject))
+            }
+            Channel::Sms => (Prepared::Sms(r.sms(&src).map_err(|e| e.0)?), None),
+            Channel::Push => {
+                let p = r.push(&src).map_err(|e| e.0)?;
+                let title = p.title.clone();
+                (Prepared::Push(p), title)
+            }
+            Channel::Webhook => {
+                let w = r.webhook(&src).map_err(|e| e.0)?;
+                let secs = message
+                    .timeout_seconds
+                    .map(|s| s.max(1) as u64)
+                    .unwrap_or(self.config.webhook.timeout_seconds.max(1));
+                (Prepared::Webhook(w, Duration::from_secs(secs)), None)
+            }
+        })
+    }
+
+    async fn attempt(&self, job: &SendJob, p: &Prepared, progress: &mut PushProgress) -> Attempt {
+        match p {
+            Prepared::Email(out) => self.mailer.send(out, job).await,
+            Prepared::Sms(s) => {
+                let token = self.renderer.delivery_token(job);
+                self.sms.send(job, s, &token).await
+            }
+            Prepared::Push(push) => self.push.send(job, push, progress).await,
+            Prepared::Webhook(w, timeout) => webhook::call(&self.http, job, w, *timeout).await,
+        }
+    }
+}

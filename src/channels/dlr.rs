@@ -1,0 +1,89 @@
+//! Delivery reports from SMS gateways. Kannel calls the `dlr-url` the SMS was sent with:
+//! `{public_url}/v1/dlr/kannel?t={token}&status=%d`, where Kannel fills in `%d`, its
+//! delivery status. The daemon serves that route and records what `kannel_event` returns.
+
+use super::tracking::{verify, TokenError, TokenKind};
+use crate::engine::{Event, Millis};
+use crate::lang::ast::Channel;
+
+/// The event a Kannel delivery report records: `received` when the phone got it (status 1),
+/// `bounced` when it was not delivered (2) or the SMSC rejected it (16); None for reports
+/// that change nothing (4 queued on the SMSC, 8 delivered to the SMSC). The event id makes a
+/// repeated report a duplicate. A token that is not a delivery token is refused.
+pub fn kannel_event(
+    secret: &[u8],
+    token: &str,
+    status: &str,
+    now: Millis,
+) -> Result<Option<Event>, TokenError> {
+    let claims = verify(secret, token)?;
+    if claims.kind != TokenKind::Delivery {
+        return Err(TokenError::Malformed);
+    }
+    let status: u32 = status.trim().parse().map_err(|_| TokenError::Malformed)?;
+    let kind = match status {
+        1 => "received",
+        2 | 16 => "bounced",
+        _ => return Ok(None),
+    };
+    let mut properties = serde_json::Map::new();
+    properties.insert("dlr_status".into(), status.into());
+    if kind == "bounced" {
+        properties.insert(
+            "reason".into(),
+            format!("Kannel delivery report {status}").into(),
+        );
+    }
+    Ok(Some(Event {
+        id: Some(format!("dlr:{}:{kind}", claims.message_id)),
+        contact: claims.contact,
+        kind: kind.into(),
+        at: now,
+        properties,
+        context: None,
+        journey: Some(claims.journey),
+        message: Some(claims.message),
+        link: None,
+        channel: Some(Channel::Sms),
+        message_id: Some(claims.message_id),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::tracking::{sign, Claims};
+
+    fn token(kind: TokenKind) -> String {
+        sign(
+            b"k",
+            &Claims {
+                kind,
+                contact: "c1".into(),
+                message_id: "3:day_of_event".into(),
+                journey: "event_reminder".into(),
+                message: "day_of_event".into(),
+                link: None,
+                url: None,
+            },
+        )
+    }
+
+    #[test]
+    fn reports_become_received_or_bounced() {
+        let t = token(TokenKind::Delivery);
+        let e = kannel_event(b"k", &t, "1", 5).unwrap().unwrap();
+        assert_eq!(e.kind, "received");
+        assert_eq!(e.contact, "c1");
+        assert_eq!(e.message_id.as_deref(), Some("3:day_of_event"));
+        assert_eq!(e.channel, Some(Channel::Sms));
+        assert_eq!(
+            kannel_event(b"k", &t, "16", 5).unwrap().unwrap().kind,
+            "bounced"
+        );
+        assert_eq!(kannel_event(b"k", &t, "8", 5).unwrap(), None);
+        assert!(kannel_event(b"other", &t, "1", 5).is_err());
+        // A click token is no delivery report.
+        assert!(kannel_event(b"k", &token(TokenKind::Click), "1", 5).is_err());
+    }
+}

@@ -1,0 +1,1089 @@
+//! Rendering a message for one contact: every text of a message (subject, bodies, URLs, SMS
+//! texts, push titles, webhook bodies, template files) is a minijinja template that sees
+//! `contact` (the profile and `id`), `event` (the entry event's properties, `context` and
+//! `type`), `link('name')` (the signed tracked URL of one of the message's links) and
+//! `unsubscribe_url`. HTML bodies are auto-escaped; subjects, texts and URLs are not.
+//!
+//! A variable that is not there is an error, not an empty string: the error names the
+//! journey, the step and the variable, and the delivery is recorded as `message.failed`.
+
+use super::tracking::{sign, Claims, TokenKind};
+use crate::compile::ir::MessageIr;
+use crate::engine::{Contact, Event, SendJob};
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
+use serde_json::Map;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A message that cannot be rendered: a permanent failure, with the reason in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RenderError(pub String);
+
+/// What a message is rendered from.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub job: &'a SendJob,
+    pub message: &'a MessageIr,
+    pub contact: &'a Contact,
+    /// The event that enrolled the contact, if it entered by an event.
+    pub event: Option<&'a Event>,
+}
+
+/// A rendered email, before it becomes MIME.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    /// With tracked links and the open pixel; None for a text-only email.
+    pub html: Option<String>,
+    /// Given, or derived from the HTML.
+    pub text: String,
+    /// The `from` field rendered, if the message has one.
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub to: String,
+    pub unsubscribe_url: String,
+    /// The tracked URL of each declared link, by name.
+    pub links: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedSms {
+    pub to: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedPush {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub data: BTreeMap<String, String>,
+    /// Device tokens (FCM, webhook) or Web Push subscriptions (JSON objects).
+    pub targets: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedWebhook {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+/// Renders messages; cheap to share between threads.
+#[derive(Clone)]
+pub struct Renderer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    env: Environment<'static>,
+    secret: Vec<u8>,
+    public_url: String,
+}
+
+/// Names of templates that are HTML (auto-escaped); every other text is plain.
+const HTML_NAME: &str = "html";
+
+impl Renderer {
+    pub fn new(secret: &[u8], public_url: &str) -> Renderer {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        env.set_auto_escape_callback(|name| {
+            if name == HTML_NAME || name.ends_with(".html") || name.ends_with(".htm") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        Renderer {
+            inner: Arc::new(Inner {
+                env,
+                secret: secret.to_vec(),
+                public_url: public_url.trim_end_matches('/').to_string(),
+            }),
+        }
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// The signed URL of a click on `link` (rendered to `url`) of this job's message.
+    pub fn click_url(&self, job: &SendJob, link: Option<&str>, url: &str) -> String {
+        let token = sign(
+            &self.inner.secret,
+            &Claims {
+                kind: TokenKind::Click,
+                link: link.map(String::from),
+                url: Some(url.to_string()),
+                ..claims(job, TokenKind::Click)
+            },
+        );
+        format!("{}/t/c/{token}", self.inner.public_url)
+    }
+
+    pub fn open_url(&self, job: &SendJob) -> String {
+        let token = sign(&self.inner.secret, &claims(job, TokenKind::Open));
+        format!("{}/t/o/{token}", self.inner.public_url)
+    }
+
+    pub fn unsubscribe_url(&self, job: &SendJob) -> String {
+        let token = sign(&self.inner.secret, &claims(job, TokenKind::Unsubscribe));
+        format!("{}/u/{token}", self.inner.public_url)
+    }
+
+    /// A signed token for delivery reports about this job (the Kannel `dlr-url`).
+    pub fn delivery_token(&self, job: &SendJob) -> String {
+        sign(&self.inner.secret, &claims(job, TokenKind::Delivery))
+    }
+
+    /// Prepares the variables of one message: renders the links' URLs, signs their tracked
+    /// URLs and the unsubscribe URL.
+    fn prepare(&self, src: &Source) -> Result<Prepared, RenderError> {
+        let mut contact: Map<String, serde_json::Value> = src.contact.profile.clone();
+        contact.insert("id".into(), src.contact.id.clone().into());
+        let mut event: Map<String, serde_json::Value> = Map::new();
+        if let Some(e) = src.event {
+            event = e.properties.clone();
+            if let Some(c) = &e.context {
+                event.insert("context".into(), c.clone().into());
+            }
+            event.insert("type".into(), e.kind.clone().into());
+        }
+        let unsubscribe_url = self.unsubscribe_url(src.job);
+        let base = minijinja::context! {
+            contact => Value::from(minijinja::value::Serde(&contact)),
+            event => Value::from(minijinja::value::Serde(&event)),
+            unsubscribe_url => Value::from_safe_string(unsubscribe_url.clone()),
+        };
+        let mut link_urls = BTreeMap::new();
+        let mut tracked = BTreeMap::new();
+        for (name, template) in &src.message.links {
+            let url = self.render_str(src, &format!("link {name}"), template, base.clone())?;
+            let url = url.trim().to_string();
+            tracked.insert(name.clone(), self.click_url(src.job, Some(name), &url));
+            link_urls.insert(name.clone(), url);
+        }
+        let for_fn = tracked.clone();
+        let journey = src.job.journey.clone();
+        let message = src.job.message.clone();
+        let link = Value::from_function(move |name: &str| -> Result<Value, minijinja::Error> {
+            match for_fn.get(name) {
+                Some(u) => Ok(Value::from_safe_string(u.clone())),
+                None => Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "message '{message}' of journey '{journey}' has no link '{name}' (declare it with `link {name} \"https://…\"`)"
+                    ),
+                )),
+            }
+        });
+        let vars = minijinja::context! { link => link, ..base };
+        Ok(Prepared {
+            vars,
+            link_urls,
+            tracked,
+            unsubscribe_url,
+        })
+    }
+
+    /// Renders one text of a message. `what` names it in errors (`subject`, a template file…);
+    /// HTML is escaped when `what` ends with `.html` or is `html`.
+    fn render_str(
+        &self,
+        src: &Source,
+        what: &str,
+        template: &str,
+        vars: Value,
+    ) -> Result<String, RenderError> {
+        let env = &self.inner.env;
+        let tmpl = env
+            .template_from_named_str(what, template)
+            .map_err(|e| self.error(src, what, template, &e))?;
+        tmpl.render(vars)
+            .map_err(|e| self.error(src, what, template, &e))
+    }
+
+    fn error(&self, src: &Source, what: &str, template: &str, e: &minijinja::Error) -> RenderError {
+        let place = format!(
+            "journey '{}', step '{}', {}",
+            src.job.journey, src.job.step, what
+        );
+        let line = e.line().map(|l| format!(" line {l}")).unwrap_or_default();
+        if e.kind() == ErrorKind::UndefinedError {
+            let var = undefined_name(e, template).unwrap_or_else(|| "?".into());
+            return RenderError(format!(
+                "{place}{line}: undefined variable '{var}' (give it a default: {{{{ {var} | default('…') }}}})"
+            ));
+        }
+        let detail = e
+            .detail()
+            .map(String::from)
+            .unwrap_or_else(|| e.to_string());
+        RenderError(format!("{place}{line}: {detail}"))
+    }
+
+    pub fn email(
+        &self,
+        src: &Source,
+        default_to: Option<&str>,
+    ) -> Result<RenderedEmail, RenderError> {
+        let p = self.prepare(src)?;
+        let f = &src.message.fields;
+        let text_field = |key: &str| -> Result<Option<String>, RenderError> {
+            f.get(key)
+                .map(|t| self.render_str(src, key, t, p.vars.clone()))
+                .transpose()
+        };
+        let subject = text_field("subject")?
+            .unwrap_or_default()
+            .trim()
+            .replace(['\r', '\n'], " ");
+        let html = match (
+            &src.message.template_source,
+            f.get("template"),
+            f.get("html"),
+        ) {
+            (Some(_), Some(name), _) if is_text_name(name) => None,
+            (Some(source), Some(name), _) => {
+                Some(self.render_str(src, &template_name(name), source, p.vars.clone())?)
+            }
+            (_, _, Some(inline)) => {
+                Some(self.render_str(src, HTML_NAME, inline, p.vars.clone())?)
+            }
+            _ => None,
+        };
+        let html = html.map(|h| {
+            let h = rewrite_hrefs(&h, &p.link_urls, &p.tracked);
+            add_pixel(&h, &self.open_url(src.job))
+        });
+        // A `.txt` template file is the text part.
+        let text_template = match (&src.message.template_source, f.get("template")) {
+            (Some(source), Some(name)) if is_text_name(name) => {
+                Some(self.render_str(src, name, source, p.vars.clone())?)
+            }
+            _ => None,
+        };
+        let text = match text_field("text")?.or(text_template) {
+            Some(t) => replace_urls(&t, &p.link_urls, &p.tracked),
+            None => html.as_deref().map(html_to_text).unwrap_or_default(),
+        };
+        let to = match text_field("to")? {
+            Some(t) => t.trim().to_string(),
+            None => match src.contact.profile.get("email").and_then(|v| v.as_str()) {
+                Some(e) => e.to_string(),
+                None => match default_to {
+                    Some(d) => d.to_string(),
+                    None => {
+                        return Err(RenderError(format!(
+                            "journey '{}', step '{}': contact '{}' has no email",
+                            src.job.journey, src.job.step, src.contact.id
+                        )))
+                    }
+                },
+            },
+        };
+        Ok(RenderedEmail {
+            subject,
+            html,
+            text,
+            from: text_field("from")?.map(|s| s.trim().to_string()),
+            reply_to: text_field("reply_to")?.map(|s| s.trim().to_string()),
+            to,
+            unsubscribe_url: p.unsubscribe_url,
+            links: p.tracked,
+        })
+    }
+
+    pub fn sms(&self, src: &Source) -> Result<RenderedSms, RenderError> {
+        let p = self.prepare(src)?;
+        let f = &src.message.fields;
+        let text = match f.get("text") {
+            Some(t) => self.render_str(src, "text", t, p.vars.clone())?,
+            None => String::new(),
+        };
+        let text = self.track_all_urls(src.job, &text, &p);
+        let to = match f.get("to") {
+            Some(t) => self
+                .render_str(src, "to", t, p.vars.clone())?
+                .trim()
+                .to_string(),
+            None => profile_str(src.contact, "phone").ok_or_else(|| {
+                RenderError(format!(
+                    "journey '{}', step '{}': contact '{}' has no phone",
+                    src.job.journey, src.job.step, src.contact.id
+                ))
+            })?,
+        };
+        Ok(RenderedSms { to, text })
+    }
+
+    pub fn push(&self, src: &Source) -> Result<RenderedPush, RenderError> {
+        let p = self.prepare(src)?;
+        let f = &src.message.fields;
+        let field = |key: &str| -> Result<Option<String>, RenderError> {
+            f.get(key)
+                .map(|t| self.render_str(src, key, t, p.vars.clone()))
+                .transpose()
+        };
+        let title = field("title")?;
+        let body = field("body")?.map(|b| replace_urls(&b, &p.link_urls, &p.tracked));
+        let mut data = BTreeMap::new();
+        for (k, t) in &src.message.data {
+            let v = self.render_str(src, &format!("data {k}"), t, p.vars.clone())?;
+            data.insert(k.clone(), replace_urls(&v, &p.link_urls, &p.tracked));
+        }
+        let targets = match field("to")? {
+            Some(t) => {
+                let t = t.trim();
+                // A subscription object (Web Push) or a token.
+                match serde_json::from_str::<serde_json::Value>(t) {
+                    Ok(v @ serde_json::Value::Object(_)) => vec![v],
+                    _ => vec![serde_json::Value::String(t.to_string())],
+                }
+            }
+            None => match src.contact.profile.get("push_tokens") {
+                Some(serde_json::Value::Array(a)) => a.clone(),
+                Some(v @ (serde_json::Value::String(_) | serde_json::Value::Object(_))) => {
+                    vec![v.clone()]
+                }
+                _ => Vec::new(),
+            },
+        };
+        if targets.is_empty() {
+            return Err(RenderError(format!(
+                "journey '{}', step '{}': contact '{}' has no push_tokens",
+                src.job.journey, src.job.step, src.contact.id
+            )));
+        }
+        Ok(RenderedPush {
+            title,
+            body,
+            data,
+            targets,
+        })
+    }
+
+    pub fn webhook(&self, src: &Source) -> Result<RenderedWebhook, RenderError> {
+        let p = self.prepare(src)?;
+        let f = &src.message.fields;
+        let url = match f.get("url") {
+            Some(t) => self
+                .render_str(src, "url", t, p.vars.clone())?
+                .trim()
+                .to_string(),
+            None => String::new(),
+        };
+        let body = f
+            .get("body")
+            .map(|t| self.render_str(src, "body", t, p.vars.clone()))
+            .transpose()?;
+        let mut headers = Vec::new();
+        for (name, t) in &src.message.headers {
+            let v = self.render_str(src, &format!("header {name}"), t, p.vars.clone())?;
+            headers.push((name.clone(), v.trim().replace(['\r', '\n'], " ")));
+        }
+        Ok(RenderedWebhook {
+            method: f
+                .get("method")
+                .map(|m| m.to_ascii_uppercase())
+                .unwrap_or_else(|| "POST".into()),
+            url,
+            headers,
+            body,
+        })
+    }
+
+    /// Every http(s) URL of a text becomes a tracked URL: declared links by name, others
+    /// without one. URLs already tracked (on our base URL) stay.
+    fn track_all_urls(&self, job: &SendJob, text: &str, p: &Prepared) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(i) = find_url_start(rest) {
+            out.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+                .unwrap_or(tail.len());
+            let mut url = &tail[..end];
+            // Trailing punctuation belongs to the sentence.
+            while url.ends_with(['.', ',', ';', ':', '!', '?', ')']) {
+                url = &url[..url.len() - 1];
+            }
+            if url.starts_with(&self.inner.public_url) {
+                out.push_str(url);
+            } else {
+                let name = p
+                    .link_urls
+                    .iter()
+                    .find(|(_, u)| u.as_str() == url)
+                    .map(|(n, _)| n.as_str());
+                match name {
+                    Some(n) => out.push_str(&p.tracked[n]),
+                    None => out.push_str(&self.click_url(job, None, url)),
+                }
+            }
+            rest = &tail[url.len()..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The variables a message's texts use that no contact or event provides for sure:
+    /// every name other than `contact`, `event`, `link` and `unsubscribe_url`, and
+    /// `event.x` in journeys that no event enters. For `journey check` warnings.
+    pub fn lint(message: &MessageIr, entered_by_event: bool) -> Vec<String> {
+        let env = Environment::new();
+        let mut texts: Vec<(String, &str)> = Vec::new();
+        for (k, v) in &message.fields {
+            if !matches!(k.as_str(), "template" | "method") {
+                texts.push((k.clone(), v));
+            }
+        }
+        if let Some(s) = &message.template_source {
+            texts.push((
+                message
+                    .fields
+                    .get("template")
+                    .cloned()
+                    .unwrap_or_else(|| "template".into()),
+                s,
+            ));
+        }
+        for (k, v) in &message.links {
+            texts.push((format!("link {k}"), v));
+        }
+        for (k, v) in &message.data {
+            texts.push((format!("data {k}"), v));
+        }
+        for (k, v) in &message.headers {
+            texts.push((format!("header {k}"), v));
+        }
+        let mut out = BTreeSet::new();
+        for (what, text) in texts {
+            let Ok(t) = env.template_from_str(text) else {
+                out.insert(format!("{what}: not a valid template"));
+                continue;
+            };
+            for var in t.undeclared_variables(true) {
+                let root = var.split('.').next().unwrap_or(&var);
+                let known = matches!(root, "contact" | "link" | "unsubscribe_url")
+                    || (root == "event" && entered_by_event);
+                if !known {
+                    out.insert(format!("{what}: unknown variable '{var}'"));
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+}
+
+struct Prepared {
+    vars: Value,
+    /// Each link's rendered target.
+    link_urls: BTreeMap<String, String>,
+    /// Each link's tracked URL.
+    tracked: BTreeMap<String, String>,
+    unsubscribe_url: String,
+}
+
+fn claims(job: &SendJob, kind: TokenKind) -> Claims {
+    Claims {
+        kind,
+        contact: job.contact.clone(),
+        message_id: job.message_id.clone(),
+        journey: job.journey.clone(),
+        message: job.message.clone(),
+        link: None,
+        url: None,
+    }
+}
+
+fn profile_str(c: &Contact, key: &str) -> Option<String> {
+    match c.profile.get(key)? {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn is_text_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".txt") || lower.ends_with(".text")
+}
+
+/// A template file is rendered as HTML unless its name says it is text.
+fn template_name(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let known = [".txt", ".text", ".html", ".htm"];
+    if known.iter().any(|e| lower.ends_with(e)) {
+        name.to_string()
+    } else {
+        format!("{name}.html")
+    }
+}
+
+/// The name of the undefined variable an error is about: the expression at the error's
+/// place in the template (`contact.last_name`), or the first unknown name on its line.
+fn undefined_name(e: &minijinja::Error, template: &str) -> Option<String> {
+    if let Some(r) = e.range() {
+        if let Some(expr) = template.get(r) {
+            let expr = expr.trim();
+            let expr = expr.split('|').next().unwrap_or(expr).trim();
+            if !expr.is_empty() && expr.len() < 80 {
+                return Some(expr.to_string());
+            }
+        }
+    }
+    None
+}
+
+fn find_url_start(s: &str) -> Option<usize> {
+    let a = s.find("http://");
+    let b = s.find("https://");
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Literal `href="URL"` of a declared link becomes its tracked URL (also when the URL is
+/// written with `&amp;`).
+pub fn rewrite_hrefs(
+    html: &str,
+    urls: &BTreeMap<String, String>,
+    tracked: &BTreeMap<String, String>,
+) -> String {
+    let mut out = html.to_string();
+    for (name, url) in urls {
+        if url.is_empty() {
+            continue;
+        }
+        let t = &tracked[name];
+        for form in [url.clone(), escape_html(url)] {
+            for q in ['"', '\''] {
+                out = out.replace(&format!("href={q}{form}{q}"), &format!("href={q}{t}{q}"));
+            }
+        }
+    }
+    out
+}
+
+/// Declared links' URLs written out in a text become tracked URLs.
+fn replace_urls(
+    text: &str,
+    urls: &BTreeMap<String, String>,
+    tracked: &BTreeMap<String, String>,
+) -> String {
+    let mut out = text.to_string();
+    // Longest first, so a URL that is a prefix of another does not break it.
+    let mut by_len: Vec<(&String, &String)> = urls.iter().collect();
+    by_len.sort_by_key(|(_, u)| std::cmp::Reverse(u.len()));
+    for (name, url) in by_len {
+        if !url.is_empty() {
+            out = out.replace(url.as_str(), &tracked[name]);
+        }
+    }
+    out
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Appends the open pixel before `</body>`, or at the end.
+pub fn add_pixel(html: &str, url: &str) -> String {
+    let img = format!(
+        "<img src=\"{url}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;border:0;width:1px;height:1px\">"
+    );
+    match html.to_ascii_lowercase().rfind("</body>") {
+        Some(i) => format!("{}{img}\n{}", &html[..i], &html[i..]),
+        None => format!("{html}\n{img}"),
+    }
+}
+
+/// A readable plain-text version of an HTML body: no head, styles or scripts; paragraphs
+/// and headings on their own lines; list items with a dash; links as `text (URL)`;
+/// entities decoded; whitespace collapsed.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    let bytes = html.as_bytes();
+    let mut skip_until: Option<&'static str> = None;
+    let mut link_stack: Vec<Option<String>> = Vec::new();
+    let mut link_text_start: Vec<usize> = Vec::new();
+    while i < html.len() {
+        if bytes[i] == b'<' {
+            if html[i..].starts_with("<!--") {
+                i = html[i..]
+                    .find("-->")
+                    .map(|e| i + e + 3)
+                    .unwrap_or(html.len());
+                continue;
+            }
+            let end = tag_end(html, i);
+            let tag = &html[i + 1..end.saturating_sub(1).max(i + 1)];
+            i = end;
+            let closing = tag.starts_with('/');
+            let name: String = tag
+                .trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '!')
+                .collect::<String>()
+                .to_ascii_lowercase();
+            if let Some(stop) = skip_until {
+                if closing && name == stop {
+                    skip_until = None;
+                }
+                continue;
+            }
+            match name.as_str() {
+                "head" | "style" | "script" | "title" if !closing => {
+                    skip_until = Some(match name.as_str() {
+                        "head" => "head",
+                        "style" => "style",
+                        "script" => "script",
+                        _ => "title",
+                    });
+                }
+                "br" => out.push('\n'),
+                "p" | "div" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "table" | "tr" | "ul"
+                | "ol" | "blockquote" | "section" | "article" | "header" | "footer" => {
+                    out.push_str("\n\n")
+                }
+                "hr" => out.push_str("\n\n----\n\n"),
+                "li" if !closing => out.push_str("\n- "),
+                "td" | "th" if closing => out.push(' '),
+                "a" if !closing => {
+                    link_stack.push(attr(tag, "href"));
+                    link_text_start.push(out.len());
+                }
+                "a" if closing => {
+                    let href = link_stack.pop().flatten();
+                    let start = link_text_start.pop().unwrap_or(out.len());
+                    if let Some(h) = href {
+                        let h = decode_entities(&h);
+                        let label = out[start..].trim().to_string();
+                        if !h.starts_with('#') && !h.starts_with("mailto:") && label != h {
+                            if label.is_empty() {
+                                out.push_str(&h);
+                            } else {
+                                out.push_str(&format!(" ({h})"));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            let next = html[i..].find('<').map(|n| i + n).unwrap_or(html.len());
+            if skip_until.is_none() {
+                let chunk = decode_entities(&html[i..next]);
+                // Whitespace in HTML is one space.
+                let mut last_space = out.ends_with([' ', '\n']) || out.is_empty();
+                for c in chunk.chars() {
+                    if c.is_whitespace() && c != '\u{a0}' {
+                        if !last_space {
+                            out.push(' ');
+                            last_space = true;
+                        }
+                    } else {
+                        out.push(if c == '\u{a0}' { ' ' } else { c });
+                        last_space = false;
+                    }
+                }
+            }
+            i = next;
+        }
+    }
+    // Tidy: trim each line, at most one blank line in a row.
+    let mut lines: Vec<&str> = Vec::new();
+    for l in out.lines() {
+        let l = l.trim();
+        if l.is_empty() && lines.last().is_none_or(|p| p.is_empty()) {
+            continue;
+        }
+        lines.push(l);
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    let mut s = lines.join("\n");
+    s.push('\n');
+    s
+}
+
+/// The index just past the `>` closing the tag that starts at `start`, quotes respected.
+fn tag_end(html: &str, start: usize) -> usize {
+    let mut quote: Option<u8> = None;
+    for (k, b) in html.as_bytes()[start + 1..].iter().enumerate() {
+        match (quote, *b) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') => quote = Some(*b),
+            (None, b'>') => return start + 1 + k + 1,
+            _ => {}
+        }
+    }
+    html.len()
+}
+
+/// An attribute's value in a tag's text.
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(p) = lower[from..].find(name) {
+        let at = from + p;
+        from = at + name.len();
+        let before_ok = at > 0 && lower.as_bytes()[at - 1].is_ascii_whitespace();
+        let rest = lower[at + name.len()..].trim_start();
+        if !before_ok || !rest.starts_with('=') {
+            continue;
+        }
+        let vstart = tag.len() - rest.len() + 1;
+        let v = tag[vstart..].trim_start();
+        return Some(match v.chars().next() {
+            Some(q @ ('"' | '\'')) => v[1..].split(q).next().unwrap_or("").to_string(),
+            _ => v
+                .split(|c: char| c.is_whitespace() || c == '>')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        });
+    }
+    None
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let semi = tail[..tail.len().min(12)].find(';');
+        let decoded = semi.and_then(|j| {
+            let ent = &tail[1..j];
+            let c = match ent {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" | "#39" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                "mdash" => Some('—'),
+                "ndash" => Some('–'),
+                "hellip" => Some('…'),
+                "rsquo" => Some('’'),
+                "lsquo" => Some('‘'),
+                "rdquo" => Some('”'),
+                "ldquo" => Some('“'),
+                "euro" => Some('€'),
+                "copy" => Some('©'),
+                _ if ent.starts_with("#x") || ent.starts_with("#X") => {
+                    u32::from_str_radix(&ent[2..], 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                }
+                _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
+                _ => None,
+            };
+            c.map(|c| (c, j + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &tail[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::tracking::verify;
+    use crate::lang::ast::Channel;
+
+    fn job() -> SendJob {
+        SendJob {
+            message_id: "7:welcome".into(),
+            instance: 7,
+            journey: "welcome_promo".into(),
+            version: "v1".into(),
+            contact: "angela".into(),
+            message: "welcome".into(),
+            step: "welcome".into(),
+            channel: Channel::Email,
+            label: None,
+            created_at: 0,
+        }
+    }
+
+    fn message(fields: &[(&str, &str)], links: &[(&str, &str)]) -> MessageIr {
+        MessageIr {
+            name: "welcome".into(),
+            channel: Channel::Email,
+            step: "welcome".into(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            links: links
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            headers: Vec::new(),
+            data: BTreeMap::new(),
+            timeout_seconds: None,
+            template_source: None,
+        }
+    }
+
+    fn contact() -> Contact {
+        let mut c = Contact {
+            id: "angela".into(),
+            profile: Map::new(),
+        };
+        c.profile
+            .insert("email".into(), "angela@example.com".into());
+        c.profile.insert("first_name".into(), "<Angela>".into());
+        c
+    }
+
+    const SECRET: &[u8] = b"secret";
+
+    fn r() -> Renderer {
+        Renderer::new(SECRET, "http://t.example/")
+    }
+
+    #[test]
+    fn html_is_escaped_subject_is_not_and_links_are_tracked() {
+        let m = message(
+            &[
+                ("subject", "Hi {{ contact.first_name }} & co"),
+                (
+                    "html",
+                    "<html><body><p>Hi {{ contact.first_name }}</p><a href=\"{{ link('profile') }}\">go</a> <a href='https://maison.example/p?c=angela&amp;x=1'>lit</a></body></html>",
+                ),
+            ],
+            &[
+                ("profile", "https://maison.example/profile?c={{ contact.id }}"),
+                ("lit", "https://maison.example/p?c={{ contact.id }}&x=1"),
+            ],
+        );
+        let (j, c) = (job(), contact());
+        let e = r()
+            .email(
+                &Source {
+                    job: &j,
+                    message: &m,
+                    contact: &c,
+                    event: None,
+                },
+                None,
+            )
+            .unwrap();
+        assert_eq!(e.subject, "Hi <Angela> & co");
+        let html = e.html.unwrap();
+        assert!(html.contains("<p>Hi &lt;Angela&gt;</p>"), "{html}");
+        assert!(
+            !html.contains("https://maison.example"),
+            "links tracked: {html}"
+        );
+        let prof = &e.links["profile"];
+        assert!(prof.starts_with("http://t.example/t/c/"));
+        assert!(html.contains(&format!("href=\"{prof}\"")));
+        assert!(html.contains(&format!("href='{}'", e.links["lit"])));
+        let claims = verify(SECRET, prof.rsplit('/').next().unwrap()).unwrap();
+        assert_eq!(
+            claims.url.as_deref(),
+            Some("https://maison.example/profile?c=angela")
+        );
+        assert_eq!(claims.link.as_deref(), Some("profile"));
+        assert_eq!(claims.message_id, "7:welcome");
+        // The pixel, before </body>.
+        assert!(html.contains("<img src=\"http://t.example/t/o/"), "{html}");
+        assert!(html.find("/t/o/").unwrap() < html.find("</body>").unwrap());
+        // The text part is derived, with the tracked links.
+        assert!(e.text.contains("Hi <Angela>"), "{}", e.text);
+        assert!(e.text.contains(&format!("go ({prof})")), "{}", e.text);
+        assert_eq!(e.to, "angela@example.com");
+    }
+
+    #[test]
+    fn an_undefined_variable_names_journey_step_and_variable() {
+        let m = message(
+            &[("subject", "Hi {{ contact.last_name }}"), ("text", "x")],
+            &[],
+        );
+        let (j, c) = (job(), contact());
+        let err = r()
+            .email(
+                &Source {
+                    job: &j,
+                    message: &m,
+                    contact: &c,
+                    event: None,
+                },
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.0,
+            "journey 'welcome_promo', step 'welcome', subject line 1: undefined variable 'contact.last_name' (give it a default: {{ contact.last_name | default('…') }})"
+        );
+        // A default makes it fine, and so does `if`.
+        let m = message(
+            &[
+                ("subject", "Hi {{ contact.last_name | default('friend') }}"),
+                (
+                    "text",
+                    "{% if contact.vip %}VIP{% endif %}{{ event.nothing | default('-') }}",
+                ),
+            ],
+            &[],
+        );
+        let e = r()
+            .email(
+                &Source {
+                    job: &j,
+                    message: &m,
+                    contact: &c,
+                    event: None,
+                },
+                None,
+            )
+            .unwrap();
+        assert_eq!(e.subject, "Hi friend");
+        assert_eq!(e.text, "-");
+        // Unknown links are named too.
+        let m = message(&[("subject", "s"), ("text", "{{ link('nope') }}")], &[]);
+        let err = r()
+            .email(
+                &Source {
+                    job: &j,
+                    message: &m,
+                    contact: &c,
+                    event: None,
+                },
+                None,
+            )
+            .unwrap_err();
+        assert!(err.0.contains("has no link 'nope'"), "{}", err.0);
+    }
+
+    #[test]
+    fn event_variables_come_from_the_entry_event() {
+        let m = message(
+            &[
+                ("subject", "{{ event.product }} ({{ event.context }})"),
+                ("text", "t"),
+            ],
+            &[],
+        );
+        let (j, c) = (job(), contact());
+        let mut ev = Event {
+            contact: "angela".into(),
+            kind: "viewed".into(),
+            context: Some("web".into()),
+            ..Default::default()
+        };
+        ev.properties.insert("product".into(), "Red Shoes".into());
+        let e = r()
+            .email(
+                &Source {
+                    job: &j,
+                    message: &m,
+                    contact: &c,
+                    event: Some(&ev),
+                },
+                None,
+            )
+            .unwrap();
+        assert_eq!(e.subject, "Red Shoes (web)");
+    }
+
+    #[test]
+    fn sms_links_become_tracked_urls() {
+        let mut m = message(
+            &[(
+                "text",
+                "Hi {{ contact.first_name }}: {{ link('shop') }} or https://other.example/x.",
+            )],
+            &[("shop", "https://maison.example/shop")],
+        );
+        m.channel = Channel::Sms;
+        let (j, mut c) = (job(), contact());
+        c.profile.insert("phone".into(), "+393331234567".into());
+        let s = r()
+            .sms(&Source {
+                job: &j,
+                message: &m,
+                contact: &c,
+                event: None,
+            })
+            .unwrap();
+        assert_eq!(s.to, "+393331234567");
+        assert!(
+            s.text.starts_with("Hi <Angela>: http://t.example/t/c/"),
+            "{}",
+            s.text
+        );
+        assert!(!s.text.contains("other.example"), "{}", s.text);
+        assert!(s.text.ends_with('.'), "{}", s.text);
+        let tokens: Vec<&str> = s
+            .text
+            .split_whitespace()
+            .filter_map(|w| w.split("/t/c/").nth(1))
+            .map(|t| t.trim_end_matches('.'))
+            .collect();
+        assert_eq!(tokens.len(), 2);
+        let other = verify(SECRET, tokens[1]).unwrap();
+        assert_eq!(other.url.as_deref(), Some("https://other.example/x"));
+        assert_eq!(other.link, None);
+    }
+
+    #[test]
+    fn html_to_text_is_readable() {
+        let t = html_to_text(
+            "<html><head><title>T</title><style>p{}</style></head><body><h1>Hello &amp; welcome</h1>\n<p>Line   one<br>two</p><ul><li>a</li><li>b</li></ul><a href=\"http://x/y?a=1&amp;b=2\">click</a><!-- c --></body></html>",
+        );
+        assert_eq!(
+            t,
+            "Hello & welcome\n\nLine one\ntwo\n\n- a\n- b\n\nclick (http://x/y?a=1&b=2)\n"
+        );
+    }
+
+    #[test]
+    fn lint_names_unknown_variables() {
+        let m = message(
+            &[
+                ("subject", "{{ contact.x }} {{ customer.name }}"),
+                ("text", "{{ event.y }} {{ link('a') }}"),
+            ],
+            &[],
+        );
+        assert_eq!(
+            Renderer::lint(&m, false),
+            vec![
+                "subject: unknown variable 'customer.name'".to_string(),
+                "text: unknown variable 'event.y'".to_string()
+            ]
+        );
+        assert_eq!(Renderer::lint(&m, true).len(), 1);
+    }
+}
