@@ -1,7 +1,7 @@
 //! Conditions and segments, evaluated over one contact: the profile, the event history and
 //! the compiled program (for message attributes and segment definitions).
 
-use super::model::{Contact, Event, MESSAGE_SENT};
+use super::model::{Contact, Event, MESSAGE_BOUNCED, MESSAGE_SENT};
 use super::Millis;
 use crate::compile::ir::*;
 use crate::lang::ast::{Channel, CmpOp, Combinator, Verb};
@@ -164,6 +164,9 @@ impl<'a> ContactView<'a> {
                     && e.properties.get(PENDING).and_then(Value::as_bool) != Some(true))
                     || e.kind == "received"
             }
+            // A bounce is reported by the provider later (`bounced`), or by the channel at
+            // once (`message.bounced`, recorded by the runtime instead of `message.sent`).
+            Verb::Bounced => e.kind == "bounced" || e.kind == MESSAGE_BOUNCED,
             v => e.kind == v.as_str(),
         }
     }
@@ -332,6 +335,159 @@ impl<'a> ContactView<'a> {
                 frame,
             } => occurrences.matches(self.count_engagement(*verb, target, None, Some(frame))),
         }
+    }
+}
+
+/// The earlier of two optional moments.
+fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// Segments may refer to segments (`in segment`); the compiler refuses cycles, and this
+/// bounds the walk for programs that were not compiled (tests, old stores).
+const MAX_SEGMENT_DEPTH: u32 = 32;
+
+impl<'a> ContactView<'a> {
+    /// The first moment after `now` at which this segment's membership could change with
+    /// no new input: an event leaving an `in last` window, a `last … ago` crossing its
+    /// bound, an event dated in the future coming due. None: only new events, profile
+    /// changes or a new definition can change it. The moment may turn out to change
+    /// nothing (re-evaluating then is harmless); no change happens before it.
+    pub fn segment_next_change(&self, s: &SegmentIr) -> Option<Millis> {
+        // An event dated after now starts to count when its time comes, whatever the rule.
+        let future = self
+            .events
+            .iter()
+            .map(|e| e.at)
+            .filter(|at| *at > self.now)
+            .min();
+        earliest(future, self.segment_change(s, 0))
+    }
+
+    fn segment_change(&self, s: &SegmentIr, depth: u32) -> Option<Millis> {
+        if depth > MAX_SEGMENT_DEPTH {
+            return None;
+        }
+        s.rules
+            .iter()
+            .map(|r| self.rule_change(&r.body, depth))
+            .fold(None, earliest)
+    }
+
+    fn rule_change(&self, r: &RuleBodyIr, depth: u32) -> Option<Millis> {
+        match r {
+            RuleBodyIr::Condition(c) => self.cond_change(c, depth),
+            RuleBodyIr::Event {
+                event,
+                condition,
+                frame,
+                ..
+            } => {
+                let FrameIr::InLast { seconds } = frame else {
+                    // anytime, between dates, after delivery: fixed once the events are in.
+                    return None;
+                };
+                self.window_exit(*seconds, |e| {
+                    e.kind == *event
+                        && condition.as_ref().is_none_or(|c| {
+                            self.eval(
+                                c,
+                                Subject {
+                                    record: Some(e),
+                                    entry_event: None,
+                                },
+                            )
+                        })
+                })
+            }
+            RuleBodyIr::Engagement {
+                verb,
+                target,
+                frame,
+                ..
+            } => match frame {
+                FrameIr::InLast { seconds } => self.window_exit(*seconds, |e| {
+                    Self::verb_matches(*verb, e) && self.target_matches(target, e)
+                }),
+                _ => None,
+            },
+        }
+    }
+
+    fn cond_change(&self, c: &CondIr, depth: u32) -> Option<Millis> {
+        match c {
+            CondIr::And(v) | CondIr::Or(v) => v
+                .iter()
+                .map(|c| self.cond_change(c, depth))
+                .fold(None, earliest),
+            CondIr::Not(c) => self.cond_change(c, depth),
+            CondIr::Bool(_) | CondIr::Compare { .. } | CondIr::InList(_) => None,
+            CondIr::InSegment(name) => self
+                .program
+                .segments
+                .get(name)
+                .and_then(|s| self.segment_change(s, depth + 1)),
+            CondIr::Engagement {
+                verb,
+                target,
+                window_seconds,
+                ..
+            } => window_seconds.and_then(|w| {
+                self.window_exit(w, |e| {
+                    Self::verb_matches(*verb, e) && self.target_matches(target, e)
+                })
+            }),
+            CondIr::LastEngagement {
+                verb,
+                target,
+                seconds,
+                ..
+            } => {
+                // Only the last engagement matters; its age crosses the bound at `b`
+                // (`<`, `>=` flip there) or just after it (`<=`, `>`).
+                let last = self.engagements(*verb, target).map(|e| e.at).max()?;
+                let b = last + seconds * SECOND;
+                [b, b + 1].into_iter().find(|t| *t > self.now)
+            }
+            CondIr::Event {
+                event,
+                condition,
+                window_seconds,
+                ..
+            } => window_seconds.and_then(|w| {
+                self.window_exit(w, |e| {
+                    e.kind == *event
+                        && condition.as_ref().is_none_or(|c| {
+                            self.eval(
+                                c,
+                                Subject {
+                                    record: Some(e),
+                                    entry_event: None,
+                                },
+                            )
+                        })
+                })
+            }),
+        }
+    }
+
+    /// The first moment one of the matching events in the window `(now - w, now]` leaves
+    /// it: an event at `t` counts while `now < t + w`.
+    fn window_exit(
+        &self,
+        window_seconds: i64,
+        matching: impl Fn(&Event) -> bool,
+    ) -> Option<Millis> {
+        let w = window_seconds * SECOND;
+        let from = self.now - w;
+        self.events
+            .iter()
+            .filter(|e| e.at > from && e.at <= self.now && matching(e))
+            .map(|e| e.at + w)
+            .min()
     }
 }
 

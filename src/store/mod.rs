@@ -12,6 +12,9 @@
 //! | `v`    | version hash                               | JourneyIr (JSON)       |
 //! | `h`    | journey name                               | current version hash   |
 //! | `s`    | segment name, 0, contact id                | empty (membership)     |
+//! | `n`    | contact id                                 | next segment check (BE)|
+//! | `q`    | check time (BE), contact id                | empty (segment checks) |
+//! | `g`    | segment name                               | definition fingerprint |
 //! | `p`    | schedule key                               | last run time (BE)     |
 //! | `m`    | meta key                                   | meta value             |
 //!
@@ -147,6 +150,31 @@ impl WriteBatch {
     }
     pub fn del_member(&mut self, segment: &str, contact: &str) {
         self.del(key(b's', &[segment.as_bytes(), &[0], contact.as_bytes()]));
+    }
+    /// The next moment a contact's segment membership could change by time alone (an
+    /// event leaving an `in last` window): a check keyed by time, scanned like timers, and
+    /// the contact's own record of it so that the next evaluation can move or remove it.
+    pub fn put_segment_check(&mut self, contact: &str, at: Millis) {
+        self.put(key(b'q', &[&time_key(at), contact.as_bytes()]), Vec::new());
+        self.put(key(b'n', &[contact.as_bytes()]), time_key(at).to_vec());
+    }
+    pub fn del_segment_check(&mut self, contact: &str, at: Millis) {
+        self.del(key(b'q', &[&time_key(at), contact.as_bytes()]));
+        self.del(key(b'n', &[contact.as_bytes()]));
+    }
+    /// Removes only the time key (when a new one replaces it, `put` rewrites the record).
+    pub fn del_segment_check_key(&mut self, contact: &str, at: Millis) {
+        self.del(key(b'q', &[&time_key(at), contact.as_bytes()]));
+    }
+    /// The fingerprint of a segment's definition, as last evaluated over every contact.
+    pub fn put_segment_def(&mut self, segment: &str, fingerprint: &str) {
+        self.put(
+            key(b'g', &[segment.as_bytes()]),
+            fingerprint.as_bytes().to_vec(),
+        );
+    }
+    pub fn del_segment_def(&mut self, segment: &str) {
+        self.del(key(b'g', &[segment.as_bytes()]));
     }
     pub fn set_schedule_run(&mut self, schedule: &str, at: Millis) {
         self.put(key(b'p', &[schedule.as_bytes()]), time_key(at).to_vec());
@@ -365,6 +393,79 @@ impl Store {
         Ok(self
             .tree
             .contains_key(key(b's', &[segment.as_bytes(), &[0], contact.as_bytes()]))?)
+    }
+
+    /// The contacts of a segment, as kept current by the runtime, in id order.
+    pub fn members(&self, segment: &str) -> impl Iterator<Item = Result<String>> + '_ {
+        let prefix = key(b's', &[segment.as_bytes(), &[0]]);
+        let skip = prefix.len();
+        self.tree.scan_prefix(prefix).map(move |r| {
+            let (k, _) = r?;
+            Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
+        })
+    }
+
+    /// The segments that have members or a recorded definition.
+    pub fn segment_defs(&self) -> Result<Vec<(String, String)>> {
+        self.tree
+            .scan_prefix([b'g'])
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((
+                    String::from_utf8_lossy(&k[1..]).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// When a contact's segments are next checked, if ever.
+    pub fn segment_check(&self, contact: &str) -> Result<Option<Millis>> {
+        Ok(self
+            .tree
+            .get(key(b'n', &[contact.as_bytes()]))?
+            .map(|v| time_from_key(&v)))
+    }
+
+    /// Segment checks due before `until` (exclusive), earliest first, at most `limit`:
+    /// (time, contact).
+    pub fn segment_checks_before(
+        &self,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<(Millis, String)>> {
+        let start = key(b'q', &[]);
+        let end = key(b'q', &[&time_key(until)]);
+        self.tree
+            .range(start..end)
+            .take(limit)
+            .map(|r| {
+                let (k, _) = r?;
+                Ok((
+                    time_from_key(&k[1..9]),
+                    String::from_utf8_lossy(&k[9..]).into_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The earliest segment check, if any.
+    pub fn first_segment_check(&self) -> Result<Option<Millis>> {
+        Ok(self
+            .tree
+            .scan_prefix([b'q'])
+            .next()
+            .transpose()?
+            .map(|(k, _)| time_from_key(&k[1..9])))
+    }
+
+    /// Every event of every contact, contact by contact, each contact's oldest first
+    /// (reports): one scan of the event keys.
+    pub fn all_events(&self) -> impl Iterator<Item = Result<Event>> + '_ {
+        self.tree.scan_prefix([b'e']).map(|r| {
+            let (k, v) = r?;
+            decode(&k, &v)
+        })
     }
 
     pub fn schedule_run(&self, schedule: &str) -> Result<Option<Millis>> {
