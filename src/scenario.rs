@@ -64,6 +64,9 @@ pub struct Expectation {
     pub path: Option<Vec<String>>,
     #[serde(default)]
     pub ended: Option<bool>,
+    /// The segments the contact belongs to at `until`, as the runtime keeps them (any order).
+    #[serde(default)]
+    pub segments: Option<Vec<String>>,
 }
 
 /// When a message was delivered: once (its first delivery), or each time, in order.
@@ -392,6 +395,18 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
                 ),
             ));
         }
+        for name in x.segments.iter().flatten() {
+            if !program.segments.contains_key(name) {
+                return Err(err(
+                    line,
+                    format!(
+                        "expectation names segment '{name}', which the scenario does not load{}; segments: {}",
+                        did_you_mean(name, program.segments.keys().map(String::as_str)),
+                        program.segments.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
         for (msg, when) in x.sent_at.iter().flatten() {
             let all = match when {
                 SentAt::One(w) => std::slice::from_ref(w),
@@ -516,6 +531,21 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
                 .map(|i| i.path.clone())
                 .unwrap_or_default();
             check("path", list(want), list(&got));
+        }
+        if let Some(want) = &x.segments {
+            let mut got = Vec::new();
+            for name in program.segments.keys() {
+                if rt
+                    .store
+                    .is_member(name, &x.contact)
+                    .map_err(|e| err(None, e.to_string()))?
+                {
+                    got.push(name.clone());
+                }
+            }
+            let mut want = want.clone();
+            want.sort();
+            check("segments", list(&want), list(&got));
         }
         if let Some(want) = x.ended {
             let running: Vec<&str> = instances
