@@ -133,7 +133,10 @@ fn a_plan_deployed_again_unchanged_keeps_its_record() {
     contact(&mut rt, "ann", json!({"lists": ["guests"]}));
     let mut sink = MemorySink::default();
     run_until(&mut rt, &mut sink, t0, t0 + 2 * H);
-    assert_eq!(sent_times(&sink, "ann", "reminder_email"), ["2026-03-13T09:00:00Z"]);
+    assert_eq!(
+        sent_times(&sink, "ann", "reminder_email"),
+        ["2026-03-13T09:00:00Z"]
+    );
     rt.deploy(program(PLAN), t0 + 3 * H).unwrap();
     run_until(&mut rt, &mut sink, t0 + 3 * H, t0 + 3 * D);
     assert_eq!(sink.delivered.len(), 1);
@@ -158,7 +161,10 @@ fn a_repeated_plan_that_missed_several_runs_runs_once_at_start_then_on_time() {
         contact(&mut rt, "ann", json!({"lists": ["daily"]}));
         let mut sink = MemorySink::default();
         run_until(&mut rt, &mut sink, t0, t0 + 2 * H);
-        assert_eq!(sent_times(&sink, "ann", "digest_email"), ["2026-03-23T08:00:00Z"]);
+        assert_eq!(
+            sent_times(&sink, "ann", "digest_email"),
+            ["2026-03-23T08:00:00Z"]
+        );
     }
     // Down from Monday to Friday noon: four runs missed (Tue..Fri), one run at start.
     let t1 = ms("2026-03-27T12:00:00Z");
@@ -241,7 +247,10 @@ fn caps_count_sends_from_before_a_restart() {
         let mut sink = MemorySink::default();
         rt.run_at(vec![ev("ann", "promo", t0)], t0, &mut sink, &mut Vec::new())
             .unwrap();
-        assert_eq!(sent_times(&sink, "ann", "promo_email"), ["2026-03-02T10:00:00Z"]);
+        assert_eq!(
+            sent_times(&sink, "ann", "promo_email"),
+            ["2026-03-02T10:00:00Z"]
+        );
     }
     // Restarted two hours later: the email of another journey is over the global daily
     // cap, counted from the store; it waits until the first leaves the window.
@@ -265,7 +274,10 @@ fn caps_count_sends_from_before_a_restart() {
     let t2 = t0 + 5 * H;
     let mut rt = start(dir.path(), &src, t2, chrono_tz::UTC);
     run_until(&mut rt, &mut sink, t2, t0 + 2 * D);
-    assert_eq!(sent_times(&sink, "ann", "news_email"), ["2026-03-03T10:00:00Z"]);
+    assert_eq!(
+        sent_times(&sink, "ann", "news_email"),
+        ["2026-03-03T10:00:00Z"]
+    );
     // The `message.sent` records of both are in the store, the capped decision too.
     let sent = rt
         .store
@@ -335,7 +347,10 @@ fn a_cap_across_channels_over_a_rolling_week() {
     rt.run_at(vec![ev("ann", "news", t1)], t1, &mut sink, &mut Vec::new())
         .unwrap();
     run_until(&mut rt, &mut sink, t1, t0 + 14 * D);
-    assert_eq!(sent_times(&sink, "ann", "news_email"), ["2026-03-09T10:00:00Z"]);
+    assert_eq!(
+        sent_times(&sink, "ann", "news_email"),
+        ["2026-03-09T10:00:00Z"]
+    );
     assert_eq!(capped_events(&rt.store, "ann").len(), 1);
 }
 
@@ -399,5 +414,8 @@ fn quiet_hours_with_a_new_york_default() {
     .unwrap();
     run_until(&mut rt, &mut sink, t0, t0 + D);
     assert_eq!(sent_times(&sink, "rome", "hello"), ["2026-03-02T07:00:00Z"]);
-    assert_eq!(sent_times(&sink, "nozone", "hello"), ["2026-03-02T13:00:00Z"]);
+    assert_eq!(
+        sent_times(&sink, "nozone", "hello"),
+        ["2026-03-02T13:00:00Z"]
+    );
 }

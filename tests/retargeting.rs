@@ -163,7 +163,11 @@ fn occurred_on_another_journeys_message_and_link() {
     check("clicked news.issue.shop", &[click_shop.clone()], true);
     check("clicked news.issue.blog", &[click_shop.clone()], false);
     check("not clicked news.issue", &[click_shop.clone()], false);
-    check("clicked news.issue in last 1d", &[click_shop.clone()], false);
+    check(
+        "clicked news.issue in last 1d",
+        &[click_shop.clone()],
+        false,
+    );
     check("clicked news.issue in last 3d", &[click_shop], true);
 }
 
@@ -178,7 +182,11 @@ fn occurred_on_a_journey_a_channel_a_label() {
     check("opened label \"push\"", &[push_open.clone()], true);
     check("opened label \"newsletter\"", &[push_open], false);
     let sms_click = engaged("clicked", "news", "flash", None, NOW - H);
-    check("clicked channel sms in last 15d", &[sms_click.clone()], true);
+    check(
+        "clicked channel sms in last 15d",
+        &[sms_click.clone()],
+        true,
+    );
     check("clicked channel email", &[sms_click.clone()], false);
     check("clicked label \"newsletter\"", &[sms_click], true);
 }
@@ -193,8 +201,16 @@ fn received_counts_each_delivery_once_and_not_a_bounce() {
         ..engaged("received", "news", "issue", None, NOW - 3 * D + H)
     };
     let s2 = sent("news", "issue", Channel::Email, NOW - D, "1:issue:2");
-    check("count received news.issue == 1", &[s1.clone(), r1.clone()], true);
-    check("count received news.issue == 2", &[s1.clone(), r1, s2.clone()], true);
+    check(
+        "count received news.issue == 1",
+        &[s1.clone(), r1.clone()],
+        true,
+    );
+    check(
+        "count received news.issue == 2",
+        &[s1.clone(), r1, s2.clone()],
+        true,
+    );
     check("received channel email", &[s1.clone()], true);
     check("received label \"newsletter\"", &[s1.clone()], true);
     check("received journey app", &[s1.clone()], false);
@@ -225,7 +241,11 @@ fn last_event() {
         &[at(16 * 24), at(2)],
         true,
     );
-    check("last opened channel push >= 15d ago", &[at(16 * 24), at(2)], false);
+    check(
+        "last opened channel push >= 15d ago",
+        &[at(16 * 24), at(2)],
+        false,
+    );
     check("last opened channel push >= 15d ago", &[at(16 * 24)], true);
     // Never: false, whatever the comparison.
     check("last opened channel push < 15d ago", &[], false);
@@ -253,8 +273,16 @@ fn count_and_count_since() {
         .map(|h| engaged("clicked", "news", "issue", Some("shop"), NOW - h * H))
         .collect();
     // The article's example: 2 clicks within the last 5 hours.
-    check("count clicked label \"newsletter\" >= 2 in last 5h", &clicks, true);
-    check("count clicked news.issue.shop >= 3 in last 3h", &clicks, false);
+    check(
+        "count clicked label \"newsletter\" >= 2 in last 5h",
+        &clicks,
+        true,
+    );
+    check(
+        "count clicked news.issue.shop >= 3 in last 3h",
+        &clicks,
+        false,
+    );
     check("count clicked news.issue.blog >= 1", &clicks, false);
 }
 
@@ -300,7 +328,13 @@ fn in_where_of_an_entry_event() {
         engaged("clicked", "news", "flash", None, NOW - D),
         engaged("opened", "app", "alert", None, NOW - D),
     ]));
-    assert!(!run(vec![engaged("clicked", "news", "flash", None, NOW - D)]));
+    assert!(!run(vec![engaged(
+        "clicked",
+        "news",
+        "flash",
+        None,
+        NOW - D
+    )]));
     assert!(!run(vec![
         engaged("clicked", "news", "flash", None, NOW - 16 * D),
         engaged("opened", "app", "alert", None, NOW - D),

@@ -154,7 +154,12 @@ impl Harness {
     fn event(&mut self, e: Event) {
         let mut timeline = Vec::new();
         self.rt
-            .run_at(vec![Input::Event(e)], self.now, &mut self.sink, &mut timeline)
+            .run_at(
+                vec![Input::Event(e)],
+                self.now,
+                &mut self.sink,
+                &mut timeline,
+            )
             .unwrap();
     }
 
@@ -282,7 +287,11 @@ journey winback { entry segment lapsed on join  policy none
     h.advance_to(t0 + 2 * D);
     assert_eq!(h.members("lapsed"), vec!["bob"]);
     assert_eq!(h.sink.delivered.len(), 1);
-    assert_eq!(h.sink.delivered[0].1, t0 + 2 * D, "sent the moment he joined");
+    assert_eq!(
+        h.sink.delivered[0].1,
+        t0 + 2 * D,
+        "sent the moment he joined"
+    );
 }
 
 #[test]
@@ -366,7 +375,10 @@ journey j { entry segment big on join  policy none  send email m { subject "x" t
     h.program = compile_src(&src2);
     assert_eq!(h.members("big"), vec!["ann"]);
     h.advance_to(now + D);
-    assert!(h.sink.delivered.is_empty(), "a new definition is not a join");
+    assert!(
+        h.sink.delivered.is_empty(),
+        "a new definition is not a join"
+    );
 }
 
 // ------------------------------------------------------------------ the property

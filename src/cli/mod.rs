@@ -1,12 +1,16 @@
 //! The command line: one file per command, parsed with clap. Commands print for people on
 //! stderr and for tools on stdout, and return the process exit code.
 
+mod audience;
 mod bench;
 mod check;
 mod fmt;
 mod graph;
+mod report;
+mod segment;
 mod simulate;
 mod test;
+mod trend;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -48,6 +52,15 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Measure the engine: the workloads of BENCHMARKS.md (see the README's performance section).
     Bench(bench::BenchArgs),
+    /// Per message of a journey: received, opened, clicked (contacts and events), clicks
+    /// per link, and the same per recipient domain.
+    Report(report::ReportArgs),
+    /// The recipients of a message who opened, clicked, did not open…: a list to retarget.
+    Audience(audience::AudienceArgs),
+    /// Count or list the contacts of a segment, evaluated over a store.
+    Segment(segment::SegmentArgs),
+    /// The trend for recipient domains: bounce or open rate per domain over time.
+    Trend(trend::TrendArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -81,6 +94,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Test(a) => test::run(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Audience(a) => audience::run(a),
+        Command::Segment(a) => segment::run(a),
+        Command::Trend(a) => trend::run(a),
     }
 }
 
