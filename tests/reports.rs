@@ -41,7 +41,12 @@ fn ok(args: &[&str]) -> String {
 
 fn err(args: &[&str]) -> String {
     let o = journey(args);
-    assert_ne!(o.status.code(), Some(0), "journey {} succeeded", args.join(" "));
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "journey {} succeeded",
+        args.join(" ")
+    );
     assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
     String::from_utf8(o.stderr).unwrap()
 }
@@ -63,7 +68,10 @@ fn newsletter_store() -> (tempfile::TempDir, String) {
 #[test]
 fn report_of_the_april_newsletter() {
     let (_tmp, d) = newsletter_store();
-    insta::assert_snapshot!("report_april_newsletter", ok(&["report", "april_newsletter", "--data", &d]));
+    insta::assert_snapshot!(
+        "report_april_newsletter",
+        ok(&["report", "april_newsletter", "--data", &d])
+    );
     insta::assert_snapshot!(
         "report_sale_followup",
         ok(&["report", "april_sale_followup", "--data", &d])
@@ -131,7 +139,15 @@ fn segments_counted_and_listed_over_the_store() {
     let at = "2026-04-12T00:00:00Z";
     let count = |name: &str| {
         ok(&[
-            "segment", name, "--count", "--journeys", "journeys", "--data", &d, "--at", at,
+            "segment",
+            name,
+            "--count",
+            "--journeys",
+            "journeys",
+            "--data",
+            &d,
+            "--at",
+            at,
         ])
         .trim()
         .to_string()
@@ -193,7 +209,14 @@ fn errors_say_what_to_do() {
         &d,
     ]);
     assert!(e.contains("did you mean 'april_issue'"), "{e}");
-    let e = err(&["audience", "april_newsletter", "--who", "openers", "--data", &d]);
+    let e = err(&[
+        "audience",
+        "april_newsletter",
+        "--who",
+        "openers",
+        "--data",
+        &d,
+    ]);
     assert!(e.contains("JOURNEY.MESSAGE"), "{e}");
     let e = err(&["report", "x", "--data", "/nonexistent/store"]);
     assert!(e.contains("--data DIR"), "{e}");
@@ -370,20 +393,20 @@ fn trend_for_recipient_domains() {
     let d = dir.to_str().unwrap();
     let until = "2026-03-02";
     let open = ok(&[
-        "trend", "domains", "--metric", "open", "--period", "8w", "--group", "week", "--top",
-        "4", "--until", until, "--data", d,
+        "trend", "domains", "--metric", "open", "--period", "8w", "--group", "week", "--top", "4",
+        "--until", until, "--data", d,
     ]);
     // libero.it's open rate falls from the fourth week while the others hold.
     assert!(open.contains("libero.it"), "{open}");
     insta::assert_snapshot!("trend_open_week", open);
     let bounce = ok(&[
-        "trend", "domains", "--metric", "bounce", "--period", "2m", "--group", "week",
-        "--top", "10", "--until", until, "--data", d,
+        "trend", "domains", "--metric", "bounce", "--period", "2m", "--group", "week", "--top",
+        "10", "--until", until, "--data", d,
     ]);
     insta::assert_snapshot!("trend_bounce_week", bounce);
     let monthly = ok(&[
-        "trend", "domains", "--metric", "bounce", "--period", "3m", "--group", "month",
-        "--top", "2", "--until", until, "--format", "csv", "--data", d,
+        "trend", "domains", "--metric", "bounce", "--period", "3m", "--group", "month", "--top",
+        "2", "--until", until, "--format", "csv", "--data", d,
     ]);
     insta::assert_snapshot!("trend_bounce_month_csv", monthly);
     let report = ok(&["report", "weekly_digest", "--data", d]);

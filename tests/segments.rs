@@ -195,6 +195,20 @@ impl Harness {
         full_evaluation(&self.rt.store, &self.program, self.now).unwrap()
     }
 
+    /// Each segment evaluated alone, reading only the history its rules can see.
+    fn per_segment(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.program
+            .segments
+            .keys()
+            .map(|s| {
+                let m =
+                    journey::report::segment_members(&self.rt.store, &self.program, s, self.now)
+                        .unwrap();
+                (s.clone(), m.into_iter().collect())
+            })
+            .collect()
+    }
+
     fn members(&self, segment: &str) -> Vec<String> {
         self.stored()[segment].iter().cloned().collect()
     }
@@ -439,13 +453,34 @@ proptest! {
                     h.event(random_event(CONTACTS[c], k, at));
                 }
                 Op::Vip { c, vip } => h.set_vip(CONTACTS[c], vip),
-                Op::Check => prop_assert_eq!(h.stored(), h.full(), "at {}", h.now),
+                Op::Check => {
+                    prop_assert_eq!(h.stored(), h.full(), "at {}", h.now);
+                    prop_assert_eq!(h.stored(), h.per_segment(), "alone, at {}", h.now);
+                }
             }
         }
         prop_assert_eq!(h.stored(), h.full(), "at the end, {}", h.now);
+        prop_assert_eq!(h.stored(), h.per_segment(), "alone, at the end, {}", h.now);
         // Everything ages out on its own, through segment checks only.
         let later = h.now + 10 * D;
         h.advance_to(later);
         prop_assert_eq!(h.stored(), h.full(), "ten days later, {}", h.now);
     }
+}
+
+#[test]
+fn a_full_evaluation_reads_only_the_history_the_rules_can_see() {
+    use journey::engine::cond::segment_lookback;
+    let p = compile_src(PROGRAM);
+    let w = |s: &str| segment_lookback(&p, &p.segments[s]);
+    assert_eq!(w("viewed_no_buy"), Some(3 * D));
+    assert_eq!(w("heavy"), Some(5 * D));
+    assert_eq!(w("exactly_two"), None, "at most 1 time anytime");
+    assert_eq!(w("openers"), None, "clicked journey camp, anytime");
+    assert_eq!(w("recent_email"), None, "last … ago");
+    assert_eq!(w("promo_clickers"), Some(D));
+    assert_eq!(w("nested"), Some(5 * D), "through in segment heavy");
+    assert_eq!(w("between_dates"), None);
+    assert_eq!(w("quick_openers"), None);
+    assert_eq!(w("page_fans"), Some(2 * D));
 }

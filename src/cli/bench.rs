@@ -44,6 +44,21 @@ pub enum Workload {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// B7: a two-rule segment over many contacts with many events: full evaluation, the
+    /// incremental update per incoming event (mean, p99), and segment checks as time passes.
+    Segments {
+        #[arg(long, default_value_t = 1_000_000)]
+        contacts: usize,
+        #[arg(long, default_value_t = 10_000_000)]
+        events: usize,
+        /// How many incoming events to time one by one.
+        #[arg(long, default_value_t = 10_000)]
+        updates: usize,
+        /// Where to put the store (default: a temporary directory). A directory already
+        /// filled by this benchmark with the same sizes is reused.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Used by the crash test: run a journey on the system clock over a store, printing
     /// progress, until killed or done.
     #[command(hide = true)]
@@ -65,6 +80,12 @@ pub fn run(args: BenchArgs) -> ExitCode {
     let result = match args.workload {
         Workload::Clicks { contacts, dir } => clicks(contacts, dir),
         Workload::Waiting { contacts, dir } => waiting(contacts, dir),
+        Workload::Segments {
+            contacts,
+            events,
+            updates,
+            dir,
+        } => super::bench_segments::run(contacts, events, updates, dir),
         Workload::CrashChild {
             dir,
             contacts,

@@ -3,6 +3,7 @@
 
 mod audience;
 mod bench;
+mod bench_segments;
 mod check;
 mod fmt;
 mod graph;

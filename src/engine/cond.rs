@@ -560,3 +560,47 @@ pub fn matches(value: Option<&Value>, m: &MatchIr) -> bool {
         },
     }
 }
+
+/// How far back a segment's rules look, in milliseconds before `now`: None when some rule
+/// can see the whole history (`anytime`, `between`, `after delivery`, `last … ago`).
+/// A full evaluation needs only the events since `now` minus this (and later ones).
+pub fn segment_lookback(program: &Program, s: &SegmentIr) -> Option<Millis> {
+    lookback_segment(program, s, 0)
+}
+
+fn lookback_segment(program: &Program, s: &SegmentIr, depth: u32) -> Option<Millis> {
+    if depth > MAX_SEGMENT_DEPTH {
+        return None;
+    }
+    let mut max: Millis = 0;
+    for r in &s.rules {
+        let w = match &r.body {
+            RuleBodyIr::Condition(c) => lookback_cond(program, c, depth)?,
+            RuleBodyIr::Event { frame, .. } | RuleBodyIr::Engagement { frame, .. } => match frame {
+                FrameIr::InLast { seconds } => seconds * SECOND,
+                _ => return None,
+            },
+        };
+        max = max.max(w);
+    }
+    Some(max)
+}
+
+fn lookback_cond(program: &Program, c: &CondIr, depth: u32) -> Option<Millis> {
+    match c {
+        CondIr::And(v) | CondIr::Or(v) => v
+            .iter()
+            .map(|c| lookback_cond(program, c, depth))
+            .try_fold(0, |acc, w| w.map(|w| acc.max(w))),
+        CondIr::Not(c) => lookback_cond(program, c, depth),
+        CondIr::Bool(_) | CondIr::Compare { .. } | CondIr::InList(_) => Some(0),
+        CondIr::InSegment(n) => program
+            .segments
+            .get(n)
+            .map_or(Some(0), |s| lookback_segment(program, s, depth + 1)),
+        CondIr::Engagement { window_seconds, .. } | CondIr::Event { window_seconds, .. } => {
+            window_seconds.map(|w| w * SECOND)
+        }
+        CondIr::LastEngagement { .. } => None,
+    }
+}

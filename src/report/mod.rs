@@ -501,9 +501,10 @@ pub fn segment_members(
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for c in store.contacts() {
-        let c = c?;
-        let events = store.events_of(&c.id)?;
+    // Only the history the rules can see is read.
+    let since = crate::engine::cond::segment_lookback(program, s).map(|w| now - w);
+    for r in store.contacts_with_events_since(since) {
+        let (c, events) = r?;
         let view = crate::engine::cond::ContactView {
             contact: &c,
             events: &events,

@@ -406,12 +406,9 @@ impl Runtime {
             let Some(seg) = self.program.segments.get(&segment).cloned() else {
                 continue;
             };
-            let contacts: Vec<Contact> = self
-                .store
-                .contacts()
-                .collect::<std::result::Result<_, _>>()?;
-            for c in contacts {
-                let events = self.store.events_of(&c.id)?;
+            let since = crate::engine::cond::segment_lookback(&self.program, &seg).map(|w| now - w);
+            for r in self.store.contacts_with_events_since(since) {
+                let (c, events) = r?;
                 let view = ContactView {
                     contact: &c,
                     events: &events,

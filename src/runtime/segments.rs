@@ -22,7 +22,7 @@
 
 use super::{BatchOutcome, Input, Result, Runtime, TimerChanges};
 use crate::compile::ir::{EntryIr, Program, RuleBodyIr, SegmentIr};
-use crate::engine::cond::ContactView;
+use crate::engine::cond::{segment_lookback, ContactView};
 use crate::engine::step::World;
 use crate::engine::{Contact, Instance, Millis};
 use crate::store::{Store, WriteBatch};
@@ -113,6 +113,15 @@ pub fn evaluate_contact(
         next = earliest(next, view.segment_next_change(s));
     }
     (member, next)
+}
+
+/// The oldest event any segment of the program can see at `now` (None: all of them).
+pub fn history_needed(program: &Program, now: Millis) -> Option<Millis> {
+    let mut max = 0;
+    for s in program.segments.values() {
+        max = max.max(segment_lookback(program, s)?);
+    }
+    Some(now - max)
 }
 
 fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
@@ -278,17 +287,13 @@ impl Runtime {
         }
         if !changed.is_empty() {
             let mut pending = 0;
-            let contacts: Vec<String> = self
-                .store
-                .contacts()
-                .map(|c| c.map(|c| c.id))
-                .collect::<std::result::Result<_, _>>()?;
-            for id in contacts {
-                let Some(contact) = self.store.contact(&id)? else {
-                    continue;
-                };
+            // Reads are one merged scan; writes go in batches as it goes (sled iterators
+            // see a consistent view, and the batches touch no contact or event key).
+            let store = self.store.clone();
+            for r in store.contacts_with_events_since(history_needed(&program, now)) {
+                let (contact, events) = r?;
+                let id = contact.id.clone();
                 report.contacts += 1;
-                let events = self.store.events_of(&id)?;
                 let view = ContactView {
                     contact: &contact,
                     events: &events,
@@ -346,9 +351,8 @@ pub fn full_evaluation(
         .keys()
         .map(|n| (n.clone(), BTreeSet::new()))
         .collect();
-    for c in store.contacts() {
-        let c = c?;
-        let events = store.events_of(&c.id)?;
+    for r in store.contacts_with_events_since(history_needed(program, now)) {
+        let (c, events) = r?;
         let (member, _) = evaluate_contact(program, &c, &events, now);
         for m in member {
             out.entry(m).or_default().insert(c.id.clone());

@@ -459,6 +459,52 @@ impl Store {
             .map(|(k, _)| time_from_key(&k[1..9])))
     }
 
+    /// Every contact with its history (oldest first), in id order: the contacts and the
+    /// events are two sequential scans, merged, rather than one range scan per contact
+    /// (full evaluations of segments, plans).
+    pub fn contacts_with_events(&self) -> impl Iterator<Item = Result<(Contact, Vec<Event>)>> + '_ {
+        self.contacts_with_events_since(None)
+    }
+
+    /// The same, with only the events at or after `since` (the others are not decoded).
+    pub fn contacts_with_events_since(
+        &self,
+        since: Option<Millis>,
+    ) -> impl Iterator<Item = Result<(Contact, Vec<Event>)>> + '_ {
+        let mut events = self.tree.scan_prefix([b'e']).peekable();
+        self.tree.scan_prefix([b'c']).map(move |r| {
+            let (k, v) = r?;
+            let contact: Contact = decode(&k, &v)?;
+            let id = contact.id.as_bytes();
+            let mut history = Vec::new();
+            while let Some(next) = events.peek() {
+                let (ek, ev) = match next {
+                    Ok(kv) => kv,
+                    Err(_) => {
+                        let e = events.next().expect("peeked").err().expect("an error");
+                        return Err(e.into());
+                    }
+                };
+                // `e`, contact id, 0, time (8), seq (8).
+                let owner = &ek[1..ek.len().saturating_sub(17).max(1)];
+                match owner.cmp(id) {
+                    std::cmp::Ordering::Less => {
+                        events.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        let at = time_from_key(&ek[ek.len() - 16..]);
+                        if since.is_none_or(|s| at >= s) {
+                            history.push(decode(ek, ev)?);
+                        }
+                        events.next();
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+            Ok((contact, history))
+        })
+    }
+
     /// Every event of every contact, contact by contact, each contact's oldest first
     /// (reports): one scan of the event keys.
     pub fn all_events(&self) -> impl Iterator<Item = Result<Event>> + '_ {
@@ -552,6 +598,56 @@ mod tests {
         b.del_timer(100, 2);
         s.apply(b).unwrap();
         assert_eq!(s.first_timer().unwrap(), Some((200, 3)));
+    }
+
+    #[test]
+    fn contacts_come_with_their_own_events() {
+        let s = Store::temporary().unwrap();
+        let mut b = WriteBatch::default();
+        for id in ["a", "a-", "ab", "b", "quiet"] {
+            b.put_contact(&Contact {
+                id: id.into(),
+                profile: Default::default(),
+            });
+        }
+        let mut seq = 0;
+        for (c, at) in [
+            ("ab", 5),
+            ("a", 2),
+            ("a-", 1),
+            ("a", 1),
+            ("b", 9),
+            ("zz", 1),
+        ] {
+            seq += 1;
+            b.put_event(
+                &Event {
+                    contact: c.into(),
+                    kind: "x".into(),
+                    at,
+                    ..Event::default()
+                },
+                seq,
+            );
+        }
+        s.apply(b).unwrap();
+        let got: Vec<(String, Vec<Millis>)> = s
+            .contacts_with_events()
+            .map(|r| {
+                let (c, evs) = r.unwrap();
+                (c.id, evs.iter().map(|e| e.at).collect())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), vec![1, 2]),
+                ("a-".into(), vec![1]),
+                ("ab".into(), vec![5]),
+                ("b".into(), vec![9]),
+                ("quiet".into(), vec![]),
+            ]
+        );
     }
 
     #[test]
