@@ -291,8 +291,9 @@ impl Sink for Provider {
     fn deliver(&mut self, job: &SendJob, now: Millis) -> Delivery {
         let domain = self.domains[&job.contact];
         let n: u32 = job.contact[3..].parse().unwrap();
-        let refused = (domain == "outlook.com" && week_of(now, self.start) >= 4 && n % 2 == 0)
-            || job.contact == "tis00";
+        let refused =
+            (domain == "outlook.com" && week_of(now, self.start) >= 4 && n.is_multiple_of(2))
+                || job.contact == "tis00";
         self.delivered.push((job.clone(), now, refused));
         if refused {
             Delivery::Bounced("550 5.1.1 no such user".into())

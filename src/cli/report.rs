@@ -186,15 +186,14 @@ fn render_message(m: &MessageStats) -> String {
     if !m.links.is_empty() {
         out += &format!("  {:<18} {:>8} {:>8}\n", "link", "contacts", "clicks");
         for l in &m.links {
-            out += &format!(
-                "    {:<16} {:>8} {:>8}  {}\n",
+            out += format!(
+                "    {:<16} {:>8} {:>8}  {}",
                 l.link,
                 l.clicks.unique,
                 l.clicks.total,
                 l.url.as_deref().unwrap_or("")
             )
-            .trim_end()
-            .to_string();
+            .trim_end();
             out += "\n";
         }
     }

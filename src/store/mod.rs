@@ -481,7 +481,7 @@ impl Store {
                 let (ek, ev) = match next {
                     Ok(kv) => kv,
                     Err(_) => {
-                        let e = events.next().expect("peeked").err().expect("an error");
+                        let e = events.next().expect("peeked").expect_err("an error");
                         return Err(e.into());
                     }
                 };
