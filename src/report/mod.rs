@@ -46,6 +46,8 @@ pub struct Recipient {
     pub links: BTreeMap<String, u64>,
     pub bounces: u64,
     pub unsubscribes: u64,
+    /// Deliveries a channel gave up on (`message.failed`).
+    pub failures: u64,
     /// Sends a policy held or skipped (`message.capped`).
     pub capped: u64,
     /// First delivery, first open, first click (milliseconds since the epoch).
@@ -266,7 +268,7 @@ fn apply(r: &mut Recipient, e: &Event, seen: &mut HashSet<(String, String)>) {
         MESSAGE_BOUNCED | "bounced" => r.bounces += 1,
         "unsubscribed" => r.unsubscribes += 1,
         MESSAGE_CAPPED => r.capped += 1,
-        MESSAGE_FAILED => {}
+        MESSAGE_FAILED => r.failures += 1,
         _ => {}
     }
 }
@@ -323,7 +325,6 @@ pub fn journey_report(
             names.push(m.clone());
         }
     }
-    let failed = failed_counts(store, journey)?;
     let empty = BTreeMap::new();
     let mut messages = Vec::new();
     for name in names {
@@ -386,7 +387,7 @@ pub fn journey_report(
             bounced: count(rs.values(), |r| r.bounces),
             unsubscribed: count(rs.values(), |r| r.unsubscribes),
             capped: count(rs.values(), |r| r.capped),
-            failed: failed.get(&name).copied().unwrap_or_default(),
+            failed: count(rs.values(), |r| r.failures),
             links: links.into_values().collect(),
             domains,
             message: name,
@@ -399,30 +400,6 @@ pub fn journey_report(
         entered: entered.len() as u64,
         messages,
     })
-}
-
-fn failed_counts(store: &Store, journey: &str) -> Result<BTreeMap<String, Count>, StoreError> {
-    let mut per: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for e in store.all_events() {
-        let e = e?;
-        if e.kind == MESSAGE_FAILED && e.journey.as_deref() == Some(journey) {
-            if let Some(m) = e.message {
-                *per.entry(m).or_default().entry(e.contact).or_default() += 1;
-            }
-        }
-    }
-    Ok(per
-        .into_iter()
-        .map(|(m, c)| {
-            (
-                m,
-                Count {
-                    unique: c.len() as u64,
-                    total: c.values().sum(),
-                },
-            )
-        })
-        .collect())
 }
 
 /// Who, among the recipients of a message.
