@@ -58,6 +58,11 @@ pub enum Workload {
         /// filled by this benchmark with the same sizes is reused.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Internal: write contacts from..to of the store in --dir, and exit.
+        #[arg(long, hide = true, requires = "fill_to")]
+        fill_from: Option<usize>,
+        #[arg(long, hide = true)]
+        fill_to: Option<usize>,
     },
     /// Used by the crash test: run a journey on the system clock over a store, printing
     /// progress, until killed or done.
@@ -83,8 +88,17 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Workload::Segments {
             contacts,
             events,
+            dir: Some(dir),
+            fill_from: Some(from),
+            fill_to: Some(to),
+            ..
+        } => super::bench_segments::fill_range(&dir, contacts, events, from, to),
+        Workload::Segments {
+            contacts,
+            events,
             updates,
             dir,
+            ..
         } => super::bench_segments::run(contacts, events, updates, dir),
         Workload::CrashChild {
             dir,
@@ -143,7 +157,7 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn rss_mb() -> f64 {
+pub fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
