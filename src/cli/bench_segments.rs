@@ -114,6 +114,20 @@ fn percentile(sorted: &[u128], p: f64) -> u128 {
 
 const FILLED: &str = "bench_segments_filled";
 
+/// Opens the store, waiting for a process that just closed it to let go of its lock.
+fn open_retrying(dir: &std::path::Path) -> AnyResult<Store> {
+    for _ in 0..100 {
+        match Store::open(dir) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Store::open(dir)?)
+}
+
 /// How many events the contacts before `i` have: the mean is `events / contacts`.
 fn events_before(i: usize, contacts: usize, events: usize) -> usize {
     if i >= contacts {
@@ -131,7 +145,7 @@ pub fn fill_range(
     from: usize,
     to: usize,
 ) -> AnyResult<()> {
-    let store = Store::open(dir)?;
+    let store = open_retrying(dir)?;
     let mut batch = WriteBatch::default();
     for i in from..to {
         let mut rng = Rng(7 ^ ((i as u64) << 20));
@@ -172,7 +186,7 @@ pub fn run(contacts: usize, events: usize, updates: usize, dir: Option<PathBuf>)
         }
     };
     let out = &mut std::io::stdout();
-    let store = Store::open(&dir)?;
+    let store = open_retrying(&dir)?;
     let marker = format!("{contacts}/{events}");
     if store.meta(FILLED)?.as_deref() != Some(marker.as_bytes()) {
         writeln!(
@@ -201,7 +215,12 @@ pub fn run(contacts: usize, events: usize, updates: usize, dir: Option<PathBuf>)
             let status = std::process::Command::new(std::env::current_exe()?)
                 .args(["bench", "segments", "--contacts", &contacts.to_string()])
                 .args(["--events", &events.to_string()])
-                .args(["--fill-from", &from.to_string(), "--fill-to", &to.to_string()])
+                .args([
+                    "--fill-from",
+                    &from.to_string(),
+                    "--fill-to",
+                    &to.to_string(),
+                ])
                 .arg("--dir")
                 .arg(&dir)
                 .status()?;
@@ -216,7 +235,7 @@ pub fn run(contacts: usize, events: usize, updates: usize, dir: Option<PathBuf>)
                 started.elapsed().as_secs_f64()
             )?;
         }
-        let store = Store::open(&dir)?;
+        let store = open_retrying(&dir)?;
         let written_events = events;
         let mut batch = WriteBatch::default();
         batch.set_meta(FILLED, marker.as_bytes());
@@ -257,7 +276,7 @@ pub fn run(contacts: usize, events: usize, updates: usize, dir: Option<PathBuf>)
     let segment = &program.segments["red_shoes_no_purchase"];
 
     // 2a. Full evaluation, read-only: once from a freshly opened store (cold), once more.
-    let store = Store::open(&dir)?;
+    let store = open_retrying(&dir)?;
     let mut members = 0usize;
     for pass in ["cold", "warm"] {
         let started = Instant::now();
