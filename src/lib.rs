@@ -11,6 +11,7 @@ pub mod compile;
 pub mod config;
 pub mod engine;
 pub mod lang;
+pub mod report;
 pub mod runtime;
 pub mod scenario;
 pub mod server;

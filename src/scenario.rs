@@ -64,6 +64,9 @@ pub struct Expectation {
     pub path: Option<Vec<String>>,
     #[serde(default)]
     pub ended: Option<bool>,
+    /// The segments the contact belongs to at `until`, as the runtime keeps them (any order).
+    #[serde(default)]
+    pub segments: Option<Vec<String>>,
 }
 
 /// When a message was delivered: once (its first delivery), or each time, in order.
@@ -217,6 +220,12 @@ pub fn read(path: &Path) -> Result<(ScenarioFile, String), ScenarioError> {
 /// Runs a scenario. `Err` when it cannot run at all (bad file, journeys with errors);
 /// failed expectations are in the outcome.
 pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
+    run_on(path, None)
+}
+
+/// Runs a scenario on a store in `data` (created, and kept for `journey report` and the
+/// other readers of a store) instead of a temporary one.
+pub fn run_on(path: &Path, data: Option<&Path>) -> Result<Outcome, ScenarioError> {
     let (sc, text) = read(path)?;
     let err =
         |line: Option<usize>, message: String| ScenarioError::new(path, Some(&text), line, message);
@@ -392,6 +401,18 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
                 ),
             ));
         }
+        for name in x.segments.iter().flatten() {
+            if !program.segments.contains_key(name) {
+                return Err(err(
+                    line,
+                    format!(
+                        "expectation names segment '{name}', which the scenario does not load{}; segments: {}",
+                        did_you_mean(name, program.segments.keys().map(String::as_str)),
+                        program.segments.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
         for (msg, when) in x.sent_at.iter().flatten() {
             let all = match when {
                 SentAt::One(w) => std::slice::from_ref(w),
@@ -407,7 +428,25 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
 
     // Run: the same runtime as the daemon, on a temporary sled store and a virtual clock.
     let rt_err = |e: runtime::RuntimeError| err(None, format!("runtime error: {e}"));
-    let store = Store::temporary().map_err(|e| err(None, e.to_string()))?;
+    let store = match data {
+        Some(dir) => {
+            let used = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+            if used {
+                return Err(ScenarioError::new(
+                    path,
+                    None,
+                    None,
+                    format!(
+                        "{}: the directory is not empty; give a new directory for the scenario's store",
+                        dir.display()
+                    ),
+                ));
+            }
+            Store::open(dir)
+        }
+        None => Store::temporary(),
+    }
+    .map_err(|e| err(None, e.to_string()))?;
     let clock = VirtualClock::new(start);
     let mut rt = Runtime::new(store, start, zone).map_err(rt_err)?;
     rt.durable = false;
@@ -443,6 +482,10 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
         rt.run_at(inputs, now, &mut sink, &mut timeline)
             .map_err(rt_err)?;
         rt.tick(now, &mut sink, &mut timeline).map_err(rt_err)?;
+    }
+
+    if data.is_some() {
+        rt.store.flush().map_err(|e| err(None, e.to_string()))?;
     }
 
     // Compare.
@@ -516,6 +559,21 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
                 .map(|i| i.path.clone())
                 .unwrap_or_default();
             check("path", list(want), list(&got));
+        }
+        if let Some(want) = &x.segments {
+            let mut got = Vec::new();
+            for name in program.segments.keys() {
+                if rt
+                    .store
+                    .is_member(name, &x.contact)
+                    .map_err(|e| err(None, e.to_string()))?
+                {
+                    got.push(name.clone());
+                }
+            }
+            let mut want = want.clone();
+            want.sort();
+            check("segments", list(&want), list(&got));
         }
         if let Some(want) = x.ended {
             let running: Vec<&str> = instances

@@ -70,6 +70,26 @@ pub enum Workload {
         #[arg(long)]
         ids: bool,
     },
+    /// B7: a two-rule segment over many contacts with many events: full evaluation, the
+    /// incremental update per incoming event (mean, p99), and segment checks as time passes.
+    Segments {
+        #[arg(long, default_value_t = 1_000_000)]
+        contacts: usize,
+        #[arg(long, default_value_t = 10_000_000)]
+        events: usize,
+        /// How many incoming events to time one by one.
+        #[arg(long, default_value_t = 10_000)]
+        updates: usize,
+        /// Where to put the store (default: a temporary directory). A directory already
+        /// filled by this benchmark with the same sizes is reused.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Internal: write contacts from..to of the store in --dir, and exit.
+        #[arg(long, hide = true, requires = "fill_to")]
+        fill_from: Option<usize>,
+        #[arg(long, hide = true)]
+        fill_to: Option<usize>,
+    },
     /// Used by the crash test: run a journey on the system clock over a store, printing
     /// progress, until killed or done.
     #[command(hide = true)]
@@ -108,6 +128,21 @@ pub fn run(args: BenchArgs) -> ExitCode {
             dir,
             ids,
         }),
+        Workload::Segments {
+            contacts,
+            events,
+            dir: Some(dir),
+            fill_from: Some(from),
+            fill_to: Some(to),
+            ..
+        } => super::bench_segments::fill_range(&dir, contacts, events, from, to),
+        Workload::Segments {
+            contacts,
+            events,
+            updates,
+            dir,
+            ..
+        } => super::bench_segments::run(contacts, events, updates, dir),
         Workload::CrashChild {
             dir,
             contacts,
@@ -170,7 +205,7 @@ pub fn peak_rss_mb() -> f64 {
     proc_status_mb("VmHWM:")
 }
 
-fn rss_mb() -> f64 {
+pub fn rss_mb() -> f64 {
     proc_status_mb("VmRSS:")
 }
 

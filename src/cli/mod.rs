@@ -1,8 +1,10 @@
 //! The command line: one file per command, parsed with clap. Commands print for people on
 //! stderr and for tools on stdout, and return the process exit code.
 
+mod audience;
 mod bench;
 mod bench_ingest;
+mod bench_segments;
 mod check;
 pub mod client;
 mod contacts;
@@ -10,11 +12,14 @@ mod event;
 mod fmt;
 mod graph;
 mod plan;
+mod report;
+mod segment;
 mod serve;
 mod simulate;
 mod status;
 mod test;
 mod token;
+mod trend;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -80,6 +85,15 @@ pub enum Command {
     Event(event::EventArgs),
     /// Import or show contacts on a running daemon.
     Contacts(contacts::ContactsArgs),
+    /// Per message of a journey: received, opened, clicked (contacts and events), clicks
+    /// per link, and the same per recipient domain.
+    Report(report::ReportArgs),
+    /// The recipients of a message who opened, clicked, did not open…: a list to retarget.
+    Audience(audience::AudienceArgs),
+    /// Count or list the contacts of a segment, evaluated over a store.
+    Segment(segment::SegmentArgs),
+    /// The trend for recipient domains: bounce or open rate per domain over time.
+    Trend(trend::TrendArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -122,6 +136,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Resume(a) => status::pause(a, false),
         Command::Event(a) => event::run(a),
         Command::Contacts(a) => contacts::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Audience(a) => audience::run(a),
+        Command::Segment(a) => segment::run(a),
+        Command::Trend(a) => trend::run(a),
     }
 }
 

@@ -13,6 +13,10 @@ pub struct SimulateArgs {
     /// `text` for people, `json` for one JSON object per line.
     #[arg(long, value_enum, default_value_t = TimelineFormat::Text)]
     pub format: TimelineFormat,
+    /// Run on a store in this new directory and keep it, to read with `journey report`,
+    /// `audience`, `segment` and `trend` (by default the store is temporary).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +26,7 @@ pub enum TimelineFormat {
 }
 
 pub fn run(args: SimulateArgs) -> ExitCode {
-    match scenario::run(&args.scenario) {
+    match scenario::run_on(&args.scenario, args.data.as_deref()) {
         Ok(outcome) => {
             let mut out = std::io::stdout().lock();
             for t in &outcome.timeline {

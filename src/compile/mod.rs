@@ -9,7 +9,7 @@ use crate::lang::ast::{self, *};
 use crate::lang::diagnostic::{did_you_mean, Diagnostic};
 use crate::lang::Loaded;
 use ir::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// The result of compiling a set of files: a program if there were no errors.
@@ -238,6 +238,7 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
+        self.check_segment_cycles(&program);
         for (file, f) in &loaded.files {
             for def in &f.definitions {
                 if let Definition::Journey(j) = def {
@@ -255,6 +256,55 @@ impl<'a> Compiler<'a> {
             }
         }
         program
+    }
+
+    /// A segment that contains itself through `in segment` has no meaning (and would make
+    /// its evaluation recurse forever): an error on each segment of the cycle.
+    fn check_segment_cycles(&mut self, program: &Program) {
+        let refs: BTreeMap<&str, Vec<String>> = program
+            .segments
+            .iter()
+            .map(|(n, s)| (n.as_str(), segment_refs(s)))
+            .collect();
+        for name in refs.keys() {
+            // Depth-first from `name`: does it come back to itself?
+            let mut stack: Vec<Vec<String>> = vec![vec![name.to_string()]];
+            let mut seen: HashSet<String> = HashSet::new();
+            let mut cycle: Option<Vec<String>> = None;
+            while let Some(path) = stack.pop() {
+                let last = path.last().expect("non-empty path");
+                for next in refs.get(last.as_str()).into_iter().flatten() {
+                    if next == name {
+                        let mut p = path.clone();
+                        p.push(next.clone());
+                        cycle = Some(p);
+                        break;
+                    }
+                    if seen.insert(next.clone()) {
+                        let mut p = path.clone();
+                        p.push(next.clone());
+                        stack.push(p);
+                    }
+                }
+                if cycle.is_some() {
+                    break;
+                }
+            }
+            if let Some(path) = cycle {
+                if let Some((_, file, def)) = self.defs.get(*name) {
+                    let (file, span) = (*file, def.name().span);
+                    self.err(
+                        Diagnostic::error(
+                            file,
+                            span,
+                            format!("segment '{name}' contains itself: {}", path.join(" → ")),
+                        )
+                        .with_label("this segment")
+                        .with_help("a segment cannot depend on itself through `in segment`"),
+                    );
+                }
+            }
+        }
     }
 
     fn names_of(&self, kind: DefKind) -> Vec<&str> {
@@ -1881,4 +1931,42 @@ impl CondScope {
             _ => None,
         }
     }
+}
+
+/// The segments a segment refers to with `in segment`.
+fn segment_refs(s: &SegmentIr) -> Vec<String> {
+    fn walk(c: &CondIr, out: &mut Vec<String>) {
+        match c {
+            CondIr::And(v) | CondIr::Or(v) => v.iter().for_each(|c| walk(c, out)),
+            CondIr::Not(c) => walk(c, out),
+            CondIr::InSegment(n) => out.push(n.clone()),
+            CondIr::Event {
+                condition: Some(c), ..
+            } => walk(c, out),
+            CondIr::Engagement {
+                target: TargetIr::AnyMessage(Some(c)),
+                ..
+            }
+            | CondIr::LastEngagement {
+                target: TargetIr::AnyMessage(Some(c)),
+                ..
+            } => walk(c, out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for r in &s.rules {
+        match &r.body {
+            RuleBodyIr::Condition(c) => walk(c, &mut out),
+            RuleBodyIr::Event {
+                condition: Some(c), ..
+            } => walk(c, &mut out),
+            RuleBodyIr::Engagement {
+                target: TargetIr::AnyMessage(Some(c)),
+                ..
+            } => walk(c, &mut out),
+            _ => {}
+        }
+    }
+    out
 }

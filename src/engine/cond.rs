@@ -1,7 +1,7 @@
 //! Conditions and segments, evaluated over one contact: the profile, the event history and
 //! the compiled program (for message attributes and segment definitions).
 
-use super::model::{Contact, Event, MESSAGE_SENT};
+use super::model::{Contact, Event, MESSAGE_BOUNCED, MESSAGE_SENT};
 use super::Millis;
 use crate::compile::ir::*;
 use crate::lang::ast::{Channel, CmpOp, Combinator, Verb};
@@ -164,6 +164,9 @@ impl<'a> ContactView<'a> {
                     && e.properties.get(PENDING).and_then(Value::as_bool) != Some(true))
                     || e.kind == "received"
             }
+            // A bounce is reported by the provider later (`bounced`), or by the channel at
+            // once (`message.bounced`, recorded by the runtime instead of `message.sent`).
+            Verb::Bounced => e.kind == "bounced" || e.kind == MESSAGE_BOUNCED,
             v => e.kind == v.as_str(),
         }
     }
@@ -335,6 +338,159 @@ impl<'a> ContactView<'a> {
     }
 }
 
+/// The earlier of two optional moments.
+fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// Segments may refer to segments (`in segment`); the compiler refuses cycles, and this
+/// bounds the walk for programs that were not compiled (tests, old stores).
+const MAX_SEGMENT_DEPTH: u32 = 32;
+
+impl<'a> ContactView<'a> {
+    /// The first moment after `now` at which this segment's membership could change with
+    /// no new input: an event leaving an `in last` window, a `last … ago` crossing its
+    /// bound, an event dated in the future coming due. None: only new events, profile
+    /// changes or a new definition can change it. The moment may turn out to change
+    /// nothing (re-evaluating then is harmless); no change happens before it.
+    pub fn segment_next_change(&self, s: &SegmentIr) -> Option<Millis> {
+        // An event dated after now starts to count when its time comes, whatever the rule.
+        let future = self
+            .events
+            .iter()
+            .map(|e| e.at)
+            .filter(|at| *at > self.now)
+            .min();
+        earliest(future, self.segment_change(s, 0))
+    }
+
+    fn segment_change(&self, s: &SegmentIr, depth: u32) -> Option<Millis> {
+        if depth > MAX_SEGMENT_DEPTH {
+            return None;
+        }
+        s.rules
+            .iter()
+            .map(|r| self.rule_change(&r.body, depth))
+            .fold(None, earliest)
+    }
+
+    fn rule_change(&self, r: &RuleBodyIr, depth: u32) -> Option<Millis> {
+        match r {
+            RuleBodyIr::Condition(c) => self.cond_change(c, depth),
+            RuleBodyIr::Event {
+                event,
+                condition,
+                frame,
+                ..
+            } => {
+                let FrameIr::InLast { seconds } = frame else {
+                    // anytime, between dates, after delivery: fixed once the events are in.
+                    return None;
+                };
+                self.window_exit(*seconds, |e| {
+                    e.kind == *event
+                        && condition.as_ref().is_none_or(|c| {
+                            self.eval(
+                                c,
+                                Subject {
+                                    record: Some(e),
+                                    entry_event: None,
+                                },
+                            )
+                        })
+                })
+            }
+            RuleBodyIr::Engagement {
+                verb,
+                target,
+                frame,
+                ..
+            } => match frame {
+                FrameIr::InLast { seconds } => self.window_exit(*seconds, |e| {
+                    Self::verb_matches(*verb, e) && self.target_matches(target, e)
+                }),
+                _ => None,
+            },
+        }
+    }
+
+    fn cond_change(&self, c: &CondIr, depth: u32) -> Option<Millis> {
+        match c {
+            CondIr::And(v) | CondIr::Or(v) => v
+                .iter()
+                .map(|c| self.cond_change(c, depth))
+                .fold(None, earliest),
+            CondIr::Not(c) => self.cond_change(c, depth),
+            CondIr::Bool(_) | CondIr::Compare { .. } | CondIr::InList(_) => None,
+            CondIr::InSegment(name) => self
+                .program
+                .segments
+                .get(name)
+                .and_then(|s| self.segment_change(s, depth + 1)),
+            CondIr::Engagement {
+                verb,
+                target,
+                window_seconds,
+                ..
+            } => window_seconds.and_then(|w| {
+                self.window_exit(w, |e| {
+                    Self::verb_matches(*verb, e) && self.target_matches(target, e)
+                })
+            }),
+            CondIr::LastEngagement {
+                verb,
+                target,
+                seconds,
+                ..
+            } => {
+                // Only the last engagement matters; its age crosses the bound at `b`
+                // (`<`, `>=` flip there) or just after it (`<=`, `>`).
+                let last = self.engagements(*verb, target).map(|e| e.at).max()?;
+                let b = last + seconds * SECOND;
+                [b, b + 1].into_iter().find(|t| *t > self.now)
+            }
+            CondIr::Event {
+                event,
+                condition,
+                window_seconds,
+                ..
+            } => window_seconds.and_then(|w| {
+                self.window_exit(w, |e| {
+                    e.kind == *event
+                        && condition.as_ref().is_none_or(|c| {
+                            self.eval(
+                                c,
+                                Subject {
+                                    record: Some(e),
+                                    entry_event: None,
+                                },
+                            )
+                        })
+                })
+            }),
+        }
+    }
+
+    /// The first moment one of the matching events in the window `(now - w, now]` leaves
+    /// it: an event at `t` counts while `now < t + w`.
+    fn window_exit(
+        &self,
+        window_seconds: i64,
+        matching: impl Fn(&Event) -> bool,
+    ) -> Option<Millis> {
+        let w = window_seconds * SECOND;
+        let from = self.now - w;
+        self.events
+            .iter()
+            .filter(|e| e.at > from && e.at <= self.now && matching(e))
+            .map(|e| e.at + w)
+            .min()
+    }
+}
+
 fn dig(mut v: Value, path: &[String]) -> Option<Value> {
     for p in path {
         v = v.get(p)?.clone();
@@ -402,5 +558,49 @@ pub fn matches(value: Option<&Value>, m: &MatchIr) -> bool {
             (Value::String(s), Value::String(p)) => s.starts_with(p.as_str()),
             _ => false,
         },
+    }
+}
+
+/// How far back a segment's rules look, in milliseconds before `now`: None when some rule
+/// can see the whole history (`anytime`, `between`, `after delivery`, `last … ago`).
+/// A full evaluation needs only the events since `now` minus this (and later ones).
+pub fn segment_lookback(program: &Program, s: &SegmentIr) -> Option<Millis> {
+    lookback_segment(program, s, 0)
+}
+
+fn lookback_segment(program: &Program, s: &SegmentIr, depth: u32) -> Option<Millis> {
+    if depth > MAX_SEGMENT_DEPTH {
+        return None;
+    }
+    let mut max: Millis = 0;
+    for r in &s.rules {
+        let w = match &r.body {
+            RuleBodyIr::Condition(c) => lookback_cond(program, c, depth)?,
+            RuleBodyIr::Event { frame, .. } | RuleBodyIr::Engagement { frame, .. } => match frame {
+                FrameIr::InLast { seconds } => seconds * SECOND,
+                _ => return None,
+            },
+        };
+        max = max.max(w);
+    }
+    Some(max)
+}
+
+fn lookback_cond(program: &Program, c: &CondIr, depth: u32) -> Option<Millis> {
+    match c {
+        CondIr::And(v) | CondIr::Or(v) => v
+            .iter()
+            .map(|c| lookback_cond(program, c, depth))
+            .try_fold(0, |acc, w| w.map(|w| acc.max(w))),
+        CondIr::Not(c) => lookback_cond(program, c, depth),
+        CondIr::Bool(_) | CondIr::Compare { .. } | CondIr::InList(_) => Some(0),
+        CondIr::InSegment(n) => program
+            .segments
+            .get(n)
+            .map_or(Some(0), |s| lookback_segment(program, s, depth + 1)),
+        CondIr::Engagement { window_seconds, .. } | CondIr::Event { window_seconds, .. } => {
+            window_seconds.map(|w| w * SECOND)
+        }
+        CondIr::LastEngagement { .. } => None,
     }
 }

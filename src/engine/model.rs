@@ -12,6 +12,10 @@ pub const ENGAGEMENT_TYPES: [&str; 5] =
     ["received", "opened", "clicked", "bounced", "unsubscribed"];
 /// Recorded when a channel delivers a message; `received` counts these.
 pub const MESSAGE_SENT: &str = "message.sent";
+/// Recorded by the runtime when a channel reports at once that the recipient does not exist.
+pub const MESSAGE_BOUNCED: &str = "message.bounced";
+/// Recorded by the runtime when a channel gives up on a message.
+pub const MESSAGE_FAILED: &str = "message.failed";
 /// Recorded when a policy delays or skips a send.
 pub const MESSAGE_CAPPED: &str = "message.capped";
 

@@ -6,6 +6,7 @@
 //! the sink differ.
 
 pub mod live;
+pub mod segments;
 pub mod sink;
 
 use crate::compile::ir::{EntryIr, JourneyIr, Program};
@@ -18,10 +19,7 @@ use crate::engine::{
     MESSAGE_SENT,
 };
 
-/// Recorded when a channel gives up on a message.
-pub const MESSAGE_FAILED: &str = "message.failed";
-/// Recorded when the recipient does not exist.
-pub const MESSAGE_BOUNCED: &str = "message.bounced";
+pub use crate::engine::{MESSAGE_BOUNCED, MESSAGE_FAILED};
 use crate::store::{Store, StoreError, WriteBatch};
 use chrono_tz::Tz;
 use serde_json::Value;
@@ -77,6 +75,9 @@ pub enum Input {
     /// A paused journey resumed: the instance is offered the events that arrived since it
     /// reached its step (a click during the pause still answers its check).
     Resume { instance: u64, contact: String },
+    /// Time may have changed the contact's segments (a segment check came due, or a
+    /// profile or history was written outside a batch): evaluate them again.
+    SegmentCheck { contact: String },
 }
 
 impl Input {
@@ -85,6 +86,7 @@ impl Input {
             Input::Event(e) | Input::Delivered { event: e, .. } => &e.contact,
             Input::Enroll { contact, .. } => contact,
             Input::Timer { contact, .. } | Input::Resume { contact, .. } => contact,
+            Input::SegmentCheck { contact } => contact,
         }
     }
 }
@@ -112,6 +114,8 @@ pub struct DeployReport {
     /// (journey, old version or None, new version).
     pub changed: Vec<(String, Option<String>, String)>,
     pub migrated: usize,
+    /// Segments evaluated over every contact because their definition is new or changed.
+    pub segments: segments::SegmentRefresh,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -317,6 +321,7 @@ impl Runtime {
             self.store.flush()?;
         }
         self.program = Arc::new(program);
+        report.segments = self.refresh_segments(now)?;
         Ok(report)
     }
 
@@ -339,7 +344,9 @@ impl Runtime {
     pub fn ingest_history(&mut self, events: &[Event]) -> Result<()> {
         let mut batch = WriteBatch::default();
         let mut created: HashSet<String> = HashSet::new();
+        let mut touched: BTreeSet<&str> = BTreeSet::new();
         for e in events {
+            touched.insert(&e.contact);
             if !created.contains(&e.contact) && self.store.contact(&e.contact)?.is_none() {
                 batch.put_contact(&Contact {
                     id: e.contact.clone(),
@@ -348,6 +355,12 @@ impl Runtime {
                 created.insert(e.contact.clone());
             }
             batch.put_event(e, self.store.next_id()?);
+        }
+        // The history may change segments: checked at the next tick.
+        if !self.program.segments.is_empty() {
+            for c in touched {
+                segments::request_check(&self.store, &mut batch, c)?;
+            }
         }
         self.store.apply(batch)?;
         Ok(())
@@ -364,6 +377,10 @@ impl Runtime {
         }
         let mut batch = WriteBatch::default();
         batch.put_contact(&merged);
+        // The profile may change segments: checked at the next tick.
+        if !self.program.segments.is_empty() {
+            segments::request_check(&self.store, &mut batch, &c.id)?;
+        }
         self.store.apply(batch)?;
         Ok(())
     }
@@ -418,10 +435,8 @@ impl Runtime {
                 .map(|t| t.0),
         };
         let sched = self.next_schedule()?;
-        Ok(match (timer, sched) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
+        let check = self.next_segment_check()?;
+        Ok([timer, sched, check].into_iter().flatten().min())
     }
 
     pub fn timers_in_memory(&self) -> usize {
@@ -470,9 +485,11 @@ impl Runtime {
     }
 
     /// Enrolments for every schedule due at `now`; each runs once per moment, even after a
-    /// restart (the run is recorded with the enrolments).
+    /// restart (the run is recorded with the enrolments). A repeated schedule that missed
+    /// several moments while the daemon was down runs once. Segment checks due at `now`
+    /// come first (see `segments`).
     pub fn due_schedules(&mut self, now: Millis) -> Result<Vec<Input>> {
-        let mut inputs = Vec::new();
+        let mut inputs = self.due_segment_checks(now)?;
         let mut batch = WriteBatch::default();
         for (journey, i, segment, moment) in self.schedules()? {
             if moment > now {
@@ -481,12 +498,9 @@ impl Runtime {
             let Some(seg) = self.program.segments.get(&segment).cloned() else {
                 continue;
             };
-            let contacts: Vec<Contact> = self
-                .store
-                .contacts()
-                .collect::<std::result::Result<_, _>>()?;
-            for c in contacts {
-                let events = self.store.events_of(&c.id)?;
+            let since = crate::engine::cond::segment_lookback(&self.program, &seg).map(|w| now - w);
+            for r in self.store.contacts_with_events_since(since) {
+                let (c, events) = r?;
                 let view = ContactView {
                     contact: &c,
                     events: &events,
@@ -500,7 +514,7 @@ impl Runtime {
                     });
                 }
             }
-            batch.set_schedule_run(&schedule_key(&journey, i), moment);
+            batch.set_schedule_run(&schedule_key(&journey, i), moment.max(now));
         }
         self.store.apply(batch)?;
         Ok(inputs)
@@ -578,10 +592,11 @@ impl Runtime {
         });
         let mut instances = self.store.instances_of(contact_id)?;
         // The history is read only when something may look at it: an instance in flight, an
-        // entry this event could match, `on join` segments, or an input other than an event.
-        // An event nobody listens to costs its own write and no read of the past.
+        // entry this event could match, any segment (membership is kept current for all of
+        // them), or an input other than an event. An event nobody listens to costs its own
+        // write and no read of the past.
         let needs_history = instances.iter().any(|i| i.is_active())
-            || !self.join_segments().is_empty()
+            || !program.segments.is_empty()
             || inputs.iter().any(|i| match i {
                 Input::Event(e) => program.journeys.values().any(|j| {
                     j.entries
@@ -604,6 +619,9 @@ impl Runtime {
         };
         let mut dirty: BTreeSet<usize> = BTreeSet::new();
         let mut seen_ids: HashSet<String> = HashSet::new();
+        let checked = inputs
+            .iter()
+            .any(|i| matches!(i, Input::SegmentCheck { .. }));
 
         for input in inputs {
             match input {
@@ -708,6 +726,8 @@ impl Runtime {
                         }
                     }
                 }
+                // Evaluated with the others after the inputs.
+                Input::SegmentCheck { .. } => {}
                 Input::Enroll { journey, .. } => {
                     let j = program
                         .journeys
@@ -727,35 +747,17 @@ impl Runtime {
                 }
             }
         }
-        // `on join`: contacts who newly match a segment enter the journeys that wait for it.
-        for segment in self.join_segments() {
-            let before = self.store.is_member(&segment, contact_id)?;
-            let after = world.view().in_segment(&segment);
-            if after && !before {
-                batch.put_member(&segment, contact_id);
-                for j in program.journeys.values() {
-                    let joins = j
-                        .entries
-                        .iter()
-                        .any(|e| matches!(e, EntryIr::SegmentJoin { segment: s } if *s == segment));
-                    if joins {
-                        self.enroll(
-                            j,
-                            None,
-                            &mut world,
-                            &mut instances,
-                            &mut dirty,
-                            batch,
-                            out,
-                            &mut contact_dirty,
-                            timer_changes,
-                        )?;
-                    }
-                }
-            } else if !after && before {
-                batch.del_member(&segment, contact_id);
-            }
-        }
+        // Segments: membership, `on join` entries, the next segment check.
+        self.update_segments(
+            &mut world,
+            &mut instances,
+            &mut dirty,
+            batch,
+            out,
+            &mut contact_dirty,
+            timer_changes,
+            checked,
+        )?;
         for idx in &dirty {
             batch.put_instance(&instances[*idx]);
         }
@@ -763,19 +765,6 @@ impl Runtime {
             batch.put_contact(&world.contact);
         }
         Ok(())
-    }
-
-    /// The segments some journey enters `on join`.
-    fn join_segments(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for j in self.program.journeys.values() {
-            for e in &j.entries {
-                if let EntryIr::SegmentJoin { segment } = e {
-                    out.insert(segment.clone());
-                }
-            }
-        }
-        out
     }
 
     #[allow(clippy::too_many_arguments)]

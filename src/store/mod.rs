@@ -12,6 +12,9 @@
 //! | `v`    | version hash                               | JourneyIr (JSON)       |
 //! | `h`    | journey name                               | current version hash   |
 //! | `s`    | segment name, 0, contact id                | empty (membership)     |
+//! | `n`    | contact id                                 | next segment check (BE)|
+//! | `q`    | check time (BE), contact id                | empty (segment checks) |
+//! | `g`    | segment name                               | definition fingerprint |
 //! | `p`    | schedule key                               | last run time (BE)     |
 //! | `m`    | meta key                                   | meta value             |
 //!
@@ -147,6 +150,31 @@ impl WriteBatch {
     }
     pub fn del_member(&mut self, segment: &str, contact: &str) {
         self.del(key(b's', &[segment.as_bytes(), &[0], contact.as_bytes()]));
+    }
+    /// The next moment a contact's segment membership could change by time alone (an
+    /// event leaving an `in last` window): a check keyed by time, scanned like timers, and
+    /// the contact's own record of it so that the next evaluation can move or remove it.
+    pub fn put_segment_check(&mut self, contact: &str, at: Millis) {
+        self.put(key(b'q', &[&time_key(at), contact.as_bytes()]), Vec::new());
+        self.put(key(b'n', &[contact.as_bytes()]), time_key(at).to_vec());
+    }
+    pub fn del_segment_check(&mut self, contact: &str, at: Millis) {
+        self.del(key(b'q', &[&time_key(at), contact.as_bytes()]));
+        self.del(key(b'n', &[contact.as_bytes()]));
+    }
+    /// Removes only the time key (when a new one replaces it, `put` rewrites the record).
+    pub fn del_segment_check_key(&mut self, contact: &str, at: Millis) {
+        self.del(key(b'q', &[&time_key(at), contact.as_bytes()]));
+    }
+    /// The fingerprint of a segment's definition, as last evaluated over every contact.
+    pub fn put_segment_def(&mut self, segment: &str, fingerprint: &str) {
+        self.put(
+            key(b'g', &[segment.as_bytes()]),
+            fingerprint.as_bytes().to_vec(),
+        );
+    }
+    pub fn del_segment_def(&mut self, segment: &str) {
+        self.del(key(b'g', &[segment.as_bytes()]));
     }
     pub fn set_schedule_run(&mut self, schedule: &str, at: Millis) {
         self.put(key(b'p', &[schedule.as_bytes()]), time_key(at).to_vec());
@@ -372,6 +400,125 @@ impl Store {
             .contains_key(key(b's', &[segment.as_bytes(), &[0], contact.as_bytes()]))?)
     }
 
+    /// The contacts of a segment, as kept current by the runtime, in id order.
+    pub fn members(&self, segment: &str) -> impl Iterator<Item = Result<String>> + '_ {
+        let prefix = key(b's', &[segment.as_bytes(), &[0]]);
+        let skip = prefix.len();
+        self.tree.scan_prefix(prefix).map(move |r| {
+            let (k, _) = r?;
+            Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
+        })
+    }
+
+    /// The segments that have members or a recorded definition.
+    pub fn segment_defs(&self) -> Result<Vec<(String, String)>> {
+        self.tree
+            .scan_prefix([b'g'])
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((
+                    String::from_utf8_lossy(&k[1..]).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// When a contact's segments are next checked, if ever.
+    pub fn segment_check(&self, contact: &str) -> Result<Option<Millis>> {
+        Ok(self
+            .tree
+            .get(key(b'n', &[contact.as_bytes()]))?
+            .map(|v| time_from_key(&v)))
+    }
+
+    /// Segment checks due before `until` (exclusive), earliest first, at most `limit`:
+    /// (time, contact).
+    pub fn segment_checks_before(
+        &self,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<(Millis, String)>> {
+        let start = key(b'q', &[]);
+        let end = key(b'q', &[&time_key(until)]);
+        self.tree
+            .range(start..end)
+            .take(limit)
+            .map(|r| {
+                let (k, _) = r?;
+                Ok((
+                    time_from_key(&k[1..9]),
+                    String::from_utf8_lossy(&k[9..]).into_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The earliest segment check, if any.
+    pub fn first_segment_check(&self) -> Result<Option<Millis>> {
+        Ok(self
+            .tree
+            .scan_prefix([b'q'])
+            .next()
+            .transpose()?
+            .map(|(k, _)| time_from_key(&k[1..9])))
+    }
+
+    /// Every contact with its history (oldest first), in id order: the contacts and the
+    /// events are two sequential scans, merged, rather than one range scan per contact
+    /// (full evaluations of segments, plans).
+    pub fn contacts_with_events(&self) -> impl Iterator<Item = Result<(Contact, Vec<Event>)>> + '_ {
+        self.contacts_with_events_since(None)
+    }
+
+    /// The same, with only the events at or after `since` (the others are not decoded).
+    pub fn contacts_with_events_since(
+        &self,
+        since: Option<Millis>,
+    ) -> impl Iterator<Item = Result<(Contact, Vec<Event>)>> + '_ {
+        let mut events = self.tree.scan_prefix([b'e']).peekable();
+        self.tree.scan_prefix([b'c']).map(move |r| {
+            let (k, v) = r?;
+            let contact: Contact = decode(&k, &v)?;
+            let id = contact.id.as_bytes();
+            let mut history = Vec::new();
+            while let Some(next) = events.peek() {
+                let (ek, ev) = match next {
+                    Ok(kv) => kv,
+                    Err(_) => {
+                        let e = events.next().expect("peeked").expect_err("an error");
+                        return Err(e.into());
+                    }
+                };
+                // `e`, contact id, 0, time (8), seq (8).
+                let owner = &ek[1..ek.len().saturating_sub(17).max(1)];
+                match owner.cmp(id) {
+                    std::cmp::Ordering::Less => {
+                        events.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        let at = time_from_key(&ek[ek.len() - 16..]);
+                        if since.is_none_or(|s| at >= s) {
+                            history.push(decode(ek, ev)?);
+                        }
+                        events.next();
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+            Ok((contact, history))
+        })
+    }
+
+    /// Every event of every contact, contact by contact, each contact's oldest first
+    /// (reports): one scan of the event keys.
+    pub fn all_events(&self) -> impl Iterator<Item = Result<Event>> + '_ {
+        self.tree.scan_prefix([b'e']).map(|r| {
+            let (k, v) = r?;
+            decode(&k, &v)
+        })
+    }
+
     pub fn schedule_run(&self, schedule: &str) -> Result<Option<Millis>> {
         Ok(self
             .tree
@@ -456,6 +603,56 @@ mod tests {
         b.del_timer(100, 2);
         s.apply(b).unwrap();
         assert_eq!(s.first_timer().unwrap(), Some((200, 3)));
+    }
+
+    #[test]
+    fn contacts_come_with_their_own_events() {
+        let s = Store::temporary().unwrap();
+        let mut b = WriteBatch::default();
+        for id in ["a", "a-", "ab", "b", "quiet"] {
+            b.put_contact(&Contact {
+                id: id.into(),
+                profile: Default::default(),
+            });
+        }
+        let mut seq = 0;
+        for (c, at) in [
+            ("ab", 5),
+            ("a", 2),
+            ("a-", 1),
+            ("a", 1),
+            ("b", 9),
+            ("zz", 1),
+        ] {
+            seq += 1;
+            b.put_event(
+                &Event {
+                    contact: c.into(),
+                    kind: "x".into(),
+                    at,
+                    ..Event::default()
+                },
+                seq,
+            );
+        }
+        s.apply(b).unwrap();
+        let got: Vec<(String, Vec<Millis>)> = s
+            .contacts_with_events()
+            .map(|r| {
+                let (c, evs) = r.unwrap();
+                (c.id, evs.iter().map(|e| e.at).collect())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), vec![1, 2]),
+                ("a-".into(), vec![1]),
+                ("ab".into(), vec![5]),
+                ("b".into(), vec![9]),
+                ("quiet".into(), vec![]),
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,496 @@
+//! Reports and audiences over the store: what each message of a journey did (received,
+//! opened, clicked, per link, per recipient domain), who did what (openers, clickers,
+//! non-openers, active, inactive), and how each recipient domain's bounce or open rate moves
+//! over time. Plain data with serde: the CLI prints it for people, the daemon serves it as
+//! JSON. It reads the store only; the step function and the runtime are not involved.
+//!
+//! What counts:
+//!
+//! - a **delivery** (received) is a `message.sent` record, or a provider's `received` report
+//!   of a delivery not already recorded (one per message id);
+//! - a **bounce** is `message.bounced` (refused at delivery) or a provider's `bounced`;
+//! - **opens** and **clicks** are the `opened` and `clicked` events naming the journey and
+//!   the message (and the link, for clicks): "total" counts each, "unique" counts contacts;
+//! - the **recipient domain** is the part after `@` of the contact's `email` profile field.
+
+pub mod trend;
+
+use crate::compile::ir::JourneyIr;
+use crate::engine::{
+    Contact, Event, Millis, MESSAGE_BOUNCED, MESSAGE_CAPPED, MESSAGE_FAILED, MESSAGE_SENT,
+};
+use crate::store::{Store, StoreError};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+pub use trend::{trend, Group, Metric, Trend, TrendQuery};
+
+/// A count of events and of the distinct contacts behind them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Count {
+    pub unique: u64,
+    pub total: u64,
+}
+
+/// What one recipient did with one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Recipient {
+    pub contact: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Deliveries of the message to this contact.
+    pub received: u64,
+    pub opens: u64,
+    pub clicks: u64,
+    /// Clicks per link.
+    pub links: BTreeMap<String, u64>,
+    pub bounces: u64,
+    pub unsubscribes: u64,
+    /// Deliveries a channel gave up on (`message.failed`).
+    pub failures: u64,
+    /// Sends a policy held or skipped (`message.capped`).
+    pub capped: u64,
+    /// First delivery, first open, first click (milliseconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_received: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_opened: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_clicked: Option<Millis>,
+}
+
+impl Recipient {
+    pub fn domain(&self) -> Option<String> {
+        self.email.as_deref().and_then(domain_of)
+    }
+    pub fn is_active(&self) -> bool {
+        self.opens > 0 || self.clicks > 0
+    }
+}
+
+/// The recipient domain of an email address, lower case.
+pub fn domain_of(email: &str) -> Option<String> {
+    let (_, d) = email.rsplit_once('@')?;
+    let d = d.trim().trim_end_matches('>').to_ascii_lowercase();
+    (!d.is_empty()).then_some(d)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LinkStats {
+    pub link: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub clicks: Count,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DomainStats {
+    pub domain: String,
+    /// Contacts of this domain the message reached, and their deliveries.
+    pub received: Count,
+    pub opened: Count,
+    pub clicked: Count,
+    pub bounced: Count,
+}
+
+/// The statistics of one message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MessageStats {
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub received: Count,
+    pub opened: Count,
+    pub clicked: Count,
+    pub bounced: Count,
+    pub unsubscribed: Count,
+    pub failed: Count,
+    /// Sends a policy held or skipped.
+    pub capped: Count,
+    /// Every link of the message (those of its current version, and any clicked), by name.
+    pub links: Vec<LinkStats>,
+    /// Email messages: per recipient domain, most deliveries first.
+    pub domains: Vec<DomainStats>,
+}
+
+impl MessageStats {
+    /// `part / whole` of unique contacts, as a percentage.
+    pub fn rate(part: Count, whole: Count) -> Option<f64> {
+        (whole.unique > 0).then(|| 100.0 * part.unique as f64 / whole.unique as f64)
+    }
+}
+
+/// `journey report`: every message of a journey.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JourneyReport {
+    pub journey: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Contacts who entered the journey (any version).
+    pub entered: u64,
+    pub messages: Vec<MessageStats>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no journey '{0}' in this store{1}")]
+    UnknownJourney(String, String),
+    #[error("journey '{0}' has no message '{1}'{2}")]
+    UnknownMessage(String, String, String),
+}
+
+/// The recipients of one journey's messages: message → contact → what they did.
+pub type Recipients = BTreeMap<String, BTreeMap<String, Recipient>>;
+
+/// The journey as last deployed to the store (its messages, links, subjects), if any.
+pub fn deployed_journey(store: &Store, journey: &str) -> Result<Option<JourneyIr>, StoreError> {
+    match store.head(journey)? {
+        Some(h) => store.version(&h),
+        None => Ok(None),
+    }
+}
+
+fn close_names<'a>(name: &str, known: impl IntoIterator<Item = &'a String>) -> String {
+    let known: Vec<&String> = known.into_iter().collect();
+    let best = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(name, k), *k))
+        .filter(|(s, _)| *s > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+        .unwrap_or_default();
+    if known.is_empty() {
+        best
+    } else {
+        format!(
+            "{best}; known: {}",
+            known
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// Reads what every recipient did with the messages of `journey` (only `message`, if
+/// given). One scan of the store's events.
+pub fn recipients(
+    store: &Store,
+    journey: &str,
+    message: Option<&str>,
+) -> Result<(Recipients, BTreeSet<String>), ReportError> {
+    let mut out: Recipients = BTreeMap::new();
+    let mut entered: BTreeSet<String> = BTreeSet::new();
+    let mut seen_deliveries: HashSet<(String, String)> = HashSet::new();
+    let mut current: Option<(String, Option<String>)> = None;
+    for e in store.all_events() {
+        let e = e?;
+        if e.journey.as_deref() != Some(journey) {
+            continue;
+        }
+        let Some(msg) = e.message.as_deref() else {
+            continue;
+        };
+        if message.is_some_and(|m| m != msg) {
+            continue;
+        }
+        if current.as_ref().map(|c| c.0.as_str()) != Some(e.contact.as_str()) {
+            let email = store
+                .contact(&e.contact)?
+                .as_ref()
+                .and_then(|c: &Contact| c.profile.get("email"))
+                .and_then(|v| v.as_str())
+                .map(String::from);
+            current = Some((e.contact.clone(), email));
+        }
+        let email = current.as_ref().and_then(|c| c.1.clone());
+        let r = out
+            .entry(msg.to_string())
+            .or_default()
+            .entry(e.contact.clone())
+            .or_insert_with(|| Recipient {
+                contact: e.contact.clone(),
+                email,
+                ..Recipient::default()
+            });
+        apply(r, &e, &mut seen_deliveries);
+    }
+    // Entered: the contacts with an instance of the journey.
+    for c in store.contacts() {
+        let c = c?;
+        if store
+            .instances_of(&c.id)?
+            .iter()
+            .any(|i| i.journey == journey)
+        {
+            entered.insert(c.id);
+        }
+    }
+    Ok((out, entered))
+}
+
+fn apply(r: &mut Recipient, e: &Event, seen: &mut HashSet<(String, String)>) {
+    let first = |slot: &mut Option<Millis>| {
+        if slot.is_none_or(|t| e.at < t) {
+            *slot = Some(e.at);
+        }
+    };
+    match e.kind.as_str() {
+        MESSAGE_SENT | "received" => {
+            // One delivery per message id, however many reports it has.
+            let fresh = match &e.message_id {
+                Some(id) => seen.insert((e.contact.clone(), id.clone())),
+                None => true,
+            };
+            if fresh {
+                r.received += 1;
+                first(&mut r.first_received);
+            }
+        }
+        "opened" => {
+            r.opens += 1;
+            first(&mut r.first_opened);
+        }
+        "clicked" => {
+            r.clicks += 1;
+            first(&mut r.first_clicked);
+            if let Some(l) = &e.link {
+                *r.links.entry(l.clone()).or_default() += 1;
+            }
+        }
+        MESSAGE_BOUNCED | "bounced" => r.bounces += 1,
+        "unsubscribed" => r.unsubscribes += 1,
+        MESSAGE_CAPPED => r.capped += 1,
+        MESSAGE_FAILED => r.failures += 1,
+        _ => {}
+    }
+}
+
+fn count<'a>(rs: impl Iterator<Item = &'a Recipient>, f: impl Fn(&Recipient) -> u64) -> Count {
+    let mut c = Count::default();
+    for r in rs {
+        let n = f(r);
+        if n > 0 {
+            c.unique += 1;
+            c.total += n;
+        }
+    }
+    c
+}
+
+/// `journey report JOURNEY [--message M]`.
+pub fn journey_report(
+    store: &Store,
+    journey: &str,
+    message: Option<&str>,
+) -> Result<JourneyReport, ReportError> {
+    let ir = deployed_journey(store, journey)?;
+    let (recipients, entered) = recipients(store, journey, message)?;
+    if ir.is_none() && recipients.is_empty() && entered.is_empty() {
+        let heads: Vec<String> = store.heads()?.into_iter().map(|h| h.0).collect();
+        return Err(ReportError::UnknownJourney(
+            journey.into(),
+            close_names(journey, &heads),
+        ));
+    }
+    if let (Some(m), Some(ir)) = (message, &ir) {
+        if !ir.messages.contains_key(m) && !recipients.contains_key(m) {
+            return Err(ReportError::UnknownMessage(
+                journey.into(),
+                m.into(),
+                close_names(m, ir.messages.keys()),
+            ));
+        }
+    }
+    // Messages of the deployed version (in step order), then any others seen in events.
+    let mut names: Vec<String> = Vec::new();
+    if let Some(ir) = &ir {
+        for s in &ir.steps {
+            if let crate::compile::ir::StepKindIr::Send { message: m, .. } = &s.kind {
+                if !names.contains(m) && message.is_none_or(|x| x == m) {
+                    names.push(m.clone());
+                }
+            }
+        }
+    }
+    for m in recipients.keys() {
+        if !names.contains(m) {
+            names.push(m.clone());
+        }
+    }
+    let empty = BTreeMap::new();
+    let mut messages = Vec::new();
+    for name in names {
+        let rs = recipients.get(&name).unwrap_or(&empty);
+        let def = ir.as_ref().and_then(|j| j.messages.get(&name));
+        let channel = def.map(|d| d.channel.as_str().to_string());
+        let mut links: BTreeMap<String, LinkStats> = BTreeMap::new();
+        if let Some(d) = def {
+            for (l, url) in &d.links {
+                links.insert(
+                    l.clone(),
+                    LinkStats {
+                        link: l.clone(),
+                        url: Some(url.clone()),
+                        clicks: Count::default(),
+                    },
+                );
+            }
+        }
+        for r in rs.values() {
+            for (l, n) in &r.links {
+                let s = links.entry(l.clone()).or_insert_with(|| LinkStats {
+                    link: l.clone(),
+                    ..LinkStats::default()
+                });
+                s.clicks.unique += 1;
+                s.clicks.total += n;
+            }
+        }
+        let mut domains: BTreeMap<String, Vec<&Recipient>> = BTreeMap::new();
+        if channel.as_deref().is_none_or(|c| c == "email") {
+            for r in rs.values() {
+                if let Some(d) = r.domain() {
+                    domains.entry(d).or_default().push(r);
+                }
+            }
+        }
+        let mut domains: Vec<DomainStats> = domains
+            .into_iter()
+            .map(|(domain, v)| DomainStats {
+                domain,
+                received: count(v.iter().copied(), |r| r.received),
+                opened: count(v.iter().copied(), |r| r.opens),
+                clicked: count(v.iter().copied(), |r| r.clicks),
+                bounced: count(v.iter().copied(), |r| r.bounces),
+            })
+            .collect();
+        domains.sort_by(|a, b| {
+            b.received
+                .total
+                .cmp(&a.received.total)
+                .then(a.domain.cmp(&b.domain))
+        });
+        messages.push(MessageStats {
+            subject: def.and_then(|d| d.fields.get("subject").cloned()),
+            channel,
+            received: count(rs.values(), |r| r.received),
+            opened: count(rs.values(), |r| r.opens),
+            clicked: count(rs.values(), |r| r.clicks),
+            bounced: count(rs.values(), |r| r.bounces),
+            unsubscribed: count(rs.values(), |r| r.unsubscribes),
+            capped: count(rs.values(), |r| r.capped),
+            failed: count(rs.values(), |r| r.failures),
+            links: links.into_values().collect(),
+            domains,
+            message: name,
+        });
+    }
+    Ok(JourneyReport {
+        journey: journey.into(),
+        title: ir.as_ref().and_then(|j| j.title.clone()),
+        label: ir.as_ref().and_then(|j| j.label.clone()),
+        entered: entered.len() as u64,
+        messages,
+    })
+}
+
+/// Who, among the recipients of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Who {
+    /// Opened it at least once.
+    Openers,
+    /// Clicked a link of it (the given link, with `--link`) at least once.
+    Clickers,
+    /// Received it (it did not bounce) and never opened it.
+    NonOpeners,
+    /// Opened it or clicked it.
+    Active,
+    /// Received it (it did not bounce), and neither opened nor clicked it.
+    Inactive,
+    /// Everyone it was delivered to.
+    Recipients,
+}
+
+/// `journey audience JOURNEY.MESSAGE --who …`: the contacts, in id order, with what they did.
+pub fn audience(
+    store: &Store,
+    journey: &str,
+    message: &str,
+    who: Who,
+    link: Option<&str>,
+) -> Result<Vec<Recipient>, ReportError> {
+    let ir = deployed_journey(store, journey)?;
+    let (mut all, _) = recipients(store, journey, Some(message))?;
+    if ir.is_none() && all.is_empty() {
+        let heads: Vec<String> = store.heads()?.into_iter().map(|h| h.0).collect();
+        return Err(ReportError::UnknownJourney(
+            journey.into(),
+            close_names(journey, &heads),
+        ));
+    }
+    if let Some(ir) = &ir {
+        if !ir.messages.contains_key(message) && !all.contains_key(message) {
+            return Err(ReportError::UnknownMessage(
+                journey.into(),
+                message.into(),
+                close_names(message, ir.messages.keys()),
+            ));
+        }
+    }
+    let rs = all.remove(message).unwrap_or_default();
+    Ok(rs
+        .into_values()
+        .filter(|r| {
+            let clicked = match link {
+                Some(l) => r.links.get(l).copied().unwrap_or(0) > 0,
+                None => r.clicks > 0,
+            };
+            match who {
+                Who::Openers => r.opens > 0,
+                Who::Clickers => clicked,
+                Who::NonOpeners => r.received > 0 && r.bounces == 0 && r.opens == 0,
+                Who::Active => r.is_active(),
+                Who::Inactive => r.received > 0 && r.bounces == 0 && !r.is_active(),
+                Who::Recipients => r.received > 0,
+            }
+        })
+        .collect())
+}
+
+/// `journey segment NAME`: the contacts in a segment, by evaluating its definition over
+/// every contact in the store at `now`, in id order.
+pub fn segment_members(
+    store: &Store,
+    program: &crate::compile::ir::Program,
+    segment: &str,
+    now: Millis,
+) -> Result<Vec<String>, StoreError> {
+    let Some(s) = program.segments.get(segment) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    // Only the history the rules can see is read.
+    let since = crate::engine::cond::segment_lookback(program, s).map(|w| now - w);
+    for r in store.contacts_with_events_since(since) {
+        let (c, events) = r?;
+        let view = crate::engine::cond::ContactView {
+            contact: &c,
+            events: &events,
+            program,
+            now,
+        };
+        if view.segment_matches(s) {
+            out.push(c.id);
+        }
+    }
+    Ok(out)
+}
