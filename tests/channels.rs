@@ -904,7 +904,7 @@ type Pushes = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 fn web_push_is_encrypted_for_the_browser_and_signed_with_vapid() {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
-    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use journey::channels::webpush::p256::elliptic_curve::sec1::ToEncodedPoint;
     let src = r#"journey pushes {
   entry event "go"
   policy none
@@ -928,9 +928,9 @@ fn web_push_is_encrypted_for_the_browser_and_signed_with_vapid() {
         )
         .with_state(seen.clone());
     let base = serve(&srv_rt, app);
-    let ua = p256::SecretKey::random(&mut rand_core::OsRng);
+    let ua = webpush::p256::SecretKey::random(&mut rand_core::OsRng);
     let auth = [9u8; 16];
-    let vapid = p256::SecretKey::random(&mut rand_core::OsRng);
+    let vapid = webpush::p256::SecretKey::random(&mut rand_core::OsRng);
     let mut h = Harness::new(compile_files(&[("p.journey", src)]), |c| {
         c.push.provider = Some(PushProvider::Webpush {
             vapid_private_key: URL_SAFE_NO_PAD.encode(vapid.to_bytes()),
@@ -961,7 +961,7 @@ fn web_push_is_encrypted_for_the_browser_and_signed_with_vapid() {
         k,
         URL_SAFE_NO_PAD.encode(vapid.public_key().to_encoded_point(false).as_bytes())
     );
-    let plain = webpush::decrypt(&ua, &auth, body);
+    let plain = webpush::decrypt(&ua, &auth, body).expect("the subscriber can read it");
     let payload: Value = serde_json::from_slice(&plain).unwrap();
     assert_eq!(payload["title"], "Hi Ada");
     assert_eq!(payload["body"], "Back in stock");

@@ -5,7 +5,7 @@
 use super::http;
 use super::render::RenderedPush;
 use super::sms::JsonLines;
-use super::webpush::{self, Subscription, Vapid};
+use super::webpush::{Subscription, Vapid};
 use super::Attempt;
 use crate::config::PushProvider;
 use crate::engine::SendJob;
@@ -139,19 +139,11 @@ impl PushSender {
                 let ttl = self.ttl_seconds;
                 self.each_target(progress, |target| {
                     let prepared = Subscription::from_json(&target).and_then(|sub| {
-                        let body = webpush::encrypt(&sub, payload.as_bytes())?;
-                        let auth =
-                            vapid.authorization(&sub.endpoint, chrono::Utc::now().timestamp())?;
-                        Ok(self
-                            .http
-                            .post(&sub.endpoint)
-                            .header("TTL", ttl.to_string())
-                            .header("Content-Encoding", "aes128gcm")
-                            .header("Content-Type", "application/octet-stream")
+                        let req = vapid.request(&sub, payload.as_bytes(), ttl)?;
+                        let req = reqwest::Request::try_from(req).map_err(|e| e.to_string())?;
+                        Ok(reqwest::RequestBuilder::from_parts(self.http.clone(), req)
                             .header("Urgency", "normal")
                             .header("Idempotency-Key", &job.message_id)
-                            .header("Authorization", auth)
-                            .body(body)
                             .timeout(timeout))
                     });
                     async move {

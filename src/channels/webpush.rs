@@ -1,32 +1,32 @@
 //! Web Push: the payload encrypted for the browser's subscription (RFC 8291, `aes128gcm`
-//! content coding of RFC 8188) and the VAPID authorization (RFC 8292, an ES256 JWT).
-//!
-//! Written on the RustCrypto crates (p256, hkdf, aes-gcm): the `web-push` crate encrypts
-//! through `ece`, whose only backend is OpenSSL, and this project builds without OpenSSL.
+//! content coding of RFC 8188) and the VAPID authorization (RFC 8292, an ES256 JWT), both by
+//! the `web-push-native` crate (pure Rust on the RustCrypto crates; the `web-push` crate
+//! encrypts through `ece`, whose only backend is OpenSSL, and this project builds without
+//! OpenSSL). This module parses subscriptions and keys and turns the crate's request into
+//! reqwest's.
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::Aes128Gcm;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use hkdf::Hkdf;
-use p256::ecdsa::signature::Signer;
-use p256::ecdsa::{Signature, SigningKey};
-use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::{PublicKey, SecretKey};
-use rand_core::{OsRng, RngCore};
-use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
+use web_push_native::p256::PublicKey;
+use web_push_native::{Auth, WebPushBuilder};
 
-/// The record size written in the header: one record holds any push payload (≤ 4 KiB).
-const RECORD_SIZE: u32 = 4096;
+/// The curve crate the keys are made with, for callers and tests.
+pub use web_push_native::p256;
+
+/// How long a VAPID signature is valid (RFC 8292 allows at most 24 hours).
+const VAPID_VALIDITY: Duration = Duration::from_secs(12 * 3600);
 
 /// A browser's `PushSubscription` (its JSON: `endpoint`, `keys.p256dh`, `keys.auth`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscription {
     pub endpoint: String,
-    /// The user agent's public key, uncompressed (65 bytes).
-    pub p256dh: Vec<u8>,
+    /// The user agent's public key.
+    pub p256dh: PublicKey,
     /// The authentication secret (16 bytes).
-    pub auth: Vec<u8>,
+    pub auth: [u8; 16],
 }
 
 fn b64(s: &str) -> Result<Vec<u8>, String> {
@@ -52,12 +52,11 @@ impl Subscription {
                 .and_then(|x| x.as_str())
                 .ok_or(format!("a Web Push subscription needs `keys.{k}`"))
         };
-        let p256dh = b64(get("p256dh")?)?;
-        let auth = b64(get("auth")?)?;
-        PublicKey::from_sec1_bytes(&p256dh).map_err(|_| "keys.p256dh is not a P-256 point")?;
-        if auth.len() != 16 {
-            return Err("keys.auth must be 16 bytes".into());
-        }
+        let p256dh = PublicKey::from_sec1_bytes(&b64(get("p256dh")?)?)
+            .map_err(|_| "keys.p256dh is not a P-256 point")?;
+        let auth: [u8; 16] = b64(get("auth")?)?
+            .try_into()
+            .map_err(|_| "keys.auth must be 16 bytes")?;
         Ok(Subscription {
             endpoint: endpoint.to_string(),
             p256dh,
@@ -66,58 +65,10 @@ impl Subscription {
     }
 }
 
-/// Encrypts `payload` for a subscription: `salt(16) | rs(4) | idlen(1) | keyid(65) | record`.
-pub fn encrypt(sub: &Subscription, payload: &[u8]) -> Result<Vec<u8>, String> {
-    let mut salt = [0u8; 16];
-    OsRng.fill_bytes(&mut salt);
-    let server = SecretKey::random(&mut OsRng);
-    encrypt_with(sub, payload, &server, salt)
-}
-
-fn encrypt_with(
-    sub: &Subscription,
-    payload: &[u8],
-    server: &SecretKey,
-    salt: [u8; 16],
-) -> Result<Vec<u8>, String> {
-    let ua_public =
-        PublicKey::from_sec1_bytes(&sub.p256dh).map_err(|_| "keys.p256dh is not a P-256 point")?;
-    let as_public = server.public_key().to_encoded_point(false);
-    let shared = p256::ecdh::diffie_hellman(server.to_nonzero_scalar(), ua_public.as_affine());
-    // IKM = HKDF(auth, ecdh, "WebPush: info\0" | ua_public | as_public, 32)
-    let mut info = b"WebPush: info\0".to_vec();
-    info.extend_from_slice(&sub.p256dh);
-    info.extend_from_slice(as_public.as_bytes());
-    let mut ikm = [0u8; 32];
-    Hkdf::<Sha256>::new(Some(&sub.auth), shared.raw_secret_bytes())
-        .expand(&info, &mut ikm)
-        .map_err(|_| "HKDF")?;
-    let hk = Hkdf::<Sha256>::new(Some(&salt), &ikm);
-    let mut cek = [0u8; 16];
-    let mut nonce = [0u8; 12];
-    hk.expand(b"Content-Encoding: aes128gcm\0", &mut cek)
-        .map_err(|_| "HKDF")?;
-    hk.expand(b"Content-Encoding: nonce\0", &mut nonce)
-        .map_err(|_| "HKDF")?;
-    let mut plain = payload.to_vec();
-    plain.push(2); // the last (only) record's delimiter, no padding
-    let cipher = Aes128Gcm::new_from_slice(&cek).map_err(|_| "AES key")?;
-    let sealed = cipher
-        .encrypt(aes_gcm::Nonce::from_slice(&nonce), plain.as_slice())
-        .map_err(|_| "AES-GCM")?;
-    let mut out = Vec::with_capacity(16 + 4 + 1 + 65 + sealed.len());
-    out.extend_from_slice(&salt);
-    out.extend_from_slice(&RECORD_SIZE.to_be_bytes());
-    out.push(as_public.as_bytes().len() as u8);
-    out.extend_from_slice(as_public.as_bytes());
-    out.extend_from_slice(&sealed);
-    Ok(out)
-}
-
 /// The application server's VAPID key.
 #[derive(Clone)]
 pub struct Vapid {
-    key: SigningKey,
+    key: Arc<ES256KeyPair>,
     subject: String,
 }
 
@@ -126,127 +77,129 @@ impl Vapid {
     /// generate-vapid-keys` prints), or a PEM (PKCS#8 or SEC1).
     pub fn new(private_key: &str, subject: &str) -> Result<Vapid, String> {
         let k = private_key.trim();
-        let secret = if k.starts_with("-----BEGIN") {
-            use p256::pkcs8::DecodePrivateKey;
-            SecretKey::from_pkcs8_pem(k)
-                .or_else(|_| SecretKey::from_sec1_pem(k))
+        let key = if k.starts_with("-----BEGIN") {
+            ES256KeyPair::from_pem(k)
                 .map_err(|_| "vapid_private_key: not a P-256 private key PEM")?
         } else {
-            SecretKey::from_slice(&b64(k)?)
+            ES256KeyPair::from_bytes(&b64(k)?)
                 .map_err(|_| "vapid_private_key: not a 32-byte P-256 private key")?
         };
         Ok(Vapid {
-            key: SigningKey::from(secret),
+            key: Arc::new(key),
             subject: subject.to_string(),
         })
     }
 
     /// The public key browsers subscribe with (`applicationServerKey`), base64url.
     pub fn public_key(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.key.verifying_key().to_encoded_point(false).as_bytes())
+        URL_SAFE_NO_PAD.encode(self.key.public_key().public_key().to_bytes_uncompressed())
     }
 
-    /// `Authorization: vapid t=JWT, k=PUBLIC_KEY` for a push service endpoint.
-    pub fn authorization(&self, endpoint: &str, now_secs: i64) -> Result<String, String> {
-        let url = reqwest::Url::parse(endpoint).map_err(|e| format!("endpoint: {e}"))?;
-        let aud = url.origin().ascii_serialization();
-        let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"ES256"}"#);
-        let claims = URL_SAFE_NO_PAD.encode(
-            serde_json::json!({ "aud": aud, "exp": now_secs + 12 * 3600, "sub": self.subject })
-                .to_string(),
-        );
-        let input = format!("{header}.{claims}");
-        let sig: Signature = self.key.sign(input.as_bytes());
-        let jwt = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()));
-        Ok(format!("vapid t={jwt}, k={}", self.public_key()))
+    /// The push request for one subscription: the encrypted `payload`, VAPID-signed, with
+    /// `TTL` (seconds the push service may hold it) in place of the crate's default.
+    pub fn request(
+        &self,
+        sub: &Subscription,
+        payload: &[u8],
+        ttl_seconds: u32,
+    ) -> Result<http::Request<Vec<u8>>, String> {
+        let endpoint: http::Uri = sub
+            .endpoint
+            .parse()
+            .map_err(|e| format!("endpoint '{}': {e}", sub.endpoint))?;
+        let mut req = WebPushBuilder::new(endpoint, sub.p256dh, Auth::clone_from_slice(&sub.auth))
+            .with_valid_duration(VAPID_VALIDITY)
+            .with_vapid(&self.key, &self.subject)
+            .build(payload.to_vec())
+            .map_err(|e| e.to_string())?;
+        req.headers_mut()
+            .insert("TTL", http::HeaderValue::from(ttl_seconds));
+        Ok(req)
     }
 }
 
-/// The user agent's side of RFC 8291: decrypts what `encrypt` made (for tests: it
-/// panics on a body it cannot read).
-pub fn decrypt(ua_secret: &SecretKey, auth: &[u8], body: &[u8]) -> Vec<u8> {
-    let salt = &body[..16];
-    let rs = u32::from_be_bytes(body[16..20].try_into().unwrap());
-    assert_eq!(rs, RECORD_SIZE);
-    let idlen = body[20] as usize;
-    let as_public = PublicKey::from_sec1_bytes(&body[21..21 + idlen]).unwrap();
-    let sealed = &body[21 + idlen..];
-    let shared = p256::ecdh::diffie_hellman(ua_secret.to_nonzero_scalar(), as_public.as_affine());
-    let ua_public = ua_secret.public_key().to_encoded_point(false);
-    let mut info = b"WebPush: info\0".to_vec();
-    info.extend_from_slice(ua_public.as_bytes());
-    info.extend_from_slice(as_public.to_encoded_point(false).as_bytes());
-    let mut ikm = [0u8; 32];
-    Hkdf::<Sha256>::new(Some(auth), shared.raw_secret_bytes())
-        .expand(&info, &mut ikm)
-        .unwrap();
-    let hk = Hkdf::<Sha256>::new(Some(salt), &ikm);
-    let (mut cek, mut nonce) = ([0u8; 16], [0u8; 12]);
-    hk.expand(b"Content-Encoding: aes128gcm\0", &mut cek)
-        .unwrap();
-    hk.expand(b"Content-Encoding: nonce\0", &mut nonce).unwrap();
-    let mut plain = Aes128Gcm::new_from_slice(&cek)
-        .unwrap()
-        .decrypt(aes_gcm::Nonce::from_slice(&nonce), sealed)
-        .unwrap();
-    assert_eq!(plain.pop(), Some(2));
-    plain
+/// The user agent's side of RFC 8291, for tests: the plaintext of a pushed body, given the
+/// subscription's private key and auth secret.
+pub fn decrypt(
+    ua_secret: &web_push_native::p256::SecretKey,
+    auth: &[u8; 16],
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
+    web_push_native::decrypt(body.to_vec(), ua_secret, &Auth::clone_from_slice(auth))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use web_push_native::jwt_simple::prelude::*;
+    use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
+    use web_push_native::p256::SecretKey;
 
-    #[test]
-    fn a_user_agent_decrypts_the_payload() {
-        let ua = SecretKey::random(&mut OsRng);
-        let auth = [7u8; 16];
-        let sub = Subscription::from_json(&serde_json::json!({
-            "endpoint": "https://push.example/abc",
+    fn subscription(ua: &SecretKey, auth: [u8; 16], endpoint: &str) -> Subscription {
+        Subscription::from_json(&serde_json::json!({
+            "endpoint": endpoint,
             "keys": {
                 "p256dh": URL_SAFE_NO_PAD.encode(ua.public_key().to_encoded_point(false).as_bytes()),
                 "auth": URL_SAFE_NO_PAD.encode(auth),
             }
         }))
-        .unwrap();
-        let body = encrypt(&sub, br#"{"title":"Hi"}"#).unwrap();
-        assert_eq!(decrypt(&ua, &auth, &body), br#"{"title":"Hi"}"#);
-        // Another key cannot read it.
-        let other = SecretKey::random(&mut OsRng);
-        let r = std::panic::catch_unwind(|| decrypt(&other, &auth, &body));
-        assert!(r.is_err());
+        .unwrap()
     }
 
     #[test]
-    fn vapid_jwt_verifies_with_the_public_key() {
-        use p256::ecdsa::signature::Verifier;
-        use p256::ecdsa::VerifyingKey;
-        let secret = SecretKey::random(&mut OsRng);
+    fn the_subscriber_decrypts_and_the_vapid_jwt_verifies() {
+        let ua = SecretKey::random(&mut rand_core::OsRng);
+        let auth = [7u8; 16];
+        let sub = subscription(&ua, auth, "https://push.example/send/abc");
+        let secret = SecretKey::random(&mut rand_core::OsRng);
         let v = Vapid::new(
             &URL_SAFE_NO_PAD.encode(secret.to_bytes()),
             "mailto:ops@maison.example",
         )
         .unwrap();
-        let auth = v
-            .authorization("https://push.example:8443/send/abc", 1_000)
-            .unwrap();
-        let (t, k) = auth
+        let req = v.request(&sub, br#"{"title":"Hi"}"#, 600).unwrap();
+        assert_eq!(req.headers()["TTL"], "600");
+        assert_eq!(req.headers()["Content-Encoding"], "aes128gcm");
+        assert_eq!(
+            decrypt(&ua, &auth, req.body()).unwrap(),
+            br#"{"title":"Hi"}"#
+        );
+        // Another key cannot read it.
+        let other = SecretKey::random(&mut rand_core::OsRng);
+        assert!(decrypt(&other, &auth, req.body()).is_err());
+
+        // `vapid t=JWT, k=KEY`: the JWT verifies with the key browsers subscribed with.
+        let authz = req.headers()["Authorization"].to_str().unwrap();
+        let (t, k) = authz
             .strip_prefix("vapid t=")
             .unwrap()
             .split_once(", k=")
             .unwrap();
-        let (input, sig) = t.rsplit_once('.').unwrap();
-        let key = VerifyingKey::from_sec1_bytes(&URL_SAFE_NO_PAD.decode(k).unwrap()).unwrap();
-        let sig = Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap()).unwrap();
-        key.verify(input.as_bytes(), &sig).unwrap();
-        let claims: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(input.split('.').nth(1).unwrap())
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(claims["aud"], "https://push.example:8443");
-        assert_eq!(claims["sub"], "mailto:ops@maison.example");
-        assert_eq!(claims["exp"], 1_000 + 12 * 3600);
+        assert_eq!(k, v.public_key());
+        let public = ES256PublicKey::from_bytes(&URL_SAFE_NO_PAD.decode(k).unwrap()).unwrap();
+        let claims = public
+            .verify_token::<NoCustomClaims>(
+                t,
+                Some(VerificationOptions {
+                    allowed_audiences: Some(HashSet::from_strings(&["https://push.example"])),
+                    ..Default::default()
+                }),
+            )
+            .expect("the JWT verifies for the push service's origin");
+        assert_eq!(claims.subject.as_deref(), Some("mailto:ops@maison.example"));
+        let life = claims.expires_at.unwrap().as_secs() - claims.issued_at.unwrap().as_secs();
+        assert_eq!(life, VAPID_VALIDITY.as_secs());
+    }
+
+    #[test]
+    fn bad_subscriptions_and_keys_say_what_is_wrong() {
+        let e = Subscription::from_json(&serde_json::json!({"endpoint": "https://x"}));
+        assert_eq!(e.unwrap_err(), "a Web Push subscription needs `keys`");
+        let e = Subscription::from_json(&serde_json::json!({
+            "endpoint": "https://x", "keys": {"p256dh": "AAAA", "auth": "AAAA"}
+        }));
+        assert_eq!(e.unwrap_err(), "keys.p256dh is not a P-256 point");
+        assert!(Vapid::new("not a key", "mailto:x").is_err());
     }
 }
