@@ -226,3 +226,39 @@ fn welcome_over_smtp_survives_a_kill_and_its_tracked_link_brings_the_promo() {
         1
     );
 }
+
+#[test]
+fn without_public_url_links_point_at_the_address_the_daemon_listens_on() {
+    let servers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let smtp = SmtpServer::start(&servers);
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    // Port 0: only the daemon knows its port, and its links must name it.
+    let d = Daemon::start_on(tmp.path(), "127.0.0.1:0", &smtp_config(&smtp, None));
+    let (s, v) = d.sign_up("bruno");
+    assert_eq!(s, 200, "{v}");
+    wait_for("the welcome email over SMTP", 60, || {
+        (smtp.count() >= 1).then_some(())
+    });
+    let got = smtp.received();
+    let html = parse(&got[0]).body_html(0).unwrap().to_string();
+    let link = hrefs(&html)
+        .into_iter()
+        .find(|u| u.contains("/t/c/"))
+        .unwrap_or_else(|| panic!("a tracked link in {html}"));
+    assert!(
+        link.starts_with(&format!("{}/t/c/", d.base)),
+        "{link} does not point at {}",
+        d.base
+    );
+    let resp = d.agent.get(&link).call().expect("the tracked link answers");
+    assert_eq!(resp.status(), 302);
+    assert_eq!(
+        resp.header("location"),
+        Some("https://maison.example/profile?c=bruno")
+    );
+}
