@@ -26,6 +26,19 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The SMTP server (on its runtime, to keep alive) and a folder with the welcome journey.
+fn smtp_and_welcome() -> (tokio::runtime::Runtime, SmtpServer, tempfile::TempDir) {
+    let servers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let smtp = SmtpServer::start(&servers);
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    (servers, smtp, tmp)
+}
+
 /// The config after the `server:` block: SMTP without TLS to the test's server.
 fn smtp_config(smtp: &SmtpServer, public_url: Option<&str>) -> String {
     let public = public_url
@@ -84,14 +97,7 @@ fn clicks(c: &Value) -> usize {
 
 #[test]
 fn welcome_over_smtp_survives_a_kill_and_its_tracked_link_brings_the_promo() {
-    let servers = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let smtp = SmtpServer::start(&servers);
-    let tmp = tempfile::tempdir().unwrap();
-    copy_welcome(tmp.path());
+    let (_servers, smtp, tmp) = smtp_and_welcome();
     let base = format!("http://127.0.0.1:{}", free_port());
     let listen = base.trim_start_matches("http://");
     let mut d = Daemon::start_on(tmp.path(), listen, &smtp_config(&smtp, Some(&base)));
@@ -229,14 +235,7 @@ fn welcome_over_smtp_survives_a_kill_and_its_tracked_link_brings_the_promo() {
 
 #[test]
 fn without_public_url_links_point_at_the_address_the_daemon_listens_on() {
-    let servers = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let smtp = SmtpServer::start(&servers);
-    let tmp = tempfile::tempdir().unwrap();
-    copy_welcome(tmp.path());
+    let (_servers, smtp, tmp) = smtp_and_welcome();
     // Port 0: only the daemon knows its port, and its links must name it.
     let d = Daemon::start_on(tmp.path(), "127.0.0.1:0", &smtp_config(&smtp, None));
     let (s, v) = d.sign_up("bruno");
