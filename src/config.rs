@@ -15,7 +15,10 @@ pub struct Config {
     pub journeys_dir: PathBuf,
     /// The zone of contacts without a `timezone`, and of schedules without one.
     pub timezone: String,
-    /// The address tracked links, the open pixel and unsubscribe links point to.
+    /// The address tracked links, the open pixel and unsubscribe links point to. Absent
+    /// from a file: `http://{server.listen}`, and `journey serve` puts the port it bound
+    /// in place of port 0 (see [`Config::listening_on`]).
+    #[serde(default)]
     pub public_url: String,
     /// The key that signs tracking and unsubscribe tokens. When absent, one is generated
     /// on first start and kept in `data_dir/secret`.
@@ -310,7 +313,7 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let text = interpolate(path, text, env)?;
-        let config: Config = if text.trim().is_empty() {
+        let mut config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
             serde_norway::from_str(&text).map_err(|e| ConfigError::Yaml {
@@ -318,6 +321,9 @@ impl Config {
                 err: e.to_string(),
             })?
         };
+        if config.public_url.is_empty() {
+            config.public_url = config.default_public_url();
+        }
         if config.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(ConfigError::Zone {
                 path: path.into(),
@@ -325,6 +331,20 @@ impl Config {
             });
         }
         Ok(config)
+    }
+
+    /// The public URL a config without `public_url` gets: the listen address.
+    fn default_public_url(&self) -> String {
+        format!("http://{}", self.server.listen)
+    }
+
+    /// Called with the address the server bound: a `public_url` that is the listen address
+    /// (written so, or by default) becomes the bound one, so that with `listen: …:0` links
+    /// name the port chosen.
+    pub fn listening_on(&mut self, bound: std::net::SocketAddr) {
+        if self.public_url.trim_end_matches('/') == self.default_public_url() {
+            self.public_url = format!("http://{bound}");
+        }
     }
 
     pub fn zone(&self) -> chrono_tz::Tz {
@@ -362,6 +382,27 @@ mod tests {
             err,
             "j.yaml:1: environment variable JOURNEY_SECRET is not set"
         );
+    }
+
+    #[test]
+    fn public_url_defaults_to_the_listen_address_and_port_0_to_the_bound_port() {
+        let parse = |t: &str| Config::parse("j.yaml", t, |_| None).unwrap();
+        assert_eq!(
+            parse("server:\n  listen: 127.0.0.1:9090\n").public_url,
+            "http://127.0.0.1:9090"
+        );
+        assert_eq!(
+            parse("public_url: https://j.example\nserver:\n  listen: 0.0.0.0:80\n").public_url,
+            "https://j.example"
+        );
+        assert_eq!(parse("timezone: UTC\n").public_url, "http://127.0.0.1:8080");
+        let mut c = parse("server:\n  listen: 127.0.0.1:0\n");
+        c.listening_on("127.0.0.1:41234".parse().unwrap());
+        assert_eq!(c.public_url, "http://127.0.0.1:41234");
+        // A public_url of its own is kept.
+        let mut c = parse("public_url: https://j.example\nserver:\n  listen: 127.0.0.1:0\n");
+        c.listening_on("127.0.0.1:41234".parse().unwrap());
+        assert_eq!(c.public_url, "https://j.example");
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! The daemon end to end: `journey serve` as a child process, over real HTTP on 127.0.0.1.
 //!
-//! The SMTP leg (the welcome email arriving at an SMTP server the test starts, the
-//! tracked link read from its HTML) comes with the channels merge: until then deliveries
-//! go to the JSON-lines sink and the test signs the click token itself.
+//! Deliveries here go to the default Maildir and the click test signs its token itself (to
+//! forge and alter it too); the SMTP leg, with the link read from the email, is tests/e2e.rs.
 
 mod daemon_common;
 

@@ -330,7 +330,19 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
 /// Runs the daemon until SIGTERM or Ctrl-C.
 /// Prints `admin token: …` (first start only) and `listening on http://…` on stdout, for
 /// people and for scripts (the tests and `journey bench ingest` read them).
-pub fn serve(config: Config) -> anyhow::Result<()> {
+pub fn serve(mut config: Config) -> anyhow::Result<()> {
+    // The channels deliver on the server's tokio runtime and report outcomes through a relay
+    // that counts them for /metrics before they reach the live loop.
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // Bound first: with `listen: …:0` the links the channels write name the port chosen.
+    let listener = tokio_rt
+        .block_on(tokio::net::TcpListener::bind(&config.server.listen))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    config.listening_on(addr);
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.data_dir.display()))?;
     let secret = load_secret(&config)?;
@@ -368,12 +380,6 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         paused: RwLock::new(rt.paused().clone()),
     });
     let stop = Arc::new(AtomicBool::new(false));
-    // The channels deliver on the server's tokio runtime and report outcomes through a relay
-    // that counts them for /metrics before they reach the live loop.
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let outcomes = metrics::relay_outcomes(tx.clone(), metrics.clone())?;
     let sink = sink::make_sink(
         &config,
@@ -416,10 +422,6 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let served = tokio_rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&config.server.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
-        let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         tracing::info!(%addr, data = %config.data_dir.display(), "journey serve");
         spawn_reload_on_hangup(state.clone());

@@ -46,13 +46,14 @@ pub fn copy_welcome(to: &Path) {
 }
 
 impl Daemon {
-    /// A config in `dir`: data in dir/data, journeys from dir/journeys, a free port.
-    pub fn config(dir: &Path, extra: &str) -> PathBuf {
+    /// A config in `dir`: data in dir/data, journeys from dir/journeys, the API on `listen`;
+    /// `extra` follows the `server:` block (indented: more server keys; not: top-level keys).
+    pub fn config(dir: &Path, listen: &str, extra: &str) -> PathBuf {
         let path = dir.join("journey.yaml");
         std::fs::write(
             &path,
             format!(
-                "data_dir: {}\njourneys_dir: {}\nserver:\n  listen: 127.0.0.1:0\n{extra}",
+                "data_dir: {}\njourneys_dir: {}\nserver:\n  listen: {listen}\n{extra}",
                 dir.join("data").display(),
                 dir.join("journeys").display()
             ),
@@ -65,26 +66,31 @@ impl Daemon {
         Self::start_with(dir, "")
     }
 
+    /// On a free port.
     pub fn start_with(dir: &Path, server_extra: &str) -> Daemon {
+        Self::start_on(dir, "127.0.0.1:0", server_extra)
+    }
+
+    /// On the given address (a fixed port survives restarts, and so do links to it).
+    pub fn start_on(dir: &Path, listen: &str, extra: &str) -> Daemon {
         let mut d = Daemon {
             dir: dir.to_path_buf(),
             child: None,
             base: String::new(),
             admin: String::new(),
-            agent: ureq::AgentBuilder::new()
-                .redirects(0)
-                .timeout(Duration::from_secs(30))
-                .build(),
+            agent: agent(),
             stderr_log: dir.join("daemon.stderr"),
         };
-        Self::config(dir, server_extra);
+        Self::config(dir, listen, extra);
         d.spawn();
         d
     }
 
     /// Starts (or restarts) the process and reads its address (and, on first start, the
-    /// admin token) from stdout.
+    /// admin token) from stdout. A restart gets a new HTTP agent: pooled connections to
+    /// the killed process would fail a request on the same port.
     pub fn spawn(&mut self) {
+        self.agent = agent();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -250,6 +256,14 @@ impl Daemon {
             .output()
             .unwrap()
     }
+}
+
+/// An HTTP client that does not follow redirects (the tests look at the 302s).
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(Duration::from_secs(30))
+        .build()
 }
 
 impl Drop for Daemon {
