@@ -196,6 +196,26 @@ fn token_of(url: &str, kind: &str) -> Claims {
     verify(SECRET, t.trim_end_matches('.')).expect("a valid token")
 }
 
+/// The short link in an SMS or push text (`{PUBLIC}/s/{code}`): its code and the claims the
+/// store keeps under it.
+fn short_of(store: &Store, text: &str) -> (String, Claims) {
+    let prefix = format!("{PUBLIC}/s/");
+    let at = text
+        .find(&prefix)
+        .unwrap_or_else(|| panic!("{text} has no short link"));
+    let code: String = text[at + prefix.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    assert_eq!(code.len(), 10, "a ten-character code: {text}");
+    let claims = store
+        .short_link(&code)
+        .unwrap()
+        .unwrap_or_else(|| panic!("the store keeps the claims of {code}"));
+    assert_eq!(claims.kind, TokenKind::Click);
+    (code, claims)
+}
+
 fn smtp_config(server: &SmtpServer) -> SmtpConfig {
     SmtpConfig {
         host: "127.0.0.1".into(),
@@ -697,13 +717,19 @@ fn twilio_sms_retries_500_and_429_then_sends_once() {
     assert_eq!(f["To"], "+393330000001");
     assert_eq!(f["From"], "+15550001");
     let body = f["Body"].as_str().unwrap();
-    assert!(
-        body.starts_with("Hi Ada, see http://journey.test/t/c/"),
-        "{body}"
+    // A short link on our base URL: one SMS segment, not several.
+    let (code, c) = short_of(&h.rt.store, body);
+    assert_eq!(
+        body,
+        format!("Hi Ada, see http://journey.test/s/{code} tonight")
     );
-    let c = token_of(body, "t/c");
+    assert_eq!(body.len(), 52);
     assert_eq!(c.url.as_deref(), Some("https://maison.example/events/42"));
     assert_eq!(c.link.as_deref(), Some("event"));
+    assert_eq!(c.contact, "c1");
+    assert_eq!(c.journey, "texts");
+    assert_eq!(c.message, "reminder");
+    assert_eq!(Some(c.message_id), ev.message_id);
 
     // A 400 is permanent: failed at once.
     h.contact("c2", json!({"phone": "not-a-number", "first_name": "Bo"}));
@@ -769,10 +795,14 @@ fn kannel_sms_carries_a_dlr_url_whose_report_becomes_received() {
     assert_eq!(q["from"], "Maison");
     assert_eq!(q["charset"], "UTF-8");
     assert_eq!(q["coding"], "2", "non-ASCII text goes as UCS-2");
-    assert!(q["text"]
-        .as_str()
-        .unwrap()
-        .starts_with("Hi Zoë, see http://journey.test/t/c/"));
+    let text = q["text"].as_str().unwrap();
+    let (code, c) = short_of(&h.rt.store, text);
+    assert_eq!(
+        text,
+        format!("Hi Zoë, see http://journey.test/s/{code} tonight")
+    );
+    assert_eq!(text.chars().count(), 52, "within one UCS-2 segment (70)");
+    assert_eq!(c.url.as_deref(), Some("https://maison.example/events/42"));
     assert_eq!(q["dlr-mask"], "19");
     let dlr_url = q["dlr-url"].as_str().unwrap();
     assert!(
@@ -816,8 +846,11 @@ fn fcm_push_goes_to_every_token_retrying_only_the_failed_one() {
   send push hello {
     title "Hi {{ contact.first_name }}"
     body  "New in: {{ event.product | default('shoes') }}"
+    link shop "https://maison.example/shop?c={{ contact.id }}"
     data {
       screen "product"
+      url "{{ link('shop') }}"
+      image "https://cdn.maison.example/shoes.png"
     }
   }
 }
@@ -882,6 +915,16 @@ fn fcm_push_goes_to_every_token_retrying_only_the_failed_one() {
     assert_eq!(body["notification"]["title"], "Hi Ada");
     assert_eq!(body["notification"]["body"], "New in: shoes");
     assert_eq!(body["data"]["screen"], "product");
+    // The link is a short one (a push payload is at most 4 KB); an image URL stays.
+    let url = body["data"]["url"].as_str().unwrap();
+    let (code, c) = short_of(&h.rt.store, url);
+    assert_eq!(url, format!("{PUBLIC}/s/{code}"));
+    assert_eq!(c.url.as_deref(), Some("https://maison.example/shop?c=c1"));
+    assert_eq!(c.link.as_deref(), Some("shop"));
+    assert_eq!(
+        body["data"]["image"],
+        "https://cdn.maison.example/shoes.png"
+    );
     assert_eq!(
         body["data"]["message_id"].as_str(),
         ev.message_id.as_deref()
@@ -1091,7 +1134,19 @@ fn sms_without_a_provider_appends_json_lines_at_the_configured_rate() {
     to.sort();
     to.dedup();
     assert_eq!(to.len(), 6, "each once");
-    assert!(lines[0]["text"].as_str().unwrap().contains("/t/c/"));
+    // Each contact's link has its own code, naming the contact.
+    let mut codes = Vec::new();
+    for l in &lines {
+        let text = l["text"].as_str().unwrap();
+        let (code, c) = short_of(&h.rt.store, text);
+        assert_eq!(text, format!("Hi A, see {PUBLIC}/s/{code} tonight"));
+        assert_eq!(c.contact, l["contact"].as_str().unwrap());
+        assert_eq!(c.message_id, l["message_id"].as_str().unwrap());
+        codes.push(code);
+    }
+    codes.sort();
+    codes.dedup();
+    assert_eq!(codes.len(), 6);
     assert_eq!(h.outbox(), 0);
     h.assert_quiet();
 }

@@ -95,14 +95,7 @@ fn an_event_enrols_a_click_wakes_the_check_and_a_restart_keeps_the_place() {
     );
     let (s, _) = d.call("GET", &format!("/t/c/{altered}"), None, None);
     assert_eq!(s, 404);
-    let clicks = |c: &Value| {
-        c["recent_events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["type"] == "clicked")
-            .count()
-    };
+    let clicks = |c: &Value| events_of_type(c, "clicked").len();
     assert_eq!(
         clicks(&d.contact("angela")),
         0,
@@ -110,13 +103,10 @@ fn an_event_enrols_a_click_wakes_the_check_and_a_restart_keeps_the_place() {
     );
 
     // The real click: recorded, redirected, and the promo follows at once.
-    let resp = d
-        .agent
-        .get(&format!("{}/t/c/{token}", d.base))
-        .call()
-        .expect("the click answers");
-    assert_eq!(resp.status(), 302);
-    assert_eq!(resp.header("location"), Some(url));
+    assert_eq!(
+        d.redirect(&format!("/t/c/{token}")),
+        (302, Some(url.to_string()))
+    );
     let promo = wait_for("the promo delivery", 30, || {
         d.delivery("angela", "promo_code")
     });
@@ -375,13 +365,7 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
         d.call("GET", "/healthz", None, None),
         (200, json!({"status": "ok"}))
     );
-    let m = d
-        .agent
-        .get(&format!("{}/metrics", d.base))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let m = d.metrics();
     assert!(
         m.contains("journey_sends_total{channel=\"email\",outcome=\"sent\"} 1"),
         "{m}"
@@ -527,4 +511,126 @@ fn segment_endpoints_take_basic_auth_and_keep_the_good_calls_of_a_batch() {
     );
     assert_eq!(s, 400);
     assert!(v["message"].as_str().unwrap().contains("userId"));
+}
+
+const SMS_JOURNEY: &str = r#"journey sms_sale {
+  entry event "sale_started"
+  policy none
+  send sms sale {
+    text "Hi {{ contact.first_name }}, the sale is on: {{ link('shop') }}"
+    link shop "https://maison.example/sale?c={{ contact.id }}"
+  }
+  check clicked sale.shop within 3d {
+    yes {
+      send sms thanks {
+        text "Thanks for looking, {{ contact.first_name }}."
+      }
+    }
+    no {
+      end
+    }
+  }
+}
+"#;
+
+/// The texts the daemon wrote to `data/sms.jsonl` (no SMS provider) for a contact's message.
+fn sms_texts(d: &Daemon, contact: &str, message: &str) -> Vec<String> {
+    std::fs::read_to_string(d.data().join("sms.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["contact"] == contact && l["message"] == message)
+        .map(|l| l["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_sms_short_link_records_the_click_and_redirects_and_an_unknown_code_is_404() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("journeys")).unwrap();
+    std::fs::write(tmp.path().join("journeys/sms.journey"), SMS_JOURNEY).unwrap();
+    let mut d = Daemon::start(tmp.path());
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/dora",
+        Some(&json!({"phone": "+393330000009", "first_name": "Dora"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = d.post_events(json!({"contact": "dora", "type": "sale_started"}));
+    assert_eq!(s, 200, "{v}");
+
+    // The SMS carries a short link on the public URL (the default: the address the daemon
+    // listens on).
+    let text = wait_for("the SMS in data/sms.jsonl", 30, || {
+        sms_texts(&d, "dora", "sale").into_iter().next()
+    });
+    let prefix = format!("Hi Dora, the sale is on: {}/s/", d.base);
+    let code = text
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("not a short link: {text}"))
+        .to_string();
+    assert_eq!(code.len(), 10, "{text}");
+    assert!(code.bytes().all(|b| b.is_ascii_alphanumeric()), "{text}");
+    assert_eq!(text.len(), prefix.len() + 10, "{text}");
+    assert!(text.len() <= 160, "one SMS segment: {text}");
+    let sale = wait_for("the sale delivery", 30, || d.delivery("dora", "sale"));
+    wait_for("dora waiting at the check", 30, || {
+        step_of(&d.contact("dora"), "sms_sale").filter(|s| s.starts_with("check_clicked"))
+    });
+
+    // SIGKILL and restart: the link that reached the phone still resolves.
+    d.kill();
+    d.spawn();
+
+    // Unknown, malformed or altered codes: 404, nothing recorded.
+    let mut altered = code.clone().into_bytes();
+    altered[9] = if altered[9] == b'a' { b'b' } else { b'a' };
+    let altered = String::from_utf8(altered).unwrap();
+    for bad in [
+        altered.as_str(),
+        "AAAAAAAAAA",
+        "short",
+        &format!("{code}x"),
+        "aaaaaaaaa-",
+        "..%2F..%2Fx",
+    ] {
+        let (s, _) = d.call("GET", &format!("/s/{bad}"), None, None);
+        assert_eq!(s, 404, "/s/{bad}");
+    }
+    assert!(
+        events_of_type(&d.contact("dora"), "clicked").is_empty(),
+        "a bad code was recorded"
+    );
+
+    // The real code: `clicked` recorded like a signed link's, a redirect to the target, and
+    // the waiting check moves at once.
+    assert_eq!(
+        d.redirect(&format!("/s/{code}")),
+        (302, Some("https://maison.example/sale?c=dora".to_string()))
+    );
+    let thanks = wait_for("the thanks SMS", 30, || d.delivery("dora", "thanks"));
+    assert_eq!(thanks["journey"], "sms_sale");
+    let c = d.contact("dora");
+    let clicked = events_of_type(&c, "clicked");
+    assert_eq!(clicked.len(), 1, "{c}");
+    let e = &clicked[0];
+    assert_eq!(e["journey"], "sms_sale");
+    assert_eq!(e["message"], "sale");
+    assert_eq!(e["link"], "shop");
+    assert_eq!(e["message_id"], sale["message_id"]);
+    let j = &c["journeys"][0];
+    assert_eq!(j["ended"], "completed", "{c}");
+    assert_eq!(
+        j["path"],
+        json!(["sale", "check_clicked_sale_shop", "thanks"])
+    );
+    // Every copy of the SMS (a send re-delivered after the kill renders again) has the code.
+    for t in sms_texts(&d, "dora", "sale") {
+        assert_eq!(t, text);
+    }
+    let m = d.metrics();
+    assert!(
+        m.contains("journey_tracking_total{what=\"clicked\"} 1"),
+        "{m}"
+    );
 }

@@ -5,7 +5,8 @@
 //! an `Input::Delivered` (`message.sent`, `message.failed` or `message.bounced`, with the
 //! rendered subject, the number of attempts and what the provider said). The outbox entry
 //! stays until that report is committed, so a crash re-delivers (with the same message id
-//! as idempotency key).
+//! as idempotency key). The short links of an SMS or a push are kept in the store and
+//! flushed before the first attempt, so a link that reaches a phone always resolves.
 
 use super::email::{self, Mailer, Outgoing};
 use super::push::{PushProgress, PushSender};
@@ -339,6 +340,9 @@ impl Shared {
             Ok(p) => p,
             Err(reason) => return (Delivery::Failed(reason), None, Map::new(), 0),
         };
+        if let Err(reason) = self.keep_short_links(&prepared).await {
+            return (Delivery::Failed(reason), subject, Map::new(), 0);
+        }
         let lane = &self.lanes[&job.channel];
         let max = self.config.retry.max_attempts.max(1);
         let mut progress = PushProgress::default();
@@ -452,9 +456,12 @@ impl Shared {
                 let out = email::build(&e, job, self.config.email.from.as_deref())?;
                 (Prepared::Email(out), Some(e.subject))
             }
-            Channel::Sms => (Prepared::Sms(r.sms(&src).map_err(|e| e.0)?), None),
+            Channel::Sms => (
+                Prepared::Sms(r.sms(&src, &self.store).map_err(|e| e.0)?),
+                None,
+            ),
             Channel::Push => {
-                let p = r.push(&src).map_err(|e| e.0)?;
+                let p = r.push(&src, &self.store).map_err(|e| e.0)?;
                 let title = p.title.clone();
                 (Prepared::Push(p), title)
             }
@@ -467,6 +474,24 @@ impl Shared {
                 (Prepared::Webhook(w, Duration::from_secs(secs)), None)
             }
         })
+    }
+
+    /// Makes the short links a rendering wrote into the store durable (one flush, off the
+    /// async threads), before the message is handed to anyone.
+    async fn keep_short_links(&self, p: &Prepared) -> Result<(), String> {
+        let codes = match p {
+            Prepared::Sms(s) => &s.short_links,
+            Prepared::Push(p) => &p.short_links,
+            Prepared::Email(_) | Prepared::Webhook(..) => return Ok(()),
+        };
+        if codes.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| format!("short links not kept: {e}"))?
+            .map_err(|e| format!("short links not kept: {e}"))
     }
 
     async fn attempt(&self, job: &SendJob, p: &Prepared, progress: &mut PushProgress) -> Attempt {

@@ -4,10 +4,13 @@
 //! `type`), `link('name')` (the signed tracked URL of one of the message's links) and
 //! `unsubscribe_url`. HTML bodies are auto-escaped; subjects, texts and URLs are not.
 //!
+//! Emails carry signed tracked URLs (`/t/c/{token}`); SMS and pushes carry short ones
+//! (`/s/{code}`), whose claims a `ShortLinks` keeps (the store, in the daemon).
+//!
 //! A variable that is not there is an error, not an empty string: the error names the
 //! journey, the step and the variable, and the delivery is recorded as `message.failed`.
 
-use super::tracking::{sign, Claims, TokenKind};
+use super::tracking::{shorten, sign, Claims, ShortLinks, TokenKind};
 use crate::compile::ir::MessageIr;
 use crate::engine::{Contact, Event, SendJob};
 use minijinja::value::Value;
@@ -52,6 +55,8 @@ pub struct RenderedEmail {
 pub struct RenderedSms {
     pub to: String,
     pub text: String,
+    /// The codes of the short links in the text, kept (not yet flushed) by the `ShortLinks`.
+    pub short_links: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +66,8 @@ pub struct RenderedPush {
     pub data: BTreeMap<String, String>,
     /// Device tokens (FCM, webhook) or Web Push subscriptions (JSON objects).
     pub targets: Vec<serde_json::Value>,
+    /// The codes of the short links in the body and data, kept (not yet flushed).
+    pub short_links: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +129,24 @@ impl Renderer {
             },
         );
         format!("{}/t/c/{token}", self.inner.public_url)
+    }
+
+    /// The short URL of a click on `link` (rendered to `url`) of this job's message: its
+    /// claims kept by `book` under their code. Returns the URL and the code.
+    pub fn short_url(
+        &self,
+        job: &SendJob,
+        link: Option<&str>,
+        url: &str,
+        book: &dyn ShortLinks,
+    ) -> Result<(String, String), String> {
+        let claims = Claims {
+            link: link.map(String::from),
+            url: Some(url.to_string()),
+            ..claims(job, TokenKind::Click)
+        };
+        let code = shorten(&self.inner.secret, &claims, book)?;
+        Ok((format!("{}/s/{code}", self.inner.public_url), code))
     }
 
     pub fn open_url(&self, job: &SendJob) -> String {
@@ -267,7 +292,7 @@ impl Renderer {
             _ => None,
         };
         let text = match text_field("text")?.or(text_template) {
-            Some(t) => replace_urls(&t, &p.link_urls, &p.tracked),
+            Some(t) => replace_urls(&t, &p.link_urls, |n| Ok(p.tracked[n].clone()))?,
             None => html.as_deref().map(html_to_text).unwrap_or_default(),
         };
         let to = match text_field("to")? {
@@ -297,14 +322,17 @@ impl Renderer {
         })
     }
 
-    pub fn sms(&self, src: &Source) -> Result<RenderedSms, RenderError> {
+    /// An SMS: every http(s) URL of its text becomes a short tracked URL, its claims kept
+    /// by `book`.
+    pub fn sms(&self, src: &Source, book: &dyn ShortLinks) -> Result<RenderedSms, RenderError> {
         let p = self.prepare(src)?;
         let f = &src.message.fields;
         let text = match f.get("text") {
             Some(t) => self.render_str(src, "text", t, p.vars.clone())?,
             None => String::new(),
         };
-        let text = self.track_all_urls(src.job, &text, &p);
+        let mut links = Shortener::new(self, src, book);
+        let text = self.track_all_urls(&text, &p, &mut links)?;
         let to = match f.get("to") {
             Some(t) => self
                 .render_str(src, "to", t, p.vars.clone())?
@@ -317,11 +345,18 @@ impl Renderer {
                 ))
             })?,
         };
-        Ok(RenderedSms { to, text })
+        Ok(RenderedSms {
+            to,
+            text,
+            short_links: links.codes,
+        })
     }
 
-    pub fn push(&self, src: &Source) -> Result<RenderedPush, RenderError> {
+    /// A push: declared links in its body and data (by `link('name')` or their URL) become
+    /// short tracked URLs, their claims kept by `book`; other URLs (images…) stay.
+    pub fn push(&self, src: &Source, book: &dyn ShortLinks) -> Result<RenderedPush, RenderError> {
         let p = self.prepare(src)?;
+        let mut links = Shortener::new(self, src, book);
         let f = &src.message.fields;
         let field = |key: &str| -> Result<Option<String>, RenderError> {
             f.get(key)
@@ -329,11 +364,11 @@ impl Renderer {
                 .transpose()
         };
         let title = field("title")?;
-        let body = field("body")?.map(|b| replace_urls(&b, &p.link_urls, &p.tracked));
+        let body = field("body")?.map(|b| links.declared(&b, &p)).transpose()?;
         let mut data = BTreeMap::new();
         for (k, t) in &src.message.data {
             let v = self.render_str(src, &format!("data {k}"), t, p.vars.clone())?;
-            data.insert(k.clone(), replace_urls(&v, &p.link_urls, &p.tracked));
+            data.insert(k.clone(), links.declared(&v, &p)?);
         }
         let targets = match field("to")? {
             Some(t) => {
@@ -363,6 +398,7 @@ impl Renderer {
             body,
             data,
             targets,
+            short_links: links.codes,
         })
     }
 
@@ -396,9 +432,14 @@ impl Renderer {
         })
     }
 
-    /// Every http(s) URL of a text becomes a tracked URL: declared links by name, others
-    /// without one. URLs already tracked (on our base URL) stay.
-    fn track_all_urls(&self, job: &SendJob, text: &str, p: &Prepared) -> String {
+    /// Every http(s) URL of a text becomes a short tracked URL: declared links (and what
+    /// `link('name')` gave) by name, others without one. Other URLs on our base URL stay.
+    fn track_all_urls(
+        &self,
+        text: &str,
+        p: &Prepared,
+        links: &mut Shortener,
+    ) -> Result<String, RenderError> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(i) = find_url_start(rest) {
@@ -412,7 +453,10 @@ impl Renderer {
             while url.ends_with(['.', ',', ';', ':', '!', '?', ')']) {
                 url = &url[..url.len() - 1];
             }
-            if url.starts_with(&self.inner.public_url) {
+            let by_link = p.tracked.iter().find(|(_, t)| t.as_str() == url);
+            if let Some((name, _)) = by_link {
+                out.push_str(&links.url(Some(name), &p.link_urls[name])?);
+            } else if url.starts_with(&self.inner.public_url) {
                 out.push_str(url);
             } else {
                 let name = p
@@ -420,15 +464,12 @@ impl Renderer {
                     .iter()
                     .find(|(_, u)| u.as_str() == url)
                     .map(|(n, _)| n.as_str());
-                match name {
-                    Some(n) => out.push_str(&p.tracked[n]),
-                    None => out.push_str(&self.click_url(job, None, url)),
-                }
+                out.push_str(&links.url(name, url)?);
             }
             rest = &tail[url.len()..];
         }
         out.push_str(rest);
-        out
+        Ok(out)
     }
 
     /// The variables a message's texts use that no contact or event provides for sure:
@@ -487,6 +528,63 @@ struct Prepared {
     /// Each link's tracked URL.
     tracked: BTreeMap<String, String>,
     unsubscribe_url: String,
+}
+
+/// The short links of one message, made as its texts use them: each (link, target) once.
+struct Shortener<'a> {
+    renderer: &'a Renderer,
+    src: &'a Source<'a>,
+    book: &'a dyn ShortLinks,
+    made: BTreeMap<(Option<String>, String), String>,
+    codes: Vec<String>,
+}
+
+impl<'a> Shortener<'a> {
+    fn new(renderer: &'a Renderer, src: &'a Source<'a>, book: &'a dyn ShortLinks) -> Self {
+        Shortener {
+            renderer,
+            src,
+            book,
+            made: BTreeMap::new(),
+            codes: Vec::new(),
+        }
+    }
+
+    /// The short URL of a click on `link`, going to `target`.
+    fn url(&mut self, link: Option<&str>, target: &str) -> Result<String, RenderError> {
+        let k = (link.map(String::from), target.to_string());
+        if let Some(u) = self.made.get(&k) {
+            return Ok(u.clone());
+        }
+        let job = self.src.job;
+        let (url, code) = self
+            .renderer
+            .short_url(job, link, target, self.book)
+            .map_err(|e| {
+                RenderError(format!(
+                    "journey '{}', step '{}': cannot keep a short link: {e}",
+                    job.journey, job.step
+                ))
+            })?;
+        self.codes.push(code);
+        self.made.insert(k, url.clone());
+        Ok(url)
+    }
+
+    /// Declared links in a text, as `link('name')` gave them or written out, become short
+    /// tracked URLs.
+    fn declared(&mut self, text: &str, p: &Prepared) -> Result<String, RenderError> {
+        let mut out = text.to_string();
+        for (name, signed) in &p.tracked {
+            if out.contains(signed.as_str()) {
+                let short = self.url(Some(name), &p.link_urls[name])?;
+                out = out.replace(signed.as_str(), &short);
+            }
+        }
+        replace_urls(&out, &p.link_urls, |name| {
+            self.url(Some(name), &p.link_urls[name])
+        })
+    }
 }
 
 fn claims(job: &SendJob, kind: TokenKind) -> Claims {
@@ -571,22 +669,23 @@ pub fn rewrite_hrefs(
     out
 }
 
-/// Declared links' URLs written out in a text become tracked URLs.
+/// Declared links' URLs written out in a text become tracked URLs: `tracked(name)` of the
+/// link, asked only for the links the text has.
 fn replace_urls(
     text: &str,
     urls: &BTreeMap<String, String>,
-    tracked: &BTreeMap<String, String>,
-) -> String {
+    mut tracked: impl FnMut(&str) -> Result<String, RenderError>,
+) -> Result<String, RenderError> {
     let mut out = text.to_string();
     // Longest first, so a URL that is a prefix of another does not break it.
     let mut by_len: Vec<(&String, &String)> = urls.iter().collect();
     by_len.sort_by_key(|(_, u)| std::cmp::Reverse(u.len()));
     for (name, url) in by_len {
-        if !url.is_empty() {
-            out = out.replace(url.as_str(), &tracked[name]);
+        if !url.is_empty() && out.contains(url.as_str()) {
+            out = out.replace(url.as_str(), &tracked(name)?);
         }
     }
-    out
+    Ok(out)
 }
 
 fn escape_html(s: &str) -> String {
@@ -815,7 +914,7 @@ fn decode_entities(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::tracking::verify;
+    use crate::channels::tracking::{verify, TokenKind};
     use crate::lang::ast::Channel;
 
     fn job() -> SendJob {
@@ -1018,43 +1117,96 @@ mod tests {
     }
 
     #[test]
-    fn sms_links_become_tracked_urls() {
+    fn sms_links_become_short_tracked_urls() {
         let mut m = message(
             &[(
                 "text",
-                "Hi {{ contact.first_name }}: {{ link('shop') }} or https://other.example/x.",
+                "Hi {{ contact.first_name }}: {{ link('shop') }} or https://other.example/x. Again: https://maison.example/shop",
             )],
             &[("shop", "https://maison.example/shop")],
         );
         m.channel = Channel::Sms;
         let (j, mut c) = (job(), contact());
         c.profile.insert("phone".into(), "+393331234567".into());
-        let s = r()
-            .sms(&Source {
-                job: &j,
-                message: &m,
-                contact: &c,
-                event: None,
-            })
-            .unwrap();
+        let store = crate::store::Store::temporary().unwrap();
+        let src = Source {
+            job: &j,
+            message: &m,
+            contact: &c,
+            event: None,
+        };
+        let s = r().sms(&src, &store).unwrap();
         assert_eq!(s.to, "+393331234567");
-        assert!(
-            s.text.starts_with("Hi <Angela>: http://t.example/t/c/"),
-            "{}",
-            s.text
-        );
-        assert!(!s.text.contains("other.example"), "{}", s.text);
-        assert!(s.text.ends_with('.'), "{}", s.text);
-        let tokens: Vec<&str> = s
+        let urls: Vec<&str> = s
             .text
             .split_whitespace()
-            .filter_map(|w| w.split("/t/c/").nth(1))
-            .map(|t| t.trim_end_matches('.'))
+            .filter(|w| w.starts_with("http"))
+            .map(|w| w.trim_end_matches('.'))
             .collect();
-        assert_eq!(tokens.len(), 2);
-        let other = verify(SECRET, tokens[1]).unwrap();
+        assert_eq!(urls.len(), 3, "{}", s.text);
+        for u in &urls {
+            let code = u.strip_prefix("http://t.example/s/").expect(&s.text);
+            assert!(crate::channels::tracking::is_short_code(code), "{u}");
+        }
+        assert_eq!(
+            urls[0], urls[2],
+            "the link by name and written out: one code"
+        );
+        assert_ne!(urls[0], urls[1]);
+        assert_eq!(s.short_links.len(), 2);
+        assert_eq!(
+            s.text,
+            format!(
+                "Hi <Angela>: {} or {}. Again: {}",
+                urls[0], urls[1], urls[2]
+            )
+        );
+        let shop = store.short_link(&s.short_links[0]).unwrap().unwrap();
+        assert_eq!(shop.kind, TokenKind::Click);
+        assert_eq!(shop.link.as_deref(), Some("shop"));
+        assert_eq!(shop.url.as_deref(), Some("https://maison.example/shop"));
+        assert_eq!(shop.message_id, "7:welcome");
+        assert_eq!(shop.contact, "angela");
+        let other = store.short_link(&s.short_links[1]).unwrap().unwrap();
         assert_eq!(other.url.as_deref(), Some("https://other.example/x"));
         assert_eq!(other.link, None);
+        // A retried send renders the same text.
+        assert_eq!(r().sms(&src, &store).unwrap(), s);
+    }
+
+    #[test]
+    fn push_links_are_short_other_urls_stay() {
+        let mut m = message(
+            &[
+                ("title", "Hi"),
+                ("body", "New: {{ link('shop') }}"),
+                ("to", "tok"),
+            ],
+            &[("shop", "https://maison.example/shop")],
+        );
+        m.channel = Channel::Push;
+        m.data
+            .insert("url".into(), "https://maison.example/shop".into());
+        m.data
+            .insert("image".into(), "https://cdn.example/shoe.png".into());
+        let (j, c) = (job(), contact());
+        let store = crate::store::Store::temporary().unwrap();
+        let p = r()
+            .push(
+                &Source {
+                    job: &j,
+                    message: &m,
+                    contact: &c,
+                    event: None,
+                },
+                &store,
+            )
+            .unwrap();
+        assert_eq!(p.short_links.len(), 1);
+        let short = format!("http://t.example/s/{}", p.short_links[0]);
+        assert_eq!(p.body.as_deref(), Some(format!("New: {short}").as_str()));
+        assert_eq!(p.data["url"], short);
+        assert_eq!(p.data["image"], "https://cdn.example/shoe.png");
     }
 
     #[test]

@@ -522,6 +522,7 @@ fn routes(state: Shared) -> axum::Router {
         .route("/v1/batch", post(segment::batch))
         .route("/v1/import", post(segment::batch))
         .route("/t/c/{token}", get(track::click))
+        .route("/s/{code}", get(track::short))
         .route("/t/o/{token}", get(track::open))
         .route(
             "/u/{token}",

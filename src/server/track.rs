@@ -1,6 +1,7 @@
 //! Tracked links, the open pixel, unsubscribe links (no auth: the token is HMAC-signed with
-//! the daemon's secret, so a forged or altered one is answered 404 and records nothing), and
-//! Kannel delivery reports.
+//! the daemon's secret, so a forged or altered one is answered 404 and records nothing),
+//! short links (the code's claims are in the store; an unknown code is a 404), and Kannel
+//! delivery reports.
 
 use super::{now_ms, ApiError, Shared};
 use crate::channels::tracking::{self, Claims, TokenKind};
@@ -52,10 +53,33 @@ pub async fn click(
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = claims(&st, &token, TokenKind::Click)?;
+    clicked(&st, c).await
+}
+
+/// `GET /s/{code}`: a short link (SMS, push); the same as its signed click.
+pub async fn short(
+    State(st): State<Shared>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let unknown = || ApiError::not_found("unknown link");
+    if !tracking::is_short_code(&code) {
+        return Err(unknown());
+    }
+    let c = st
+        .store
+        .short_link(&code)
+        .map_err(super::api::store_err)?
+        .filter(|c| c.kind == TokenKind::Click)
+        .ok_or_else(unknown)?;
+    clicked(&st, c).await
+}
+
+/// Records `clicked` for a link's claims and redirects to its target.
+async fn clicked(st: &Shared, c: Claims) -> Result<Response, ApiError> {
     let Some(url) = c.url.clone() else {
         return Err(ApiError::not_found("this link has no target"));
     };
-    record(&st, engagement(&c, "clicked"), "clicked").await?;
+    record(st, engagement(&c, "clicked"), "clicked").await?;
     Ok((
         StatusCode::FOUND,
         [

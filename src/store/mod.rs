@@ -16,10 +16,12 @@
 //! | `q`    | check time (BE), contact id                | empty (segment checks) |
 //! | `g`    | segment name                               | definition fingerprint |
 //! | `p`    | schedule key                               | last run time (BE)     |
+//! | `l`    | short link code                            | Claims (JSON)          |
 //! | `m`    | meta key                                   | meta value             |
 //!
 //! Times are milliseconds with the sign bit flipped, so byte order is time order.
 
+use crate::channels::tracking::Claims;
 use crate::compile::ir::JourneyIr;
 use crate::engine::{Contact, Event, Instance, Millis, SendJob};
 use std::path::Path;
@@ -526,6 +528,30 @@ impl Store {
             .map(|v| time_from_key(&v)))
     }
 
+    /// Keeps the claims of a short link under its code, unless other claims hold the code
+    /// (written once, never overwritten): true if the code is (now) these claims'. Durable
+    /// only after `flush`.
+    pub fn put_short_link(&self, code: &str, claims: &Claims) -> Result<bool> {
+        let v = encode(claims);
+        let k = key(b'l', &[code.as_bytes()]);
+        match self
+            .tree
+            .compare_and_swap(&k, None as Option<&[u8]>, Some(v.as_slice()))?
+        {
+            Ok(()) => Ok(true),
+            Err(e) => Ok(match e.current {
+                Some(cur) => decode::<Claims>(&k, &cur)? == *claims,
+                None => false,
+            }),
+        }
+    }
+
+    /// The claims behind a short link's code.
+    pub fn short_link(&self, code: &str) -> Result<Option<Claims>> {
+        let k = key(b'l', &[code.as_bytes()]);
+        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+    }
+
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .tree
@@ -684,5 +710,32 @@ mod tests {
             .collect();
         assert_eq!(since, vec![20, 30]);
         assert_eq!(s.events_of("bob").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn short_links_are_written_once() {
+        use crate::channels::tracking::TokenKind;
+        let s = Store::temporary().unwrap();
+        let c = Claims {
+            kind: TokenKind::Click,
+            contact: "ann".into(),
+            message_id: "7:sms".into(),
+            journey: "j".into(),
+            message: "sms".into(),
+            link: Some("shop".into()),
+            url: Some("https://maison.example/shop".into()),
+        };
+        assert_eq!(s.short_link("abc").unwrap(), None);
+        assert!(s.put_short_link("abc", &c).unwrap());
+        assert!(
+            s.put_short_link("abc", &c).unwrap(),
+            "the same claims again"
+        );
+        let other = Claims {
+            contact: "bob".into(),
+            ..c.clone()
+        };
+        assert!(!s.put_short_link("abc", &other).unwrap(), "taken");
+        assert_eq!(s.short_link("abc").unwrap(), Some(c));
     }
 }

@@ -246,6 +246,26 @@ impl Daemon {
             .find(|d| d["message"] == json!(message))
     }
 
+    /// A GET that is not followed: (status, `Location`).
+    pub fn redirect(&self, path: &str) -> (u16, Option<String>) {
+        match self.agent.get(&format!("{}{path}", self.base)).call() {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                (r.status(), r.header("location").map(String::from))
+            }
+            Err(e) => panic!("GET {path}: {e}"),
+        }
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    pub fn metrics(&self) -> String {
+        self.agent
+            .get(&format!("{}/metrics", self.base))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    }
+
     /// Runs the CLI against this daemon.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(BIN)
@@ -282,6 +302,14 @@ pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A contact's recent events of one type, as `Daemon::contact` shows them.
+pub fn events_of_type(contact: &Value, kind: &str) -> Vec<Value> {
+    contact["recent_events"]
+        .as_array()
+        .map(|es| es.iter().filter(|e| e["type"] == kind).cloned().collect())
+        .unwrap_or_default()
 }
 
 /// The current step of a contact in a journey, from the API.
