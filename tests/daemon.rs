@@ -14,26 +14,12 @@ fn form(contact: &str) -> Value {
 }
 
 fn secret(d: &Daemon) -> Vec<u8> {
-    std::fs::read_to_string(d.data().join("secret"))
-        .expect("the daemon keeps its generated secret in the data dir")
-        .trim()
-        .as_bytes()
-        .to_vec()
+    d.secret()
 }
 
 fn click_token(d: &Daemon, delivery: &Value, kind: TokenKind, url: Option<&str>) -> String {
-    tracking::sign(
-        &secret(d),
-        &Claims {
-            kind,
-            contact: delivery["contact"].as_str().unwrap().into(),
-            message_id: delivery["message_id"].as_str().unwrap().into(),
-            journey: delivery["journey"].as_str().unwrap().into(),
-            message: delivery["message"].as_str().unwrap().into(),
-            link: (kind == TokenKind::Click).then(|| "profile".into()),
-            url: url.map(String::from),
-        },
-    )
+    let link = (kind == TokenKind::Click).then_some("profile");
+    d.sign(delivery, kind, link, url)
 }
 
 #[test]

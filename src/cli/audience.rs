@@ -2,11 +2,10 @@
 //! the recipients of a message who did (or did not) engage with it, with what they did
 //! (opens, clicks, which links how many times), as CSV or JSON lines: a list to retarget.
 
-use super::report::{open_store, DEFAULT_STORE};
-use crate::report::{self, Recipient, Who};
-use crate::runtime::fmt_time;
-use std::io::Write;
-use std::path::PathBuf;
+use super::client::path_segment;
+use super::source::{ask, print, Failed, Source, SourceArgs};
+use crate::report::{self, ListFormat, Recipient, Who};
+use serde_json::json;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -19,9 +18,8 @@ pub struct AudienceArgs {
     /// With `--who clickers`: only those who clicked this link.
     #[arg(long)]
     pub link: Option<String>,
-    /// The store directory (see `journey report --help`).
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE)]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
     #[arg(long, value_enum, default_value_t = AudienceFormat::Csv)]
     pub format: AudienceFormat,
 }
@@ -64,94 +62,34 @@ pub enum AudienceFormat {
 }
 
 pub fn run(args: AudienceArgs) -> ExitCode {
+    print(answer(&args))
+}
+
+fn answer(args: &AudienceArgs) -> Result<String, Failed> {
     let Some((journey, message)) = args.message.split_once('.') else {
-        eprintln!(
-            "error: '{}' names no message: write JOURNEY.MESSAGE, e.g. welcome_promo.welcome",
+        return Err(Failed::usage(format!(
+            "'{}' names no message: write JOURNEY.MESSAGE, e.g. welcome_promo.welcome",
             args.message
-        );
-        return ExitCode::from(2);
+        )));
     };
-    if args.link.is_some() && args.who != WhoArg::Clickers {
-        eprintln!("error: --link goes with --who clickers");
-        return ExitCode::from(2);
-    }
-    let store = match open_store(&args.data) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    let who = Who::from(args.who);
+    let people: Vec<Recipient> = match args.source.open()? {
+        Source::Store(s) => report::audience(&s, journey, message, who, args.link.as_deref())?,
+        Source::Daemon(c) => ask(
+            &c,
+            &format!(
+                "/v1/journeys/{}/messages/{}/audience",
+                path_segment(journey),
+                path_segment(message)
+            ),
+            &json!({"who": who, "link": args.link, "format": "json"}),
+        )?,
     };
-    let people = match report::audience(
-        &store,
-        journey,
-        message,
-        args.who.into(),
-        args.link.as_deref(),
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let text = render(&people, args.format);
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    ExitCode::SUCCESS
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn links(r: &Recipient) -> String {
-    r.links
-        .iter()
-        .map(|(l, n)| format!("{l}:{n}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-pub fn render(people: &[Recipient], format: AudienceFormat) -> String {
-    let t = |v: Option<i64>| v.map(fmt_time).unwrap_or_default();
-    let mut out = String::new();
-    match format {
-        AudienceFormat::Csv => {
-            out += "contact,email,received,opens,clicks,links,first_opened,first_clicked\n";
-            for r in people {
-                out += &format!(
-                    "{},{},{},{},{},{},{},{}\n",
-                    csv_field(&r.contact),
-                    csv_field(r.email.as_deref().unwrap_or("")),
-                    r.received,
-                    r.opens,
-                    r.clicks,
-                    csv_field(&links(r)),
-                    t(r.first_opened),
-                    t(r.first_clicked)
-                );
-            }
-        }
-        AudienceFormat::Jsonl => {
-            for r in people {
-                let v = serde_json::json!({
-                    "contact": r.contact,
-                    "email": r.email,
-                    "received": r.received,
-                    "opens": r.opens,
-                    "clicks": r.clicks,
-                    "links": r.links,
-                    "first_opened": r.first_opened.map(fmt_time),
-                    "first_clicked": r.first_clicked.map(fmt_time),
-                });
-                out += &v.to_string();
-                out += "\n";
-            }
-        }
-    }
-    out
+    Ok(report::render_audience(
+        &people,
+        match args.format {
+            AudienceFormat::Csv => ListFormat::Csv,
+            AudienceFormat::Jsonl => ListFormat::Jsonl,
+        },
+    ))
 }

@@ -24,6 +24,8 @@ pub struct CallError {
     pub status: Option<u16>,
     pub message: String,
     pub body: Option<Value>,
+    /// Why no answer came (the connection was refused…), when none did.
+    pub cause: Option<String>,
 }
 
 impl std::fmt::Display for CallError {
@@ -44,6 +46,11 @@ impl Client {
                 .timeout(std::time::Duration::from_secs(120))
                 .build(),
         }
+    }
+
+    /// The daemon's address, as given.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     fn request(&self, method: &str, path: &str) -> ureq::Request {
@@ -73,6 +80,7 @@ impl Client {
                     status: Some(code),
                     message,
                     body,
+                    cause: None,
                 })
             }
             Err(e) => Err(CallError {
@@ -82,16 +90,45 @@ impl Client {
                     self.base
                 ),
                 body: None,
+                cause: Some(match &e {
+                    ureq::Error::Transport(t) => match t.message() {
+                        Some(m) => format!("{}: {m}", t.kind()),
+                        None => t.kind().to_string(),
+                    },
+                    other => other.to_string(),
+                }),
             }),
         }
     }
 
     pub fn get(&self, path: &str) -> Result<Value, CallError> {
-        self.finish(self.request("GET", path).call()).map(|r| r.1)
+        self.get_query(path, &[])
+    }
+
+    /// GET with query parameters (encoded here).
+    pub fn get_query(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, CallError> {
+        let mut r = self.request("GET", path);
+        for (k, v) in query {
+            r = r.query(k, v);
+        }
+        self.finish(r.call()).map(|r| r.1)
     }
 
     /// POST/PUT with a JSON body; the status is returned too (207 for partial batches).
     pub fn send(&self, method: &str, path: &str, body: &Value) -> Result<(u16, Value), CallError> {
         self.finish(self.request(method, path).send_json(body.clone()))
     }
+}
+
+/// A name as one segment of a URL path: anything but letters, digits and `-._~` escaped.
+pub fn path_segment(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out += &format!("%{b:02X}");
+        }
+    }
+    out
 }

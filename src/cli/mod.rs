@@ -16,6 +16,7 @@ mod report;
 mod segment;
 mod serve;
 mod simulate;
+mod source;
 mod status;
 mod test;
 mod token;
@@ -87,12 +88,22 @@ pub enum Command {
     Contacts(contacts::ContactsArgs),
     /// Per message of a journey: received, opened, clicked (contacts and events), clicks
     /// per link, and the same per recipient domain.
+    ///
+    /// Asks the running daemon (--server, --token); with --data DIR, reads a store directory
+    /// instead: a stopped daemon's, a copy of it, or one `journey simulate --data` wrote.
     Report(report::ReportArgs),
     /// The recipients of a message who opened, clicked, did not open…: a list to retarget.
+    ///
+    /// Asks the running daemon, or reads a store directory with --data DIR.
     Audience(audience::AudienceArgs),
-    /// Count or list the contacts of a segment, evaluated over a store.
+    /// Count or list the contacts of a segment.
+    ///
+    /// Asks the running daemon, which evaluates the segments it runs; with --data DIR, the
+    /// definition is read from the journey files (--journeys) and evaluated over that store.
     Segment(segment::SegmentArgs),
     /// The trend for recipient domains: bounce or open rate per domain over time.
+    ///
+    /// Asks the running daemon, or reads a store directory with --data DIR.
     Trend(trend::TrendArgs),
 }
 

@@ -1,16 +1,14 @@
 //! `journey report JOURNEY [--message M]`: per message of a journey, how many recipients
 //! received, opened and clicked it (unique contacts and total events), the clicks of each
-//! link, and the same per recipient domain. Reads a store directory (the daemon's, stopped,
-//! or a copy of it; or one written by `journey simulate --data`).
+//! link, and the same per recipient domain. Asks the running daemon, or reads a store
+//! directory with `--data` (a stopped daemon's, a copy of it, or one written by
+//! `journey simulate --data`).
 
+use super::client::path_segment;
+use super::source::{ask, print, Failed, Source, SourceArgs};
 use crate::report::{self, Count, JourneyReport, MessageStats};
-use crate::store::Store;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use serde_json::json;
 use std::process::ExitCode;
-
-/// Where `journey serve` keeps its store with the default `journey.yaml` (`data_dir: data`).
-pub(crate) const DEFAULT_STORE: &str = "data/store";
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
@@ -19,10 +17,8 @@ pub struct ReportArgs {
     /// Only this message.
     #[arg(long)]
     pub message: Option<String>,
-    /// The store directory: the daemon's `DATA_DIR/store` (stop it first, or copy the
-    /// directory), or one written by `journey simulate --data DIR`.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE)]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// `text` for people, `json` for tools (the daemon serves the same JSON).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -34,71 +30,28 @@ pub enum ReportFormat {
     Json,
 }
 
-/// Opens an existing store for reading, with errors that say what to do.
-pub(crate) fn open_store(dir: &Path) -> Result<Store, String> {
-    let is_store = dir.join("conf").exists() || dir.join("db").exists();
-    if !dir.is_dir() || !is_store {
-        return Err(format!(
-            "{}: no journey store here. Give the store directory with --data DIR: `journey serve` keeps it in DATA_DIR/store (data/store by default), `journey simulate SCENARIO --data DIR` writes one",
-            dir.display()
-        ));
-    }
-    Store::open(dir).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("lock") || text.contains("WouldBlock") {
-            format!(
-                "{}: the store is in use (is `journey serve` running on it?). Stop the daemon, or copy the directory and give the copy with --data",
-                dir.display()
-            )
-        } else {
-            format!("{}: {text}", dir.display())
-        }
-    })
-}
-
-/// A moment given on the command line: RFC 3339, or a date (midnight UTC).
-pub(crate) fn parse_moment(text: &str) -> Result<crate::engine::Millis, String> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_millis());
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-            .timestamp_millis());
-    }
-    Err(format!(
-        "'{text}' is not a time: write 2026-03-23 or 2026-03-23T09:00:00Z"
-    ))
-}
-
-pub(crate) fn now() -> crate::engine::Millis {
-    use crate::engine::Clock;
-    crate::runtime::SystemClock.now()
-}
-
 pub fn run(args: ReportArgs) -> ExitCode {
-    let store = match open_store(&args.data) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    print(answer(&args))
+}
+
+fn answer(args: &ReportArgs) -> Result<String, Failed> {
+    let message = args.message.as_deref();
+    let r: JourneyReport = match args.source.open()? {
+        Source::Store(s) => report::journey_report(&s, &args.journey, message)?,
+        Source::Daemon(c) => ask(
+            &c,
+            &format!("/v1/journeys/{}/report", path_segment(&args.journey)),
+            &json!({ "message": message }),
+        )?,
     };
-    let r = match report::journey_report(&store, &args.journey, args.message.as_deref()) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+    Ok(match args.format {
+        ReportFormat::Json => {
+            serde_json::to_string_pretty(&r).expect("reports serialize")
+                + "
+"
         }
-    };
-    let text = match args.format {
-        ReportFormat::Json => serde_json::to_string_pretty(&r).expect("reports serialize") + "\n",
         ReportFormat::Text => render_text(&r),
-    };
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    ExitCode::SUCCESS
+    })
 }
 
 fn pct(v: Option<f64>) -> String {

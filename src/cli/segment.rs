@@ -1,10 +1,13 @@
-//! `journey segment NAME --count | --list`: the contacts of a segment, by evaluating its
-//! definition (from the journey files) over every contact of a store.
+//! `journey segment NAME --count | --list`: the contacts of a segment. The running daemon
+//! evaluates the segments it runs; with `--data`, the definition comes from the journey
+//! files and is evaluated over every contact of that store.
 
-use super::report::{now, open_store, parse_moment, DEFAULT_STORE};
-use crate::compile;
+use super::client::{path_segment, Client};
+use super::source::{ask, now, open_store, print, Failed, SourceArgs};
+use crate::compile::{self, ir::Program};
 use crate::lang::{self, diagnostic};
-use std::io::Write;
+use crate::report::{self, SegmentAnswer};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,90 +22,56 @@ pub struct SegmentArgs {
     /// Print its contacts, one id a line.
     #[arg(long)]
     pub list: bool,
-    /// Journey files or directories that define the segment [default: journeys/]
-    #[arg(long = "journeys", value_name = "PATH")]
+    /// With --data: journey files or directories that define the segment [default: journeys/]
+    #[arg(long = "journeys", value_name = "PATH", requires = "data")]
     pub journeys: Vec<PathBuf>,
-    /// The store directory (see `journey report --help`).
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE)]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Evaluate at this moment instead of now (2026-03-23 or 2026-03-23T09:00:00Z).
     #[arg(long)]
     pub at: Option<String>,
     /// Read the membership the daemon keeps instead of evaluating the definition.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "at")]
     pub stored: bool,
 }
 
 pub fn run(args: SegmentArgs) -> ExitCode {
-    let at = match args.at.as_deref().map(parse_moment).transpose() {
-        Ok(t) => t.unwrap_or_else(now),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let paths = super::default_paths(args.journeys);
-    let files = match lang::journey_files(&paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    print(answer(&args).map(|a| render(&a)))
+}
+
+/// The segment's journey files, compiled (their diagnostics printed if they have errors).
+fn program(paths: &[PathBuf]) -> Result<Program, Failed> {
+    let files = lang::journey_files(&super::default_paths(paths.to_vec()))
+        .map_err(|e| Failed::usage(e.to_string()))?;
     let loaded = lang::load_files(&files);
     let compiled = compile::compile(&loaded);
-    let Some(program) = compiled.program else {
+    compiled.program.ok_or_else(|| {
         eprint!(
             "{}",
             diagnostic::render_human(&loaded.sources, &compiled.diagnostics, super::use_color())
         );
-        eprintln!("error: the journey files have errors");
-        return ExitCode::FAILURE;
+        Failed::other("the journey files have errors")
+    })
+}
+
+fn answer(args: &SegmentArgs) -> Result<SegmentAnswer, Failed> {
+    let Some(dir) = &args.source.data else {
+        let query = json!({"list": args.list, "at": args.at, "stored": args.stored});
+        let path = format!("/v1/segments/{}", path_segment(&args.name));
+        return ask(&Client::new(&args.source.server), &path, &query);
     };
-    if !program.segments.contains_key(&args.name) {
-        let names: Vec<&str> = program.segments.keys().map(String::as_str).collect();
-        let hint = names
-            .iter()
-            .map(|k| (strsim::jaro_winkler(&args.name, k), *k))
-            .filter(|(s, _)| *s > 0.8)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, k)| format!(" (did you mean '{k}'?)"))
-            .unwrap_or_default();
-        eprintln!(
-            "error: no segment '{}'{hint}; segments: {}",
-            args.name,
-            names.join(", ")
-        );
-        return ExitCode::FAILURE;
+    let at = report::segment_moment(args.at.as_deref(), args.stored, now())?;
+    let program = program(&args.journeys)?;
+    report::segment_of(&program, &args.name)?;
+    let store = open_store(dir).map_err(Failed::usage)?;
+    Ok(report::segment(
+        &store, &program, &args.name, at, args.list,
+    )?)
+}
+
+fn render(a: &SegmentAnswer) -> String {
+    match &a.members {
+        Some(ids) => ids.iter().map(|m| format!("{m}\n")).collect(),
+        None => format!("{}\n", a.count),
     }
-    let store = match open_store(&args.data) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let members: Result<Vec<String>, _> = if args.stored {
-        store.members(&args.name).collect()
-    } else {
-        crate::report::segment_members(&store, &program, &args.name, at)
-    };
-    let members = match members {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut out = std::io::stdout().lock();
-    if args.count {
-        let _ = writeln!(out, "{}", members.len());
-    } else {
-        for m in members {
-            if writeln!(out, "{m}").is_err() {
-                break;
-            }
-        }
-    }
-    ExitCode::SUCCESS
 }

@@ -4,11 +4,9 @@
 //! filtering shows as one domain whose open rate drops (or bounces climb) while the others
 //! hold.
 
-use super::report::{now, open_store, parse_moment, DEFAULT_STORE};
-use crate::report::{trend, Group, Metric, Trend, TrendQuery};
+use super::source::{ask, now, print, Failed, Source, SourceArgs};
+use crate::report::{trend, Group, Metric, Trend, TrendParams};
 use crate::runtime::fmt_time;
-use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -19,13 +17,13 @@ pub struct TrendArgs {
     #[arg(long, value_enum, default_value_t = MetricArg::Bounce)]
     pub metric: MetricArg,
     /// How far back from --until: 30d, 12w, 3m (months), 1y.
-    #[arg(long, default_value = "3m")]
+    #[arg(long, default_value = TrendParams::DEFAULT_PERIOD)]
     pub period: String,
     /// The length of each point.
     #[arg(long, value_enum, default_value_t = GroupArg::Week)]
     pub group: GroupArg,
     /// How many domains: those with the most deliveries in the period.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = TrendParams::DEFAULT_TOP)]
     pub top: usize,
     /// Only the deliveries of this journey.
     #[arg(long)]
@@ -33,9 +31,8 @@ pub struct TrendArgs {
     /// The end of the period (exclusive): 2026-03-23 or an RFC 3339 time [default: now].
     #[arg(long)]
     pub until: Option<String>,
-    /// The store directory (see `journey report --help`).
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE)]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
     #[arg(long, value_enum, default_value_t = TrendFormat::Text)]
     pub format: TrendFormat,
 }
@@ -69,78 +66,38 @@ pub enum TrendFormat {
     Json,
 }
 
-/// The start of a period that ends at `until`: `30d`, `12w`, `3m` (calendar months), `1y`.
-pub fn period_start(until: i64, period: &str) -> Result<i64, String> {
-    let bad = || format!("'{period}' is not a period: write 30d, 12w, 3m (months) or 1y");
-    let (num, unit) = period.split_at(period.len().saturating_sub(1));
-    let n: u32 = num.parse().map_err(|_| bad())?;
-    if n == 0 {
-        return Err(bad());
-    }
-    let end = chrono::DateTime::from_timestamp_millis(until).ok_or_else(bad)?;
-    let start = match unit {
-        "d" => end.checked_sub_signed(chrono::Duration::days(n as i64)),
-        "w" => end.checked_sub_signed(chrono::Duration::weeks(n as i64)),
-        "m" => end.checked_sub_months(chrono::Months::new(n)),
-        "y" => end.checked_sub_months(chrono::Months::new(12 * n)),
-        _ => None,
-    }
-    .ok_or_else(bad)?;
-    Ok(start.timestamp_millis())
+pub fn run(args: TrendArgs) -> ExitCode {
+    print(answer(&args))
 }
 
-pub fn run(args: TrendArgs) -> ExitCode {
+fn answer(args: &TrendArgs) -> Result<String, Failed> {
     let TrendWhat::Domains = args.what;
-    let until = match args.until.as_deref().map(parse_moment).transpose() {
-        Ok(t) => t.unwrap_or_else(now),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let from = match period_start(until, &args.period) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let store = match open_store(&args.data) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let q = TrendQuery {
+    let params = TrendParams {
         metric: match args.metric {
             MetricArg::Bounce => Metric::Bounce,
             MetricArg::Open => Metric::Open,
         },
-        from,
-        until,
+        period: args.period.clone(),
         group: match args.group {
             GroupArg::Day => Group::Day,
             GroupArg::Week => Group::Week,
             GroupArg::Month => Group::Month,
         },
         top: args.top,
-        journey: args.journey,
+        journey: args.journey.clone(),
+        until: args.until.clone(),
     };
-    let t = match trend(&store, &q) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    // Checked here first, so that a bad question is answered alike with or without a daemon.
+    let q = params.query(now())?;
+    let t: Trend = match args.source.open()? {
+        Source::Store(s) => trend(&s, &q).map_err(crate::report::ReportError::from)?,
+        Source::Daemon(c) => ask(&c, "/v1/trend/domains", &params)?,
     };
-    let text = match args.format {
+    Ok(match args.format {
         TrendFormat::Text => render_text(&t),
         TrendFormat::Csv => render_csv(&t),
         TrendFormat::Json => serde_json::to_string_pretty(&t).expect("serializes") + "\n",
-    };
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    ExitCode::SUCCESS
+    })
 }
 
 fn pct(v: Option<f64>) -> String {

@@ -13,6 +13,7 @@
 //!   the message (and the link, for clicks): "total" counts each, "unique" counts contacts;
 //! - the **recipient domain** is the part after `@` of the contact's `email` profile field.
 
+pub mod lists;
 pub mod trend;
 
 use crate::compile::ir::JourneyIr;
@@ -20,20 +21,21 @@ use crate::engine::{
     Contact, Event, Millis, MESSAGE_BOUNCED, MESSAGE_CAPPED, MESSAGE_FAILED, MESSAGE_SENT,
 };
 use crate::store::{Store, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-pub use trend::{trend, Group, Metric, Trend, TrendQuery};
+pub use lists::{render_audience, ListFormat};
+pub use trend::{trend, Group, Metric, Trend, TrendParams, TrendQuery};
 
 /// A count of events and of the distinct contacts behind them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Count {
     pub unique: u64,
     pub total: u64,
 }
 
 /// What one recipient did with one message.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
     pub contact: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,7 +77,7 @@ pub fn domain_of(email: &str) -> Option<String> {
     (!d.is_empty()).then_some(d)
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinkStats {
     pub link: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,7 +85,7 @@ pub struct LinkStats {
     pub clicks: Count,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DomainStats {
     pub domain: String,
     /// Contacts of this domain the message reached, and their deliveries.
@@ -94,7 +96,7 @@ pub struct DomainStats {
 }
 
 /// The statistics of one message.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageStats {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,7 +125,7 @@ impl MessageStats {
 }
 
 /// `journey report`: every message of a journey.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JourneyReport {
     pub journey: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,6 +145,40 @@ pub enum ReportError {
     UnknownJourney(String, String),
     #[error("journey '{0}' has no message '{1}'{2}")]
     UnknownMessage(String, String, String),
+    #[error("no segment '{0}'{1}")]
+    UnknownSegment(String, String),
+    /// A question that cannot be asked (the daemon answers 400).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ReportError {
+    /// The thing asked about does not exist (the daemon answers 404).
+    pub fn is_unknown(&self) -> bool {
+        matches!(
+            self,
+            ReportError::UnknownJourney(..)
+                | ReportError::UnknownMessage(..)
+                | ReportError::UnknownSegment(..)
+        )
+    }
+}
+
+/// A moment as people write it: RFC 3339, or a date (midnight UTC).
+pub fn parse_moment(text: &str) -> Result<Millis, ReportError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp_millis());
+    }
+    Err(ReportError::Invalid(format!(
+        "'{text}' is not a time: write 2026-03-23 or 2026-03-23T09:00:00Z"
+    )))
 }
 
 /// The recipients of one journey's messages: message → contact → what they did.
@@ -403,7 +439,7 @@ pub fn journey_report(
 }
 
 /// Who, among the recipients of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Who {
     /// Opened it at least once.
@@ -428,6 +464,11 @@ pub fn audience(
     who: Who,
     link: Option<&str>,
 ) -> Result<Vec<Recipient>, ReportError> {
+    if let (Some(l), false) = (link, who == Who::Clickers) {
+        return Err(ReportError::Invalid(format!(
+            "the link '{l}' narrows the clickers: give a link only with who = clickers"
+        )));
+    }
     let ir = deployed_journey(store, journey)?;
     let (mut all, _) = recipients(store, journey, Some(message))?;
     if ir.is_none() && all.is_empty() {
@@ -466,6 +507,19 @@ pub fn audience(
         .collect())
 }
 
+/// The segment of that name, or an error naming the known ones.
+pub fn segment_of<'a>(
+    program: &'a crate::compile::ir::Program,
+    segment: &str,
+) -> Result<&'a crate::compile::ir::SegmentIr, ReportError> {
+    program.segments.get(segment).ok_or_else(|| {
+        ReportError::UnknownSegment(
+            segment.into(),
+            close_names(segment, program.segments.keys()),
+        )
+    })
+}
+
 /// `journey segment NAME`: the contacts in a segment, by evaluating its definition over
 /// every contact in the store at `now`, in id order.
 pub fn segment_members(
@@ -473,10 +527,8 @@ pub fn segment_members(
     program: &crate::compile::ir::Program,
     segment: &str,
     now: Millis,
-) -> Result<Vec<String>, StoreError> {
-    let Some(s) = program.segments.get(segment) else {
-        return Ok(Vec::new());
-    };
+) -> Result<Vec<String>, ReportError> {
+    let s = segment_of(program, segment)?;
     let mut out = Vec::new();
     // Only the history the rules can see is read.
     let since = crate::engine::cond::segment_lookback(program, s).map(|w| now - w);
@@ -493,4 +545,57 @@ pub fn segment_members(
         }
     }
     Ok(out)
+}
+
+/// What `journey segment` and `GET /v1/segments/{name}` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentAnswer {
+    pub segment: String,
+    /// The moment the definition was evaluated at; none for the stored membership.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<Millis>,
+    pub count: u64,
+    /// The contacts, in id order, when they were asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<String>>,
+}
+
+/// The moment a segment is read at: `at` (RFC 3339 or a date), else `now`; None, for the
+/// membership the runtime keeps (`stored`), which has no moment.
+pub fn segment_moment(
+    at: Option<&str>,
+    stored: bool,
+    now: Millis,
+) -> Result<Option<Millis>, ReportError> {
+    match (at, stored) {
+        (Some(_), true) => Err(ReportError::Invalid(
+            "a moment evaluates the definition, the stored membership has none: ask for one of them"
+                .into(),
+        )),
+        (Some(t), false) => parse_moment(t).map(Some),
+        (None, false) => Ok(Some(now)),
+        (None, true) => Ok(None),
+    }
+}
+
+/// A segment's contacts: its definition evaluated at `at`, or, with `at` None, the
+/// membership the runtime keeps. With `list`, the ids too.
+pub fn segment(
+    store: &Store,
+    program: &crate::compile::ir::Program,
+    segment: &str,
+    at: Option<Millis>,
+    list: bool,
+) -> Result<SegmentAnswer, ReportError> {
+    segment_of(program, segment)?;
+    let members: Vec<String> = match at {
+        Some(t) => segment_members(store, program, segment, t)?,
+        None => store.members(segment).collect::<Result<_, _>>()?,
+    };
+    Ok(SegmentAnswer {
+        segment: segment.into(),
+        at,
+        count: members.len() as u64,
+        members: list.then_some(members),
+    })
 }

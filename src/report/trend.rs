@@ -14,17 +14,17 @@ use crate::engine::{Event, Millis, MESSAGE_BOUNCED, MESSAGE_SENT};
 use crate::lang::ast::Channel;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Datelike, Duration, NaiveDate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     Bounce,
     Open,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
     Day,
@@ -45,8 +45,100 @@ pub struct TrendQuery {
     pub journey: Option<String>,
 }
 
+/// A trend as asked for on the command line or in the query string of
+/// `GET /v1/trend/domains`: text, checked by `query`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendParams {
+    #[serde(default = "TrendParams::default_metric")]
+    pub metric: Metric,
+    /// How far back from `until`: `30d`, `12w`, `3m` (calendar months), `1y`.
+    #[serde(default = "TrendParams::default_period")]
+    pub period: String,
+    #[serde(default = "TrendParams::default_group")]
+    pub group: Group,
+    #[serde(default = "TrendParams::default_top")]
+    pub top: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journey: Option<String>,
+    /// The end of the period (exclusive), RFC 3339 or a date; default: now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+impl TrendParams {
+    pub const DEFAULT_PERIOD: &'static str = "3m";
+    pub const DEFAULT_TOP: usize = 10;
+    /// The most periods a trend has: about 3 years by day, 21 by week.
+    pub const MAX_POINTS: i64 = 1100;
+    fn default_metric() -> Metric {
+        Metric::Bounce
+    }
+    fn default_period() -> String {
+        Self::DEFAULT_PERIOD.into()
+    }
+    fn default_group() -> Group {
+        Group::Week
+    }
+    fn default_top() -> usize {
+        Self::DEFAULT_TOP
+    }
+
+    /// The query, with `until` defaulting to `now`.
+    pub fn query(&self, now: Millis) -> Result<TrendQuery, super::ReportError> {
+        let until = match &self.until {
+            Some(t) => super::parse_moment(t)?,
+            None => now,
+        };
+        let from = period_back(until, &self.period).map_err(super::ReportError::Invalid)?;
+        let days = (until - from) / 86_400_000;
+        let (points, unit) = match self.group {
+            Group::Day => (days, "days"),
+            Group::Week => (days / 7, "weeks"),
+            Group::Month => (days / 28, "months"),
+        };
+        if points > Self::MAX_POINTS {
+            return Err(super::ReportError::Invalid(format!(
+                "{} is about {points} {unit}, more points than {}: group by a longer time, or ask for a shorter period",
+                self.period,
+                Self::MAX_POINTS
+            )));
+        }
+        Ok(TrendQuery {
+            metric: self.metric,
+            from,
+            until,
+            group: self.group,
+            top: self.top,
+            journey: self.journey.clone(),
+        })
+    }
+}
+
+/// The start of a period that ends at `until`: `30d`, `12w`, `3m` (calendar months), `1y`.
+pub fn period_back(until: Millis, period: &str) -> Result<Millis, String> {
+    let bad = || format!("'{period}' is not a period: write 30d, 12w, 3m (months) or 1y");
+    let unit = period.chars().last().ok_or_else(bad)?;
+    let n: u32 = period[..period.len() - unit.len_utf8()]
+        .parse()
+        .map_err(|_| bad())?;
+    if n == 0 {
+        return Err(bad());
+    }
+    let end = DateTime::from_timestamp_millis(until).ok_or_else(bad)?;
+    let start = (|| match unit {
+        'd' => end.checked_sub_signed(Duration::try_days(n.into())?),
+        'w' => end.checked_sub_signed(Duration::try_weeks(n.into())?),
+        'm' => end.checked_sub_months(chrono::Months::new(n)),
+        'y' => end.checked_sub_months(chrono::Months::new(n.checked_mul(12)?)),
+        _ => None,
+    })()
+    .ok_or_else(bad)?;
+    Ok(start.timestamp_millis())
+}
+
 /// One period of one domain.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     /// The first day of the period (`2026-03-02`; a week starts on Monday).
     pub period: String,
@@ -57,7 +149,7 @@ pub struct Point {
     pub rate: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DomainTrend {
     pub domain: String,
     pub deliveries: u64,
@@ -66,7 +158,7 @@ pub struct DomainTrend {
     pub points: Vec<Point>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trend {
     pub metric: Metric,
     pub group: Group,
@@ -259,4 +351,43 @@ pub fn trend(store: &Store, q: &TrendQuery) -> Result<Trend, StoreError> {
 
 fn rate(hits: u64, n: u64) -> Option<f64> {
     (n > 0).then(|| 100.0 * hits as f64 / n as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(period: &str, group: Group) -> TrendParams {
+        TrendParams {
+            metric: Metric::Open,
+            period: period.into(),
+            group,
+            top: 10,
+            journey: None,
+            until: Some("2026-03-02".into()),
+        }
+    }
+
+    #[test]
+    fn periods_are_checked_not_trusted() {
+        let q = params("8w", Group::Week).query(0).unwrap();
+        assert_eq!(q.until - q.from, 56 * 86_400_000);
+        for bad in [
+            "",
+            "3",
+            "3x",
+            "0d",
+            "3é",
+            "é",
+            "-1d",
+            "99999999999y",
+            "4294967295y",
+        ] {
+            let e = params(bad, Group::Month).query(0).unwrap_err();
+            assert!(e.to_string().contains("not a period"), "{bad}: {e}");
+        }
+        let e = params("40y", Group::Day).query(0).unwrap_err();
+        assert!(e.to_string().contains("group by a longer time"), "{e}");
+        assert!(params("20y", Group::Week).query(0).is_ok());
+    }
 }

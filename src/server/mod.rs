@@ -1,5 +1,5 @@
 //! The daemon (`journey serve`): the HTTP API, the Segment-compatible endpoints, tracked
-//! links and the open pixel, deploys, admin, metrics. The only module that names axum.
+//! links and the open pixel, deploys, admin, reports and audiences, metrics. The only module that names axum.
 //!
 //! Threads: the runtime runs `runtime::live::run_live` on its own thread with the system
 //! clock; axum runs on tokio. Handlers never touch the runtime: they send it `Submission`s
@@ -11,6 +11,7 @@ mod api;
 pub mod auth;
 pub mod deploy;
 pub mod metrics;
+mod reports;
 mod segment;
 pub mod sink;
 mod track;
@@ -534,6 +535,13 @@ fn routes(state: Shared) -> axum::Router {
         .route("/v1/journeys/{name}/enroll", post(admin::enroll))
         .route("/v1/journeys/{name}/pause", post(admin::pause))
         .route("/v1/journeys/{name}/resume", post(admin::resume))
+        .route("/v1/journeys/{name}/report", get(reports::journey_report))
+        .route(
+            "/v1/journeys/{name}/messages/{message}/audience",
+            get(reports::audience),
+        )
+        .route("/v1/segments/{name}", get(reports::segment))
+        .route("/v1/trend/domains", get(reports::trend_domains))
         .route("/v1/plan", post(admin::plan))
         .route("/v1/deploy", post(admin::deploy))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use journey::channels::tracking::{self, Claims, TokenKind};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -264,6 +265,39 @@ impl Daemon {
             .unwrap()
             .into_string()
             .unwrap()
+    }
+
+    /// The key the daemon signs tracking tokens with (generated on first start, kept in the
+    /// data directory).
+    pub fn secret(&self) -> Vec<u8> {
+        std::fs::read_to_string(self.data().join("secret"))
+            .expect("the daemon keeps its generated secret in the data dir")
+            .trim()
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// A tracking token for one of the daemon's deliveries (a `message.sent` event as
+    /// `deliveries` gives it), signed as the links of its emails are.
+    pub fn sign(
+        &self,
+        delivery: &Value,
+        kind: TokenKind,
+        link: Option<&str>,
+        url: Option<&str>,
+    ) -> String {
+        tracking::sign(
+            &self.secret(),
+            &Claims {
+                kind,
+                contact: delivery["contact"].as_str().unwrap().into(),
+                message_id: delivery["message_id"].as_str().unwrap().into(),
+                journey: delivery["journey"].as_str().unwrap().into(),
+                message: delivery["message"].as_str().unwrap().into(),
+                link: link.map(String::from),
+                url: url.map(String::from),
+            },
+        )
     }
 
     /// Runs the CLI against this daemon.
