@@ -126,6 +126,28 @@ pub struct Counters {
     pub timers_fired: u64,
 }
 
+/// Where a group commit's time goes, shared with whoever reports it (the daemon's
+/// `/metrics`): nanoseconds spent preparing batches (reads, the step function, encoding),
+/// applying them to sled, and flushing, with the batches and inputs they carried.
+#[derive(Debug, Default)]
+pub struct StageTimes {
+    pub prepare_ns: std::sync::atomic::AtomicU64,
+    pub apply_ns: std::sync::atomic::AtomicU64,
+    pub flush_ns: std::sync::atomic::AtomicU64,
+    pub batches: std::sync::atomic::AtomicU64,
+    pub inputs: std::sync::atomic::AtomicU64,
+    pub flushes: std::sync::atomic::AtomicU64,
+}
+
+impl StageTimes {
+    pub fn add(counter: &std::sync::atomic::AtomicU64, since: std::time::Instant) {
+        counter.fetch_add(
+            since.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
 /// Timers due within this span of now are held in memory; later ones stay on disk until the
 /// horizon reaches them. 64^4 ms is about 4.7 hours.
 const WHEEL_LEVELS: u32 = 4;
@@ -145,6 +167,8 @@ pub struct Runtime {
     /// Flush after each batch (the daemon); scenarios on a temporary store skip it.
     pub durable: bool,
     pub counters: Counters,
+    /// Time spent per stage of the group commit.
+    pub stages: Arc<StageTimes>,
     /// Paused journeys: no new entries, and their contacts hold where they are (timers and
     /// events wait until `resume`). Kept in the store's meta `paused`.
     paused: BTreeSet<String>,
@@ -174,6 +198,7 @@ impl Runtime {
             default_zone,
             durable: true,
             counters: Counters::default(),
+            stages: Arc::default(),
             paused: BTreeSet::new(),
             held: Vec::new(),
             timer_observer: None,
@@ -524,6 +549,10 @@ impl Runtime {
 
     /// Runs a group of inputs at `now` and commits them in one batch (flushed when durable).
     pub fn process(&mut self, inputs: Vec<Input>, now: Millis) -> Result<BatchOutcome> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let started = std::time::Instant::now();
+        self.stages.batches.fetch_add(1, Relaxed);
+        self.stages.inputs.fetch_add(inputs.len() as u64, Relaxed);
         let mut out = BatchOutcome::default();
         let mut batch = WriteBatch::default();
         // Group by contact, keeping each contact's inputs in order.
@@ -551,9 +580,15 @@ impl Runtime {
             )?;
         }
         out.writes = batch.writes;
+        StageTimes::add(&self.stages.prepare_ns, started);
+        let applying = std::time::Instant::now();
         self.store.apply(batch)?;
+        StageTimes::add(&self.stages.apply_ns, applying);
         if self.durable {
+            let flushing = std::time::Instant::now();
             self.store.flush()?;
+            StageTimes::add(&self.stages.flush_ns, flushing);
+            self.stages.flushes.fetch_add(1, Relaxed);
         }
         self.counters.batches += 1;
         self.counters.writes += out.writes as u64;

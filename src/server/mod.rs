@@ -350,6 +350,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let clock = SystemClock;
     let mut rt = Runtime::new(store.clone(), clock.now(), config.zone())?;
     let metrics = Arc::new(Metrics::default());
+    rt.stages = metrics.stages.clone();
     {
         let m = metrics.clone();
         rt.set_timer_observer(move |late| m.timer_fired(late));
