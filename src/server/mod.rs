@@ -557,7 +557,18 @@ pub fn json_body(
     st: &AppState,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Value, ApiError> {
-    let body = body.map_err(|r| {
+    let body = body_bytes(st, body)?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
+}
+
+/// A request's body, or the clear error of a refused one (too large, unreadable).
+pub fn body_bytes(
+    st: &AppState,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, ApiError> {
+    body.map_err(|r| {
         let status = r.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -571,8 +582,5 @@ pub fn json_body(
         } else {
             ApiError::new(status, "bad_body", r.body_text())
         }
-    })?;
-    serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
     })
 }
