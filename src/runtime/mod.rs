@@ -555,20 +555,27 @@ impl Runtime {
         self.stages.inputs.fetch_add(inputs.len() as u64, Relaxed);
         let mut out = BatchOutcome::default();
         let mut batch = WriteBatch::default();
-        // Group by contact, keeping each contact's inputs in order.
-        let mut order: Vec<String> = Vec::new();
-        let mut by_contact: HashMap<String, Vec<Input>> = HashMap::new();
-        let mut timers_done: Vec<(Millis, u64)> = Vec::new();
-        for input in inputs {
-            let contact = input.contact_hint().to_string();
-            if !by_contact.contains_key(&contact) {
-                order.push(contact.clone());
-            }
-            by_contact.entry(contact).or_default().push(input);
+        // Group by contact, keeping each contact's inputs in order (and contacts in the
+        // order they first appear). One id string per contact, not per input.
+        let mut group_of: HashMap<&str, usize> = HashMap::with_capacity(inputs.len());
+        let mut slots: Vec<usize> = Vec::with_capacity(inputs.len());
+        for input in &inputs {
+            let next = group_of.len();
+            slots.push(*group_of.entry(input.contact_hint()).or_insert(next));
         }
+        let mut groups: Vec<(String, Vec<Input>)> =
+            vec![(String::new(), Vec::new()); group_of.len()];
+        drop(group_of);
+        for (input, g) in inputs.into_iter().zip(slots) {
+            let group = &mut groups[g];
+            if group.1.is_empty() {
+                group.0 = input.contact_hint().to_string();
+            }
+            group.1.push(input);
+        }
+        let mut timers_done: Vec<(Millis, u64)> = Vec::new();
         let mut timer_changes: TimerChanges = Vec::new();
-        for contact in order {
-            let inputs = by_contact.remove(&contact).unwrap_or_default();
+        for (contact, inputs) in groups {
             self.process_contact(
                 &contact,
                 inputs,
@@ -664,6 +671,7 @@ impl Runtime {
                     batch.del_outbox(&message_id);
                     self.event_input(
                         event,
+                        needs_history,
                         &mut world,
                         &mut instances,
                         &mut dirty,
@@ -677,6 +685,7 @@ impl Runtime {
                 Input::Event(e) => {
                     self.event_input(
                         e,
+                        needs_history,
                         &mut world,
                         &mut instances,
                         &mut dirty,
@@ -806,6 +815,9 @@ impl Runtime {
     fn event_input(
         &mut self,
         e: Event,
+        // False when nothing in this batch reads the contact's history (no instance in
+        // flight, no entry on this event, no segment): the event is only written.
+        keep_history: bool,
         world: &mut World,
         instances: &mut Vec<Instance>,
         dirty: &mut BTreeSet<usize>,
@@ -823,6 +835,9 @@ impl Runtime {
             seen_ids.insert(id.clone());
         }
         batch.put_event(&e, self.store.next_id()?);
+        if !keep_history {
+            return Ok(());
+        }
         let pos = world.events.partition_point(|x| x.at <= e.at);
         world.events.insert(pos, e.clone());
         // Waiting instances first: a click wakes its check, a goal ends its journey.
