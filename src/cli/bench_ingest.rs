@@ -82,9 +82,15 @@ pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
         o.contacts,
         if o.ids { "each with an idempotency id" } else { "no idempotency ids" }
     );
-    // Bodies are made before the clock starts, so the generator costs only the sending.
+    // Whole requests (head and body) are made before the clock starts, so a load thread
+    // only writes bytes and reads the answer: the generator shares the 2 cores with the
+    // daemon and must cost it as little as possible.
     let now = chrono::Utc::now().to_rfc3339();
-    let bodies: Vec<Vec<String>> = (0..o.connections)
+    let addr = base
+        .strip_prefix("http://")
+        .ok_or("the daemon's address is not http://")?
+        .to_string();
+    let requests_of: Vec<Vec<Vec<u8>>> = (0..o.connections)
         .map(|c| {
             (c..requests)
                 .step_by(o.connections)
@@ -104,35 +110,32 @@ pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
                             e
                         })
                         .collect();
-                    serde_json::to_string(&events).expect("json")
+                    let body = serde_json::to_vec(&events).expect("json");
+                    let mut req = format!(
+                        "POST /v1/events HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    req.extend_from_slice(&body);
+                    req
                 })
                 .collect()
         })
         .collect();
     let started = Instant::now();
-    let workers: Vec<_> = bodies
+    let workers: Vec<_> = requests_of
         .into_iter()
-        .map(|bodies| {
-            let url = format!("{base}/v1/events");
-            let auth = format!("Bearer {token}");
+        .map(|reqs| {
+            let addr = addr.clone();
             std::thread::spawn(move || -> Result<Vec<Duration>, String> {
-                let agent = ureq::AgentBuilder::new()
-                    .max_idle_connections_per_host(1)
-                    .timeout(Duration::from_secs(60))
-                    .build();
-                let mut lat = Vec::with_capacity(bodies.len());
-                for b in bodies {
+                let mut conn = Connection::open(&addr).map_err(|e| e.to_string())?;
+                let mut lat = Vec::with_capacity(reqs.len());
+                for req in reqs {
                     let t = Instant::now();
-                    let r = agent
-                        .post(&url)
-                        .set("authorization", &auth)
-                        .set("content-type", "application/json")
-                        .send_string(&b)
-                        .map_err(|e| e.to_string())?;
-                    if r.status() != 200 {
-                        return Err(format!("status {}", r.status()));
+                    let status = conn.exchange(&req).map_err(|e| e.to_string())?;
+                    if status != 200 {
+                        return Err(format!("status {status}"));
                     }
-                    let _ = r.into_string();
                     lat.push(t.elapsed());
                 }
                 Ok(lat)
@@ -149,6 +152,9 @@ pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let wall = started.elapsed();
+    let stages = Connection::open(&addr)
+        .and_then(|mut c| c.get_text("/metrics"))
+        .unwrap_or_default();
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -170,6 +176,7 @@ pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
         percentile(&lat, 0.99).as_secs_f64() * 1000.0,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
     );
+    print_stages(&stages, wall);
     // Raw sled: the same number of keys of an event's size, in batches the size of what the
     // loop commits at once under this load (every connection's request), one flush each.
     let raw_dir = tempfile::tempdir()?;
@@ -182,4 +189,102 @@ pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
         rate / raw_rate
     );
     Ok(())
+}
+
+/// The daemon's group-commit stages from its `/metrics`, as shares of the run's wall time.
+fn print_stages(metrics: &str, wall: Duration) {
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let batches = value("journey_commit_batches_total");
+    if batches == 0.0 {
+        return;
+    }
+    let w = wall.as_secs_f64();
+    let stage = |s: &str| value(&format!("journey_commit_seconds_total{{stage=\"{s}\"}}"));
+    let (prepare, apply, flush) = (stage("prepare"), stage("apply"), stage("flush"));
+    println!(
+        "B4 daemon's engine thread: {batches:.0} batches of {:.0} events on average, {:.0} flushes; prepare {prepare:.2} s ({:.0}% of the wall), apply to sled {apply:.2} s ({:.0}%), flush {flush:.2} s ({:.0}%)",
+        value("journey_commit_inputs_total") / batches,
+        value("journey_commit_flushes_total"),
+        prepare / w * 100.0,
+        apply / w * 100.0,
+        flush / w * 100.0,
+    );
+}
+
+/// A minimal HTTP/1.1 keep-alive client: writes a request made in advance, reads the
+/// status line, the headers and a `content-length` body.
+struct Connection {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+    addr: String,
+}
+
+impl Connection {
+    fn open(addr: &str) -> std::io::Result<Connection> {
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(64 * 1024),
+            addr: addr.to_string(),
+        })
+    }
+
+    /// Sends one request; returns the response's status once its body is read.
+    fn exchange(&mut self, request: &[u8]) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+        self.stream.write_all(request)?;
+        self.buf.clear();
+        let mut chunk = [0u8; 16 * 1024];
+        let head_end = loop {
+            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(bad("the daemon closed the connection"));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = std::str::from_utf8(&self.buf[..head_end]).map_err(|_| bad("head"))?;
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("status line"))?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .ok_or_else(|| bad("no content-length"))?;
+        while self.buf.len() < head_end + length {
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(bad("the daemon closed the connection"));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok(status)
+    }
+
+    fn get_text(&mut self, path: &str) -> std::io::Result<String> {
+        let req = format!("GET {path} HTTP/1.1\r\nhost: {}\r\n\r\n", self.addr);
+        self.exchange(req.as_bytes())?;
+        let head_end = self
+            .buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |p| p + 4);
+        Ok(String::from_utf8_lossy(&self.buf[head_end..]).into_owned())
+    }
 }

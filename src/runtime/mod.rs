@@ -126,6 +126,28 @@ pub struct Counters {
     pub timers_fired: u64,
 }
 
+/// Where a group commit's time goes, shared with whoever reports it (the daemon's
+/// `/metrics`): nanoseconds spent preparing batches (reads, the step function, encoding),
+/// applying them to sled, and flushing, with the batches and inputs they carried.
+#[derive(Debug, Default)]
+pub struct StageTimes {
+    pub prepare_ns: std::sync::atomic::AtomicU64,
+    pub apply_ns: std::sync::atomic::AtomicU64,
+    pub flush_ns: std::sync::atomic::AtomicU64,
+    pub batches: std::sync::atomic::AtomicU64,
+    pub inputs: std::sync::atomic::AtomicU64,
+    pub flushes: std::sync::atomic::AtomicU64,
+}
+
+impl StageTimes {
+    pub fn add(counter: &std::sync::atomic::AtomicU64, since: std::time::Instant) {
+        counter.fetch_add(
+            since.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
 /// Timers due within this span of now are held in memory; later ones stay on disk until the
 /// horizon reaches them. 64^4 ms is about 4.7 hours.
 const WHEEL_LEVELS: u32 = 4;
@@ -145,6 +167,8 @@ pub struct Runtime {
     /// Flush after each batch (the daemon); scenarios on a temporary store skip it.
     pub durable: bool,
     pub counters: Counters,
+    /// Time spent per stage of the group commit.
+    pub stages: Arc<StageTimes>,
     /// Paused journeys: no new entries, and their contacts hold where they are (timers and
     /// events wait until `resume`). Kept in the store's meta `paused`.
     paused: BTreeSet<String>,
@@ -174,6 +198,7 @@ impl Runtime {
             default_zone,
             durable: true,
             counters: Counters::default(),
+            stages: Arc::default(),
             paused: BTreeSet::new(),
             held: Vec::new(),
             timer_observer: None,
@@ -524,22 +549,33 @@ impl Runtime {
 
     /// Runs a group of inputs at `now` and commits them in one batch (flushed when durable).
     pub fn process(&mut self, inputs: Vec<Input>, now: Millis) -> Result<BatchOutcome> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let started = std::time::Instant::now();
+        self.stages.batches.fetch_add(1, Relaxed);
+        self.stages.inputs.fetch_add(inputs.len() as u64, Relaxed);
         let mut out = BatchOutcome::default();
         let mut batch = WriteBatch::default();
-        // Group by contact, keeping each contact's inputs in order.
-        let mut order: Vec<String> = Vec::new();
-        let mut by_contact: HashMap<String, Vec<Input>> = HashMap::new();
-        let mut timers_done: Vec<(Millis, u64)> = Vec::new();
-        for input in inputs {
-            let contact = input.contact_hint().to_string();
-            if !by_contact.contains_key(&contact) {
-                order.push(contact.clone());
-            }
-            by_contact.entry(contact).or_default().push(input);
+        // Group by contact, keeping each contact's inputs in order (and contacts in the
+        // order they first appear). One id string per contact, not per input.
+        let mut group_of: HashMap<&str, usize> = HashMap::with_capacity(inputs.len());
+        let mut slots: Vec<usize> = Vec::with_capacity(inputs.len());
+        for input in &inputs {
+            let next = group_of.len();
+            slots.push(*group_of.entry(input.contact_hint()).or_insert(next));
         }
+        let mut groups: Vec<(String, Vec<Input>)> =
+            vec![(String::new(), Vec::new()); group_of.len()];
+        drop(group_of);
+        for (input, g) in inputs.into_iter().zip(slots) {
+            let group = &mut groups[g];
+            if group.1.is_empty() {
+                group.0 = input.contact_hint().to_string();
+            }
+            group.1.push(input);
+        }
+        let mut timers_done: Vec<(Millis, u64)> = Vec::new();
         let mut timer_changes: TimerChanges = Vec::new();
-        for contact in order {
-            let inputs = by_contact.remove(&contact).unwrap_or_default();
+        for (contact, inputs) in groups {
             self.process_contact(
                 &contact,
                 inputs,
@@ -551,9 +587,15 @@ impl Runtime {
             )?;
         }
         out.writes = batch.writes;
+        StageTimes::add(&self.stages.prepare_ns, started);
+        let applying = std::time::Instant::now();
         self.store.apply(batch)?;
+        StageTimes::add(&self.stages.apply_ns, applying);
         if self.durable {
+            let flushing = std::time::Instant::now();
             self.store.flush()?;
+            StageTimes::add(&self.stages.flush_ns, flushing);
+            self.stages.flushes.fetch_add(1, Relaxed);
         }
         self.counters.batches += 1;
         self.counters.writes += out.writes as u64;
@@ -629,6 +671,7 @@ impl Runtime {
                     batch.del_outbox(&message_id);
                     self.event_input(
                         event,
+                        needs_history,
                         &mut world,
                         &mut instances,
                         &mut dirty,
@@ -642,6 +685,7 @@ impl Runtime {
                 Input::Event(e) => {
                     self.event_input(
                         e,
+                        needs_history,
                         &mut world,
                         &mut instances,
                         &mut dirty,
@@ -771,6 +815,9 @@ impl Runtime {
     fn event_input(
         &mut self,
         e: Event,
+        // False when nothing in this batch reads the contact's history (no instance in
+        // flight, no entry on this event, no segment): the event is only written.
+        keep_history: bool,
         world: &mut World,
         instances: &mut Vec<Instance>,
         dirty: &mut BTreeSet<usize>,
@@ -788,6 +835,9 @@ impl Runtime {
             seen_ids.insert(id.clone());
         }
         batch.put_event(&e, self.store.next_id()?);
+        if !keep_history {
+            return Ok(());
+        }
         let pos = world.events.partition_point(|x| x.at <= e.at);
         world.events.insert(pos, e.clone());
         // Waiting instances first: a click wakes its check, a goal ends its journey.

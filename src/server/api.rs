@@ -1,6 +1,6 @@
 //! `POST /v1/events`, `PUT|GET /v1/contacts/{id}`, `POST /v1/contacts`.
 
-use super::{json_body, now_ms, ApiError, Scope, Shared};
+use super::{body_bytes, json_body, now_ms, ApiError, Scope, Shared};
 use crate::config::ServerConfig;
 use crate::engine::{Contact, Event, Millis};
 use crate::lang::ast::Channel;
@@ -11,7 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -60,8 +61,22 @@ pub fn parse_time(v: &Value) -> Result<Millis, String> {
     }
 }
 
+/// True when every string (and key) in `v` is at most `max` bytes: the check without the
+/// error's path, so that a value that passes costs no allocation.
+fn fits(v: &Value, max: usize) -> bool {
+    match v {
+        Value::String(s) => s.len() <= max,
+        Value::Array(a) => a.iter().all(|x| fits(x, max)),
+        Value::Object(o) => o.iter().all(|(k, x)| k.len() <= max && fits(x, max)),
+        _ => true,
+    }
+}
+
 /// Field-length checks: every string (and key) at most `max_field_bytes`.
 pub fn check_value(path: &str, v: &Value, limits: &ServerConfig) -> Result<(), String> {
+    if fits(v, limits.max_field_bytes) {
+        return Ok(());
+    }
     match v {
         Value::String(s) if s.len() > limits.max_field_bytes => Err(format!(
             "{path} is {} bytes, over the limit of {} (server.max_field_bytes)",
@@ -116,13 +131,27 @@ pub fn check_event(e: &Event, limits: &ServerConfig) -> Result<(), String> {
         }
     }
     for (k, v) in &e.properties {
-        check_value(&format!("properties.{k}"), v, limits)?;
+        if !fits(v, limits.max_field_bytes) {
+            check_value(&format!("properties.{k}"), v, limits)?;
+        }
     }
     Ok(())
 }
 
-fn parse_event(v: Value, now: Millis, limits: &ServerConfig) -> Result<Event, String> {
-    let e: EventIn = serde_json::from_value(v).map_err(|e| e.to_string())?;
+/// A serde error without its position: an item's position inside its own text says little.
+fn without_position(e: serde_json::Error) -> String {
+    let text = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&at) {
+        Some(t) => t.to_string(),
+        None => text,
+    }
+}
+
+/// Parses one event straight from its JSON text into its type (no `serde_json::Value` in
+/// between), then checks it.
+fn parse_event(raw: &RawValue, now: Millis, limits: &ServerConfig) -> Result<Event, String> {
+    let e: EventIn = serde_json::from_str(raw.get()).map_err(without_position)?;
     let at = match &e.timestamp {
         Some(t) => parse_time(t)?,
         None => now,
@@ -144,8 +173,50 @@ fn parse_event(v: Value, now: Millis, limits: &ServerConfig) -> Result<Event, St
     Ok(event)
 }
 
-/// The answer to a batch: 200 all kept, 207 some kept, 400 none.
-pub fn batch_response(results: Vec<Value>, accepted: usize, extra: Map<String, Value>) -> Response {
+/// One item's result in a batch's answer: `{"index": i, "ok": true}` or
+/// `{"error": …, "index": i, "ok": false}`.
+#[derive(Debug, Serialize)]
+pub struct ItemResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    index: usize,
+    ok: bool,
+}
+
+impl ItemResult {
+    pub fn ok(index: usize) -> ItemResult {
+        ItemResult {
+            error: None,
+            index,
+            ok: true,
+        }
+    }
+    pub fn refused(index: usize, error: String) -> ItemResult {
+        ItemResult {
+            error: Some(error),
+            index,
+            ok: false,
+        }
+    }
+}
+
+/// A batch's answer, its keys in the order a JSON object of them always had (sorted).
+#[derive(Serialize)]
+struct BatchAnswer<'a> {
+    accepted: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+    rejected: usize,
+    results: &'a [ItemResult],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    success: Option<bool>,
+}
+
+/// The answer to a batch: 200 all kept, 207 some kept, 400 none. `success` is Segment's
+/// field (`/v1/batch`), absent elsewhere.
+pub fn batch_response(results: &[ItemResult], accepted: usize, success: Option<bool>) -> Response {
     let rejected = results.len() - accepted;
     let status = if rejected == 0 {
         StatusCode::OK
@@ -154,15 +225,25 @@ pub fn batch_response(results: Vec<Value>, accepted: usize, extra: Map<String, V
     } else {
         StatusCode::BAD_REQUEST
     };
-    let mut body = json!({"accepted": accepted, "rejected": rejected, "results": results});
-    for (k, v) in extra {
-        body[k] = v;
-    }
-    if rejected > 0 && accepted == 0 {
-        body["code"] = json!("invalid_items");
-        body["message"] = json!("every item was refused; see results");
-    }
-    (status, Json(body)).into_response()
+    let none_kept = rejected > 0 && accepted == 0;
+    let body = BatchAnswer {
+        accepted,
+        code: none_kept.then_some("invalid_items"),
+        message: none_kept.then_some("every item was refused; see results"),
+        rejected,
+        results,
+        success,
+    };
+    let bytes = serde_json::to_vec(&body).expect("answers serialize");
+    (
+        status,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 pub fn check_batch_len(n: usize, limits: &ServerConfig) -> Result<(), ApiError> {
@@ -181,6 +262,36 @@ pub fn check_batch_len(n: usize, limits: &ServerConfig) -> Result<(), ApiError> 
     Ok(())
 }
 
+/// What a `POST /v1/events` body holds, each event still as its JSON text.
+enum EventsBody<'a> {
+    One(&'a RawValue),
+    Many(Vec<&'a RawValue>),
+}
+
+/// Splits a body into its events' texts without building `serde_json::Value`s: an array's
+/// items are checked one by one afterwards, so a bad item is refused alone.
+fn events_body(body: &[u8]) -> Result<EventsBody<'_>, ApiError> {
+    let invalid_json = |e: serde_json::Error| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    };
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice(body)
+            .map(EventsBody::Many)
+            .map_err(invalid_json),
+        Some(b'{') => serde_json::from_slice(body)
+            .map(EventsBody::One)
+            .map_err(invalid_json),
+        _ => {
+            // Not an object or an array: say whether it is JSON at all.
+            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(invalid_json)?;
+            Err(ApiError::bad_request(
+                "invalid_event",
+                "the body must be an event object or an array of them",
+            ))
+        }
+    }
+}
+
 /// `POST /v1/events`: one event object, or an array of them.
 pub async fn post_events(
     State(st): State<Shared>,
@@ -188,11 +299,11 @@ pub async fn post_events(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Ingest)?;
-    let v = json_body(&st, body)?;
+    let body = body_bytes(&st, body)?;
     let limits = &st.config.server;
     let now = now_ms();
-    match v {
-        Value::Array(items) => {
+    match events_body(&body)? {
+        EventsBody::Many(items) => {
             check_batch_len(items.len(), limits)?;
             let mut inputs = Vec::with_capacity(items.len());
             let mut results = Vec::with_capacity(items.len());
@@ -200,9 +311,9 @@ pub async fn post_events(
                 match parse_event(item, now, limits) {
                     Ok(e) => {
                         inputs.push(Input::Event(e));
-                        results.push(json!({"index": i, "ok": true}));
+                        results.push(ItemResult::ok(i));
                     }
-                    Err(err) => results.push(json!({"index": i, "ok": false, "error": err})),
+                    Err(err) => results.push(ItemResult::refused(i, err)),
                 }
             }
             let accepted = inputs.len();
@@ -215,10 +326,10 @@ pub async fn post_events(
                     .events_ingested
                     .fetch_add(accepted as u64, Relaxed);
             }
-            Ok(batch_response(results, accepted, Map::new()))
+            Ok(batch_response(&results, accepted, None))
         }
-        Value::Object(_) => {
-            let e = parse_event(v, now, limits).map_err(|err| {
+        EventsBody::One(raw) => {
+            let e = parse_event(raw, now, limits).map_err(|err| {
                 st.metrics.events_rejected.fetch_add(1, Relaxed);
                 ApiError::bad_request("invalid_event", err)
             })?;
@@ -226,10 +337,6 @@ pub async fn post_events(
             st.metrics.events_ingested.fetch_add(1, Relaxed);
             Ok((StatusCode::OK, Json(json!({"accepted": 1}))).into_response())
         }
-        _ => Err(ApiError::bad_request(
-            "invalid_event",
-            "the body must be an event object or an array of them",
-        )),
     }
 }
 
@@ -333,16 +440,16 @@ pub async fn post_contacts(
         match r {
             Ok(c) => {
                 good.push(c);
-                results.push(json!({"index": i, "ok": true}));
+                results.push(ItemResult::ok(i));
             }
-            Err(e) => results.push(json!({"index": i, "ok": false, "error": e})),
+            Err(e) => results.push(ItemResult::refused(i, e)),
         }
     }
     let accepted = good.len();
     if accepted > 0 {
         upsert_contacts(&st, good).await?;
     }
-    Ok(batch_response(results, accepted, Map::new()))
+    Ok(batch_response(&results, accepted, None))
 }
 
 pub fn store_err(e: impl std::fmt::Display) -> ApiError {

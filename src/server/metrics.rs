@@ -3,7 +3,7 @@
 use crate::engine::MESSAGE_SENT;
 use crate::engine::{Happening, Millis, SendJob, TimelineEntry};
 use crate::runtime::live::Submission;
-use crate::runtime::{Delivery, Input, Sink, MESSAGE_BOUNCED};
+use crate::runtime::{Delivery, Input, Sink, StageTimes, MESSAGE_BOUNCED};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -27,6 +27,8 @@ pub struct Metrics {
     lateness_buckets: [AtomicU64; LATENESS_BUCKETS.len()],
     lateness_count: AtomicU64,
     lateness_sum_ms: AtomicU64,
+    /// The engine's group-commit stages (the runtime adds to them).
+    pub stages: Arc<StageTimes>,
 }
 
 impl Metrics {
@@ -156,6 +158,39 @@ impl Metrics {
             o,
             "journey_timer_lateness_seconds_bucket{{le=\"+Inf\"}} {count}\njourney_timer_lateness_seconds_sum {}\njourney_timer_lateness_seconds_count {count}",
             self.lateness_sum_ms.load(Relaxed) as f64 / 1000.0
+        );
+        let _ = writeln!(
+            o,
+            "# HELP journey_commit_seconds_total Engine time per stage of its group commits: prepare (reads, steps, encoding), apply (to sled), flush (durable).\n# TYPE journey_commit_seconds_total counter"
+        );
+        for (stage, ns) in [
+            ("prepare", &self.stages.prepare_ns),
+            ("apply", &self.stages.apply_ns),
+            ("flush", &self.stages.flush_ns),
+        ] {
+            let _ = writeln!(
+                o,
+                "journey_commit_seconds_total{{stage=\"{stage}\"}} {}",
+                ns.load(Relaxed) as f64 / 1e9
+            );
+        }
+        counter(
+            &mut o,
+            "journey_commit_batches_total",
+            "Batches the engine committed.",
+            self.stages.batches.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "journey_commit_inputs_total",
+            "Inputs in those batches.",
+            self.stages.inputs.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "journey_commit_flushes_total",
+            "Flushes that made batches durable.",
+            self.stages.flushes.load(Relaxed),
         );
         let _ = writeln!(
             o,

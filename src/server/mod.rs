@@ -363,6 +363,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     let clock = SystemClock;
     let mut rt = Runtime::new(store.clone(), clock.now(), config.zone())?;
     let metrics = Arc::new(Metrics::default());
+    rt.stages = metrics.stages.clone();
     {
         let m = metrics.clone();
         rt.set_timer_observer(move |late| m.timer_fired(late));
@@ -567,7 +568,18 @@ pub fn json_body(
     st: &AppState,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Value, ApiError> {
-    let body = body.map_err(|r| {
+    let body = body_bytes(st, body)?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
+}
+
+/// A request's body, or the clear error of a refused one (too large, unreadable).
+pub fn body_bytes(
+    st: &AppState,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, ApiError> {
+    body.map_err(|r| {
         let status = r.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -581,8 +593,5 @@ pub fn json_body(
         } else {
             ApiError::new(status, "bad_body", r.body_text())
         }
-    })?;
-    serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
     })
 }

@@ -10,7 +10,9 @@
 //! `timestamp` its time (default: now). Segment's `context` object is kept as the
 //! `context` property.
 
-use super::api::{batch_response, check_batch_len, check_event, check_value, parse_time};
+use super::api::{
+    batch_response, check_batch_len, check_event, check_value, parse_time, ItemResult,
+};
 use super::{json_body, now_ms, ApiError, Scope, Shared};
 use crate::config::ServerConfig;
 use crate::engine::{Contact, Event, Millis};
@@ -254,9 +256,9 @@ pub async fn batch(
         match convert(kind, call, batch_context, now, limits) {
             Ok(item) => {
                 items.push(item);
-                results.push(json!({"index": i, "ok": true}));
+                results.push(ItemResult::ok(i));
             }
-            Err(e) => results.push(json!({"index": i, "ok": false, "error": e})),
+            Err(e) => results.push(ItemResult::refused(i, e)),
         }
     }
     let accepted = items.len();
@@ -266,7 +268,6 @@ pub async fn batch(
     if accepted > 0 {
         record(&st, items).await?;
     }
-    let mut extra = Map::new();
-    extra.insert("success".into(), json!(accepted == results.len()));
-    Ok(batch_response(results, accepted, extra))
+    let success = accepted == results.len();
+    Ok(batch_response(&results, accepted, Some(success)))
 }
