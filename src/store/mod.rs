@@ -80,6 +80,10 @@ pub struct WriteBatch {
     batch: sled::Batch,
     /// How many keys this batch writes or removes (benchmarks report it).
     pub writes: usize,
+    /// Reused for each event's key and value (sled copies them), so that writing an event
+    /// allocates only what sled keeps.
+    scratch_key: Vec<u8>,
+    scratch_value: Vec<u8>,
 }
 
 impl WriteBatch {
@@ -96,18 +100,18 @@ impl WriteBatch {
     }
     /// `seq` orders events of one contact at the same millisecond.
     pub fn put_event(&mut self, e: &Event, seq: u64) {
-        self.put(
-            key(
-                b'e',
-                &[
-                    e.contact.as_bytes(),
-                    &[0],
-                    &time_key(e.at),
-                    &seq.to_be_bytes(),
-                ],
-            ),
-            encode(e),
-        );
+        let k = &mut self.scratch_key;
+        k.clear();
+        k.push(b'e');
+        k.extend_from_slice(e.contact.as_bytes());
+        k.push(0);
+        k.extend_from_slice(&time_key(e.at));
+        k.extend_from_slice(&seq.to_be_bytes());
+        self.scratch_value.clear();
+        serde_json::to_writer(&mut self.scratch_value, e).expect("store values serialize");
+        self.batch
+            .insert(&self.scratch_key[..], &self.scratch_value[..]);
+        self.writes += 1;
         if let Some(id) = &e.id {
             self.put(key(b'd', &[id.as_bytes()]), Vec::new());
         }
