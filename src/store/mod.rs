@@ -576,6 +576,42 @@ pub fn raw_write_benchmark(
     Ok(started.elapsed())
 }
 
+/// Like `raw_write_benchmark`, with keys laid out as event keys are (`e`, a contact id out
+/// of `contacts`, 0, time, sequence), so that consecutive writes land all over the tree
+/// instead of at its end: what the key layout alone costs sled.
+pub fn raw_spread_write_benchmark(
+    path: &Path,
+    total: usize,
+    batch: usize,
+    contacts: usize,
+    value_len: usize,
+) -> Result<std::time::Duration> {
+    let db = sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        .open()?;
+    let tree = db.open_tree("raw")?;
+    let value = vec![b'v'; value_len];
+    let at = time_key(1_772_355_600_000);
+    let started = std::time::Instant::now();
+    let mut written = 0;
+    while written < total {
+        let mut b = sled::Batch::default();
+        for i in written..(written + batch).min(total) {
+            let contact = format!("c{}", i % contacts.max(1));
+            let k = key(
+                b'e',
+                &[contact.as_bytes(), &[0], &at, &(i as u64).to_be_bytes()],
+            );
+            b.insert(k, value.clone());
+        }
+        written = (written + batch).min(total);
+        tree.apply_batch(b)?;
+        db.flush()?;
+    }
+    Ok(started.elapsed())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
