@@ -148,6 +148,9 @@ impl StageTimes {
     }
 }
 
+/// The most contacts `Runtime::quiet` remembers (it starts over when full): about 5 MB.
+const QUIET_CONTACTS_MAX: usize = 100_000;
+
 /// Timers due within this span of now are held in memory; later ones stay on disk until the
 /// horizon reaches them. 64^4 ms is about 4.7 hours.
 const WHEEL_LEVELS: u32 = 4;
@@ -169,6 +172,12 @@ pub struct Runtime {
     pub counters: Counters,
     /// Time spent per stage of the group commit.
     pub stages: Arc<StageTimes>,
+    /// Contacts known to be in the store with no instance in flight, as left by the
+    /// batches this runtime committed (bounded by `QUIET_CONTACTS_MAX`). While no segment
+    /// exists, an event for one of them that no journey enters on is only written: the
+    /// contact and its instances are not read (`process_contact`). Instances become active
+    /// only in `process_contact`, which updates this set after each batch is applied.
+    quiet: HashSet<String>,
     /// Paused journeys: no new entries, and their contacts hold where they are (timers and
     /// events wait until `resume`). Kept in the store's meta `paused`.
     paused: BTreeSet<String>,
@@ -177,6 +186,15 @@ pub struct Runtime {
     held: Vec<(Millis, u64, String, String)>,
     /// Told how late each timer fired (ms), for the daemon's metrics.
     timer_observer: Option<Box<dyn FnMut(Millis) + Send>>,
+}
+
+/// Does some journey of the program enter on events of this type?
+fn enters_on(program: &Program, kind: &str) -> bool {
+    program.journeys.values().any(|j| {
+        j.entries
+            .iter()
+            .any(|en| matches!(en, EntryIr::Event(m) if m.event == kind))
+    })
 }
 
 fn wheel_time(t: Millis) -> u64 {
@@ -199,6 +217,7 @@ impl Runtime {
             durable: true,
             counters: Counters::default(),
             stages: Arc::default(),
+            quiet: HashSet::new(),
             paused: BTreeSet::new(),
             held: Vec::new(),
             timer_observer: None,
@@ -575,8 +594,9 @@ impl Runtime {
         }
         let mut timers_done: Vec<(Millis, u64)> = Vec::new();
         let mut timer_changes: TimerChanges = Vec::new();
+        let mut quiet_after: Vec<(String, bool)> = Vec::with_capacity(groups.len());
         for (contact, inputs) in groups {
-            self.process_contact(
+            let quiet = self.process_contact(
                 &contact,
                 inputs,
                 now,
@@ -585,6 +605,7 @@ impl Runtime {
                 &mut timer_changes,
                 &mut timers_done,
             )?;
+            quiet_after.push((contact, quiet));
         }
         out.writes = batch.writes;
         StageTimes::add(&self.stages.prepare_ns, started);
@@ -600,6 +621,17 @@ impl Runtime {
         self.counters.batches += 1;
         self.counters.writes += out.writes as u64;
         self.counters.transitions += out.transitions as u64;
+        // So does the set of quiet contacts.
+        for (contact, quiet) in quiet_after {
+            if !quiet {
+                self.quiet.remove(&contact);
+            } else if !self.quiet.contains(&contact) {
+                if self.quiet.len() >= QUIET_CONTACTS_MAX {
+                    self.quiet.clear();
+                }
+                self.quiet.insert(contact);
+            }
+        }
         // The wheel mirrors the store only once the batch is applied.
         for (old, new, id, contact) in timer_changes {
             if old.is_some() && self.wheel.cancel(id) {
@@ -614,6 +646,8 @@ impl Runtime {
         Ok(out)
     }
 
+    /// Runs one contact's inputs into `batch`. Returns whether the contact is quiet after
+    /// them: in the store (it is written if new) with no instance in flight.
     #[allow(clippy::too_many_arguments)]
     fn process_contact(
         &mut self,
@@ -624,8 +658,24 @@ impl Runtime {
         out: &mut BatchOutcome,
         timer_changes: &mut TimerChanges,
         timers_done: &mut Vec<(Millis, u64)>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let program = self.program.clone();
+        // A quiet contact's events that nothing enters on, with no segment to keep current:
+        // each is its own write, and nothing else happens (see `quiet`).
+        if program.segments.is_empty()
+            && self.quiet.contains(contact_id)
+            && inputs
+                .iter()
+                .all(|i| matches!(i, Input::Event(e) if !enters_on(&program, &e.kind)))
+        {
+            let mut seen_ids: HashSet<String> = HashSet::new();
+            for input in inputs {
+                if let Input::Event(e) = input {
+                    self.record_event(&e, batch, out, &mut seen_ids)?;
+                }
+            }
+            return Ok(true);
+        }
         let stored = self.store.contact(contact_id)?;
         let mut contact_dirty = stored.is_none();
         let contact = stored.unwrap_or_else(|| Contact {
@@ -640,11 +690,7 @@ impl Runtime {
         let needs_history = instances.iter().any(|i| i.is_active())
             || !program.segments.is_empty()
             || inputs.iter().any(|i| match i {
-                Input::Event(e) => program.journeys.values().any(|j| {
-                    j.entries
-                        .iter()
-                        .any(|en| matches!(en, EntryIr::Event(m) if m.event == e.kind))
-                }),
+                Input::Event(e) => enters_on(&program, &e.kind),
                 _ => true,
             });
         let events = if needs_history {
@@ -808,7 +854,27 @@ impl Runtime {
         if contact_dirty {
             batch.put_contact(&world.contact);
         }
-        Ok(())
+        Ok(!instances.iter().any(|i| i.is_active()))
+    }
+
+    /// Writes an event unless its idempotency id was seen before (in the store, or earlier
+    /// in this batch); false for a duplicate.
+    fn record_event(
+        &mut self,
+        e: &Event,
+        batch: &mut WriteBatch,
+        out: &mut BatchOutcome,
+        seen_ids: &mut HashSet<String>,
+    ) -> Result<bool> {
+        if let Some(id) = &e.id {
+            if seen_ids.contains(id) || self.store.event_seen(id)? {
+                out.duplicates += 1;
+                return Ok(false);
+            }
+            seen_ids.insert(id.clone());
+        }
+        batch.put_event(e, self.store.next_id()?);
+        Ok(true)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -827,15 +893,7 @@ impl Runtime {
         contact_dirty: &mut bool,
         timer_changes: &mut TimerChanges,
     ) -> Result<()> {
-        if let Some(id) = &e.id {
-            if seen_ids.contains(id) || self.store.event_seen(id)? {
-                out.duplicates += 1;
-                return Ok(());
-            }
-            seen_ids.insert(id.clone());
-        }
-        batch.put_event(&e, self.store.next_id()?);
-        if !keep_history {
+        if !self.record_event(&e, batch, out, seen_ids)? || !keep_history {
             return Ok(());
         }
         let pos = world.events.partition_point(|x| x.at <= e.at);
@@ -1178,4 +1236,100 @@ pub fn fmt_time(t: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(t)
         .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_else(|| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EndReason;
+
+    const T0: Millis = 1_772_355_600_000; // 2026-03-01T09:00:00Z
+
+    fn program(src: &str) -> Program {
+        let mut loaded = crate::lang::Loaded::default();
+        crate::lang::add_source(&mut loaded, "q.journey", src.to_string());
+        crate::compile::compile(&loaded).program.expect("compiles")
+    }
+
+    fn event(contact: &str, kind: &str, id: Option<&str>, at: Millis) -> Input {
+        Input::Event(Event {
+            id: id.map(String::from),
+            contact: contact.into(),
+            kind: kind.into(),
+            at,
+            ..Event::default()
+        })
+    }
+
+    fn run(rt: &mut Runtime, inputs: Vec<Input>, at: Millis) -> BatchOutcome {
+        rt.process(inputs, at).unwrap()
+    }
+
+    /// Events of a contact that nothing listens to skip its reads once it is known, and
+    /// everything that may listen (a journey deployed later, an instance in flight, an
+    /// idempotency id seen before) is still honoured.
+    #[test]
+    fn quiet_contacts_are_written_without_reads_and_nothing_is_missed() {
+        let mut rt = Runtime::new(Store::temporary().unwrap(), T0, chrono_tz::UTC).unwrap();
+        rt.durable = false;
+        run(&mut rt, vec![event("ann", "page_view", Some("e1"), T0)], T0);
+        assert!(rt.quiet.contains("ann"));
+        assert!(rt.store.contact("ann").unwrap().is_some());
+        // Quiet now: written directly; an id seen in an earlier batch or in this one is a
+        // duplicate.
+        let out = run(
+            &mut rt,
+            vec![
+                event("ann", "page_view", Some("e1"), T0 + 1),
+                event("ann", "page_view", Some("e2"), T0 + 2),
+                event("ann", "page_view", Some("e2"), T0 + 3),
+                event("ann", "page_view", None, T0 + 4),
+            ],
+            T0 + 10,
+        );
+        assert_eq!(out.duplicates, 2);
+        assert_eq!(rt.store.events_of("ann").unwrap().len(), 3);
+
+        // A journey that enters on `signup`, with a goal: ann is still quiet for page views,
+        // but her signup enrols her, and from then on her events reach the instance.
+        rt.deploy(
+            program(
+                r#"journey welcome {
+  entry event "signup"
+  goal event "purchase"
+  wait 3d
+  send email later { subject "Later" text "hi" }
+}"#,
+            ),
+            T0 + 20,
+        )
+        .unwrap();
+        run(
+            &mut rt,
+            vec![event("ann", "signup", None, T0 + 30)],
+            T0 + 30,
+        );
+        let inst = rt.store.instances_of("ann").unwrap();
+        assert_eq!(inst.len(), 1);
+        assert!(inst[0].is_active());
+        assert!(!rt.quiet.contains("ann"), "an instance is in flight");
+        run(
+            &mut rt,
+            vec![event("ann", "purchase", None, T0 + 40)],
+            T0 + 40,
+        );
+        let inst = rt.store.instances_of("ann").unwrap();
+        assert_eq!(inst[0].ended, Some(EndReason::Converted));
+        assert!(rt.quiet.contains("ann"), "the journey ended: quiet again");
+        assert_eq!(rt.store.events_of("ann").unwrap().len(), 5);
+
+        // A new contact is read (and written) once before it counts as quiet.
+        run(
+            &mut rt,
+            vec![event("bob", "page_view", None, T0 + 50)],
+            T0 + 50,
+        );
+        assert!(rt.store.contact("bob").unwrap().is_some());
+        assert!(rt.quiet.contains("bob"));
+    }
 }
