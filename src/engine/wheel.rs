@@ -39,8 +39,9 @@ pub struct NotInHorizon {
 /// A hierarchical timing wheel of instance timers; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct TimingWheel {
-    /// Everything due at or before `now` has fired, except what waits in `overdue`.
-    now: u64,
+    /// The wheel's own cursor (not a clock): everything due at or before it has fired,
+    /// except what waits in `overdue`.
+    advanced_to: u64,
     levels: Vec<Level>,
     /// Entries inserted already due; they fire, oldest first, at the next advance.
     overdue: Slot,
@@ -133,16 +134,16 @@ impl TimingWheel {
             slots: vec![Slot::default(); SLOTS],
         };
         Self {
-            now: now_ms,
+            advanced_to: now_ms,
             levels: vec![level; levels as usize],
             overdue: Slot::default(),
             index: HashMap::new(),
         }
     }
 
-    /// The wheel's current time: the `now_ms` of the latest effective [`advance`](Self::advance).
-    pub fn now(&self) -> u64 {
-        self.now
+    /// The `now_ms` of the latest effective [`advance`](Self::advance): the wheel's cursor.
+    pub fn advanced_to(&self) -> u64 {
+        self.advanced_to
     }
 
     /// Number of levels; the horizon spans `64^levels` ms.
@@ -161,7 +162,7 @@ impl TimingWheel {
     /// accepted once stays covered; after an advance the caller refills the wheel from
     /// the old horizon end up to the new one.
     pub fn horizon_end(&self) -> u64 {
-        self.now.saturating_add(self.span())
+        self.advanced_to.saturating_add(self.span())
     }
 
     /// Number of timers held.
@@ -213,7 +214,7 @@ impl TimingWheel {
     /// Time never goes backwards: a `now_ms` below [`now`](Self::now) does nothing at all
     /// (overdue timers wait for an advance that reaches the current time).
     pub fn advance(&mut self, now_ms: u64, fired: &mut Vec<(u64, u64)>) {
-        if now_ms < self.now {
+        if now_ms < self.advanced_to {
             return;
         }
         // Overdue entries are all due at or before the old `now`, so before any slot entry.
@@ -231,7 +232,7 @@ impl TimingWheel {
             if start > now_ms {
                 break;
             }
-            self.now = start;
+            self.advanced_to = start;
             let lvl = &mut self.levels[level];
             lvl.occupied &= !(1 << slot);
             let entries = lvl.slots[slot].take();
@@ -248,7 +249,7 @@ impl TimingWheel {
             }
             fired[first..].sort_unstable();
         }
-        self.now = now_ms;
+        self.advanced_to = now_ms;
     }
 
     /// The earliest due time held, exactly; `None` when empty.
@@ -270,9 +271,9 @@ impl TimingWheel {
     /// Due times in the next rotation of the top level (possible because the horizon is a
     /// fixed span, not an aligned block) wrap into top slots at or before `now`'s digit.
     fn place_of(&self, due: u64) -> (usize, usize) {
-        debug_assert!(due > self.now && due < self.horizon_end());
+        debug_assert!(due > self.advanced_to && due < self.horizon_end());
         let top = self.levels.len() - 1;
-        let differing = (due ^ self.now) | SLOT_MASK;
+        let differing = (due ^ self.advanced_to) | SLOT_MASK;
         let high_bit = 63 - differing.leading_zeros();
         let level = ((high_bit / SLOT_BITS) as usize).min(top);
         let slot = ((due >> (SLOT_BITS * level as u32)) & SLOT_MASK) as usize;
@@ -283,9 +284,9 @@ impl TimingWheel {
     fn slot_start(&self, level: usize, slot: usize) -> u64 {
         let width_bits = SLOT_BITS * level as u32;
         let rotation_bits = width_bits + SLOT_BITS;
-        let rotation_start = self.now >> rotation_bits << rotation_bits;
+        let rotation_start = self.advanced_to >> rotation_bits << rotation_bits;
         let start = rotation_start + ((slot as u64) << width_bits);
-        if start > self.now {
+        if start > self.advanced_to {
             start
         } else {
             // Only the top level holds slots at or before `now`'s digit: the next rotation.
@@ -304,7 +305,7 @@ impl TimingWheel {
             .iter()
             .enumerate()
             .find(|(_, lvl)| lvl.occupied != 0)?;
-        let digit = (self.now >> (SLOT_BITS * level as u32)) & SLOT_MASK;
+        let digit = (self.advanced_to >> (SLOT_BITS * level as u32)) & SLOT_MASK;
         let ahead = lvl.occupied & u64::MAX.checked_shl(digit as u32 + 1).unwrap_or(0);
         let slot = if ahead != 0 {
             ahead.trailing_zeros()
@@ -316,7 +317,7 @@ impl TimingWheel {
 
     /// Stores `id`. Any index entry for `id` must be stale: its slot entry already taken.
     fn place(&mut self, id: u64, due: u64) {
-        let (place, idx) = if due <= self.now {
+        let (place, idx) = if due <= self.advanced_to {
             (Place::Overdue, self.overdue.push(id, due))
         } else {
             let (level, slot) = self.place_of(due);
@@ -382,9 +383,9 @@ impl TimingWheel {
         check_slot(&self.overdue, Place::Overdue);
         for &(_, due) in &self.overdue.entries {
             assert!(
-                due <= self.now,
+                due <= self.advanced_to,
                 "overdue entry due {due} after now {}",
-                self.now
+                self.advanced_to
             );
         }
         for (level, lvl) in self.levels.iter().enumerate() {
@@ -396,7 +397,11 @@ impl TimingWheel {
                 check_slot(slot, place);
                 assert_eq!(lvl.occupied & (1 << s) != 0, !slot.entries.is_empty());
                 for &(id, due) in &slot.entries {
-                    assert!(due > self.now, "{id} due {due} not after now {}", self.now);
+                    assert!(
+                        due > self.advanced_to,
+                        "{id} due {due} not after now {}",
+                        self.advanced_to
+                    );
                     assert!(due < self.horizon_end(), "{id} due {due} beyond horizon");
                     assert_eq!(
                         self.place_of(due),
@@ -442,7 +447,7 @@ mod tests {
         let wheel = TimingWheel::new(1_000);
         assert!(wheel.is_empty());
         assert_eq!(wheel.len(), 0);
-        assert_eq!(wheel.now(), 1_000);
+        assert_eq!(wheel.advanced_to(), 1_000);
         assert_eq!(wheel.levels(), DEFAULT_LEVELS);
         assert_eq!(wheel.span(), pow64(6));
         assert_eq!(wheel.horizon_end(), 1_000 + pow64(6));
@@ -459,7 +464,7 @@ mod tests {
         assert_eq!(wheel.len(), 1);
         assert_eq!(wheel.next_expiry(), Some(10));
         assert_eq!(advance(&mut wheel, 9), vec![]);
-        assert_eq!(wheel.now(), 9);
+        assert_eq!(wheel.advanced_to(), 9);
         assert_eq!(advance(&mut wheel, 10), vec![(7, 10)]);
         assert!(wheel.is_empty());
         assert!(!wheel.contains(7));
@@ -578,11 +583,11 @@ mod tests {
         wheel.insert(1, 900).unwrap();
         wheel.insert(2, 1_500).unwrap();
         assert_eq!(advance(&mut wheel, 999), vec![]);
-        assert_eq!(wheel.now(), 1_000);
+        assert_eq!(wheel.advanced_to(), 1_000);
         assert_eq!(wheel.len(), 2);
         assert_eq!(advance(&mut wheel, 2_000), vec![(1, 900), (2, 1_500)]);
         assert_eq!(advance(&mut wheel, 1_000), vec![]);
-        assert_eq!(wheel.now(), 2_000);
+        assert_eq!(wheel.advanced_to(), 2_000);
     }
 
     #[test]
@@ -966,7 +971,7 @@ mod tests {
                     }
                 }
                 wheel.check_invariants();
-                prop_assert_eq!(wheel.now(), model.now);
+                prop_assert_eq!(wheel.advanced_to(), model.now);
                 prop_assert_eq!(wheel.next_expiry(), model.next_expiry());
                 prop_assert_eq!(wheel.len(), model.by_id.len());
                 prop_assert_eq!(wheel.horizon_end(), model.now.saturating_add(model.span));
