@@ -78,3 +78,36 @@ pub fn classify_error(what: &str, e: &reqwest::Error) -> Attempt {
     }
     Attempt::retry(text)
 }
+
+/// A send posted as JSON to a configured webhook (the SMS and push `webhook` providers): the
+/// send's identity (`message_id`, `journey`, `message`, `step`, `contact`) and the channel's
+/// own `fields`, with the message id as `Idempotency-Key` and the configured headers.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+    job: &crate::engine::SendJob,
+    fields: Value,
+    timeout: Duration,
+    what: &str,
+) -> Attempt {
+    let mut body = serde_json::json!({
+        "message_id": job.message_id,
+        "journey": job.journey,
+        "message": job.message,
+        "step": job.step,
+        "contact": job.contact,
+    });
+    if let (Some(b), Value::Object(f)) = (body.as_object_mut(), fields) {
+        b.extend(f);
+    }
+    let mut req = client
+        .post(url)
+        .header("Idempotency-Key", &job.message_id)
+        .json(&body)
+        .timeout(timeout);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    send(req, what).await.0
+}

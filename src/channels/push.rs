@@ -73,26 +73,22 @@ impl PushSender {
                 self.file.append(line).await
             }
             Some(PushProvider::Webhook { url, headers }) => {
-                let mut req = self
-                    .http
-                    .post(url)
-                    .header("Idempotency-Key", &job.message_id)
-                    .json(&json!({
-                        "message_id": job.message_id,
-                        "journey": job.journey,
-                        "message": job.message,
-                        "step": job.step,
-                        "contact": job.contact,
-                        "to": p.targets,
-                        "title": p.title,
-                        "body": p.body,
-                        "data": data,
-                    }))
-                    .timeout(timeout);
-                for (k, v) in headers {
-                    req = req.header(k, v);
-                }
-                http::send(req, "push webhook").await.0
+                let fields = json!({
+                    "to": p.targets,
+                    "title": p.title,
+                    "body": p.body,
+                    "data": data,
+                });
+                http::post_webhook(
+                    &self.http,
+                    url,
+                    headers,
+                    job,
+                    fields,
+                    timeout,
+                    "push webhook",
+                )
+                .await
             }
             Some(PushProvider::Fcm {
                 project_id,

@@ -97,24 +97,20 @@ impl SmsSender {
                 http::send(req, "Kannel").await.0
             }
             Some(SmsProvider::Webhook { url, headers }) => {
-                let mut req = self
-                    .http
-                    .post(url)
-                    .header("Idempotency-Key", &job.message_id)
-                    .json(&json!({
-                        "message_id": job.message_id,
-                        "journey": job.journey,
-                        "message": job.message,
-                        "step": job.step,
-                        "contact": job.contact,
-                        "to": sms.to,
-                        "text": sms.text,
-                    }))
-                    .timeout(timeout);
-                for (k, v) in headers {
-                    req = req.header(k, v);
-                }
-                http::send(req, "SMS webhook").await.0
+                let fields = json!({
+                    "to": sms.to,
+                    "text": sms.text,
+                });
+                http::post_webhook(
+                    &self.http,
+                    url,
+                    headers,
+                    job,
+                    fields,
+                    timeout,
+                    "SMS webhook",
+                )
+                .await
             }
         }
     }
