@@ -1,7 +1,7 @@
 //! Crash safety: a child process runs the engine on the system clock over a sled store and
 //! is killed with SIGKILL while 10,000 contacts are waiting or moving. The store it leaves
-//! must be consistent (every acknowledged contact present, every waiting instance with
-//! exactly its timer, every send either in the outbox or recorded as delivered), and a
+//! must be consistent (every acknowledged contact present, every waiting instance with its
+//! timer stored exactly once, every send either in the outbox or recorded as delivered), and a
 //! restart must finish every contact, delivering each message, duplicates bounded by what
 //! was in flight.
 
@@ -26,7 +26,14 @@ fn check_consistent(dir: &Path, acked: usize) -> Snapshot {
     let store = Store::open(dir).expect("store reopens after SIGKILL");
     let outbox = store.outbox().expect("outbox");
     let outbox_ids: HashSet<String> = outbox.iter().map(|j| j.message_id.clone()).collect();
-    let mut timers_expected = 0;
+    // Every stored timer, (due, instance) → how many times it is stored. Timers are written
+    // in records of many; a record goes once all of its timers are done, so a timer whose
+    // instance moved on may remain until then (stale: it does nothing when it fires).
+    let mut stored: HashMap<(i64, u64), usize> = HashMap::new();
+    for t in store.timers_between(i64::MIN, i64::MAX).expect("timers") {
+        *stored.entry(t).or_default() += 1;
+    }
+    let mut live_timers = 0;
     let mut active = 0;
     for i in 0..CONTACTS {
         let contact = format!("c{i}");
@@ -64,12 +71,12 @@ fn check_consistent(dir: &Path, acked: usize) -> Snapshot {
                     inst.path.last()
                 )
             });
-            let timers = store.timers_between(due, due + 1).expect("timers");
-            assert!(
-                timers.contains(&(due, inst.id)),
-                "{contact}: its timer at {due} is lost"
-            );
-            timers_expected += 1;
+            match stored.get(&(due, inst.id)) {
+                None => panic!("{contact}: its timer at {due} is lost"),
+                Some(1) => {}
+                Some(n) => panic!("{contact}: its timer at {due} is stored {n} times"),
+            }
+            live_timers += 1;
         }
         // Every send is either waiting in the outbox or recorded as delivered, never both.
         let events = store.events_of(&contact).expect("events");
@@ -97,11 +104,8 @@ fn check_consistent(dir: &Path, acked: usize) -> Snapshot {
             );
         }
     }
-    assert_eq!(
-        store.timer_count(),
-        timers_expected,
-        "timers on disk must be exactly those of waiting instances (none lost, none duplicated)"
-    );
+    assert!(stored.values().all(|n| *n == 1), "no timer is stored twice");
+    assert!(stored.len() >= live_timers);
     for job in &outbox {
         let n: usize = job.contact.trim_start_matches('c').parse().unwrap();
         assert!(n < CONTACTS);

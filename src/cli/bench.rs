@@ -380,6 +380,18 @@ fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
         counters.writes, counters.batches
     );
     println!("peak RSS                 {peak:.0} MB");
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = &rt.stages;
+        let batches = st.batches.load(Relaxed).max(1) as f64;
+        println!(
+            "per batch                {:.0} inputs; prepare {:.1} ms, apply {:.1} ms, flush {:.1} ms",
+            st.inputs.load(Relaxed) as f64 / batches,
+            st.prepare_ns.load(Relaxed) as f64 / batches / 1e6,
+            st.apply_ns.load(Relaxed) as f64 / batches / 1e6,
+            st.flush_ns.load(Relaxed) as f64 / batches / 1e6,
+        );
+    }
     println!("raw sled (B2)            {raw_rate:.0} key writes/s (batches of {avg_batch}, one flush each)");
     println!(
         "engine                   {engine_write_rate:.0} key writes/s → {:.2} of raw",

@@ -1,6 +1,7 @@
 //! The live loop: the runtime on a real clock, fed by a channel of inputs. It takes what has
-//! arrived (up to a batch), adds due schedules and timers, commits them as one group, hands
-//! sends to the sink, and sleeps until the next input or the next due time. The daemon and
+//! arrived (up to a batch), adds due schedules and timers and what the sink reported for the
+//! previous batch, commits them as one group (one flush), hands sends to the sink, and
+//! sleeps until the next input or the next due time. The daemon and
 //! the benchmarks run it; scenarios drive `Runtime` directly on a virtual clock.
 
 use super::{Input, Result, Runtime, Sink};
@@ -106,21 +107,17 @@ pub fn run_live(
     rt.recover_outbox(now, sink, &mut timeline)?;
     on_timeline(std::mem::take(&mut timeline));
     let mut closed = false;
+    // What the sink reported for the last batch's sends: committed with the next batch, so
+    // a round of work is one flush, not two.
+    let mut carried: Vec<Input> = Vec::new();
     loop {
-        // Due timers and schedules first, in a batch of their own, so they never wait behind
-        // a backlog of new input: their lateness is at most one input batch.
-        let now = clock.now();
-        let mut due = rt.due_schedules(now)?;
-        due.extend(rt.due_timers(now)?);
-        if !due.is_empty() {
-            rt.run_at(due, now, sink, &mut timeline)?;
-            on_timeline(std::mem::take(&mut timeline));
-        }
         let mut inputs = Vec::new();
         let mut acks = Vec::new();
         let mut controls: Vec<Control> = Vec::new();
         // A control ends the gathering: it runs after the inputs that came before it.
-        while inputs.len() < config.max_batch && controls.is_empty() {
+        // The batch's size counts what is carried over: a round stays short, and so does the
+        // wait of a timer that comes due during it.
+        while inputs.len() + carried.len() < config.max_batch && controls.is_empty() {
             match inbox.try_recv() {
                 Ok(s) => {
                     inputs.extend(s.inputs);
@@ -134,12 +131,10 @@ pub fn run_live(
                 }
             }
         }
-        if inputs.is_empty() && acks.is_empty() && controls.is_empty() {
-            let now = clock.now();
+        let now = clock.now();
+        let idle = inputs.is_empty() && acks.is_empty() && controls.is_empty();
+        if idle && carried.is_empty() && rt.next_wake()?.is_none_or(|t| t > now) {
             let next = rt.next_wake()?;
-            if next.is_some_and(|t| t <= now) {
-                continue;
-            }
             if stop.load(Ordering::SeqCst) || (closed && next.is_none()) {
                 return Ok(());
             }
@@ -167,17 +162,33 @@ pub fn run_live(
                 }
             }
         }
-        if !inputs.is_empty() || !acks.is_empty() {
-            let now = clock.now();
-            let r = rt.run_at(inputs, now, sink, &mut timeline);
+        // One batch: due schedules and timers first (they never wait behind a backlog of
+        // new input: their lateness is at most the batch before), then the outcomes of the
+        // last batch's sends, then what arrived.
+        let now = clock.now();
+        let mut batch = rt.due_schedules(now)?;
+        batch.extend(rt.due_timers(now)?);
+        batch.append(&mut carried);
+        batch.extend(inputs);
+        if !batch.is_empty() || !acks.is_empty() {
+            let r = rt.process(batch, now);
             // Durable now (the runtime flushed the batch): acknowledge.
             for a in acks {
                 a(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
             }
-            r?;
+            let out = r?;
+            timeline.extend(out.timeline);
+            carried = rt.deliver_all(&out.sends, now, sink);
             on_timeline(std::mem::take(&mut timeline));
         }
         for c in controls {
+            // A control sees the runtime with nothing half done: what the sink reported is
+            // committed first.
+            if !carried.is_empty() {
+                let now = clock.now();
+                rt.run_at(std::mem::take(&mut carried), now, sink, &mut timeline)?;
+                on_timeline(std::mem::take(&mut timeline));
+            }
             c(rt, sink, clock.now(), &mut timeline);
             on_timeline(std::mem::take(&mut timeline));
         }

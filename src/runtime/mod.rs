@@ -20,10 +20,10 @@ use crate::engine::{
 };
 
 pub use crate::engine::{MESSAGE_BOUNCED, MESSAGE_FAILED};
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{self, Store, StoreError, TimerEntry, WriteBatch};
 use chrono_tz::Tz;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 pub use sink::{Delivery, MemorySink, Sink};
@@ -62,11 +62,13 @@ pub type Result<T> = std::result::Result<T, RuntimeError>;
 pub enum Input {
     /// A contact event (custom, or engagement with a message).
     Event(Event),
-    /// A timer due; stale timers (the instance moved on) are dropped.
+    /// A timer due; stale timers (the instance moved on) are dropped. `entry` is the
+    /// wheel's handle on it (its record is removed once every timer in it is done).
     Timer {
         due: Millis,
         instance: u64,
         contact: String,
+        entry: u64,
     },
     /// Enrol a contact in a journey (`entry api`, segment schedules, `on join`).
     Enroll { journey: String, contact: String },
@@ -94,6 +96,19 @@ impl Input {
 /// Timer moves of a batch, mirrored into the wheel once it is applied:
 /// (old due, new due, instance, contact).
 type TimerChanges = Vec<(Option<Millis>, Option<Millis>, u64, String)>;
+
+/// Wheel entries to cancel, and (entry, due) to insert, once a batch is applied.
+type WheelChanges = (Vec<u64>, Vec<(u64, Millis)>);
+
+/// A timer in the wheel: what it stands for until it is done.
+#[derive(Debug, Clone)]
+struct WheelEntry {
+    due: Millis,
+    instance: u64,
+    contact: String,
+    /// The timer record it came from.
+    record: u64,
+}
 
 /// What one batch did.
 #[derive(Debug, Default)]
@@ -161,10 +176,18 @@ pub struct Runtime {
     versions: HashMap<String, Arc<JourneyIr>>,
     /// The current version hash of each journey, for new entries.
     heads: HashMap<String, String>,
+    /// The near future's timers, by entry (one per timer loaded or set; see `WheelEntry`).
     wheel: TimingWheel,
-    /// The contact of each timer in the wheel (fired timers need it to find their instance).
-    wheel_contacts: HashMap<u64, String>,
-    /// Store timers before this time are in the wheel (or fired).
+    /// What each wheel entry stands for, until it is done (fired and processed, or
+    /// cancelled).
+    wheel_entries: HashMap<u64, WheelEntry>,
+    /// The newest entry of each instance, so that a moved instance cancels its timer.
+    live_entry: HashMap<u64, u64>,
+    /// Loaded timer records: (bucket, entries not yet done). At zero the record is removed.
+    records: HashMap<u64, (Millis, u32)>,
+    next_entry: u64,
+    /// Timer records in buckets before this time are loaded (their timers are in the
+    /// wheel, or done). A bucket boundary.
     loaded_until: Millis,
     pub default_zone: Tz,
     /// Flush after each batch (the daemon); scenarios on a temporary store skip it.
@@ -181,9 +204,9 @@ pub struct Runtime {
     /// Paused journeys: no new entries, and their contacts hold where they are (timers and
     /// events wait until `resume`). Kept in the store's meta `paused`.
     paused: BTreeSet<String>,
-    /// Timers of paused journeys that came due: (due, instance, contact, journey). Their keys stay
-    /// on disk, so a restart finds them again.
-    held: Vec<(Millis, u64, String, String)>,
+    /// Timers of paused journeys that came due: (due, instance, contact, journey, entry).
+    /// Their records stay on disk, so a restart finds them again.
+    held: Vec<(Millis, u64, String, String, u64)>,
     /// Told how late each timer fired (ms), for the daemon's metrics.
     timer_observer: Option<Box<dyn FnMut(Millis) + Send>>,
 }
@@ -211,7 +234,10 @@ impl Runtime {
             versions: HashMap::new(),
             heads: HashMap::new(),
             wheel,
-            wheel_contacts: HashMap::new(),
+            wheel_entries: HashMap::new(),
+            live_entry: HashMap::new(),
+            records: HashMap::new(),
+            next_entry: 0,
             loaded_until: Millis::MIN,
             default_zone,
             durable: true,
@@ -293,10 +319,11 @@ impl Runtime {
         self.held = rest;
         inputs.extend(
             mine.into_iter()
-                .map(|(due, instance, contact, _)| Input::Timer {
+                .map(|(due, instance, contact, _, entry)| Input::Timer {
                     due,
                     instance,
                     contact,
+                    entry,
                 }),
         );
         self.run_at(inputs, now, sink, timeline)?;
@@ -431,19 +458,142 @@ impl Runtime {
 
     // ------------------------------------------------------------ timers
 
-    /// Loads store timers that the wheel's horizon now covers.
+    /// Loads the timer records that the wheel's horizon now covers.
     fn refill_wheel(&mut self) -> Result<()> {
-        let end = self.wheel.horizon_end().min(i64::MAX as u64) as Millis;
+        let horizon = self.wheel.horizon_end().min(i64::MAX as u64) as Millis;
+        let end = store::bucket_of(horizon);
         if end <= self.loaded_until {
             return Ok(());
         }
-        for (due, id, contact) in self.store.timers_with_contacts(self.loaded_until, end)? {
-            if self.wheel.insert(id, wheel_time(due)).is_ok() {
-                self.wheel_contacts.insert(id, contact);
+        for record in self.store.timer_records(self.loaded_until, end)? {
+            let mut pending = 0;
+            for t in record.timers {
+                if self.track_timer(t, record.id) {
+                    pending += 1;
+                }
+            }
+            if pending > 0 {
+                self.records.insert(record.id, (record.bucket, pending));
             }
         }
         self.loaded_until = end;
         Ok(())
+    }
+
+    /// Puts a timer of a loaded record into the wheel; false if it is beyond the horizon.
+    fn track_timer(&mut self, t: TimerEntry, record: u64) -> bool {
+        let entry = self.next_entry;
+        if self.wheel.insert(entry, wheel_time(t.due)).is_err() {
+            return false;
+        }
+        self.next_entry += 1;
+        self.live_entry.entry(t.instance).or_insert(entry);
+        self.wheel_entries.insert(
+            entry,
+            WheelEntry {
+                due: t.due,
+                instance: t.instance,
+                contact: t.contact,
+                record,
+            },
+        );
+        true
+    }
+
+    /// A timer is done (processed, or cancelled): its record counts down, and goes in
+    /// `batch` when nothing in it is left.
+    fn timer_done(&mut self, entry: u64, batch: &mut WriteBatch) {
+        let Some(w) = self.wheel_entries.remove(&entry) else {
+            return;
+        };
+        if self.live_entry.get(&w.instance) == Some(&entry) {
+            self.live_entry.remove(&w.instance);
+        }
+        if let Some((bucket, pending)) = self.records.get_mut(&w.record) {
+            *pending -= 1;
+            if *pending == 0 {
+                batch.del_timers(*bucket, w.record);
+                self.records.remove(&w.record);
+            }
+        }
+    }
+
+    /// The timer writes of a batch, before it is applied: fired and cancelled timers are
+    /// done, and the timers set go in as one record per bucket. Returns the wheel's
+    /// changes, made once the batch is applied: entries to cancel, entries to insert.
+    fn write_timers(
+        &mut self,
+        changes: TimerChanges,
+        fired: Vec<u64>,
+        batch: &mut WriteBatch,
+    ) -> Result<WheelChanges> {
+        for entry in fired {
+            self.timer_done(entry, batch);
+        }
+        // An instance may move several times in a batch: only its first and last due count.
+        let mut net: HashMap<u64, (Option<Millis>, Option<Millis>, String)> = HashMap::new();
+        let mut order = Vec::new();
+        for (old, new, id, contact) in changes {
+            match net.get_mut(&id) {
+                Some(n) => n.1 = new,
+                None => {
+                    order.push(id);
+                    net.insert(id, (old, new, contact));
+                }
+            }
+        }
+        let mut cancel = Vec::new();
+        let mut buckets: BTreeMap<Millis, Vec<TimerEntry>> = BTreeMap::new();
+        for id in order {
+            let (old, new, contact) = net.remove(&id).expect("noted above");
+            if old == new {
+                continue;
+            }
+            if let Some(old) = old {
+                if let Some(&entry) = self.live_entry.get(&id) {
+                    if self.wheel_entries.get(&entry).is_some_and(|w| w.due == old) {
+                        self.timer_done(entry, batch);
+                        cancel.push(entry);
+                    }
+                }
+            }
+            if let Some(due) = new {
+                buckets
+                    .entry(store::bucket_of(due))
+                    .or_default()
+                    .push(TimerEntry {
+                        due,
+                        instance: id,
+                        contact,
+                    });
+            }
+        }
+        let mut insert = Vec::new();
+        for (bucket, timers) in buckets {
+            let record = self.store.next_id()?;
+            batch.put_timers(bucket, record, &timers);
+            if bucket < self.loaded_until {
+                // A loaded bucket: its timers go into the wheel (after the batch is applied).
+                let n = timers.len() as u32;
+                for t in timers {
+                    let entry = self.next_entry;
+                    self.next_entry += 1;
+                    insert.push((entry, t.due));
+                    self.live_entry.insert(t.instance, entry);
+                    self.wheel_entries.insert(
+                        entry,
+                        WheelEntry {
+                            due: t.due,
+                            instance: t.instance,
+                            contact: t.contact,
+                            record,
+                        },
+                    );
+                }
+                self.records.insert(record, (bucket, n));
+            }
+        }
+        Ok((cancel, insert))
     }
 
     /// The timers due at `now`, as inputs.
@@ -460,10 +610,14 @@ impl Runtime {
         }
         Ok(fired
             .into_iter()
-            .map(|(id, due)| Input::Timer {
-                due: due as Millis,
-                instance: id,
-                contact: self.wheel_contacts.remove(&id).unwrap_or_default(),
+            .filter_map(|(entry, _)| {
+                let w = self.wheel_entries.get(&entry)?;
+                Some(Input::Timer {
+                    due: w.due,
+                    instance: w.instance,
+                    contact: w.contact.clone(),
+                    entry,
+                })
             })
             .collect())
     }
@@ -472,11 +626,8 @@ impl Runtime {
     pub fn next_wake(&self) -> Result<Option<Millis>> {
         let timer = match self.wheel.next_expiry() {
             Some(t) => Some(t as Millis),
-            None => self
-                .store
-                .timers_between(self.loaded_until, Millis::MAX)?
-                .first()
-                .map(|t| t.0),
+            // Nothing is due before the next stored bucket starts.
+            None => self.store.first_timer_bucket(self.loaded_until)?,
         };
         let sched = self.next_schedule()?;
         let check = self.next_segment_check()?;
@@ -592,7 +743,7 @@ impl Runtime {
             }
             group.1.push(input);
         }
-        let mut timers_done: Vec<(Millis, u64)> = Vec::new();
+        let mut fired: Vec<u64> = Vec::new();
         let mut timer_changes: TimerChanges = Vec::new();
         let mut quiet_after: Vec<(String, bool)> = Vec::with_capacity(groups.len());
         for (contact, inputs) in groups {
@@ -603,10 +754,11 @@ impl Runtime {
                 &mut batch,
                 &mut out,
                 &mut timer_changes,
-                &mut timers_done,
+                &mut fired,
             )?;
             quiet_after.push((contact, quiet));
         }
+        let (cancelled, inserted) = self.write_timers(timer_changes, fired, &mut batch)?;
         out.writes = batch.writes;
         StageTimes::add(&self.stages.prepare_ns, started);
         let applying = std::time::Instant::now();
@@ -633,14 +785,14 @@ impl Runtime {
             }
         }
         // The wheel mirrors the store only once the batch is applied.
-        for (old, new, id, contact) in timer_changes {
-            if old.is_some() && self.wheel.cancel(id) {
-                self.wheel_contacts.remove(&id);
-            }
-            if let Some(due) = new {
-                if due < self.loaded_until && self.wheel.insert(id, wheel_time(due)).is_ok() {
-                    self.wheel_contacts.insert(id, contact);
-                }
+        for entry in cancelled {
+            self.wheel.cancel(entry);
+        }
+        for (entry, due) in inserted {
+            if self.wheel.insert(entry, wheel_time(due)).is_err() {
+                // Cannot happen (the bucket is loaded, so within the horizon); the record
+                // stays on disk and a restart loads it.
+                self.wheel_entries.remove(&entry);
             }
         }
         Ok(out)
@@ -657,7 +809,7 @@ impl Runtime {
         batch: &mut WriteBatch,
         out: &mut BatchOutcome,
         timer_changes: &mut TimerChanges,
-        timers_done: &mut Vec<(Millis, u64)>,
+        fired: &mut Vec<u64>,
     ) -> Result<bool> {
         let program = self.program.clone();
         // A quiet contact's events that nothing enters on, with no segment to keep current:
@@ -777,6 +929,7 @@ impl Runtime {
                     due,
                     instance,
                     contact,
+                    entry,
                 } => {
                     let held = instances
                         .iter()
@@ -785,11 +938,10 @@ impl Runtime {
                         .map(|i| i.journey.clone());
                     if let Some(journey) = held {
                         // The key stays on disk; `resume` fires it.
-                        self.held.push((due, instance, contact, journey));
+                        self.held.push((due, instance, contact, journey, entry));
                         continue;
                     }
-                    batch.del_timer(due, instance);
-                    timers_done.push((due, instance));
+                    fired.push(entry);
                     if let Some(idx) = instances.iter().position(|i| i.id == instance) {
                         if instances[idx].is_active() && instances[idx].due == Some(due) {
                             // The timer key is already removed: the diff must not remove it again.
@@ -800,9 +952,6 @@ impl Runtime {
                             )?;
                             let after = instances[idx].due;
                             if after != Some(due) {
-                                if let Some(d) = after {
-                                    batch.put_timer(d, instance, contact_id);
-                                }
                                 timer_changes.push((
                                     Some(due),
                                     after,
@@ -962,12 +1111,6 @@ impl Runtime {
             return Ok(false);
         }
         if before.2 != inst.due {
-            if let Some(old) = before.2 {
-                batch.del_timer(old, inst.id);
-            }
-            if let Some(new) = inst.due {
-                batch.put_timer(new, inst.id, &inst.contact);
-            }
             timer_changes.push((before.2, inst.due, inst.id, inst.contact.clone()));
         }
         dirty.insert(idx);
@@ -1017,7 +1160,6 @@ impl Runtime {
         };
         let fx = step::advance(j, &mut inst, StepInput::Enter, world);
         if let Some(d) = inst.due {
-            batch.put_timer(d, inst.id, &inst.contact);
             timer_changes.push((None, Some(d), inst.id, inst.contact.clone()));
         }
         instances.push(inst);
@@ -1125,6 +1267,19 @@ impl Runtime {
         let mut inputs = self.due_schedules(now)?;
         inputs.extend(self.due_timers(now)?);
         self.run_at(inputs, now, sink, timeline)
+    }
+
+    /// Hands sends to the sink; the inputs record the outcomes known at once (a sink that
+    /// reports later sends them through its own way in).
+    pub fn deliver_all(
+        &mut self,
+        jobs: &[SendJob],
+        now: Millis,
+        sink: &mut dyn Sink,
+    ) -> Vec<Input> {
+        jobs.iter()
+            .filter_map(|job| self.deliver(job, now, sink))
+            .collect()
     }
 
     /// Hands one send to the sink; the input records its outcome (none while pending).
@@ -1263,6 +1418,74 @@ mod tests {
 
     fn run(rt: &mut Runtime, inputs: Vec<Input>, at: Millis) -> BatchOutcome {
         rt.process(inputs, at).unwrap()
+    }
+
+    /// The timers a batch sets are one record; cancelled and fired timers count it down and
+    /// the last one removes it. Far records stay on disk until the horizon reaches them, a
+    /// restarted runtime loads them, and a timer whose instance moved on does nothing.
+    #[test]
+    fn timers_are_one_record_per_batch_and_go_when_all_are_done() {
+        let src = r#"journey nudge {
+  entry event "signup"
+  goal event "purchase"
+  wait 1h
+  send email later { subject "Later" text "hi" }
+}
+journey slow {
+  entry event "slow"
+  goal event "purchase"
+  wait 30d
+  send email much_later { subject "Later" text "hi" }
+}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+        rt.deploy(program(src), T0).unwrap();
+        let signups: Vec<Input> = (0..50)
+            .map(|i| event(&format!("c{i}"), "signup", None, T0))
+            .collect();
+        let out = run(&mut rt, signups, T0);
+        // 50 events, 50 contacts, 50 instances, and one record for the 50 timers.
+        assert_eq!(out.writes, 151);
+        assert_eq!(rt.store.timer_count().unwrap(), 50);
+        assert_eq!(rt.timers_in_memory(), 50);
+        // Ten purchases cancel ten timers; the record stays for the other forty.
+        let buys: Vec<Input> = (0..10)
+            .map(|i| event(&format!("c{i}"), "purchase", None, T0 + 1_000))
+            .collect();
+        run(&mut rt, buys, T0 + 1_000);
+        assert_eq!(rt.timers_in_memory(), 40);
+        assert_eq!(
+            rt.store.timer_count().unwrap(),
+            50,
+            "stale until the record goes"
+        );
+        // A far timer stays on disk, out of the wheel.
+        run(&mut rt, vec![event("z", "slow", None, T0)], T0 + 2_000);
+        assert_eq!(rt.timers_in_memory(), 40);
+        assert_eq!(rt.store.timer_count().unwrap(), 51);
+        drop(rt);
+
+        // After a restart: the near record is loaded whole (the ten stale timers too).
+        let store = Store::open(dir.path()).unwrap();
+        let mut rt = Runtime::new(store, T0 + 3_000, chrono_tz::UTC).unwrap();
+        rt.deploy(program(src), T0 + 3_000).unwrap();
+        assert_eq!(rt.timers_in_memory(), 50);
+        let mut sink = MemorySink::default();
+        let mut timeline = Vec::new();
+        let due = T0 + 3_600_000;
+        rt.tick(due - 1, &mut sink, &mut timeline).unwrap();
+        assert!(sink.delivered.is_empty(), "nothing before its time");
+        rt.tick(due, &mut sink, &mut timeline).unwrap();
+        // Forty sends; the ten stale timers did nothing; the record is gone.
+        assert_eq!(sink.delivered.len(), 40);
+        assert_eq!(
+            rt.store.timer_count().unwrap(),
+            1,
+            "only the far one is left"
+        );
+        assert_eq!(rt.timers_in_memory(), 0);
+        let far = rt.store.first_timer().unwrap().unwrap();
+        assert_eq!(far.0, T0 + 2_000 + 30 * 86_400_000);
     }
 
     /// Events of a contact that nothing listens to skip its reads once it is known, and

@@ -7,7 +7,7 @@
 //! | `e`    | contact id, 0, time (BE), seq (BE)         | Event (JSON)           |
 //! | `d`    | event idempotency id                       | empty (dedupe)         |
 //! | `i`    | contact id, 0, instance id (BE)            | Instance (JSON)        |
-//! | `t`    | due time (BE), instance id (BE)            | contact id             |
+//! | `t`    | bucket start (BE), record id (BE)          | timers (binary, below) |
 //! | `o`    | message id                                 | SendJob (JSON)         |
 //! | `v`    | version hash                               | JourneyIr (JSON)       |
 //! | `h`    | journey name                               | current version hash   |
@@ -20,6 +20,13 @@
 //! | `m`    | meta key                                   | meta value             |
 //!
 //! Times are milliseconds with the sign bit flipped, so byte order is time order.
+//!
+//! Timers are written by the batch, not one key each: the timers a batch sets that fall in
+//! one bucket of `TIMER_BUCKET_MS` are one record, `(due, instance, contact)` each. A
+//! record is removed once every timer in it has fired or been cancelled, so a waiting
+//! contact costs a share of two writes rather than two of its own, and a million waiting
+//! contacts are thousands of keys. A timer in a record is a hint: the instance's own `due`
+//! is the truth, and one that no longer matches is stale and does nothing.
 
 use crate::channels::tracking::Claims;
 use crate::compile::ir::JourneyIr;
@@ -34,6 +41,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("store: corrupt value under {key}: {err}")]
     Corrupt { key: String, err: serde_json::Error },
+    #[error("store: malformed {what} under {key}")]
+    Malformed { key: String, what: &'static str },
 }
 
 fn time_key(t: Millis) -> [u8; 8] {
@@ -64,6 +73,65 @@ fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T> {
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("store values serialize")
+}
+
+/// The span of time one timer record covers; buckets start at multiples of it (about a
+/// minute).
+pub const TIMER_BUCKET_MS: Millis = 1 << 16;
+
+/// The start of the bucket a due time falls in.
+pub fn bucket_of(due: Millis) -> Millis {
+    due.div_euclid(TIMER_BUCKET_MS) * TIMER_BUCKET_MS
+}
+
+fn timer_key(bucket: Millis, record: u64) -> Vec<u8> {
+    key(b't', &[&time_key(bucket), &record.to_be_bytes()])
+}
+
+/// One timer in a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerEntry {
+    pub due: Millis,
+    pub instance: u64,
+    pub contact: String,
+}
+
+/// A record of timers as stored: its bucket, its id, its timers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerRecord {
+    pub bucket: Millis,
+    pub id: u64,
+    pub timers: Vec<TimerEntry>,
+}
+
+fn decode_timers(k: &[u8], v: &[u8]) -> Result<TimerRecord> {
+    let corrupt = || StoreError::Malformed {
+        key: String::from_utf8_lossy(k).into_owned(),
+        what: "timer record",
+    };
+    if k.len() != 17 {
+        return Err(corrupt());
+    }
+    let bucket = time_from_key(&k[1..9]);
+    let id = u64::from_be_bytes(k[9..17].try_into().expect("8 bytes"));
+    let mut timers = Vec::new();
+    let mut rest = v;
+    while !rest.is_empty() {
+        if rest.len() < 20 {
+            return Err(corrupt());
+        }
+        let due = i64::from_be_bytes(rest[0..8].try_into().expect("8 bytes"));
+        let instance = u64::from_be_bytes(rest[8..16].try_into().expect("8 bytes"));
+        let len = u32::from_be_bytes(rest[16..20].try_into().expect("4 bytes")) as usize;
+        let contact = rest.get(20..20 + len).ok_or_else(corrupt)?;
+        timers.push(TimerEntry {
+            due,
+            instance,
+            contact: String::from_utf8_lossy(contact).into_owned(),
+        });
+        rest = &rest[20 + len..];
+    }
+    Ok(TimerRecord { bucket, id, timers })
 }
 
 /// The page cache sled may keep in memory.
@@ -126,15 +194,22 @@ impl WriteBatch {
             encode(i),
         );
     }
-    /// A timer names its contact, so a fired timer finds its instance with one read.
-    pub fn put_timer(&mut self, due: Millis, instance: u64, contact: &str) {
-        self.put(
-            key(b't', &[&time_key(due), &instance.to_be_bytes()]),
-            contact.as_bytes().to_vec(),
-        );
+    /// A record of timers in one bucket (see the module documentation). Each names its
+    /// contact, so a fired timer finds its instance with one read.
+    pub fn put_timers(&mut self, bucket: Millis, record: u64, timers: &[TimerEntry]) {
+        debug_assert!(timers.iter().all(|t| bucket_of(t.due) == bucket));
+        let mut v = Vec::with_capacity(timers.len() * 32);
+        for t in timers {
+            v.extend_from_slice(&t.due.to_be_bytes());
+            v.extend_from_slice(&t.instance.to_be_bytes());
+            let c = t.contact.as_bytes();
+            v.extend_from_slice(&(c.len() as u32).to_be_bytes());
+            v.extend_from_slice(c);
+        }
+        self.put(timer_key(bucket, record), v);
     }
-    pub fn del_timer(&mut self, due: Millis, instance: u64) {
-        self.del(key(b't', &[&time_key(due), &instance.to_be_bytes()]));
+    pub fn del_timers(&mut self, bucket: Millis, record: u64) {
+        self.del(timer_key(bucket, record));
     }
     pub fn put_outbox(&mut self, job: &SendJob) {
         self.put(key(b'o', &[job.message_id.as_bytes()]), encode(job));
@@ -311,52 +386,63 @@ impl Store {
         Ok(out)
     }
 
-    /// Timers due in `[from, until)`, earliest first: (due, instance).
-    pub fn timers_between(&self, from: Millis, until: Millis) -> Result<Vec<(Millis, u64)>> {
-        Ok(self
-            .timers_with_contacts(from, until)?
-            .into_iter()
-            .map(|(due, id, _)| (due, id))
-            .collect())
-    }
-
-    /// Timers due in `[from, until)`, earliest first: (due, instance, contact).
-    pub fn timers_with_contacts(
-        &self,
-        from: Millis,
-        until: Millis,
-    ) -> Result<Vec<(Millis, u64, String)>> {
+    /// Timer records whose bucket starts in `[from, until)`, in bucket order.
+    pub fn timer_records(&self, from: Millis, until: Millis) -> Result<Vec<TimerRecord>> {
         let start = key(b't', &[&time_key(from)]);
         let end = key(b't', &[&time_key(until)]);
         self.tree
             .range(start..end)
             .map(|r| {
                 let (k, v) = r?;
-                Ok((
-                    time_from_key(&k[1..9]),
-                    u64::from_be_bytes(k[9..17].try_into().expect("id")),
-                    String::from_utf8_lossy(&v).into_owned(),
-                ))
+                decode_timers(&k, &v)
             })
             .collect()
     }
 
-    pub fn first_timer(&self) -> Result<Option<(Millis, u64)>> {
-        Ok(self
-            .tree
-            .scan_prefix([b't'])
-            .next()
-            .transpose()?
-            .map(|(k, _)| {
-                (
-                    time_from_key(&k[1..9]),
-                    u64::from_be_bytes(k[9..17].try_into().expect("id")),
-                )
-            }))
+    /// Timers due in `[from, until)`, earliest first: (due, instance). Stale ones included.
+    pub fn timers_between(&self, from: Millis, until: Millis) -> Result<Vec<(Millis, u64)>> {
+        let mut out: Vec<(Millis, u64)> = self
+            .timer_records(bucket_of(from), until)?
+            .into_iter()
+            .flat_map(|r| r.timers)
+            .filter(|t| t.due >= from && t.due < until)
+            .map(|t| (t.due, t.instance))
+            .collect();
+        out.sort_unstable();
+        Ok(out)
     }
 
-    pub fn timer_count(&self) -> usize {
-        self.tree.scan_prefix([b't']).count()
+    /// The earliest stored timer, stale ones included: (due, instance).
+    pub fn first_timer(&self) -> Result<Option<(Millis, u64)>> {
+        let Some(bucket) = self.first_timer_bucket(Millis::MIN)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .timers_between(bucket, bucket + TIMER_BUCKET_MS)?
+            .into_iter()
+            .next())
+    }
+
+    /// The start of the first bucket at or after `from` that holds timers: nothing stored
+    /// is due before it.
+    pub fn first_timer_bucket(&self, from: Millis) -> Result<Option<Millis>> {
+        let start = key(b't', &[&time_key(bucket_of(from))]);
+        let end = [b't' + 1];
+        Ok(self
+            .tree
+            .range(start..end.to_vec())
+            .next()
+            .transpose()?
+            .map(|(k, _)| time_from_key(&k[1..9])))
+    }
+
+    /// Timers stored, stale ones included.
+    pub fn timer_count(&self) -> Result<usize> {
+        Ok(self
+            .timer_records(Millis::MIN, Millis::MAX)?
+            .iter()
+            .map(|r| r.timers.len())
+            .sum())
     }
 
     /// Sends committed and not yet delivered.
@@ -654,10 +740,16 @@ mod tests {
     #[test]
     fn timers_come_back_in_due_order_and_range() {
         let s = Store::temporary().unwrap();
+        let t = |due, instance, contact: &str| TimerEntry {
+            due,
+            instance,
+            contact: contact.into(),
+        };
+        let far = TIMER_BUCKET_MS * 3 + 5;
         let mut b = WriteBatch::default();
-        b.put_timer(300, 1, "a");
-        b.put_timer(100, 2, "b");
-        b.put_timer(200, 3, "c");
+        b.put_timers(0, 10, &[t(300, 1, "a"), t(100, 2, "b")]);
+        b.put_timers(0, 11, &[t(200, 3, "c")]);
+        b.put_timers(bucket_of(far), 12, &[t(far, 4, "d")]);
         s.apply(b).unwrap();
         assert_eq!(
             s.timers_between(0, 1000).unwrap(),
@@ -665,10 +757,20 @@ mod tests {
         );
         assert_eq!(s.timers_between(150, 300).unwrap(), vec![(200, 3)]);
         assert_eq!(s.first_timer().unwrap(), Some((100, 2)));
+        assert_eq!(s.timer_count().unwrap(), 4);
+        assert_eq!(s.first_timer_bucket(1).unwrap(), Some(0));
+        assert_eq!(
+            s.first_timer_bucket(TIMER_BUCKET_MS).unwrap(),
+            Some(bucket_of(far))
+        );
+        let records = s.timer_records(TIMER_BUCKET_MS, Millis::MAX).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].timers, vec![t(far, 4, "d")]);
         let mut b = WriteBatch::default();
-        b.del_timer(100, 2);
+        b.del_timers(0, 10);
         s.apply(b).unwrap();
         assert_eq!(s.first_timer().unwrap(), Some((200, 3)));
+        assert_eq!(s.timer_count().unwrap(), 2);
     }
 
     #[test]
