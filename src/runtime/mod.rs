@@ -186,6 +186,10 @@ pub struct Runtime {
     /// Loaded timer records: (bucket, entries not yet done). At zero the record is removed.
     records: HashMap<u64, (Millis, u32)>,
     next_entry: u64,
+    /// Sends committed and not yet reported: message id → its outbox record.
+    outbox_pending: HashMap<String, u64>,
+    /// Outbox records and how many of their sends await an outcome; at zero it is removed.
+    outbox_records: HashMap<u64, u32>,
     /// Timer records in buckets before this time are loaded (their timers are in the
     /// wheel, or done). A bucket boundary.
     loaded_until: Millis,
@@ -238,6 +242,8 @@ impl Runtime {
             live_entry: HashMap::new(),
             records: HashMap::new(),
             next_entry: 0,
+            outbox_pending: HashMap::new(),
+            outbox_records: HashMap::new(),
             loaded_until: Millis::MIN,
             default_zone,
             durable: true,
@@ -252,6 +258,7 @@ impl Runtime {
             rt.paused = serde_json::from_slice(&v).unwrap_or_default();
         }
         rt.refill_wheel()?;
+        rt.load_outbox()?;
         Ok(rt)
     }
 
@@ -453,6 +460,59 @@ impl Runtime {
             segments::request_check(&self.store, &mut batch, &c.id)?;
         }
         self.store.apply(batch)?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ outbox
+
+    /// Notes the sends that await an outcome (`recover_outbox` delivers them); records
+    /// whose sends all have one are removed.
+    fn load_outbox(&mut self) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        let mut outcomes = HashMap::new();
+        for (record, jobs) in self.store.outbox_records()? {
+            let mut pending = 0;
+            for job in jobs {
+                if !self.store.outcome_recorded(&job, &mut outcomes)? {
+                    self.outbox_pending.insert(job.message_id, record);
+                    pending += 1;
+                }
+            }
+            if pending == 0 {
+                batch.del_outbox(record);
+            } else {
+                self.outbox_records.insert(record, pending);
+            }
+        }
+        self.store.apply(batch)?;
+        Ok(())
+    }
+
+    /// A send has its outcome: its record counts down, and goes in `batch` at zero.
+    fn outbox_done(&mut self, message_id: &str, batch: &mut WriteBatch) {
+        let Some(record) = self.outbox_pending.remove(message_id) else {
+            return;
+        };
+        if let Some(pending) = self.outbox_records.get_mut(&record) {
+            *pending -= 1;
+            if *pending == 0 {
+                batch.del_outbox(record);
+                self.outbox_records.remove(&record);
+            }
+        }
+    }
+
+    /// The sends of a batch: one outbox record, committed with it.
+    fn write_outbox(&mut self, sends: &[SendJob], batch: &mut WriteBatch) -> Result<()> {
+        if sends.is_empty() {
+            return Ok(());
+        }
+        let record = self.store.next_id()?;
+        batch.put_outbox(record, sends);
+        for job in sends {
+            self.outbox_pending.insert(job.message_id.clone(), record);
+        }
+        self.outbox_records.insert(record, sends.len() as u32);
         Ok(())
     }
 
@@ -759,6 +819,7 @@ impl Runtime {
             quiet_after.push((contact, quiet));
         }
         let (cancelled, inserted) = self.write_timers(timer_changes, fired, &mut batch)?;
+        self.write_outbox(&out.sends, &mut batch)?;
         out.writes = batch.writes;
         StageTimes::add(&self.stages.prepare_ns, started);
         let applying = std::time::Instant::now();
@@ -866,7 +927,7 @@ impl Runtime {
         for input in inputs {
             match input {
                 Input::Delivered { message_id, event } => {
-                    batch.del_outbox(&message_id);
+                    self.outbox_done(&message_id, batch);
                     self.event_input(
                         event,
                         needs_history,
@@ -1194,10 +1255,8 @@ impl Runtime {
     ) {
         for f in fx {
             match f {
-                Effect::Send(job) => {
-                    batch.put_outbox(&job);
-                    out.sends.push(job);
-                }
+                // Into the batch's outbox record (`write_outbox`).
+                Effect::Send(job) => out.sends.push(job),
                 Effect::SetField { .. } => *contact_dirty = true,
                 Effect::Capped(ev) => {
                     // The engine already added it to the world's history.
@@ -1486,6 +1545,69 @@ journey slow {
         assert_eq!(rt.timers_in_memory(), 0);
         let far = rt.store.first_timer().unwrap().unwrap();
         assert_eq!(far.0, T0 + 2_000 + 30 * 86_400_000);
+    }
+
+    /// A batch's sends are one outbox record. Outcomes count it down; after a restart only
+    /// the sends with no outcome are delivered again, and the record then goes.
+    #[test]
+    fn the_outbox_is_one_record_per_batch_and_a_restart_resends_only_what_has_no_outcome() {
+        let src = r#"journey hello {
+  entry event "signup"
+  send email hi { subject "Hi" text "hi" }
+}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+        rt.deploy(program(src), T0).unwrap();
+        let signups: Vec<Input> = (0..10)
+            .map(|i| event(&format!("c{i}"), "signup", None, T0))
+            .collect();
+        let out = run(&mut rt, signups, T0);
+        assert_eq!(out.sends.len(), 10);
+        // 10 events, 10 contacts, 10 instances, one outbox record.
+        assert_eq!(out.writes, 31);
+        assert_eq!(rt.store.outbox_records().unwrap().len(), 1);
+        assert_eq!(rt.store.outbox().unwrap().len(), 10);
+        let reported: Vec<Input> = out.sends[..4]
+            .iter()
+            .map(|job| Input::Delivered {
+                message_id: job.message_id.clone(),
+                event: delivery_event(job, T0 + 5, None, &Delivery::Sent).unwrap(),
+            })
+            .collect();
+        run(&mut rt, reported, T0 + 5);
+        assert_eq!(rt.store.outbox_records().unwrap().len(), 1);
+        let pending: Vec<String> = rt
+            .store
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .map(|j| j.message_id)
+            .collect();
+        let expected: Vec<String> = out.sends[4..]
+            .iter()
+            .map(|j| j.message_id.clone())
+            .collect();
+        assert_eq!(pending, expected);
+        drop(rt);
+
+        let mut rt =
+            Runtime::new(Store::open(dir.path()).unwrap(), T0 + 10, chrono_tz::UTC).unwrap();
+        rt.deploy(program(src), T0 + 10).unwrap();
+        let mut sink = MemorySink::default();
+        let mut timeline = Vec::new();
+        assert_eq!(
+            rt.recover_outbox(T0 + 10, &mut sink, &mut timeline)
+                .unwrap(),
+            6
+        );
+        let resent: Vec<String> = sink
+            .delivered
+            .iter()
+            .map(|(j, _)| j.message_id.clone())
+            .collect();
+        assert_eq!(resent, expected);
+        assert!(rt.store.outbox_records().unwrap().is_empty());
+        assert!(rt.store.outbox().unwrap().is_empty());
     }
 
     /// Events of a contact that nothing listens to skip its reads once it is known, and

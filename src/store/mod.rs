@@ -8,7 +8,7 @@
 //! | `d`    | event idempotency id                       | empty (dedupe)         |
 //! | `i`    | contact id, 0, instance id (BE)            | Instance (JSON)        |
 //! | `t`    | bucket start (BE), record id (BE)          | timers (binary, below) |
-//! | `o`    | message id                                 | SendJob (JSON)         |
+//! | `o`    | record id (BE)                             | SendJobs (JSON)        |
 //! | `v`    | version hash                               | JourneyIr (JSON)       |
 //! | `h`    | journey name                               | current version hash   |
 //! | `s`    | segment name, 0, contact id                | empty (membership)     |
@@ -27,6 +27,10 @@
 //! contact costs a share of two writes rather than two of its own, and a million waiting
 //! contacts are thousands of keys. A timer in a record is a hint: the instance's own `due`
 //! is the truth, and one that no longer matches is stale and does nothing.
+//!
+//! The outbox is written the same way: the sends a batch commits are one record, removed
+//! once each of them has its outcome. A send is pending while its record holds it and its
+//! contact's history has no outcome (`message.sent`, `.failed`, `.bounced`) for its id.
 
 use crate::channels::tracking::Claims;
 use crate::compile::ir::JourneyIr;
@@ -211,11 +215,12 @@ impl WriteBatch {
     pub fn del_timers(&mut self, bucket: Millis, record: u64) {
         self.del(timer_key(bucket, record));
     }
-    pub fn put_outbox(&mut self, job: &SendJob) {
-        self.put(key(b'o', &[job.message_id.as_bytes()]), encode(job));
+    /// The sends one batch commits (see the module documentation).
+    pub fn put_outbox(&mut self, record: u64, jobs: &[SendJob]) {
+        self.put(key(b'o', &[&record.to_be_bytes()]), encode(&jobs));
     }
-    pub fn del_outbox(&mut self, message_id: &str) {
-        self.del(key(b'o', &[message_id.as_bytes()]));
+    pub fn del_outbox(&mut self, record: u64) {
+        self.del(key(b'o', &[&record.to_be_bytes()]));
     }
     pub fn put_version(&mut self, hash: &str, ir: &JourneyIr) {
         self.put(key(b'v', &[hash.as_bytes()]), encode(ir));
@@ -447,17 +452,66 @@ impl Store {
 
     /// Sends committed and not yet delivered.
     pub fn outbox_count(&self) -> usize {
-        self.tree.scan_prefix([b'o']).count()
+        self.outbox().map(|o| o.len()).unwrap_or(0)
     }
 
-    pub fn outbox(&self) -> Result<Vec<SendJob>> {
+    /// The outbox records: (record id, the sends it holds, done or not).
+    pub fn outbox_records(&self) -> Result<Vec<(u64, Vec<SendJob>)>> {
         self.tree
             .scan_prefix([b'o'])
             .map(|r| {
                 let (k, v) = r?;
-                decode(&k, &v)
+                let id = k
+                    .get(1..9)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| StoreError::Malformed {
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        what: "outbox record",
+                    })?;
+                Ok((id, decode(&k, &v)?))
             })
             .collect()
+    }
+
+    /// Whether a send's outcome is in its contact's history. `outcomes` caches each
+    /// contact's message ids with an outcome.
+    pub fn outcome_recorded(
+        &self,
+        job: &SendJob,
+        outcomes: &mut std::collections::HashMap<String, std::collections::HashSet<String>>,
+    ) -> Result<bool> {
+        if !outcomes.contains_key(&job.contact) {
+            let done = self
+                .events_of(&job.contact)?
+                .into_iter()
+                .filter(|e| {
+                    matches!(
+                        e.kind.as_str(),
+                        crate::engine::MESSAGE_SENT
+                            | crate::engine::MESSAGE_FAILED
+                            | crate::engine::MESSAGE_BOUNCED
+                    )
+                })
+                .filter_map(|e| e.message_id)
+                .collect();
+            outcomes.insert(job.contact.clone(), done);
+        }
+        Ok(outcomes[&job.contact].contains(&job.message_id))
+    }
+
+    /// Sends committed and not yet delivered, in the order they were committed.
+    pub fn outbox(&self) -> Result<Vec<SendJob>> {
+        let mut outcomes = Default::default();
+        let mut out = Vec::new();
+        for (_, jobs) in self.outbox_records()? {
+            for job in jobs {
+                if !self.outcome_recorded(&job, &mut outcomes)? {
+                    out.push(job);
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub fn version(&self, hash: &str) -> Result<Option<JourneyIr>> {
