@@ -83,7 +83,7 @@ pub struct LoopConfig {
 impl Default for LoopConfig {
     fn default() -> Self {
         LoopConfig {
-            max_batch: 200,
+            max_batch: 128,
             idle: Duration::from_millis(200),
         }
     }
@@ -111,13 +111,18 @@ pub fn run_live(
     // a round of work is one flush, not two.
     let mut carried: Vec<Input> = Vec::new();
     loop {
+        // Due schedules and timers first: they take their place in the batch before new
+        // input does, so their lateness is at most the batch before, and a batch stays
+        // short (`max_batch` counts them, and what is carried over).
+        let now = clock.now();
+        let mut batch = rt.due_schedules(now)?;
+        batch.extend(rt.due_timers(now)?);
+        batch.append(&mut carried);
         let mut inputs = Vec::new();
         let mut acks = Vec::new();
         let mut controls: Vec<Control> = Vec::new();
         // A control ends the gathering: it runs after the inputs that came before it.
-        // The batch's size counts what is carried over: a round stays short, and so does the
-        // wait of a timer that comes due during it.
-        while inputs.len() + carried.len() < config.max_batch && controls.is_empty() {
+        while batch.len() + inputs.len() < config.max_batch && controls.is_empty() {
             match inbox.try_recv() {
                 Ok(s) => {
                     inputs.extend(s.inputs);
@@ -133,7 +138,7 @@ pub fn run_live(
         }
         let now = clock.now();
         let idle = inputs.is_empty() && acks.is_empty() && controls.is_empty();
-        if idle && carried.is_empty() && rt.next_wake()?.is_none_or(|t| t > now) {
+        if idle && batch.is_empty() && rt.next_wake()?.is_none_or(|t| t > now) {
             let next = rt.next_wake()?;
             if stop.load(Ordering::SeqCst) || (closed && next.is_none()) {
                 return Ok(());
@@ -162,13 +167,9 @@ pub fn run_live(
                 }
             }
         }
-        // One batch: due schedules and timers first (they never wait behind a backlog of
-        // new input: their lateness is at most the batch before), then the outcomes of the
-        // last batch's sends, then what arrived.
+        // One batch: what came due, the outcomes of the last batch's sends, then what
+        // arrived.
         let now = clock.now();
-        let mut batch = rt.due_schedules(now)?;
-        batch.extend(rt.due_timers(now)?);
-        batch.append(&mut carried);
         batch.extend(inputs);
         if !batch.is_empty() || !acks.is_empty() {
             let r = rt.process(batch, now);
