@@ -170,6 +170,10 @@ const QUIET_CONTACTS_MAX: usize = 100_000;
 /// horizon reaches them. 64^4 ms is about 4.7 hours.
 const WHEEL_LEVELS: u32 = 4;
 
+/// Past this many timers in memory the wheel loads no further bucket (about 8 MB); the
+/// rest waits on disk until timers fire and make room.
+const WHEEL_MAX_LOADED: usize = 50_000;
+
 pub struct Runtime {
     pub store: Store,
     program: Arc<Program>,
@@ -186,6 +190,9 @@ pub struct Runtime {
     /// Loaded timer records: (bucket, entries not yet done). At zero the record is removed.
     records: HashMap<u64, (Millis, u32)>,
     next_entry: u64,
+    /// The wheel loads no further bucket while it holds this many timers
+    /// (`WHEEL_MAX_LOADED`).
+    pub wheel_max_loaded: usize,
     /// Sends committed and not yet reported: message id → its outbox record.
     outbox_pending: HashMap<String, u64>,
     /// Outbox records and how many of their sends await an outcome; at zero it is removed.
@@ -242,6 +249,7 @@ impl Runtime {
             live_entry: HashMap::new(),
             records: HashMap::new(),
             next_entry: 0,
+            wheel_max_loaded: WHEEL_MAX_LOADED,
             outbox_pending: HashMap::new(),
             outbox_records: HashMap::new(),
             loaded_until: Millis::MIN,
@@ -257,7 +265,7 @@ impl Runtime {
         if let Some(v) = rt.store.meta(PAUSED_META)? {
             rt.paused = serde_json::from_slice(&v).unwrap_or_default();
         }
-        rt.refill_wheel()?;
+        // The wheel fills at the first `due_timers`: `next_wake` reads the store until then.
         rt.load_outbox()?;
         Ok(rt)
     }
@@ -518,25 +526,36 @@ impl Runtime {
 
     // ------------------------------------------------------------ timers
 
-    /// Loads the timer records that the wheel's horizon now covers.
+    /// Loads the timer records that the wheel's horizon now covers, a bucket at a time, and
+    /// no more than `wheel_max_loaded` timers: a dense future (a million contacts who
+    /// entered together) stays on disk until the wheel has room for it.
     fn refill_wheel(&mut self) -> Result<()> {
         let horizon = self.wheel.horizon_end().min(i64::MAX as u64) as Millis;
         let end = store::bucket_of(horizon);
-        if end <= self.loaded_until {
-            return Ok(());
-        }
-        for record in self.store.timer_records(self.loaded_until, end)? {
-            let mut pending = 0;
-            for t in record.timers {
-                if self.track_timer(t, record.id) {
-                    pending += 1;
+        while self.loaded_until < end && self.wheel.len() < self.wheel_max_loaded {
+            // The next bucket that holds anything (nothing is due before it).
+            let Some(bucket) = self.store.first_timer_bucket(self.loaded_until)? else {
+                self.loaded_until = end;
+                break;
+            };
+            if bucket >= end {
+                self.loaded_until = end;
+                break;
+            }
+            let next = bucket + store::TIMER_BUCKET_MS;
+            for record in self.store.timer_records(bucket, next)? {
+                let mut pending = 0;
+                for t in record.timers {
+                    if self.track_timer(t, record.id) {
+                        pending += 1;
+                    }
+                }
+                if pending > 0 {
+                    self.records.insert(record.id, (record.bucket, pending));
                 }
             }
-            if pending > 0 {
-                self.records.insert(record.id, (record.bucket, pending));
-            }
+            self.loaded_until = next;
         }
-        self.loaded_until = end;
         Ok(())
     }
 
@@ -1499,6 +1518,8 @@ journey slow {
         let dir = tempfile::tempdir().unwrap();
         let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
         rt.deploy(program(src), T0).unwrap();
+        // The wheel fills at its first look at the time.
+        assert!(rt.due_timers(T0).unwrap().is_empty());
         let signups: Vec<Input> = (0..50)
             .map(|i| event(&format!("c{i}"), "signup", None, T0))
             .collect();
@@ -1528,11 +1549,12 @@ journey slow {
         let store = Store::open(dir.path()).unwrap();
         let mut rt = Runtime::new(store, T0 + 3_000, chrono_tz::UTC).unwrap();
         rt.deploy(program(src), T0 + 3_000).unwrap();
-        assert_eq!(rt.timers_in_memory(), 50);
         let mut sink = MemorySink::default();
         let mut timeline = Vec::new();
         let due = T0 + 3_600_000;
+        assert_eq!(rt.next_wake().unwrap(), Some(store::bucket_of(due)));
         rt.tick(due - 1, &mut sink, &mut timeline).unwrap();
+        assert_eq!(rt.timers_in_memory(), 50);
         assert!(sink.delivered.is_empty(), "nothing before its time");
         rt.tick(due, &mut sink, &mut timeline).unwrap();
         // Forty sends; the ten stale timers did nothing; the record is gone.
@@ -1545,6 +1567,55 @@ journey slow {
         assert_eq!(rt.timers_in_memory(), 0);
         let far = rt.store.first_timer().unwrap().unwrap();
         assert_eq!(far.0, T0 + 2_000 + 30 * 86_400_000);
+    }
+
+    /// A dense future stays on disk: the wheel loads a bucket at a time while it has room,
+    /// and every timer still fires, in order.
+    #[test]
+    fn the_wheel_loads_no_more_than_it_may_hold() {
+        let src = r#"journey later {
+  entry event "signup"
+  wait 5h
+  send email hi { subject "Hi" text "hi" }
+}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+        rt.deploy(program(src), T0).unwrap();
+        for k in 0..5i64 {
+            let at = T0 + k * 120_000;
+            let signups: Vec<Input> = (0..10)
+                .map(|i| event(&format!("c{k}_{i}"), "signup", None, at))
+                .collect();
+            run(&mut rt, signups, at);
+        }
+        assert_eq!(
+            rt.timers_in_memory(),
+            0,
+            "five hours out: beyond the horizon"
+        );
+        drop(rt);
+        let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+        rt.deploy(program(src), T0).unwrap();
+        rt.wheel_max_loaded = 10;
+        let mut sink = MemorySink::default();
+        let mut timeline = Vec::new();
+        let first = T0 + 5 * 3_600_000;
+        rt.tick(first - 1, &mut sink, &mut timeline).unwrap();
+        assert_eq!(rt.timers_in_memory(), 10, "one bucket, then no more room");
+        let last = first + 4 * 120_000;
+        for _ in 0..10 {
+            rt.tick(last, &mut sink, &mut timeline).unwrap();
+        }
+        assert_eq!(sink.delivered.len(), 50);
+        let order: Vec<&str> = sink
+            .delivered
+            .iter()
+            .map(|(j, _)| &j.contact[..2])
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "earlier buckets fire first");
+        assert_eq!(rt.store.timer_count().unwrap(), 0);
     }
 
     /// A batch's sends are one outbox record. Outcomes count it down; after a restart only

@@ -80,8 +80,9 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 /// The span of time one timer record covers; buckets start at multiples of it (about a
-/// minute).
-pub const TIMER_BUCKET_MS: Millis = 1 << 16;
+/// second: the wheel loads a bucket at a time, so a bucket must stay small even when a
+/// million contacts entered within a minute).
+pub const TIMER_BUCKET_MS: Millis = 1 << 10;
 
 /// The start of the bucket a due time falls in.
 pub fn bucket_of(due: Millis) -> Millis {
