@@ -909,12 +909,19 @@ impl Runtime {
             return Ok(true);
         }
         let stored = self.store.contact(contact_id)?;
-        let mut contact_dirty = stored.is_none();
+        // A contact is written with its first event or instance, so one not in the store
+        // has neither: nothing more to read.
+        let known = stored.is_some();
+        let mut contact_dirty = !known;
         let contact = stored.unwrap_or_else(|| Contact {
             id: contact_id.to_string(),
             profile: Default::default(),
         });
-        let mut instances = self.store.instances_of(contact_id)?;
+        let mut instances = if known {
+            self.store.instances_of(contact_id)?
+        } else {
+            Vec::new()
+        };
         // The history is read only when something may look at it: an instance in flight, an
         // entry this event could match, any segment (membership is kept current for all of
         // them), or an input other than an event. An event nobody listens to costs its own
@@ -925,7 +932,7 @@ impl Runtime {
                 Input::Event(e) => enters_on(&program, &e.kind),
                 _ => true,
             });
-        let events = if needs_history {
+        let events = if needs_history && known {
             self.store.events_of(contact_id)?
         } else {
             Vec::new()
