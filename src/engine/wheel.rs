@@ -1,16 +1,16 @@
 //! Hierarchical timing wheel: the in-memory near future of the timer store.
 //!
 //! It owns the timers (instance id → due time in ms) that fall inside its horizon,
-//! `[now, now + 64^levels)`; the store keeps everything later on disk and refills the wheel
-//! by range scans as `now` moves. Time is plain `u64` milliseconds passed in by the caller:
-//! no clocks, no I/O. The layout follows Varghese & Lauck and tokio's `runtime/time/wheel`:
+//! `[cursor, cursor + 64^levels)`; the store keeps everything later on disk and refills the wheel
+//! by range scans as `cursor` moves. Time is plain `u64` milliseconds passed in by the caller;
+//! the wheel keeps none of its own. The layout follows Varghese & Lauck:
 //! `levels` levels of 64 slots, slot width `64^level` ms.
 //!
 //! Invariants (checked by `check_invariants` in the tests):
 //! - an id is held at most once, and `index` locates every held entry exactly;
-//! - entries due at or before `now` wait in `overdue`; every slot entry is due after `now`;
-//! - a slot entry sits where `place_of(due)` puts it for the current `now`. That stays valid as `now`
-//!   grows until `now` reaches the start of the slot's range; `advance` stops at every such
+//! - entries due at or before `cursor` wait in `overdue`; every slot entry is due after `cursor`;
+//! - a slot entry sits where `place_of(due)` puts it for the current `cursor`. That stays valid as `cursor`
+//!   grows until `cursor` reaches the start of the slot's range; `advance` stops at every such
 //!   start and cascades the slot down, so an entry fires at exactly its due time;
 //! - `occupied` has a bit set exactly for the non-empty slots of its level.
 
@@ -39,7 +39,7 @@ pub struct NotInHorizon {
 /// A hierarchical timing wheel of instance timers; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct TimingWheel {
-    /// The wheel's own cursor (not a clock): everything due at or before it has fired,
+    /// The wheel's cursor: everything due at or before it has fired,
     /// except what waits in `overdue`.
     advanced_to: u64,
     levels: Vec<Level>,
@@ -115,16 +115,16 @@ impl Slot {
 }
 
 impl TimingWheel {
-    /// An empty wheel at `now_ms` with [`DEFAULT_LEVELS`] levels (horizon 64^6 ms).
-    pub fn new(now_ms: u64) -> Self {
-        Self::with_levels(now_ms, DEFAULT_LEVELS)
+    /// An empty wheel at `at_ms` with [`DEFAULT_LEVELS`] levels (horizon 64^6 ms).
+    pub fn new(at_ms: u64) -> Self {
+        Self::with_levels(at_ms, DEFAULT_LEVELS)
     }
 
-    /// An empty wheel at `now_ms` covering `[now_ms, now_ms + 64^levels)`.
+    /// An empty wheel at `at_ms` covering `[at_ms, at_ms + 64^levels)`.
     ///
     /// # Panics
     /// If `levels` is not in `1..=MAX_LEVELS`.
-    pub fn with_levels(now_ms: u64, levels: u32) -> Self {
+    pub fn with_levels(at_ms: u64, levels: u32) -> Self {
         assert!(
             (1..=MAX_LEVELS).contains(&levels),
             "a timing wheel has 1..={MAX_LEVELS} levels, not {levels}"
@@ -134,14 +134,14 @@ impl TimingWheel {
             slots: vec![Slot::default(); SLOTS],
         };
         Self {
-            advanced_to: now_ms,
+            advanced_to: at_ms,
             levels: vec![level; levels as usize],
             overdue: Slot::default(),
             index: HashMap::new(),
         }
     }
 
-    /// The `now_ms` of the latest effective [`advance`](Self::advance): the wheel's cursor.
+    /// The `at_ms` of the latest effective [`advance`](Self::advance): the wheel's cursor.
     pub fn advanced_to(&self) -> u64 {
         self.advanced_to
     }
@@ -156,9 +156,9 @@ impl TimingWheel {
         1 << (SLOT_BITS * self.levels())
     }
 
-    /// The first time not covered: `now + 64^levels`, saturating at `u64::MAX`.
+    /// The first time not covered: `cursor + 64^levels`, saturating at `u64::MAX`.
     ///
-    /// Timers due at or after it must stay on disk. Since `now` only grows, anything
+    /// Timers due at or after it must stay on disk. Since `cursor` only grows, anything
     /// accepted once stays covered; after an advance the caller refills the wheel from
     /// the old horizon end up to the new one.
     pub fn horizon_end(&self) -> u64 {
@@ -186,7 +186,7 @@ impl TimingWheel {
 
     /// Schedules `id` at `due_ms`, replacing any earlier schedule of `id`.
     ///
-    /// A due time at or before [`now`](Self::now) fires at the next advance. A due time at
+    /// A due time at or before [`advanced_to`](Self::advanced_to) fires at the next advance. A due time at
     /// or beyond [`horizon_end`](Self::horizon_end) is refused and nothing changes, so an
     /// existing schedule of `id` is kept.
     pub fn insert(&mut self, id: u64, due_ms: u64) -> Result<(), NotInHorizon> {
@@ -208,16 +208,16 @@ impl TimingWheel {
         self.remove(id).is_some()
     }
 
-    /// Moves time forward to `now_ms`, appending `(id, due)` for every timer due at or before
+    /// Moves time forward to `at_ms`, appending `(id, due)` for every timer due at or before
     /// it to `fired`, ordered by due time then id. Fired timers leave the wheel.
     ///
-    /// Time never goes backwards: a `now_ms` below [`now`](Self::now) does nothing at all
+    /// Time never goes backwards: a `at_ms` below [`advanced_to`](Self::advanced_to) does nothing at all
     /// (overdue timers wait for an advance that reaches the current time).
-    pub fn advance(&mut self, now_ms: u64, fired: &mut Vec<(u64, u64)>) {
-        if now_ms < self.advanced_to {
+    pub fn advance(&mut self, at_ms: u64, fired: &mut Vec<(u64, u64)>) {
+        if at_ms < self.advanced_to {
             return;
         }
-        // Overdue entries are all due at or before the old `now`, so before any slot entry.
+        // Overdue entries are all due at or before the old `cursor`, so before any slot entry.
         if !self.overdue.entries.is_empty() {
             let mut batch = self.overdue.take();
             batch.sort_unstable_by_key(|&(id, due)| (due, id));
@@ -227,9 +227,9 @@ impl TimingWheel {
             fired.extend(batch);
         }
         // Stop at every occupied slot start in order, so cascaded entries are re-placed
-        // relative to the time their slot became current, never relative to a later `now`.
+        // relative to the time their slot became current, never relative to a later `cursor`.
         while let Some((level, slot, start)) = self.next_slot() {
-            if start > now_ms {
+            if start > at_ms {
                 break;
             }
             self.advanced_to = start;
@@ -249,7 +249,7 @@ impl TimingWheel {
             }
             fired[first..].sort_unstable();
         }
-        self.advanced_to = now_ms;
+        self.advanced_to = at_ms;
     }
 
     /// The earliest due time held, exactly; `None` when empty.
@@ -257,7 +257,7 @@ impl TimingWheel {
     /// Usually O(levels); after the earliest slot's minimum was cancelled or re-scheduled,
     /// the first call rescans that one slot.
     pub fn next_expiry(&self) -> Option<u64> {
-        // Overdue entries are due at or before `now`, every slot entry after it.
+        // Overdue entries are due at or before `cursor`, every slot entry after it.
         if let Some(due) = self.overdue.min_due() {
             return Some(due);
         }
@@ -266,10 +266,10 @@ impl TimingWheel {
         self.levels[level].slots[slot].min_due()
     }
 
-    /// Level and slot for a timer due after `now`: the level is that of the highest 6-bit
-    /// digit in which `due` and `now` differ, so the slot's range excludes `now`.
+    /// Level and slot for a timer due after `cursor`: the level is that of the highest 6-bit
+    /// digit in which `due` and `cursor` differ, so the slot's range excludes `cursor`.
     /// Due times in the next rotation of the top level (possible because the horizon is a
-    /// fixed span, not an aligned block) wrap into top slots at or before `now`'s digit.
+    /// fixed span, not an aligned block) wrap into top slots at or before `cursor`'s digit.
     fn place_of(&self, due: u64) -> (usize, usize) {
         debug_assert!(due > self.advanced_to && due < self.horizon_end());
         let top = self.levels.len() - 1;
@@ -280,7 +280,7 @@ impl TimingWheel {
         (level, slot)
     }
 
-    /// Start of the range of `slot` at `level`: its first millisecond after `now`.
+    /// Start of the range of `slot` at `level`: its first millisecond after `cursor`.
     fn slot_start(&self, level: usize, slot: usize) -> u64 {
         let width_bits = SLOT_BITS * level as u32;
         let rotation_bits = width_bits + SLOT_BITS;
@@ -289,7 +289,7 @@ impl TimingWheel {
         if start > self.advanced_to {
             start
         } else {
-            // Only the top level holds slots at or before `now`'s digit: the next rotation.
+            // Only the top level holds slots at or before `cursor`'s digit: the next rotation.
             // The sum is at most the due time of an entry in the slot, so it cannot overflow.
             debug_assert_eq!(level, self.levels.len() - 1);
             start + (1 << rotation_bits)
@@ -346,8 +346,8 @@ impl TimingWheel {
                 moved_loc.idx = loc.idx;
             }
         }
-        let now_empty = slot.entries.is_empty();
-        if let (true, Place::Slot { level, slot }) = (now_empty, loc.place) {
+        let emptied = slot.entries.is_empty();
+        if let (true, Place::Slot { level, slot }) = (emptied, loc.place) {
             self.levels[level as usize].occupied &= !(1 << slot);
         }
         Some(due)
@@ -384,7 +384,7 @@ impl TimingWheel {
         for &(_, due) in &self.overdue.entries {
             assert!(
                 due <= self.advanced_to,
-                "overdue entry due {due} after now {}",
+                "overdue entry due {due} after cursor {}",
                 self.advanced_to
             );
         }
@@ -399,7 +399,7 @@ impl TimingWheel {
                 for &(id, due) in &slot.entries {
                     assert!(
                         due > self.advanced_to,
-                        "{id} due {due} not after now {}",
+                        "{id} due {due} not after cursor {}",
                         self.advanced_to
                     );
                     assert!(due < self.horizon_end(), "{id} due {due} beyond horizon");
@@ -435,9 +435,9 @@ mod tests {
         1u64 << (SLOT_BITS * k)
     }
 
-    fn advance(wheel: &mut TimingWheel, now: u64) -> Vec<(u64, u64)> {
+    fn advance(wheel: &mut TimingWheel, cursor: u64) -> Vec<(u64, u64)> {
         let mut fired = Vec::new();
-        wheel.advance(now, &mut fired);
+        wheel.advance(cursor, &mut fired);
         wheel.check_invariants();
         fired
     }
@@ -687,16 +687,16 @@ mod tests {
 
     #[test]
     fn top_level_wraps_into_the_next_rotation() {
-        // 2 levels: rotation of the top level is 4096 ms; now sits mid-rotation.
-        let now = 4_096 * 3 + 2_000;
-        let mut wheel = TimingWheel::with_levels(now, 2);
+        // 2 levels: rotation of the top level is 4096 ms; cursor sits mid-rotation.
+        let cursor = 4_096 * 3 + 2_000;
+        let mut wheel = TimingWheel::with_levels(cursor, 2);
         let dues = [
-            now + 1,
+            cursor + 1,
             4_096 * 4 - 1,
             4_096 * 4,
             4_096 * 4 + 1_999,
-            now + 4_096 - 64, // same top digit as now, next rotation
-            now + 4_095,
+            cursor + 4_096 - 64, // same top digit as cursor, next rotation
+            cursor + 4_095,
         ];
         for (id, &due) in dues.iter().enumerate() {
             wheel.insert(id as u64, due).unwrap();
@@ -709,7 +709,7 @@ mod tests {
             .collect();
         expected.sort_by_key(|&(id, due)| (due, id));
         let mut fired = Vec::new();
-        for t in now..=now + 4_095 {
+        for t in cursor..=cursor + 4_095 {
             assert_eq!(wheel.next_expiry(), expected.get(fired.len()).map(|e| e.1));
             let batch = advance(&mut wheel, t);
             assert!(
@@ -822,7 +822,7 @@ mod tests {
 
     /// The obvious implementation: an ordered set of `(due, id)`.
     struct Model {
-        now: u64,
+        cursor: u64,
         span: u64,
         by_id: BTreeMap<u64, u64>,
         queue: BTreeSet<(u64, u64)>,
@@ -830,7 +830,7 @@ mod tests {
 
     impl Model {
         fn insert(&mut self, id: u64, due: u64) -> bool {
-            if due >= self.now.saturating_add(self.span) {
+            if due >= self.cursor.saturating_add(self.span) {
                 return false;
             }
             self.cancel(id);
@@ -846,14 +846,14 @@ mod tests {
             }
         }
 
-        fn advance(&mut self, now: u64) -> Vec<(u64, u64)> {
-            if now < self.now {
+        fn advance(&mut self, cursor: u64) -> Vec<(u64, u64)> {
+            if cursor < self.cursor {
                 return Vec::new();
             }
-            self.now = now;
+            self.cursor = cursor;
             let mut fired = Vec::new();
             while let Some(&(due, id)) = self.queue.first() {
-                if due > now {
+                if due > cursor {
                     break;
                 }
                 self.queue.pop_first();
@@ -867,10 +867,10 @@ mod tests {
             self.queue.first().map(|&(due, _)| due)
         }
 
-        /// The next multiple of `64^level` after now, shifted by `delta`.
+        /// The next multiple of `64^level` after cursor, shifted by `delta`.
         fn boundary(&self, level: u32, delta: i64) -> u64 {
             let unit = 1u64 << (SLOT_BITS * level);
-            let next = (self.now / unit).saturating_add(1).saturating_mul(unit);
+            let next = (self.cursor / unit).saturating_add(1).saturating_mul(unit);
             next.saturating_add_signed(delta)
         }
     }
@@ -895,16 +895,16 @@ mod tests {
     impl When {
         fn resolve(&self, model: &Model, levels: u32) -> u64 {
             match *self {
-                When::Past(d) => model.now.saturating_sub(d),
-                When::Near(d) => model.now.saturating_add(d),
+                When::Past(d) => model.cursor.saturating_sub(d),
+                When::Near(d) => model.cursor.saturating_add(d),
                 When::Far(frac) => {
                     let reach = u128::from(model.span) * u128::from(frac) * 11 / (10 * 1_024);
-                    model.now.saturating_add(reach as u64)
+                    model.cursor.saturating_add(reach as u64)
                 }
                 When::Boundary(level, delta) => model.boundary(level % (levels + 1), delta),
                 When::AtNextExpiry(delta) => model
                     .next_expiry()
-                    .unwrap_or(model.now)
+                    .unwrap_or(model.cursor)
                     .saturating_add_signed(delta),
             }
         }
@@ -948,7 +948,7 @@ mod tests {
         ) {
             let mut wheel = TimingWheel::with_levels(start, levels);
             let mut model = Model {
-                now: start,
+                cursor: start,
                 span: wheel.span(),
                 by_id: BTreeMap::new(),
                 queue: BTreeSet::new(),
@@ -964,17 +964,17 @@ mod tests {
                         prop_assert_eq!(wheel.cancel(*id), model.cancel(*id));
                     }
                     Op::Advance(when) => {
-                        let now = when.resolve(&model, levels);
+                        let cursor = when.resolve(&model, levels);
                         let mut fired = Vec::new();
-                        wheel.advance(now, &mut fired);
-                        prop_assert_eq!(fired, model.advance(now), "advance to {}", now);
+                        wheel.advance(cursor, &mut fired);
+                        prop_assert_eq!(fired, model.advance(cursor), "advance to {}", cursor);
                     }
                 }
                 wheel.check_invariants();
-                prop_assert_eq!(wheel.advanced_to(), model.now);
+                prop_assert_eq!(wheel.advanced_to(), model.cursor);
                 prop_assert_eq!(wheel.next_expiry(), model.next_expiry());
                 prop_assert_eq!(wheel.len(), model.by_id.len());
-                prop_assert_eq!(wheel.horizon_end(), model.now.saturating_add(model.span));
+                prop_assert_eq!(wheel.horizon_end(), model.cursor.saturating_add(model.span));
                 for id in 0..24 {
                     prop_assert_eq!(wheel.due_of(id), model.by_id.get(&id).copied());
                 }
