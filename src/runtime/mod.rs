@@ -561,12 +561,21 @@ impl Runtime {
 
     /// Puts a timer of a loaded record into the wheel; false if it is beyond the horizon.
     fn track_timer(&mut self, t: TimerEntry, record: u64) -> bool {
+        let due = t.due;
+        let entry = self.new_entry(t, record, false);
+        self.insert_entry(entry, due)
+    }
+
+    /// Gives a timer of a loaded record its wheel entry (not yet in the wheel). It becomes
+    /// its instance's newest entry if `newest` (a timer just set) or if there is none yet.
+    fn new_entry(&mut self, t: TimerEntry, record: u64, newest: bool) -> u64 {
         let entry = self.next_entry;
-        if self.wheel.insert(entry, wheel_time(t.due)).is_err() {
-            return false;
-        }
         self.next_entry += 1;
-        self.live_entry.entry(t.instance).or_insert(entry);
+        if newest {
+            self.live_entry.insert(t.instance, entry);
+        } else {
+            self.live_entry.entry(t.instance).or_insert(entry);
+        }
         self.wheel_entries.insert(
             entry,
             WheelEntry {
@@ -576,7 +585,17 @@ impl Runtime {
                 record,
             },
         );
-        true
+        entry
+    }
+
+    /// Puts an entry into the wheel. Beyond the horizon (which a loaded bucket never is)
+    /// it is forgotten, and its record stays on disk for a restart to load.
+    fn insert_entry(&mut self, entry: u64, due: Millis) -> bool {
+        if self.wheel.insert(entry, wheel_time(due)).is_ok() {
+            return true;
+        }
+        self.wheel_entries.remove(&entry);
+        false
     }
 
     /// A timer is done (processed, or cancelled): its record counts down, and goes in
@@ -655,19 +674,8 @@ impl Runtime {
                 // A loaded bucket: its timers go into the wheel (after the batch is applied).
                 let n = timers.len() as u32;
                 for t in timers {
-                    let entry = self.next_entry;
-                    self.next_entry += 1;
-                    insert.push((entry, t.due));
-                    self.live_entry.insert(t.instance, entry);
-                    self.wheel_entries.insert(
-                        entry,
-                        WheelEntry {
-                            due: t.due,
-                            instance: t.instance,
-                            contact: t.contact,
-                            record,
-                        },
-                    );
+                    let due = t.due;
+                    insert.push((self.new_entry(t, record, true), due));
                 }
                 self.records.insert(record, (bucket, n));
             }
@@ -869,11 +877,7 @@ impl Runtime {
             self.wheel.cancel(entry);
         }
         for (entry, due) in inserted {
-            if self.wheel.insert(entry, wheel_time(due)).is_err() {
-                // Cannot happen (the bucket is loaded, so within the horizon); the record
-                // stays on disk and a restart loads it.
-                self.wheel_entries.remove(&entry);
-            }
+            self.insert_entry(entry, due);
         }
         Ok(out)
     }

@@ -720,27 +720,12 @@ pub fn raw_write_benchmark(
     key_len: usize,
     value_len: usize,
 ) -> Result<std::time::Duration> {
-    let db = sled::Config::new()
-        .path(path)
-        .mode(sled::Mode::HighThroughput)
-        .open()?;
-    let tree = db.open_tree("raw")?;
-    let value = vec![b'v'; value_len];
-    let started = std::time::Instant::now();
-    let mut written = 0;
-    while written < total {
-        let mut b = sled::Batch::default();
-        for i in written..(written + batch).min(total) {
-            let mut k = vec![b'k'; key_len.max(8)];
-            let n = k.len();
-            k[n - 8..].copy_from_slice(&(i as u64).to_be_bytes());
-            b.insert(k, value.clone());
-        }
-        written = (written + batch).min(total);
-        tree.apply_batch(b)?;
-        db.flush()?;
-    }
-    Ok(started.elapsed())
+    raw_batches(path, total, batch, value_len, |i| {
+        let mut k = vec![b'k'; key_len.max(8)];
+        let n = k.len();
+        k[n - 8..].copy_from_slice(&(i as u64).to_be_bytes());
+        k
+    })
 }
 
 /// Like `raw_write_benchmark`, with keys laid out as event keys are (`e`, a contact id out
@@ -753,24 +738,37 @@ pub fn raw_spread_write_benchmark(
     contacts: usize,
     value_len: usize,
 ) -> Result<std::time::Duration> {
+    let at = time_key(1_772_355_600_000);
+    raw_batches(path, total, batch, value_len, |i| {
+        let contact = format!("c{}", i % contacts.max(1));
+        key(
+            b'e',
+            &[contact.as_bytes(), &[0], &at, &(i as u64).to_be_bytes()],
+        )
+    })
+}
+
+/// Writes `total` keys (the `i`th is `key_of(i)`) with `value_len`-byte values in batches
+/// of `batch`, one flush each, into a fresh sled database at `path`: the elapsed time.
+fn raw_batches(
+    path: &Path,
+    total: usize,
+    batch: usize,
+    value_len: usize,
+    mut key_of: impl FnMut(usize) -> Vec<u8>,
+) -> Result<std::time::Duration> {
     let db = sled::Config::new()
         .path(path)
         .mode(sled::Mode::HighThroughput)
         .open()?;
     let tree = db.open_tree("raw")?;
     let value = vec![b'v'; value_len];
-    let at = time_key(1_772_355_600_000);
     let started = std::time::Instant::now();
     let mut written = 0;
     while written < total {
         let mut b = sled::Batch::default();
         for i in written..(written + batch).min(total) {
-            let contact = format!("c{}", i % contacts.max(1));
-            let k = key(
-                b'e',
-                &[contact.as_bytes(), &[0], &at, &(i as u64).to_be_bytes()],
-            );
-            b.insert(k, value.clone());
+            b.insert(key_of(i), value.clone());
         }
         written = (written + batch).min(total);
         tree.apply_batch(b)?;
