@@ -138,8 +138,13 @@ pub fn run_live(
         }
         let now = clock.now();
         let idle = inputs.is_empty() && acks.is_empty() && controls.is_empty();
-        if idle && batch.is_empty() && rt.next_wake()?.is_none_or(|t| t > now) {
-            let next = rt.next_wake()?;
+        // Nothing to do yet: the next due time, read once (it may read the store).
+        let waiting = if idle && batch.is_empty() {
+            Some(rt.next_wake()?).filter(|next| next.is_none_or(|t| t > now))
+        } else {
+            None
+        };
+        if let Some(next) = waiting {
             if stop.load(Ordering::SeqCst) || (closed && next.is_none()) {
                 return Ok(());
             }
