@@ -99,6 +99,17 @@ impl Sim {
         self
     }
 
+    /// The ways branching steps went, in order, as the timeline tells them.
+    fn branches(&self) -> Vec<(String, String)> {
+        self.timeline
+            .iter()
+            .filter_map(|h| match h {
+                Happening::Branched { step, to } => Some((step.clone(), to.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn profile(&self, id: &str, field: &str) -> Option<&Value> {
         self.contacts[id].profile.get(field)
     }
@@ -563,6 +574,13 @@ fn check_is_woken_at_once_by_the_click() {
         ]
     );
     assert_eq!(sim.profile("ann", "after_check"), Some(&json!(true)));
+    assert_eq!(
+        sim.branches(),
+        [(
+            "check_clicked_welcome_profile".to_string(),
+            "yes".to_string()
+        )]
+    );
 }
 
 #[test]
@@ -576,6 +594,13 @@ fn check_goes_no_exactly_at_the_deadline() {
     assert_eq!(i.ended, Some(EndReason::Completed));
     assert_eq!(i.path, ["welcome", "check_clicked_welcome_profile"]);
     assert_eq!(sim.sent("ann"), ["welcome"]);
+    assert_eq!(
+        sim.branches(),
+        [(
+            "check_clicked_welcome_profile".to_string(),
+            "no".to_string()
+        )]
+    );
     // A click after the deadline changes nothing.
     sim.advance(H);
     sim.event(engagement(
@@ -605,6 +630,13 @@ fn check_counts_engagement_recorded_before_the_step() {
     sim.run_until(t0 + H);
     assert_eq!(sim.sent("ann"), ["welcome", "promo"]);
     assert_eq!(sim.sent_at("ann", "promo"), Some(t0 + H));
+    assert_eq!(
+        sim.branches(),
+        [(
+            "check_clicked_welcome_profile".to_string(),
+            "yes".to_string()
+        )]
+    );
 }
 
 #[test]
@@ -723,6 +755,8 @@ fn wait_for_event_yes_and_no() {
     assert!(sim.only("bob").is_active());
     sim.run_until(t0 + 7 * D);
     assert_eq!(sim.profile("bob", "bought"), Some(&json!(false)));
+    let ways: Vec<String> = sim.branches().into_iter().map(|(_, to)| to).collect();
+    assert_eq!(ways, ["yes", "no"], "ann's purchase, then bob's deadline");
 }
 
 // ------------------------------------------------------------------ waits and calendars

@@ -213,6 +213,7 @@ impl Run<'_, '_> {
                 match self.wakes(e) {
                     Some(next) => {
                         self.unpark();
+                        self.took_branch("yes");
                         Flow::Go(next)
                     }
                     None => return,
@@ -220,6 +221,17 @@ impl Run<'_, '_> {
             }
         };
         self.run(flow);
+    }
+
+    /// Which way the current `check` or event wait went, for the timeline (and whoever
+    /// counts outcomes from it, such as `journey bench`).
+    fn took_branch(&mut self, to: &str) {
+        if let Some(step) = self.current().map(|s| s.name.clone()) {
+            self.timeline(Happening::Branched {
+                step,
+                to: to.to_string(),
+            });
+        }
     }
 
     fn unpark(&mut self) {
@@ -245,7 +257,10 @@ impl Run<'_, '_> {
                 }
                 Flow::Go(*next)
             }
-            StepKindIr::Check { no, .. } | StepKindIr::WaitEvent { no, .. } => Flow::Go(*no),
+            StepKindIr::Check { no, .. } | StepKindIr::WaitEvent { no, .. } => {
+                self.took_branch("no");
+                Flow::Go(*no)
+            }
             StepKindIr::Send { message, next } => self.send(&step.name, message, *next),
             // Only waiting and sending steps park.
             _ => Flow::Go(self.inst.step),
@@ -392,6 +407,7 @@ impl Run<'_, '_> {
                         .engagements(*verb, &target)
                         .any(|e| answers_send(e, &id, sent_at, false))
                     {
+                        self.took_branch("yes");
                         return Flow::Go(*yes);
                     }
                 }
