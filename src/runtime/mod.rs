@@ -9,7 +9,7 @@ pub mod live;
 pub mod segments;
 pub mod sink;
 
-use crate::compile::ir::{EntryIr, JourneyIr, Program};
+use crate::compile::ir::{EntryIr, JourneyIr, Program, StepId, StepKindIr};
 use crate::engine::calendar::{local_to_utc, next_local_moment, pick_zone};
 use crate::engine::cond::ContactView;
 use crate::engine::step::{self, Input as StepInput, World};
@@ -178,6 +178,9 @@ pub struct Runtime {
     pub store: Store,
     program: Arc<Program>,
     versions: HashMap<String, Arc<JourneyIr>>,
+    /// Per (version, step): whether an instance waiting there moves on without reading its
+    /// contact's history (`waits_without_history`), worked out once.
+    history_free: HashMap<(String, StepId), bool>,
     /// The current version hash of each journey, for new entries.
     heads: HashMap<String, String>,
     /// The near future's timers, by entry (one per timer loaded or set; see `WheelEntry`).
@@ -243,6 +246,7 @@ impl Runtime {
             store,
             program: Arc::new(Program::default()),
             versions: HashMap::new(),
+            history_free: HashMap::new(),
             heads: HashMap::new(),
             wheel,
             wheel_entries: HashMap::new(),
@@ -409,6 +413,53 @@ impl Runtime {
         self.program = Arc::new(program);
         report.segments = self.refresh_segments(now)?;
         Ok(report)
+    }
+
+    /// Whether nothing an instance can do next reads its contact's history: it waits in a
+    /// `check`, or a `wait for event` without a condition, whose branches lead only
+    /// through `wait`s and `split`s to the end, in a journey with no goal or exit (their
+    /// conditions may look at the history). Anything else counts as reading it.
+    fn waits_without_history(&mut self, inst: &Instance) -> Result<bool> {
+        let (Some(crate::engine::Parked::Waiting), Some(at)) = (inst.parked, inst.step) else {
+            return Ok(false);
+        };
+        let memo = (inst.version.clone(), at);
+        if let Some(known) = self.history_free.get(&memo) {
+            return Ok(*known);
+        }
+        let Some(ir) = self.version(&inst.version)? else {
+            return Ok(false);
+        };
+        let free = ir.goal.is_none() && ir.exit.is_none() && {
+            let step = |id: StepId| ir.steps.get(id as usize);
+            let waits = match step(at).map(|s| &s.kind) {
+                Some(StepKindIr::Check { .. }) => true,
+                Some(StepKindIr::WaitEvent { condition, .. }) => condition.is_none(),
+                _ => false,
+            };
+            let mut seen: HashSet<StepId> = HashSet::new();
+            let mut todo: Vec<StepId> = step(at)
+                .map(|s| s.kind.successors().into_iter().flatten().collect())
+                .unwrap_or_default();
+            let mut free = waits;
+            while free {
+                let Some(id) = todo.pop() else {
+                    break;
+                };
+                if !seen.insert(id) {
+                    continue;
+                }
+                match step(id).map(|s| &s.kind) {
+                    Some(k @ (StepKindIr::Wait { .. } | StepKindIr::Split { .. })) => {
+                        todo.extend(k.successors().into_iter().flatten());
+                    }
+                    _ => free = false,
+                }
+            }
+            free
+        };
+        self.history_free.insert(memo, free);
+        Ok(free)
     }
 
     fn version(&mut self, hash: &str) -> Result<Option<Arc<JourneyIr>>> {
@@ -926,16 +977,26 @@ impl Runtime {
         } else {
             Vec::new()
         };
-        // The history is read only when something may look at it: an instance in flight, an
-        // entry this event could match, any segment (membership is kept current for all of
-        // them), or an input other than an event. An event nobody listens to costs its own
-        // write and no read of the past.
-        let needs_history = instances.iter().any(|i| i.is_active())
-            || !program.segments.is_empty()
+        // The history is read only when something may look at it: an entry this event
+        // could match, any segment (membership is kept current for all of them), an
+        // enrolment, a resume or a segment check, or an instance in flight. An event nobody
+        // listens to costs its own write and no read of the past. Nor does an instance
+        // waiting in a `check` whose branches read no history (B1's `yes { end } no { end }`):
+        // its click, its delivery report and its timer only decide which branch it takes.
+        let mut needs_history = !program.segments.is_empty()
             || inputs.iter().any(|i| match i {
-                Input::Event(e) => enters_on(&program, &e.kind),
-                _ => true,
+                Input::Event(e) | Input::Delivered { event: e, .. } => enters_on(&program, &e.kind),
+                Input::Timer { .. } => false,
+                Input::Enroll { .. } | Input::Resume { .. } | Input::SegmentCheck { .. } => true,
             });
+        for i in instances.iter().filter(|i| i.is_active()) {
+            if needs_history {
+                break;
+            }
+            needs_history = !self.waits_without_history(i)?;
+        }
+        // Whether this contact's inputs can move anything: else an event is only written.
+        let acts = needs_history || instances.iter().any(|i| i.is_active());
         let events = if needs_history && known {
             self.store.events_of(contact_id)?
         } else {
@@ -960,7 +1021,7 @@ impl Runtime {
                     self.outbox_done(&message_id, batch);
                     self.event_input(
                         event,
-                        needs_history,
+                        acts,
                         &mut world,
                         &mut instances,
                         &mut dirty,
@@ -974,7 +1035,7 @@ impl Runtime {
                 Input::Event(e) => {
                     self.event_input(
                         e,
-                        needs_history,
+                        acts,
                         &mut world,
                         &mut instances,
                         &mut dirty,
@@ -1121,9 +1182,9 @@ impl Runtime {
     fn event_input(
         &mut self,
         e: Event,
-        // False when nothing in this batch reads the contact's history (no instance in
-        // flight, no entry on this event, no segment): the event is only written.
-        keep_history: bool,
+        // False when the contact's inputs can move nothing (no instance in flight, no
+        // entry on this event, no segment): the event is only written.
+        acts: bool,
         world: &mut World,
         instances: &mut Vec<Instance>,
         dirty: &mut BTreeSet<usize>,
@@ -1133,7 +1194,7 @@ impl Runtime {
         contact_dirty: &mut bool,
         timer_changes: &mut TimerChanges,
     ) -> Result<()> {
-        if !self.record_event(&e, batch, out, seen_ids)? || !keep_history {
+        if !self.record_event(&e, batch, out, seen_ids)? || !acts {
             return Ok(());
         }
         let pos = world.events.partition_point(|x| x.at <= e.at);
@@ -1507,6 +1568,113 @@ mod tests {
 
     fn run(rt: &mut Runtime, inputs: Vec<Input>, at: Millis) -> BatchOutcome {
         rt.process(inputs, at).unwrap()
+    }
+
+    /// Whether a contact's history is read for an instance waiting in a check follows from
+    /// what its branches may do: branches that only end (or wait, or split) need none; a
+    /// branch that asks about the history, a send (its policy counts sends) or a goal gets
+    /// all of it, and answers as if it had always been read.
+    #[test]
+    fn a_waiting_check_reads_the_history_only_if_a_branch_can_look_at_it() {
+        let src = r#"journey plain {
+  entry event "signup"
+  policy none
+  send email hello { subject "Hello" text "hi" }
+  check clicked hello within 1h {
+    yes { split random { 50% a { wait 1h } 50% b { end } } }
+    no { end }
+  }
+}
+journey asks {
+  entry event "join"
+  policy none
+  send email hi { subject "Hi" text "hi" }
+  check clicked hi within 1h {
+    yes {
+      if event "purchase" in last 15d { set contact.buyer = true } else { not_buyer: set contact.buyer = false }
+    }
+    no { end }
+  }
+}
+journey sends {
+  entry event "enrol"
+  policy none
+  send email one { subject "One" text "hi" }
+  check clicked one within 1h {
+    yes { end }
+    no { send email two { subject "Two" text "hi" } }
+  }
+}
+journey converts {
+  entry event "start"
+  policy none
+  goal event "purchase"
+  send email three { subject "Three" text "hi" }
+  check clicked three within 1h {
+    yes { end }
+    no { end }
+  }
+}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+        rt.deploy(program(src), T0).unwrap();
+        // ann bought before she joined; bob did not.
+        run(&mut rt, vec![event("ann", "purchase", None, T0)], T0);
+        let entries = ["signup", "join", "enrol", "start"];
+        for contact in ["ann", "bob"] {
+            let inputs = entries
+                .iter()
+                .map(|e| event(contact, e, None, T0 + 1))
+                .collect();
+            run(&mut rt, inputs, T0 + 1);
+        }
+        let waiting: BTreeMap<String, bool> = rt
+            .store
+            .instances_of("ann")
+            .unwrap()
+            .iter()
+            .map(|i| (i.journey.clone(), rt.waits_without_history(i).unwrap()))
+            .collect();
+        let expected: BTreeMap<String, bool> = [
+            ("plain", true),
+            ("asks", false),
+            ("sends", false),
+            ("converts", false),
+        ]
+        .into_iter()
+        .map(|(j, b)| (j.to_string(), b))
+        .collect();
+        assert_eq!(waiting, expected);
+        // The click on `hi` finds the purchase in the history of ann, and none in bob's.
+        for contact in ["ann", "bob"] {
+            let click = Input::Event(Event {
+                contact: contact.into(),
+                kind: "clicked".into(),
+                at: T0 + 2,
+                journey: Some("asks".into()),
+                message: Some("hi".into()),
+                message_id: rt
+                    .store
+                    .instances_of(contact)
+                    .unwrap()
+                    .iter()
+                    .find(|i| i.journey == "asks")
+                    .and_then(|i| i.last_sent("hi").map(|s| s.1.clone())),
+                ..Event::default()
+            });
+            run(&mut rt, vec![click], T0 + 2);
+        }
+        let buyer = |c: &str| {
+            rt.store
+                .contact(c)
+                .unwrap()
+                .unwrap()
+                .profile
+                .get("buyer")
+                .cloned()
+        };
+        assert_eq!(buyer("ann"), Some(serde_json::json!(true)));
+        assert_eq!(buyer("bob"), Some(serde_json::json!(false)));
     }
 
     /// The timers a batch sets are one record; cancelled and fired timers count it down and
