@@ -26,8 +26,9 @@ pub struct BenchArgs {
 #[derive(clap::Subcommand, Debug)]
 pub enum Workload {
     /// B1 + B2: send, check clicked within 1s, branch; half the contacts click. Prints the
-    /// processing rate, timer lateness, store writes per contact and peak memory, beside raw
-    /// sled's batched write rate measured in the same run.
+    /// processing rate, timer lateness (when fired, and when durable), store writes per
+    /// contact, peak memory and how many clicks won their race (from the branches taken),
+    /// beside raw sled's batched write rate measured in the same run.
     Clicks {
         /// How many contacts to enrol.
         #[arg(long, default_value_t = 20_000)]
