@@ -1397,7 +1397,15 @@ impl Runtime {
         sink: &mut dyn Sink,
         timeline: &mut Vec<TimelineEntry>,
     ) -> Result<usize> {
-        let jobs = self.store.outbox()?;
+        // The pending sends are known since the start (`load_outbox` read their contacts'
+        // histories once): only the records are read again, for the jobs themselves.
+        let jobs: Vec<SendJob> = self
+            .store
+            .outbox_records()?
+            .into_iter()
+            .flat_map(|(_, jobs)| jobs)
+            .filter(|job| self.outbox_pending.contains_key(&job.message_id))
+            .collect();
         let n = jobs.len();
         let mut inputs = Vec::new();
         for job in jobs {
