@@ -143,7 +143,8 @@ pub struct Counters {
 
 /// Where a group commit's time goes, shared with whoever reports it (the daemon's
 /// `/metrics`): nanoseconds spent preparing batches (reads, the step function, encoding),
-/// applying them to sled, and flushing, with the batches and inputs they carried.
+/// applying them to sled, and flushing, with the batches and inputs they carried; and the
+/// outbox's depth after the last batch.
 #[derive(Debug, Default)]
 pub struct StageTimes {
     pub prepare_ns: std::sync::atomic::AtomicU64,
@@ -152,6 +153,9 @@ pub struct StageTimes {
     pub batches: std::sync::atomic::AtomicU64,
     pub inputs: std::sync::atomic::AtomicU64,
     pub flushes: std::sync::atomic::AtomicU64,
+    /// Sends committed and awaiting their outcome, as of the last batch (the daemon's
+    /// `journey_outbox_depth`, read without touching the store).
+    pub outbox_depth: std::sync::atomic::AtomicU64,
 }
 
 impl StageTimes {
@@ -909,6 +913,9 @@ impl Runtime {
             StageTimes::add(&self.stages.flush_ns, flushing);
             self.stages.flushes.fetch_add(1, Relaxed);
         }
+        self.stages
+            .outbox_depth
+            .store(self.outbox_pending.len() as u64, Relaxed);
         self.counters.batches += 1;
         self.counters.writes += out.writes as u64;
         self.counters.transitions += out.transitions as u64;
@@ -1825,6 +1832,12 @@ journey slow {
         assert_eq!(out.writes, 31);
         assert_eq!(rt.store.outbox_records().unwrap().len(), 1);
         assert_eq!(rt.store.outbox().unwrap().len(), 10);
+        let depth = |rt: &Runtime| {
+            rt.stages
+                .outbox_depth
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        assert_eq!(depth(&rt), 10, "the metric's gauge");
         let reported: Vec<Input> = out.sends[..4]
             .iter()
             .map(|job| Input::Delivered {
@@ -1833,6 +1846,7 @@ journey slow {
             })
             .collect();
         run(&mut rt, reported, T0 + 5);
+        assert_eq!(depth(&rt), 6);
         assert_eq!(rt.store.outbox_records().unwrap().len(), 1);
         let pending: Vec<String> = rt
             .store

@@ -555,11 +555,12 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn metrics_text(axum::extract::State(st): axum::extract::State<Shared>) -> Response {
-    let store = st.store.clone();
-    let m = st.metrics.clone();
-    let text = tokio::task::spawn_blocking(move || m.render(store.outbox_count()))
-        .await
-        .unwrap_or_default();
+    let m = &st.metrics;
+    let depth = m
+        .stages
+        .outbox_depth
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let text = m.render(depth as usize);
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -473,11 +473,6 @@ impl Store {
             .sum())
     }
 
-    /// Sends committed and not yet delivered.
-    pub fn outbox_count(&self) -> usize {
-        self.outbox().map(|o| o.len()).unwrap_or(0)
-    }
-
     /// The outbox records: (record id, the sends it holds, done or not).
     pub fn outbox_records(&self) -> Result<Vec<(u64, Vec<SendJob>)>> {
         self.tree
