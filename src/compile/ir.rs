@@ -7,7 +7,7 @@ use crate::lang::ast::{CappedAction, Channel, CmpOp, Combinator, OccurrenceKind,
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Index of a step in `JourneyIr::steps`.
 pub type StepId = u32;
@@ -58,6 +58,38 @@ impl JourneyIr {
 
     pub fn step(&self, id: StepId) -> &StepIr {
         &self.steps[id as usize]
+    }
+
+    /// Whether a contact waiting at `at` moves on without its history being looked at: `at`
+    /// is a `check`, or a `wait for event` without a condition, whose branches lead only
+    /// through `wait`s and `split`s to the end, and the journey has no goal or exit (their
+    /// conditions may look at the history). Any other step counts as looking at it.
+    pub fn wakes_without_history(&self, at: StepId) -> bool {
+        let kind = |id: StepId| self.steps.get(id as usize).map(|s| &s.kind);
+        let waits = match kind(at) {
+            Some(StepKindIr::Check { .. }) => true,
+            Some(StepKindIr::WaitEvent { condition, .. }) => condition.is_none(),
+            _ => false,
+        };
+        if !waits || self.goal.is_some() || self.exit.is_some() {
+            return false;
+        }
+        let mut seen: BTreeSet<StepId> = BTreeSet::new();
+        let mut todo: Vec<StepId> = kind(at)
+            .map(|k| k.successors().into_iter().flatten().collect())
+            .unwrap_or_default();
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            match kind(id) {
+                Some(k @ (StepKindIr::Wait { .. } | StepKindIr::Split { .. })) => {
+                    todo.extend(k.successors().into_iter().flatten());
+                }
+                _ => return false,
+            }
+        }
+        true
     }
 }
 

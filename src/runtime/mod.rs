@@ -9,7 +9,7 @@ pub mod live;
 pub mod segments;
 pub mod sink;
 
-use crate::compile::ir::{EntryIr, JourneyIr, Program, StepId, StepKindIr};
+use crate::compile::ir::{EntryIr, JourneyIr, Program, StepId};
 use crate::engine::calendar::{local_to_utc, next_local_moment, pick_zone};
 use crate::engine::cond::ContactView;
 use crate::engine::step::{self, Input as StepInput, World};
@@ -419,10 +419,8 @@ impl Runtime {
         Ok(report)
     }
 
-    /// Whether nothing an instance can do next reads its contact's history: it waits in a
-    /// `check`, or a `wait for event` without a condition, whose branches lead only
-    /// through `wait`s and `split`s to the end, in a journey with no goal or exit (their
-    /// conditions may look at the history). Anything else counts as reading it.
+    /// Whether nothing an instance can do next reads its contact's history: it waits where
+    /// `JourneyIr::wakes_without_history` says so, remembered per version and step.
     fn waits_without_history(&mut self, inst: &Instance) -> Result<bool> {
         let (Some(crate::engine::Parked::Waiting), Some(at)) = (inst.parked, inst.step) else {
             return Ok(false);
@@ -431,37 +429,9 @@ impl Runtime {
         if let Some(known) = self.history_free.get(&memo) {
             return Ok(*known);
         }
-        let Some(ir) = self.version(&inst.version)? else {
-            return Ok(false);
-        };
-        let free = ir.goal.is_none() && ir.exit.is_none() && {
-            let step = |id: StepId| ir.steps.get(id as usize);
-            let waits = match step(at).map(|s| &s.kind) {
-                Some(StepKindIr::Check { .. }) => true,
-                Some(StepKindIr::WaitEvent { condition, .. }) => condition.is_none(),
-                _ => false,
-            };
-            let mut seen: HashSet<StepId> = HashSet::new();
-            let mut todo: Vec<StepId> = step(at)
-                .map(|s| s.kind.successors().into_iter().flatten().collect())
-                .unwrap_or_default();
-            let mut free = waits;
-            while free {
-                let Some(id) = todo.pop() else {
-                    break;
-                };
-                if !seen.insert(id) {
-                    continue;
-                }
-                match step(id).map(|s| &s.kind) {
-                    Some(k @ (StepKindIr::Wait { .. } | StepKindIr::Split { .. })) => {
-                        todo.extend(k.successors().into_iter().flatten());
-                    }
-                    _ => free = false,
-                }
-            }
-            free
-        };
+        let free = self
+            .version(&inst.version)?
+            .is_some_and(|ir| ir.wakes_without_history(at));
         self.history_free.insert(memo, free);
         Ok(free)
     }
