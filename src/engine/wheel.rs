@@ -211,7 +211,7 @@ impl TimingWheel {
     /// Moves time forward to `at_ms`, appending `(id, due)` for every timer due at or before
     /// it to `fired`, ordered by due time then id. Fired timers leave the wheel.
     ///
-    /// Time never goes backwards: a `at_ms` below [`advanced_to`](Self::advanced_to) does nothing at all
+    /// Time never goes backwards: an `at_ms` below [`advanced_to`](Self::advanced_to) does nothing at all
     /// (overdue timers wait for an advance that reaches the current time).
     pub fn advance(&mut self, at_ms: u64, fired: &mut Vec<(u64, u64)>) {
         if at_ms < self.advanced_to {

@@ -85,7 +85,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, outbox_depth: usize) -> String {
+    pub fn render(&self) -> String {
         let mut o = String::new();
         let counter = |o: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
@@ -192,6 +192,7 @@ impl Metrics {
             "Flushes that made batches durable.",
             self.stages.flushes.load(Relaxed),
         );
+        let outbox_depth = self.stages.outbox_depth.load(Relaxed);
         let _ = writeln!(
             o,
             "# HELP journey_outbox_depth Sends committed and not yet delivered.\n# TYPE journey_outbox_depth gauge\njourney_outbox_depth {outbox_depth}"

@@ -555,12 +555,7 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn metrics_text(axum::extract::State(st): axum::extract::State<Shared>) -> Response {
-    let m = &st.metrics;
-    let depth = m
-        .stages
-        .outbox_depth
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let text = m.render(depth as usize);
+    let text = st.metrics.render();
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
