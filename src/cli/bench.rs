@@ -386,14 +386,10 @@ fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
             .parse::<usize>()
             .is_ok_and(|i| i.is_multiple_of(2))
     };
-    let clicks_won = clicked
-        .iter()
-        .filter(|(c, yes)| **yes && is_even(c))
-        .count();
-    let clicks_lost = clicked
-        .iter()
-        .filter(|(c, yes)| !**yes && is_even(c))
-        .count();
+    // The even contacts clicked: each branch they took is a click that won or lost.
+    let clicking = clicked.iter().filter(|(c, _)| is_even(c));
+    let clicks_won = clicking.clone().filter(|(_, yes)| **yes).count();
+    let clicks_lost = clicking.count() - clicks_won;
     lateness.sort_unstable();
     let writes_per_contact = counters.writes as f64 / n as f64;
     let rate = n as f64 / (wall - 1.0).max(0.001);
@@ -437,19 +433,18 @@ fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
         use std::sync::atomic::Ordering::Relaxed;
         let st = &rt.stages;
         let batches = st.batches.load(Relaxed).max(1) as f64;
+        let [prepare_ns, apply_ns, flush_ns] =
+            [&st.prepare_ns, &st.apply_ns, &st.flush_ns].map(|t| t.load(Relaxed) as f64);
         println!(
             "per batch                {:.0} inputs; prepare {:.1} ms, apply {:.1} ms, flush {:.1} ms",
             st.inputs.load(Relaxed) as f64 / batches,
-            st.prepare_ns.load(Relaxed) as f64 / batches / 1e6,
-            st.apply_ns.load(Relaxed) as f64 / batches / 1e6,
-            st.flush_ns.load(Relaxed) as f64 / batches / 1e6,
+            prepare_ns / batches / 1e6,
+            apply_ns / batches / 1e6,
+            flush_ns / batches / 1e6,
         );
         // Whether the rate is the engine's: an engine waiting on the producer would
         // measure the producer. It also waits for the last timers (the final second).
-        let busy_s = (st.prepare_ns.load(Relaxed)
-            + st.apply_ns.load(Relaxed)
-            + st.flush_ns.load(Relaxed)) as f64
-            / 1e9;
+        let busy_s = (prepare_ns + apply_ns + flush_ns) / 1e9;
         println!(
             "engine busy              {busy_s:.2} s of the {wall:.2} s (the rest: waiting for input or due timers)"
         );
