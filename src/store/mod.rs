@@ -4,11 +4,11 @@
 //! | prefix | key after the prefix                       | value                  |
 //! |--------|--------------------------------------------|------------------------|
 //! | `c`    | contact id                                 | Contact (JSON)         |
-//! | `e`    | contact id, 0, time (BE), seq (BE)         | Event (JSON)           |
+//! | `e`    | contact id, 0, time (BE), seq (BE)         | Event (binary, codec)  |
 //! | `d`    | event idempotency id                       | empty (dedupe)         |
-//! | `i`    | contact id, 0, instance id (BE)            | Instance (JSON)        |
+//! | `i`    | contact id, 0, instance id (BE)            | Instance (binary)      |
 //! | `t`    | bucket start (BE), record id (BE)          | timers (binary, below) |
-//! | `o`    | record id (BE)                             | SendJobs (JSON)        |
+//! | `o`    | record id (BE)                             | SendJobs (binary)      |
 //! | `v`    | version hash                               | JourneyIr (JSON)       |
 //! | `h`    | journey name                               | current version hash   |
 //! | `s`    | segment name, 0, contact id                | empty (membership)     |
@@ -20,6 +20,9 @@
 //! | `m`    | meta key                                   | meta value             |
 //!
 //! Times are milliseconds with the sign bit flipped, so byte order is time order.
+//!
+//! The records every transition writes (events, instances, outbox records) are a compact
+//! binary form (`codec`); the others are JSON.
 //!
 //! Timers are written by the batch, not one key each: the timers a batch sets that fall in
 //! one bucket of `TIMER_BUCKET_MS` are one record, `(due, instance, contact)` each. A
@@ -37,6 +40,8 @@ use crate::compile::ir::JourneyIr;
 use crate::engine::{Contact, Event, Instance, Millis, SendJob};
 use std::path::Path;
 
+mod codec;
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +49,7 @@ pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
     #[error("store: corrupt value under {key}: {err}")]
-    Corrupt { key: String, err: serde_json::Error },
+    Corrupt { key: String, err: String },
     #[error("store: malformed {what} under {key}")]
     Malformed { key: String, what: &'static str },
 }
@@ -71,7 +76,7 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
 fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T> {
     serde_json::from_slice(v).map_err(|err| StoreError::Corrupt {
         key: String::from_utf8_lossy(k).into_owned(),
-        err,
+        err: err.to_string(),
     })
 }
 
@@ -188,7 +193,7 @@ impl WriteBatch {
         k.extend_from_slice(&time_key(e.at));
         k.extend_from_slice(&seq.to_be_bytes());
         self.scratch_value.clear();
-        serde_json::to_writer(&mut self.scratch_value, e).expect("store values serialize");
+        codec::write_event(e, &mut self.scratch_value);
         self.batch
             .insert(&self.scratch_key[..], &self.scratch_value[..]);
         self.writes += 1;
@@ -201,7 +206,7 @@ impl WriteBatch {
     pub fn put_instance(&mut self, i: &Instance) {
         self.put(
             key(b'i', &[i.contact.as_bytes(), &[0], &i.id.to_be_bytes()]),
-            encode(i),
+            codec::instance_bytes(i),
         );
     }
     /// A record of timers in one bucket (see the module documentation). Each names its
@@ -223,7 +228,7 @@ impl WriteBatch {
     }
     /// The sends one batch commits (see the module documentation).
     pub fn put_outbox(&mut self, record: u64, jobs: &[SendJob]) {
-        self.put(key(b'o', &[&record.to_be_bytes()]), encode(&jobs));
+        self.put(key(b'o', &[&record.to_be_bytes()]), codec::jobs_bytes(jobs));
     }
     pub fn del_outbox(&mut self, record: u64) {
         self.del(key(b'o', &[&record.to_be_bytes()]));
@@ -354,7 +359,7 @@ impl Store {
             .scan_prefix(&prefix)
             .map(|r| {
                 let (k, v) = r?;
-                decode(&k, &v)
+                codec::read_event(&k, &v)
             })
             .collect()
     }
@@ -367,7 +372,7 @@ impl Store {
             .range(start..end)
             .map(|r| {
                 let (k, v) = r?;
-                decode(&k, &v)
+                codec::read_event(&k, &v)
             })
             .collect()
     }
@@ -378,7 +383,10 @@ impl Store {
 
     pub fn instance(&self, contact: &str, id: u64) -> Result<Option<Instance>> {
         let k = key(b'i', &[contact.as_bytes(), &[0], &id.to_be_bytes()]);
-        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+        self.tree
+            .get(&k)?
+            .map(|v| codec::read_instance(&k, &v))
+            .transpose()
     }
 
     /// Every instance a contact ever had, oldest first.
@@ -388,7 +396,7 @@ impl Store {
             .scan_prefix(&prefix)
             .map(|r| {
                 let (k, v) = r?;
-                decode(&k, &v)
+                codec::read_instance(&k, &v)
             })
             .collect()
     }
@@ -397,7 +405,7 @@ impl Store {
     pub fn all_instances(&self) -> impl Iterator<Item = Result<Instance>> + '_ {
         self.tree.scan_prefix([b'i']).map(|r| {
             let (k, v) = r?;
-            decode(&k, &v)
+            codec::read_instance(&k, &v)
         })
     }
 
@@ -487,7 +495,7 @@ impl Store {
                         key: String::from_utf8_lossy(&k).into_owned(),
                         what: "outbox record",
                     })?;
-                Ok((id, decode(&k, &v)?))
+                Ok((id, codec::read_jobs(&k, &v)?))
             })
             .collect()
     }
@@ -663,7 +671,7 @@ impl Store {
                     std::cmp::Ordering::Equal => {
                         let at = time_from_key(&ek[ek.len() - 16..]);
                         if since.is_none_or(|s| at >= s) {
-                            history.push(decode(ek, ev)?);
+                            history.push(codec::read_event(ek, ev)?);
                         }
                         events.next();
                     }
@@ -679,7 +687,7 @@ impl Store {
     pub fn all_events(&self) -> impl Iterator<Item = Result<Event>> + '_ {
         self.tree.scan_prefix([b'e']).map(|r| {
             let (k, v) = r?;
-            decode(&k, &v)
+            codec::read_event(&k, &v)
         })
     }
 
