@@ -11,7 +11,9 @@
 //!   kept as JSON text inside the record;
 //! - an enum is stored as its variant's index, and a struct as its fields in order: new
 //!   variants and fields go at the end, or the tag byte changes (`stored_forms_are_pinned`
-//!   fails on any change of layout).
+//!   fails on any change of layout);
+//! - the conversions back name every field of `Event` and `Instance`, so a field added to
+//!   either does not compile until its mirror stores it.
 
 use super::{Result, StoreError};
 use crate::compile::ir::StepId;
@@ -203,6 +205,7 @@ pub(super) fn read_jobs(k: &[u8], v: &[u8]) -> Result<Vec<SendJob>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn event() -> Event {
@@ -326,6 +329,123 @@ mod tests {
         insta::assert_snapshot!("event_v1", hex(&out));
         insta::assert_snapshot!("instance_v1", hex(&instance_bytes(&instance())));
         insta::assert_snapshot!("jobs_v1", hex(&jobs_bytes(&[job()])));
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        "[a-z0-9:._ é-]{0,12}"
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (-1e9f64..1e9).prop_map(Value::from),
+            text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                proptest::collection::btree_map(text(), inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_event() -> impl Strategy<Value = Event> {
+        let channel = prop_oneof![
+            Just(Channel::Email),
+            Just(Channel::Sms),
+            Just(Channel::Push),
+            Just(Channel::Webhook),
+        ];
+        (
+            (proptest::option::of(text()), text(), text(), any::<i64>()),
+            proptest::collection::btree_map(text(), json_value(), 0..4),
+            std::array::from_fn::<_, 5, _>(|_| proptest::option::of(text())),
+            proptest::option::of(channel),
+        )
+            .prop_map(|((id, contact, kind, at), props, opts, channel)| {
+                let [context, journey, message, link, message_id] = opts;
+                Event {
+                    id,
+                    contact,
+                    kind,
+                    at,
+                    properties: props.into_iter().collect(),
+                    context,
+                    journey,
+                    message,
+                    link,
+                    channel,
+                    message_id,
+                }
+            })
+    }
+
+    fn any_instance() -> impl Strategy<Value = Instance> {
+        let parked = prop_oneof![Just(Parked::Waiting), Just(Parked::Held)];
+        let ended = prop_oneof![
+            Just(EndReason::Completed),
+            Just(EndReason::Converted),
+            Just(EndReason::Exited),
+            Just(EndReason::Failed),
+        ];
+        (
+            (any::<u64>(), text(), text(), text()),
+            (
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(parked),
+                proptest::option::of(ended),
+            ),
+            (
+                any::<i64>(),
+                any::<i64>(),
+                proptest::option::of(any::<i64>()),
+            ),
+            proptest::option::of(any_event()),
+            proptest::collection::vec(text(), 0..4),
+            proptest::collection::vec((text(), text(), any::<i64>()), 0..3),
+        )
+            .prop_map(
+                |(
+                    (id, journey, version, contact),
+                    (step, parked, ended),
+                    (entered_at, step_since, due),
+                    entry_event,
+                    path,
+                    sent,
+                )| Instance {
+                    id,
+                    journey,
+                    version,
+                    contact,
+                    step,
+                    parked,
+                    ended,
+                    entered_at,
+                    step_since,
+                    due,
+                    entry_event,
+                    path,
+                    sent,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn any_event_reads_back_as_written(e in any_event()) {
+            let mut out = Vec::new();
+            write_event(&e, &mut out);
+            prop_assert_eq!(read_event(b"k", &out).unwrap(), e);
+        }
+
+        #[test]
+        fn any_instance_reads_back_as_written(i in any_instance()) {
+            prop_assert_eq!(read_instance(b"k", &instance_bytes(&i)).unwrap(), i);
+        }
     }
 
     fn hex(bytes: &[u8]) -> String {
