@@ -1,0 +1,48 @@
+//! `journey bench clicks` (B1) counts its own results: the clicks that won their race, the
+//! timeouts and the writes per contact come from the branches taken and the store's
+//! counters. A small run checks that those counts are right, not how fast they come.
+
+use std::process::Command;
+
+fn field<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        // Labels are padded to a column: `engine` is not `engine busy`.
+        .find_map(|l| l.strip_prefix(label).filter(|rest| rest.starts_with("  ")))
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{out}"))
+        .trim()
+}
+
+#[test]
+fn b1_counts_every_click_and_every_timeout_from_the_branches_taken() {
+    let out = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["bench", "clicks", "--contacts", "400"])
+        .output()
+        .expect("the bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(field(&stdout, "contacts"), "400");
+    // Even contacts click as soon as their email is recorded, a second before their timer.
+    assert_eq!(
+        field(&stdout, "clicks won / timeouts"),
+        "200 / 200 (0 clicks lost the race)"
+    );
+    // "N (W per contact) in B batches": each contact is an event, a contact record, an
+    // instance written twice and its `message.sent`, plus shares of batch records.
+    let writes = field(&stdout, "store writes");
+    let per_contact: f64 = writes
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("writes per contact in `{writes}`"));
+    assert!(
+        (4.5..=6.0).contains(&per_contact),
+        "{per_contact} writes per contact"
+    );
+    let ratio = field(&stdout, "engine");
+    assert!(ratio.contains("of raw"), "{ratio}");
+}
