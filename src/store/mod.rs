@@ -73,11 +73,16 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T> {
-    serde_json::from_slice(v).map_err(|err| StoreError::Corrupt {
+fn corrupt(k: &[u8], err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
         key: String::from_utf8_lossy(k).into_owned(),
         err: err.to_string(),
-    })
+    }
+}
+
+/// Reads a JSON value.
+fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T> {
+    serde_json::from_slice(v).map_err(|err| corrupt(k, err))
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
