@@ -497,6 +497,36 @@ fn segment_endpoints_take_basic_auth_and_keep_the_good_calls_of_a_batch() {
     );
     assert_eq!(s, 400);
     assert!(v["message"].as_str().unwrap().contains("userId"));
+    // Every single call has its route: page and screen record events named after the call,
+    // group and alias are accepted and recorded as nothing; `/v1/import` is the batch.
+    for (call, body) in [
+        ("page", json!({"userId": "pat", "name": "Pricing"})),
+        ("screen", json!({"userId": "pat", "name": "Home"})),
+        ("group", json!({"userId": "pat", "groupId": "g-1"})),
+        ("alias", json!({"userId": "pat", "previousId": "a-1"})),
+    ] {
+        let (s, v) = post(&format!("/v1/{call}"), &basic(&d.admin), body, None);
+        assert_eq!((s, &v["success"]), (200, &json!(true)), "/v1/{call}: {v}");
+    }
+    let import = json!({"batch": [{"type": "track", "userId": "pat", "event": "imported"}]});
+    let (s, v) = post("/v1/import", &basic(&d.admin), import, None);
+    assert_eq!((s, &v["accepted"]), (200, &json!(1)), "{v}");
+    let pat = d.contact("pat");
+    let mut kinds: Vec<(&str, &Value)> = pat["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), &e["properties"]["name"]))
+        .collect();
+    kinds.sort_by_key(|k| k.0);
+    assert_eq!(
+        kinds,
+        [
+            ("imported", &Value::Null),
+            ("page", &json!("Pricing")),
+            ("screen", &json!("Home")),
+        ]
+    );
 }
 
 const SMS_JOURNEY: &str = r#"journey sms_sale {

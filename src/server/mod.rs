@@ -515,14 +515,7 @@ fn routes(state: Shared) -> axum::Router {
             "/v1/contacts/{id}",
             get(api::get_contact).put(api::put_contact),
         )
-        .route("/v1/track", post(segment::track))
-        .route("/v1/identify", post(segment::identify))
-        .route("/v1/page", post(segment::page))
-        .route("/v1/screen", post(segment::screen))
-        .route("/v1/group", post(segment::group))
-        .route("/v1/alias", post(segment::alias))
-        .route("/v1/batch", post(segment::batch))
-        .route("/v1/import", post(segment::batch))
+        .merge(segment::routes())
         .route("/t/c/{token}", get(track::click))
         .route("/s/{code}", get(track::short))
         .route("/t/o/{token}", get(track::open))

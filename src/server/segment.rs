@@ -116,7 +116,8 @@ fn convert(
         }
         "group" | "alias" => Ok(Item::Ignored),
         other => Err(format!(
-            "unknown call type '{other}' (track, identify, page, screen, group, alias)"
+            "unknown call type '{other}' ({})",
+            CALLS.join(", ")
         )),
     }
 }
@@ -186,51 +187,33 @@ async fn single(
     Ok((StatusCode::OK, Json(json!({"success": true}))).into_response())
 }
 
-pub async fn track(
-    State(st): State<Shared>,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "track", h, b).await
-}
-pub async fn identify(
-    State(st): State<Shared>,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "identify", h, b).await
-}
-pub async fn page(
-    State(st): State<Shared>,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "page", h, b).await
-}
-pub async fn screen(
-    State(st): State<Shared>,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "screen", h, b).await
-}
-pub async fn group(
-    State(st): State<Shared>,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "group", h, b).await
-}
-pub async fn alias(
-    State(st): State<Shared>,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "alias", h, b).await
+/// Segment's single calls: each is `POST /v1/<type>`, one handler told apart by the type.
+const CALLS: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
+
+/// The routes of Segment's tracking API: a route per single call, and the batch (also at
+/// `/v1/import`, Segment's older name for it).
+pub fn routes() -> axum::Router<Shared> {
+    use axum::routing::post;
+    let mut router = axum::Router::new();
+    for kind in CALLS {
+        router = router.route(
+            &format!("/v1/{kind}"),
+            post(
+                move |State(st): State<Shared>,
+                      headers: HeaderMap,
+                      body: Result<Bytes, BytesRejection>| {
+                    single(st, kind, headers, body)
+                },
+            ),
+        );
+    }
+    router
+        .route("/v1/batch", post(batch))
+        .route("/v1/import", post(batch))
 }
 
 /// `POST /v1/batch`: `{"batch": [calls…], "context"?: {…}}`; per-item results, good ones kept.
-pub async fn batch(
+async fn batch(
     State(st): State<Shared>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
