@@ -97,6 +97,28 @@ impl Input {
 /// (old due, new due, instance, contact).
 type TimerChanges = Vec<(Option<Millis>, Option<Millis>, u64, String)>;
 
+/// What a batch builds while its contacts' inputs run: its writes, its outcome, the timer
+/// moves to mirror into the wheel once it is applied, and the wheel entries that fired.
+struct BatchInProgress<'b> {
+    batch: &'b mut WriteBatch,
+    out: &'b mut BatchOutcome,
+    timer_changes: TimerChanges,
+    fired: Vec<u64>,
+}
+
+/// One contact while its inputs run: what its steps read and change. Its moved instances
+/// and its record are written once at the end, however often they changed.
+struct ContactRound<'p> {
+    world: World<'p>,
+    instances: Vec<Instance>,
+    /// Indexes of the instances that moved.
+    dirty: BTreeSet<usize>,
+    /// The contact's record is written at the end: it is new, or a step set a field.
+    contact_dirty: bool,
+    /// Idempotency ids of the events recorded so far.
+    seen_ids: HashSet<String>,
+}
+
 /// Wheel entries to cancel, and (entry, due) to insert, once a batch is applied.
 type WheelChanges = (Vec<u64>, Vec<(u64, Millis)>);
 
@@ -855,21 +877,18 @@ impl Runtime {
             }
             group.1.push(input);
         }
-        let mut fired: Vec<u64> = Vec::new();
-        let mut timer_changes: TimerChanges = Vec::new();
+        let mut work = BatchInProgress {
+            batch: &mut batch,
+            out: &mut out,
+            timer_changes: Vec::new(),
+            fired: Vec::new(),
+        };
         let mut quiet_after: Vec<(String, bool)> = Vec::with_capacity(groups.len());
         for (contact, inputs) in groups {
-            let quiet = self.process_contact(
-                &contact,
-                inputs,
-                now,
-                &mut batch,
-                &mut out,
-                &mut timer_changes,
-                &mut fired,
-            )?;
+            let quiet = self.process_contact(&contact, inputs, now, &mut work)?;
             quiet_after.push((contact, quiet));
         }
+        let (timer_changes, fired) = (work.timer_changes, work.fired);
         let (cancelled, inserted) = self.write_timers(timer_changes, fired, &mut batch)?;
         self.write_outbox(&out.sends, &mut batch)?;
         out.writes = batch.writes;
@@ -910,18 +929,14 @@ impl Runtime {
         Ok(out)
     }
 
-    /// Runs one contact's inputs into `batch`. Returns whether the contact is quiet after
-    /// them: in the store (it is written if new) with no instance in flight.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs one contact's inputs into the batch in progress. Returns whether the contact is
+    /// quiet after them: in the store (it is written if new) with no instance in flight.
     fn process_contact(
         &mut self,
         contact_id: &str,
         inputs: Vec<Input>,
         now: Millis,
-        batch: &mut WriteBatch,
-        out: &mut BatchOutcome,
-        timer_changes: &mut TimerChanges,
-        fired: &mut Vec<u64>,
+        work: &mut BatchInProgress,
     ) -> Result<bool> {
         let program = self.program.clone();
         // A quiet contact's events that nothing enters on, with no segment to keep current:
@@ -935,7 +950,7 @@ impl Runtime {
             let mut seen_ids: HashSet<String> = HashSet::new();
             for input in inputs {
                 if let Input::Event(e) = input {
-                    self.record_event(&e, batch, out, &mut seen_ids)?;
+                    self.record_event(&e, work, &mut seen_ids)?;
                 }
             }
             return Ok(true);
@@ -944,12 +959,11 @@ impl Runtime {
         // A contact is written with its first event or instance, so one not in the store
         // has neither: nothing more to read.
         let known = stored.is_some();
-        let mut contact_dirty = !known;
         let contact = stored.unwrap_or_else(|| Contact {
             id: contact_id.to_string(),
             profile: Default::default(),
         });
-        let mut instances = if known {
+        let instances = if known {
             self.store.instances_of(contact_id)?
         } else {
             Vec::new()
@@ -979,15 +993,19 @@ impl Runtime {
         } else {
             Vec::new()
         };
-        let mut world = World {
-            program: &program,
-            contact,
-            events,
-            now,
-            default_zone: self.default_zone,
+        let mut round = ContactRound {
+            world: World {
+                program: &program,
+                contact,
+                events,
+                now,
+                default_zone: self.default_zone,
+            },
+            instances,
+            dirty: BTreeSet::new(),
+            contact_dirty: !known,
+            seen_ids: HashSet::new(),
         };
-        let mut dirty: BTreeSet<usize> = BTreeSet::new();
-        let mut seen_ids: HashSet<String> = HashSet::new();
         let checked = inputs
             .iter()
             .any(|i| matches!(i, Input::SegmentCheck { .. }));
@@ -995,35 +1013,12 @@ impl Runtime {
         for input in inputs {
             match input {
                 Input::Delivered { message_id, event } => {
-                    self.outbox_done(&message_id, batch);
-                    self.event_input(
-                        event,
-                        acts,
-                        &mut world,
-                        &mut instances,
-                        &mut dirty,
-                        batch,
-                        out,
-                        &mut seen_ids,
-                        &mut contact_dirty,
-                        timer_changes,
-                    )?;
+                    self.outbox_done(&message_id, work.batch);
+                    self.event_input(event, acts, &mut round, work)?;
                 }
-                Input::Event(e) => {
-                    self.event_input(
-                        e,
-                        acts,
-                        &mut world,
-                        &mut instances,
-                        &mut dirty,
-                        batch,
-                        out,
-                        &mut seen_ids,
-                        &mut contact_dirty,
-                        timer_changes,
-                    )?;
-                }
+                Input::Event(e) => self.event_input(e, acts, &mut round, work)?,
                 Input::Resume { instance, .. } => {
+                    let instances = &round.instances;
                     let Some(idx) = instances.iter().position(|i| i.id == instance) else {
                         continue;
                     };
@@ -1032,24 +1027,15 @@ impl Runtime {
                         continue;
                     }
                     let since = instances[idx].step_since;
-                    let events: Vec<Event> = world
+                    let events: Vec<Event> = round
+                        .world
                         .events
                         .iter()
                         .filter(|e| e.at >= since)
                         .cloned()
                         .collect();
                     for e in &events {
-                        if self.feed_event(
-                            idx,
-                            e,
-                            &mut world,
-                            &mut instances,
-                            &mut dirty,
-                            batch,
-                            out,
-                            &mut contact_dirty,
-                            timer_changes,
-                        )? {
+                        if self.feed_event(idx, e, &mut round, work)? {
                             break;
                         }
                     }
@@ -1060,7 +1046,8 @@ impl Runtime {
                     contact,
                     entry,
                 } => {
-                    let held = instances
+                    let held = round
+                        .instances
                         .iter()
                         .find(|i| i.id == instance)
                         .filter(|i| self.paused.contains(&i.journey))
@@ -1070,27 +1057,26 @@ impl Runtime {
                         self.held.push((due, instance, contact, journey, entry));
                         continue;
                     }
-                    fired.push(entry);
-                    if let Some(idx) = instances.iter().position(|i| i.id == instance) {
-                        if instances[idx].is_active() && instances[idx].due == Some(due) {
+                    work.fired.push(entry);
+                    let idx = round.instances.iter().position(|i| i.id == instance);
+                    if let Some(idx) = idx {
+                        let inst = &mut round.instances[idx];
+                        if inst.is_active() && inst.due == Some(due) {
                             // The timer key is already removed: the diff must not remove it again.
-                            let fx = self.step_instance(
-                                &mut instances[idx],
-                                StepInput::Timer(due),
-                                &mut world,
-                            )?;
-                            let after = instances[idx].due;
+                            let fx =
+                                self.step_instance(inst, StepInput::Timer(due), &mut round.world)?;
+                            let after = inst.due;
                             if after != Some(due) {
-                                timer_changes.push((
+                                work.timer_changes.push((
                                     Some(due),
                                     after,
                                     instance,
                                     contact_id.to_string(),
                                 ));
                             }
-                            dirty.insert(idx);
-                            out.transitions += 1;
-                            self.apply_effects(fx, &mut world, batch, out, &mut contact_dirty);
+                            round.dirty.insert(idx);
+                            work.out.transitions += 1;
+                            self.apply_effects(fx, &mut round, work);
                         }
                     }
                 }
@@ -1101,38 +1087,19 @@ impl Runtime {
                         .journeys
                         .get(&journey)
                         .ok_or_else(|| RuntimeError::UnknownJourney(journey.clone()))?;
-                    self.enroll(
-                        j,
-                        None,
-                        &mut world,
-                        &mut instances,
-                        &mut dirty,
-                        batch,
-                        out,
-                        &mut contact_dirty,
-                        timer_changes,
-                    )?;
+                    self.enroll(j, None, &mut round, work)?;
                 }
             }
         }
         // Segments: membership, `on join` entries, the next segment check.
-        self.update_segments(
-            &mut world,
-            &mut instances,
-            &mut dirty,
-            batch,
-            out,
-            &mut contact_dirty,
-            timer_changes,
-            checked,
-        )?;
-        for idx in &dirty {
-            batch.put_instance(&instances[*idx]);
+        self.update_segments(&mut round, work, checked)?;
+        for idx in &round.dirty {
+            work.batch.put_instance(&round.instances[*idx]);
         }
-        if contact_dirty {
-            batch.put_contact(&world.contact);
+        if round.contact_dirty {
+            work.batch.put_contact(&round.world.contact);
         }
-        Ok(!instances.iter().any(|i| i.is_active()))
+        Ok(!round.instances.iter().any(|i| i.is_active()))
     }
 
     /// Writes an event unless its idempotency id was seen before (in the store, or earlier
@@ -1140,130 +1107,89 @@ impl Runtime {
     fn record_event(
         &mut self,
         e: &Event,
-        batch: &mut WriteBatch,
-        out: &mut BatchOutcome,
+        work: &mut BatchInProgress,
         seen_ids: &mut HashSet<String>,
     ) -> Result<bool> {
         if let Some(id) = &e.id {
             if seen_ids.contains(id) || self.store.event_seen(id)? {
-                out.duplicates += 1;
+                work.out.duplicates += 1;
                 return Ok(false);
             }
             seen_ids.insert(id.clone());
         }
-        batch.put_event(e, self.store.next_id()?);
+        work.batch.put_event(e, self.store.next_id()?);
         Ok(true)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn event_input(
         &mut self,
         e: Event,
         // False when the contact's inputs can move nothing (no instance in flight, no
         // entry on this event, no segment): the event is only written.
         acts: bool,
-        world: &mut World,
-        instances: &mut Vec<Instance>,
-        dirty: &mut BTreeSet<usize>,
-        batch: &mut WriteBatch,
-        out: &mut BatchOutcome,
-        seen_ids: &mut HashSet<String>,
-        contact_dirty: &mut bool,
-        timer_changes: &mut TimerChanges,
+        round: &mut ContactRound,
+        work: &mut BatchInProgress,
     ) -> Result<()> {
-        if !self.record_event(&e, batch, out, seen_ids)? || !acts {
+        if !self.record_event(&e, work, &mut round.seen_ids)? || !acts {
             return Ok(());
         }
-        let pos = world.events.partition_point(|x| x.at <= e.at);
-        world.events.insert(pos, e.clone());
+        let events = &mut round.world.events;
+        events.insert(events.partition_point(|x| x.at <= e.at), e.clone());
         // Waiting instances first: a click wakes its check, a goal ends its journey.
         // Contacts of paused journeys hold: `resume` offers them these events later.
-        for idx in 0..instances.len() {
-            if !instances[idx].is_active() || self.paused.contains(&instances[idx].journey) {
+        for idx in 0..round.instances.len() {
+            let inst = &round.instances[idx];
+            if !inst.is_active() || self.paused.contains(&inst.journey) {
                 continue;
             }
-            self.feed_event(
-                idx,
-                &e,
-                world,
-                instances,
-                dirty,
-                batch,
-                out,
-                contact_dirty,
-                timer_changes,
-            )?;
+            self.feed_event(idx, &e, round, work)?;
         }
         // Then entries: the event may enrol the contact in journeys.
         let program = self.program.clone();
         for j in program.journeys.values() {
-            if step::entry_event_matches(j, &e, &world.view()) {
-                self.enroll(
-                    j,
-                    Some(&e),
-                    world,
-                    instances,
-                    dirty,
-                    batch,
-                    out,
-                    contact_dirty,
-                    timer_changes,
-                )?;
+            if step::entry_event_matches(j, &e, &round.world.view()) {
+                self.enroll(j, Some(&e), round, work)?;
             }
         }
         Ok(())
     }
 
     /// Offers an event to one instance; true if it moved (or did something).
-    #[allow(clippy::too_many_arguments)]
     fn feed_event(
         &mut self,
         idx: usize,
         e: &Event,
-        world: &mut World,
-        instances: &mut [Instance],
-        dirty: &mut BTreeSet<usize>,
-        batch: &mut WriteBatch,
-        out: &mut BatchOutcome,
-        contact_dirty: &mut bool,
-        timer_changes: &mut TimerChanges,
+        round: &mut ContactRound,
+        work: &mut BatchInProgress,
     ) -> Result<bool> {
-        let before = (
-            instances[idx].step,
-            instances[idx].parked,
-            instances[idx].due,
-            instances[idx].ended,
-        );
-        let fx = self.step_instance(&mut instances[idx], StepInput::Event(e), world)?;
-        let inst = &instances[idx];
+        let inst = &mut round.instances[idx];
+        let before = (inst.step, inst.parked, inst.due, inst.ended);
+        let fx = self.step_instance(inst, StepInput::Event(e), &mut round.world)?;
         if before == (inst.step, inst.parked, inst.due, inst.ended) && fx.is_empty() {
             return Ok(false);
         }
         if before.2 != inst.due {
-            timer_changes.push((before.2, inst.due, inst.id, inst.contact.clone()));
+            let change = (before.2, inst.due, inst.id, inst.contact.clone());
+            work.timer_changes.push(change);
         }
-        dirty.insert(idx);
-        out.transitions += 1;
-        self.apply_effects(fx, world, batch, out, contact_dirty);
+        round.dirty.insert(idx);
+        work.out.transitions += 1;
+        self.apply_effects(fx, round, work);
         Ok(true)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn enroll(
         &mut self,
         j: &JourneyIr,
         entry_event: Option<&Event>,
-        world: &mut World,
-        instances: &mut Vec<Instance>,
-        dirty: &mut BTreeSet<usize>,
-        batch: &mut WriteBatch,
-        out: &mut BatchOutcome,
-        contact_dirty: &mut bool,
-        timer_changes: &mut TimerChanges,
+        round: &mut ContactRound,
+        work: &mut BatchInProgress,
     ) -> Result<bool> {
         if self.paused.contains(&j.name) {
             return Ok(false);
         }
+        let world = &mut round.world;
+        let instances = &mut round.instances;
         let earlier: Vec<&Instance> = instances.iter().filter(|i| i.journey == j.name).collect();
         if !step::reentry_allows(j, &earlier, world.now) {
             return Ok(false);
@@ -1289,12 +1215,13 @@ impl Runtime {
         };
         let fx = step::advance(j, &mut inst, StepInput::Enter, world);
         if let Some(d) = inst.due {
-            timer_changes.push((None, Some(d), inst.id, inst.contact.clone()));
+            work.timer_changes
+                .push((None, Some(d), inst.id, inst.contact.clone()));
         }
         instances.push(inst);
-        dirty.insert(instances.len() - 1);
-        out.transitions += 1;
-        self.apply_effects(fx, world, batch, out, contact_dirty);
+        round.dirty.insert(instances.len() - 1);
+        work.out.transitions += 1;
+        self.apply_effects(fx, round, work);
         Ok(true)
     }
 
@@ -1316,26 +1243,23 @@ impl Runtime {
     fn apply_effects(
         &mut self,
         fx: Vec<Effect>,
-        world: &mut World,
-        batch: &mut WriteBatch,
-        out: &mut BatchOutcome,
-        contact_dirty: &mut bool,
+        round: &mut ContactRound,
+        work: &mut BatchInProgress,
     ) {
         for f in fx {
             match f {
                 // Into the batch's outbox record (`write_outbox`).
-                Effect::Send(job) => out.sends.push(job),
-                Effect::SetField { .. } => *contact_dirty = true,
+                Effect::Send(job) => work.out.sends.push(job),
+                Effect::SetField { .. } => round.contact_dirty = true,
                 Effect::Capped(ev) => {
                     // The engine already added it to the world's history.
                     if let Ok(seq) = self.store.next_id() {
-                        batch.put_event(&ev, seq);
+                        work.batch.put_event(&ev, seq);
                     }
                 }
-                Effect::Timeline(t) => out.timeline.push(t),
+                Effect::Timeline(t) => work.out.timeline.push(t),
             }
         }
-        let _ = world;
     }
 }
 

@@ -20,11 +20,10 @@
 //! journeys (`ingest_history`) asks for a check at once, so their effect on membership (and
 //! `on join` entries) is seen at the next tick.
 
-use super::{BatchOutcome, Input, Result, Runtime, TimerChanges};
+use super::{BatchInProgress, ContactRound, Input, Result, Runtime};
 use crate::compile::ir::{EntryIr, Program, RuleBodyIr, SegmentIr};
 use crate::engine::cond::{segment_lookback, ContactView};
-use crate::engine::step::World;
-use crate::engine::{Contact, Instance, Millis};
+use crate::engine::{Contact, Millis};
 use crate::store::{Store, WriteBatch};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -171,32 +170,26 @@ impl Runtime {
     /// After a contact's inputs: compares each segment with the stored membership, enrols
     /// the contacts who joined a segment in its `on join` journeys, and moves the contact's
     /// segment check to the next moment its membership could change by time alone.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn update_segments(
         &mut self,
-        world: &mut World,
-        instances: &mut Vec<Instance>,
-        dirty: &mut BTreeSet<usize>,
-        batch: &mut WriteBatch,
-        out: &mut BatchOutcome,
-        contact_dirty: &mut bool,
-        timer_changes: &mut TimerChanges,
+        round: &mut ContactRound,
+        work: &mut BatchInProgress,
         checked: bool,
     ) -> Result<()> {
         let program = self.program.clone();
         if program.segments.is_empty() && !checked {
             return Ok(());
         }
-        let contact_id = world.contact.id.clone();
+        let contact_id = round.world.contact.id.clone();
         let mut joined: Vec<String> = Vec::new();
         for (name, s) in &program.segments {
             let before = self.store.is_member(name, &contact_id)?;
-            let after = world.view().segment_matches(s);
+            let after = round.world.view().segment_matches(s);
             if after && !before {
-                batch.put_member(name, &contact_id);
+                work.batch.put_member(name, &contact_id);
                 joined.push(name.clone());
             } else if before && !after {
-                batch.del_member(name, &contact_id);
+                work.batch.del_member(name, &contact_id);
             }
         }
         for segment in &joined {
@@ -206,28 +199,18 @@ impl Runtime {
                     .iter()
                     .any(|e| matches!(e, EntryIr::SegmentJoin { segment: s } if s == segment));
                 if joins {
-                    self.enroll(
-                        j,
-                        None,
-                        world,
-                        instances,
-                        dirty,
-                        batch,
-                        out,
-                        contact_dirty,
-                        timer_changes,
-                    )?;
+                    self.enroll(j, None, round, work)?;
                 }
             }
         }
-        let view = world.view();
+        let view = round.world.view();
         let next = program
             .segments
             .values()
             .map(|s| view.segment_next_change(s))
             .fold(None, earliest);
         let stored = self.store.segment_check(&contact_id)?;
-        move_check(batch, &contact_id, stored, next);
+        move_check(work.batch, &contact_id, stored, next);
         Ok(())
     }
 
