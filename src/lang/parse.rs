@@ -72,29 +72,11 @@ fn check_nesting(file: usize, text: &str) -> Option<Diagnostic> {
     let mut nots = 0usize;
     let mut i = 0;
     while i < bytes.len() {
+        if let Some(end) = skip_comment_or_string(bytes, i) {
+            i = end + 1;
+            continue;
+        }
         match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'"' => {
-                if bytes[i..].starts_with(b"\"\"\"") {
-                    i += 3;
-                    while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                        i += 1;
-                    }
-                    i += 2;
-                } else {
-                    i += 1;
-                    while i < bytes.len() && bytes[i] != b'"' {
-                        if bytes[i] == b'\\' {
-                            i += 1;
-                        }
-                        i += 1;
-                    }
-                }
-            }
             b'{' | b'(' | b'[' => {
                 depth += 1;
                 if depth > MAX_NESTING {
@@ -466,41 +448,48 @@ fn open_string(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
+        if let Some(end) = skip_comment_or_string(bytes, i) {
+            if end >= bytes.len() && bytes[i] == b'"' {
+                return Some(i);
             }
-            b'"' => {
-                let start = i;
-                if bytes[i..].starts_with(b"\"\"\"") {
-                    i += 3;
-                    while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                        i += 1;
-                    }
-                    if i >= bytes.len() {
-                        return Some(start);
-                    }
-                    i += 2;
-                } else {
-                    i += 1;
-                    while i < bytes.len() && bytes[i] != b'"' {
-                        if bytes[i] == b'\\' {
-                            i += 1;
-                        }
-                        i += 1;
-                    }
-                    if i >= bytes.len() {
-                        return Some(start);
-                    }
-                }
-            }
-            _ => {}
+            i = end;
         }
         i += 1;
     }
     None
+}
+
+/// Where the comment or string that starts at `i` ends: the index of its last byte, or the
+/// end of the text (or past it) for one the text never closes; `None` when neither starts
+/// at `i`. The scanners of brackets and strings step over what is not code with it.
+fn skip_comment_or_string(bytes: &[u8], mut i: usize) -> Option<usize> {
+    match bytes[i] {
+        b'#' => {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+        }
+        b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+            i += 3;
+            while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                i += 1;
+            }
+            if i < bytes.len() {
+                i += 2;
+            }
+        }
+        b'"' => {
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'"' {
+                if bytes[i] == b'\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    Some(i)
 }
 
 /// The `{` that most likely lacks its `}`, for an error at the end of the file: the first
@@ -518,29 +507,11 @@ fn unclosed_brace(text: &str) -> Option<usize> {
     let mut suspect: Option<usize> = None;
     let mut i = 0;
     while i < bytes.len() {
+        if let Some(end) = skip_comment_or_string(bytes, i) {
+            i = end + 1;
+            continue;
+        }
         match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'"' => {
-                if bytes[i..].starts_with(b"\"\"\"") {
-                    i += 3;
-                    while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                        i += 1;
-                    }
-                    i += 2;
-                } else {
-                    i += 1;
-                    while i < bytes.len() && bytes[i] != b'"' {
-                        if bytes[i] == b'\\' {
-                            i += 1;
-                        }
-                        i += 1;
-                    }
-                }
-            }
             b'{' => open.push(i),
             b'}' => {
                 if let Some(o) = open.pop() {
@@ -1588,4 +1559,35 @@ fn percent_to_basis_points(text: &str) -> u32 {
         frac2.push('0');
     }
     whole * 100 + frac2.parse::<u32>().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod scanner_tests {
+    use super::*;
+
+    #[test]
+    fn scanners_step_over_comments_and_strings() {
+        // A quote in a comment, an escaped quote and a brace in a string are not code.
+        let text = "# it's \"here\n{ x \"a \\\" {\" }\n";
+        assert_eq!(open_string(text), None);
+        assert_eq!(unclosed_brace(text), None);
+        assert!(check_nesting(0, text).is_none());
+        // A comment that ends the file without a newline is not an open string.
+        assert_eq!(open_string("x # \"no"), None);
+    }
+
+    #[test]
+    fn the_string_a_file_never_closes_is_found_at_its_opening_quote() {
+        assert_eq!(open_string("a \"ok\" b \"open"), Some(9));
+        assert_eq!(open_string("a \"\"\"one\n\"two"), Some(2));
+        assert_eq!(open_string("\"\"\"closed\"\"\" \"\"\"open\""), Some(13));
+        assert_eq!(open_string("\"ends in an escape\\"), Some(0));
+    }
+
+    #[test]
+    fn the_brace_left_open_is_the_one_found() {
+        // `{` at 0 is closed by a `}` indented like it; `{` at 12 is never closed.
+        let text = "{\n  \"}\"\n}\nx {\n  # }\n";
+        assert_eq!(unclosed_brace(text), Some(12));
+    }
 }
