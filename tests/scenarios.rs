@@ -318,6 +318,11 @@ fn more_bad_input_is_reported_not_panicked() {
             "is before `start`",
         ),
         (
+            "until_a_century_later",
+            format!("{head}until: 2126-03-02T10:00:00Z\n"),
+            "a scenario spans at most 10 years",
+        ),
+        (
             "huge_offset",
             format!("{head}contacts:\n  - {{ id: a }}\nevents:\n  - {{ at: +99999999999999d, contact: a, type: x }}\nuntil: +1d\n"),
             "too far from the start",
