@@ -614,8 +614,22 @@ pub fn run_on(path: &Path, data: Option<&Path>) -> Result<Outcome, ScenarioError
     Ok(outcome)
 }
 
+/// A list as a failure shows it, both sides alike: a run of four or more of the same item is
+/// written once with its count (`weekly ×520`), so a schedule that sent for years stays
+/// readable.
 fn list(v: &[String]) -> String {
-    format!("[{}]", v.join(", "))
+    let mut items: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let run = v[i..].iter().take_while(|x| **x == v[i]).count();
+        if run >= 4 {
+            items.push(format!("{} ×{run}", v[i]));
+        } else {
+            items.extend(v[i..i + run].iter().cloned());
+        }
+        i += run;
+    }
+    format!("[{}]", items.join(", "))
 }
 
 /// Every `*.scenario.yaml` named or found below a named directory, sorted.
@@ -643,6 +657,17 @@ pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_in_failures_count_long_runs() {
+        let v = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(list(&v(&[])), "[]");
+        assert_eq!(list(&v(&["a", "b", "b", "b"])), "[a, b, b, b]");
+        let mut long = v(&["april"]);
+        long.extend(std::iter::repeat_n("weekly".to_string(), 520));
+        long.push("april".into());
+        assert_eq!(list(&long), "[april, weekly ×520, april]");
+    }
 
     #[test]
     fn relative_and_absolute_times() {
