@@ -165,12 +165,15 @@ pub fn parse_time(text: &str, start: Millis) -> Result<Millis, String> {
     parse_absolute(t)
 }
 
-const MAX_OFFSET_MS: Millis = 10_000 * 366 * 86_400_000;
+/// A year at its longest, for the bounds below.
+const YEAR_MS: Millis = 366 * 86_400_000;
+
+const MAX_OFFSET_MS: Millis = 10_000 * YEAR_MS;
 
 /// How long a scenario may span. A weekly schedule over 10 years runs in seconds; over 100
 /// (a year mistyped) it ran for 9 minutes, found by fuzzing `fuzz/`'s `scenario` target.
 const MAX_SPAN_YEARS: i64 = 10;
-const MAX_SPAN_MS: Millis = MAX_SPAN_YEARS * 366 * 86_400_000;
+const MAX_SPAN_MS: Millis = MAX_SPAN_YEARS * YEAR_MS;
 
 /// An absolute time: RFC 3339 (`2026-03-01T09:00:00Z`, `2026-03-01T10:00:00+01:00`).
 fn parse_absolute(t: &str) -> Result<Millis, String> {

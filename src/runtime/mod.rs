@@ -888,8 +888,8 @@ impl Runtime {
             let quiet = self.process_contact(&contact, inputs, now, &mut work)?;
             quiet_after.push((contact, quiet));
         }
-        let (timer_changes, fired) = (work.timer_changes, work.fired);
-        let (cancelled, inserted) = self.write_timers(timer_changes, fired, &mut batch)?;
+        let (cancelled, inserted) =
+            self.write_timers(work.timer_changes, work.fired, &mut batch)?;
         self.write_outbox(&out.sends, &mut batch)?;
         out.writes = batch.writes;
         StageTimes::add(&self.stages.prepare_ns, started);

@@ -2,8 +2,8 @@
 //! records. They are postcard (a compact binary serde format) behind a tag byte, less than
 //! half their JSON size (in B1: instances 139 bytes against 352, events 61 against 124) and
 //! cheaper to encode and decode; sled rewrites and logs every byte of them, so their size is
-//! the store's cost. A value without the tag
-//! is JSON, as a store written before this form holds: it still reads.
+//! the store's cost. A value without the tag is JSON, as a store written before this form
+//! holds: it still reads.
 //!
 //! postcard is not self-describing, which shapes the mirrors below:
 //! - every field is always written (serde's `skip_serializing_if` would misalign them), so
