@@ -3,21 +3,29 @@
 //!
 //! | prefix | key after the prefix                       | value                  |
 //! |--------|--------------------------------------------|------------------------|
-//! | `c`    | contact id                                 | Contact (JSON)         |
-//! | `e`    | contact id, 0, time (BE), seq (BE)         | Event (binary, codec)  |
+//! | `c`    | contact id*                                | Contact (JSON)         |
+//! | `e`    | contact id*, 0, time (BE), seq (BE)        | Event (binary, codec)  |
 //! | `d`    | event idempotency id                       | empty (dedupe)         |
-//! | `i`    | contact id, 0, instance id (BE)            | Instance (binary)      |
+//! | `i`    | contact id*, 0, instance id (BE)           | Instance (binary)      |
 //! | `t`    | bucket start (BE), record id (BE)          | timers (binary, below) |
 //! | `o`    | record id (BE)                             | SendJobs (binary)      |
 //! | `v`    | version hash                               | JourneyIr (JSON)       |
 //! | `h`    | journey name                               | current version hash   |
-//! | `s`    | segment name, 0, contact id                | empty (membership)     |
-//! | `n`    | contact id                                 | next segment check (BE)|
-//! | `q`    | check time (BE), contact id                | empty (segment checks) |
+//! | `s`    | segment name, 0, contact id*               | empty (membership)     |
+//! | `n`    | contact id*                                | next segment check (BE)|
+//! | `q`    | check time (BE), contact id*               | empty (segment checks) |
 //! | `g`    | segment name                               | definition fingerprint |
 //! | `p`    | schedule key                               | last run time (BE)     |
 //! | `l`    | short link code                            | Claims (JSON)          |
+//! | `u`    | suppression hash (SHA-256, 32 bytes)       | Suppression (JSON)     |
 //! | `m`    | meta key                                   | meta value             |
+//!
+//! \* A contact id in a key is escaped (`push_id`): byte 0 is written as 1 1 and byte 1 as
+//! 1 2, every other byte as itself, so the escaped id holds no 0 and the 0 after it ends
+//! it: no id's keys can be a prefix of another's (`a` and `a\0…`), and the escaping keeps
+//! byte order. Ids without bytes 0 and 1 (every id the inputs accept: they refuse control
+//! characters) are written as they are. Stores written before (layout 1, ids unescaped)
+//! are rewritten once when opened (`migrate_layout`); the layout is meta `layout`.
 //!
 //! Times are milliseconds with the sign bit flipped, so byte order is time order.
 //!
@@ -52,6 +60,68 @@ pub enum StoreError {
     Corrupt { key: String, err: String },
     #[error("store: malformed {what} under {key}")]
     Malformed { key: String, what: &'static str },
+    #[error("store: its key layout is {found}, newer than this journey reads ({LAYOUT}); run a newer journey on it")]
+    NewerLayout { found: String },
+}
+
+/// The key layout this code writes (meta `layout`): 2 escapes contact ids in keys.
+pub const LAYOUT: u32 = 2;
+const LAYOUT_META: &str = "layout";
+
+/// Appends a contact id to a key, escaped: 0 → 1 1, 1 → 1 2, other bytes as they are (see
+/// the module documentation). An id without bytes 0 and 1 costs a scan and a copy.
+fn push_id(k: &mut Vec<u8>, id: &str) {
+    let b = id.as_bytes();
+    if !b.iter().any(|&x| x < 2) {
+        k.extend_from_slice(b);
+        return;
+    }
+    for &x in b {
+        match x {
+            0 => k.extend_from_slice(&[1, 1]),
+            1 => k.extend_from_slice(&[1, 2]),
+            x => k.push(x),
+        }
+    }
+}
+
+/// A contact id as `push_id` wrote it, read back.
+fn unescape_id(b: &[u8]) -> String {
+    if !b.contains(&1) {
+        return String::from_utf8_lossy(b).into_owned();
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == 1 && i + 1 < b.len() {
+            out.push(b[i + 1] - 1);
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A key that embeds a contact id: prefix, `before`, the escaped id, `after`.
+fn id_key(prefix: u8, before: &[&[u8]], id: &str, after: &[&[u8]]) -> Vec<u8> {
+    let n = before.iter().chain(after).map(|p| p.len()).sum::<usize>();
+    let mut k = Vec::with_capacity(1 + n + id.len());
+    k.push(prefix);
+    for p in before {
+        k.extend_from_slice(p);
+    }
+    push_id(&mut k, id);
+    for p in after {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// The key prefix of everything a contact owns under `e` or `i`: prefix, escaped id, 0.
+fn owned_prefix(prefix: u8, id: &str) -> Vec<u8> {
+    id_key(prefix, &[], id, &[&[0]])
 }
 
 fn time_key(t: Millis) -> [u8; 8] {
@@ -71,6 +141,38 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
         k.extend_from_slice(p);
     }
     k
+}
+
+/// A key of layout 1 that embeds a contact id: (what comes before the id after the
+/// prefix, the id, what comes after it).
+fn layout1_parts(k: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let rest = k.get(1..)?;
+    let none: &[u8] = &[];
+    match k[0] {
+        b'c' | b'n' => Some((none, rest, none)),
+        // id, 0, time (8), seq (8)
+        b'e' if rest.len() >= 17 => {
+            let (id, tail) = rest.split_at(rest.len() - 17);
+            Some((none, id, tail))
+        }
+        // id, 0, instance (8)
+        b'i' if rest.len() >= 9 => {
+            let (id, tail) = rest.split_at(rest.len() - 9);
+            Some((none, id, tail))
+        }
+        // segment (no 0 in a name), 0, id
+        b's' => {
+            let z = rest.iter().position(|&x| x == 0)?;
+            Some((&rest[..=z], &rest[z + 1..], none))
+        }
+        // time (8), id
+        b'q' if rest.len() >= 8 => Some((&rest[..8], &rest[8..], none)),
+        _ => None,
+    }
+}
+
+fn member_key(segment: &str, contact: &str) -> Vec<u8> {
+    id_key(b's', &[segment.as_bytes(), &[0]], contact, &[])
 }
 
 fn corrupt(k: &[u8], err: impl std::fmt::Display) -> StoreError {
@@ -186,14 +288,14 @@ impl WriteBatch {
         self.writes += 1;
     }
     pub fn put_contact(&mut self, c: &Contact) {
-        self.put(key(b'c', &[c.id.as_bytes()]), encode(c));
+        self.put(id_key(b'c', &[], &c.id, &[]), encode(c));
     }
     /// `seq` orders events of one contact at the same millisecond.
     pub fn put_event(&mut self, e: &Event, seq: u64) {
         let k = &mut self.scratch_key;
         k.clear();
         k.push(b'e');
-        k.extend_from_slice(e.contact.as_bytes());
+        push_id(k, &e.contact);
         k.push(0);
         k.extend_from_slice(&time_key(e.at));
         k.extend_from_slice(&seq.to_be_bytes());
@@ -210,7 +312,7 @@ impl WriteBatch {
     /// no index to keep (a write saved per contact on the hot path).
     pub fn put_instance(&mut self, i: &Instance) {
         self.put(
-            key(b'i', &[i.contact.as_bytes(), &[0], &i.id.to_be_bytes()]),
+            id_key(b'i', &[], &i.contact, &[&[0], &i.id.to_be_bytes()]),
             codec::instance_bytes(i),
         );
     }
@@ -245,28 +347,25 @@ impl WriteBatch {
         self.put(key(b'h', &[journey.as_bytes()]), hash.as_bytes().to_vec());
     }
     pub fn put_member(&mut self, segment: &str, contact: &str) {
-        self.put(
-            key(b's', &[segment.as_bytes(), &[0], contact.as_bytes()]),
-            Vec::new(),
-        );
+        self.put(member_key(segment, contact), Vec::new());
     }
     pub fn del_member(&mut self, segment: &str, contact: &str) {
-        self.del(key(b's', &[segment.as_bytes(), &[0], contact.as_bytes()]));
+        self.del(member_key(segment, contact));
     }
     /// The next moment a contact's segment membership could change by time alone (an
     /// event leaving an `in last` window): a check keyed by time, scanned like timers, and
     /// the contact's own record of it so that the next evaluation can move or remove it.
     pub fn put_segment_check(&mut self, contact: &str, at: Millis) {
-        self.put(key(b'q', &[&time_key(at), contact.as_bytes()]), Vec::new());
-        self.put(key(b'n', &[contact.as_bytes()]), time_key(at).to_vec());
+        self.put(id_key(b'q', &[&time_key(at)], contact, &[]), Vec::new());
+        self.put(id_key(b'n', &[], contact, &[]), time_key(at).to_vec());
     }
     pub fn del_segment_check(&mut self, contact: &str, at: Millis) {
-        self.del(key(b'q', &[&time_key(at), contact.as_bytes()]));
-        self.del(key(b'n', &[contact.as_bytes()]));
+        self.del(id_key(b'q', &[&time_key(at)], contact, &[]));
+        self.del(id_key(b'n', &[], contact, &[]));
     }
     /// Removes only the time key (when a new one replaces it, `put` rewrites the record).
     pub fn del_segment_check_key(&mut self, contact: &str, at: Millis) {
-        self.del(key(b'q', &[&time_key(at), contact.as_bytes()]));
+        self.del(id_key(b'q', &[&time_key(at)], contact, &[]));
     }
     /// The fingerprint of a segment's definition, as last evaluated over every contact.
     pub fn put_segment_def(&mut self, segment: &str, fingerprint: &str) {
@@ -310,14 +409,54 @@ impl Store {
             }
         };
         let tree = db.open_tree("journey")?;
-        Ok(Store { db, tree })
+        let store = Store { db, tree };
+        store.migrate_layout()?;
+        Ok(store)
     }
 
     /// A store in a temporary directory, removed when dropped (scenarios).
     pub fn temporary() -> Result<Store> {
         let db = sled::Config::new().temporary(true).open()?;
         let tree = db.open_tree("journey")?;
-        Ok(Store { db, tree })
+        let store = Store { db, tree };
+        store.migrate_layout()?;
+        Ok(store)
+    }
+
+    /// Brings a store to the current key layout, once: a store of layout 1 (no meta
+    /// `layout`) has its keys that embed a contact id with a byte 0 or 1 rewritten escaped,
+    /// in one batch (the others are the same in both layouts). The keys of layout 1 are
+    /// read by their fixed-length tails, which are unambiguous. A newer layout is refused.
+    fn migrate_layout(&self) -> Result<()> {
+        if let Some(v) = self.meta(LAYOUT_META)? {
+            let found = String::from_utf8_lossy(&v).into_owned();
+            return match found.parse::<u32>() {
+                Ok(n) if n <= LAYOUT => Ok(()),
+                _ => Err(StoreError::NewerLayout { found }),
+            };
+        }
+        let mut b = WriteBatch::default();
+        for prefix in [b'c', b'e', b'i', b's', b'n', b'q'] {
+            for r in self.tree.scan_prefix([prefix]) {
+                let (k, v) = r?;
+                let Some((before, owner, after)) = layout1_parts(&k) else {
+                    return Err(StoreError::Malformed {
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        what: "key (layout 1)",
+                    });
+                };
+                if !owner.iter().any(|&x| x < 2) {
+                    continue;
+                }
+                let id = String::from_utf8_lossy(owner);
+                let new = id_key(prefix, &[before], &id, &[after]);
+                b.del(k.to_vec());
+                b.put(new, v.to_vec());
+            }
+        }
+        b.set_meta(LAYOUT_META, LAYOUT.to_string().as_bytes());
+        self.apply(b)?;
+        self.flush()
     }
 
     /// Applies a batch atomically. Durable only after `flush`.
@@ -342,7 +481,7 @@ impl Store {
     }
 
     pub fn contact(&self, id: &str) -> Result<Option<Contact>> {
-        let k = key(b'c', &[id.as_bytes()]);
+        let k = id_key(b'c', &[], id, &[]);
         self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
     }
 
@@ -359,7 +498,7 @@ impl Store {
 
     /// A contact's events, oldest first.
     pub fn events_of(&self, contact: &str) -> Result<Vec<Event>> {
-        let prefix = key(b'e', &[contact.as_bytes(), &[0]]);
+        let prefix = owned_prefix(b'e', contact);
         self.tree
             .scan_prefix(&prefix)
             .map(|r| {
@@ -371,8 +510,8 @@ impl Store {
 
     /// A contact's events since `since` (inclusive), oldest first: one range scan.
     pub fn events_since(&self, contact: &str, since: Millis) -> Result<Vec<Event>> {
-        let start = key(b'e', &[contact.as_bytes(), &[0], &time_key(since)]);
-        let end = key(b'e', &[contact.as_bytes(), &[1]]);
+        let start = id_key(b'e', &[], contact, &[&[0], &time_key(since)]);
+        let end = id_key(b'e', &[], contact, &[&[1]]);
         self.tree
             .range(start..end)
             .map(|r| {
@@ -387,7 +526,7 @@ impl Store {
     }
 
     pub fn instance(&self, contact: &str, id: u64) -> Result<Option<Instance>> {
-        let k = key(b'i', &[contact.as_bytes(), &[0], &id.to_be_bytes()]);
+        let k = id_key(b'i', &[], contact, &[&[0], &id.to_be_bytes()]);
         self.tree
             .get(&k)?
             .map(|v| codec::read_instance(&k, &v))
@@ -396,7 +535,7 @@ impl Store {
 
     /// Every instance a contact ever had, oldest first.
     pub fn instances_of(&self, contact: &str) -> Result<Vec<Instance>> {
-        let prefix = key(b'i', &[contact.as_bytes(), &[0]]);
+        let prefix = owned_prefix(b'i', contact);
         self.tree
             .scan_prefix(&prefix)
             .map(|r| {
@@ -572,9 +711,7 @@ impl Store {
     }
 
     pub fn is_member(&self, segment: &str, contact: &str) -> Result<bool> {
-        Ok(self
-            .tree
-            .contains_key(key(b's', &[segment.as_bytes(), &[0], contact.as_bytes()]))?)
+        Ok(self.tree.contains_key(member_key(segment, contact))?)
     }
 
     /// The contacts of a segment, as kept current by the runtime, in id order.
@@ -583,7 +720,7 @@ impl Store {
         let skip = prefix.len();
         self.tree.scan_prefix(prefix).map(move |r| {
             let (k, _) = r?;
-            Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
+            Ok(unescape_id(&k[skip..]))
         })
     }
 
@@ -605,7 +742,7 @@ impl Store {
     pub fn segment_check(&self, contact: &str) -> Result<Option<Millis>> {
         Ok(self
             .tree
-            .get(key(b'n', &[contact.as_bytes()]))?
+            .get(id_key(b'n', &[], contact, &[]))?
             .map(|v| time_from_key(&v)))
     }
 
@@ -623,10 +760,7 @@ impl Store {
             .take(limit)
             .map(|r| {
                 let (k, _) = r?;
-                Ok((
-                    time_from_key(&k[1..9]),
-                    String::from_utf8_lossy(&k[9..]).into_owned(),
-                ))
+                Ok((time_from_key(&k[1..9]), unescape_id(&k[9..])))
             })
             .collect()
     }
@@ -657,7 +791,8 @@ impl Store {
         self.tree.scan_prefix([b'c']).map(move |r| {
             let (k, v) = r?;
             let contact: Contact = decode(&k, &v)?;
-            let id = contact.id.as_bytes();
+            // Both keys hold the escaped id, in the same order.
+            let id = &k[1..];
             let mut history = Vec::new();
             while let Some(next) = events.peek() {
                 let (ek, ev) = match next {
@@ -983,5 +1118,185 @@ mod tests {
         };
         assert!(!s.put_short_link("abc", &other).unwrap(), "taken");
         assert_eq!(s.short_link("abc").unwrap(), Some(c));
+    }
+
+    fn instance_of(contact: &str, id: u64) -> Instance {
+        Instance {
+            id,
+            journey: "j".into(),
+            version: "v".into(),
+            contact: contact.into(),
+            step: Some(0),
+            parked: None,
+            ended: None,
+            entered_at: 0,
+            step_since: 0,
+            due: None,
+            entry_event: None,
+            path: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    fn event_of(contact: &str, at: Millis) -> Event {
+        Event {
+            contact: contact.into(),
+            kind: "x".into(),
+            at,
+            ..Event::default()
+        }
+    }
+
+    /// Writes one event and one instance for each of two contacts, then reads each
+    /// contact's back: only its own.
+    fn assert_apart(a: &str, b: &str) {
+        let s = Store::temporary().unwrap();
+        let mut batch = WriteBatch::default();
+        batch.put_contact(&Contact {
+            id: a.into(),
+            profile: Default::default(),
+        });
+        batch.put_contact(&Contact {
+            id: b.into(),
+            profile: Default::default(),
+        });
+        batch.put_event(&event_of(a, 1), 1);
+        batch.put_event(&event_of(b, 2), 2);
+        batch.put_instance(&instance_of(a, 1));
+        batch.put_instance(&instance_of(b, 2));
+        batch.put_member("seg", a);
+        batch.put_segment_check(b, 5);
+        s.apply(batch).unwrap();
+        for (id, at, inst) in [(a, 1, 1), (b, 2, 2)] {
+            let evs = s.events_of(id).unwrap();
+            assert_eq!(evs.len(), 1, "{id:?}: {evs:?}");
+            assert_eq!((evs[0].contact.as_str(), evs[0].at), (id, at));
+            assert_eq!(s.events_since(id, 0).unwrap().len(), 1, "{id:?}");
+            let is = s.instances_of(id).unwrap();
+            assert_eq!(is.len(), 1, "{id:?}");
+            assert_eq!((is[0].contact.as_str(), is[0].id), (id, inst));
+            assert_eq!(s.contact(id).unwrap().unwrap().id, id);
+        }
+        assert!(s.is_member("seg", a).unwrap() && !s.is_member("seg", b).unwrap());
+        let members: Vec<String> = s.members("seg").map(|m| m.unwrap()).collect();
+        assert_eq!(members, vec![a.to_string()]);
+        assert_eq!(s.segment_check(b).unwrap(), Some(5));
+        assert_eq!(s.segment_check(a).unwrap(), None);
+        assert_eq!(
+            s.segment_checks_before(10, 10).unwrap(),
+            vec![(5, b.to_string())]
+        );
+        for r in s.contacts_with_events() {
+            let (c, evs) = r.unwrap();
+            assert!(evs.iter().all(|e| e.contact == c.id), "{c:?}: {evs:?}");
+            assert_eq!(evs.len(), 1);
+        }
+    }
+
+    #[test]
+    fn an_id_and_the_same_id_with_a_nul_after_it_are_apart() {
+        assert_apart("a", "a\0");
+        assert_apart("a", "a\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+        assert_apart("a\u{1}", "a\0");
+        assert_apart("", "\0");
+    }
+
+    fn id() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::prop_oneof![
+            "[a\\x00\\x01\\x02]{0,6}",
+            proptest::arbitrary::any::<String>(),
+        ]
+    }
+
+    proptest::proptest! {
+        /// No id's records show up under another id, however the two are made: random
+        /// ids, and an id with anything after it (NUL bytes included).
+        #[test]
+        fn events_and_instances_of_an_id_are_never_anothers(
+            a in id(),
+            b in id(),
+            tail in "[\\x00\\x01a]{1,18}",
+            extend in proptest::arbitrary::any::<bool>(),
+        ) {
+            let b = if extend { format!("{a}{tail}") } else { b };
+            proptest::prop_assume!(a != b);
+            assert_apart(&a, &b);
+        }
+    }
+
+    /// A store written with layout 1 (ids unescaped): reopened, its keys are rewritten, the
+    /// records of `a` and `a\0…` come apart, and ordinary ids are left as they were.
+    #[test]
+    fn a_store_of_layout_1_is_rewritten_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            assert_eq!(s.meta(LAYOUT_META).unwrap().as_deref(), Some(&b"2"[..]));
+            // Layout 1, written by hand.
+            let t = &s.tree;
+            t.remove(key(b'm', &[LAYOUT_META.as_bytes()])).unwrap();
+            for (id, at, inst) in [
+                ("a", 1i64, 1u64),
+                ("a\0\0\0\0\0\0\0\0\0", 2, 2),
+                ("b\u{1}", 3, 3),
+            ] {
+                let c = Contact {
+                    id: id.into(),
+                    profile: Default::default(),
+                };
+                t.insert(key(b'c', &[id.as_bytes()]), encode(&c)).unwrap();
+                let mut v = Vec::new();
+                codec::write_event(&event_of(id, at), &mut v);
+                t.insert(
+                    key(
+                        b'e',
+                        &[id.as_bytes(), &[0], &time_key(at), &inst.to_be_bytes()],
+                    ),
+                    v,
+                )
+                .unwrap();
+                t.insert(
+                    key(b'i', &[id.as_bytes(), &[0], &inst.to_be_bytes()]),
+                    codec::instance_bytes(&instance_of(id, inst)),
+                )
+                .unwrap();
+                t.insert(key(b's', &[b"seg", &[0], id.as_bytes()]), Vec::<u8>::new())
+                    .unwrap();
+                t.insert(key(b'q', &[&time_key(at), id.as_bytes()]), Vec::<u8>::new())
+                    .unwrap();
+                t.insert(key(b'n', &[id.as_bytes()]), time_key(at).to_vec())
+                    .unwrap();
+            }
+            // As layout 1 reads it: `a`'s prefix scan takes the other's event too.
+            assert_eq!(t.scan_prefix(key(b'e', &[b"a", &[0]])).count(), 2);
+            s.flush().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.meta(LAYOUT_META).unwrap().as_deref(), Some(&b"2"[..]));
+        for (id, at) in [("a", 1), ("a\0\0\0\0\0\0\0\0\0", 2), ("b\u{1}", 3)] {
+            let evs = s.events_of(id).unwrap();
+            assert_eq!(
+                evs.iter()
+                    .map(|e| (e.contact.as_str(), e.at))
+                    .collect::<Vec<_>>(),
+                vec![(id, at)]
+            );
+            assert_eq!(s.instances_of(id).unwrap().len(), 1, "{id:?}");
+            assert!(s.contact(id).unwrap().is_some(), "{id:?}");
+            assert!(s.is_member("seg", id).unwrap(), "{id:?}");
+            assert_eq!(s.segment_check(id).unwrap(), Some(at));
+        }
+        assert_eq!(s.contact_count(), 3);
+        assert_eq!(s.segment_checks_before(100, 10).unwrap().len(), 3);
+        // The plain id's keys were not touched: the same bytes as before.
+        assert!(s.tree.contains_key(key(b'c', &[b"a"])).unwrap());
+        // A layout newer than this code's is refused, clearly.
+        let mut b = WriteBatch::default();
+        b.set_meta(LAYOUT_META, b"9");
+        s.apply(b).unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let err = Store::open(dir.path()).err().expect("refused").to_string();
+        assert!(err.contains("layout is 9"), "{err}");
     }
 }
