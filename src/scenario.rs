@@ -325,6 +325,9 @@ pub fn run_on(path: &Path, data: Option<&Path>) -> Result<Outcome, ScenarioError
             Some(Value::Number(n)) => n.to_string(),
             _ => return Err(err(line, "every contact needs an `id`".into())),
         };
+        if let Some(p) = crate::engine::contact_id_problem(&id) {
+            return Err(err(line, p));
+        }
         if contacts.iter().any(|x: &Contact| x.id == id) {
             return Err(err(line, format!("contact '{id}' is listed twice")));
         }

@@ -257,14 +257,17 @@ fn events_api_keeps_good_items_refuses_bad_ones_and_dedupes() {
         Some(&json!({"first_name": "Beatrice"})),
     );
     assert_eq!(s, 200);
+    // An ingest token does not read contacts, not even through its upsert's answer.
+    assert_eq!(v, json!({"id": "bea", "ok": true}));
     assert_eq!(
-        v["profile"],
+        d.contact("bea")["profile"],
         json!({"email": "bea@example.com", "first_name": "Beatrice"})
     );
     assert_eq!(
-        d.call("GET", "/v1/contacts/nobody", Some(&ingest), None).0,
-        404
+        d.call("GET", "/v1/contacts/bea", Some(&ingest), None).0,
+        403
     );
+    assert_eq!(d.admin_call("GET", "/v1/contacts/nobody", None).0, 404);
 }
 
 #[test]

@@ -17,7 +17,11 @@ pub struct TokenArgs {
 pub enum TokenAction {
     /// Make a token and print it (once: only its hash is kept). The daemon picks it up at once.
     Create {
-        /// `ingest`: events and contacts (and the Segment endpoints); `admin`: everything.
+        /// What the token may do: `ingest` (post events, upsert contacts, the Segment
+        /// endpoints; not read contacts, nor post the event types the engine records
+        /// itself), `engagement` (ingest, and post `clicked`/`opened`/`bounced`/`complained`
+        /// from an email provider's webhooks), `read` (read contacts only), `admin`
+        /// (everything: deploys, reports, contacts' export and erasure).
         #[arg(long, value_enum)]
         scope: Scope,
         /// A note to remember what it is for.
@@ -49,7 +53,7 @@ pub fn run(args: TokenArgs) -> ExitCode {
         TokenAction::List => auth::list(dir).map(|ts| {
             for t in ts {
                 println!(
-                    "{}  {:6}  {}  {}",
+                    "{}  {:10}  {}  {}",
                     t.id,
                     t.scope.as_str(),
                     t.created,

@@ -19,6 +19,115 @@ pub const MESSAGE_FAILED: &str = "message.failed";
 /// Recorded when a policy delays or skips a send.
 pub const MESSAGE_CAPPED: &str = "message.capped";
 
+/// Whether the engine records events of this type itself (sends and their outcomes,
+/// engagement with what it sent, consent changes, delivery reports), so that an ingest
+/// client may not post one: forged, it would count as engagement, stop a journey or stand
+/// for a delivery. `engagement` tokens may post the types of `POSTABLE_ENGAGEMENT`.
+pub fn is_reserved_event_type(kind: &str) -> bool {
+    kind.starts_with("message.")
+        || kind.starts_with("dlr")
+        || matches!(
+            kind,
+            "clicked"
+                | "opened"
+                | "received"
+                | "bounced"
+                | "complained"
+                | "unsubscribed"
+                | "subscription.changed"
+                | "holdout"
+                | "set.failed"
+        )
+}
+
+/// The reserved types an `engagement` token (or `admin`) may post: what an email
+/// provider's webhooks report. Never a send's outcome (`message.*`): only the dispatcher
+/// records those.
+pub const POSTABLE_ENGAGEMENT: [&str; 4] = ["clicked", "opened", "bounced", "complained"];
+
+/// Why a contact id is refused, if it is: empty, or holding a control character (NUL
+/// among them), which no input path accepts.
+pub fn contact_id_problem(id: &str) -> Option<String> {
+    if id.trim().is_empty() {
+        return Some("the contact id is empty".into());
+    }
+    id.chars().find(|c| c.is_control()).map(|c| {
+        format!(
+            "the contact id {:?} holds a control character (U+{:04X}); ids are printable text",
+            id, c as u32
+        )
+    })
+}
+
+/// Why a profile's `timezone` value is refused, if it is: it must be an IANA zone name
+/// (`Europe/Paris`), or null to clear it.
+pub fn timezone_problem(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) if s.parse::<chrono_tz::Tz>().is_ok() => None,
+        Value::String(s) => Some(format!(
+            "timezone: unknown time zone '{s}' (an IANA name such as Europe/Paris)"
+        )),
+        other => Some(format!(
+            "timezone must be an IANA zone name such as Europe/Paris, not {other}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn the_engines_own_event_types_are_reserved() {
+        for k in [
+            "message.sent",
+            "message.failed",
+            "message.bounced",
+            "message.capped",
+            "message.suppressed",
+            "clicked",
+            "opened",
+            "received",
+            "bounced",
+            "complained",
+            "unsubscribed",
+            "subscription.changed",
+            "dlr",
+            "holdout",
+            "set.failed",
+        ] {
+            assert!(is_reserved_event_type(k), "{k}");
+        }
+        for k in ["signup", "viewed", "page", "purchase", "messages", "click"] {
+            assert!(!is_reserved_event_type(k), "{k}");
+        }
+        assert!(POSTABLE_ENGAGEMENT
+            .iter()
+            .all(|k| is_reserved_event_type(k)));
+    }
+
+    #[test]
+    fn contact_ids_with_control_characters_are_refused() {
+        assert_eq!(contact_id_problem("ann@example.com"), None);
+        assert_eq!(contact_id_problem("Zoë 42"), None);
+        for bad in ["a\0b", "\0", "a\nb", "tab\t", "\u{7f}", "c1\u{85}", " ", ""] {
+            assert!(contact_id_problem(bad).is_some(), "{bad:?}");
+        }
+        assert!(contact_id_problem("a\0").unwrap().contains("U+0000"));
+    }
+
+    #[test]
+    fn timezones_are_iana_names() {
+        assert_eq!(timezone_problem(&Value::from("Europe/Paris")), None);
+        assert_eq!(timezone_problem(&Value::Null), None);
+        assert!(timezone_problem(&Value::from("Mars/Olympus"))
+            .unwrap()
+            .contains("Mars/Olympus"));
+        assert!(timezone_problem(&Value::from(2)).is_some());
+    }
+}
+
 /// A contact: an id and a free-form profile (`email`, `phone`, `timezone`, `lists`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Contact {

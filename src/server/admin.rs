@@ -276,6 +276,12 @@ pub async fn enroll(
             "send {\"contact\": \"id\"} or {\"contacts\": [\"id\", …]}",
         ));
     }
+    if let Some(p) = contacts
+        .iter()
+        .find_map(|c| crate::engine::contact_id_problem(c))
+    {
+        return Err(ApiError::bad_request("invalid_contact", p));
+    }
     super::api::check_batch_len(contacts.len(), &st.config.server)?;
     let count = |store: &crate::store::Store, c: &str| -> usize {
         store

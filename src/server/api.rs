@@ -2,7 +2,10 @@
 
 use super::{body_bytes, json_body, now_ms, ApiError, Scope, Shared};
 use crate::config::ServerConfig;
-use crate::engine::{Contact, Event, Millis};
+use crate::engine::{
+    contact_id_problem, is_reserved_event_type, timezone_problem, Contact, Event, Millis,
+    POSTABLE_ENGAGEMENT,
+};
 use crate::lang::ast::Channel;
 use crate::runtime::Input;
 use axum::body::Bytes;
@@ -97,6 +100,110 @@ pub fn check_value(path: &str, v: &Value, limits: &ServerConfig) -> Result<(), S
     }
 }
 
+/// Checks a map of fields (event properties, profile fields, traits): every key and every
+/// string at most `max_field_bytes`. `prefix` names the map in errors (`properties.`).
+pub fn check_fields(
+    prefix: &str,
+    fields: &Map<String, Value>,
+    limits: &ServerConfig,
+) -> Result<(), String> {
+    let max = limits.max_field_bytes;
+    for (k, v) in fields {
+        if k.len() > max {
+            let start: String = k.chars().take(24).collect();
+            return Err(format!(
+                "the key '{start}…' of {} is {} bytes, over the limit of {max} (server.max_field_bytes)",
+                if prefix.is_empty() { "the profile" } else { prefix.trim_end_matches('.') },
+                k.len()
+            ));
+        }
+        if !fits(v, max) {
+            check_value(&format!("{prefix}{k}"), v, limits)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a profile's fields (or Segment traits): `check_fields`, and a `timezone` must be
+/// a zone name.
+pub fn check_profile_fields(
+    prefix: &str,
+    fields: &Map<String, Value>,
+    limits: &ServerConfig,
+) -> Result<(), String> {
+    check_fields(prefix, fields, limits)?;
+    if let Some(problem) = fields.get("timezone").and_then(timezone_problem) {
+        return Err(format!("{prefix}{problem}"));
+    }
+    Ok(())
+}
+
+/// Checks a contact id, whatever door it came in by: not empty, no control characters,
+/// within the field limit.
+pub fn check_contact_id(name: &str, id: &str, limits: &ServerConfig) -> Result<(), String> {
+    if let Some(p) = contact_id_problem(id) {
+        return Err(format!("{name}: {p}"));
+    }
+    check_str(name, id, limits)
+}
+
+/// Why an item was refused: bad input (400), or a type its token may not post (403).
+#[derive(Debug)]
+pub struct Refused {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl From<String> for Refused {
+    fn from(message: String) -> Self {
+        Refused {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+impl Refused {
+    /// The error of a request that was this one item.
+    pub fn into_api_error(self, code: &'static str) -> ApiError {
+        if self.status == StatusCode::FORBIDDEN {
+            ApiError::new(self.status, "reserved_type", self.message)
+        } else {
+            ApiError::new(self.status, code, self.message)
+        }
+    }
+}
+
+/// Refuses an event type the engine records itself (`is_reserved_event_type`) unless the
+/// token may post it: `engagement` and `admin` may post `POSTABLE_ENGAGEMENT`; nobody
+/// posts a send's outcome.
+pub fn check_type_allowed(kind: &str, scope: Scope) -> Result<(), Refused> {
+    if !is_reserved_event_type(kind) {
+        return Ok(());
+    }
+    let postable = POSTABLE_ENGAGEMENT.contains(&kind);
+    if postable && scope.allows(Scope::Engagement) {
+        return Ok(());
+    }
+    let why = if postable {
+        "; a token of scope `engagement` may post it (journey token create --scope engagement)"
+    } else if kind.starts_with("message.") {
+        "; a send's outcome is recorded only by the dispatcher"
+    } else {
+        ""
+    };
+    Err(Refused {
+        status: StatusCode::FORBIDDEN,
+        message: format!("event type '{kind}' is reserved: the engine records it itself{why}"),
+    })
+}
+
 pub fn check_str(name: &str, s: &str, limits: &ServerConfig) -> Result<(), String> {
     if s.len() > limits.max_field_bytes {
         return Err(format!(
@@ -110,13 +217,10 @@ pub fn check_str(name: &str, s: &str, limits: &ServerConfig) -> Result<(), Strin
 
 /// Checks what every event needs, whatever door it came in by.
 pub fn check_event(e: &Event, limits: &ServerConfig) -> Result<(), String> {
-    if e.contact.trim().is_empty() {
-        return Err("contact is empty".into());
-    }
+    check_contact_id("contact", &e.contact, limits)?;
     if e.kind.trim().is_empty() {
         return Err("type is empty".into());
     }
-    check_str("contact", &e.contact, limits)?;
     check_str("type", &e.kind, limits)?;
     for (name, v) in [
         ("id", &e.id),
@@ -130,12 +234,7 @@ pub fn check_event(e: &Event, limits: &ServerConfig) -> Result<(), String> {
             check_str(name, v, limits)?;
         }
     }
-    for (k, v) in &e.properties {
-        if !fits(v, limits.max_field_bytes) {
-            check_value(&format!("properties.{k}"), v, limits)?;
-        }
-    }
-    Ok(())
+    check_fields("properties.", &e.properties, limits)
 }
 
 /// A serde error without its position: an item's position inside its own text says little.
@@ -150,8 +249,14 @@ fn without_position(e: serde_json::Error) -> String {
 
 /// Parses one event straight from its JSON text into its type (no `serde_json::Value` in
 /// between), then checks it.
-fn parse_event(raw: &RawValue, now: Millis, limits: &ServerConfig) -> Result<Event, String> {
+fn parse_event(
+    raw: &RawValue,
+    now: Millis,
+    limits: &ServerConfig,
+    scope: Scope,
+) -> Result<Event, Refused> {
     let e: EventIn = serde_json::from_str(raw.get()).map_err(without_position)?;
+    check_type_allowed(&e.kind, scope)?;
     let at = match &e.timestamp {
         Some(t) => parse_time(t)?,
         None => now,
@@ -174,13 +279,16 @@ fn parse_event(raw: &RawValue, now: Millis, limits: &ServerConfig) -> Result<Eve
 }
 
 /// One item's result in a batch's answer: `{"index": i, "ok": true}` or
-/// `{"error": …, "index": i, "ok": false}`.
+/// `{"error": …, "index": i, "ok": false}`, with `"status": 403` when the item is a type
+/// its token may not post.
 #[derive(Debug, Serialize)]
 pub struct ItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     index: usize,
     ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
 }
 
 impl ItemResult {
@@ -189,6 +297,7 @@ impl ItemResult {
             error: None,
             index,
             ok: true,
+            status: None,
         }
     }
     pub fn refused(index: usize, error: String) -> ItemResult {
@@ -196,6 +305,15 @@ impl ItemResult {
             error: Some(error),
             index,
             ok: false,
+            status: None,
+        }
+    }
+    pub fn refused_for(index: usize, r: Refused) -> ItemResult {
+        ItemResult {
+            error: Some(r.message),
+            index,
+            ok: false,
+            status: (r.status != StatusCode::BAD_REQUEST).then_some(r.status.as_u16()),
         }
     }
 }
@@ -214,21 +332,32 @@ struct BatchAnswer<'a> {
     success: Option<bool>,
 }
 
-/// The answer to a batch: 200 all kept, 207 some kept, 400 none. `success` is Segment's
-/// field (`/v1/batch`), absent elsewhere.
+/// The answer to a batch: 200 all kept, 207 some kept, 400 none (403 when every item was
+/// a type its token may not post). `success` is Segment's field (`/v1/batch`), absent
+/// elsewhere.
 pub fn batch_response(results: &[ItemResult], accepted: usize, success: Option<bool>) -> Response {
     let rejected = results.len() - accepted;
+    let forbidden = rejected > 0
+        && results
+            .iter()
+            .all(|r| r.ok || r.status == Some(StatusCode::FORBIDDEN.as_u16()));
     let status = if rejected == 0 {
         StatusCode::OK
     } else if accepted > 0 {
         StatusCode::MULTI_STATUS
+    } else if forbidden {
+        StatusCode::FORBIDDEN
     } else {
         StatusCode::BAD_REQUEST
     };
     let none_kept = rejected > 0 && accepted == 0;
     let body = BatchAnswer {
         accepted,
-        code: none_kept.then_some("invalid_items"),
+        code: none_kept.then_some(if forbidden {
+            "reserved_type"
+        } else {
+            "invalid_items"
+        }),
         message: none_kept.then_some("every item was refused; see results"),
         rejected,
         results,
@@ -298,7 +427,7 @@ pub async fn post_events(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    st.authorize(&headers, Scope::Ingest)?;
+    let scope = st.authorize(&headers, Scope::Ingest)?;
     let body = body_bytes(&st, body)?;
     let limits = &st.config.server;
     let now = now_ms();
@@ -308,12 +437,12 @@ pub async fn post_events(
             let mut inputs = Vec::with_capacity(items.len());
             let mut results = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
-                match parse_event(item, now, limits) {
+                match parse_event(item, now, limits, scope) {
                     Ok(e) => {
                         inputs.push(Input::Event(e));
                         results.push(ItemResult::ok(i));
                     }
-                    Err(err) => results.push(ItemResult::refused(i, err)),
+                    Err(err) => results.push(ItemResult::refused_for(i, err)),
                 }
             }
             let accepted = inputs.len();
@@ -329,9 +458,9 @@ pub async fn post_events(
             Ok(batch_response(&results, accepted, None))
         }
         EventsBody::One(raw) => {
-            let e = parse_event(raw, now, limits).map_err(|err| {
+            let e = parse_event(raw, now, limits, scope).map_err(|err| {
                 st.metrics.events_rejected.fetch_add(1, Relaxed);
-                ApiError::bad_request("invalid_event", err)
+                err.into_api_error("invalid_event")
             })?;
             st.submit(vec![Input::Event(e)]).await?;
             st.metrics.events_ingested.fetch_add(1, Relaxed);
@@ -345,14 +474,8 @@ fn check_profile(
     profile: &Map<String, Value>,
     limits: &ServerConfig,
 ) -> Result<(), String> {
-    if id.trim().is_empty() {
-        return Err("id is empty".into());
-    }
-    check_str("id", id, limits)?;
-    for (k, v) in profile {
-        check_value(k, v, limits)?;
-    }
-    Ok(())
+    check_contact_id("id", id, limits)?;
+    check_profile_fields("", profile, limits)
 }
 
 /// Upserts contacts on the engine's thread (so no transition overwrites them), durable on return.
@@ -376,14 +499,15 @@ pub async fn upsert_contacts(st: &Shared, contacts: Vec<Contact>) -> Result<(), 
 }
 
 /// `PUT /v1/contacts/{id}`: the body is an object of profile fields; the given keys
-/// replace the stored ones, others stay.
+/// replace the stored ones, others stay. The answer is the stored contact for a token that
+/// may read contacts, else `{"id": …, "ok": true}` (an ingest token reads nothing back).
 pub async fn put_contact(
     State(st): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    st.authorize(&headers, Scope::Ingest)?;
+    let scope = st.authorize(&headers, Scope::Ingest)?;
     let v = json_body(&st, body)?;
     let Value::Object(profile) = v else {
         return Err(ApiError::bad_request(
@@ -401,6 +525,9 @@ pub async fn put_contact(
         }],
     )
     .await?;
+    if !scope.allows(Scope::Read) {
+        return Ok(Json(json!({"id": id, "ok": true})).into_response());
+    }
     let c = st.store.contact(&id).map_err(store_err)?;
     Ok(Json(json!(c)).into_response())
 }
@@ -460,13 +587,14 @@ pub fn store_err(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-/// `GET /v1/contacts/{id}`: profile, journeys with their current steps, recent events.
+/// `GET /v1/contacts/{id}`: profile, journeys with their current steps, recent events
+/// (scope `read` or `admin`).
 pub async fn get_contact(
     State(st): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    st.authorize(&headers, Scope::Ingest)?;
+    st.authorize(&headers, Scope::Read)?;
     let store = st.store.clone();
     let paused = st.paused.read().unwrap_or_else(|e| e.into_inner()).clone();
     tokio::task::spawn_blocking(move || {

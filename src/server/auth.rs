@@ -9,23 +9,36 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-/// What a token may do. `admin` can do everything `ingest` can.
+/// What a token may do. `admin` can do everything the others can; `engagement` can do
+/// everything `ingest` can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
-    /// Send events, upsert and read contacts (and the Segment-compatible endpoints).
+    /// Send events and upsert contacts (and the Segment-compatible endpoints); not read
+    /// contacts, and not post the event types the engine records itself (`clicked`,
+    /// `message.sent`…).
     Ingest,
-    /// Everything: journeys, deploys, pause and resume, enrolments.
+    /// What `ingest` may, and post `clicked`, `opened`, `bounced`, `complained` events
+    /// (forwarding an email provider's webhooks); never a send's outcome (`message.*`).
+    Engagement,
+    /// Read contacts (`GET /v1/contacts/{id}`); nothing else.
+    Read,
+    /// Everything: journeys, deploys, pause and resume, enrolments, reading, exporting and
+    /// erasing contacts.
     Admin,
 }
 
 impl Scope {
     pub fn allows(self, needed: Scope) -> bool {
-        self == Scope::Admin || self == needed
+        self == Scope::Admin
+            || self == needed
+            || (self == Scope::Engagement && needed == Scope::Ingest)
     }
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Ingest => "ingest",
+            Scope::Engagement => "engagement",
+            Scope::Read => "read",
             Scope::Admin => "admin",
         }
     }
@@ -176,6 +189,17 @@ mod tests {
         assert_eq!(book.scope_of("jt_admin_forged"), None);
         assert!(Scope::Admin.allows(Scope::Ingest));
         assert!(!Scope::Ingest.allows(Scope::Admin));
+        assert!(!Scope::Ingest.allows(Scope::Read), "ingest no longer reads");
+        assert!(!Scope::Ingest.allows(Scope::Engagement));
+        assert!(Scope::Engagement.allows(Scope::Ingest));
+        assert!(!Scope::Engagement.allows(Scope::Read));
+        assert!(!Scope::Read.allows(Scope::Ingest));
+        assert!(Scope::Admin.allows(Scope::Read) && Scope::Admin.allows(Scope::Engagement));
+        let (read, _) = create(dir.path(), Scope::Read, None).unwrap();
+        assert_eq!(
+            TokenBook::open(dir.path()).scope_of(&read),
+            Some(Scope::Read)
+        );
         assert!(revoke(dir.path(), &entry.id).unwrap());
         // The book notices the file changed (the mtime may not move within its resolution,
         // so compare through a fresh book as well).

@@ -115,7 +115,8 @@ pub fn now_ms() -> Millis {
 impl AppState {
     /// Checks the request's token (`Authorization: Bearer T`, or Basic with T as user name,
     /// as Segment's SDKs send their write key).
-    pub fn authorize(&self, headers: &HeaderMap, needed: Scope) -> Result<(), ApiError> {
+    /// The token's scope, once it is known to allow `needed`.
+    pub fn authorize(&self, headers: &HeaderMap, needed: Scope) -> Result<Scope, ApiError> {
         self.authorize_or(headers, needed, None)
     }
 
@@ -124,7 +125,7 @@ impl AppState {
         headers: &HeaderMap,
         needed: Scope,
         fallback: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Scope, ApiError> {
         let token = credentials(headers).or(fallback.map(String::from));
         let Some(token) = token else {
             return Err(ApiError::new(
@@ -148,7 +149,7 @@ impl AppState {
                     needed.as_str()
                 ),
             )),
-            Some(_) => Ok(()),
+            Some(s) => Ok(s),
         }
     }
 

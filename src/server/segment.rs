@@ -11,7 +11,8 @@
 //! `context` property.
 
 use super::api::{
-    batch_response, check_batch_len, check_event, check_value, parse_time, ItemResult,
+    batch_response, check_batch_len, check_contact_id, check_event, check_profile_fields,
+    check_type_allowed, parse_time, ItemResult, Refused,
 };
 use super::{json_body, now_ms, ApiError, Scope, Shared};
 use crate::config::ServerConfig;
@@ -53,7 +54,8 @@ fn convert(
     batch_context: Option<&Value>,
     now: Millis,
     limits: &ServerConfig,
-) -> Result<Item, String> {
+    scope: Scope,
+) -> Result<Item, Refused> {
     let Value::Object(o) = v else {
         return Err("a call is a JSON object".into());
     };
@@ -74,7 +76,8 @@ fn convert(
         properties.entry("context").or_insert_with(|| c.clone());
     }
     let id = text(o.get("messageId"));
-    let event = |kind: String, properties: Map<String, Value>| -> Result<Item, String> {
+    let event = |kind: String, properties: Map<String, Value>| -> Result<Item, Refused> {
+        check_type_allowed(&kind, scope)?;
         let e = Event {
             id: id.clone(),
             contact: contact.clone(),
@@ -105,20 +108,15 @@ fn convert(
             if traits.is_empty() {
                 traits = object(context.and_then(|c| c.get("traits")));
             }
-            super::api::check_str("userId", &contact, limits)?;
-            for (k, v) in &traits {
-                check_value(&format!("traits.{k}"), v, limits)?;
-            }
+            check_contact_id("userId", &contact, limits)?;
+            check_profile_fields("traits.", &traits, limits)?;
             Ok(Item::Identify(Contact {
                 id: contact,
                 profile: traits,
             }))
         }
         "group" | "alias" => Ok(Item::Ignored),
-        other => Err(format!(
-            "unknown call type '{other}' ({})",
-            CALLS.join(", ")
-        )),
+        other => Err(format!("unknown call type '{other}' ({})", CALLS.join(", ")).into()),
     }
 }
 
@@ -178,10 +176,10 @@ async fn single(
     refuse_compressed(&headers)?;
     let v = json_body(&st, body)?;
     let key = text(v.get("writeKey"));
-    st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
-    let item = convert(kind, &v, None, now_ms(), &st.config.server).map_err(|e| {
+    let scope = st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
+    let item = convert(kind, &v, None, now_ms(), &st.config.server, scope).map_err(|e| {
         st.metrics.events_rejected.fetch_add(1, Relaxed);
-        ApiError::bad_request("invalid_call", e)
+        e.into_api_error("invalid_call")
     })?;
     record(&st, vec![item]).await?;
     Ok((StatusCode::OK, Json(json!({"success": true}))).into_response())
@@ -221,7 +219,7 @@ async fn batch(
     refuse_compressed(&headers)?;
     let v = json_body(&st, body)?;
     let key = text(v.get("writeKey"));
-    st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
+    let scope = st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
     let Some(Value::Array(calls)) = v.get("batch") else {
         return Err(ApiError::bad_request(
             "invalid_batch",
@@ -236,12 +234,12 @@ async fn batch(
     let mut results = Vec::new();
     for (i, call) in calls.iter().enumerate() {
         let kind = call.get("type").and_then(Value::as_str).unwrap_or("");
-        match convert(kind, call, batch_context, now, limits) {
+        match convert(kind, call, batch_context, now, limits, scope) {
             Ok(item) => {
                 items.push(item);
                 results.push(ItemResult::ok(i));
             }
-            Err(e) => results.push(ItemResult::refused(i, e)),
+            Err(e) => results.push(ItemResult::refused_for(i, e)),
         }
     }
     let accepted = items.len();

@@ -1,0 +1,395 @@
+//! Issue 16, items 3 and 4, against the real daemon on 127.0.0.1: inputs the engine can
+//! trust (reserved event types, token scopes, contact ids, field keys, time zones) and
+//! erasure and export (checked against the store afterwards).
+
+mod daemon_common;
+
+use daemon_common::*;
+use serde_json::{json, Value};
+
+fn token(d: &Daemon, scope: &str) -> String {
+    let out = d.cli(&[
+        "token",
+        "create",
+        "--scope",
+        scope,
+        "--config",
+        d.dir.join("journey.yaml").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(t.starts_with(&format!("jt_{scope}_")), "{t}");
+    t
+}
+
+fn kinds(d: &Daemon, id: &str) -> Vec<String> {
+    let c = d.contact(id);
+    let mut k: Vec<String> = c["recent_events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    k.sort();
+    k
+}
+
+/// An ingest token posting `clicked` is refused with a 403 naming the type, and nothing is
+/// recorded; in a batch the good events are kept and the refused ones reported. An
+/// `engagement` token may post engagement, never a send's outcome; nor may `admin`.
+#[test]
+fn forged_engagement_is_refused_and_the_engagement_scope_may_post_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path());
+    let ingest = token(&d, "ingest");
+    let engagement = token(&d, "engagement");
+
+    // The forged click: refused, named, nothing recorded.
+    let click = json!({"contact": "ann", "type": "clicked", "journey": "welcome", "message": "welcome", "link": "shop"});
+    let (s, v) = d.call("POST", "/v1/events", Some(&ingest), Some(&click));
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["code"], "reserved_type", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("'clicked'"), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("engagement"), "{v}");
+    assert_eq!(d.contact("ann"), Value::Null, "nothing was recorded");
+
+    // A batch: the good event kept, each reserved one refused by name with its status.
+    let batch = json!([
+        {"contact": "ann", "type": "signup"},
+        {"contact": "ann", "type": "clicked"},
+        {"contact": "ann", "type": "message.sent", "message_id": "1:0"},
+        {"contact": "ann", "type": "subscription.changed"},
+        {"contact": "ann", "type": "dlr"},
+    ]);
+    let (s, v) = d.call("POST", "/v1/events", Some(&ingest), Some(&batch));
+    assert_eq!(s, 207, "{v}");
+    assert_eq!(
+        (v["accepted"].as_u64(), v["rejected"].as_u64()),
+        (Some(1), Some(4))
+    );
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results[0]["ok"], true);
+    for (i, kind) in [
+        (1, "clicked"),
+        (2, "message.sent"),
+        (3, "subscription.changed"),
+        (4, "dlr"),
+    ] {
+        assert_eq!(results[i]["status"], 403, "{v}");
+        assert!(
+            results[i]["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("'{kind}'")),
+            "{v}"
+        );
+    }
+    assert!(
+        results[2]["error"].as_str().unwrap().contains("dispatcher"),
+        "{v}"
+    );
+    assert_eq!(kinds(&d, "ann"), vec!["signup"]);
+    // Every item refused for its type: a 403 for the batch.
+    let (s, v) = d.call(
+        "POST",
+        "/v1/events",
+        Some(&ingest),
+        Some(&json!([{"contact": "ann", "type": "opened"}, {"contact": "ann", "type": "unsubscribed"}])),
+    );
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["code"], "reserved_type", "{v}");
+
+    // Segment's endpoints follow the same rule.
+    let track = json!({"userId": "ann", "event": "clicked"});
+    let (s, v) = d.call("POST", "/v1/track", Some(&ingest), Some(&track));
+    assert_eq!(s, 403, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("'clicked'"), "{v}");
+    let seg_batch = json!({"batch": [
+        {"type": "track", "userId": "ann", "event": "purchase"},
+        {"type": "track", "userId": "ann", "event": "message.bounced"},
+    ]});
+    let (s, v) = d.call("POST", "/v1/batch", Some(&ingest), Some(&seg_batch));
+    assert_eq!(s, 207, "{v}");
+    assert_eq!(v["results"][1]["status"], 403, "{v}");
+    assert_eq!(kinds(&d, "ann"), vec!["purchase", "signup"]);
+
+    // The engagement scope: engagement yes (through Segment too), outcomes no.
+    for kind in ["clicked", "opened", "bounced", "complained"] {
+        let (s, v) = d.call(
+            "POST",
+            "/v1/events",
+            Some(&engagement),
+            Some(&json!({"contact": "bob", "type": kind})),
+        );
+        assert_eq!(s, 200, "{kind}: {v}");
+    }
+    for kind in [
+        "message.sent",
+        "message.bounced",
+        "received",
+        "unsubscribed",
+    ] {
+        let (s, v) = d.call(
+            "POST",
+            "/v1/events",
+            Some(&engagement),
+            Some(&json!({"contact": "bob", "type": kind})),
+        );
+        assert_eq!(s, 403, "{kind}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("'{kind}'")),
+            "{v}"
+        );
+    }
+    let (s, v) = d.call(
+        "POST",
+        "/v1/track",
+        Some(&engagement),
+        Some(&json!({"userId": "bob", "event": "opened"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        kinds(&d, "bob"),
+        vec!["bounced", "clicked", "complained", "opened", "opened"]
+    );
+    // Admin: engagement, but never an outcome.
+    let (s, v) =
+        d.post_events(json!({"contact": "bob", "type": "message.sent", "message_id": "9:0"}));
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = d.post_events(json!({"contact": "bob", "type": "clicked"}));
+    assert_eq!(s, 200, "{v}");
+}
+
+/// Reading contacts needs `read` (or `admin`): ingest and engagement tokens are refused;
+/// a read token reads and can do nothing else.
+#[test]
+fn reading_contacts_needs_the_read_scope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path());
+    let (ingest, engagement, read) = (
+        token(&d, "ingest"),
+        token(&d, "engagement"),
+        token(&d, "read"),
+    );
+    let (s, v) = d.call(
+        "PUT",
+        "/v1/contacts/ann",
+        Some(&ingest),
+        Some(&json!({"email": "ann@example.com"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    for t in [&ingest, &engagement] {
+        let (s, v) = d.call("GET", "/v1/contacts/ann", Some(t), None);
+        assert_eq!(s, 403, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("`read`"), "{v}");
+    }
+    let (s, v) = d.call("GET", "/v1/contacts/ann", Some(&read), None);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["profile"]["email"], "ann@example.com");
+    let (s, _) = d.call(
+        "POST",
+        "/v1/events",
+        Some(&read),
+        Some(&json!({"contact": "ann", "type": "signup"})),
+    );
+    assert_eq!(s, 403, "a read token does not write");
+    let (s, _) = d.call("GET", "/v1/journeys", Some(&read), None);
+    assert_eq!(s, 403, "nor administer");
+    // The CLI explains each scope.
+    let out = d.cli(&["token", "create", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["ingest", "engagement", "read", "admin", "complained"] {
+        assert!(help.contains(word), "{word} in:\n{help}");
+    }
+}
+
+/// Contact ids with control characters, field keys over `max_field_bytes` and unknown time
+/// zones are refused at every door, with a 400 naming the problem; good items are kept.
+#[test]
+fn bad_ids_keys_and_time_zones_are_refused_at_every_door() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("journeys")).unwrap();
+    std::fs::write(
+        tmp.path().join("journeys/api.journey"),
+        "journey by_api {\n  entry api\n  send email m { subject \"x\" text \"y\" }\n}\n",
+    )
+    .unwrap();
+    let d = Daemon::start_with(tmp.path(), "  max_field_bytes: 100\n");
+    let long_key = "k".repeat(101);
+
+    // Contact ids: events, contacts (path and body), Segment, enrolment.
+    for id in ["a\u{0}b", "a\u{1}", "tab\there", "line\nbreak", "del\u{7f}"] {
+        let (s, v) = d.post_events(json!({"contact": id, "type": "signup"}));
+        assert_eq!(s, 400, "{id:?}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("control character"),
+            "{v}"
+        );
+        let (s, v) = d.call(
+            "POST",
+            "/v1/identify",
+            Some(&d.admin),
+            Some(&json!({"userId": id, "traits": {}})),
+        );
+        assert_eq!(s, 400, "{id:?}: {v}");
+        let (s, v) = d.call(
+            "POST",
+            "/v1/track",
+            Some(&d.admin),
+            Some(&json!({"userId": id, "event": "x"})),
+        );
+        assert_eq!(s, 400, "{id:?}: {v}");
+        let (s, v) = d.admin_call(
+            "POST",
+            "/v1/journeys/by_api/enroll",
+            Some(&json!({"contact": id})),
+        );
+        assert_eq!(s, 400, "{id:?}: {v}");
+    }
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/a%00b",
+        Some(&json!({"email": "x@example.com"})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("U+0000"), "{v}");
+    let (s, v) = d.admin_call(
+        "POST",
+        "/v1/contacts",
+        Some(&json!([{"id": "ok1"}, {"id": "bad\u{0}"}, {"id": "tz1", "timezone": "Mars/Olympus"}, {"id": "key1", long_key.clone(): 1}])),
+    );
+    assert_eq!(s, 207, "{v}");
+    assert_eq!(v["accepted"], 1, "{v}");
+    let errs: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["error"].as_str())
+        .collect();
+    assert!(errs[0].contains("control character"), "{errs:?}");
+    assert!(
+        errs[1].contains("timezone") && errs[1].contains("Mars/Olympus"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[2].contains("key") && errs[2].contains("max_field_bytes"),
+        "{errs:?}"
+    );
+
+    // Field keys: event properties, profile fields, traits (top level and nested).
+    let (s, v) = d.post_events(
+        json!({"contact": "ann", "type": "signup", "properties": {long_key.clone(): 1}}),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("key")
+            && v["message"].as_str().unwrap().contains("max_field_bytes"),
+        "{v}"
+    );
+    let (s, v) = d.post_events(
+        json!({"contact": "ann", "type": "signup", "properties": {"cart": {long_key.clone(): 1}}}),
+    );
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/ann",
+        Some(&json!({long_key.clone(): "x"})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("max_field_bytes"),
+        "{v}"
+    );
+    let (s, v) = d.call(
+        "POST",
+        "/v1/identify",
+        Some(&d.admin),
+        Some(&json!({"userId": "ann", "traits": {long_key.clone(): 1}})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("traits"), "{v}");
+
+    // Time zones: the API, Segment traits, CSV import.
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/ann",
+        Some(&json!({"timezone": "Europe/Pariss"})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("timezone"), "{v}");
+    let (s, v) = d.admin_call("PUT", "/v1/contacts/ann", Some(&json!({"timezone": 2})));
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = d.call(
+        "POST",
+        "/v1/identify",
+        Some(&d.admin),
+        Some(&json!({"userId": "ann", "traits": {"timezone": "Nowhere/City"}})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("traits.timezone"),
+        "{v}"
+    );
+    // Nothing of the refused calls was kept.
+    assert_eq!(d.contact("ann"), Value::Null);
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/ann",
+        Some(&json!({"timezone": "Europe/Paris"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = d.call(
+        "POST",
+        "/v1/identify",
+        Some(&d.admin),
+        Some(&json!({"userId": "cid", "traits": {"timezone": "Asia/Tokyo"}})),
+    );
+    assert_eq!(s, 200, "{v}");
+
+    let csv = tmp.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "id,email,timezone\nzoe,zoe@example.com,Europe/Paris\nyan,yan@example.com,Moon/Base\n\"x\u{1}y\",x@example.com,\n",
+    )
+    .unwrap();
+    let out = d.cli(&["contacts", "import", csv.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(":3:") && err.contains("Moon/Base"), "{err}");
+    assert!(
+        err.contains(":4:") && err.contains("control character"),
+        "{err}"
+    );
+    assert!(err.contains("imported 1 contact"), "{err}");
+    assert_eq!(d.contact("zoe")["profile"]["timezone"], "Europe/Paris");
+    assert_eq!(d.contact("yan"), Value::Null);
+}
+
+/// A scenario's contact id with a control character is refused when the file is loaded.
+#[test]
+fn a_scenario_contact_id_with_a_control_character_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("j.journey"),
+        "journey j {\n  entry event \"visit\"\n  send email m { subject \"x\" text \"y\" }\n}\n",
+    )
+    .unwrap();
+    let path = tmp.path().join("bad.scenario.yaml");
+    std::fs::write(
+        &path,
+        "journeys: [j.journey]\nstart: 2026-03-02T09:00:00Z\ncontacts:\n  - { id: \"a\\0b\" }\nuntil: +1d\n",
+    )
+    .unwrap();
+    let Err(err) = journey::scenario::run(&path) else {
+        panic!("a contact id with NUL was accepted");
+    };
+    let err = err.to_string();
+    assert!(err.contains("control character"), "{err}");
+}
