@@ -393,3 +393,185 @@ fn a_scenario_contact_id_with_a_control_character_is_refused() {
     let err = err.to_string();
     assert!(err.contains("control character"), "{err}");
 }
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Erasure through the daemon: the export holds what was stored; `journey contacts delete`
+/// erases; afterwards no key or value of the store holds the contact's id, address or
+/// dedupe ids, while its neighbour (whose id is a prefix of it) is untouched; erasing again,
+/// or an unknown contact, is a 404; and a later import of the erased unsubscribed address
+/// comes back unsubscribed.
+#[test]
+fn erasure_leaves_nothing_of_the_contact_and_keeps_its_consent_hashed() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    std::fs::write(
+        tmp.path().join("journeys/browsers.journey"),
+        "segment browsers {\n  title \"Browsed lately\"\n  rule viewed: event \"page_view\" in last 7d\n}\n",
+    )
+    .unwrap();
+    let mut d = Daemon::start(tmp.path());
+    let ingest = token(&d, "ingest");
+    for (id, email) in [
+        ("erin-b7", "Erin.B7@Example.COM"),
+        ("erin-b", "erin-b@example.com"),
+    ] {
+        let (s, v) = d.admin_call(
+            "PUT",
+            &format!("/v1/contacts/{id}"),
+            Some(&json!({"email": email, "first_name": "Erin"})),
+        );
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = d.post_events(json!([
+            {"contact": id, "type": "form_compiled", "properties": {"formName": "addUser"}, "context": "web"},
+            {"contact": id, "type": "page_view", "id": format!("evt-{id}-1")},
+        ]));
+        assert_eq!(s, 200, "{v}");
+        wait_for("the welcome delivery", 30, || d.delivery(id, "welcome"));
+    }
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/erin-b7",
+        Some(&json!({"unsubscribed": true})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let neighbour_before = d.contact("erin-b");
+
+    // The export: everything stored, one document; admin only.
+    let (s, _) = d.call("GET", "/v1/contacts/erin-b7/export", Some(&ingest), None);
+    assert_eq!(s, 403);
+    let (s, x) = d.admin_call("GET", "/v1/contacts/erin-b7/export", None);
+    assert_eq!(s, 200, "{x}");
+    assert_eq!(x["format"], "journey-contact-export/1");
+    assert_eq!(x["id"], "erin-b7");
+    assert_eq!(x["profile"]["email"], "Erin.B7@Example.COM");
+    assert_eq!(x["profile"]["unsubscribed"], true);
+    let types: Vec<&str> = x["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    for t in ["form_compiled", "page_view", "message.sent"] {
+        assert!(types.contains(&t), "{t} in {types:?}");
+    }
+    assert!(
+        x["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["contact"] == "erin-b7"),
+        "{x}"
+    );
+    let instances = x["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 1, "{x}");
+    assert_eq!(instances[0]["journey"], "welcome_promo");
+    assert!(instances[0]["due"].is_number(), "waiting at its check: {x}");
+    assert_eq!(x["segments"], json!(["browsers"]), "{x}");
+    assert!(x["segment_check"].is_string(), "{x}");
+    assert!(
+        x["pending_sends"].is_array() && x["short_links"].is_array(),
+        "{x}"
+    );
+    let out = d.cli(&["contacts", "export", "erin-b7"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (cli["id"].clone(), cli["events"].as_array().unwrap().len()),
+        (json!("erin-b7"), types.len())
+    );
+
+    // The erasure, through the CLI; then it is gone, and a second one is a 404.
+    let out = d.cli(&["contacts", "delete", "erin-b7"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("erased") && err.contains("1 suppression records"),
+        "{err}"
+    );
+    assert_eq!(d.contact("erin-b7"), Value::Null);
+    assert_eq!(
+        d.admin_call("GET", "/v1/contacts/erin-b7/export", None).0,
+        404
+    );
+    let (s, v) = d.admin_call("DELETE", "/v1/contacts/erin-b7", None);
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = d.admin_call("DELETE", "/v1/contacts/nobody", None);
+    assert_eq!((s, v["code"].as_str()), (404, Some("not_found")), "{v}");
+    let (s, _) = d.call("DELETE", "/v1/contacts/erin-b", Some(&ingest), None);
+    assert_eq!(s, 403, "erasure is admin's");
+    let out = d.cli(&["contacts", "delete", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no contact 'nobody'"));
+    // The neighbour, whose id is a prefix of the erased one, keeps everything.
+    let neighbour = d.contact("erin-b");
+    assert_eq!(neighbour["events"], neighbour_before["events"]);
+    assert_eq!(neighbour["journeys"], neighbour_before["journeys"]);
+
+    // The store, every key and value: nothing of the erased contact.
+    assert!(d.terminate().success());
+    {
+        let store = journey::store::Store::open(&d.data().join("store")).unwrap();
+        let (mut neighbour_keys, mut suppressions) = (0, 0);
+        for r in store.raw_entries() {
+            let (k, v) = r.unwrap();
+            for needle in [
+                &b"erin-b7"[..],
+                b"Erin.B7",
+                b"erin.b7@example.com",
+                b"evt-erin-b7-1",
+            ] {
+                assert!(
+                    !contains(&k, needle),
+                    "key {:?} holds {:?}",
+                    String::from_utf8_lossy(&k),
+                    String::from_utf8_lossy(needle)
+                );
+                assert!(
+                    !contains(&v, needle),
+                    "the value under {:?} holds {:?}",
+                    String::from_utf8_lossy(&k),
+                    String::from_utf8_lossy(needle)
+                );
+            }
+            neighbour_keys += usize::from(contains(&k, b"erin-b"));
+            suppressions += usize::from(k[0] == b'u');
+        }
+        assert!(
+            neighbour_keys >= 5,
+            "the scan saw the neighbour's keys ({neighbour_keys})"
+        );
+        assert_eq!(suppressions, 1, "one address, one record");
+    }
+
+    // The same address again, in another case, by upsert and by CSV import: unsubscribed.
+    d.spawn();
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/erin-new",
+        Some(&json!({"email": "  erin.b7@example.com"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["profile"]["unsubscribed"], true, "{v}");
+    let csv = tmp.path().join("again.csv");
+    std::fs::write(
+        &csv,
+        "id,email\nerin-csv,ERIN.B7@example.com\nfresh,fresh@example.com\n",
+    )
+    .unwrap();
+    let out = d.cli(&["contacts", "import", csv.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(d.contact("erin-csv")["profile"]["unsubscribed"], true);
+    assert_eq!(d.contact("fresh")["profile"].get("unsubscribed"), None);
+    assert_eq!(d.contact("erin-b")["profile"].get("unsubscribed"), None);
+}

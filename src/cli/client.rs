@@ -114,6 +114,11 @@ impl Client {
         self.finish(r.call()).map(|r| r.1)
     }
 
+    pub fn delete(&self, path: &str) -> Result<Value, CallError> {
+        self.finish(self.request("DELETE", path).call())
+            .map(|r| r.1)
+    }
+
     /// POST/PUT with a JSON body; the status is returned too (207 for partial batches).
     pub fn send(&self, method: &str, path: &str, body: &Value) -> Result<(u16, Value), CallError> {
         self.finish(self.request(method, path).send_json(body.clone()))

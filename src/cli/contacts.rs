@@ -1,8 +1,9 @@
 //! `journey contacts import FILE.csv|FILE.jsonl`: upserts contacts in batches through a
 //! running daemon. Bad rows are reported with their line numbers and skipped; good rows are
-//! kept. Upserts are idempotent, so running an import again is safe.
+//! kept. Upserts are idempotent, so running an import again is safe. `show`, `export` and
+//! `delete` (erasure) go through the daemon too.
 
-use super::client::{Client, ServerArgs};
+use super::client::{path_segment, Client, ServerArgs};
 use super::status::fail;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -28,6 +29,21 @@ pub enum ContactsAction {
     },
     /// Show a contact: profile, journeys and current steps, recent events.
     Show {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print everything stored about a contact as one JSON document (GDPR art. 15; admin
+    /// token).
+    Export {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Erase a contact (GDPR art. 17; admin token): its profile, events, journeys, timers,
+    /// pending sends, segment memberships and short links, at once. Only a hashed record of
+    /// its addresses' consent (unsubscribed, bounced, complained) is kept.
+    Delete {
         id: String,
         #[command(flatten)]
         server: ServerArgs,
@@ -104,6 +120,27 @@ fn read_csv(path: &PathBuf) -> Result<Rows, String> {
 
 pub fn run(args: ContactsArgs) -> ExitCode {
     match args.action {
+        ContactsAction::Export { id, server } => {
+            match Client::new(&server).get(&format!("/v1/contacts/{}/export", path_segment(&id))) {
+                Ok(v) => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        ContactsAction::Delete { id, server } => {
+            match Client::new(&server).delete(&format!("/v1/contacts/{}", path_segment(&id))) {
+                Ok(v) => {
+                    eprintln!(
+                        "contact {id} erased ({} events, {} instances, {} pending sends; {} suppression records kept)",
+                        v["removed"]["events"], v["removed"]["instances"], v["removed"]["pending_sends"], v["removed"]["suppression_records"]
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
         ContactsAction::Show { id, server } => {
             match Client::new(&server).get(&format!("/v1/contacts/{id}")) {
                 Ok(v) => {

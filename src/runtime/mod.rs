@@ -5,6 +5,8 @@
 //! The daemon, `journey test` and `journey simulate` all run through it; only the clock and
 //! the sink differ.
 
+mod erase;
+pub use erase::Erasure;
 pub mod live;
 pub mod segments;
 pub mod sink;
@@ -249,6 +251,10 @@ pub struct Runtime {
     held: Vec<(Millis, u64, String, String, u64)>,
     /// Told how late each timer fired (ms), for the daemon's metrics.
     timer_observer: Option<Box<dyn FnMut(Millis) + Send>>,
+    /// Message ids of erased contacts' sends that were awaiting an outcome: a channel's
+    /// late report of one is dropped, so that it does not bring the contact back
+    /// (`erase_contact`).
+    erased_sends: HashSet<String>,
 }
 
 /// Does some journey of the program enter on events of this type?
@@ -291,6 +297,7 @@ impl Runtime {
             paused: BTreeSet::new(),
             held: Vec::new(),
             timer_observer: None,
+            erased_sends: HashSet::new(),
         };
         if let Some(v) = rt.store.meta(PAUSED_META)? {
             rt.paused = serde_json::from_slice(&v).unwrap_or_default();
@@ -507,6 +514,19 @@ impl Runtime {
         });
         for (k, v) in &c.profile {
             merged.profile.insert(k.clone(), v.clone());
+        }
+        // An address given here that was erased with its consent withdrawn comes back
+        // unsubscribed (`erase`; the README's "Erasure and export").
+        if (c.profile.contains_key("email") || c.profile.contains_key("phone"))
+            && merged.profile.get("unsubscribed") != Some(&Value::Bool(true))
+            && self
+                .store
+                .suppression_of(&merged.profile)?
+                .is_some_and(|s| s.suppresses_marketing())
+        {
+            merged
+                .profile
+                .insert("unsubscribed".into(), Value::Bool(true));
         }
         let mut batch = WriteBatch::default();
         batch.put_contact(&merged);
@@ -859,6 +879,11 @@ impl Runtime {
         self.stages.inputs.fetch_add(inputs.len() as u64, Relaxed);
         let mut out = BatchOutcome::default();
         let mut batch = WriteBatch::default();
+        let inputs = if self.erased_sends.is_empty() {
+            inputs
+        } else {
+            self.drop_erased_outcomes(inputs)
+        };
         // Group by contact, keeping each contact's inputs in order (and contacts in the
         // order they first appear). One id string per contact, not per input.
         let mut group_of: HashMap<&str, usize> = HashMap::with_capacity(inputs.len());

@@ -10,6 +10,7 @@ mod admin;
 mod api;
 pub mod auth;
 pub mod deploy;
+mod erasure;
 pub mod metrics;
 mod reports;
 mod segment;
@@ -514,8 +515,11 @@ fn routes(state: Shared) -> axum::Router {
         .route("/v1/contacts", post(api::post_contacts))
         .route(
             "/v1/contacts/{id}",
-            get(api::get_contact).put(api::put_contact),
+            get(api::get_contact)
+                .put(api::put_contact)
+                .delete(erasure::delete_contact),
         )
+        .route("/v1/contacts/{id}/export", get(erasure::export_contact))
         .merge(segment::routes())
         .route("/t/c/{token}", get(track::click))
         .route("/s/{code}", get(track::short))
