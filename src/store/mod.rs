@@ -17,7 +17,7 @@
 //! | `g`    | segment name                               | definition fingerprint |
 //! | `p`    | schedule key                               | last run time (BE)     |
 //! | `l`    | short link code                            | Claims (JSON)          |
-//! | `u`    | suppression hash (SHA-256, 32 bytes)       | Suppression (JSON)     |
+//! | `u`    | HMAC-SHA-256 of an erased address (32 B)   | Suppression (JSON)     |
 //! | `m`    | meta key                                   | meta value             |
 //!
 //! \* A contact id in a key is escaped (`push_id`): byte 0 is written as 1 1 and byte 1 as
