@@ -11,6 +11,7 @@ mod api;
 pub mod auth;
 pub mod deploy;
 pub mod metrics;
+mod preferences;
 mod reports;
 mod segment;
 pub mod sink;
@@ -521,7 +522,7 @@ fn routes(state: Shared) -> axum::Router {
         .route("/t/o/{token}", get(track::open))
         .route(
             "/u/{token}",
-            get(track::unsubscribe).post(track::unsubscribe),
+            get(preferences::page).post(preferences::change),
         )
         .route("/v1/dlr/kannel", get(track::kannel))
         .route("/v1/journeys", get(admin::list))
