@@ -261,3 +261,102 @@ fn one_click_leaves_the_message_topic_or_all_marketing() {
     assert_eq!(unsub.len(), 1, "{c}");
     assert_eq!(unsub[0]["message"], "hello");
 }
+
+/// (status, body) of a POST to the SMS inbound webhook.
+fn inbound(d: &Daemon, query: &str, content_type: &str, body: &str) -> (u16, String) {
+    let url = format!("{}/v1/sms/inbound{query}", d.base);
+    match d
+        .agent
+        .post(&url)
+        .set("content-type", content_type)
+        .send_string(body)
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => (r.status(), r.into_string().unwrap()),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[test]
+fn sms_stop_and_start_set_the_sms_topic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journeys = tmp.path().join("journeys");
+    std::fs::create_dir_all(&journeys).unwrap();
+    std::fs::write(
+        journeys.join("consent.journey"),
+        format!(
+            "{JOURNEYS}\njourney flash {{\n  topic offers\n  entry event \"flash\"\n  reentry always\n  send sms flash_sms {{ text \"Flash sale\" }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start_with(tmp.path(), "sms:\n  inbound_token: s3cret-token\n");
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/gio",
+        Some(&json!({"phone": "+39 333 000 0001"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let form = "application/x-www-form-urlencoded";
+    let stop = "From=%2B393330000001&Body=Stop&To=%2B15550000000";
+
+    // Without the token, or with another, the endpoint is not there; nothing changes.
+    assert_eq!(inbound(&d, "", form, stop).0, 404);
+    assert_eq!(inbound(&d, "?token=s3cret-tokem", form, stop).0, 404);
+    assert_eq!(d.contact("gio")["profile"].get("subscriptions"), None);
+
+    // Twilio's form post: STOP sets subscriptions.sms to false, once.
+    let (s, body) = inbound(&d, "?token=s3cret-token", form, stop);
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("<Response>"), "{body}");
+    inbound(&d, "?token=s3cret-token", form, stop);
+    let c = d.contact("gio");
+    assert_eq!(c["profile"]["subscriptions"], json!({"sms": false}));
+    let changed = events_of_type(&c, "subscription.changed");
+    assert_eq!(changed.len(), 1, "{c}");
+    assert_eq!(
+        changed[0]["properties"],
+        json!({"topic": "sms", "value": false, "source": "sms"})
+    );
+
+    // The next marketing SMS is suppressed.
+    send(&d, "gio", "flash");
+    let suppressed = wait_events(&d, "gio", "message.suppressed", 1);
+    assert_eq!(suppressed[0]["properties"]["reason"], "topic sms");
+
+    // A JSON webhook: START sets it back, and the SMS goes.
+    let (s, body) = inbound(
+        &d,
+        "?token=s3cret-token",
+        "application/json",
+        r#"{"from": "+393330000001", "text": "START"}"#,
+    );
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v, json!({"action": "start", "matched": 1, "changed": 1}));
+    assert_eq!(
+        d.contact("gio")["profile"]["subscriptions"],
+        json!({"sms": true})
+    );
+    send(&d, "gio", "flash");
+    wait_for("the flash SMS", 30, || d.delivery("gio", "flash_sms"));
+
+    // Any other text, or an unknown number, changes nothing; a body without a sender is a 400.
+    let (s, body) = inbound(
+        &d,
+        "?token=s3cret-token",
+        "application/json",
+        r#"{"from": "+393330000001", "text": "what is this?"}"#,
+    );
+    assert_eq!((s, body.contains("\"none\"")), (200, true), "{body}");
+    let (s, body) = inbound(
+        &d,
+        "?token=s3cret-token",
+        "application/json",
+        r#"{"from": "+10000000000", "text": "STOP"}"#,
+    );
+    assert_eq!(s, 200);
+    assert!(body.contains("\"matched\":0"), "{body}");
+    let (s, body) = inbound(&d, "?token=s3cret-token", form, "Body=STOP");
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("From"), "{body}");
+    assert_eq!(count(&d, "gio", "subscription.changed"), 2);
+}

@@ -15,6 +15,7 @@ mod preferences;
 mod reports;
 mod segment;
 pub mod sink;
+mod sms_inbound;
 mod track;
 
 use crate::compile::ir::Program;
@@ -525,6 +526,7 @@ fn routes(state: Shared) -> axum::Router {
             get(preferences::page).post(preferences::change),
         )
         .route("/v1/dlr/kannel", get(track::kannel))
+        .route("/v1/sms/inbound", post(sms_inbound::inbound))
         .route("/v1/journeys", get(admin::list))
         .route("/v1/journeys/{name}", get(admin::show))
         .route("/v1/journeys/{name}/enroll", post(admin::enroll))

@@ -242,7 +242,7 @@ pub async fn change(
             if made.is_empty() {
                 return Ok(Some((contact, made)));
             }
-            let (profile, events) = apply(&contact, &made, &claims, now);
+            let (profile, events) = apply(&contact, &made, Some(&claims), now);
             let updated = Contact {
                 id: contact.id.clone(),
                 profile,
@@ -272,10 +272,11 @@ pub async fn change(
 
 /// The profile keys a set of changes writes (merged into the stored profile by
 /// `upsert_contact`), and the events that record them.
-fn apply(
+/// The events are attributed to the message whose link was used (`c`), if any.
+pub(super) fn apply(
     contact: &Contact,
     made: &[Change],
-    c: &Claims,
+    c: Option<&Claims>,
     now: crate::engine::Millis,
 ) -> (Map<String, Value>, Vec<Event>) {
     let mut profile = Map::new();
@@ -285,12 +286,12 @@ fn apply(
     };
     let mut events = Vec::new();
     let event = |kind: &str, properties: Map<String, Value>| Event {
-        contact: c.contact.clone(),
+        contact: contact.id.clone(),
         kind: kind.into(),
         at: now,
-        journey: Some(c.journey.clone()),
-        message: Some(c.message.clone()),
-        message_id: Some(c.message_id.clone()),
+        journey: c.map(|c| c.journey.clone()),
+        message: c.map(|c| c.message.clone()),
+        message_id: c.map(|c| c.message_id.clone()),
         properties,
         ..Event::default()
     };
