@@ -360,3 +360,40 @@ fn sms_stop_and_start_set_the_sms_topic() {
     assert!(body.contains("From"), "{body}");
     assert_eq!(count(&d, "gio", "subscription.changed"), 2);
 }
+
+#[test]
+fn contacts_show_warns_about_unknown_topics_and_keeps_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_journeys(tmp.path());
+    let d = Daemon::start(tmp.path());
+    let subs = json!({"newsleter": false, "offers": true, "sms": false});
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/cy",
+        Some(&json!({"email": "cy@example.com", "subscriptions": subs})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let out = d.cli(&["contacts", "show", "cy"]);
+    assert!(out.status.success());
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["profile"]["subscriptions"], subs, "kept as given");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("warning:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains("subscriptions.newsleter: unknown topic 'newsleter'"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean 'newsletter'?"), "{err}");
+    // A contact with only known topics has no warning.
+    let (s, _) = d.admin_call(
+        "PUT",
+        "/v1/contacts/dee",
+        Some(&json!({"subscriptions": {"newsletter": false}})),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(d.contact("dee")["warnings"], json!([]));
+}

@@ -66,6 +66,26 @@ pub fn unknown_topics(contact: &Contact, program: &Program) -> Vec<String> {
         .collect()
 }
 
+/// What `journey contacts show` warns about in a profile: the topics of `subscriptions` no
+/// topic definition names (kept as they are; the engine asks only about known topics).
+pub fn profile_warnings(contact: &Contact, program: &Program) -> Vec<String> {
+    unknown_topics(contact, program)
+        .into_iter()
+        .map(|t| {
+            let known: Vec<&str> = program
+                .topics
+                .keys()
+                .map(String::as_str)
+                .chain(crate::compile::ir::CHANNEL_TOPICS)
+                .collect();
+            let hint = crate::lang::diagnostic::did_you_mean(&t, known.iter().copied())
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            format!("subscriptions.{t}: unknown topic '{t}', kept but never asked about{hint}")
+        })
+        .collect()
+}
+
 /// The address a message goes to, as far as the engine can know it without rendering: a
 /// constant `to`, else the profile's address for the channel.
 fn address_of(msg: &MessageIr, contact: &Contact) -> Option<String> {
