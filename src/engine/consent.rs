@@ -35,20 +35,40 @@ pub fn same_address(a: &str, b: &str) -> bool {
     a.trim().eq_ignore_ascii_case(b.trim())
 }
 
-/// The contact's consent to a topic: `subscriptions.TOPIC` when it is a boolean, else the
-/// default (`default_subscribed`).
+/// A yes or no as profiles hold it: a boolean, or the text a CSV import or another system
+/// writes (`"true"`, `"false"`, `"yes"`, `"no"`, `"1"`, `"0"`, any case), or 1 and 0.
+pub fn yes_or_no(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Some(true),
+            "false" | "no" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The contact's consent to a topic: `subscriptions.TOPIC` when it is a yes or a no, else
+/// the default (`default_subscribed`).
 pub fn topic_consent(contact: &Contact, topic: &str, default_subscribed: bool) -> bool {
     contact
         .profile
         .get(SUBSCRIPTIONS)
         .and_then(|s| s.get(topic))
-        .and_then(Value::as_bool)
+        .and_then(yes_or_no)
         .unwrap_or(default_subscribed)
 }
 
-/// Whether the contact said no to all marketing.
+/// Whether the contact said no to all marketing (`unsubscribed: true`, or `"true"` from a
+/// CSV import).
 pub fn unsubscribed(contact: &Contact) -> bool {
-    contact.profile.get(UNSUBSCRIBED).and_then(Value::as_bool) == Some(true)
+    contact.profile.get(UNSUBSCRIBED).and_then(yes_or_no) == Some(true)
 }
 
 /// The topics of a contact's `subscriptions` that the program does not know (kept, but worth
@@ -180,4 +200,81 @@ pub fn name_the_address(e: &mut Event, contact: &Contact) {
 /// Whether a bounce or complaint may need its address named (see `name_the_address`).
 pub fn names_an_address(kind: &str) -> bool {
     kind == MESSAGE_BOUNCED || kind == "bounced" || kind == COMPLAINED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn contact(profile: Value) -> Contact {
+        Contact {
+            id: "c".into(),
+            profile: profile.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn consent_reads_booleans_and_the_text_of_imports() {
+        // A CSV import writes every value as text: "true" must still stop marketing.
+        for yes in [
+            json!(true),
+            json!("true"),
+            json!("TRUE"),
+            json!("yes"),
+            json!("1"),
+            json!(1),
+        ] {
+            assert!(
+                unsubscribed(&contact(json!({ "unsubscribed": yes }))),
+                "{yes}"
+            );
+        }
+        for no in [
+            json!(false),
+            json!("false"),
+            json!("no"),
+            json!(0),
+            json!("maybe"),
+            json!(null),
+        ] {
+            assert!(
+                !unsubscribed(&contact(json!({ "unsubscribed": no }))),
+                "{no}"
+            );
+        }
+        let c = contact(json!({"subscriptions": {"news": "false", "offers": "what"}}));
+        assert!(!topic_consent(&c, "news", true));
+        // Unreadable or missing: the topic's default.
+        assert!(topic_consent(&c, "offers", true));
+        assert!(!topic_consent(&c, "offers", false));
+        assert!(!topic_consent(&c, "previews", false));
+    }
+
+    #[test]
+    fn a_bounce_names_the_address_it_concerns() {
+        let c = contact(json!({"email": "Ann@Example.com", "phone": "+39 1"}));
+        let mut e = Event {
+            kind: "bounced".into(),
+            ..Event::default()
+        };
+        name_the_address(&mut e, &c);
+        assert_eq!(e.properties[ADDRESS], "Ann@Example.com");
+        let mut sms = Event {
+            kind: MESSAGE_BOUNCED.into(),
+            channel: Some(Channel::Sms),
+            ..Event::default()
+        };
+        name_the_address(&mut sms, &c);
+        assert_eq!(sms.properties[ADDRESS], "+39 1");
+        // Named by its sender: kept.
+        let mut named = Event {
+            kind: COMPLAINED.into(),
+            properties: serde_json::Map::from_iter([(ADDRESS.to_string(), json!("x@y"))]),
+            ..Event::default()
+        };
+        name_the_address(&mut named, &c);
+        assert_eq!(named.properties[ADDRESS], "x@y");
+        assert!(same_address(" ann@example.COM", "Ann@Example.com "));
+    }
 }
