@@ -215,7 +215,7 @@ pub async fn page(
     let c = verify(&st, &token)?;
     let contact = contact_of(&st, &c)?;
     let topics = topics_for(&st.program(), &contact);
-    Ok(html(render(&token, &contact, &topics, None)))
+    Ok(html(render(&contact, &topics, None)))
 }
 
 /// `POST /u/{token}`: a change from the form or a one-click unsubscribe.
@@ -267,7 +267,7 @@ pub async fn change(
     }
     let topics = topics_for(&st.program(), &contact);
     let notice = notice(&made, &topics);
-    Ok(html(render(&token, &contact, &topics, Some(&notice))))
+    Ok(html(render(&contact, &topics, Some(&notice))))
 }
 
 /// The profile keys a set of changes writes (merged into the stored profile by
@@ -383,13 +383,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// The page: plain HTML, one form, labels on every box, readable on a phone.
-pub fn render(
-    token: &str,
-    contact: &Contact,
-    topics: &[TopicState],
-    notice: Option<&str>,
-) -> String {
-    let action = format!("/u/{}", escape(token));
+pub fn render(contact: &Contact, topics: &[TopicState], notice: Option<&str>) -> String {
     let all_off = unsubscribed(contact);
     let mut h = String::new();
     h.push_str(
@@ -405,7 +399,9 @@ pub fn render(
     if let Some(n) = notice {
         h.push_str(&format!("<p role=\"status\">{}</p>\n", escape(n)));
     }
-    h.push_str(&format!("<form method=\"post\" action=\"{action}\">\n"));
+    // No `action`: the form posts back to the page's own URL, whatever prefix a proxy puts
+    // in front of the daemon.
+    h.push_str("<form method=\"post\">\n");
     if all_off {
         h.push_str(
             "<p>You are unsubscribed from all marketing messages. You still receive messages \
@@ -483,12 +479,12 @@ mod tests {
             names,
             [("newsletter", false), ("previews", false), ("sms", true)]
         );
-        let page = render("tok\"<", &c, &topics, Some("Saved <now>"));
+        let page = render(&c, &topics, Some("Saved <now>"));
         assert!(
             page.contains("The &lt;b&gt;news&lt;/b&gt; &amp; more"),
             "{page}"
         );
-        assert!(page.contains("action=\"/u/tok&quot;&lt;\""), "{page}");
+        assert!(page.contains("<form method=\"post\">"), "{page}");
         assert!(page.contains("Saved &lt;now&gt;"), "{page}");
         assert!(page.contains("<label for=\"topic-sms\">"), "{page}");
         assert!(page.contains("value=\"sms\" checked>"), "{page}");
