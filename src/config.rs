@@ -126,6 +126,9 @@ pub struct SmsConfig {
     pub concurrency: Option<usize>,
     /// Most SMS a second (default: no limit).
     pub rate_per_second: Option<f64>,
+    /// The token the provider's inbound webhook must carry (`/v1/sms/inbound?token=…`), for
+    /// STOP and START replies; without it the endpoint is off (404).
+    pub inbound_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -420,6 +423,7 @@ mod tests {
         assert_eq!(smtp.security, SmtpSecurity::Starttls);
         assert_eq!(smtp.password.as_deref(), Some("<SMTP_PASSWORD>"));
         assert!(matches!(c.sms.provider, Some(SmsProvider::Twilio { .. })));
+        assert_eq!(c.sms.inbound_token.as_deref(), Some("<SMS_INBOUND_TOKEN>"));
         assert!(matches!(c.push.provider, Some(PushProvider::Fcm { .. })));
         assert_eq!(c.retry.max_attempts, 5);
         // The commented alternatives parse too.

@@ -4,7 +4,7 @@
 
 use crate::compile;
 use crate::engine::Clock;
-use crate::engine::{Contact, Event, Millis, TimelineEntry, VirtualClock};
+use crate::engine::{Contact, Event, Happening, Millis, TimelineEntry, VirtualClock};
 use crate::lang::{self, diagnostic};
 use crate::runtime::{self, fmt_time, Input, MemorySink, Runtime};
 use crate::store::Store;
@@ -67,6 +67,13 @@ pub struct Expectation {
     /// The segments the contact belongs to at `until`, as the runtime keeps them (any order).
     #[serde(default)]
     pub segments: Option<Vec<String>>,
+    /// The messages suppressed for want of consent, in order.
+    #[serde(default)]
+    pub suppressed: Option<Vec<String>>,
+    /// Profile keys and the values they hold at `until` (a key missing from the profile is
+    /// `null`).
+    #[serde(default)]
+    pub profile: Option<Map<String, Value>>,
 }
 
 /// When a message was delivered: once (its first delivery), or each time, in order.
@@ -597,6 +604,34 @@ pub fn run_on(path: &Path, data: Option<&Path>) -> Result<Outcome, ScenarioError
             let mut want = want.clone();
             want.sort();
             check("segments", list(&want), list(&got));
+        }
+        if let Some(want) = &x.suppressed {
+            let got: Vec<String> = outcome
+                .timeline
+                .iter()
+                .filter(|t| t.contact == x.contact)
+                .filter_map(|t| match &t.happening {
+                    Happening::Suppressed { message, .. } => Some(message.clone()),
+                    _ => None,
+                })
+                .collect();
+            check("suppressed", list(want), list(&got));
+        }
+        if let Some(want) = &x.profile {
+            let stored = rt
+                .store
+                .contact(&x.contact)
+                .map_err(|e| err(None, e.to_string()))?
+                .map(|c| c.profile)
+                .unwrap_or_default();
+            for (key, value) in want {
+                let got = stored.get(key).cloned().unwrap_or(Value::Null);
+                check(
+                    &format!("profile {key}"),
+                    value.to_string(),
+                    got.to_string(),
+                );
+            }
         }
         if let Some(want) = x.ended {
             let running: Vec<&str> = instances

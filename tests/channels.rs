@@ -58,7 +58,12 @@ fn compile_files(files: &[(&str, &str)]) -> Program {
 
 fn repo_journeys(names: &[&str]) -> Program {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("journeys");
-    let paths: Vec<_> = names.iter().map(|n| root.join(n)).collect();
+    // The topics the marketing examples name are defined in topics.journey.
+    let paths: Vec<_> = names
+        .iter()
+        .chain(std::iter::once(&"topics.journey"))
+        .map(|n| root.join(n))
+        .collect();
     let loaded = lang::load_files(&paths);
     let c = compile::compile(&loaded);
     c.program.expect("the example journeys compile")

@@ -335,18 +335,26 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
         .iter()
         .any(|e| e["type"] == "received"));
 
-    // RFC 8058 one-click unsubscribe: the contact exits the journey (`exit event "unsubscribed"`).
+    // RFC 8058 one-click unsubscribe: the welcome journey's topic is `newsletter`, so the
+    // contact leaves that topic (not all marketing), recorded once.
     let unsub = click_token(&d, &welcome, TokenKind::Unsubscribe, None);
-    let resp = d
-        .agent
-        .post(&format!("{}/u/{unsub}", d.base))
-        .set("content-type", "application/x-www-form-urlencoded")
-        .send_string("List-Unsubscribe=One-Click")
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    for _ in 0..2 {
+        let resp = d
+            .agent
+            .post(&format!("{}/u/{unsub}", d.base))
+            .set("content-type", "application/x-www-form-urlencoded")
+            .send_string("List-Unsubscribe=One-Click")
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
     let c = d.contact("carla");
-    assert_eq!(c["profile"]["unsubscribed"], true);
-    assert_eq!(c["journeys"][0]["ended"], "exited", "{c}");
+    assert_eq!(c["profile"]["subscriptions"], json!({"newsletter": false}));
+    assert_eq!(c["profile"].get("unsubscribed"), None, "{c}");
+    let changed = events_of_type(&c, "subscription.changed");
+    assert_eq!(changed.len(), 1, "{c}");
+    assert_eq!(changed[0]["properties"]["topic"], "newsletter");
+    assert_eq!(changed[0]["properties"]["value"], false);
+    assert_eq!(changed[0]["message"], "welcome");
     assert_eq!(d.call("POST", "/u/garbage.token", None, None).0, 404);
 
     // Health and metrics.
@@ -374,7 +382,10 @@ fn tracking_pixel_unsubscribe_kannel_and_sigterm() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(ingested, 4, "form, open, received, unsubscribed: {m}");
+    assert_eq!(
+        ingested, 4,
+        "form, open, received, subscription.changed: {m}"
+    );
 
     // SIGTERM: a clean stop, exit 0.
     let status = d.terminate();

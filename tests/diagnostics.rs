@@ -531,6 +531,80 @@ journey b {
 "#
 );
 
+// ---------------------------------------------------------------- consent
+
+case!(
+    transactional_with_topic,
+    r#"topic newsletter {
+  title "The newsletter"
+}
+
+journey receipt {
+  transactional
+  topic newsletter
+  entry event "order_placed"
+  send email receipt { subject "Your order" text "Thanks" }
+}
+"#
+);
+
+case!(
+    unknown_topic_did_you_mean,
+    r#"topic newsletter {
+  title "The newsletter"
+}
+
+journey weekly {
+  topic newsleter
+  entry api
+  send email issue { subject "This week" text "News" }
+}
+"#
+);
+
+case!(
+    syntax_topic_default_without_state,
+    r#"topic newsletter {
+  title "The newsletter"
+  default yes
+}
+"#
+);
+
+/// A warning, not an error: `journey check` exits 0 but names the journey and the topics.
+#[test]
+fn marketing_journey_without_topic_warns() {
+    let (code, err) = check(
+        "marketing_without_topic",
+        &[(
+            "main.journey",
+            r#"topic newsletter {
+  title "The newsletter"
+}
+
+journey promo {
+  entry api
+  send email promo { subject "Promo" text "Hello" }
+}
+
+journey receipt {
+  transactional
+  entry api
+  send email receipt { subject "Your order" text "Thanks" }
+}
+
+journey crm {
+  entry api
+  send webhook sync { url "https://crm.example/sync" }
+}
+"#,
+        )],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 warning"), "{err}");
+    insta::assert_snapshot!("marketing_journey_without_topic_warns", err);
+}
+
 // ---------------------------------------------------------------- whole runs
 
 #[test]

@@ -184,7 +184,7 @@ impl Sim {
         for f in fx {
             match f {
                 Effect::Send(job) => sends.push(job),
-                Effect::Capped(e) => self.history(e),
+                Effect::Capped(e) | Effect::Suppressed(e) => self.history(e),
                 Effect::SetField { field, value } => {
                     self.set_fields.push((String::new(), field, value));
                 }

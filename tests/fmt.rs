@@ -364,6 +364,21 @@ fn snapshot_one_line_journey() {
 }
 
 #[test]
+fn topics_and_consent_headers_on_one_line() {
+    let src = r#"topic news { title "News" default unsubscribed } journey j { topic news entry api send email hi { subject "Hi" text "Hello" } } journey r { transactional entry api send email receipt { subject "R" text "Thanks" } }"#;
+    let out = fmt(src);
+    assert_eq!(fmt(&out), out);
+    assert_eq!(
+        out,
+        "topic news {\n  title \"News\"\n  default unsubscribed\n}\n\njourney j {\n  topic news\n  entry api\n  send email hi {\n    subject \"Hi\"\n    text    \"Hello\"\n  }\n}\n\njourney r {\n  transactional\n  entry api\n  send email receipt {\n    subject \"R\"\n    text    \"Thanks\"\n  }\n}\n"
+    );
+    assert_eq!(
+        tree_without_spans(&parse(src)),
+        tree_without_spans(&parse(&out))
+    );
+}
+
+#[test]
 fn snapshot_comments_everywhere() {
     let src = "# top\n\n\n# about the segment\nsegment s { # after brace\n  # before title\n  title \"S\"   # on title\n\n\n  # before rule\n  rule r: contact.a == 1 # on rule\n  # before closing brace\n}   # after closing brace\n# between definitions\npolicy p {\n  max 1 email per 1d\n}\n\n\n\n# at the end\n\n# really the end\n";
     let out = fmt(src);

@@ -53,17 +53,23 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 )
             );
             let summary = match &compiled.program {
-                Some(p) => format!(
-                    "checked {} file{}: {} journey{}, {} segment{}, {} polic{}",
-                    files.len(),
-                    plural(files.len()),
-                    p.journeys.len(),
-                    plural(p.journeys.len()),
-                    p.segments.len(),
-                    plural(p.segments.len()),
-                    p.policies.len(),
-                    if p.policies.len() == 1 { "y" } else { "ies" }
-                ),
+                Some(p) => {
+                    format!(
+                        "checked {} file{}: {} journey{}, {} segment{}, {} polic{}",
+                        files.len(),
+                        plural(files.len()),
+                        p.journeys.len(),
+                        plural(p.journeys.len()),
+                        p.segments.len(),
+                        plural(p.segments.len()),
+                        p.policies.len(),
+                        if p.policies.len() == 1 { "y" } else { "ies" }
+                    ) + &if p.topics.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} topic{}", p.topics.len(), plural(p.topics.len()))
+                    }
+                }
                 None => format!("checked {} file{}", files.len(), plural(files.len())),
             };
             eprintln!(

@@ -145,6 +145,9 @@ pub fn run(args: ContactsArgs) -> ExitCode {
             match Client::new(&server).get(&format!("/v1/contacts/{id}")) {
                 Ok(v) => {
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    for w in v["warnings"].as_array().into_iter().flatten() {
+                        eprintln!("warning: {}", w.as_str().unwrap_or_default());
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),

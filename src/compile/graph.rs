@@ -62,6 +62,12 @@ fn build(j: &JourneyIr) -> (Vec<Node>, Vec<Edge>) {
     for e in &j.entries {
         start.push(short(&format!("entry {}", entry_text(e))));
     }
+    // Consent: whose yes its sends need.
+    if j.transactional {
+        start.push("transactional".into());
+    } else if let Some(t) = &j.topic {
+        start.push(format!("topic {}", t.name));
+    }
     nodes.push(Node {
         id: "start".into(),
         lines: start,

@@ -20,6 +20,29 @@ pub struct Program {
     pub journeys: BTreeMap<String, JourneyIr>,
     pub segments: BTreeMap<String, SegmentIr>,
     pub policies: BTreeMap<String, PolicyIr>,
+    /// Consent topics (`topic NAME { … }`), for the preference page and the engine.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topics: BTreeMap<String, TopicIr>,
+}
+
+/// Topics every program knows without a definition: consent to a whole channel's marketing
+/// (`subscriptions: { sms: false }`). A definition may give them a title.
+pub const CHANNEL_TOPICS: [&str; 2] = ["sms", "push"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicIr {
+    pub name: String,
+    pub title: Option<String>,
+    /// `default subscribed`; false for an opt-in topic (only those who said yes).
+    pub default_subscribed: bool,
+}
+
+/// A journey's `topic NAME`, with the topic's default copied in (as a policy's caps are), so
+/// a version keeps the consent rule it was written for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicUseIr {
+    pub name: String,
+    pub default_subscribed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +62,12 @@ pub struct JourneyIr {
     pub start: Next,
     pub steps: Vec<StepIr>,
     pub messages: BTreeMap<String, MessageIr>,
+    /// `topic NAME`: every send needs consent to it. Left out of the JSON when absent (and
+    /// `transactional` when false), so journeys without them keep their content hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<TopicUseIr>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transactional: bool,
 }
 
 impl JourneyIr {

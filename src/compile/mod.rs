@@ -43,6 +43,7 @@ enum DefKind {
     Journey,
     Segment,
     Policy,
+    Topic,
 }
 
 struct Compiler<'a> {
@@ -199,6 +200,7 @@ impl<'a> Compiler<'a> {
                     Definition::Journey(_) => DefKind::Journey,
                     Definition::Segment(_) => DefKind::Segment,
                     Definition::Policy(_) => DefKind::Policy,
+                    Definition::Topic(_) => DefKind::Topic,
                 };
                 let name = def.name();
                 if let Some((_, pf, prev)) = self.defs.get(&name.name) {
@@ -207,7 +209,7 @@ impl<'a> Compiler<'a> {
                         Diagnostic::error(*file, name.span, format!("'{}' is defined twice", name.name))
                             .with_label("second definition")
                             .with_related(pf, pspan, "first defined here")
-                            .with_help("journeys, segments and policies share one namespace across all loaded files"),
+                            .with_help("journeys, segments, policies and topics share one namespace across all loaded files"),
                     );
                 } else {
                     self.defs.insert(name.name.clone(), (kind, *file, def));
@@ -234,6 +236,10 @@ impl<'a> Compiler<'a> {
                         let ir = self.segment(*file, s);
                         program.segments.insert(ir.name.clone(), ir);
                     }
+                    Definition::Topic(t) => {
+                        let ir = self.topic(*file, t);
+                        program.topics.insert(ir.name.clone(), ir);
+                    }
                     Definition::Journey(_) => {}
                 }
             }
@@ -250,7 +256,7 @@ impl<'a> Compiler<'a> {
                     {
                         continue;
                     }
-                    let ir = self.journey(*file, j, &program.policies);
+                    let ir = self.journey(*file, j, &program.policies, &program.topics);
                     program.journeys.insert(ir.name.clone(), ir);
                 }
             }
@@ -326,6 +332,7 @@ impl<'a> Compiler<'a> {
                     DefKind::Journey => "journey",
                     DefKind::Segment => "segment",
                     DefKind::Policy => "policy",
+                    DefKind::Topic => "topic",
                 };
                 let mut d =
                     Diagnostic::error(file, id.span, format!("unknown {what} '{}'", id.name));
@@ -447,6 +454,46 @@ impl<'a> Compiler<'a> {
                     format!("policy '{}' has no cap", p.name.name),
                 )
                 .with_help("add a line such as `max 1 email per 1d`"),
+            );
+        }
+        ir
+    }
+
+    // ------------------------------------------------------------ topics
+
+    fn topic(&mut self, file: usize, t: &ast::Topic) -> TopicIr {
+        let mut ir = TopicIr {
+            name: t.name.name.clone(),
+            title: None,
+            default_subscribed: true,
+        };
+        let mut seen: HashMap<&'static str, Span> = HashMap::new();
+        for item in &t.items {
+            let key = match &item.kind {
+                TopicItemKind::Title(s) => {
+                    ir.title = Some(s.value.clone());
+                    "title"
+                }
+                TopicItemKind::Default(yes) => {
+                    ir.default_subscribed = *yes;
+                    "default"
+                }
+            };
+            if let Some(prev) = seen.insert(key, item.span) {
+                self.err(
+                    Diagnostic::error(file, item.span, format!("`{key}` is given twice"))
+                        .with_related(file, prev, "first given here"),
+                );
+            }
+        }
+        if ir.title.is_none() {
+            self.err(
+                Diagnostic::warning(
+                    file,
+                    t.name.span,
+                    format!("topic '{}' has no title", t.name.name),
+                )
+                .with_help("the preference page shows the title: add `title \"…\"`"),
             );
         }
         ir
@@ -926,6 +973,7 @@ impl<'a> Compiler<'a> {
         file: usize,
         j: &'a ast::Journey,
         policies: &BTreeMap<String, PolicyIr>,
+        topics: &BTreeMap<String, TopicIr>,
     ) -> JourneyIr {
         let here = JourneyMessages::of(j);
         let mut ir = JourneyIr {
@@ -943,7 +991,11 @@ impl<'a> Compiler<'a> {
             start: None,
             steps: Vec::new(),
             messages: BTreeMap::new(),
+            topic: None,
+            transactional: false,
         };
+        let mut transactional_at: Option<Span> = None;
+        let mut topic_at: Option<Span> = None;
         let scope = CondScope::Journey(here.clone());
         let mut seen_headers: HashMap<&'static str, Span> = HashMap::new();
         for h in &j.headers {
@@ -954,6 +1006,8 @@ impl<'a> Compiler<'a> {
                 HeaderKind::Reentry(_) => Some("reentry"),
                 HeaderKind::Policy(_) => Some("policy"),
                 HeaderKind::Quiet { .. } => Some("quiet"),
+                HeaderKind::Topic(_) => Some("topic"),
+                HeaderKind::Transactional => Some("transactional"),
                 _ => None,
             };
             if let Some(key) = once {
@@ -1065,7 +1119,36 @@ impl<'a> Compiler<'a> {
                     });
                 }
                 HeaderKind::MigrateByName => ir.migrate_by_name = true,
+                HeaderKind::Transactional => {
+                    ir.transactional = true;
+                    transactional_at = Some(h.span);
+                }
+                HeaderKind::Topic(t) => {
+                    topic_at = Some(h.span);
+                    // `sms` and `push` are channel-wide topics, known without a definition.
+                    let builtin = CHANNEL_TOPICS.contains(&t.name.as_str())
+                        && !self.defs.contains_key(&t.name);
+                    if builtin || self.check_ref(file, t, DefKind::Topic) {
+                        ir.topic = Some(TopicUseIr {
+                            name: t.name.clone(),
+                            default_subscribed: topics
+                                .get(&t.name)
+                                .is_none_or(|d| d.default_subscribed),
+                        });
+                    }
+                }
             }
+        }
+        if let (Some(tr), Some(tp)) = (transactional_at, topic_at) {
+            self.err(
+                Diagnostic::error(
+                    file,
+                    tp,
+                    "a transactional journey cannot have a topic",
+                )
+                .with_related(file, tr, "declared transactional here")
+                .with_help("a topic is consent to marketing; receipts and password resets need none: drop one of the two lines"),
+            );
         }
         if ir.entries.is_empty() {
             self.err(
@@ -1098,6 +1181,25 @@ impl<'a> Compiler<'a> {
         ir.start = start;
         ir.steps = cx.steps;
         ir.messages = cx.messages.into_iter().map(|(k, (m, _))| (k, m)).collect();
+        if !ir.transactional
+            && topic_at.is_none()
+            && !topics.is_empty()
+            && ir.messages.values().any(|m| m.channel != Channel::Webhook)
+        {
+            let names: Vec<&str> = topics.keys().map(String::as_str).collect();
+            self.err(
+                Diagnostic::warning(
+                    file,
+                    j.name.span,
+                    format!("marketing journey '{}' has no topic", j.name.name),
+                )
+                .with_label("only `unsubscribed: true` stops its sends")
+                .with_help(format!(
+                    "add `topic NAME` (defined: {}), or `transactional` if it is not marketing",
+                    names.join(", ")
+                )),
+            );
+        }
         ir
     }
 

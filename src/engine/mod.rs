@@ -5,6 +5,7 @@
 
 pub mod calendar;
 pub mod cond;
+pub mod consent;
 pub mod model;
 pub mod step;
 pub mod wheel;

@@ -18,6 +18,14 @@ pub const MESSAGE_BOUNCED: &str = "message.bounced";
 pub const MESSAGE_FAILED: &str = "message.failed";
 /// Recorded when a policy delays or skips a send.
 pub const MESSAGE_CAPPED: &str = "message.capped";
+/// Recorded when the engine does not send a message for want of consent, with the `reason`
+/// (`unsubscribed`, `topic NAME`, `bounced address`, `complained`).
+pub const MESSAGE_SUPPRESSED: &str = "message.suppressed";
+/// Recorded when a contact changes a topic (preference page, SMS STOP/START), with `topic`
+/// and `value`.
+pub const SUBSCRIPTION_CHANGED: &str = "subscription.changed";
+/// A spam complaint about an address (forwarded from an email provider): suppresses it.
+pub const COMPLAINED: &str = "complained";
 
 /// Whether the engine records events of this type itself (sends and their outcomes,
 /// engagement with what it sent, consent changes, delivery reports), so that an ingest
@@ -317,6 +325,11 @@ pub enum Happening {
         step: String,
         error: String,
     },
+    /// A send not made for want of consent (`message.suppressed`).
+    Suppressed {
+        message: String,
+        reason: String,
+    },
 }
 
 /// One line of a timeline: `journey simulate` prints them, the store keeps them per instance.
@@ -341,4 +354,6 @@ pub enum Effect {
     /// A `message.capped` event to record.
     Capped(Event),
     Timeline(TimelineEntry),
+    /// A `message.suppressed` event to record.
+    Suppressed(Event),
 }

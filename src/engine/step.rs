@@ -486,7 +486,42 @@ impl Run<'_, '_> {
             return Flow::Park;
         };
         let channel = msg.channel;
-        if let Some(q) = &self.j.quiet {
+        // Consent first: a contact who said no is not held for quiet hours or caps.
+        if let Some(reason) = super::consent::suppression(
+            self.w.program,
+            self.j,
+            msg,
+            &self.w.contact,
+            &self.w.events,
+        ) {
+            let suppressed = Event {
+                contact: self.inst.contact.clone(),
+                kind: MESSAGE_SUPPRESSED.into(),
+                at: now,
+                journey: Some(self.j.name.clone()),
+                message: Some(message.into()),
+                channel: Some(channel),
+                properties: serde_json::Map::from_iter([(
+                    "reason".to_string(),
+                    Value::String(reason.clone()),
+                )]),
+                ..Event::default()
+            };
+            self.w.events.push(suppressed.clone());
+            self.fx.push(Effect::Suppressed(suppressed));
+            self.timeline(Happening::Suppressed {
+                message: message.into(),
+                reason,
+            });
+            return Flow::Go(next);
+        }
+        // Transactional journeys ignore quiet hours and caps.
+        let quiet = if self.j.transactional {
+            None
+        } else {
+            self.j.quiet.as_ref()
+        };
+        if let Some(q) = quiet {
             let tz = pick_zone(None, self.w.contact.timezone(), self.w.default_zone);
             if let Some(until) = quiet_until(now, q, tz) {
                 self.timeline(Happening::Held {
@@ -497,7 +532,12 @@ impl Run<'_, '_> {
                 return self.park(Parked::Held, until);
             }
         }
-        if let Some(policy) = self.j.policy.clone() {
+        let policy = if self.j.transactional {
+            None
+        } else {
+            self.j.policy.clone()
+        };
+        if let Some(policy) = policy {
             if let Some(release) = self.capped_until(&policy, channel) {
                 let capped = Event {
                     contact: self.inst.contact.clone(),

@@ -65,6 +65,7 @@ pub enum Definition {
     Journey(Journey),
     Segment(Segment),
     Policy(Policy),
+    Topic(Topic),
 }
 
 impl Definition {
@@ -73,6 +74,7 @@ impl Definition {
             Definition::Journey(j) => &j.name,
             Definition::Segment(s) => &s.name,
             Definition::Policy(p) => &p.name,
+            Definition::Topic(t) => &t.name,
         }
     }
     pub fn span(&self) -> Span {
@@ -80,6 +82,7 @@ impl Definition {
             Definition::Journey(j) => j.span,
             Definition::Segment(s) => s.span,
             Definition::Policy(p) => p.span,
+            Definition::Topic(t) => t.span,
         }
     }
 }
@@ -116,6 +119,10 @@ pub enum HeaderKind {
         to: TimeOfDay,
     },
     MigrateByName,
+    /// `transactional`: receipts and password resets, not marketing (no consent needed).
+    Transactional,
+    /// `topic NAME`: every send needs the contact's consent to this topic.
+    Topic(Ident),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -577,4 +584,28 @@ pub enum PolicyItemKind {
 pub enum CappedAction {
     Delay,
     Skip,
+}
+
+// ---------------------------------------------------------------- topics
+
+/// `topic NAME { title "…" default subscribed|unsubscribed }`: a subject a contact can say
+/// yes or no to (the preference page lists them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Topic {
+    pub name: Ident,
+    pub items: Vec<TopicItem>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopicItem {
+    pub kind: TopicItemKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TopicItemKind {
+    Title(Str),
+    /// `default subscribed` (true) or `default unsubscribed` (false: opt-in).
+    Default(bool),
 }

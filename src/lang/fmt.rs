@@ -52,6 +52,7 @@ pub fn format_source(text: &str, file: &File) -> String {
             Definition::Journey(j) => p.journey(j),
             Definition::Segment(s) => p.segment(s),
             Definition::Policy(pol) => p.policy(pol),
+            Definition::Topic(t) => p.topic(t),
         }
     }
     p.flush_before(usize::MAX, 0);
@@ -470,6 +471,11 @@ impl Printer<'_> {
                 time_lit(&mut t, to);
             }
             HeaderKind::MigrateByName => t.push_str("migrate by name"),
+            HeaderKind::Transactional => t.push_str("transactional"),
+            HeaderKind::Topic(n) => {
+                t.push_str("topic ");
+                t.push_str(&n.name);
+            }
         }
         self.code(indent, h.span.start, h.span.end, t);
     }
@@ -607,6 +613,31 @@ impl Printer<'_> {
             self.code(1, item.span.start, item.span.end, t);
         }
         self.close_brace(0, p.span.end);
+    }
+
+    fn topic(&mut self, tp: &Topic) {
+        self.open(
+            0,
+            tp.span.start,
+            tp.name.span.end,
+            format!("topic {}", tp.name.name),
+        );
+        for item in &tp.items {
+            let mut t = String::new();
+            match &item.kind {
+                TopicItemKind::Title(s) => {
+                    t.push_str("title ");
+                    str_lit(&mut t, s);
+                }
+                TopicItemKind::Default(yes) => t.push_str(if *yes {
+                    "default subscribed"
+                } else {
+                    "default unsubscribed"
+                }),
+            }
+            self.code(1, item.span.start, item.span.end, t);
+        }
+        self.close_brace(0, tp.span.end);
     }
 
     // ------------------------------------------------------------ steps

@@ -47,6 +47,7 @@ pub fn parse_file(file: usize, text: &str) -> Result<File, Vec<Diagnostic>> {
             Rule::journey => definitions.push(Definition::Journey(b.journey(p))),
             Rule::segment => definitions.push(Definition::Segment(b.segment(p))),
             Rule::policy => definitions.push(Definition::Policy(b.policy(p))),
+            Rule::topic => definitions.push(Definition::Topic(b.topic(p))),
             Rule::EOI => {}
             r => unreachable!("unexpected {r:?} at top level"),
         }
@@ -155,7 +156,7 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
             "a condition such as contact.country == \"IT\""
         }
         Rule::path => "a field such as contact.country",
-        Rule::header => "a journey header (title, entry, reentry, goal, exit, policy, quiet…)",
+        Rule::header => "a journey header (title, entry, reentry, goal, exit, policy, quiet, topic, transactional…)",
         Rule::entry => "an entry (entry event \"…\", entry segment NAME …, entry api)",
         Rule::step | Rule::step_label => {
             "a step (send, wait, check, if, split random, set, goto, end)"
@@ -180,7 +181,8 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         Rule::cap_target => "what a cap counts (email, sms, push, webhook or messages)",
         Rule::scope_kind => "`global` or `journey`",
         Rule::capped_action => "`delay` or `skip`",
-        Rule::journey | Rule::segment | Rule::policy => "a definition (journey, segment or policy)",
+        Rule::journey | Rule::segment | Rule::policy | Rule::topic => "a definition (journey, segment, policy or topic)",
+        Rule::topic_default | Rule::topic_state => "`default subscribed` or `default unsubscribed`",
         Rule::EOI => "the end of the file",
         Rule::boolean => "true or false",
         Rule::reentry_after | Rule::reentry_never | Rule::reentry_always => "never, always or after DURATION",
@@ -400,8 +402,18 @@ fn keyword_hint(words: &[String], found: Option<&str>) -> Option<String> {
     }
     if expects(Rule::header) {
         candidates.extend([
-            "title", "category", "label", "entry", "reentry", "goal", "exit", "policy", "quiet",
+            "title",
+            "category",
+            "label",
+            "entry",
+            "reentry",
+            "goal",
+            "exit",
+            "policy",
+            "quiet",
             "migrate",
+            "topic",
+            "transactional",
         ]);
     }
     if expects(Rule::verb) {
@@ -424,9 +436,27 @@ fn keyword_hint(words: &[String], found: Option<&str>) -> Option<String> {
 /// `where` at the end of a line, and the next line's keyword read as the condition's field.
 fn where_hint(text: &str, pos: usize, after: Option<&str>, words: &[String]) -> Option<String> {
     // Only a keyword that starts the next line: a real field is just a field.
-    const KEYWORDS: [&str; 18] = [
-        "title", "category", "label", "entry", "reentry", "goal", "exit", "policy", "quiet",
-        "migrate", "send", "wait", "check", "if", "split", "set", "goto", "end",
+    const KEYWORDS: [&str; 20] = [
+        "title",
+        "category",
+        "label",
+        "entry",
+        "reentry",
+        "goal",
+        "exit",
+        "policy",
+        "quiet",
+        "migrate",
+        "topic",
+        "transactional",
+        "send",
+        "wait",
+        "check",
+        "if",
+        "split",
+        "set",
+        "goto",
+        "end",
     ];
     let after = after.filter(|a| KEYWORDS.contains(a))?;
     if !rule_words(Rule::cmp_op).is_some_and(|w| words.iter().any(|x| x == w)) {
@@ -870,6 +900,8 @@ impl Builder {
                 HeaderKind::Quiet { from, to }
             }
             Rule::migrate => HeaderKind::MigrateByName,
+            Rule::transactional => HeaderKind::Transactional,
+            Rule::topic_use => HeaderKind::Topic(ident(h.into_inner().next().unwrap())),
             r => unreachable!("{r:?} header"),
         };
         Header { kind, span: sp }
@@ -1535,6 +1567,32 @@ impl Builder {
             })
             .collect();
         Policy {
+            name,
+            items,
+            span: sp,
+        }
+    }
+}
+
+impl Builder {
+    fn topic(&mut self, p: Pair<Rule>) -> Topic {
+        let sp = span(&p);
+        let mut it = p.into_inner();
+        let name = ident(it.next().unwrap());
+        let items = it
+            .map(|q| {
+                let isp = span(&q);
+                let kind = match q.as_rule() {
+                    Rule::title => TopicItemKind::Title(string(q.into_inner().next().unwrap())),
+                    Rule::topic_default => TopicItemKind::Default(
+                        q.into_inner().next().unwrap().as_str() == "subscribed",
+                    ),
+                    r => unreachable!("{r:?} topic item"),
+                };
+                TopicItem { kind, span: isp }
+            })
+            .collect();
+        Topic {
             name,
             items,
             span: sp,

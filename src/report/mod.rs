@@ -303,6 +303,12 @@ fn apply(r: &mut Recipient, e: &Event, seen: &mut HashSet<(String, String)>) {
         }
         MESSAGE_BOUNCED | "bounced" => r.bounces += 1,
         "unsubscribed" => r.unsubscribes += 1,
+        // Leaving the message's topic from its preference page is an unsubscribe from it.
+        crate::engine::SUBSCRIPTION_CHANGED
+            if e.properties.get("value") == Some(&serde_json::Value::Bool(false)) =>
+        {
+            r.unsubscribes += 1
+        }
         MESSAGE_CAPPED => r.capped += 1,
         MESSAGE_FAILED => r.failures += 1,
         _ => {}

@@ -14,6 +14,7 @@ pub mod sink;
 use crate::compile::ir::{EntryIr, JourneyIr, Program, StepId};
 use crate::engine::calendar::{local_to_utc, next_local_moment, pick_zone};
 use crate::engine::cond::ContactView;
+use crate::engine::consent;
 use crate::engine::step::{self, Input as StepInput, World};
 use crate::engine::wheel::TimingWheel;
 use crate::engine::{
@@ -968,9 +969,11 @@ impl Runtime {
         // each is its own write, and nothing else happens (see `quiet`).
         if program.segments.is_empty()
             && self.quiet.contains(contact_id)
-            && inputs
-                .iter()
-                .all(|i| matches!(i, Input::Event(e) if !enters_on(&program, &e.kind)))
+            && inputs.iter().all(|i| {
+                matches!(i, Input::Event(e) if !enters_on(&program, &e.kind)
+                    && (!consent::names_an_address(&e.kind)
+                        || e.properties.contains_key(consent::ADDRESS)))
+            })
         {
             let mut seen_ids: HashSet<String> = HashSet::new();
             for input in inputs {
@@ -1037,11 +1040,19 @@ impl Runtime {
 
         for input in inputs {
             match input {
-                Input::Delivered { message_id, event } => {
+                Input::Delivered {
+                    message_id,
+                    mut event,
+                } => {
                     self.outbox_done(&message_id, work.batch);
+                    // A bounce keeps the address it concerns: suppressed until it changes.
+                    consent::name_the_address(&mut event, &round.world.contact);
                     self.event_input(event, acts, &mut round, work)?;
                 }
-                Input::Event(e) => self.event_input(e, acts, &mut round, work)?,
+                Input::Event(mut e) => {
+                    consent::name_the_address(&mut e, &round.world.contact);
+                    self.event_input(e, acts, &mut round, work)?
+                }
                 Input::Resume { instance, .. } => {
                     let instances = &round.instances;
                     let Some(idx) = instances.iter().position(|i| i.id == instance) else {
@@ -1276,7 +1287,7 @@ impl Runtime {
                 // Into the batch's outbox record (`write_outbox`).
                 Effect::Send(job) => work.out.sends.push(job),
                 Effect::SetField { .. } => round.contact_dirty = true,
-                Effect::Capped(ev) => {
+                Effect::Capped(ev) | Effect::Suppressed(ev) => {
                     // The engine already added it to the world's history.
                     if let Ok(seq) = self.store.next_id() {
                         work.batch.put_event(&ev, seq);
@@ -1468,6 +1479,7 @@ pub fn describe(h: &Happening) -> String {
         ),
         Happening::Migrated { from, to } => format!("migrated {from} → {to}"),
         Happening::Error { step, error } => format!("error at {step}: {error}"),
+        Happening::Suppressed { message, reason } => format!("suppressed {message} ({reason})"),
     }
 }
 

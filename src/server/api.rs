@@ -597,6 +597,7 @@ pub async fn get_contact(
     st.authorize(&headers, Scope::Read)?;
     let store = st.store.clone();
     let paused = st.paused.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let program = st.program();
     tokio::task::spawn_blocking(move || {
         let contact = store.contact(&id).map_err(store_err)?;
         let events = store.events_of(&id).map_err(store_err)?;
@@ -643,6 +644,7 @@ pub async fn get_contact(
             "journeys": journeys,
             "events": events.len(),
             "recent_events": recent,
+            "warnings": crate::engine::consent::profile_warnings(&contact, &program),
         }))
         .into_response())
     })

@@ -46,6 +46,7 @@ impl Metrics {
                 Happening::Ended { .. } => "ended",
                 Happening::Migrated { .. } => "migrated",
                 Happening::Error { .. } => "error",
+                Happening::Suppressed { .. } => "suppressed",
             };
             if matches!(what, "entered" | "step" | "ended" | "migrated") {
                 self.transitions.fetch_add(1, Relaxed);

@@ -12,9 +12,11 @@ pub mod auth;
 pub mod deploy;
 mod erasure;
 pub mod metrics;
+mod preferences;
 mod reports;
 mod segment;
 pub mod sink;
+mod sms_inbound;
 mod track;
 
 use crate::compile::ir::Program;
@@ -526,9 +528,10 @@ fn routes(state: Shared) -> axum::Router {
         .route("/t/o/{token}", get(track::open))
         .route(
             "/u/{token}",
-            get(track::unsubscribe).post(track::unsubscribe),
+            get(preferences::page).post(preferences::change),
         )
         .route("/v1/dlr/kannel", get(track::kannel))
+        .route("/v1/sms/inbound", post(sms_inbound::inbound))
         .route("/v1/journeys", get(admin::list))
         .route("/v1/journeys/{name}", get(admin::show))
         .route("/v1/journeys/{name}/enroll", post(admin::enroll))

@@ -1,7 +1,7 @@
-//! Tracked links, the open pixel, unsubscribe links (no auth: the token is HMAC-signed with
-//! the daemon's secret, so a forged or altered one is answered 404 and records nothing),
-//! short links (the code's claims are in the store; an unknown code is a 404), and Kannel
-//! delivery reports.
+//! Tracked links and the open pixel (no auth: the token is HMAC-signed with the daemon's
+//! secret, so a forged or altered one is answered 404 and records nothing), short links (the
+//! code's claims are in the store; an unknown code is a 404), and Kannel delivery reports.
+//! Unsubscribe links open the preference page (`preferences`).
 
 use super::{now_ms, ApiError, Shared};
 use crate::channels::tracking::{self, Claims, TokenKind};
@@ -9,7 +9,7 @@ use crate::engine::Event;
 use crate::runtime::Input;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -105,38 +105,6 @@ pub async fn open(
         PIXEL.to_vec(),
     )
         .into_response())
-}
-
-/// `GET|POST /u/{token}`: records `unsubscribed` (RFC 8058 one-click POST, or the link in
-/// the message) and marks the profile `unsubscribed: true`.
-pub async fn unsubscribe(
-    State(st): State<Shared>,
-    Path(token): Path<String>,
-) -> Result<Response, ApiError> {
-    let c = claims(&st, &token, TokenKind::Unsubscribe)?;
-    let e = engagement(&c, "unsubscribed");
-    let contact = c.contact.clone();
-    let r = st
-        .control(move |rt, sink, now, timeline| {
-            let mut profile = serde_json::Map::new();
-            profile.insert("unsubscribed".into(), serde_json::Value::Bool(true));
-            rt.upsert_contact(&crate::engine::Contact {
-                id: contact,
-                profile,
-            })?;
-            rt.run_at(vec![Input::Event(e)], now, sink, timeline)?;
-            rt.store.flush()?;
-            Ok::<_, crate::runtime::RuntimeError>(())
-        })
-        .await?;
-    r.map_err(super::api::store_err)?;
-    st.metrics.events_ingested.fetch_add(1, Relaxed);
-    st.metrics.tracked("unsubscribed");
-    Ok(Html(
-        "<!doctype html><meta charset=utf-8><title>Unsubscribed</title>\
-         <p>You are unsubscribed. You will not receive these messages any more.</p>",
-    )
-    .into_response())
 }
 
 #[derive(Deserialize)]

@@ -37,6 +37,12 @@ pub fn copy_welcome(to: &Path) {
         "quiet hours still in the copy"
     );
     std::fs::write(journeys.join("welcome.journey"), changed).unwrap();
+    // The welcome journey's topic (`newsletter`) is defined there.
+    std::fs::copy(
+        Path::new(REPO).join("journeys/topics.journey"),
+        journeys.join("topics.journey"),
+    )
+    .unwrap();
     for t in ["welcome.html", "promo.html"] {
         std::fs::copy(
             Path::new(REPO).join("journeys/templates").join(t),
