@@ -5,6 +5,7 @@
 mod daemon_common;
 
 use daemon_common::*;
+use journey::channels::tracking::TokenKind;
 use serde_json::{json, Value};
 
 fn token(d: &Daemon, scope: &str) -> String {
@@ -438,6 +439,7 @@ fn erasure_leaves_nothing_of_the_contact_and_keeps_its_consent_hashed() {
     );
     assert_eq!(s, 200, "{v}");
     let neighbour_before = d.contact("erin-b");
+    let welcome = d.delivery("erin-b7", "welcome").unwrap();
 
     // The export: everything stored, one document; admin only.
     let (s, _) = d.call("GET", "/v1/contacts/erin-b7/export", Some(&ingest), None);
@@ -574,4 +576,20 @@ fn erasure_leaves_nothing_of_the_contact_and_keeps_its_consent_hashed() {
     assert_eq!(d.contact("erin-csv")["profile"]["unsubscribed"], true);
     assert_eq!(d.contact("fresh")["profile"].get("unsubscribed"), None);
     assert_eq!(d.contact("erin-b")["profile"].get("unsubscribed"), None);
+
+    // A link of an old message still works for whoever follows it, but records nothing and
+    // does not bring the erased contact back.
+    let target = "https://maison.example/profile";
+    let click = d.sign(&welcome, TokenKind::Click, Some("profile"), Some(target));
+    assert_eq!(
+        d.redirect(&format!("/t/c/{click}")),
+        (302, Some(target.to_string()))
+    );
+    let open = d.sign(&welcome, TokenKind::Open, None, None);
+    assert_eq!(d.redirect(&format!("/t/o/{open}")).0, 200);
+    assert_eq!(
+        d.contact("erin-b7"),
+        Value::Null,
+        "the click and the open recreated nothing"
+    );
 }

@@ -40,7 +40,22 @@ fn engagement(c: &Claims, kind: &str) -> Event {
     }
 }
 
+/// Records an engagement, unless its contact is not in the store: a link in an old message
+/// of an erased contact still works for whoever follows it, but records nothing, so it does
+/// not bring the contact back.
 async fn record(st: &Shared, e: Event, what: &'static str) -> Result<(), ApiError> {
+    if st
+        .store
+        .contact(&e.contact)
+        .map_err(super::api::store_err)?
+        .is_none()
+    {
+        tracing::debug!(
+            what,
+            "engagement of a contact not in the store: not recorded"
+        );
+        return Ok(());
+    }
     st.submit(vec![Input::Event(e)]).await?;
     st.metrics.events_ingested.fetch_add(1, Relaxed);
     st.metrics.tracked(what);
