@@ -1,7 +1,9 @@
 //! `journey.yaml`: where the daemon keeps its data, where journeys come from, how it is
 //! reached, and how each channel delivers. Every key has a default, so no file at all runs
-//! on the embedded defaults. `${NAME}` anywhere in the file is replaced by the environment
-//! variable NAME (secrets stay out of files); a missing variable is an error naming it.
+//! on the embedded defaults. `${NAME}` in a value is replaced by the environment variable
+//! NAME (secrets stay out of files); a missing variable is an error naming it and the key.
+//! Substitution happens in the parsed values, never in the text: a comment may mention
+//! `${NAME}`, and a variable holding a newline or `key: value` stays one string.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -247,10 +249,10 @@ impl Default for RetryConfig {
 pub enum ConfigError {
     #[error("{path}: {err}")]
     Read { path: String, err: std::io::Error },
-    #[error("{path}:{line}: environment variable {name} is not set")]
+    #[error("{path}: {key}: environment variable {name} is not set")]
     MissingEnv {
         path: String,
-        line: usize,
+        key: String,
         name: String,
     },
     #[error("{path}: {err}")]
@@ -259,11 +261,13 @@ pub enum ConfigError {
     Zone { path: String, zone: String },
 }
 
-/// Replaces `${NAME}` by the environment variable NAME.
-pub fn interpolate(
+/// Replaces `${NAME}` in one value by the environment variable NAME; `key` names the value
+/// in an error.
+fn interpolate(
     path: &str,
+    key: &str,
     text: &str,
-    env: impl Fn(&str) -> Option<String>,
+    env: &impl Fn(&str) -> Option<String>,
 ) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -279,21 +283,61 @@ pub fn interpolate(
         match env(name) {
             Some(v) => out.push_str(&v),
             None => {
-                let line = text[..text.len() - rest.len() + start]
-                    .matches('\n')
-                    .count()
-                    + 1;
                 return Err(ConfigError::MissingEnv {
                     path: path.into(),
-                    line,
+                    key: key.into(),
                     name: name.into(),
-                });
+                })
             }
         }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Substitutes environment variables in every string of a parsed YAML value. A value that
+/// is one `${NAME}` and whose variable reads as a number or a boolean becomes that
+/// (`port: ${SMTP_PORT}`); anything else stays a string, so a variable cannot add keys.
+fn substitute(
+    path: &str,
+    key: &mut String,
+    v: &mut serde_norway::Value,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    use serde_norway::Value;
+    match v {
+        Value::String(s) if s.contains("${") => {
+            let whole = s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
+            let text = interpolate(path, key, s, env)?;
+            *v = match serde_norway::from_str::<Value>(&text) {
+                Ok(n @ (Value::Number(_) | Value::Bool(_))) if whole => n,
+                _ => Value::String(text),
+            };
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = key.len();
+                key.push_str(&format!("[{i}]"));
+                substitute(path, key, item, env)?;
+                key.truncate(len);
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, item) in m.iter_mut() {
+                let len = key.len();
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k.as_str().unwrap_or("?"));
+                substitute(path, key, item, env)?;
+                key.truncate(len);
+            }
+        }
+        Value::Tagged(t) => substitute(path, key, &mut t.value, env)?,
+        _ => {}
+    }
+    Ok(())
 }
 
 impl Config {
@@ -315,13 +359,26 @@ impl Config {
         text: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let text = interpolate(path, text, env)?;
-        let mut config: Config = if text.trim().is_empty() {
+        let yaml = |err: String| ConfigError::Yaml {
+            path: path.into(),
+            err,
+        };
+        let mut value: serde_norway::Value =
+            serde_norway::from_str(text).map_err(|e| yaml(e.to_string()))?;
+        substitute(path, &mut String::new(), &mut value, &env)?;
+        let mut config: Config = if value.is_null() {
             Config::default()
         } else {
-            serde_norway::from_str(&text).map_err(|e| ConfigError::Yaml {
-                path: path.into(),
-                err: e.to_string(),
+            // The key path in errors (`email.smtp.port: invalid type…`): once parsed, the
+            // value no longer knows its line.
+            serde_path_to_error::deserialize(value).map_err(|e| {
+                let at = e.path().to_string();
+                let err = e.into_inner().to_string();
+                yaml(if at == "." {
+                    err
+                } else {
+                    format!("{at}: {err}")
+                })
             })?
         };
         if config.public_url.is_empty() {
@@ -339,6 +396,16 @@ impl Config {
     /// The public URL a config without `public_url` gets: the listen address.
     fn default_public_url(&self) -> String {
         format!("http://{}", self.server.listen)
+    }
+
+    /// Listens on another address (`journey serve --listen`); a `public_url` that was the
+    /// old listen address follows it.
+    pub fn set_listen(&mut self, listen: String) {
+        let followed = self.public_url == self.default_public_url();
+        self.server.listen = listen;
+        if followed {
+            self.public_url = self.default_public_url();
+        }
     }
 
     /// Called with the address the server bound: a `public_url` that is the listen address
@@ -383,8 +450,50 @@ mod tests {
             .to_string();
         assert_eq!(
             err,
-            "j.yaml:1: environment variable JOURNEY_SECRET is not set"
+            "j.yaml: secret: environment variable JOURNEY_SECRET is not set"
         );
+        let err = Config::parse("j.yaml", text, |n| {
+            (n == "JOURNEY_SECRET").then(String::new)
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "j.yaml: email.smtp.password: environment variable SMTP_PASSWORD is not set"
+        );
+    }
+
+    /// Comments may mention `${NAME}`; a variable's value cannot add keys; a whole-value
+    /// variable may be a number.
+    #[test]
+    fn env_vars_are_substituted_in_values_only() {
+        let text = "# ${NOT_SET} in a comment\nsecret: ${S} # and ${ALSO_NOT_SET}\nemail:\n  smtp:\n    host: h\n    port: ${PORT}\n    password: \"p-${S}\"\n";
+        let c = Config::parse("j.yaml", text, |n| match n {
+            "S" => Some("x\ndata_dir: /tmp/evil\nsecret: y".into()),
+            "PORT" => Some("2525".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            c.secret.as_deref(),
+            Some("x\ndata_dir: /tmp/evil\nsecret: y")
+        );
+        assert_eq!(c.data_dir, Config::default().data_dir);
+        let smtp = c.email.smtp.unwrap();
+        assert_eq!(smtp.port, Some(2525));
+        assert!(smtp.password.unwrap().starts_with("p-x\n"));
+        let err = Config::parse(
+            "j.yaml",
+            "email:\n  smtp:\n    host: h\n    prot: 1\n",
+            |_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("j.yaml: email.smtp.prot: unknown field `prot`"),
+            "{err}"
+        );
+        assert!(Config::parse("j.yaml", "# only a comment\n", |_| None).is_ok());
     }
 
     #[test]

@@ -323,3 +323,41 @@ fn strings_and_comments_take_any_character() {
     let r = check_bytes(dir.path(), "odd.journey", src.as_bytes());
     assert_eq!(r.code, Some(0), "{}", r.stderr);
 }
+
+/// A command whose reader goes away (`journey check … | head -1`) ends quietly: no panic,
+/// no message, killed by SIGPIPE as Unix tools are. The output is far larger than a pipe's
+/// buffer, so the command is still writing when the reader closes.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut src =
+        String::from("journey many {\n  entry api\n  send email m { subject \"s\" text \"t\" }\n");
+    for i in 0..3000 {
+        src.push_str(&format!(
+            "  check clicked nope{i} within 1d {{ yes {{ end }} no {{ end }} }}\n"
+        ));
+    }
+    src.push_str("}\n");
+    let file = tmp.path().join("many.journey");
+    std::fs::write(&file, src).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["check", "--format", "json"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("unknown message 'nope0'"), "{first}");
+    // The reader is dropped here: the pipe is closed while the command still writes.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+}

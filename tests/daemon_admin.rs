@@ -414,3 +414,54 @@ fn contacts_import_reports_bad_rows_keeps_good_ones_and_is_safe_to_rerun() {
         json!({"email": "lia@example.com", "first_name": "Lia", "plan": "free"})
     );
 }
+
+/// The example config, as shipped, starts the daemon: a comment that mentions `${NAME}` is
+/// not substituted (it once failed on it), and the variables its values name are enough.
+#[test]
+fn the_example_config_starts_as_shipped() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("journey.example.yaml"),
+        tmp.path().join("journey.yaml"),
+    )
+    .unwrap();
+    copy_welcome(tmp.path());
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--config",
+        "journey.yaml",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .current_dir(tmp.path())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    for var in [
+        "JOURNEY_SECRET",
+        "SMTP_PASSWORD",
+        "SMS_INBOUND_TOKEN",
+        "TWILIO_SID",
+        "TWILIO_TOKEN",
+        "FCM_ACCESS_TOKEN",
+    ] {
+        cmd.env(var, format!("test-{var}"));
+    }
+    let mut child = cmd.spawn().unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_string));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let base = listening.unwrap_or_else(|| {
+        panic!(
+            "the example config did not start:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    assert!(tmp.path().join("data").is_dir(), "the example's data_dir");
+}

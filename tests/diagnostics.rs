@@ -103,6 +103,18 @@ case!(
 );
 
 case!(
+    syntax_duration_written_in_words,
+    r#"journey welcome {
+  entry event "signed_up"
+  wait 3days
+  check opened welcome within 2dd {
+    no { end }
+  }
+}
+"#
+);
+
+case!(
     syntax_misspelt_send,
     r#"journey welcome {
   entry event "signed_up"

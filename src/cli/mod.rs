@@ -68,7 +68,7 @@ pub enum Command {
     /// the running versions keep running), reloads it on SIGHUP, and stops cleanly on
     /// SIGTERM or Ctrl-C. On first start it prints an admin token, once.
     Serve(serve::ServeArgs),
-    /// Make, list and revoke API tokens (scopes `ingest` and `admin`).
+    /// Make, list and revoke API tokens (scopes `ingest`, `engagement`, `read`, `admin`).
     Token(token::TokenArgs),
     /// Show what `journey deploy` would change on a running daemon: steps added, removed and
     /// changed per journey, and the contacts in flight each touches.
@@ -155,5 +155,20 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 pub fn main() -> ExitCode {
-    run(Cli::parse())
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_on_closed_pipe();
+    }
+    run(cli)
+}
+
+/// A command whose reader went away (`journey check … | head -1`) ends quietly, as Unix
+/// tools do, instead of panicking on the failed write: SIGPIPE gets its default action back
+/// (Rust ignores it). Not for the daemon, whose sockets must see EPIPE as an error.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

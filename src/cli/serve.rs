@@ -11,6 +11,10 @@ pub struct ServeArgs {
     /// ./journeys, the API on 127.0.0.1:8080.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The address to listen on, in place of the config's `server.listen` (port 0: any free
+    /// port; the address bound is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 pub fn init_logging() {
@@ -32,10 +36,13 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
 
 pub fn run(args: ServeArgs) -> ExitCode {
     init_logging();
-    let config = match load_config(args.config.as_deref()) {
+    let mut config = match load_config(args.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(listen) = args.listen {
+        config.set_listen(listen);
+    }
     match server::serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

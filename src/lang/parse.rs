@@ -133,12 +133,78 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// What a duration looks like, with its units, wherever one was expected.
+const DURATION_WORDS: &str = "a duration such as 3d (units: s m h d w)";
+
+/// A word where a duration was expected (`3days`, `3dd`, `3x`, `3`): one error for the
+/// whole word, with the duration it probably meant.
+fn duration_error(file: usize, text: &str, pos: usize) -> Option<Diagnostic> {
+    let bytes = text.as_bytes();
+    let mut start = pos.min(text.len());
+    while start > 0 && bytes[start - 1].is_ascii_alphanumeric() {
+        start -= 1;
+    }
+    let mut end = pos.min(text.len());
+    while end < text.len() && bytes[end].is_ascii_alphanumeric() {
+        end += 1;
+    }
+    let word = &text[start..end];
+    if !word.as_bytes().first()?.is_ascii_digit() {
+        return None;
+    }
+    let help = match meant_duration(word) {
+        Some(d) if d != word => format!("write `{d}`"),
+        _ if word.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("a duration needs its unit: `{word}d` is {word} days, `{word}h` {word} hours")
+        }
+        _ => "a duration is a number and a unit (30s, 15m, 2h, 3d, 1w), or several: 1d12h"
+            .to_string(),
+    };
+    Some(
+        Diagnostic::error(
+            file,
+            Span::new(start, end),
+            format!("expected {DURATION_WORDS}, found '{word}'"),
+        )
+        .with_label("not a duration")
+        .with_help(help),
+    )
+}
+
+/// The duration a mistyped one probably meant: `3days` → `3d`, `3dd` → `3d`, `2hrs` → `2h`.
+fn meant_duration(word: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = word;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let letters = rest[digits..]
+            .bytes()
+            .take_while(u8::is_ascii_alphabetic)
+            .count();
+        if digits == 0 || letters == 0 {
+            return None;
+        }
+        let unit = match &rest[digits..digits + letters] {
+            "s" | "ss" | "sec" | "secs" | "second" | "seconds" => "s",
+            "m" | "mm" | "min" | "mins" | "minute" | "minutes" => "m",
+            "h" | "hh" | "hr" | "hrs" | "hour" | "hours" => "h",
+            "d" | "dd" | "day" | "days" => "d",
+            "w" | "ww" | "wk" | "wks" | "week" | "weeks" => "w",
+            _ => return None,
+        };
+        out.push_str(&rest[..digits]);
+        out.push_str(unit);
+        rest = &rest[digits + letters..];
+    }
+    Some(out)
+}
+
 /// Plain words for the grammar's rules, used when a rule is what was expected.
 fn rule_words(rule: Rule) -> Option<&'static str> {
     Some(match rule {
         Rule::ident => "a name such as welcome_email (lowercase letters, digits, _)",
         Rule::string | Rule::plain_string | Rule::triple_string => "a double-quoted string",
-        Rule::duration => "a duration such as 3d",
+        Rule::duration => DURATION_WORDS,
         Rule::time_of_day => "a time of day such as 09:00",
         Rule::date => "a date such as 2026-03-14",
         Rule::timezone => "a time zone such as Europe/Rome",
@@ -275,6 +341,11 @@ fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule>) -> Diagn
     for t in tokens {
         if !described.contains(t.trim_matches('\'')) {
             push(t, &mut words);
+        }
+    }
+    if words.iter().any(|w| w == DURATION_WORDS) {
+        if let Some(d) = duration_error(file, text, pos) {
+            return d;
         }
     }
     let after = previous_token(text, pos);
