@@ -465,3 +465,40 @@ fn the_example_config_starts_as_shipped() {
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
     assert!(tmp.path().join("data").is_dir(), "the example's data_dir");
 }
+
+/// What a newcomer hit: a second daemon on the same data directory says the store is in
+/// use; a method a route does not take answers the JSON error shape; a command without a
+/// token says how to give one.
+#[test]
+fn a_newcomers_mistakes_get_clear_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    let d = Daemon::start(tmp.path());
+
+    let second = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(tmp.path().join("journey.yaml"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{err}");
+    assert!(err.contains("the store is in use"), "{err}");
+
+    let (s, v) = d.admin_call("DELETE", "/v1/journeys", None);
+    assert_eq!(s, 405, "{v}");
+    assert_eq!(v["code"], "method_not_allowed", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("DELETE"), "{v}");
+
+    let out = std::process::Command::new(BIN)
+        .args(["status", "--server", &d.base])
+        .env_remove("JOURNEY_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--token") && err.contains("JOURNEY_TOKEN"),
+        "{err}"
+    );
+}

@@ -453,7 +453,9 @@ fn simulate_json_prints_one_object_per_line() {
         for key in ["at", "contact", "journey", "instance", "what"] {
             assert!(obj.contains_key(key), "{key} missing in {line}");
         }
-        let at = obj["at"].as_i64().expect("at is milliseconds");
+        let at = chrono::DateTime::parse_from_rfc3339(obj["at"].as_str().expect("at is text"))
+            .unwrap_or_else(|e| panic!("at is RFC 3339: {e}: {line}"))
+            .timestamp_millis();
         assert!(at >= last_at, "out of order: {line}");
         last_at = at;
         whats.insert(obj["what"].as_str().unwrap().to_string());

@@ -20,6 +20,7 @@ pub struct AudienceArgs {
     pub link: Option<String>,
     #[command(flatten)]
     pub source: SourceArgs,
+    /// How to print the list: CSV for spreadsheets and ad platforms, JSON lines for tools.
     #[arg(long, value_enum, default_value_t = AudienceFormat::Csv)]
     pub format: AudienceFormat,
 }

@@ -5,7 +5,13 @@ use serde_json::Value;
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServerArgs {
     /// The daemon's address.
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "JOURNEY_SERVER")]
+    // `hide_env_values`: clap would print `[env: JOURNEY_SERVER=]` when the variable is unset.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080",
+        env = "JOURNEY_SERVER",
+        hide_env_values = true
+    )]
     pub server: String,
     /// An API token (`journey token create`; the admin token printed on first start).
     #[arg(long, env = "JOURNEY_TOKEN", hide_env_values = true)]
@@ -76,6 +82,16 @@ impl Client {
                     .and_then(Value::as_str)
                     .map(String::from)
                     .unwrap_or_else(|| "the server refused the request".into());
+                let message = match (code, &self.token) {
+                    (401, None) => "no token given: pass --token or set JOURNEY_TOKEN (the \
+                        admin token is printed on the daemon's first start; make others with \
+                        `journey token create`)"
+                        .to_string(),
+                    (401, Some(_)) => {
+                        format!("{message}: the token given (--token or JOURNEY_TOKEN) was refused")
+                    }
+                    _ => message,
+                };
                 Err(CallError {
                     status: Some(code),
                     message,

@@ -20,6 +20,8 @@ pub enum ContactsAction {
     /// Import contacts: CSV with a header row and an `id` column (other columns become
     /// profile fields; empty cells are left out), or JSON lines with an `id` each.
     Import {
+        /// The file: a `.csv` (a header row with an `id` column); any other name is read as
+        /// JSON lines (one object with an `id` a line).
         file: PathBuf,
         /// Contacts per request.
         #[arg(long, default_value_t = 500)]
@@ -29,6 +31,7 @@ pub enum ContactsAction {
     },
     /// Show a contact: profile, journeys and current steps, recent events.
     Show {
+        /// The contact's id.
         id: String,
         #[command(flatten)]
         server: ServerArgs,
@@ -36,6 +39,7 @@ pub enum ContactsAction {
     /// Print everything stored about a contact as one JSON document (GDPR art. 15; admin
     /// token).
     Export {
+        /// The contact's id.
         id: String,
         #[command(flatten)]
         server: ServerArgs,
@@ -44,6 +48,7 @@ pub enum ContactsAction {
     /// pending sends, segment memberships and short links, at once. Only a hashed record of
     /// its addresses' consent (unsubscribed, bounced, complained) is kept.
     Delete {
+        /// The contact's id.
         id: String,
         #[command(flatten)]
         server: ServerArgs,

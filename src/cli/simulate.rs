@@ -31,11 +31,12 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             let mut out = std::io::stdout().lock();
             for t in &outcome.timeline {
                 let written = match args.format {
-                    TimelineFormat::Json => writeln!(
-                        out,
-                        "{}",
-                        serde_json::to_string(t).expect("timeline serializes")
-                    ),
+                    TimelineFormat::Json => {
+                        // Times as RFC 3339, like every other output.
+                        let mut v = serde_json::to_value(t).expect("timeline serializes");
+                        v["at"] = fmt_time(t.at).into();
+                        writeln!(out, "{v}")
+                    }
                     TimelineFormat::Text => writeln!(
                         out,
                         "{}  {:<12} {:<22} {}",

@@ -136,7 +136,7 @@ pub(crate) fn open_store(dir: &Path) -> Result<Store, String> {
     }
     Store::open(dir).map_err(|e| {
         let text = e.to_string();
-        if text.contains("lock") || text.contains("WouldBlock") {
+        if matches!(e, crate::store::StoreError::InUse) {
             format!(
                 "{}: the store is in use (is `journey serve` running on it?). Leave out --data to ask the daemon, or copy the directory and give the copy with --data",
                 dir.display()

@@ -546,6 +546,16 @@ fn routes(state: Shared) -> axum::Router {
         .route("/v1/trend/domains", get(reports::trend_domains))
         .route("/v1/plan", post(admin::plan))
         .route("/v1/deploy", post(admin::deploy))
+        // After every route: a known path with another method answers the JSON error shape.
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{} does not take {method}", uri.path()),
+                )
+            },
+        )
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -60,6 +60,8 @@ pub enum StoreError {
     Corrupt { key: String, err: String },
     #[error("store: malformed {what} under {key}")]
     Malformed { key: String, what: &'static str },
+    #[error("the store is in use by another process (is `journey serve` running on it?)")]
+    InUse,
     #[error("store: its key layout is {found}, newer than this journey reads ({LAYOUT}); run a newer journey on it")]
     NewerLayout { found: String },
 }
@@ -456,6 +458,7 @@ impl Store {
                 Err(e) if is_lock_busy(&e) && std::time::Instant::now() < lock_released_by => {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
+                Err(e) if is_lock_busy(&e) => return Err(StoreError::InUse),
                 Err(e) => return Err(e.into()),
             }
         };
