@@ -401,6 +401,32 @@ fn contacts_import_reports_bad_rows_keeps_good_ones_and_is_safe_to_rerun() {
         assert_eq!(d.contact("ned")["profile"]["first_name"], "Ned");
         assert!(d.contact("max").is_null());
     }
+    // Cells are typed (numbers, booleans, `lists` split on `|`); an address or a time zone
+    // that is wrong refuses its row, by line, and keeps the others.
+    let typed = tmp.path().join("typed.csv");
+    std::fs::write(
+        &typed,
+        "id,email,age,vip,zip,phone,lists,timezone\n\
+         tia,tia@example.com,34,TRUE,00123,5550100,newsletter|vip,Europe/Rome\n\
+         bad1,not-an-address,1,false,1,1,,\n\
+         bad2,b2@example.com,1,false,1,1,,Mars/Olympus\n",
+    )
+    .unwrap();
+    let out = d.cli(&["contacts", "import", typed.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("typed.csv:3: email: 'not-an-address'"),
+        "{err}"
+    );
+    assert!(err.contains("typed.csv:4: timezone"), "{err}");
+    assert!(err.contains("imported 1 contact; 2 bad rows"), "{err}");
+    assert_eq!(
+        d.contact("tia")["profile"],
+        json!({"email": "tia@example.com", "age": 34, "vip": true, "zip": "00123",
+               "phone": "5550100", "lists": ["newsletter", "vip"], "timezone": "Europe/Rome"})
+    );
+    assert!(d.contact("bad1").is_null() && d.contact("bad2").is_null());
+
     let jsonl = tmp.path().join("people.jsonl");
     std::fs::write(&jsonl, "{\"id\": \"oli\", \"plan\": \"pro\"}\nnot json\n{\"email\": \"x@example.com\"}\n{\"id\": \"lia\", \"plan\": \"free\"}\n").unwrap();
     let out = d.cli(&["contacts", "import", jsonl.to_str().unwrap()]);

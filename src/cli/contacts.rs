@@ -108,19 +108,90 @@ fn read_csv(path: &PathBuf) -> Result<Rows, String> {
                     continue;
                 }
                 let mut o = Map::new();
+                let mut problem = None;
                 for (h, v) in headers.iter().zip(rec.iter()) {
                     let h = h.trim();
                     if h == "id" {
                         o.insert("id".into(), Value::String(id.to_string()));
                     } else if !v.is_empty() && !h.is_empty() {
-                        o.insert(h.to_string(), Value::String(v.to_string()));
+                        let value = csv_value(h, v);
+                        problem = problem.or_else(|| cell_problem(h, &value));
+                        o.insert(h.to_string(), value);
                     }
                 }
-                good.push((line, o));
+                match problem {
+                    Some(why) => bad.push((line, why)),
+                    None => good.push((line, o)),
+                }
             }
         }
     }
     Ok((good, bad))
+}
+
+/// The separator of the values of a `lists` cell: `newsletter|vip`.
+pub const LIST_SEPARATOR: char = '|';
+
+/// Columns whose cells stay text whatever they look like (`phone: 5550100` is not a number).
+const TEXT_COLUMNS: [&str; 5] = ["email", "phone", "timezone", "locale", "first_name"];
+
+/// A CSV cell as a profile value: `true`/`false` (any case) are booleans, a number written
+/// plainly (`42`, `-3.5`; not `007` or `+1`, which stay text) is a number, a `lists` cell
+/// is a list split on `|`; everything else, and every cell of `TEXT_COLUMNS`, is text.
+fn csv_value(column: &str, cell: &str) -> Value {
+    let t = cell.trim();
+    if column == "lists" {
+        return Value::Array(
+            t.split(LIST_SEPARATOR)
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(|x| Value::String(x.to_string()))
+                .collect(),
+        );
+    }
+    if TEXT_COLUMNS.contains(&column) {
+        return Value::String(cell.to_string());
+    }
+    if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
+        return Value::Bool(t.eq_ignore_ascii_case("true"));
+    }
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    let plain = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1
+        && !digits.starts_with('.')
+        && !digits.ends_with('.')
+        && !(digits.starts_with('0') && digits.len() > 1 && !digits.starts_with("0."));
+    if plain {
+        if let Ok(n) = t.parse::<i64>() {
+            return Value::from(n);
+        }
+        if let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+            return Value::Number(n);
+        }
+    }
+    Value::String(cell.to_string())
+}
+
+/// Why a row's cell is refused, if it is: an `email` that is no address, a `timezone` that
+/// is no IANA zone.
+fn cell_problem(column: &str, v: &Value) -> Option<String> {
+    match column {
+        "email" => {
+            let e = v.as_str().unwrap_or("").trim();
+            let ok = e.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains('@')
+                    && !e.contains(char::is_whitespace)
+            });
+            (!ok).then(|| format!("email: '{e}' is not an email address"))
+        }
+        "timezone" => crate::engine::model::timezone_problem(v),
+        _ => None,
+    }
 }
 
 pub fn run(args: ContactsArgs) -> ExitCode {
@@ -238,5 +309,45 @@ fn import(file: PathBuf, batch: usize, server: ServerArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn csv_cells_are_typed() {
+        assert_eq!(csv_value("age", "42"), json!(42));
+        assert_eq!(csv_value("score", "-3.5"), json!(-3.5));
+        assert_eq!(csv_value("vip", "TRUE"), json!(true));
+        assert_eq!(csv_value("unsubscribed", "false"), json!(false));
+        assert_eq!(csv_value("zip", "00123"), json!("00123"));
+        assert_eq!(csv_value("code", "+1"), json!("+1"));
+        assert_eq!(csv_value("phone", "5550100"), json!("5550100"));
+        assert_eq!(csv_value("version", "1.2.3"), json!("1.2.3"));
+        assert_eq!(csv_value("city", "Rome"), json!("Rome"));
+        assert_eq!(
+            csv_value("lists", "newsletter| vip |"),
+            json!(["newsletter", "vip"])
+        );
+    }
+
+    #[test]
+    fn csv_emails_and_time_zones_are_checked() {
+        assert_eq!(cell_problem("email", &json!("ann@example.com")), None);
+        for bad in [
+            "ann",
+            "ann@",
+            "@x.com",
+            "ann@localhost",
+            "a b@x.com",
+            "a@b@x.com",
+        ] {
+            assert!(cell_problem("email", &json!(bad)).is_some(), "{bad}");
+        }
+        assert_eq!(cell_problem("timezone", &json!("Europe/Rome")), None);
+        assert!(cell_problem("timezone", &json!("Mars/Olympus")).is_some());
     }
 }
