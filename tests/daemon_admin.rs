@@ -6,7 +6,7 @@ mod daemon_common;
 
 use daemon_common::*;
 use journey::channels::tracking::{self, Claims, TokenKind};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::Path;
 
 const ONBOARD: &str = r#"journey onboard {
@@ -527,4 +527,65 @@ fn a_newcomers_mistakes_get_clear_answers() {
         err.contains("--token") && err.contains("JOURNEY_TOKEN"),
         "{err}"
     );
+}
+
+/// Plans (`entry segment … at|every …`) keep their schedule in `journey status` and
+/// `GET /v1/journeys/{name}`, with the next run; a one-shot plan already in the past is a
+/// warning at deploy.
+#[test]
+fn plans_show_their_schedule_and_a_past_one_warns() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    let d = Daemon::start(tmp.path());
+    let plans = r#"segment everyone {
+  title "Everyone"
+  rule all: contact.email starts with ""
+}
+
+journey weekly {
+  entry segment everyone every monday 09:00 Europe/Rome
+  entry segment everyone at 2020-01-01 10:00 Europe/Rome
+  policy none
+  send email digest { subject "Digest" text "Hi" }
+}
+"#;
+    let dir = tmp.path().join("journeys");
+    std::fs::write(dir.join("plans.journey"), plans).unwrap();
+    let out = d.cli(&["deploy", "--dir", dir.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "journey weekly: `entry segment everyone at 2020-01-01 10:00 Europe/Rome` is in the past"
+        ),
+        "{err}"
+    );
+    let (s, j) = d.admin_call("GET", "/v1/journeys/weekly", None);
+    assert_eq!(s, 200, "{j}");
+    assert_eq!(
+        j["entries"],
+        json!([
+            "segment everyone every monday 09:00 Europe/Rome",
+            "segment everyone at 2020-01-01 10:00 Europe/Rome"
+        ])
+    );
+    let next = j["schedules"][0]["next_run"].as_str().unwrap();
+    let next = chrono::DateTime::parse_from_rfc3339(next)
+        .unwrap()
+        .with_timezone(&chrono_tz::Europe::Rome);
+    use chrono::{Datelike, Timelike};
+    assert_eq!(
+        (next.weekday(), next.hour(), next.minute()),
+        (chrono::Weekday::Mon, 9, 0),
+        "{j}"
+    );
+    assert!(next.timestamp() > chrono::Utc::now().timestamp(), "{j}");
+    assert_eq!(j["schedules"][1]["next_run"], Value::Null, "{j}");
+    let out = d.cli(&["status", "weekly"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("entry segment everyone every monday 09:00 Europe/Rome: next run"),
+        "{text}"
+    );
+    assert!(text.contains("will not run again"), "{text}");
 }

@@ -93,6 +93,21 @@ pub fn run(args: StatusArgs) -> ExitCode {
         n(t, "exited"),
         n(t, "completed")
     );
+    let plans = v["schedules"].as_array().cloned().unwrap_or_default();
+    if !plans.is_empty() {
+        println!();
+    }
+    for p in &plans {
+        let next = match p["next_run"].as_str() {
+            Some(t) => format!("next run {t}"),
+            None => "will not run again".to_string(),
+        };
+        let last = p["last_run"]
+            .as_str()
+            .map(|t| format!(" (last run or deploy {t})"))
+            .unwrap_or_default();
+        println!("  entry {}: {next}{last}", s(p, "entry"));
+    }
     println!("\n  {:<26} {:>10} {:>8}", "version", "instances", "active");
     for r in v["versions"].as_array().into_iter().flatten() {
         println!(

@@ -159,6 +159,51 @@ pub enum EntryIr {
     Api,
 }
 
+impl EntryIr {
+    /// The entry as the language writes it (`segment vip every monday 09:00 Europe/Rome`),
+    /// for status and reports.
+    pub fn describe(&self) -> String {
+        const DAYS: [&str; 7] = [
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
+        ];
+        let zone = |z: &Option<String>| z.as_ref().map(|z| format!(" {z}")).unwrap_or_default();
+        match self {
+            EntryIr::Event(m) => format!("event \"{}\"", m.event),
+            EntryIr::SegmentAt {
+                segment,
+                at,
+                zone: z,
+            } => {
+                format!(
+                    "segment {segment} at {}{}",
+                    at.format("%Y-%m-%d %H:%M"),
+                    zone(z)
+                )
+            }
+            EntryIr::SegmentEvery {
+                segment,
+                weekday,
+                minute_of_day,
+                zone: z,
+            } => format!(
+                "segment {segment} every {} {:02}:{:02}{}",
+                weekday.map_or("day", |w| DAYS[w as usize % 7]),
+                minute_of_day / 60,
+                minute_of_day % 60,
+                zone(z)
+            ),
+            EntryIr::SegmentJoin { segment } => format!("segment {segment} on join"),
+            EntryIr::Api => "api".into(),
+        }
+    }
+}
+
 /// Quiet hours as minutes of the local day; `from > to` wraps midnight (21:00..08:00).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct QuietIr {

@@ -804,26 +804,12 @@ impl Runtime {
                 let Some(last) = self.store.schedule_run(&key)? else {
                     continue;
                 };
-                match e {
-                    EntryIr::SegmentAt { segment, at, zone } => {
-                        let tz = pick_zone(zone.as_deref(), None, self.default_zone);
-                        let moment = local_to_utc(tz, *at);
-                        if last < moment {
-                            out.push((name.clone(), i, segment.clone(), moment));
-                        }
-                    }
-                    EntryIr::SegmentEvery {
-                        segment,
-                        weekday,
-                        minute_of_day,
-                        zone,
-                    } => {
-                        let tz = pick_zone(zone.as_deref(), None, self.default_zone);
-                        let moment =
-                            next_local_moment(last + 1, None, *weekday, *minute_of_day, tz);
-                        out.push((name.clone(), i, segment.clone(), moment));
-                    }
-                    _ => {}
+                if let (
+                    Some(moment),
+                    EntryIr::SegmentAt { segment, .. } | EntryIr::SegmentEvery { segment, .. },
+                ) = (next_scheduled_run(e, last, self.default_zone), e)
+                {
+                    out.push((name.clone(), i, segment.clone(), moment));
                 }
             }
         }
@@ -1401,8 +1387,71 @@ impl Runtime {
 /// The store meta key of the paused journeys (a JSON list of names).
 const PAUSED_META: &str = "paused";
 
-fn schedule_key(journey: &str, entry: usize) -> String {
+/// The store's key of a scheduled entry's last run (`Store::schedule_run`).
+pub fn schedule_key(journey: &str, entry: usize) -> String {
     format!("{journey}/{entry}")
+}
+
+/// Warnings for the one-shot plans of `program` that a deploy at `now` would never run:
+/// `entry segment S at T` with T not after now, in a journey whose plan has not run (or
+/// been deployed) before. Repeated plans and plans already recorded are not warned about.
+pub fn past_plans(
+    store: &Store,
+    program: &Program,
+    now: Millis,
+    default_zone: chrono_tz::Tz,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (name, j) in &program.journeys {
+        for (i, e) in j.entries.iter().enumerate() {
+            if !matches!(e, EntryIr::SegmentAt { .. }) {
+                continue;
+            }
+            if store.schedule_run(&schedule_key(name, i))?.is_some() {
+                continue;
+            }
+            if next_scheduled_run(e, now, default_zone).is_none() {
+                out.push(format!(
+                    "journey {name}: `entry {}` is in the past: it will not run",
+                    e.describe()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// When a scheduled entry (`entry segment S at …` or `every …`) runs next, given when it
+/// last ran (or was deployed): a one-shot plan whose moment is not after that never runs
+/// again (None); a repeated one runs at its next moment after it.
+pub fn next_scheduled_run(
+    entry: &EntryIr,
+    last_run: Millis,
+    default_zone: chrono_tz::Tz,
+) -> Option<Millis> {
+    match entry {
+        EntryIr::SegmentAt { at, zone, .. } => {
+            let tz = pick_zone(zone.as_deref(), None, default_zone);
+            let moment = local_to_utc(tz, *at);
+            (last_run < moment).then_some(moment)
+        }
+        EntryIr::SegmentEvery {
+            weekday,
+            minute_of_day,
+            zone,
+            ..
+        } => {
+            let tz = pick_zone(zone.as_deref(), None, default_zone);
+            Some(next_local_moment(
+                last_run + 1,
+                None,
+                *weekday,
+                *minute_of_day,
+                tz,
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// The event a delivery outcome records: `message.sent`, `message.failed` (with `reason`)

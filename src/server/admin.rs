@@ -4,7 +4,7 @@
 use super::api::store_err;
 use super::deploy::{self, Bundle};
 use super::{apply_program, json_body, ApiError, Scope, Shared};
-use crate::compile::ir::{EntryIr, Program};
+use crate::compile::ir::{EntryIr, JourneyIr, Program};
 use crate::engine::{EndReason, MESSAGE_SENT};
 use crate::runtime::{DeployReport, Input, RuntimeError, MESSAGE_BOUNCED, MESSAGE_FAILED};
 use axum::body::Bytes;
@@ -17,13 +17,33 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn entry_kind(e: &EntryIr) -> String {
-    match e {
-        EntryIr::Event(m) => format!("event \"{}\"", m.event),
-        EntryIr::SegmentAt { segment, .. } => format!("segment {segment} at"),
-        EntryIr::SegmentEvery { segment, .. } => format!("segment {segment} every"),
-        EntryIr::SegmentJoin { segment } => format!("segment {segment} on join"),
-        EntryIr::Api => "api".into(),
+    e.describe()
+}
+
+/// A journey's scheduled entries (plans) with their last and next runs: `[{"entry":
+/// "segment vip every monday 09:00", "last_run": …, "next_run": … or null}]`.
+fn schedules(
+    store: &crate::store::Store,
+    name: &str,
+    j: &JourneyIr,
+    zone: chrono_tz::Tz,
+) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    for (i, e) in j.entries.iter().enumerate() {
+        if !matches!(e, EntryIr::SegmentAt { .. } | EntryIr::SegmentEvery { .. }) {
+            continue;
+        }
+        let last = store
+            .schedule_run(&crate::runtime::schedule_key(name, i))
+            .map_err(store_err)?;
+        let next = last.and_then(|l| crate::runtime::next_scheduled_run(e, l, zone));
+        out.push(json!({
+            "entry": e.describe(),
+            "last_run": last.map(crate::runtime::fmt_time),
+            "next_run": next.map(crate::runtime::fmt_time),
+        }));
     }
+    Ok(out)
 }
 
 /// `GET /v1/journeys`.
@@ -32,6 +52,7 @@ pub async fn list(State(st): State<Shared>, headers: HeaderMap) -> Result<Respon
     let program = st.program();
     let store = st.store.clone();
     let paused = st.paused.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let zone = st.config.zone();
     let out = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, ApiError> {
         // One pass over the instances for every journey's count.
         let mut active: BTreeMap<String, usize> = BTreeMap::new();
@@ -48,6 +69,7 @@ pub async fn list(State(st): State<Shared>, headers: HeaderMap) -> Result<Respon
                 "title": j.title,
                 "version": store.head(name).map_err(store_err)?,
                 "entries": j.entries.iter().map(entry_kind).collect::<Vec<_>>(),
+                "schedules": schedules(&store, name, j, zone)?,
                 "paused": paused.contains(name),
                 "active": active.get(name).copied().unwrap_or(0),
                 "steps": j.steps.len(),
@@ -70,6 +92,7 @@ pub async fn show(
     let program = st.program();
     let paused = st.is_paused(&name);
     let store = st.store.clone();
+    let zone = st.config.zone();
     tokio::task::spawn_blocking(move || {
         let head = store.head(&name).map_err(store_err)?;
         let Some(head) = head else {
@@ -203,6 +226,10 @@ pub async fn show(
                 })
             })
             .collect();
+        let schedules = match &current {
+            Some(j) => schedules(&store, &name, j, zone)?,
+            None => Vec::new(),
+        };
         let version_rows: Vec<Value> = versions
             .iter()
             .map(|(v, (n, a))| json!({"version": v, "current": *v == head, "instances": n, "active": a}))
@@ -214,6 +241,7 @@ pub async fn show(
             "in_program": program.journeys.contains_key(&name),
             "paused": paused,
             "entries": current.as_ref().map(|j| j.entries.iter().map(entry_kind).collect::<Vec<_>>()),
+            "schedules": schedules,
             "versions": version_rows,
             "totals": {"entered": entered, "active": active, "converted": converted, "exited": exited, "completed": completed},
             "steps": step_rows,
@@ -402,11 +430,20 @@ async fn build(st: &Shared, bundle: Bundle) -> Result<(Program, deploy::Plan, St
     let store = st.store.clone();
     let current = st.program();
     let p = program.clone();
-    let plan = tokio::task::spawn_blocking(move || deploy::plan(&store, &current, &p))
-        .await
-        .map_err(store_err)?
-        .map_err(store_err)?;
-    Ok((program, plan, built.human))
+    let zone = st.config.zone();
+    let (plan, past) = tokio::task::spawn_blocking(move || {
+        let plan = deploy::plan(&store, &current, &p)?;
+        let past = crate::runtime::past_plans(&store, &p, super::now_ms(), zone)?;
+        Ok::<_, anyhow::Error>((plan, past))
+    })
+    .await
+    .map_err(store_err)?
+    .map_err(store_err)?;
+    let mut warnings = built.human;
+    for w in past {
+        warnings.push_str(&format!("warning: {w}\n"));
+    }
+    Ok((program, plan, warnings))
 }
 
 /// `POST /v1/plan` with a bundle: what a deploy would change.

@@ -305,6 +305,10 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
         match b.program {
             Some(p) => {
                 let n = p.journeys.len();
+                match crate::runtime::past_plans(&rt.store, &p, now, config.zone()) {
+                    Ok(past) => past.iter().for_each(|w| tracing::warn!("{w}")),
+                    Err(e) => tracing::warn!("could not check the plans' times: {e}"),
+                }
                 match apply_program(rt, p, now) {
                     Ok(r) => {
                         for (name, from, to) in &r.changed {
