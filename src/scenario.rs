@@ -126,12 +126,8 @@ impl std::error::Error for ScenarioError {}
 
 /// ` (did you mean 'x'?)` when one of `known` is close to `name`.
 fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
-    known
-        .into_iter()
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+    crate::lang::diagnostic::did_you_mean(name, known)
+        .map(|h| format!(" ({h})"))
         .unwrap_or_default()
 }
 
@@ -184,9 +180,8 @@ const MAX_SPAN_MS: Millis = MAX_SPAN_YEARS * YEAR_MS;
 
 /// An absolute time: RFC 3339 (`2026-03-01T09:00:00Z`, `2026-03-01T10:00:00+01:00`).
 fn parse_absolute(t: &str) -> Result<Millis, String> {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .map(|d| d.timestamp_millis())
-        .map_err(|_| format!("'{t}' is not a time: write 2026-03-01T09:00:00Z, +1h or -30d"))
+    crate::engine::calendar::parse_rfc3339(t)
+        .ok_or_else(|| format!("'{t}' is not a time: write 2026-03-01T09:00:00Z, +1h or -30d"))
 }
 
 /// The line of the `index`-th item of the top-level list `key:` in YAML source, for errors.

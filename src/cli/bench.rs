@@ -250,12 +250,13 @@ impl Sink for ClickingSink {
     }
 }
 
-fn percentile(sorted: &[i64], p: f64) -> i64 {
+/// The value at quantile `p` (0 to 1) of sorted values, nearest rank; the default (zero)
+/// when there are none. Shared by every benchmark.
+pub(crate) fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     if sorted.is_empty() {
-        return 0;
+        return T::default();
     }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn temp_or(dir: Option<PathBuf>) -> AnyResult<(PathBuf, Option<tempfile::TempDir>)> {

@@ -20,12 +20,7 @@ pub struct IngestOptions {
     pub ids: bool,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+use super::bench::percentile;
 
 pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;

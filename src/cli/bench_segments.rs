@@ -105,12 +105,7 @@ fn program() -> AnyResult<Program> {
     })
 }
 
-fn percentile(sorted: &[u128], p: f64) -> u128 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+use super::bench::percentile;
 
 const FILLED: &str = "bench_segments_filled";
 

@@ -159,18 +159,21 @@ pub fn render_text(t: &Trend) -> String {
 }
 
 pub fn render_csv(t: &Trend) -> String {
-    let mut out = String::from("domain,period,deliveries,hits,rate\n");
-    for d in t.domains.iter().chain(std::iter::once(&t.all)) {
-        for p in &d.points {
-            out += &format!(
-                "{},{},{},{},{}\n",
-                d.domain,
-                p.period,
-                p.deliveries,
-                p.hits,
-                p.rate.map(|r| format!("{r:.2}")).unwrap_or_default()
-            );
-        }
-    }
-    out
+    crate::report::lists::to_csv(
+        ["domain", "period", "deliveries", "hits", "rate"],
+        t.domains
+            .iter()
+            .chain(std::iter::once(&t.all))
+            .flat_map(|d| {
+                d.points.iter().map(move |p| {
+                    [
+                        d.domain.clone(),
+                        p.period.clone(),
+                        p.deliveries.to_string(),
+                        p.hits.to_string(),
+                        p.rate.map(|r| format!("{r:.2}")).unwrap_or_default(),
+                    ]
+                })
+            }),
+    )
 }

@@ -75,7 +75,7 @@ impl JourneyIr {
     pub fn content_hash(&self) -> String {
         let json = serde_json::to_vec(self).expect("IR serializes");
         let digest = Sha256::digest(&json);
-        digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+        hex::encode(&digest[..12])
     }
 
     pub fn step_by_name(&self, name: &str) -> Option<StepId> {

@@ -9,6 +9,21 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
+/// A time as every output writes it: RFC 3339 in UTC, to the second
+/// (`2026-03-01T09:00:00Z`).
+pub fn fmt_time(t: Millis) -> String {
+    DateTime::from_timestamp_millis(t)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// A time as every input reads it: RFC 3339 with any offset.
+pub fn parse_rfc3339(text: &str) -> Option<Millis> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|d| d.timestamp_millis())
+}
+
 /// The zone a step runs in: the step's own, else the contact's, else the default.
 pub fn pick_zone(step_zone: Option<&str>, contact_zone: Option<&str>, default: Tz) -> Tz {
     step_zone

@@ -24,12 +24,20 @@ impl ListFormat {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// Rows as CSV through `csv::Writer`: every field that needs it is quoted (commas, quotes,
+/// CR and LF alike).
+pub fn to_csv<const N: usize>(
+    header: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> String {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    w.write_record(header).expect("CSV into memory");
+    for r in rows {
+        w.write_record(&r).expect("CSV into memory");
     }
+    String::from_utf8(w.into_inner().expect("CSV into memory")).expect("CSV of UTF-8 fields")
 }
 
 fn links(r: &Recipient) -> String {
@@ -45,20 +53,30 @@ pub fn render_audience(people: &[Recipient], format: ListFormat) -> String {
     let mut out = String::new();
     match format {
         ListFormat::Csv => {
-            out += "contact,email,received,opens,clicks,links,first_opened,first_clicked\n";
-            for r in people {
-                out += &format!(
-                    "{},{},{},{},{},{},{},{}\n",
-                    csv_field(&r.contact),
-                    csv_field(r.email.as_deref().unwrap_or("")),
-                    r.received,
-                    r.opens,
-                    r.clicks,
-                    csv_field(&links(r)),
-                    t(r.first_opened),
-                    t(r.first_clicked)
-                );
-            }
+            out = to_csv(
+                [
+                    "contact",
+                    "email",
+                    "received",
+                    "opens",
+                    "clicks",
+                    "links",
+                    "first_opened",
+                    "first_clicked",
+                ],
+                people.iter().map(|r| {
+                    [
+                        r.contact.clone(),
+                        r.email.clone().unwrap_or_default(),
+                        r.received.to_string(),
+                        r.opens.to_string(),
+                        r.clicks.to_string(),
+                        links(r),
+                        t(r.first_opened),
+                        t(r.first_clicked),
+                    ]
+                }),
+            );
         }
         ListFormat::Jsonl => {
             for r in people {
@@ -78,4 +96,24 @@ pub fn render_audience(people: &[Recipient], format: ListFormat) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_with_separators_quotes_and_line_breaks_are_quoted() {
+        let out = to_csv(
+            ["a", "b"],
+            [
+                ["x,y".to_string(), "say \"hi\"".to_string()],
+                ["line\rbreak".to_string(), "plain".to_string()],
+            ],
+        );
+        assert_eq!(
+            out,
+            "a,b\n\"x,y\",\"say \"\"hi\"\"\"\n\"line\rbreak\",plain\n"
+        );
+    }
 }

@@ -166,8 +166,8 @@ impl ReportError {
 
 /// A moment as people write it: RFC 3339, or a date (midnight UTC).
 pub fn parse_moment(text: &str) -> Result<Millis, ReportError> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_millis());
+    if let Some(t) = crate::engine::calendar::parse_rfc3339(text) {
+        return Ok(t);
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(d
@@ -194,12 +194,8 @@ pub fn deployed_journey(store: &Store, journey: &str) -> Result<Option<JourneyIr
 
 fn close_names<'a>(name: &str, known: impl IntoIterator<Item = &'a String>) -> String {
     let known: Vec<&String> = known.into_iter().collect();
-    let best = known
-        .iter()
-        .map(|k| (strsim::jaro_winkler(name, k), *k))
-        .filter(|(s, _)| *s > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+    let best = crate::lang::diagnostic::did_you_mean(name, known.iter().map(|k| k.as_str()))
+        .map(|h| format!(" ({h})"))
         .unwrap_or_default();
     if known.is_empty() {
         best

@@ -1532,11 +1532,7 @@ pub fn describe(h: &Happening) -> String {
     }
 }
 
-pub fn fmt_time(t: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(t)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| t.to_string())
-}
+pub use crate::engine::calendar::fmt_time;
 
 #[cfg(test)]
 mod tests {

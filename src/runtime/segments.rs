@@ -53,12 +53,7 @@ pub fn segment_fingerprint(program: &Program, name: &str) -> String {
         hasher.update(serde_json::to_vec(s).expect("IR serializes"));
         todo.extend(referenced_segments(s));
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&hasher.finalize()[..12])
 }
 
 fn referenced_segments(s: &SegmentIr) -> Vec<String> {

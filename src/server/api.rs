@@ -51,9 +51,8 @@ struct EventIn {
 /// Parses a timestamp: RFC 3339 text or epoch milliseconds.
 pub fn parse_time(v: &Value) -> Result<Millis, String> {
     match v {
-        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map(|d| d.timestamp_millis())
-            .map_err(|e| format!("timestamp '{s}' is not RFC 3339 ({e})")),
+        Value::String(s) => crate::engine::calendar::parse_rfc3339(s)
+            .ok_or_else(|| format!("timestamp '{s}' is not RFC 3339 (2026-03-01T09:00:00Z)")),
         Value::Number(n) => n
             .as_i64()
             .ok_or_else(|| format!("timestamp {n} is not whole milliseconds")),

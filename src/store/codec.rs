@@ -463,7 +463,7 @@ mod tests {
     fn hex(bytes: &[u8]) -> String {
         bytes
             .chunks(32)
-            .map(|line| line.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            .map(hex::encode)
             .collect::<Vec<_>>()
             .join("\n")
     }
