@@ -383,17 +383,7 @@ fn time(minute_of_day: u32) -> String {
 }
 
 fn weekday_name(i: u32) -> Option<&'static str> {
-    [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .get(i as usize)
-    .copied()
+    super::WEEKDAYS.get(i as usize).copied()
 }
 
 fn percent(basis_points: u32) -> String {

@@ -163,15 +163,6 @@ impl EntryIr {
     /// The entry as the language writes it (`segment vip every monday 09:00 Europe/Rome`),
     /// for status and reports.
     pub fn describe(&self) -> String {
-        const DAYS: [&str; 7] = [
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ];
         let zone = |z: &Option<String>| z.as_ref().map(|z| format!(" {z}")).unwrap_or_default();
         match self {
             EntryIr::Event(m) => format!("event \"{}\"", m.event),
@@ -193,7 +184,7 @@ impl EntryIr {
                 zone: z,
             } => format!(
                 "segment {segment} every {} {:02}:{:02}{}",
-                weekday.map_or("day", |w| DAYS[w as usize % 7]),
+                weekday.map_or("day", |w| super::WEEKDAYS[w as usize % 7]),
                 minute_of_day / 60,
                 minute_of_day % 60,
                 zone(z)

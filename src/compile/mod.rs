@@ -94,19 +94,19 @@ fn field_name(kind: &FieldKind) -> &str {
     }
 }
 
+/// The days as the language writes them, Monday first (index 0, as `EntryIr` counts).
+pub const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
 pub fn weekday_index(name: &str) -> Option<u32> {
-    [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .iter()
-    .position(|d| *d == name)
-    .map(|i| i as u32)
+    WEEKDAYS.iter().position(|d| *d == name).map(|i| i as u32)
 }
 
 pub fn literal_value(l: &Literal) -> serde_json::Value {
