@@ -1,6 +1,6 @@
 //! The step function through the public API: journeys compiled from source text, driven by a
 //! small in-memory harness that plays the runtime's part (history, timers, deliveries)
-//! without a store, so each test states one rule of LANGUAGE.md.
+//! without a store, so each test states one rule of the language reference (docs/language.md).
 
 use journey::compile::{self, ir::Program};
 use journey::engine::step::{self, Input, World};

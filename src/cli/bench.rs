@@ -1,4 +1,4 @@
-//! `journey bench`: the speed workloads of BENCHMARKS.md, run through the same live loop,
+//! `journey bench`: the speed workloads B1-B7 (README, *Performance*), run through the same live loop,
 //! runtime and durable store as the daemon, with the store's own limit measured beside them.
 
 use crate::compile;
