@@ -589,3 +589,50 @@ journey weekly {
     );
     assert!(text.contains("will not run again"), "{text}");
 }
+
+/// `JOURNEY_LOG_FORMAT=json`: every line the daemon logs is a JSON object, and with
+/// `tower_http=debug` each request gets one (the request log).
+#[test]
+fn logs_can_be_json_with_a_line_per_request() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    let config = Daemon::config(tmp.path(), "127.0.0.1:0", "");
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("JOURNEY_LOG_FORMAT", "json")
+        .env("JOURNEY_LOG", "info,tower_http=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_string))
+        .expect("the daemon listens");
+    let health = agent().get(&format!("{base}/healthz")).call().unwrap();
+    assert_eq!(health.status(), 200);
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut requests = 0;
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        if v["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("tower_http"))
+            && line.contains("/healthz")
+        {
+            requests += 1;
+        }
+    }
+    assert!(requests >= 1, "no request line for /healthz in:\n{stderr}");
+}

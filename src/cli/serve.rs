@@ -17,14 +17,19 @@ pub struct ServeArgs {
     pub listen: Option<String>,
 }
 
+/// Logs to stderr, filtered by `JOURNEY_LOG` (default `info`; `tower_http=debug` adds a
+/// line per HTTP request); `JOURNEY_LOG_FORMAT=json` writes one JSON object a line, for log
+/// collectors.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JOURNEY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(super::use_color())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match std::env::var("JOURNEY_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().try_init(),
+        _ => builder.with_ansi(super::use_color()).try_init(),
+    };
 }
 
 pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
@@ -36,9 +41,12 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
 
 pub fn run(args: ServeArgs) -> ExitCode {
     init_logging();
-    let mut config = match load_config(args.config.as_deref()) {
+    let mut config = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
     };
     if let Some(listen) = args.listen {
         config.set_listen(listen);
@@ -46,7 +54,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     match server::serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
     }

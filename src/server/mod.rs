@@ -290,6 +290,14 @@ fn stored_program(store: &Store) -> Option<Program> {
 
 /// Loads the journeys directory into the runtime at start: errors are printed and the
 /// last deployed program keeps running.
+/// The journeys' errors and warnings, as `journey check` shows them, in the log (one event,
+/// so a JSON log keeps them together).
+fn log_diagnostics(human: &str) {
+    if !human.is_empty() {
+        tracing::warn!("the journeys directory has diagnostics:\n{}", human.trim_end());
+    }
+}
+
 fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
     let dir = &config.journeys_dir;
     let built = if dir.is_dir() {
@@ -299,9 +307,7 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
         None
     };
     if let Some(b) = built {
-        if !b.human.is_empty() {
-            eprint!("{}", b.human);
-        }
+        log_diagnostics(&b.human);
         match b.program {
             Some(p) => {
                 let n = p.journeys.len();
@@ -361,8 +367,8 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     {
         let (token, _) = auth::create(&config.data_dir, Scope::Admin, Some("first start".into()))?;
         println!("admin token: {token}");
-        eprintln!(
-            "This admin token is shown once; only its hash is kept ({}). Make more with `journey token create`.",
+        tracing::info!(
+            "the admin token above is shown once; only its hash is kept ({}). Make more with `journey token create`",
             auth::tokens_path(&config.data_dir).display()
         );
     }
@@ -492,9 +498,7 @@ fn spawn_reload_on_hangup(state: Shared) {
             tracing::info!(dir = %dir.display(), "SIGHUP: reloading journeys");
             let built = tokio::task::spawn_blocking(move || deploy::build_dir(&dir)).await;
             let Ok(built) = built else { continue };
-            if !built.human.is_empty() {
-                eprint!("{}", built.human);
-            }
+            log_diagnostics(&built.human);
             match built.program {
                 None => tracing::error!(
                     errors = built.errors,
@@ -562,6 +566,8 @@ fn routes(state: Shared) -> axum::Router {
         )
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        // A span per request, and a line per response at DEBUG (`JOURNEY_LOG=tower_http=debug`).
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
