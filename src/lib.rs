@@ -5,6 +5,7 @@
 // names `::alloc`.
 extern crate alloc;
 
+pub mod bench;
 pub mod channels;
 pub mod cli;
 pub mod compile;

@@ -3,8 +3,6 @@
 
 mod audience;
 mod bench;
-mod bench_ingest;
-mod bench_segments;
 mod check;
 pub mod client;
 mod contacts;

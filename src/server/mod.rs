@@ -294,7 +294,10 @@ fn stored_program(store: &Store) -> Option<Program> {
 /// so a JSON log keeps them together).
 fn log_diagnostics(human: &str) {
     if !human.is_empty() {
-        tracing::warn!("the journeys directory has diagnostics:\n{}", human.trim_end());
+        tracing::warn!(
+            "the journeys directory has diagnostics:\n{}",
+            human.trim_end()
+        );
     }
 }
 

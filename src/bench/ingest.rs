@@ -20,7 +20,7 @@ pub struct IngestOptions {
     pub ids: bool,
 }
 
-use super::bench::percentile;
+use super::percentile;
 
 pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;

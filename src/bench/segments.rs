@@ -18,7 +18,7 @@
 //! 4. **Time passing**: the clock moves a day; the segment checks that come due (views and
 //!    purchases leaving the 15-day window) are run, and counted.
 
-use super::bench::peak_rss_mb;
+use super::peak_rss_mb;
 use crate::compile::ir::Program;
 use crate::engine::{Contact, Event, Millis};
 use crate::runtime::{Input, MemorySink, Runtime};
@@ -105,7 +105,7 @@ fn program() -> AnyResult<Program> {
     })
 }
 
-use super::bench::percentile;
+use super::percentile;
 
 const FILLED: &str = "bench_segments_filled";
 
