@@ -48,7 +48,15 @@ use crate::compile::ir::JourneyIr;
 use crate::engine::{Contact, Event, Instance, Millis, SendJob};
 use std::path::Path;
 
+mod bench;
 mod codec;
+mod keys;
+mod privacy;
+
+pub use bench::{raw_spread_write_benchmark, raw_write_benchmark};
+pub use keys::LAYOUT;
+use keys::*;
+pub use privacy::{normalize_address, Suppression};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -64,117 +72,6 @@ pub enum StoreError {
     InUse,
     #[error("store: its key layout is {found}, newer than this journey reads ({LAYOUT}); run a newer journey on it")]
     NewerLayout { found: String },
-}
-
-/// The key layout this code writes (meta `layout`): 2 escapes contact ids in keys.
-pub const LAYOUT: u32 = 2;
-const LAYOUT_META: &str = "layout";
-
-/// Appends a contact id to a key, escaped: 0 → 1 1, 1 → 1 2, other bytes as they are (see
-/// the module documentation). An id without bytes 0 and 1 costs a scan and a copy.
-fn push_id(k: &mut Vec<u8>, id: &str) {
-    let b = id.as_bytes();
-    if !b.iter().any(|&x| x < 2) {
-        k.extend_from_slice(b);
-        return;
-    }
-    for &x in b {
-        match x {
-            0 => k.extend_from_slice(&[1, 1]),
-            1 => k.extend_from_slice(&[1, 2]),
-            x => k.push(x),
-        }
-    }
-}
-
-/// A contact id as `push_id` wrote it, read back.
-fn unescape_id(b: &[u8]) -> String {
-    if !b.contains(&1) {
-        return String::from_utf8_lossy(b).into_owned();
-    }
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == 1 && i + 1 < b.len() {
-            out.push(b[i + 1] - 1);
-            i += 2;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A key that embeds a contact id: prefix, `before`, the escaped id, `after`.
-fn id_key(prefix: u8, before: &[&[u8]], id: &str, after: &[&[u8]]) -> Vec<u8> {
-    let n = before.iter().chain(after).map(|p| p.len()).sum::<usize>();
-    let mut k = Vec::with_capacity(1 + n + id.len());
-    k.push(prefix);
-    for p in before {
-        k.extend_from_slice(p);
-    }
-    push_id(&mut k, id);
-    for p in after {
-        k.extend_from_slice(p);
-    }
-    k
-}
-
-/// The key prefix of everything a contact owns under `e` or `i`: prefix, escaped id, 0.
-fn owned_prefix(prefix: u8, id: &str) -> Vec<u8> {
-    id_key(prefix, &[], id, &[&[0]])
-}
-
-fn time_key(t: Millis) -> [u8; 8] {
-    ((t as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn time_from_key(b: &[u8]) -> Millis {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    (u64::from_be_bytes(a) ^ (1 << 63)) as Millis
-}
-
-fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
-    k.push(prefix);
-    for p in parts {
-        k.extend_from_slice(p);
-    }
-    k
-}
-
-/// A key of layout 1 that embeds a contact id: (what comes before the id after the
-/// prefix, the id, what comes after it).
-fn layout1_parts(k: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
-    let rest = k.get(1..)?;
-    let none: &[u8] = &[];
-    match k[0] {
-        b'c' | b'n' => Some((none, rest, none)),
-        // id, 0, time (8), seq (8)
-        b'e' if rest.len() >= 17 => {
-            let (id, tail) = rest.split_at(rest.len() - 17);
-            Some((none, id, tail))
-        }
-        // id, 0, instance (8)
-        b'i' if rest.len() >= 9 => {
-            let (id, tail) = rest.split_at(rest.len() - 9);
-            Some((none, id, tail))
-        }
-        // segment (no 0 in a name), 0, id
-        b's' => {
-            let z = rest.iter().position(|&x| x == 0)?;
-            Some((&rest[..=z], &rest[z + 1..], none))
-        }
-        // time (8), id
-        b'q' if rest.len() >= 8 => Some((&rest[..8], &rest[8..], none)),
-        _ => None,
-    }
-}
-
-fn member_key(segment: &str, contact: &str) -> Vec<u8> {
-    id_key(b's', &[segment.as_bytes(), &[0]], contact, &[])
 }
 
 fn corrupt(k: &[u8], err: impl std::fmt::Display) -> StoreError {
@@ -201,10 +98,6 @@ pub const TIMER_BUCKET_MS: Millis = 1 << 10;
 /// The start of the bucket a due time falls in.
 pub fn bucket_of(due: Millis) -> Millis {
     due.div_euclid(TIMER_BUCKET_MS) * TIMER_BUCKET_MS
-}
-
-fn timer_key(bucket: Millis, record: u64) -> Vec<u8> {
-    key(b't', &[&time_key(bucket), &record.to_be_bytes()])
 }
 
 /// One timer in a record.
@@ -397,47 +290,6 @@ impl WriteBatch {
     }
 }
 
-/// What is kept of an erased contact's address (`u | hash`, the hash from
-/// `Store::address_hash`): what it said about consent, so that a later import or upsert of
-/// the same address comes back suppressed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Suppression {
-    pub unsubscribed: bool,
-    pub bounced: bool,
-    pub complained: bool,
-}
-
-impl Suppression {
-    pub fn any(&self) -> bool {
-        self.unsubscribed || self.bounced || self.complained
-    }
-    /// Whether a profile with this address must come back with `unsubscribed: true`.
-    pub fn suppresses_marketing(&self) -> bool {
-        self.unsubscribed || self.complained
-    }
-}
-
-/// The meta key of the secret the address hashes are keyed with (made at the first
-/// erasure that keeps a record).
-const SUPPRESSION_KEY_META: &str = "suppression_key";
-
-/// An address as hashed: an email lower-cased and trimmed; a phone number with only its
-/// digits and a leading `+`. None if nothing is left.
-pub fn normalize_address(kind: &str, value: &str) -> Option<String> {
-    let v = value.trim();
-    let n = match kind {
-        "email" => v.to_lowercase(),
-        "phone" => v
-            .chars()
-            .enumerate()
-            .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))
-            .map(|(_, c)| c)
-            .collect(),
-        _ => return None,
-    };
-    (!n.is_empty()).then(|| format!("{kind}:{n}"))
-}
-
 impl Store {
     /// Opens (or creates) the store in a directory.
     pub fn open(path: &Path) -> Result<Store> {
@@ -475,42 +327,6 @@ impl Store {
         let store = Store { db, tree };
         store.migrate_layout()?;
         Ok(store)
-    }
-
-    /// Brings a store to the current key layout, once: a store of layout 1 (no meta
-    /// `layout`) has its keys that embed a contact id with a byte 0 or 1 rewritten escaped,
-    /// in one batch (the others are the same in both layouts). The keys of layout 1 are
-    /// read by their fixed-length tails, which are unambiguous. A newer layout is refused.
-    fn migrate_layout(&self) -> Result<()> {
-        if let Some(v) = self.meta(LAYOUT_META)? {
-            let found = String::from_utf8_lossy(&v).into_owned();
-            return match found.parse::<u32>() {
-                Ok(n) if n <= LAYOUT => Ok(()),
-                _ => Err(StoreError::NewerLayout { found }),
-            };
-        }
-        let mut b = WriteBatch::default();
-        for prefix in [b'c', b'e', b'i', b's', b'n', b'q'] {
-            for r in self.tree.scan_prefix([prefix]) {
-                let (k, v) = r?;
-                let Some((before, owner, after)) = layout1_parts(&k) else {
-                    return Err(StoreError::Malformed {
-                        key: String::from_utf8_lossy(&k).into_owned(),
-                        what: "key (layout 1)",
-                    });
-                };
-                if !owner.iter().any(|&x| x < 2) {
-                    continue;
-                }
-                let id = String::from_utf8_lossy(owner);
-                let new = id_key(prefix, &[before], &id, &[after]);
-                b.del(k.to_vec());
-                b.put(new, v.to_vec());
-            }
-        }
-        b.set_meta(LAYOUT_META, LAYOUT.to_string().as_bytes());
-        self.apply(b)?;
-        self.flush()
     }
 
     /// Applies a batch atomically. Durable only after `flush`.
@@ -916,140 +732,6 @@ impl Store {
         self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
     }
 
-    /// HMAC-SHA-256 of a normalized address (`normalize_address`) under the store's
-    /// suppression key; None while the store has no key (so no record either). `create`
-    /// makes the key if there is none.
-    pub fn address_hash(&self, address: &str, create: bool) -> Result<Option<[u8; 32]>> {
-        use hmac::{Hmac, Mac};
-        let k = key(b'm', &[SUPPRESSION_KEY_META.as_bytes()]);
-        let secret = match self.tree.get(&k)? {
-            Some(v) => v.to_vec(),
-            None if create => {
-                let mut fresh = vec![0u8; 32];
-                getrandom::fill(&mut fresh).expect("the OS random source works");
-                // Two erasures at once agree on the key that won.
-                match self.tree.compare_and_swap(
-                    &k,
-                    None as Option<&[u8]>,
-                    Some(fresh.as_slice()),
-                )? {
-                    Ok(()) => fresh,
-                    Err(e) => e.current.map(|c| c.to_vec()).unwrap_or(fresh),
-                }
-            }
-            None => return Ok(None),
-        };
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&secret).expect("any key length");
-        mac.update(address.as_bytes());
-        Ok(Some(mac.finalize().into_bytes().into()))
-    }
-
-    pub fn suppression(&self, hash: &[u8; 32]) -> Result<Option<Suppression>> {
-        let k = key(b'u', &[hash]);
-        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
-    }
-
-    /// The suppression kept for a profile's addresses (`email`, `phone`), merged; None if
-    /// none of them has one.
-    pub fn suppression_of(
-        &self,
-        profile: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Option<Suppression>> {
-        let mut found: Option<Suppression> = None;
-        for kind in ["email", "phone"] {
-            let Some(addr) = profile
-                .get(kind)
-                .and_then(|v| v.as_str())
-                .and_then(|v| normalize_address(kind, v))
-            else {
-                continue;
-            };
-            let Some(hash) = self.address_hash(&addr, false)? else {
-                return Ok(None);
-            };
-            if let Some(s) = self.suppression(&hash)? {
-                let f = found.get_or_insert_with(Suppression::default);
-                f.unsubscribed |= s.unsubscribed;
-                f.bounced |= s.bounced;
-                f.complained |= s.complained;
-            }
-        }
-        Ok(found)
-    }
-
-    /// Every key that holds a contact's data, for its erasure: its profile, events (and
-    /// the dedupe ids of those that had one), instances, segment memberships, segment
-    /// check, and short links. (Timer and outbox records hold several contacts: the
-    /// runtime rewrites them.)
-    pub fn contact_keys(&self, id: &str) -> Result<Vec<Vec<u8>>> {
-        let mut keys = vec![id_key(b'c', &[], id, &[])];
-        for r in self.tree.scan_prefix(owned_prefix(b'e', id)) {
-            let (k, v) = r?;
-            if let Some(dedupe) = codec::read_event(&k, &v)?.id {
-                keys.push(key(b'd', &[dedupe.as_bytes()]));
-            }
-            keys.push(k.to_vec());
-        }
-        for r in self.tree.scan_prefix(owned_prefix(b'i', id)) {
-            keys.push(r?.0.to_vec());
-        }
-        let mut tail = Vec::new();
-        push_id(&mut tail, id);
-        for r in self.tree.scan_prefix([b's']) {
-            let (k, _) = r?;
-            if let Some(z) = k[1..].iter().position(|&x| x == 0) {
-                if k[2 + z..] == tail[..] {
-                    keys.push(k.to_vec());
-                }
-            }
-        }
-        if let Some(at) = self.segment_check(id)? {
-            keys.push(id_key(b'q', &[&time_key(at)], id, &[]));
-            keys.push(id_key(b'n', &[], id, &[]));
-        }
-        for (code, _) in self.short_links_of(id)? {
-            keys.push(key(b'l', &[code.as_bytes()]));
-        }
-        Ok(keys)
-    }
-
-    /// The segments a contact is a member of, in name order.
-    pub fn segments_of(&self, id: &str) -> Result<Vec<String>> {
-        let mut tail = Vec::new();
-        push_id(&mut tail, id);
-        let mut out = Vec::new();
-        for r in self.tree.scan_prefix([b's']) {
-            let (k, _) = r?;
-            if let Some(z) = k[1..].iter().position(|&x| x == 0) {
-                if k[2 + z..] == tail[..] {
-                    out.push(String::from_utf8_lossy(&k[1..1 + z]).into_owned());
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// A contact's short links: (code, claims). A scan of every link: for export and
-    /// erasure only.
-    pub fn short_links_of(&self, id: &str) -> Result<Vec<(String, Claims)>> {
-        let mut out = Vec::new();
-        for r in self.tree.scan_prefix([b'l']) {
-            let (k, v) = r?;
-            let c: Claims = decode(&k, &v)?;
-            if c.contact == id {
-                out.push((String::from_utf8_lossy(&k[1..]).into_owned(), c));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every key and value of the store, in key order (audits, and the erasure test).
-    pub fn raw_entries(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        self.tree
-            .iter()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
-    }
-
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .tree
@@ -1061,73 +743,6 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
-}
-
-/// The store's own limit, for benchmarks: writes `total` keys of `key_len`/`value_len`
-/// bytes in batches of `batch`, one flush per batch, into a fresh sled database at `path`.
-/// Returns the elapsed time.
-pub fn raw_write_benchmark(
-    path: &Path,
-    total: usize,
-    batch: usize,
-    key_len: usize,
-    value_len: usize,
-) -> Result<std::time::Duration> {
-    raw_batches(path, total, batch, value_len, |i| {
-        let mut k = vec![b'k'; key_len.max(8)];
-        let n = k.len();
-        k[n - 8..].copy_from_slice(&(i as u64).to_be_bytes());
-        k
-    })
-}
-
-/// Like `raw_write_benchmark`, with keys laid out as event keys are (`e`, a contact id out
-/// of `contacts`, 0, time, sequence), so that consecutive writes land all over the tree
-/// instead of at its end: what the key layout alone costs sled.
-pub fn raw_spread_write_benchmark(
-    path: &Path,
-    total: usize,
-    batch: usize,
-    contacts: usize,
-    value_len: usize,
-) -> Result<std::time::Duration> {
-    let at = time_key(1_772_355_600_000);
-    raw_batches(path, total, batch, value_len, |i| {
-        let contact = format!("c{}", i % contacts.max(1));
-        key(
-            b'e',
-            &[contact.as_bytes(), &[0], &at, &(i as u64).to_be_bytes()],
-        )
-    })
-}
-
-/// Writes `total` keys (the `i`th is `key_of(i)`) with `value_len`-byte values in batches
-/// of `batch`, one flush each, into a fresh sled database at `path`: the elapsed time.
-fn raw_batches(
-    path: &Path,
-    total: usize,
-    batch: usize,
-    value_len: usize,
-    mut key_of: impl FnMut(usize) -> Vec<u8>,
-) -> Result<std::time::Duration> {
-    let db = sled::Config::new()
-        .path(path)
-        .mode(sled::Mode::HighThroughput)
-        .open()?;
-    let tree = db.open_tree("raw")?;
-    let value = vec![b'v'; value_len];
-    let started = std::time::Instant::now();
-    let mut written = 0;
-    while written < total {
-        let mut b = sled::Batch::default();
-        for i in written..(written + batch).min(total) {
-            b.insert(key_of(i), value.clone());
-        }
-        written = (written + batch).min(total);
-        tree.apply_batch(b)?;
-        db.flush()?;
-    }
-    Ok(started.elapsed())
 }
 
 #[cfg(test)]
