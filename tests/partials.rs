@@ -193,3 +193,28 @@ fn partials_outside_the_templates_folder_are_refused() {
     let err = compile_dir(dir.path()).unwrap_err();
     assert!(err.contains("is not a text"), "{err}");
 }
+
+#[test]
+fn check_warns_of_unknown_variables_in_partials() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = base_files();
+    files[3] = (
+        "templates/partials/footer.html",
+        "<footer>{{ contcat.first_name }}</footer>",
+    );
+    write(dir.path(), &files);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_journey"))
+        .arg("check")
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a warning, not an error: {err}");
+    assert!(
+        err.contains(
+            "warning: message 'hello', partials/footer.html: unknown variable 'contcat.first_name'"
+        ),
+        "{err}"
+    );
+}
