@@ -385,6 +385,43 @@ fn the_daemon_previews_and_sends_tests_through_smtp() {
     );
     assert!(mail.contains("To: author@maison.example"), "{mail}");
     assert!(!mail.contains("ann@example.com"), "{mail}");
+    // Its links work and record nothing; its unsubscribe link changes nothing.
+    let msg = mail_parser::MessageParser::default()
+        .parse(&got[0].data)
+        .unwrap();
+    let html = msg.body_html(0).unwrap().to_string();
+    let url_of = |marker: &str| -> String {
+        let at = html
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker} in {html}"));
+        let rest = &html[at..];
+        rest[..rest.find('"').unwrap()].to_string()
+    };
+    let click = url_of(&format!("{}/t/c/", d.base));
+    let (s, location) = d.redirect(&click[d.base.len()..]);
+    assert_eq!(s, 302);
+    assert_eq!(
+        location.as_deref(),
+        Some("https://maison.example/profile?c=ann")
+    );
+    let pixel = url_of(&format!("{}/t/o/", d.base));
+    assert_eq!(d.redirect(&pixel[d.base.len()..]).0, 200);
+    let unsubscribe = url_of(&format!("{}/u/", d.base));
+    let page = d
+        .agent
+        .post(&unsubscribe)
+        .send_string("List-Unsubscribe=One-Click")
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        page.contains("from a test send: nothing was changed"),
+        "{page}"
+    );
+    let c = d.contact("ann");
+    for kind in ["clicked", "opened", "unsubscribed", "subscription.changed"] {
+        assert!(events_of_type(&c, kind).is_empty(), "{kind}: {c}");
+    }
     let (s, e) = d.admin_call(
         "POST",
         &format!("{base}/test"),

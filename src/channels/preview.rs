@@ -337,6 +337,12 @@ pub fn test_event(sent: &TestSent, contact: &str, at: Millis) -> Event {
     }
 }
 
+/// Whether a message id is a preview's or a test send's: the clicks, opens and unsubscribes
+/// of its links record nothing (a test counts in no report, and changes no one's consent).
+pub fn is_test_message_id(id: &str) -> bool {
+    id.starts_with("test:") || id.starts_with("preview:")
+}
+
 /// A message id for a test send: unique, so the provider never takes it for a retry.
 pub fn test_message_id(journey: &str, message: &str, at: Millis) -> String {
     let mut b = [0u8; 4];
