@@ -34,6 +34,13 @@ journey other {
     link shop "https://maison.example/s"
   }
 }
+
+journey viewed {
+  entry event "viewed"
+  send sms back {
+    text "{{ event.product }} is back ({{ event.context }})"
+  }
+}
 "#;
 
 fn write(dir: &Path, files: &[(&str, &str)]) {
@@ -177,7 +184,9 @@ fn preview_errors_are_clear() {
     let (code, err) = run(&["--message", "nope"]);
     assert_eq!(code, Some(2));
     assert!(
-        err.contains("no message 'nope' (messages: other.hello, other.nudge, welcome.hello)"),
+        err.contains(
+            "no message 'nope' (messages: other.hello, other.nudge, viewed.back, welcome.hello)"
+        ),
         "{err}"
     );
     let (code, err) = run(&["--message", "hello"]);
@@ -220,6 +229,29 @@ fn preview_errors_are_clear() {
         err.contains("partials/footer.html line 2: undefined variable 'contact.city'"),
         "{err}"
     );
+    // Templates see the entry event given with --event.
+    let phone = r#"{"phone": "+15550100"}"#;
+    let (code, err) = run(&["--message", "back", "--profile", phone]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("undefined variable 'event.product'"), "{err}");
+    let out = journey(&[
+        "preview",
+        file,
+        "--message",
+        "back",
+        "--profile",
+        phone,
+        "--event",
+        r#"{"product": "Red Shoes", "context": "web"}"#,
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p["text"], "Red Shoes is back (web)");
+    let (code, err) = run(&["--message", "back", "--profile", phone, "--event", "[]"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--event must be a JSON object"), "{err}");
     // No such store, and no such contact in one.
     let (code, err) = run(&[
         "--message",

@@ -144,9 +144,24 @@ impl ShortLinks for Kept {
     }
 }
 
-/// Renders `message` for `contact` as the dispatcher would (the config's default sender
-/// and public URL, the daemon's secret). An email is also built into MIME, so an address
-/// that would not go out is an error here too.
+/// The event that enrolled `contact` in `journey` most recently, which its templates see
+/// as `event`, as the dispatcher reads it from the instance.
+pub fn entry_event(
+    store: &crate::store::Store,
+    contact: &str,
+    journey: &str,
+) -> Result<Option<Event>, crate::store::StoreError> {
+    Ok(store
+        .instances_of(contact)?
+        .into_iter()
+        .filter(|i| i.journey == journey)
+        .max_by_key(|i| i.id)
+        .and_then(|i| i.entry_event))
+}
+
+/// Renders `message` for `contact` (entered by `event`, if given) as the dispatcher would
+/// (the config's default sender and public URL, the daemon's secret). An email is also
+/// built into MIME, so an address that would not go out is an error here too.
 pub fn render(
     renderer: &Renderer,
     secret: &[u8],
@@ -154,12 +169,13 @@ pub fn render(
     job: &SendJob,
     message: &MessageIr,
     contact: &Contact,
+    event: Option<&Event>,
 ) -> Result<Preview, RenderError> {
     let src = Source {
         job,
         message,
         contact,
-        event: None,
+        event,
     };
     let mut p = Preview {
         journey: job.journey.clone(),
@@ -401,5 +417,60 @@ pub fn format(p: &Preview, how: &str) -> String {
             }
             out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Instance;
+    use crate::store::{Store, WriteBatch};
+
+    fn instance(id: u64, journey: &str, product: &str) -> Instance {
+        let mut e = Event {
+            contact: "ann".into(),
+            kind: "viewed".into(),
+            ..Event::default()
+        };
+        e.properties.insert("product".into(), product.into());
+        Instance {
+            id,
+            journey: journey.into(),
+            version: "v".into(),
+            contact: "ann".into(),
+            step: None,
+            parked: None,
+            ended: None,
+            entered_at: 0,
+            step_since: 0,
+            due: None,
+            entry_event: Some(e),
+            path: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_entry_event_is_the_latest_of_that_journey() {
+        let store = Store::temporary().unwrap();
+        let mut b = WriteBatch::default();
+        b.put_instance(&instance(1, "j", "first"));
+        b.put_instance(&instance(2, "j", "second"));
+        b.put_instance(&instance(3, "other", "other"));
+        store.apply(b).unwrap();
+        let e = entry_event(&store, "ann", "j").unwrap().unwrap();
+        assert_eq!(e.properties["product"], "second");
+        assert_eq!(entry_event(&store, "ann", "none").unwrap(), None);
+        assert_eq!(entry_event(&store, "bob", "j").unwrap(), None);
+    }
+
+    #[test]
+    fn test_and_preview_ids_are_recognised_and_sends_are_not() {
+        let id = test_message_id("j", "m", 5);
+        assert!(id.starts_with("test:j:m:5") && is_test_message_id(&id));
+        assert_ne!(id, test_message_id("j", "m", 5), "unique");
+        assert!(is_test_message_id("preview:j:m"));
+        assert!(!is_test_message_id("7:welcome"));
+        assert!(!is_test_message_id("7:test:1"));
     }
 }

@@ -9,7 +9,7 @@ use crate::channels::preview::{self, Preview};
 use crate::channels::render::Renderer;
 use crate::compile::{self, ir::Program};
 use crate::config::Config;
-use crate::engine::Contact;
+use crate::engine::{Contact, Event};
 use crate::lang::{self, diagnostic};
 use crate::store::{Store, WriteBatch};
 use std::path::{Path, PathBuf};
@@ -45,6 +45,11 @@ pub struct PreviewArgs {
     /// "first_name": "Ann"}' (its "id", if any, is the contact id).
     #[arg(long, value_name = "JSON")]
     pub profile: Option<String>,
+    /// The entry event's properties, which templates see as `event.x`: a JSON object
+    /// ("type" and "context", if given, are the event's own). With --contact, the event
+    /// that last enrolled the contact in the journey is used unless this is given.
+    #[arg(long, value_name = "JSON")]
+    pub event: Option<String>,
     /// The config file, for the public URL of tracked links, the default sender and the
     /// secret, as `journey serve --config` reads it.
     #[arg(long)]
@@ -165,6 +170,30 @@ fn parse_profile(json: &str) -> Result<Contact, Failed> {
     Ok(Contact { id, profile })
 }
 
+fn parse_event(json: &str, contact: &str) -> Result<Event, Failed> {
+    let v: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| Failed::usage(format!("--event is not JSON: {e}")))?;
+    let serde_json::Value::Object(mut properties) = v else {
+        return Err(Failed::usage(
+            "--event must be a JSON object of the event's properties, such as '{\"product_name\": \"Red Shoes\"}'",
+        ));
+    };
+    let text = |v: serde_json::Value| match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    Ok(Event {
+        contact: contact.to_string(),
+        kind: properties
+            .remove("type")
+            .map(text)
+            .unwrap_or_else(|| "preview".into()),
+        context: properties.remove("context").map(text),
+        properties,
+        ..Event::default()
+    })
+}
+
 fn read_contact(store: &Store, id: &str, dir: &Path) -> Result<Contact, Failed> {
     store
         .contact(id)
@@ -205,17 +234,27 @@ fn preview(args: &PreviewArgs) -> Result<Preview, Failed> {
     let (journey, message) = preview::find_message(&own, &args.message)
         .map_err(|e| Failed::usage(format!("{}: {e}", args.file.display())))?;
     let data_dir = args.data.clone().unwrap_or_else(|| config.data_dir.clone());
-    let contact = match (&args.contact, &args.profile) {
+    let (contact, entered_by) = match (&args.contact, &args.profile) {
         (Some(id), _) => {
             let sdir = store_dir(args.data.as_deref().unwrap_or(&data_dir));
             let store = open_store(&sdir).map_err(Failed::usage)?;
-            read_contact(&store, id, &sdir)?
+            let c = read_contact(&store, id, &sdir)?;
+            let e = preview::entry_event(&store, id, &journey.name)
+                .map_err(|e| Failed::other(format!("{}: {e}", sdir.display())))?;
+            (c, e)
         }
-        (None, Some(json)) => parse_profile(json)?,
-        (None, None) => Contact {
-            id: "preview".into(),
-            profile: Default::default(),
-        },
+        (None, Some(json)) => (parse_profile(json)?, None),
+        (None, None) => (
+            Contact {
+                id: "preview".into(),
+                profile: Default::default(),
+            },
+            None,
+        ),
+    };
+    let event = match &args.event {
+        Some(json) => Some(parse_event(json, &contact.id)?),
+        None => entered_by,
     };
     let secret = secret(&config, &data_dir);
     let renderer = Renderer::new(&secret, &config.public_url);
@@ -225,8 +264,16 @@ fn preview(args: &PreviewArgs) -> Result<Preview, Failed> {
         &contact.id,
         format!("preview:{}:{}", journey.name, message.name),
     );
-    preview::render(&renderer, &secret, &config, &job, message, &contact)
-        .map_err(|e| Failed::other(e.0))
+    preview::render(
+        &renderer,
+        &secret,
+        &config,
+        &job,
+        message,
+        &contact,
+        event.as_ref(),
+    )
+    .map_err(|e| Failed::other(e.0))
 }
 
 pub fn send_test(args: SendTestArgs) -> ExitCode {

@@ -9,7 +9,7 @@ use super::{json_body, ApiError, Scope, Shared};
 use crate::channels::preview;
 use crate::channels::render::Renderer;
 use crate::compile::ir::{JourneyIr, MessageIr};
-use crate::engine::Contact;
+use crate::engine::{Contact, Event};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
@@ -34,14 +34,28 @@ fn message_of(st: &Shared, name: &str, message: &str) -> Result<(JourneyIr, Mess
     Ok((j.clone(), m.clone()))
 }
 
-async fn contact_of(st: &Shared, id: &str) -> Result<Contact, ApiError> {
+/// A stored contact, and the event that last enrolled it in `journey` (what its templates
+/// see as `event`).
+async fn contact_of(
+    st: &Shared,
+    id: &str,
+    journey: &str,
+) -> Result<(Contact, Option<Event>), ApiError> {
     let store = st.store.clone();
-    let id2 = id.to_string();
-    tokio::task::spawn_blocking(move || store.contact(&id2))
-        .await
-        .map_err(store_err)?
-        .map_err(store_err)?
-        .ok_or_else(|| ApiError::not_found(format!("no contact '{id}'")))
+    let (id2, journey) = (id.to_string(), journey.to_string());
+    let (contact, event) = tokio::task::spawn_blocking(move || {
+        let c = store.contact(&id2)?;
+        let e = match &c {
+            Some(_) => preview::entry_event(&store, &id2, &journey)?,
+            None => None,
+        };
+        Ok::<_, crate::store::StoreError>((c, e))
+    })
+    .await
+    .map_err(store_err)?
+    .map_err(store_err)?;
+    let contact = contact.ok_or_else(|| ApiError::not_found(format!("no contact '{id}'")))?;
+    Ok((contact, event))
 }
 
 /// `GET /v1/journeys/{name}/messages/{message}/preview?contact=ID`.
@@ -59,10 +73,18 @@ pub async fn preview(
             "name the contact to render for: ?contact=ID",
         ));
     };
-    let contact = contact_of(&st, id).await?;
+    let (contact, event) = contact_of(&st, id, &name).await?;
     let renderer = Renderer::new(&st.secret, &st.config.public_url);
     let job = preview::job(&j, &m, &contact.id, format!("preview:{name}:{message}"));
-    match preview::render(&renderer, &st.secret, &st.config, &job, &m, &contact) {
+    match preview::render(
+        &renderer,
+        &st.secret,
+        &st.config,
+        &job,
+        &m,
+        &contact,
+        event.as_ref(),
+    ) {
         Ok(p) => Ok(Json(p).into_response()),
         Err(e) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -94,7 +116,7 @@ pub async fn test_send(
         ));
     };
     let contact = match v.get("contact").and_then(Value::as_str) {
-        Some(id) => Some(contact_of(&st, id).await?),
+        Some(id) => Some(contact_of(&st, id, &name).await?.0),
         None => None,
     };
     let rendered_for = contact.clone().unwrap_or_else(|| Contact {
