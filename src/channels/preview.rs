@@ -287,6 +287,7 @@ pub async fn send_test(
     job: &SendJob,
     message: &MessageIr,
     contact: &Contact,
+    event: Option<&Event>,
     to: &str,
 ) -> Result<TestSent, String> {
     if job.channel != Channel::Email {
@@ -300,7 +301,7 @@ pub async fn send_test(
         job,
         message,
         contact,
-        event: None,
+        event,
     };
     let mut e = renderer.email(&src, Some(to)).map_err(|e| e.0)?;
     e.subject = format!("[test] {}", e.subject);

@@ -319,12 +319,19 @@ fn send_test_inner(args: &SendTestArgs) -> Result<preview::TestSent, Failed> {
         }
         None => None,
     };
-    let contact = match (&args.contact, &store) {
-        (Some(id), Some((s, dir))) => read_contact(s, id, dir)?,
-        _ => Contact {
-            id: "test".into(),
-            profile: Default::default(),
-        },
+    let (contact, event) = match (&args.contact, &store) {
+        (Some(id), Some((s, dir))) => (
+            read_contact(s, id, dir)?,
+            preview::entry_event(s, id, &journey.name)
+                .map_err(|e| Failed::other(format!("{}: {e}", dir.display())))?,
+        ),
+        _ => (
+            Contact {
+                id: "test".into(),
+                profile: Default::default(),
+            },
+            None,
+        ),
     };
     let secret = secret(&config, &config.data_dir);
     let renderer = Renderer::new(&secret, &config.public_url);
@@ -341,7 +348,13 @@ fn send_test_inner(args: &SendTestArgs) -> Result<preview::TestSent, Failed> {
         .map_err(|e| Failed::other(e.to_string()))?;
     let sent = rt
         .block_on(preview::send_test(
-            &renderer, &config, &job, message, &contact, &args.to,
+            &renderer,
+            &config,
+            &job,
+            message,
+            &contact,
+            event.as_ref(),
+            &args.to,
         ))
         .map_err(Failed::other)?;
     if let Some((store, dir)) = &store {

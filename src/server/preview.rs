@@ -116,12 +116,15 @@ pub async fn test_send(
         ));
     };
     let contact = match v.get("contact").and_then(Value::as_str) {
-        Some(id) => Some(contact_of(&st, id, &name).await?.0),
+        Some(id) => Some(contact_of(&st, id, &name).await?),
         None => None,
     };
-    let rendered_for = contact.clone().unwrap_or_else(|| Contact {
-        id: "test".into(),
-        profile: Default::default(),
+    let (rendered_for, event) = contact.clone().unwrap_or_else(|| {
+        let c = Contact {
+            id: "test".into(),
+            profile: Default::default(),
+        };
+        (c, None)
     });
     let now = super::now_ms();
     let renderer = Renderer::new(&st.secret, &st.config.public_url);
@@ -131,11 +134,19 @@ pub async fn test_send(
         &rendered_for.id,
         preview::test_message_id(&name, &message, now),
     );
-    let sent = preview::send_test(&renderer, &st.config, &job, &m, &rendered_for, to.trim())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "test_not_sent", e))?;
+    let sent = preview::send_test(
+        &renderer,
+        &st.config,
+        &job,
+        &m,
+        &rendered_for,
+        event.as_ref(),
+        to.trim(),
+    )
+    .await
+    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "test_not_sent", e))?;
     tracing::info!(journey = %name, message = %message, to = %sent.to, "test send");
-    if let Some(c) = contact {
+    if let Some((c, _)) = contact {
         let event = preview::test_event(&sent, &c.id, now);
         // History only, on the engine's thread: no journey runs on it.
         st.control(move |rt, _, _, _| rt.ingest_history(&[event]))
