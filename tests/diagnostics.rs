@@ -456,6 +456,53 @@ case!(
 );
 
 case!(
+    missing_partial,
+    (
+        "main.journey",
+        r#"journey welcome {
+  entry api
+  send email welcome {
+    subject "Welcome"
+    template "welcome.html"
+  }
+}
+"#
+    ),
+    (
+        "templates/welcome.html",
+        "{% extends \"base.html\" %}\n{% block body %}\n<p>Hello</p>\n{% include \"partials/footr.html\" %}\n{% endblock %}\n"
+    ),
+    (
+        "templates/base.html",
+        "<html><body>{% block body %}{% endblock %}</body></html>\n"
+    ),
+    ("templates/partials/footer.html", "<p>Bye</p>\n")
+);
+
+case!(
+    block_not_in_parent,
+    (
+        "main.journey",
+        r#"journey welcome {
+  entry api
+  send email welcome {
+    subject "Welcome"
+    template "welcome.html"
+  }
+}
+"#
+    ),
+    (
+        "templates/welcome.html",
+        "{% extends \"base.html\" %}\n{% block content %}<p>Hello</p>{% endblock %}\n"
+    ),
+    (
+        "templates/base.html",
+        "<html><body>{% block body %}{% endblock %}</body></html>\n"
+    )
+);
+
+case!(
     journey_without_entry,
     r#"journey welcome {
   title "Welcome"

@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod dlr;
 pub mod email;
 mod http;
+pub mod preview;
 pub mod push;
 pub mod render;
 pub mod sms;

@@ -223,12 +223,47 @@ impl Renderer {
         template: &str,
         vars: Value,
     ) -> Result<String, RenderError> {
+        if !src.message.partials.is_empty() {
+            return self.render_with_partials(src, what, template, vars);
+        }
         let env = &self.inner.env;
         let tmpl = env
             .template_from_named_str(what, template)
             .map_err(|e| self.error(src, what, template, &e))?;
         tmpl.render(vars)
             .map_err(|e| self.error(src, what, template, &e))
+    }
+
+    /// `render_str` for a message whose template uses partials: they are served from the
+    /// message's IR (read when it was compiled), never from disk, so nothing outside the
+    /// templates folder, and nothing newer than the deployed version, can be included.
+    fn render_with_partials(
+        &self,
+        src: &Source,
+        what: &str,
+        template: &str,
+        vars: Value,
+    ) -> Result<String, RenderError> {
+        let mut env = self.inner.env.clone();
+        let partials = src.message.partials.clone();
+        env.set_loader(move |name| Ok(partials.get(name).cloned()));
+        let tmpl = env
+            .template_from_named_str(what, template)
+            .map_err(|e| self.error(src, what, template, &e))?;
+        tmpl.render(vars).map_err(|outer| {
+            // An error inside a partial (wrapped by each include) names the partial and its line.
+            let mut e = &outer;
+            while let Some(inner) =
+                std::error::Error::source(e).and_then(|s| s.downcast_ref::<minijinja::Error>())
+            {
+                e = inner;
+            }
+            let (name, text) = match e.name() {
+                Some(n) if n != what => (n, src.message.partials.get(n).map_or("", |t| t)),
+                _ => (what, template),
+            };
+            self.error(src, name, text, e)
+        })
     }
 
     fn error(&self, src: &Source, what: &str, template: &str, e: &minijinja::Error) -> RenderError {
@@ -949,6 +984,7 @@ mod tests {
             data: BTreeMap::new(),
             timeout_seconds: None,
             template_source: None,
+            partials: BTreeMap::new(),
         }
     }
 

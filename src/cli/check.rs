@@ -4,7 +4,7 @@ use super::OutputFormat;
 use crate::channels::render::Renderer;
 use crate::compile::{
     self,
-    ir::{EntryIr, Program},
+    ir::{EntryIr, MessageIr, Program},
 };
 use crate::lang::ast::{Definition, Send, Step, StepKind};
 use crate::lang::diagnostic::Diagnostic;
@@ -124,7 +124,21 @@ pub fn template_warnings(loaded: &lang::Loaded, program: &Program) -> Vec<Diagno
                 let Some(m) = ir.messages.get(&s.name.name) else {
                     continue;
                 };
-                for w in Renderer::lint(m, by_event) {
+                let mut warnings = Renderer::lint(m, by_event);
+                // The partials its template uses, each linted as a template of its own.
+                for (name, text) in &m.partials {
+                    let partial = MessageIr {
+                        fields: [("template".to_string(), name.clone())].into(),
+                        links: Default::default(),
+                        headers: Vec::new(),
+                        data: Default::default(),
+                        template_source: Some(text.clone()),
+                        partials: Default::default(),
+                        ..m.clone()
+                    };
+                    warnings.extend(Renderer::lint(&partial, by_event));
+                }
+                for w in warnings {
                     out.push(
                         Diagnostic::warning(
                             *file,

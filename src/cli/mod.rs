@@ -10,6 +10,7 @@ mod event;
 mod fmt;
 mod graph;
 mod plan;
+mod preview;
 mod report;
 mod segment;
 mod serve;
@@ -50,6 +51,16 @@ pub enum Command {
     Fmt(fmt::FmtArgs),
     /// Draw a journey's state machine as a Mermaid flowchart or a Graphviz graph.
     Graph(graph::GraphArgs),
+    /// Print a message as it would be sent: subject, from, to, text, HTML, every link with
+    /// its target; or the render error with the template's file and line.
+    ///
+    /// For a contact of a stopped daemon's store (--contact ID --data DIR), or a profile
+    /// (--profile JSON). The daemon answers the same at
+    /// GET /v1/journeys/{name}/messages/{message}/preview?contact=ID.
+    Preview(preview::PreviewArgs),
+    /// Send a message for real to an address, through the configured provider, with the
+    /// subject prefixed `[test]`; recorded as `message.test`, counted in no report or cap.
+    SendTest(preview::SendTestArgs),
     /// Run scenarios (*.scenario.yaml) on a virtual clock and check their expectations.
     ///
     /// Each scenario replays contacts and events against its journeys through the same
@@ -133,6 +144,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Preview(a) => preview::run(a),
+        Command::SendTest(a) => preview::send_test(a),
         Command::Test(a) => test::run(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Bench(a) => bench::run(a),

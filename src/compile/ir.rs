@@ -311,6 +311,11 @@ pub struct MessageIr {
     /// The template file's text, read at compile time, so a version renders what it was
     /// deployed with and a template change makes a new version.
     pub template_source: Option<String>,
+    /// The partials the template file uses (`{% include %}`, `{% extends %}`, `{% import %}`),
+    /// by name relative to templates/, read with it: a change to one makes a new version of
+    /// every journey that uses it. Absent when there are none, so those versions are unchanged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partials: BTreeMap<String, String>,
 }
 
 // ---------------------------------------------------------------- conditions

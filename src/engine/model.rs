@@ -21,6 +21,9 @@ pub const MESSAGE_CAPPED: &str = "message.capped";
 /// Recorded when the engine does not send a message for want of consent, with the `reason`
 /// (`unsubscribed`, `topic NAME`, `bounced address`, `complained`).
 pub const MESSAGE_SUPPRESSED: &str = "message.suppressed";
+/// A test send (`journey send-test`): recorded on the contact it was rendered for, counted
+/// in no report, cap, audience, segment or condition (they count `message.sent`).
+pub const MESSAGE_TEST: &str = "message.test";
 /// Recorded when a contact changes a topic (preference page, SMS STOP/START), with `topic`
 /// and `value`.
 pub const SUBSCRIPTION_CHANGED: &str = "subscription.changed";
@@ -94,6 +97,7 @@ mod input_tests {
             "message.bounced",
             "message.capped",
             "message.suppressed",
+            MESSAGE_TEST,
             "clicked",
             "opened",
             "received",

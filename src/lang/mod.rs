@@ -7,6 +7,7 @@ pub mod fmt;
 pub mod parse;
 
 use diagnostic::{Diagnostic, Sources};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Files bigger than this are refused rather than parsed: no journey is this large, and it
@@ -20,6 +21,9 @@ pub struct Loaded {
     /// (file index in `sources`, its syntax tree) for every file that parsed.
     pub files: Vec<(usize, ast::File)>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The files of the `templates/` folder beside each loaded journey file, by path, as
+    /// source ids: a template's diagnostics (a missing partial) point into them.
+    pub templates: BTreeMap<PathBuf, usize>,
 }
 
 impl Loaded {
@@ -79,7 +83,35 @@ pub fn load_files(files: &[PathBuf]) -> Loaded {
     for (i, (path, r)) in files.iter().zip(reads).enumerate() {
         add_read(&mut loaded, path, r, parsed[i].take());
     }
+    add_templates(&mut loaded, files);
     loaded
+}
+
+/// Reads the `templates/` folder beside each of `files` into `loaded.sources` (sorted, once
+/// per folder). A file that cannot be read as UTF-8 text within `MAX_FILE_BYTES` is left
+/// out: compiling reads it again if a journey names it, and reports why it cannot.
+pub fn add_templates(loaded: &mut Loaded, files: &[PathBuf]) {
+    let dirs: std::collections::BTreeSet<PathBuf> = files
+        .iter()
+        .filter_map(|f| f.parent())
+        .map(|d| d.join("templates"))
+        .filter(|d| d.is_dir())
+        .collect();
+    for dir in dirs {
+        let mut found: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .collect();
+        found.sort();
+        for path in found {
+            if let Read::Text(text) = read(&path) {
+                let id = loaded.sources.add(&path, text);
+                loaded.templates.insert(path, id);
+            }
+        }
+    }
 }
 
 type Parsed = Result<ast::File, Vec<Diagnostic>>;

@@ -21,7 +21,8 @@ pub enum Scope {
     /// What `ingest` may, and post `clicked`, `opened`, `bounced`, `complained` events
     /// (forwarding an email provider's webhooks); never a send's outcome (`message.*`).
     Engagement,
-    /// Read contacts (`GET /v1/contacts/{id}`); nothing else.
+    /// Read contacts (`GET /v1/contacts/{id}`) and preview messages for them (`GET
+    /// /v1/journeys/{name}/messages/{message}/preview`); nothing else.
     Read,
     /// Everything: journeys, deploys, pause and resume, enrolments, reading, exporting and
     /// erasing contacts.

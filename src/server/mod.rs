@@ -13,6 +13,7 @@ pub mod deploy;
 mod erasure;
 pub mod metrics;
 mod preferences;
+mod preview;
 mod reports;
 mod segment;
 pub mod sink;
@@ -552,6 +553,14 @@ fn routes(state: Shared) -> axum::Router {
         .route(
             "/v1/journeys/{name}/messages/{message}/audience",
             get(reports::audience),
+        )
+        .route(
+            "/v1/journeys/{name}/messages/{message}/preview",
+            get(preview::preview),
+        )
+        .route(
+            "/v1/journeys/{name}/messages/{message}/test",
+            post(preview::test_send),
         )
         .route("/v1/segments/{name}", get(reports::segment))
         .route("/v1/trend/domains", get(reports::trend_domains))

@@ -227,7 +227,12 @@ pub async fn change(
     let c = verify(&st, &token)?;
     let body = super::body_bytes(&st, body)?;
     // Unknown contact: a 404 like a forged link (nothing to change, nothing to create).
-    contact_of(&st, &c)?;
+    let stored = contact_of(&st, &c)?;
+    if crate::channels::preview::is_test_message_id(&c.message_id) {
+        let topics = topics_for(&st.program(), &stored);
+        let notice = "This link is from a test send: nothing was changed.";
+        return Ok(html(render(&stored, &topics, Some(notice))));
+    }
     let wish = parse_wish(&body, message_topic(&st, &c)?);
     let program = st.program();
     let claims = c.clone();

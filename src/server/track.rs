@@ -4,6 +4,7 @@
 //! Unsubscribe links open the preference page (`preferences`).
 
 use super::{now_ms, ApiError, Shared};
+use crate::channels::preview::is_test_message_id;
 use crate::channels::tracking::{self, Claims, TokenKind};
 use crate::engine::Event;
 use crate::runtime::Input;
@@ -94,7 +95,10 @@ async fn clicked(st: &Shared, c: Claims) -> Result<Response, ApiError> {
     let Some(url) = c.url.clone() else {
         return Err(ApiError::not_found("this link has no target"));
     };
-    record(st, engagement(&c, "clicked"), "clicked").await?;
+    // A test send's links work and record nothing.
+    if !is_test_message_id(&c.message_id) {
+        record(st, engagement(&c, "clicked"), "clicked").await?;
+    }
     Ok((
         StatusCode::FOUND,
         [
@@ -111,7 +115,9 @@ pub async fn open(
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = claims(&st, &token, TokenKind::Open)?;
-    record(&st, engagement(&c, "opened"), "opened").await?;
+    if !is_test_message_id(&c.message_id) {
+        record(&st, engagement(&c, "opened"), "opened").await?;
+    }
     Ok((
         [
             (header::CONTENT_TYPE, "image/gif"),

@@ -43,7 +43,8 @@ pub fn copy_welcome(to: &Path) {
         journeys.join("topics.journey"),
     )
     .unwrap();
-    for t in ["welcome.html", "promo.html"] {
+    std::fs::create_dir_all(journeys.join("templates/partials")).unwrap();
+    for t in ["welcome.html", "promo.html", "partials/footer.html"] {
         std::fs::copy(
             Path::new(REPO).join("journeys/templates").join(t),
             journeys.join("templates").join(t),
