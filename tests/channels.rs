@@ -576,6 +576,16 @@ fn with_no_config_the_welcome_email_lands_in_the_maildir() {
     assert_eq!(std::fs::read_dir(maildir.join("tmp")).unwrap().count(), 0);
     assert!(maildir.join("cur").is_dir());
     let bytes = std::fs::read(&files[0]).unwrap();
+    // Maildir readers (mutt) expect the local line ending: LF, no CR anywhere.
+    assert!(
+        !bytes.contains(&b'\r'),
+        "a Maildir file has LF line endings: {}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+    );
+    assert!(
+        bytes.windows(2).any(|w| w == b"\n\n"),
+        "headers end with an empty line"
+    );
     let msg = mail_parser::MessageParser::default().parse(&bytes).unwrap();
     assert_eq!(msg.subject(), Some("Welcome to Maison, Bruno"));
     assert_eq!(
