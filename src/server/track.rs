@@ -79,6 +79,10 @@ async fn clicked(st: &Shared, c: Claims) -> Result<Response, ApiError> {
     let Some(url) = c.url.clone() else {
         return Err(ApiError::not_found("this link has no target"));
     };
+    if axum::http::HeaderValue::from_str(&url).is_err() {
+        // Never a 302 without a Location (links rendered before values were encoded).
+        return Err(ApiError::not_found("this link's target is not a valid URL"));
+    }
     record(st, engagement(&c, "clicked"), "clicked").await?;
     Ok((
         StatusCode::FOUND,
