@@ -10,6 +10,7 @@
 
 use super::email::{self, Mailer, Outgoing};
 use super::push::{PushProgress, PushSender};
+use super::redact::Redactor;
 use super::render::{RenderedPush, RenderedSms, RenderedWebhook, Renderer, Source};
 use super::sms::{JsonLines, SmsSender};
 use super::webpush::Vapid;
@@ -106,6 +107,8 @@ struct Shared {
     renderer: Renderer,
     inbox: Mutex<Sender<Submission>>,
     clock: Arc<dyn Clock>,
+    /// Every reason and provider answer goes through it before a log or an event.
+    redactor: Redactor,
     mailer: Mailer,
     http: reqwest::Client,
     sms: SmsSender,
@@ -201,6 +204,7 @@ impl Dispatcher {
                 vapid,
                 ttl_seconds: c.push.ttl_seconds,
             },
+            redactor: Redactor::from_config(c, &opts.secret),
             config: opts.config.clone(),
             store: opts.store,
             renderer,
@@ -294,7 +298,16 @@ impl Sink for Dispatcher {
 
 impl Shared {
     async fn run(self: Arc<Self>, job: SendJob) {
-        let (outcome, subject, props, attempts) = self.deliver(&job).await;
+        let (outcome, subject, mut props, attempts) = self.deliver(&job).await;
+        // Secrets never leave the config: not in a log, an event or the API.
+        let outcome = match outcome {
+            Delivery::Failed(r) => Delivery::Failed(self.redactor.redact(&r)),
+            Delivery::Bounced(r) => Delivery::Bounced(self.redactor.redact(&r)),
+            other => other,
+        };
+        for v in props.values_mut() {
+            self.redactor.redact_json(v);
+        }
         match outcome {
             Delivery::Sent => &self.sent,
             Delivery::Bounced(_) => &self.bounced,
@@ -386,7 +399,7 @@ impl Shared {
                         );
                     }
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(message_id = %job.message_id, attempt, "retrying: {reason}");
+                    tracing::debug!(message_id = %job.message_id, attempt, "retrying: {}", self.redactor.redact(&reason));
                     tokio::time::sleep(self.backoff(attempt, after)).await;
                 }
             }

@@ -12,6 +12,7 @@ pub mod dlr;
 pub mod email;
 mod http;
 pub mod push;
+pub mod redact;
 pub mod render;
 pub mod sms;
 pub mod smtp;

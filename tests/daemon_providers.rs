@@ -1,0 +1,209 @@
+//! The daemon against real providers' edges: `journey serve` as a child process, with
+//! in-process provider servers on 127.0.0.1 (axum for HTTP providers, the `mailin` SMTP
+//! server of tests/support).
+
+mod daemon_common;
+mod support;
+
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::routing::{get, post};
+use axum::Router;
+use daemon_common::*;
+use serde_json::{json, Value};
+use support::smtp::SmtpServer;
+
+fn servers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn serve(rt: &tokio::runtime::Runtime, app: Router) -> String {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// Every file under `dir`, as bytes.
+fn all_bytes(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            (
+                e.path().display().to_string(),
+                std::fs::read(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+const THREE_SENDS: &str = r#"journey three {
+  entry event "go"
+  reentry always
+  policy none
+  send email mail {
+    subject "Hi"
+    text "Hello"
+  }
+  send sms text {
+    text "Hello"
+  }
+  send push note {
+    title "Hello"
+  }
+}
+"#;
+
+/// The secrets of the config, as written and as they travel (percent- and form-encoded).
+const KANNEL_PASSWORD: &str = "kannel-Pa55&word";
+const PUSH_TOKEN: &str = "push-bearer-Zq8x1";
+const SMTP_PASSWORD: &str = "smtp-S3cret-pw";
+
+fn forms(secret: &str) -> Vec<String> {
+    vec![
+        secret.to_string(),
+        secret.replace('&', "%26"),
+        secret.replace('&', "%26").replace('-', "%2D"),
+    ]
+}
+
+/// Greps the events (API and store files), the log and the metrics for the secrets.
+fn assert_no_secret(d: &Daemon, contact: &str) {
+    let (s, c) = d.admin_call("GET", &format!("/v1/contacts/{contact}"), None);
+    assert_eq!(s, 200);
+    let (_, export) = d.admin_call("GET", &format!("/v1/contacts/{contact}/export"), None);
+    let api = format!("{c}\n{export}");
+    let log = d.stderr();
+    let metrics = d.metrics();
+    let files = all_bytes(&d.data());
+    for secret in [KANNEL_PASSWORD, PUSH_TOKEN, SMTP_PASSWORD] {
+        for f in forms(secret) {
+            assert!(!api.contains(&f), "the API shows {f}: {api}");
+            assert!(!log.contains(&f), "the log shows {f}: {log}");
+            assert!(!metrics.contains(&f), "the metrics show {f}");
+            for (path, bytes) in &files {
+                assert!(!contains(bytes, &f), "{path} holds {f}");
+            }
+        }
+    }
+}
+
+fn failures(d: &Daemon, contact: &str, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    wait_for("the failures recorded", 60, || {
+        let c = d.contact(contact);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{c:#}\n{}",
+            d.stderr()
+        );
+        let f = events_of_type(&c, "message.failed");
+        (f.len() >= n).then_some(f)
+    })
+}
+
+#[test]
+fn secrets_never_reach_a_log_an_event_or_the_api() {
+    let rt = servers();
+    // A Kannel that echoes the request it refused, password and all; a push webhook that
+    // echoes the Authorization it did not like.
+    let kannel =
+        serve(
+            &rt,
+            Router::new().route(
+                "/cgi-bin/sendsms",
+                get(|uri: Uri| async move {
+                    (StatusCode::BAD_REQUEST, format!("Unknown request: {uri}"))
+                }),
+            ),
+        );
+    let push = serve(
+        &rt,
+        Router::new().route(
+            "/push",
+            post(|h: HeaderMap| async move {
+                let auth = h
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                (
+                    StatusCode::UNAUTHORIZED,
+                    format!("{{\"error\":\"bad credentials\",\"got\":\"{auth}\"}}"),
+                )
+            }),
+        ),
+    );
+    let smtp = SmtpServer::start(&rt);
+    smtp.require_auth("maison", "not-the-configured-one");
+
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("journeys")).unwrap();
+    std::fs::write(tmp.path().join("journeys/three.journey"), THREE_SENDS).unwrap();
+    let extra = format!(
+        "retry:\n  max_attempts: 2\n  base_delay_ms: 1\n  max_delay_ms: 5\n\
+         email:\n  smtp:\n    host: 127.0.0.1\n    port: {}\n    security: none\n    username: maison\n    password: \"{SMTP_PASSWORD}\"\n\
+         sms:\n  provider:\n    kind: kannel\n    url: {kannel}/cgi-bin/sendsms\n    username: maison\n    password: \"{KANNEL_PASSWORD}\"\n\
+         push:\n  provider:\n    kind: webhook\n    url: {push}/push\n    headers:\n      - [Authorization, \"Bearer {PUSH_TOKEN}\"]\n",
+        smtp.addr.port()
+    );
+    let mut d = Daemon::start_with(tmp.path(), &extra);
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/ada",
+        Some(&json!({"email": "ada@example.com", "phone": "+393330000001", "push_tokens": ["dev-1"]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = d.post_events(json!({"contact": "ada", "type": "go"}));
+    assert_eq!(s, 200, "{v}");
+    let f = failures(&d, "ada", 3);
+    let reasons: Vec<String> = f
+        .iter()
+        .map(|e| e["properties"]["reason"].to_string())
+        .collect();
+    // The failures say what went wrong, with the secret's place marked.
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("Kannel: HTTP 400") && r.contains("password=[redacted]")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("HTTP 401") && r.contains("[redacted]")),
+        "{reasons:?}"
+    );
+    assert_no_secret(&d, "ada");
+
+    // Kannel down: the HTTP client's error names the URL it called, query and all.
+    d.kill();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let extra = extra.replace(&kannel, &format!("http://127.0.0.1:{port}"));
+    Daemon::config(tmp.path(), "127.0.0.1:0", &extra);
+    d.spawn();
+    let (s, v) = d.post_events(json!({"contact": "ada", "type": "go"}));
+    assert_eq!(s, 200, "{v}");
+    let f = failures(&d, "ada", 6);
+    assert!(
+        f.iter().any(|e| {
+            let r = e["properties"]["reason"].as_str().unwrap_or("");
+            r.contains(&format!("127.0.0.1:{port}")) && r.contains("gave up")
+        }),
+        "{f:?}"
+    );
+    assert_no_secret(&d, "ada");
+}
