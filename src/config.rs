@@ -228,6 +228,9 @@ pub struct RetryConfig {
     /// First backoff, doubled each attempt, with jitter, up to `max_delay_ms`.
     pub base_delay_ms: u64,
     pub max_delay_ms: u64,
+    /// The longest wait a provider's `Retry-After` is honoured for (beyond `max_delay_ms`);
+    /// a longer one waits this long.
+    pub max_retry_after_ms: u64,
 }
 
 impl Default for RetryConfig {
@@ -236,6 +239,7 @@ impl Default for RetryConfig {
             max_attempts: 5,
             base_delay_ms: 500,
             max_delay_ms: 60_000,
+            max_retry_after_ms: 3_600_000,
         }
     }
 }

@@ -1182,3 +1182,100 @@ fn emails_reuse_pooled_connections() {
     assert!(conns <= 2, "30 emails over {conns} connections");
     h.assert_quiet();
 }
+
+/// An SMS webhook answering 429 with the given `Retry-After` (and `Date`) once per send,
+/// then 200; the instants of the requests.
+fn throttling_webhook(
+    rt: &tokio::runtime::Runtime,
+    retry_after: fn() -> (String, String),
+) -> (String, Arc<Mutex<Vec<Instant>>>) {
+    let seen: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let s2 = seen.clone();
+    let app = Router::new().route(
+        "/sms",
+        post(move || {
+            let seen = s2.clone();
+            async move {
+                let n = {
+                    let mut s = seen.lock().unwrap();
+                    s.push(Instant::now());
+                    s.len()
+                };
+                if n % 2 == 1 {
+                    let (date, after) = retry_after();
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("date", date), ("retry-after", after)],
+                        "slow down",
+                    )
+                        .into_response()
+                } else {
+                    (StatusCode::OK, "{}").into_response()
+                }
+            }
+        }),
+    );
+    (serve(rt, app), seen)
+}
+
+#[test]
+fn retry_after_is_honoured_beyond_max_delay_in_both_forms_up_to_the_ceiling() {
+    let srv_rt = servers();
+    let journey = r#"journey texts {
+  entry event "go"
+  reentry always
+  policy none
+  send sms reminder {
+    text "Hi"
+  }
+}
+"#;
+    // The HTTP-date form, one second after the response's own Date (max_delay_ms is 5).
+    let (url, seen) = throttling_webhook(&srv_rt, || {
+        let now = std::time::SystemTime::now();
+        (
+            httpdate::fmt_http_date(now),
+            httpdate::fmt_http_date(now + Duration::from_secs(1)),
+        )
+    });
+    let mut h = Harness::new(compile_files(&[("t.journey", journey)]), |c| {
+        c.sms.provider = Some(SmsProvider::Webhook {
+            url: format!("{url}/sms"),
+            headers: vec![],
+        });
+    });
+    h.contact("c1", json!({"phone": "+393330000001"}));
+    h.event("c1", "go");
+    let ev = h.outcome();
+    assert_eq!(ev.kind, "message.sent", "{ev:?}");
+    assert_eq!(ev.properties["attempts"], 2);
+    let s = seen.lock().unwrap().clone();
+    let gap = s[1] - s[0];
+    // The Date header has whole seconds: the wait is 1 s, less what the answer took.
+    assert!(gap >= Duration::from_millis(900), "retried after {gap:?}");
+    assert!(gap < Duration::from_secs(5), "retried after {gap:?}");
+
+    // Seconds beyond the ceiling: the ceiling.
+    let (url, seen) = throttling_webhook(&srv_rt, || {
+        (
+            httpdate::fmt_http_date(std::time::SystemTime::now()),
+            "3600".into(),
+        )
+    });
+    let mut h = Harness::new(compile_files(&[("t.journey", journey)]), |c| {
+        c.sms.provider = Some(SmsProvider::Webhook {
+            url: format!("{url}/sms"),
+            headers: vec![],
+        });
+        c.retry.max_retry_after_ms = 400;
+    });
+    h.contact("c1", json!({"phone": "+393330000001"}));
+    h.event("c1", "go");
+    let ev = h.outcome();
+    assert_eq!(ev.kind, "message.sent", "{ev:?}");
+    let s = seen.lock().unwrap().clone();
+    let gap = s[1] - s[0];
+    assert!(gap >= Duration::from_millis(400), "retried after {gap:?}");
+    assert!(gap < Duration::from_secs(5), "retried after {gap:?}");
+    h.assert_quiet();
+}

@@ -406,8 +406,9 @@ impl Shared {
         }
     }
 
-    /// `base · 2^(attempt−1)`, capped, with full jitter over its upper half; at least what the
-    /// provider asked for (`Retry-After`), within the cap.
+    /// `base · 2^(attempt−1)`, capped by `max_delay_ms`, with full jitter over its upper
+    /// half; at least what the provider asked for (`Retry-After`), even beyond `max_delay_ms`,
+    /// up to `max_retry_after_ms`.
     fn backoff(&self, attempt: u32, after: Option<Duration>) -> Duration {
         let r = &self.config.retry;
         let exp = r
@@ -415,8 +416,11 @@ impl Shared {
             .saturating_mul(1u64 << (attempt - 1).min(30))
             .min(r.max_delay_ms);
         let jittered = exp / 2 + fastrand::u64(0..=exp / 2);
-        let asked = after.map(|d| d.as_millis() as u64).unwrap_or(0);
-        Duration::from_millis(jittered.max(asked).min(r.max_delay_ms.max(exp)))
+        let asked = after
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+            .min(r.max_retry_after_ms);
+        Duration::from_millis(jittered.max(asked))
     }
 
     fn version(&self, hash: &str) -> Result<Arc<JourneyIr>, String> {
