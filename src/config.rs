@@ -102,10 +102,17 @@ pub struct SmtpConfig {
     /// Idle connections kept open for reuse (default: `email.concurrency`).
     #[serde(default)]
     pub pool_size: Option<u32>,
-    /// Seconds one session (connect, greeting, STARTTLS, auth, the send) may take, default 30;
-    /// past it the attempt is a transient failure.
+    /// Seconds each stage before the end of DATA may take: connecting (greeting, EHLO,
+    /// STARTTLS, AUTH), MAIL, each RCPT, DATA, and each 64 KiB of the message written.
+    /// Default RFC 5321's (§4.5.3.2): 5 minutes, 2 for DATA, 3 a block. Past it the attempt
+    /// is a transient failure.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Seconds to wait for the reply to the final `.`, default 600 (RFC 5321's 10 minutes).
+    /// Past it the outcome is uncertain (`message.uncertain`): the server has the message and
+    /// may have accepted it.
+    #[serde(default)]
+    pub final_reply_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -231,6 +238,9 @@ pub struct RetryConfig {
     /// The longest wait a provider's `Retry-After` is honoured for (beyond `max_delay_ms`);
     /// a longer one waits this long.
     pub max_retry_after_ms: u64,
+    /// The wait before the one retry of a send whose outcome is uncertain (an SMTP server
+    /// silent after the final `.`); 0: never retried.
+    pub uncertain_retry_ms: u64,
 }
 
 impl Default for RetryConfig {
@@ -240,6 +250,7 @@ impl Default for RetryConfig {
             base_delay_ms: 500,
             max_delay_ms: 60_000,
             max_retry_after_ms: 3_600_000,
+            uncertain_retry_ms: 3_600_000,
         }
     }
 }

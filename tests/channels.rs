@@ -225,6 +225,7 @@ fn smtp_config(server: &SmtpServer) -> SmtpConfig {
         password: None,
         pool_size: Some(2),
         timeout_seconds: Some(5),
+        final_reply_timeout_seconds: None,
     }
 }
 
@@ -1277,5 +1278,70 @@ fn retry_after_is_honoured_beyond_max_delay_in_both_forms_up_to_the_ceiling() {
     let gap = s[1] - s[0];
     assert!(gap >= Duration::from_millis(400), "retried after {gap:?}");
     assert!(gap < Duration::from_secs(5), "retried after {gap:?}");
+    h.assert_quiet();
+}
+
+/// The Message-ID header of a received message.
+fn message_id_of(r: &support::smtp::Received) -> String {
+    let msg = mail_parser::MessageParser::default()
+        .parse(&r.data)
+        .unwrap();
+    msg.message_id().unwrap_or_default().to_string()
+}
+
+#[test]
+fn an_smtp_server_silent_after_the_final_dot_is_uncertain_and_retried_once_with_the_same_message_id(
+) {
+    let srv_rt = servers();
+    let smtp = SmtpServer::start(&srv_rt);
+    let mut h = Harness::new(compile_files(&[("m.journey", ONE_EMAIL)]), |c| {
+        let mut s = smtp_config(&smtp);
+        s.final_reply_timeout_seconds = Some(1);
+        c.email.smtp = Some(s);
+        c.retry.uncertain_retry_ms = 50;
+    });
+
+    // Silent once: uncertain at once (not retried at once, not failed), then the one retry,
+    // with the same Message-ID, is accepted.
+    h.contact("c1", json!({"email": "c1@example.com"}));
+    smtp.fail_next([Fault::StallAtDataEnd]);
+    h.event("c1", "go");
+    let ev = h.outcome();
+    assert_eq!(ev.kind, "message.uncertain", "{ev:?}");
+    let reason = ev.properties["reason"].as_str().unwrap();
+    assert!(reason.contains("end of DATA within 1s"), "{reason}");
+    assert_eq!(ev.properties["attempts"], 1);
+    assert_eq!(
+        h.outbox(),
+        0,
+        "an uncertain outcome is an outcome: no redelivery after a crash"
+    );
+    assert_eq!(smtp.count(), 1, "the server has it once");
+    let again = h.outcome();
+    assert_eq!(again.kind, "message.sent", "{again:?}");
+    assert_eq!(again.message_id, ev.message_id);
+    assert_eq!(again.properties["after_uncertain"], true);
+    assert_eq!(again.properties["attempts"], 2);
+    let got = smtp.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(message_id_of(&got[0]), message_id_of(&got[1]));
+    assert!(!message_id_of(&got[0]).is_empty());
+
+    // Silent twice: retried once, never more; it stays uncertain.
+    h.contact("c2", json!({"email": "c2@example.com"}));
+    smtp.fail_next([Fault::StallAtDataEnd, Fault::StallAtDataEnd]);
+    h.event("c2", "go");
+    let ev = h.outcome();
+    assert_eq!(ev.kind, "message.uncertain", "{ev:?}");
+    assert!(h.dispatcher.wait_settled(WAIT));
+    assert_eq!(smtp.count(), 4, "two copies of each, never more");
+    assert_eq!(h.dispatcher.stats().uncertain, 2);
+    let events = h.rt.store.events_of("c2").unwrap();
+    let outcomes: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind.starts_with("message."))
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(outcomes, ["message.uncertain"]);
     h.assert_quiet();
 }

@@ -207,3 +207,47 @@ fn secrets_never_reach_a_log_an_event_or_the_api() {
     );
     assert_no_secret(&d, "ada");
 }
+
+const ONE_EMAIL: &str = r#"journey one {
+  entry event "go"
+  reentry always
+  policy none
+  send email mail {
+    subject "Hi"
+    text "Hello"
+  }
+}
+"#;
+
+#[test]
+fn an_uncertain_smtp_outcome_is_recorded_and_counted_in_metrics() {
+    let rt = servers();
+    let smtp = SmtpServer::start(&rt);
+    smtp.fail_next([support::smtp::Fault::StallAtDataEnd]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("journeys")).unwrap();
+    std::fs::write(tmp.path().join("journeys/one.journey"), ONE_EMAIL).unwrap();
+    let extra = format!(
+        "retry:\n  uncertain_retry_ms: 0\n\
+         email:\n  smtp:\n    host: 127.0.0.1\n    port: {}\n    security: none\n    timeout_seconds: 5\n    final_reply_timeout_seconds: 1\n",
+        smtp.addr.port()
+    );
+    let d = Daemon::start_with(tmp.path(), &extra);
+    d.put_email("ada");
+    let (s, v) = d.post_events(json!({"contact": "ada", "type": "go"}));
+    assert_eq!(s, 200, "{v}");
+    let e = wait_for("the uncertain outcome", 30, || {
+        events_of_type(&d.contact("ada"), "message.uncertain")
+            .into_iter()
+            .next()
+    });
+    assert_eq!(e["message"], "mail");
+    assert!(events_of_type(&d.contact("ada"), "message.failed").is_empty());
+    let m = d.metrics();
+    assert!(
+        m.contains("journey_sends_total{channel=\"email\",outcome=\"uncertain\"} 1"),
+        "{m}"
+    );
+    assert!(d.stderr().contains("end of DATA"), "logged at WARN");
+    assert_eq!(smtp.count(), 1, "not retried (uncertain_retry_ms: 0)");
+}

@@ -60,6 +60,8 @@ pub struct Stats {
     pub sent: u64,
     pub failed: u64,
     pub bounced: u64,
+    /// Outcomes recorded as `message.uncertain`.
+    pub uncertain: u64,
 }
 
 pub struct Dispatcher {
@@ -121,6 +123,10 @@ struct Shared {
     sent: AtomicU64,
     failed: AtomicU64,
     bounced: AtomicU64,
+    uncertain: AtomicU64,
+    /// Uncertain sends waiting for their one retry (not in flight: their outcome is
+    /// recorded, a stop abandons the retry).
+    rechecks: AtomicU64,
 }
 
 /// A rendered message, the same on every attempt.
@@ -220,6 +226,8 @@ impl Dispatcher {
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             bounced: AtomicU64::new(0),
+            uncertain: AtomicU64::new(0),
+            rechecks: AtomicU64::new(0),
         };
         Ok(Dispatcher {
             shared: Arc::new(shared),
@@ -258,7 +266,20 @@ impl Dispatcher {
             sent: s.sent.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
             bounced: s.bounced.load(Ordering::Relaxed),
+            uncertain: s.uncertain.load(Ordering::Relaxed),
         }
+    }
+
+    /// Like `wait_idle`, and also until the retries of uncertain sends are done.
+    pub fn wait_settled(&self, timeout: Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        while self.in_flight() > 0 || self.shared().rechecks.load(Ordering::SeqCst) > 0 {
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
     }
 
     /// The Web Push public key (`applicationServerKey`) when Web Push is configured.
@@ -298,11 +319,69 @@ impl Sink for Dispatcher {
 
 impl Shared {
     async fn run(self: Arc<Self>, job: SendJob) {
-        let (outcome, subject, mut props, attempts) = self.deliver(&job).await;
+        let (outcome, subject, props, attempts, prepared) = self.deliver(&job).await;
+        let uncertain = matches!(outcome, Delivery::Uncertain(_));
+        self.report(&job, outcome, subject.clone(), props, attempts);
+        if let Ok(mut s) = self.in_flight.lock() {
+            s.remove(&job.message_id);
+        }
+        let delay = self.config.retry.uncertain_retry_ms;
+        if let (true, Some(prepared), true) = (uncertain, prepared, delay > 0) {
+            self.rechecks.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.recheck(&job, &prepared, subject, attempts).await;
+            self.rechecks.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The one retry of an uncertain send, the same message (Message-ID and all), so a
+    /// receiver that got it the first time can tell. Only an answer that settles it is
+    /// recorded: `message.sent` (accepted now) or `message.bounced` (no such recipient, then
+    /// or now); anything else leaves it uncertain, logged.
+    async fn recheck(&self, job: &SendJob, p: &Prepared, subject: Option<String>, before: u32) {
+        let lane = &self.lanes[&job.channel];
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        let a = {
+            let _slot = lane.slots.acquire().await.expect("never closed");
+            lane.pace().await;
+            self.attempt(job, p, &mut PushProgress::default()).await
+        };
+        let mut props = Map::new();
+        props.insert("after_uncertain".into(), Value::Bool(true));
+        match a {
+            Attempt::Done(p) => {
+                props.extend(p);
+                self.report(job, Delivery::Sent, subject, props, before + 1);
+            }
+            Attempt::Bounced(r) => {
+                self.report(job, Delivery::Bounced(r), subject, props, before + 1)
+            }
+            Attempt::Failed(r, _) | Attempt::Uncertain(r) | Attempt::Retry { reason: r, .. } => {
+                tracing::warn!(
+                    message_id = %job.message_id,
+                    journey = %job.journey,
+                    "the retry of an uncertain send did not settle it; it stays uncertain: {}",
+                    self.redactor.redact(&r)
+                );
+            }
+        }
+    }
+
+    /// Records an outcome: counted, logged when it is not a success, and sent to the live
+    /// loop's inbox, redacted.
+    fn report(
+        &self,
+        job: &SendJob,
+        outcome: Delivery,
+        subject: Option<String>,
+        mut props: Map<String, Value>,
+        attempts: u32,
+    ) {
         // Secrets never leave the config: not in a log, an event or the API.
         let outcome = match outcome {
             Delivery::Failed(r) => Delivery::Failed(self.redactor.redact(&r)),
             Delivery::Bounced(r) => Delivery::Bounced(self.redactor.redact(&r)),
+            Delivery::Uncertain(r) => Delivery::Uncertain(self.redactor.redact(&r)),
             other => other,
         };
         for v in props.values_mut() {
@@ -311,14 +390,15 @@ impl Shared {
         match outcome {
             Delivery::Sent => &self.sent,
             Delivery::Bounced(_) => &self.bounced,
+            Delivery::Uncertain(_) => &self.uncertain,
             _ => &self.failed,
         }
         .fetch_add(1, Ordering::Relaxed);
-        if let Delivery::Failed(r) | Delivery::Bounced(r) = &outcome {
+        if let Delivery::Failed(r) | Delivery::Bounced(r) | Delivery::Uncertain(r) = &outcome {
             tracing::warn!(message_id = %job.message_id, journey = %job.journey, "{r}");
         }
         let at = self.clock.now();
-        if let Some(mut event) = delivery_event(&job, at, subject, &outcome) {
+        if let Some(mut event) = delivery_event(job, at, subject, &outcome) {
             for (k, v) in props {
                 event.properties.entry(k).or_insert(v);
             }
@@ -342,19 +422,26 @@ impl Shared {
                 tracing::warn!(message_id = %job.message_id, "the live loop is gone: the outcome stays unrecorded, the send stays in the outbox");
             }
         }
-        if let Ok(mut s) = self.in_flight.lock() {
-            s.remove(&job.message_id);
-        }
     }
 
-    /// Renders, then tries until done: (outcome, subject, event properties, attempts).
-    async fn deliver(&self, job: &SendJob) -> (Delivery, Option<String>, Map<String, Value>, u32) {
+    /// Renders, then tries until done: (outcome, subject, event properties, attempts, the
+    /// rendered message).
+    async fn deliver(
+        &self,
+        job: &SendJob,
+    ) -> (
+        Delivery,
+        Option<String>,
+        Map<String, Value>,
+        u32,
+        Option<Prepared>,
+    ) {
         let (prepared, subject) = match self.prepare(job) {
             Ok(p) => p,
-            Err(reason) => return (Delivery::Failed(reason), None, Map::new(), 0),
+            Err(reason) => return (Delivery::Failed(reason), None, Map::new(), 0, None),
         };
         if let Err(reason) = self.keep_short_links(&prepared).await {
-            return (Delivery::Failed(reason), subject, Map::new(), 0);
+            return (Delivery::Failed(reason), subject, Map::new(), 0, None);
         }
         let lane = &self.lanes[&job.channel];
         let max = self.config.retry.max_attempts.max(1);
@@ -373,9 +460,20 @@ impl Shared {
                 self.attempt(job, &prepared, &mut progress).await
             };
             match a {
-                Attempt::Done(p) => return (Delivery::Sent, subject, p, attempt),
-                Attempt::Failed(r, p) => return (Delivery::Failed(r), subject, p, attempt),
-                Attempt::Bounced(r) => return (Delivery::Bounced(r), subject, Map::new(), attempt),
+                Attempt::Done(p) => return (Delivery::Sent, subject, p, attempt, None),
+                Attempt::Failed(r, p) => return (Delivery::Failed(r), subject, p, attempt, None),
+                Attempt::Bounced(r) => {
+                    return (Delivery::Bounced(r), subject, Map::new(), attempt, None)
+                }
+                Attempt::Uncertain(r) => {
+                    return (
+                        Delivery::Uncertain(r),
+                        subject,
+                        Map::new(),
+                        attempt,
+                        Some(prepared),
+                    )
+                }
                 Attempt::Retry {
                     reason,
                     after,
@@ -387,7 +485,7 @@ impl Shared {
                             let mut p = Map::new();
                             p.insert("delivered".into(), progress.delivered.into());
                             p.insert("errors".into(), vec![reason].into());
-                            return (Delivery::Sent, subject, p, attempt);
+                            return (Delivery::Sent, subject, p, attempt, None);
                         }
                         return (
                             Delivery::Failed(format!(
@@ -396,6 +494,7 @@ impl Shared {
                             subject,
                             properties,
                             attempt,
+                            None,
                         );
                     }
                     self.retries.fetch_add(1, Ordering::Relaxed);

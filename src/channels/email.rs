@@ -89,6 +89,7 @@ pub fn build(
 }
 
 /// Where emails go.
+#[allow(clippy::large_enum_variant)] // one per dispatcher
 pub enum Mailer {
     Smtp(SmtpPool),
     Maildir(Maildir),
@@ -129,6 +130,8 @@ impl Mailer {
                     Attempt::Done(props)
                 }
                 Err(SmtpError::Smtp(e)) => classify(&e),
+                Err(e @ SmtpError::Uncertain(_)) => Attempt::Uncertain(format!("SMTP {e}")),
+                Err(e @ SmtpError::Client(_)) => Attempt::failed(format!("SMTP {e}")),
                 Err(e) => Attempt::retry(format!("SMTP {e}")),
             },
             Mailer::Maildir(m) => {

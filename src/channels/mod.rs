@@ -41,6 +41,11 @@ pub enum Attempt {
     Failed(String, Map<String, Value>),
     /// The recipient does not exist: recorded as `message.bounced`.
     Bounced(String),
+    /// The message was handed over whole and no answer came (an SMTP server silent after the
+    /// final `.`): it may have been accepted. Recorded as `message.uncertain`, never retried
+    /// at once (that could send it twice), retried at most once after
+    /// `retry.uncertain_retry_ms`.
+    Uncertain(String),
 }
 
 impl Attempt {

@@ -165,7 +165,9 @@ impl PushSender {
         for target in std::mem::take(&mut progress.remaining) {
             match one(target.clone()).await {
                 Attempt::Done(_) => progress.delivered += 1,
-                Attempt::Failed(r, _) | Attempt::Bounced(r) => progress.errors.push(r),
+                Attempt::Failed(r, _) | Attempt::Bounced(r) | Attempt::Uncertain(r) => {
+                    progress.errors.push(r)
+                }
                 a @ Attempt::Retry { .. } => {
                     again.push(target);
                     last_retry = Some(a);

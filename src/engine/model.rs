@@ -16,6 +16,9 @@ pub const MESSAGE_SENT: &str = "message.sent";
 pub const MESSAGE_BOUNCED: &str = "message.bounced";
 /// Recorded by the runtime when a channel gives up on a message.
 pub const MESSAGE_FAILED: &str = "message.failed";
+/// Recorded when a channel handed a message over whole and got no answer (an SMTP server
+/// silent after the final `.`): it may or may not have been accepted.
+pub const MESSAGE_UNCERTAIN: &str = "message.uncertain";
 /// Recorded when a policy delays or skips a send.
 pub const MESSAGE_CAPPED: &str = "message.capped";
 
@@ -84,6 +87,7 @@ mod input_tests {
             "message.sent",
             "message.failed",
             "message.bounced",
+            "message.uncertain",
             "message.capped",
             "message.suppressed",
             "clicked",

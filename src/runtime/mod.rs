@@ -21,7 +21,7 @@ use crate::engine::{
     MESSAGE_SENT,
 };
 
-pub use crate::engine::{MESSAGE_BOUNCED, MESSAGE_FAILED};
+pub use crate::engine::{MESSAGE_BOUNCED, MESSAGE_FAILED, MESSAGE_UNCERTAIN};
 use crate::store::{self, Store, StoreError, TimerEntry, WriteBatch};
 use chrono_tz::Tz;
 use serde_json::Value;
@@ -1394,8 +1394,8 @@ fn schedule_key(journey: &str, entry: usize) -> String {
     format!("{journey}/{entry}")
 }
 
-/// The event a delivery outcome records: `message.sent`, `message.failed` (with `reason`)
-/// or `message.bounced`; None while it is pending.
+/// The event a delivery outcome records: `message.sent`, `message.failed` (with `reason`),
+/// `message.bounced` or `message.uncertain`; None while it is pending.
 pub fn delivery_event(
     job: &SendJob,
     at: Millis,
@@ -1405,11 +1405,11 @@ pub fn delivery_event(
     let mut e = sent_event(job, at, subject);
     match outcome {
         Delivery::Sent => {}
-        Delivery::Failed(reason) | Delivery::Bounced(reason) => {
-            e.kind = if matches!(outcome, Delivery::Failed(_)) {
-                MESSAGE_FAILED
-            } else {
-                MESSAGE_BOUNCED
+        Delivery::Failed(reason) | Delivery::Bounced(reason) | Delivery::Uncertain(reason) => {
+            e.kind = match outcome {
+                Delivery::Failed(_) => MESSAGE_FAILED,
+                Delivery::Bounced(_) => MESSAGE_BOUNCED,
+                _ => MESSAGE_UNCERTAIN,
             }
             .into();
             e.properties

@@ -3,7 +3,7 @@
 use crate::engine::MESSAGE_SENT;
 use crate::engine::{Happening, Millis, SendJob, TimelineEntry};
 use crate::runtime::live::Submission;
-use crate::runtime::{Delivery, Input, Sink, StageTimes, MESSAGE_BOUNCED};
+use crate::runtime::{Delivery, Input, Sink, StageTimes, MESSAGE_BOUNCED, MESSAGE_UNCERTAIN};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -217,6 +217,7 @@ pub fn relay_outcomes(
                         let outcome = match event.kind.as_str() {
                             MESSAGE_SENT => "sent",
                             MESSAGE_BOUNCED => "bounced",
+                            MESSAGE_UNCERTAIN => "uncertain",
                             _ => "failed",
                         };
                         let channel = event.channel.map(|c| c.as_str()).unwrap_or("unknown");
@@ -244,6 +245,7 @@ impl Sink for MeteredSink {
             Delivery::Sent => "sent",
             Delivery::Failed(_) => "failed",
             Delivery::Bounced(_) => "bounced",
+            Delivery::Uncertain(_) => "uncertain",
             // Counted when the outcome arrives (`relay_outcomes`).
             Delivery::Pending => return d,
         };
