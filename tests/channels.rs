@@ -1298,7 +1298,7 @@ fn an_smtp_server_silent_after_the_final_dot_is_uncertain_and_retried_once_with_
         let mut s = smtp_config(&smtp);
         s.final_reply_timeout_seconds = Some(1);
         c.email.smtp = Some(s);
-        c.retry.uncertain_retry_ms = 50;
+        c.retry.uncertain_retry_ms = 200;
     });
 
     // Silent once: uncertain at once (not retried at once, not failed), then the one retry,

@@ -339,6 +339,17 @@ impl Shared {
     /// recorded: `message.sent` (accepted now) or `message.bounced` (no such recipient, then
     /// or now); anything else leaves it uncertain, logged.
     async fn recheck(&self, job: &SendJob, p: &Prepared, subject: Option<String>, before: u32) {
+        // Not for a contact erased meanwhile: its history (the uncertain outcome with it)
+        // is gone, and so must be every message to it.
+        let still_there = self.store.events_of(&job.contact).is_ok_and(|es| {
+            es.iter().any(|e| {
+                e.kind == crate::engine::MESSAGE_UNCERTAIN
+                    && e.message_id.as_deref() == Some(job.message_id.as_str())
+            })
+        });
+        if !still_there {
+            return;
+        }
         let lane = &self.lanes[&job.channel];
         self.attempts.fetch_add(1, Ordering::Relaxed);
         let a = {
