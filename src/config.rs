@@ -199,8 +199,14 @@ pub enum PushProvider {
     },
     /// Web Push (RFC 8030/8291) with VAPID.
     Webpush {
+        /// base64url of the 32-byte scalar, or a PKCS#8 / SEC1 PEM; or give
+        /// `vapid_private_key_file`.
+        #[serde(default)]
         vapid_private_key: String,
         vapid_subject: String,
+        /// A file holding the key (a PEM, or the base64url scalar).
+        #[serde(default)]
+        vapid_private_key_file: Option<PathBuf>,
     },
     Webhook {
         url: String,

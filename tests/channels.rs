@@ -156,6 +156,22 @@ impl Harness {
         ev
     }
 
+    /// Runs the next control the dispatcher sends to the live loop (a profile change).
+    fn control(&mut self) {
+        let s = self
+            .rx
+            .recv_timeout(WAIT)
+            .expect("the dispatcher sends a control");
+        assert!(
+            s.inputs.is_empty(),
+            "a control, not an outcome: {:?}",
+            s.inputs
+        );
+        let c = s.control.expect("a control");
+        let mut tl = Vec::new();
+        c(&mut self.rt, &mut self.dispatcher, T0, &mut tl);
+    }
+
     fn outbox(&self) -> usize {
         self.rt.store.outbox().unwrap().len()
     }
@@ -922,6 +938,10 @@ fn fcm_push_goes_to_every_token_retrying_only_the_failed_one() {
         1,
         "a 404 is not retried"
     );
+    // FCM's 404 (UNREGISTERED): the token leaves the profile, through the live loop.
+    h.control();
+    let c1 = h.rt.store.contact("c1").unwrap().unwrap();
+    assert_eq!(c1.profile["push_tokens"], json!(["tokA", "tokB"]));
     let body = &fake.accepted()[0].1["message"];
     assert_eq!(body["notification"]["title"], "Hi Ada");
     assert_eq!(body["notification"]["body"], "New in: shoes");
@@ -948,6 +968,9 @@ fn fcm_push_goes_to_every_token_retrying_only_the_failed_one() {
     assert_eq!(ev.kind, "message.failed");
     assert!(ev.properties["reason"].as_str().unwrap().contains("404"));
     assert_eq!(h.outbox(), 0);
+    h.control();
+    let c2 = h.rt.store.contact("c2").unwrap().unwrap();
+    assert_eq!(c2.profile["push_tokens"], json!([]));
     h.assert_quiet();
 }
 
@@ -989,6 +1012,7 @@ fn web_push_is_encrypted_for_the_browser_and_signed_with_vapid() {
         c.push.provider = Some(PushProvider::Webpush {
             vapid_private_key: URL_SAFE_NO_PAD.encode(vapid.to_bytes()),
             vapid_subject: "mailto:ops@maison.example".into(),
+            vapid_private_key_file: None,
         });
     });
     h.contact(
@@ -1343,5 +1367,110 @@ fn an_smtp_server_silent_after_the_final_dot_is_uncertain_and_retried_once_with_
         .map(|e| e.kind.as_str())
         .collect();
     assert_eq!(outcomes, ["message.uncertain"]);
+    h.assert_quiet();
+}
+
+#[test]
+fn web_push_on_a_non_default_port_keeps_it_in_the_vapid_audience_and_gone_subscriptions_are_removed(
+) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use journey::channels::webpush::p256::elliptic_curve::sec1::ToEncodedPoint;
+    let src = r#"journey pushes {
+  entry event "go"
+  policy none
+  send push hello {
+    title "Hi"
+  }
+}
+"#;
+    let srv_rt = servers();
+    let seen: Pushes = Arc::default();
+    let app = Router::new()
+        .route(
+            "/push/{id}",
+            post(
+                |State(s): State<Pushes>,
+                 Path(id): Path<String>,
+                 headers: HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    s.lock().unwrap().push((headers, body.to_vec()));
+                    match id.as_str() {
+                        "gone" => StatusCode::GONE,
+                        "unknown" => StatusCode::NOT_FOUND,
+                        _ => StatusCode::CREATED,
+                    }
+                    .into_response()
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let base = serve(&srv_rt, app);
+    assert!(!base.ends_with(":80"));
+    let vapid = webpush::p256::SecretKey::random(&mut rand_core::OsRng);
+    let mut h = Harness::new(compile_files(&[("p.journey", src)]), |c| {
+        c.push.provider = Some(PushProvider::Webpush {
+            vapid_private_key: URL_SAFE_NO_PAD.encode(vapid.to_bytes()),
+            vapid_subject: "mailto:ops@maison.example".into(),
+            vapid_private_key_file: None,
+        });
+    });
+    let sub = |id: &str| {
+        let ua = webpush::p256::SecretKey::random(&mut rand_core::OsRng);
+        json!({
+            "endpoint": format!("{base}/push/{id}"),
+            "keys": {
+                "p256dh": URL_SAFE_NO_PAD.encode(ua.public_key().to_encoded_point(false).as_bytes()),
+                "auth": URL_SAFE_NO_PAD.encode([3u8; 16]),
+            }
+        })
+    };
+    h.contact(
+        "c1",
+        json!({"push_tokens": [sub("ok"), sub("gone"), sub("unknown"), "an-fcm-token"]}),
+    );
+    h.event("c1", "go");
+    let ev = h.outcome();
+    assert_eq!(ev.kind, "message.sent", "{ev:?}");
+    assert_eq!(ev.properties["delivered"], 1);
+
+    // The JWT's audience is the endpoint's origin, port included (RFC 8292).
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    for (headers, _) in &got {
+        let authz = header(headers, "authorization");
+        let jwt = authz
+            .strip_prefix("vapid t=")
+            .unwrap()
+            .split(", k=")
+            .next()
+            .unwrap();
+        let claims: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jwt.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["aud"], json!(base), "{claims}");
+    }
+
+    // The subscriptions answered 410 and 404 leave the profile, through the live loop's
+    // control, and an event says so; the others stay.
+    h.control();
+    let c = h.rt.store.contact("c1").unwrap().unwrap();
+    let tokens = c.profile["push_tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert_eq!(tokens[0]["endpoint"], json!(format!("{base}/push/ok")));
+    assert_eq!(tokens[1], json!("an-fcm-token"));
+    let events = h.rt.store.events_of("c1").unwrap();
+    let removed = events
+        .iter()
+        .find(|e| e.kind == "push_token.removed")
+        .expect("an event records the removal");
+    assert_eq!(
+        removed.properties["removed"],
+        json!([format!("{base}/push/gone"), format!("{base}/push/unknown")])
+    );
+    assert_eq!(removed.message_id, ev.message_id);
     h.assert_quiet();
 }

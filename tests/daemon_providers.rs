@@ -251,3 +251,30 @@ fn an_uncertain_smtp_outcome_is_recorded_and_counted_in_metrics() {
     assert!(d.stderr().contains("end of DATA"), "logged at WARN");
     assert_eq!(smtp.count(), 1, "not retried (uncertain_retry_ms: 0)");
 }
+
+#[test]
+fn a_bad_vapid_key_stops_the_daemon_before_a_store_or_a_token_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = Daemon::config(
+        tmp.path(),
+        "127.0.0.1:0",
+        "push:\n  provider:\n    kind: webpush\n    vapid_private_key_file: /nonexistent/vapid.pem\n    vapid_subject: mailto:ops@maison.example\n",
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stderr.contains("vapid_private_key_file /nonexistent/vapid.pem"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("admin token"), "{stdout}");
+    assert!(
+        !tmp.path().join("data").exists(),
+        "nothing was created: no data directory, store or tokens"
+    );
+}

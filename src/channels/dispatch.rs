@@ -129,6 +129,41 @@ struct Shared {
     rechecks: AtomicU64,
 }
 
+/// What `deliver` came to.
+struct Tried {
+    outcome: Delivery,
+    subject: Option<String>,
+    props: Map<String, Value>,
+    attempts: u32,
+    /// The message, kept for the one retry of an uncertain outcome.
+    prepared: Option<Prepared>,
+    /// Push targets answered 404/410.
+    gone: Vec<Value>,
+}
+
+impl Tried {
+    fn new(
+        outcome: Delivery,
+        subject: Option<String>,
+        props: Map<String, Value>,
+        attempts: u32,
+    ) -> Tried {
+        Tried {
+            outcome,
+            subject,
+            props,
+            attempts,
+            prepared: None,
+            gone: Vec::new(),
+        }
+    }
+
+    fn gone(mut self, progress: PushProgress) -> Tried {
+        self.gone = progress.gone;
+        self
+    }
+}
+
 /// A rendered message, the same on every attempt.
 enum Prepared {
     Email(Outgoing),
@@ -191,7 +226,12 @@ impl Dispatcher {
             Some(PushProvider::Webpush {
                 vapid_private_key,
                 vapid_subject,
-            }) => Some(Vapid::new(vapid_private_key, vapid_subject)?),
+                vapid_private_key_file,
+            }) => Some(Vapid::from_config(
+                vapid_private_key,
+                vapid_private_key_file.as_deref(),
+                vapid_subject,
+            )?),
             _ => None,
         };
         let http = http::client();
@@ -319,9 +359,19 @@ impl Sink for Dispatcher {
 
 impl Shared {
     async fn run(self: Arc<Self>, job: SendJob) {
-        let (outcome, subject, props, attempts, prepared) = self.deliver(&job).await;
+        let Tried {
+            outcome,
+            subject,
+            props,
+            attempts,
+            prepared,
+            gone,
+        } = self.deliver(&job).await;
         let uncertain = matches!(outcome, Delivery::Uncertain(_));
         self.report(&job, outcome, subject.clone(), props, attempts);
+        if !gone.is_empty() {
+            self.remove_gone_targets(&job, gone);
+        }
         if let Ok(mut s) = self.in_flight.lock() {
             s.remove(&job.message_id);
         }
@@ -375,6 +425,25 @@ impl Shared {
                     self.redactor.redact(&r)
                 );
             }
+        }
+    }
+
+    /// Push targets the service said are gone leave the contact's `push_tokens`: a control
+    /// for the live loop's thread, which alone writes profiles.
+    fn remove_gone_targets(&self, job: &SendJob, gone: Vec<Value>) {
+        let job = job.clone();
+        let control: crate::runtime::live::Control = Box::new(move |rt, sink, now, timeline| {
+            if let Err(e) = rt.remove_push_targets(&job, &gone, now, sink, timeline) {
+                tracing::warn!(contact = %job.contact, "expired push targets not removed: {e}");
+            }
+        });
+        let sub = Submission {
+            inputs: Vec::new(),
+            ack: None,
+            control: Some(control),
+        };
+        if let Ok(tx) = self.inbox.lock() {
+            let _ = tx.send(sub);
         }
     }
 
@@ -435,24 +504,14 @@ impl Shared {
         }
     }
 
-    /// Renders, then tries until done: (outcome, subject, event properties, attempts, the
-    /// rendered message).
-    async fn deliver(
-        &self,
-        job: &SendJob,
-    ) -> (
-        Delivery,
-        Option<String>,
-        Map<String, Value>,
-        u32,
-        Option<Prepared>,
-    ) {
+    /// Renders, then tries until done.
+    async fn deliver(&self, job: &SendJob) -> Tried {
         let (prepared, subject) = match self.prepare(job) {
             Ok(p) => p,
-            Err(reason) => return (Delivery::Failed(reason), None, Map::new(), 0, None),
+            Err(reason) => return Tried::new(Delivery::Failed(reason), None, Map::new(), 0),
         };
         if let Err(reason) = self.keep_short_links(&prepared).await {
-            return (Delivery::Failed(reason), subject, Map::new(), 0, None);
+            return Tried::new(Delivery::Failed(reason), subject, Map::new(), 0);
         }
         let lane = &self.lanes[&job.channel];
         let max = self.config.retry.max_attempts.max(1);
@@ -471,19 +530,19 @@ impl Shared {
                 self.attempt(job, &prepared, &mut progress).await
             };
             match a {
-                Attempt::Done(p) => return (Delivery::Sent, subject, p, attempt, None),
-                Attempt::Failed(r, p) => return (Delivery::Failed(r), subject, p, attempt, None),
+                Attempt::Done(p) => {
+                    return Tried::new(Delivery::Sent, subject, p, attempt).gone(progress)
+                }
+                Attempt::Failed(r, p) => {
+                    return Tried::new(Delivery::Failed(r), subject, p, attempt).gone(progress)
+                }
                 Attempt::Bounced(r) => {
-                    return (Delivery::Bounced(r), subject, Map::new(), attempt, None)
+                    return Tried::new(Delivery::Bounced(r), subject, Map::new(), attempt)
                 }
                 Attempt::Uncertain(r) => {
-                    return (
-                        Delivery::Uncertain(r),
-                        subject,
-                        Map::new(),
-                        attempt,
-                        Some(prepared),
-                    )
+                    let mut t = Tried::new(Delivery::Uncertain(r), subject, Map::new(), attempt);
+                    t.prepared = Some(prepared);
+                    return t;
                 }
                 Attempt::Retry {
                     reason,
@@ -496,17 +555,17 @@ impl Shared {
                             let mut p = Map::new();
                             p.insert("delivered".into(), progress.delivered.into());
                             p.insert("errors".into(), vec![reason].into());
-                            return (Delivery::Sent, subject, p, attempt, None);
+                            return Tried::new(Delivery::Sent, subject, p, attempt).gone(progress);
                         }
-                        return (
+                        return Tried::new(
                             Delivery::Failed(format!(
                                 "{reason} (gave up after {attempt} attempts)"
                             )),
                             subject,
                             properties,
                             attempt,
-                            None,
-                        );
+                        )
+                        .gone(progress);
                     }
                     self.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(message_id = %job.message_id, attempt, "retrying: {}", self.redactor.redact(&reason));

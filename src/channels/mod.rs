@@ -25,6 +25,31 @@ pub use dispatch::{Dispatcher, DispatcherOptions};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
+/// The channels' configuration, checked before anything is created: the VAPID key (inline
+/// or from its file) and subject, SMTP credentials given in pairs. The daemon calls it before
+/// it opens the store or prints a token, so a bad config leaves nothing behind.
+pub fn check_config(c: &crate::config::Config) -> Result<(), String> {
+    if let Some(crate::config::PushProvider::Webpush {
+        vapid_private_key,
+        vapid_subject,
+        vapid_private_key_file,
+    }) = &c.push.provider
+    {
+        webpush::Vapid::from_config(
+            vapid_private_key,
+            vapid_private_key_file.as_deref(),
+            vapid_subject,
+        )
+        .map_err(|e| format!("push.provider: {e}"))?;
+    }
+    if let Some(s) = &c.email.smtp {
+        if s.username.is_some() != s.password.is_some() {
+            return Err("email.smtp: give both username and password, or neither".into());
+        }
+    }
+    Ok(())
+}
+
 /// What one try at a delivery came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Attempt {

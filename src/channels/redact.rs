@@ -72,13 +72,18 @@ impl Redactor {
         match &c.push.provider {
             Some(PushProvider::Fcm { access_token, .. }) => v.push(access_token.clone()),
             Some(PushProvider::Webpush {
-                vapid_private_key, ..
+                vapid_private_key,
+                vapid_private_key_file,
+                ..
             }) => {
-                v.push(vapid_private_key.clone());
+                let key = match vapid_private_key_file {
+                    Some(f) => std::fs::read_to_string(f).unwrap_or_default(),
+                    None => vapid_private_key.clone(),
+                };
+                v.push(key.clone());
                 // Each line of a PEM key too (an error may quote one).
                 v.extend(
-                    vapid_private_key
-                        .lines()
+                    key.lines()
                         .map(str::trim)
                         .filter(|l| !l.starts_with("-----"))
                         .map(String::from),

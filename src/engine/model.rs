@@ -19,6 +19,9 @@ pub const MESSAGE_FAILED: &str = "message.failed";
 /// Recorded when a channel handed a message over whole and got no answer (an SMTP server
 /// silent after the final `.`): it may or may not have been accepted.
 pub const MESSAGE_UNCERTAIN: &str = "message.uncertain";
+/// Recorded when a push service answered 404/410 for a device token or Web Push
+/// subscription, which is then removed from the contact's `push_tokens`.
+pub const PUSH_TOKEN_REMOVED: &str = "push_token.removed";
 /// Recorded when a policy delays or skips a send.
 pub const MESSAGE_CAPPED: &str = "message.capped";
 
@@ -40,6 +43,7 @@ pub fn is_reserved_event_type(kind: &str) -> bool {
                 | "subscription.changed"
                 | "holdout"
                 | "set.failed"
+                | "push_token.removed"
         )
 }
 
@@ -100,6 +104,7 @@ mod input_tests {
             "dlr",
             "holdout",
             "set.failed",
+            "push_token.removed",
         ] {
             assert!(is_reserved_event_type(k), "{k}");
         }

@@ -6,6 +6,7 @@
 //! the sink differ.
 
 mod erase;
+mod push_tokens;
 pub use erase::Erasure;
 pub mod live;
 pub mod segments;

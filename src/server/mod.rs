@@ -334,6 +334,8 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
 /// Prints `admin token: …` (first start only) and `listening on http://…` on stdout, for
 /// people and for scripts (the tests and `journey bench ingest` read them).
 pub fn serve(mut config: Config) -> anyhow::Result<()> {
+    // A channel misconfigured is an error now, before a store or a token exists.
+    crate::channels::check_config(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     // The channels deliver on the server's tokio runtime and report outcomes through a relay
     // that counts them for /metrics before they reach the live loop.
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
