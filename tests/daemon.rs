@@ -453,7 +453,7 @@ fn segment_endpoints_take_basic_auth_and_keep_the_good_calls_of_a_batch() {
     ]});
     let (s, v) = post("/v1/batch", &basic("jt_admin_wrong"), batch.clone(), None);
     assert_eq!(s, 401, "{v}");
-    let (s, v) = post("/v1/batch", &basic(&d.admin), batch.clone(), Some("gzip"));
+    let (s, v) = post("/v1/batch", &basic(&d.admin), batch.clone(), Some("br"));
     assert_eq!(s, 415, "{v}");
     assert!(v["message"].as_str().unwrap().contains("gzip"));
     let (s, v) = post("/v1/batch", &basic(&d.admin), batch, None);

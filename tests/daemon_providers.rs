@@ -278,3 +278,115 @@ fn a_bad_vapid_key_stops_the_daemon_before_a_store_or_a_token_exists() {
         "nothing was created: no data directory, store or tokens"
     );
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// A POST with a raw body and headers: (status, JSON or Null).
+fn post_raw(d: &Daemon, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
+    let mut r = d.agent.post(&format!("{}{path}", d.base));
+    for (k, v) in headers {
+        r = r.set(k, v);
+    }
+    match r.send_bytes(body) {
+        Ok(resp) => (resp.status(), resp.into_json().unwrap_or(Value::Null)),
+        Err(ureq::Error::Status(s, resp)) => (s, resp.into_json().unwrap_or(Value::Null)),
+        Err(e) => panic!("POST {path}: {e}"),
+    }
+}
+
+#[test]
+fn gzip_bodies_partial_batches_and_kannel_errors_as_sdks_need_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("journeys")).unwrap();
+    let d = Daemon::start_with(tmp.path(), "  max_body_bytes: 4096\n");
+    let auth = format!("Bearer {}", d.admin);
+    let json_gz = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+        ("content-encoding", "gzip"),
+    ];
+
+    // A gzip batch (RudderStack's default) with one reserved type in it: 207, the good call
+    // kept, the refused one logged at WARN with its reason and counted by reason.
+    let batch = json!({"batch": [
+        {"type": "track", "userId": "gus", "event": "viewed", "messageId": "g-1"},
+        {"type": "track", "userId": "gus", "event": "message.sent"},
+        {"type": "group", "userId": "gus", "groupId": "acme", "traits": {"name": "Acme", "plan": "pro"}},
+    ]});
+    let (s, v) = post_raw(
+        &d,
+        "/v1/batch",
+        &json_gz,
+        &gzip(batch.to_string().as_bytes()),
+    );
+    assert_eq!(s, 207, "{v}");
+    assert_eq!(v["accepted"], 2, "{v}");
+    let c = d.contact("gus");
+    assert_eq!(events_of_type(&c, "viewed").len(), 1, "{c}");
+    assert!(events_of_type(&c, "message.sent").is_empty());
+    // `group` keeps the group's traits on the contact, under `groups`.
+    assert_eq!(
+        c["profile"]["groups"]["acme"],
+        json!({"name": "Acme", "plan": "pro"}),
+        "{c}"
+    );
+    let log = d.stderr();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("207")
+            && l.contains("reserved_type")
+            && l.contains("message.sent")),
+        "{log}"
+    );
+    let m = d.metrics();
+    assert!(
+        m.contains("journey_events_rejected_total{reason=\"reserved_type\"} 1"),
+        "{m}"
+    );
+
+    // The events API takes gzip too.
+    let one = json!({"contact": "gus", "type": "viewed", "id": "g-2"});
+    let (s, v) = post_raw(
+        &d,
+        "/v1/events",
+        &json_gz,
+        &gzip(one.to_string().as_bytes()),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(events_of_type(&d.contact("gus"), "viewed").len(), 2);
+
+    // Bounded after decompression: 100 KB of JSON in a few hundred bytes of gzip is a 413.
+    let big =
+        json!({"contact": "gus", "type": "viewed", "properties": {"pad": "x".repeat(100_000)}});
+    let small = gzip(big.to_string().as_bytes());
+    assert!(small.len() < 4096);
+    let (s, v) = post_raw(&d, "/v1/events", &json_gz, &small);
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(v["code"], "body_too_large");
+    // Not gzip at all: a 400 that says so.
+    let (s, v) = post_raw(&d, "/v1/events", &json_gz, one.to_string().as_bytes());
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["code"], "bad_encoding");
+
+    // Kannel's DLR route answers JSON errors like every other route.
+    for q in ["", "?status=1", "?t=x", "?t=x&status=zz"] {
+        let r = d.agent.get(&format!("{}/v1/dlr/kannel{q}", d.base)).call();
+        let (s, body) = match r {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(s, 400, "{q}: {body}");
+        let v: Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{q}: not JSON: {body}"));
+        assert!(
+            v["code"].is_string() && v["message"].is_string(),
+            "{q}: {v}"
+        );
+    }
+}

@@ -9,6 +9,7 @@
 mod admin;
 mod api;
 pub mod auth;
+mod decompress;
 pub mod deploy;
 mod erasure;
 pub mod metrics;
@@ -547,6 +548,10 @@ fn routes(state: Shared) -> axum::Router {
         .route("/v1/deploy", post(admin::deploy))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            decompress::decompress,
+        ))
         .with_state(state)
 }
 

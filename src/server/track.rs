@@ -156,8 +156,19 @@ pub struct KannelReport {
 /// signed like tracked links (and must be a delivery token), so a forged report is a 404.
 pub async fn kannel(
     State(st): State<Shared>,
-    Query(q): Query<KannelReport>,
+    q: Result<Query<KannelReport>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    // A JSON error like every other route, not axum's plain text.
+    let Query(q) = q.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_report",
+            format!(
+                "a Kannel report is GET {}?t=TOKEN&status=%d: {}",
+                crate::channels::sms::KANNEL_DLR_PATH,
+                e.body_text()
+            ),
+        )
+    })?;
     if q.status.trim().parse::<u32>().is_err() {
         return Err(ApiError::bad_request(
             "invalid_status",
