@@ -281,6 +281,8 @@ impl Run<'_, '_> {
                 let (_, id, sent_at) = self.inst.last_sent(message)?;
                 let kind_ok = match verb {
                     Verb::Received => e.kind == MESSAGE_SENT || e.kind == "received",
+                    // A click implies the open.
+                    Verb::Opened => e.kind == "opened" || e.kind == "clicked",
                     v => e.kind == v.as_str(),
                 };
                 let ok = kind_ok

@@ -258,6 +258,14 @@ pub fn recipients(
             });
         apply(r, &e, &mut seen_deliveries);
     }
+    // Opens are implied by clicks: a click on a message with no open recorded (images off,
+    // mail privacy protection) counts as one open, at the first click.
+    for r in out.values_mut().flat_map(|m| m.values_mut()) {
+        if r.opens == 0 && r.clicks > 0 {
+            r.opens = 1;
+            r.first_opened = r.first_clicked;
+        }
+    }
     // Entered: the contacts with an instance of the journey.
     for c in store.contacts() {
         let c = c?;
