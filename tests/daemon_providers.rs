@@ -390,3 +390,169 @@ fn gzip_bodies_partial_batches_and_kannel_errors_as_sdks_need_them() {
         );
     }
 }
+
+const SMS_CHECK_RECEIVED: &str = r#"journey dlr {
+  entry event "go"
+  reentry always
+  policy none
+  send sms hi {
+    text "Hi"
+  }
+  check received hi within 1d {
+    yes {
+      send sms thanks {
+        text "Glad it reached you"
+      }
+    }
+    no {
+      end
+    }
+  }
+}
+"#;
+
+/// An SMS provider that accepts every send and keeps the report URL it was given (Kannel's
+/// `dlr-url`, Twilio's `StatusCallback`).
+fn sms_provider(
+    rt: &tokio::runtime::Runtime,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let urls: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let (k, t) = (urls.clone(), urls.clone());
+    let app = Router::new()
+        .route(
+            "/cgi-bin/sendsms",
+            get(
+                move |q: axum::extract::Query<std::collections::HashMap<String, String>>| {
+                    let urls = k.clone();
+                    async move {
+                        urls.lock().unwrap().push(q.0["dlr-url"].clone());
+                        (StatusCode::ACCEPTED, "0: Accepted for delivery")
+                    }
+                },
+            ),
+        )
+        .route(
+            "/2010-04-01/Accounts/{sid}/Messages.json",
+            post(move |body: String| {
+                let urls = t.clone();
+                async move {
+                    let cb = body
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("StatusCallback="))
+                        .map(percent_decode)
+                        .unwrap_or_default();
+                    urls.lock().unwrap().push(cb);
+                    (
+                        StatusCode::CREATED,
+                        "{\"sid\":\"SM1\",\"status\":\"queued\"}",
+                    )
+                }
+            }),
+        );
+    (serve(rt, app), urls)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.replace('+', " ").into_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(h, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The path and query of a report URL the daemon gave the provider.
+fn path_of(url: &str, base: &str) -> String {
+    url.strip_prefix(base)
+        .unwrap_or_else(|| panic!("{url} is not on {base}"))
+        .to_string()
+}
+
+#[test]
+fn received_waits_for_the_delivery_report_of_providers_that_send_one() {
+    let rt = servers();
+    let (provider, urls) = sms_provider(&rt);
+    for kind in ["kannel", "twilio"] {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("journeys")).unwrap();
+        std::fs::write(tmp.path().join("journeys/dlr.journey"), SMS_CHECK_RECEIVED).unwrap();
+        let extra = match kind {
+            "kannel" => format!(
+                "sms:\n  provider:\n    kind: kannel\n    url: {provider}/cgi-bin/sendsms\n    username: u\n    password: p\n"
+            ),
+            _ => format!(
+                "sms:\n  provider:\n    kind: twilio\n    account_sid: AC1\n    auth_token: tok\n    from: \"+15550000000\"\n    base_url: {provider}\n"
+            ),
+        };
+        let d = Daemon::start_with(tmp.path(), &extra);
+        let (s, v) = d.admin_call(
+            "PUT",
+            "/v1/contacts/zoe",
+            Some(&json!({"phone": "+393330000001"})),
+        );
+        assert_eq!(s, 200, "{v}");
+        urls.lock().unwrap().clear();
+        let (s, v) = d.post_events(json!({"contact": "zoe", "type": "go"}));
+        assert_eq!(s, 200, "{v}");
+        // Accepted by the provider: message.sent, and the check still waits.
+        let sent = wait_for("the send recorded", 30, || d.delivery("zoe", "hi"));
+        assert_eq!(sent["properties"]["awaits_report"], true, "{kind}: {sent}");
+        let c = wait_for("zoe at the check", 30, || {
+            let c = d.contact("zoe");
+            (step_of(&c, "dlr").as_deref() == Some("check_received_hi")).then_some(c)
+        });
+        assert!(
+            d.delivery("zoe", "thanks").is_none(),
+            "{kind}: accepted is not received: {c}"
+        );
+        let url = urls.lock().unwrap()[0].clone();
+        let path = path_of(&url, &d.base);
+        // The report: delivered. The check moves, thanks goes out.
+        let report = |status: &str| -> u16 {
+            match kind {
+                "kannel" => d.call("GET", &path.replace("%d", status), None, None).0,
+                _ => {
+                    let r = d.agent.post(&format!("{}{path}", d.base)).send_form(&[
+                        ("MessageSid", "SM1"),
+                        ("MessageStatus", status),
+                        ("ErrorCode", "30003"),
+                    ]);
+                    match r {
+                        Ok(r) => r.status(),
+                        Err(ureq::Error::Status(s, _)) => s,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        };
+        let (delivered, bounced) = if kind == "kannel" {
+            ("1", "16")
+        } else {
+            ("delivered", "undelivered")
+        };
+        assert_eq!(report(delivered), 200);
+        wait_for("the thanks after the report", 30, || {
+            d.delivery("zoe", "thanks")
+        });
+        // A bounce after `received` is recorded, and shows in the report.
+        assert_eq!(report(bounced), 200);
+        let c = wait_for("the bounce recorded", 30, || {
+            let c = d.contact("zoe");
+            (!events_of_type(&c, "bounced").is_empty()).then_some(c)
+        });
+        assert_eq!(events_of_type(&c, "received").len(), 1, "{c}");
+        let (s, r) = d.admin_call("GET", "/v1/journeys/dlr/report?message=hi", None);
+        assert_eq!(s, 200, "{r}");
+        let m = &r["messages"][0];
+        assert_eq!(m["received"]["unique"], 1, "{kind}: {r}");
+        assert_eq!(m["bounced"]["unique"], 1, "{kind}: {r}");
+    }
+}

@@ -428,3 +428,29 @@ fn opens_are_implied_by_clicks_once_per_message() {
     both.push(engaged("opened", "news", "issue", None, NOW - 6 * H));
     check("count opened news.issue == 2", &both, true);
 }
+
+#[test]
+fn received_waits_for_the_report_when_the_provider_sends_one() {
+    let mut accepted = sent("news", "flash", Channel::Sms, NOW - 2 * H, "1:flash");
+    accepted
+        .properties
+        .insert("awaits_report".into(), json!(true));
+    check(
+        "received news.flash",
+        std::slice::from_ref(&accepted),
+        false,
+    );
+    check(
+        "count received news.flash == 0",
+        std::slice::from_ref(&accepted),
+        true,
+    );
+    let mut report = engaged("received", "news", "flash", None, NOW - H);
+    report.message_id = Some("1:flash".into());
+    let both = [accepted, report];
+    check("received news.flash", &both, true);
+    check("count received news.flash == 1", &both, true);
+    // A provider without reports: sent is received.
+    let plain = sent("news", "issue", Channel::Email, NOW - H, "2:issue");
+    check("received news.issue", &[plain], true);
+}

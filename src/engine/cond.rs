@@ -159,11 +159,9 @@ impl<'a> ContactView<'a> {
 
     fn verb_matches(verb: Verb, e: &Event) -> bool {
         match verb {
-            Verb::Received => {
-                (e.kind == MESSAGE_SENT
-                    && e.properties.get(PENDING).and_then(Value::as_bool) != Some(true))
-                    || e.kind == "received"
-            }
+            // A send counts as received once sent, unless its provider reports delivery
+            // (then the report's `received` does).
+            Verb::Received => crate::engine::sent_means_received(e) || e.kind == "received",
             // A bounce is reported by the provider later (`bounced`), or by the channel at
             // once (`message.bounced`, recorded by the runtime instead of `message.sent`).
             Verb::Bounced => e.kind == "bounced" || e.kind == MESSAGE_BOUNCED,

@@ -22,6 +22,18 @@ pub const MESSAGE_UNCERTAIN: &str = "message.uncertain";
 /// Recorded when a push service answered 404/410 for a device token or Web Push
 /// subscription, which is then removed from the contact's `push_tokens`.
 pub const PUSH_TOKEN_REMOVED: &str = "push_token.removed";
+/// A property of `message.sent` when the provider reports delivery later (Kannel's
+/// dlr-url, Twilio's status callback): the message was accepted, not yet received; the
+/// `received` verb waits for the provider's `received` report.
+pub const AWAITS_REPORT: &str = "awaits_report";
+/// Whether a `message.sent` stands for a delivery (`received`): not while its step runs
+/// (`pending`), not when a delivery report is to come.
+pub fn sent_means_received(e: &Event) -> bool {
+    e.kind == MESSAGE_SENT
+        && ["pending", AWAITS_REPORT]
+            .iter()
+            .all(|p| e.properties.get(*p).and_then(Value::as_bool) != Some(true))
+}
 /// Recorded when a policy delays or skips a send.
 pub const MESSAGE_CAPPED: &str = "message.capped";
 

@@ -287,7 +287,10 @@ fn apply(r: &mut Recipient, e: &Event, seen: &mut HashSet<(String, String)>) {
         }
     };
     match e.kind.as_str() {
-        MESSAGE_SENT | "received" => {
+        // A send whose provider reports delivery is received when the report says so.
+        MESSAGE_SENT | "received"
+            if e.kind == "received" || crate::engine::sent_means_received(e) =>
+        {
             // One delivery per message id, however many reports it has.
             let fresh = match &e.message_id {
                 Some(id) => seen.insert((e.contact.clone(), id.clone())),

@@ -532,6 +532,7 @@ fn routes(state: Shared) -> axum::Router {
             get(track::unsubscribe).post(track::unsubscribe),
         )
         .route("/v1/dlr/kannel", get(track::kannel))
+        .route("/v1/dlr/twilio", post(track::twilio))
         .route("/v1/journeys", get(admin::list))
         .route("/v1/journeys/{name}", get(admin::show))
         .route("/v1/journeys/{name}/enroll", post(admin::enroll))

@@ -188,3 +188,64 @@ pub async fn kannel(
     record(&st, e, what).await?;
     Ok(StatusCode::OK.into_response())
 }
+
+#[derive(Deserialize)]
+pub struct TwilioToken {
+    /// The signed delivery token the SMS channel put in the StatusCallback URL.
+    t: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TwilioStatus {
+    message_status: String,
+    #[serde(default)]
+    error_code: Option<String>,
+}
+
+/// `POST /v1/dlr/twilio?t={token}`: a Twilio status callback (form-encoded). `delivered`
+/// records `received`, `undelivered` and `failed` record `bounced`; the statuses on the way
+/// record nothing. Signed like Kannel's reports: a forged token is a 404.
+pub async fn twilio(
+    State(st): State<Shared>,
+    q: Result<Query<TwilioToken>, axum::extract::rejection::QueryRejection>,
+    form: Result<axum::Form<TwilioStatus>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_report",
+            format!(
+                "a Twilio status callback is POST {}?t=TOKEN: {}",
+                crate::channels::sms::TWILIO_DLR_PATH,
+                e.body_text()
+            ),
+        )
+    })?;
+    let axum::Form(f) = form.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_report",
+            format!(
+                "a Twilio status callback is a form with MessageStatus: {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let event = crate::channels::dlr::twilio_event(
+        &st.secret,
+        &q.t,
+        &f.message_status,
+        f.error_code.as_deref(),
+        now_ms(),
+    )
+    .map_err(|_| ApiError::not_found("unknown delivery report"))?;
+    let Some(e) = event else {
+        return Ok(StatusCode::OK.into_response());
+    };
+    let what = if e.kind == "received" {
+        "received"
+    } else {
+        "bounced"
+    };
+    record(&st, e, what).await?;
+    Ok(StatusCode::OK.into_response())
+}
