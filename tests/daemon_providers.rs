@@ -556,3 +556,75 @@ fn received_waits_for_the_delivery_report_of_providers_that_send_one() {
         assert_eq!(m["bounced"]["unique"], 1, "{kind}: {r}");
     }
 }
+
+const BROWSE: &str = r#"journey browse {
+  entry event "viewed"
+  policy none
+  wait 1d
+  send email hi {
+    subject "Still looking?"
+    text "Come back"
+  }
+}
+"#;
+
+#[test]
+fn segment_alias_merges_the_anonymous_contact_into_the_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("journeys")).unwrap();
+    std::fs::write(tmp.path().join("journeys/browse.journey"), BROWSE).unwrap();
+    let d = Daemon::start(tmp.path());
+    let post = |path: &str, body: Value| {
+        let (s, v) = d.admin_call("POST", path, Some(&body));
+        assert_eq!(s, 200, "{path}: {v}");
+    };
+    // Anonymous browsing: a profile trait, an event, a journey waiting.
+    post(
+        "/v1/identify",
+        json!({"anonymousId": "anon-1", "traits": {"utm_source": "ads", "email": "old@example.com"}}),
+    );
+    post(
+        "/v1/track",
+        json!({"anonymousId": "anon-1", "event": "viewed", "messageId": "v-1"}),
+    );
+    wait_for("anon-1 in the journey", 30, || {
+        step_of(&d.contact("anon-1"), "browse")
+    });
+    // Signs up: identify as the user, then alias.
+    post(
+        "/v1/identify",
+        json!({"userId": "u-1", "traits": {"email": "ada@example.com"}}),
+    );
+    post(
+        "/v1/alias",
+        json!({"previousId": "anon-1", "userId": "u-1"}),
+    );
+
+    let u = d.contact("u-1");
+    assert_eq!(u["profile"]["utm_source"], "ads", "{u}");
+    assert_eq!(
+        u["profile"]["email"], "ada@example.com",
+        "the user's values win: {u}"
+    );
+    assert_eq!(events_of_type(&u, "viewed").len(), 1, "{u}");
+    assert_eq!(u["journeys"][0]["journey"], "browse", "{u}");
+    assert!(u["journeys"][0]["ended"].is_null(), "still waiting: {u}");
+    assert_eq!(
+        d.contact("anon-1"),
+        Value::Null,
+        "the anonymous contact is gone"
+    );
+    // The same message id again is still a duplicate; a later anonymous event finds the user.
+    post(
+        "/v1/track",
+        json!({"anonymousId": "anon-1", "event": "viewed", "messageId": "v-1"}),
+    );
+    post(
+        "/v1/track",
+        json!({"anonymousId": "anon-1", "event": "scrolled"}),
+    );
+    let u = d.contact("u-1");
+    assert_eq!(events_of_type(&u, "viewed").len(), 1, "{u}");
+    assert_eq!(events_of_type(&u, "scrolled").len(), 1, "{u}");
+    assert_eq!(d.contact("anon-1"), Value::Null);
+}

@@ -6,6 +6,7 @@
 //! the sink differ.
 
 mod erase;
+mod merge;
 mod push_tokens;
 pub use erase::Erasure;
 pub mod live;
@@ -256,6 +257,8 @@ pub struct Runtime {
     /// late report of one is dropped, so that it does not bring the contact back
     /// (`erase_contact`).
     erased_sends: HashSet<String>,
+    /// Contacts merged into another (`merge_contact`): their later inputs go to it.
+    aliases: HashMap<String, String>,
 }
 
 /// Does some journey of the program enter on events of this type?
@@ -299,6 +302,7 @@ impl Runtime {
             held: Vec::new(),
             timer_observer: None,
             erased_sends: HashSet::new(),
+            aliases: HashMap::new(),
         };
         if let Some(v) = rt.store.meta(PAUSED_META)? {
             rt.paused = serde_json::from_slice(&v).unwrap_or_default();
@@ -884,6 +888,11 @@ impl Runtime {
             inputs
         } else {
             self.drop_erased_outcomes(inputs)
+        };
+        let inputs = if self.aliases.is_empty() {
+            inputs
+        } else {
+            self.follow_aliases(inputs)
         };
         // Group by contact, keeping each contact's inputs in order (and contacts in the
         // order they first appear). One id string per contact, not per input.

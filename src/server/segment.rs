@@ -6,8 +6,8 @@
 //! Mapping: the contact is `userId`, else `anonymousId`; `track` records an event of type
 //! `event` with its `properties`; `page` / `screen` record `page` / `screen` events with
 //! `name` in the properties; `identify` merges `traits` into the contact's profile; `group`
-//! merges its `traits` into the profile's `groups.{groupId}`; `alias` is accepted and
-//! ignored. `messageId` is the event's idempotency id,
+//! merges its `traits` into the profile's `groups.{groupId}`; `alias` merges the
+//! `previousId` contact into `userId` (`Runtime::merge_contact`). `messageId` is the event's idempotency id,
 //! `timestamp` its time (default: now). Segment's `context` object is kept as the
 //! `context` property.
 
@@ -33,6 +33,8 @@ enum Item {
     Identify(Contact),
     /// `group`: the contact, the group's id and its traits (kept under `groups.{id}`).
     Group(String, String, Map<String, Value>),
+    /// `alias`: the previous (anonymous) id, merged into the user.
+    Alias(String, String),
     Ignored,
 }
 
@@ -125,7 +127,15 @@ fn convert(
             check_profile_fields("traits.", &traits, limits)?;
             Ok(Item::Group(contact, group, traits))
         }
-        "alias" => Ok(Item::Ignored),
+        "alias" => {
+            let previous = text(o.get("previousId")).ok_or("an alias call needs a `previousId`")?;
+            check_contact_id("previousId", &previous, limits)?;
+            check_contact_id("userId", &contact, limits)?;
+            if previous == contact {
+                return Ok(Item::Ignored);
+            }
+            Ok(Item::Alias(previous, contact))
+        }
         other => Err(format!("unknown call type '{other}' ({})", CALLS.join(", ")).into()),
     }
 }
@@ -136,8 +146,10 @@ async fn record(st: &Shared, items: Vec<Item>) -> Result<(), ApiError> {
     let mut events = Vec::new();
     let mut contacts = Vec::new();
     let mut groups = Vec::new();
+    let mut aliases = Vec::new();
     for i in items {
         match i {
+            Item::Alias(from, into) => aliases.push((from, into)),
             Item::Event(e) => events.push(Input::Event(e)),
             Item::Identify(c) => contacts.push(c),
             Item::Group(c, g, t) => groups.push((c, g, t)),
@@ -145,13 +157,17 @@ async fn record(st: &Shared, items: Vec<Item>) -> Result<(), ApiError> {
         }
     }
     let n = events.len() as u64;
-    if contacts.is_empty() && groups.is_empty() {
+    if contacts.is_empty() && groups.is_empty() && aliases.is_empty() {
         if !events.is_empty() {
             st.submit(events).await?;
         }
     } else {
         let r = st
             .control(move |rt, sink, now, timeline| {
+                // Merges first: what follows in the batch is about the user.
+                for (from, into) in &aliases {
+                    rt.merge_contact(from, into)?;
+                }
                 for c in &contacts {
                     rt.upsert_contact(c)?;
                 }
