@@ -102,6 +102,7 @@ fn main() {
         password: None,
         pool_size: Some(concurrency as u32),
         timeout_seconds: Some(30),
+        final_reply_timeout_seconds: None,
     });
     let (tx, rx) = std::sync::mpsc::channel();
     let mut dispatcher = Dispatcher::new(DispatcherOptions {

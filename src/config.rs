@@ -104,10 +104,17 @@ pub struct SmtpConfig {
     /// Idle connections kept open for reuse (default: `email.concurrency`).
     #[serde(default)]
     pub pool_size: Option<u32>,
-    /// Seconds one session (connect, greeting, STARTTLS, auth, the send) may take, default 30;
-    /// past it the attempt is a transient failure.
+    /// Seconds each stage before the end of DATA may take: connecting (greeting, EHLO,
+    /// STARTTLS, AUTH), MAIL, each RCPT, DATA, and each 64 KiB of the message written.
+    /// Default RFC 5321's (§4.5.3.2): 5 minutes, 2 for DATA, 3 a block. Past it the attempt
+    /// is a transient failure.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Seconds to wait for the reply to the final `.`, default 600 (RFC 5321's 10 minutes).
+    /// Past it the outcome is uncertain (`message.uncertain`): the server has the message and
+    /// may have accepted it.
+    #[serde(default)]
+    pub final_reply_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -197,8 +204,14 @@ pub enum PushProvider {
     },
     /// Web Push (RFC 8030/8291) with VAPID.
     Webpush {
+        /// base64url of the 32-byte scalar, or a PKCS#8 / SEC1 PEM; or give
+        /// `vapid_private_key_file`.
+        #[serde(default)]
         vapid_private_key: String,
         vapid_subject: String,
+        /// A file holding the key (a PEM, or the base64url scalar).
+        #[serde(default)]
+        vapid_private_key_file: Option<PathBuf>,
     },
     Webhook {
         url: String,
@@ -233,6 +246,12 @@ pub struct RetryConfig {
     /// First backoff, doubled each attempt, with jitter, up to `max_delay_ms`.
     pub base_delay_ms: u64,
     pub max_delay_ms: u64,
+    /// The longest wait a provider's `Retry-After` is honoured for (beyond `max_delay_ms`);
+    /// a longer one waits this long.
+    pub max_retry_after_ms: u64,
+    /// The wait before the one retry of a send whose outcome is uncertain (an SMTP server
+    /// silent after the final `.`); 0: never retried.
+    pub uncertain_retry_ms: u64,
 }
 
 impl Default for RetryConfig {
@@ -241,6 +260,8 @@ impl Default for RetryConfig {
             max_attempts: 5,
             base_delay_ms: 500,
             max_delay_ms: 60_000,
+            max_retry_after_ms: 3_600_000,
+            uncertain_retry_ms: 3_600_000,
         }
     }
 }

@@ -161,6 +161,22 @@ impl Harness {
         ev
     }
 
+    /// Runs the next control the dispatcher sends to the live loop (a profile change).
+    fn control(&mut self) {
+        let s = self
+            .rx
+            .recv_timeout(WAIT)
+            .expect("the dispatcher sends a control");
+        assert!(
+            s.inputs.is_empty(),
+            "a control, not an outcome: {:?}",
+            s.inputs
+        );
+        let c = s.control.expect("a control");
+        let mut tl = Vec::new();
+        c(&mut self.rt, &mut self.dispatcher, T0, &mut tl);
+    }
+
     fn outbox(&self) -> usize {
         self.rt.store.outbox().unwrap().len()
     }
@@ -230,6 +246,7 @@ fn smtp_config(server: &SmtpServer) -> SmtpConfig {
         password: None,
         pool_size: Some(2),
         timeout_seconds: Some(5),
+        final_reply_timeout_seconds: None,
     }
 }
 
@@ -581,6 +598,16 @@ fn with_no_config_the_welcome_email_lands_in_the_maildir() {
     assert_eq!(std::fs::read_dir(maildir.join("tmp")).unwrap().count(), 0);
     assert!(maildir.join("cur").is_dir());
     let bytes = std::fs::read(&files[0]).unwrap();
+    // Maildir readers (mutt) expect the local line ending: LF, no CR anywhere.
+    assert!(
+        !bytes.contains(&b'\r'),
+        "a Maildir file has LF line endings: {}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+    );
+    assert!(
+        bytes.windows(2).any(|w| w == b"\n\n"),
+        "headers end with an empty line"
+    );
     let msg = mail_parser::MessageParser::default().parse(&bytes).unwrap();
     assert_eq!(msg.subject(), Some("Welcome to Maison, Bruno"));
     assert_eq!(
@@ -916,6 +943,10 @@ fn fcm_push_goes_to_every_token_retrying_only_the_failed_one() {
         1,
         "a 404 is not retried"
     );
+    // FCM's 404 (UNREGISTERED): the token leaves the profile, through the live loop.
+    h.control();
+    let c1 = h.rt.store.contact("c1").unwrap().unwrap();
+    assert_eq!(c1.profile["push_tokens"], json!(["tokA", "tokB"]));
     let body = &fake.accepted()[0].1["message"];
     assert_eq!(body["notification"]["title"], "Hi Ada");
     assert_eq!(body["notification"]["body"], "New in: shoes");
@@ -942,6 +973,9 @@ fn fcm_push_goes_to_every_token_retrying_only_the_failed_one() {
     assert_eq!(ev.kind, "message.failed");
     assert!(ev.properties["reason"].as_str().unwrap().contains("404"));
     assert_eq!(h.outbox(), 0);
+    h.control();
+    let c2 = h.rt.store.contact("c2").unwrap().unwrap();
+    assert_eq!(c2.profile["push_tokens"], json!([]));
     h.assert_quiet();
 }
 
@@ -983,6 +1017,7 @@ fn web_push_is_encrypted_for_the_browser_and_signed_with_vapid() {
         c.push.provider = Some(PushProvider::Webpush {
             vapid_private_key: URL_SAFE_NO_PAD.encode(vapid.to_bytes()),
             vapid_subject: "mailto:ops@maison.example".into(),
+            vapid_private_key_file: None,
         });
     });
     h.contact(
@@ -1175,5 +1210,272 @@ fn emails_reuse_pooled_connections() {
     assert_eq!(smtp.count(), 30);
     let conns = smtp.state.connections.load(Ordering::SeqCst);
     assert!(conns <= 2, "30 emails over {conns} connections");
+    h.assert_quiet();
+}
+
+/// An SMS webhook answering 429 with the given `Retry-After` (and `Date`) once per send,
+/// then 200; the instants of the requests.
+fn throttling_webhook(
+    rt: &tokio::runtime::Runtime,
+    retry_after: fn() -> (String, String),
+) -> (String, Arc<Mutex<Vec<Instant>>>) {
+    let seen: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let s2 = seen.clone();
+    let app = Router::new().route(
+        "/sms",
+        post(move || {
+            let seen = s2.clone();
+            async move {
+                let n = {
+                    let mut s = seen.lock().unwrap();
+                    s.push(Instant::now());
+                    s.len()
+                };
+                if n % 2 == 1 {
+                    let (date, after) = retry_after();
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("date", date), ("retry-after", after)],
+                        "slow down",
+                    )
+                        .into_response()
+                } else {
+                    (StatusCode::OK, "{}").into_response()
+                }
+            }
+        }),
+    );
+    (serve(rt, app), seen)
+}
+
+#[test]
+fn retry_after_is_honoured_beyond_max_delay_in_both_forms_up_to_the_ceiling() {
+    let srv_rt = servers();
+    let journey = r#"journey texts {
+  entry event "go"
+  reentry always
+  policy none
+  send sms reminder {
+    text "Hi"
+  }
+}
+"#;
+    // The HTTP-date form, one second after the response's own Date (max_delay_ms is 5).
+    let (url, seen) = throttling_webhook(&srv_rt, || {
+        let now = std::time::SystemTime::now();
+        (
+            httpdate::fmt_http_date(now),
+            httpdate::fmt_http_date(now + Duration::from_secs(1)),
+        )
+    });
+    let mut h = Harness::new(compile_files(&[("t.journey", journey)]), |c| {
+        c.sms.provider = Some(SmsProvider::Webhook {
+            url: format!("{url}/sms"),
+            headers: vec![],
+        });
+    });
+    h.contact("c1", json!({"phone": "+393330000001"}));
+    h.event("c1", "go");
+    let ev = h.outcome();
+    assert_eq!(ev.kind, "message.sent", "{ev:?}");
+    assert_eq!(ev.properties["attempts"], 2);
+    let s = seen.lock().unwrap().clone();
+    let gap = s[1] - s[0];
+    // The Date header has whole seconds: the wait is 1 s, less what the answer took.
+    assert!(gap >= Duration::from_millis(900), "retried after {gap:?}");
+    assert!(gap < Duration::from_secs(5), "retried after {gap:?}");
+
+    // Seconds beyond the ceiling: the ceiling.
+    let (url, seen) = throttling_webhook(&srv_rt, || {
+        (
+            httpdate::fmt_http_date(std::time::SystemTime::now()),
+            "3600".into(),
+        )
+    });
+    let mut h = Harness::new(compile_files(&[("t.journey", journey)]), |c| {
+        c.sms.provider = Some(SmsProvider::Webhook {
+            url: format!("{url}/sms"),
+            headers: vec![],
+        });
+        c.retry.max_retry_after_ms = 400;
+    });
+    h.contact("c1", json!({"phone": "+393330000001"}));
+    h.event("c1", "go");
+    let ev = h.outcome();
+    assert_eq!(ev.kind, "message.sent", "{ev:?}");
+    let s = seen.lock().unwrap().clone();
+    let gap = s[1] - s[0];
+    assert!(gap >= Duration::from_millis(400), "retried after {gap:?}");
+    assert!(gap < Duration::from_secs(5), "retried after {gap:?}");
+    h.assert_quiet();
+}
+
+/// The Message-ID header of a received message.
+fn message_id_of(r: &support::smtp::Received) -> String {
+    let msg = mail_parser::MessageParser::default()
+        .parse(&r.data)
+        .unwrap();
+    msg.message_id().unwrap_or_default().to_string()
+}
+
+#[test]
+fn an_smtp_server_silent_after_the_final_dot_is_uncertain_and_retried_once_with_the_same_message_id(
+) {
+    let srv_rt = servers();
+    let smtp = SmtpServer::start(&srv_rt);
+    let mut h = Harness::new(compile_files(&[("m.journey", ONE_EMAIL)]), |c| {
+        let mut s = smtp_config(&smtp);
+        s.final_reply_timeout_seconds = Some(1);
+        c.email.smtp = Some(s);
+        c.retry.uncertain_retry_ms = 200;
+    });
+
+    // Silent once: uncertain at once (not retried at once, not failed), then the one retry,
+    // with the same Message-ID, is accepted.
+    h.contact("c1", json!({"email": "c1@example.com"}));
+    smtp.fail_next([Fault::StallAtDataEnd]);
+    h.event("c1", "go");
+    let ev = h.outcome();
+    assert_eq!(ev.kind, "message.uncertain", "{ev:?}");
+    let reason = ev.properties["reason"].as_str().unwrap();
+    assert!(reason.contains("end of DATA within 1s"), "{reason}");
+    assert_eq!(ev.properties["attempts"], 1);
+    assert_eq!(
+        h.outbox(),
+        0,
+        "an uncertain outcome is an outcome: no redelivery after a crash"
+    );
+    assert_eq!(smtp.count(), 1, "the server has it once");
+    let again = h.outcome();
+    assert_eq!(again.kind, "message.sent", "{again:?}");
+    assert_eq!(again.message_id, ev.message_id);
+    assert_eq!(again.properties["after_uncertain"], true);
+    assert_eq!(again.properties["attempts"], 2);
+    let got = smtp.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(message_id_of(&got[0]), message_id_of(&got[1]));
+    assert!(!message_id_of(&got[0]).is_empty());
+
+    // Silent twice: retried once, never more; it stays uncertain.
+    h.contact("c2", json!({"email": "c2@example.com"}));
+    smtp.fail_next([Fault::StallAtDataEnd, Fault::StallAtDataEnd]);
+    h.event("c2", "go");
+    let ev = h.outcome();
+    assert_eq!(ev.kind, "message.uncertain", "{ev:?}");
+    assert!(h.dispatcher.wait_settled(WAIT));
+    assert_eq!(smtp.count(), 4, "two copies of each, never more");
+    assert_eq!(h.dispatcher.stats().uncertain, 2);
+    let events = h.rt.store.events_of("c2").unwrap();
+    let outcomes: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind.starts_with("message."))
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(outcomes, ["message.uncertain"]);
+    h.assert_quiet();
+}
+
+#[test]
+fn web_push_on_a_non_default_port_keeps_it_in_the_vapid_audience_and_gone_subscriptions_are_removed(
+) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use journey::channels::webpush::p256::elliptic_curve::sec1::ToEncodedPoint;
+    let src = r#"journey pushes {
+  entry event "go"
+  policy none
+  send push hello {
+    title "Hi"
+  }
+}
+"#;
+    let srv_rt = servers();
+    let seen: Pushes = Arc::default();
+    let app = Router::new()
+        .route(
+            "/push/{id}",
+            post(
+                |State(s): State<Pushes>,
+                 Path(id): Path<String>,
+                 headers: HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    s.lock().unwrap().push((headers, body.to_vec()));
+                    match id.as_str() {
+                        "gone" => StatusCode::GONE,
+                        "unknown" => StatusCode::NOT_FOUND,
+                        _ => StatusCode::CREATED,
+                    }
+                    .into_response()
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let base = serve(&srv_rt, app);
+    assert!(!base.ends_with(":80"));
+    let vapid = webpush::p256::SecretKey::random(&mut rand_core::OsRng);
+    let mut h = Harness::new(compile_files(&[("p.journey", src)]), |c| {
+        c.push.provider = Some(PushProvider::Webpush {
+            vapid_private_key: URL_SAFE_NO_PAD.encode(vapid.to_bytes()),
+            vapid_subject: "mailto:ops@maison.example".into(),
+            vapid_private_key_file: None,
+        });
+    });
+    let sub = |id: &str| {
+        let ua = webpush::p256::SecretKey::random(&mut rand_core::OsRng);
+        json!({
+            "endpoint": format!("{base}/push/{id}"),
+            "keys": {
+                "p256dh": URL_SAFE_NO_PAD.encode(ua.public_key().to_encoded_point(false).as_bytes()),
+                "auth": URL_SAFE_NO_PAD.encode([3u8; 16]),
+            }
+        })
+    };
+    h.contact(
+        "c1",
+        json!({"push_tokens": [sub("ok"), sub("gone"), sub("unknown"), "an-fcm-token"]}),
+    );
+    h.event("c1", "go");
+    let ev = h.outcome();
+    assert_eq!(ev.kind, "message.sent", "{ev:?}");
+    assert_eq!(ev.properties["delivered"], 1);
+
+    // The JWT's audience is the endpoint's origin, port included (RFC 8292).
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    for (headers, _) in &got {
+        let authz = header(headers, "authorization");
+        let jwt = authz
+            .strip_prefix("vapid t=")
+            .unwrap()
+            .split(", k=")
+            .next()
+            .unwrap();
+        let claims: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jwt.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["aud"], json!(base), "{claims}");
+    }
+
+    // The subscriptions answered 410 and 404 leave the profile, through the live loop's
+    // control, and an event says so; the others stay.
+    h.control();
+    let c = h.rt.store.contact("c1").unwrap().unwrap();
+    let tokens = c.profile["push_tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert_eq!(tokens[0]["endpoint"], json!(format!("{base}/push/ok")));
+    assert_eq!(tokens[1], json!("an-fcm-token"));
+    let events = h.rt.store.events_of("c1").unwrap();
+    let removed = events
+        .iter()
+        .find(|e| e.kind == "push_token.removed")
+        .expect("an event records the removal");
+    assert_eq!(
+        removed.properties["removed"],
+        json!([format!("{base}/push/gone"), format!("{base}/push/unknown")])
+    );
+    assert_eq!(removed.message_id, ev.message_id);
     h.assert_quiet();
 }

@@ -464,7 +464,7 @@ fn segment_endpoints_take_basic_auth_and_keep_the_good_calls_of_a_batch() {
     ]});
     let (s, v) = post("/v1/batch", &basic("jt_admin_wrong"), batch.clone(), None);
     assert_eq!(s, 401, "{v}");
-    let (s, v) = post("/v1/batch", &basic(&d.admin), batch.clone(), Some("gzip"));
+    let (s, v) = post("/v1/batch", &basic(&d.admin), batch.clone(), Some("br"));
     assert_eq!(s, 415, "{v}");
     assert!(v["message"].as_str().unwrap().contains("gzip"));
     let (s, v) = post("/v1/batch", &basic(&d.admin), batch, None);
@@ -663,4 +663,53 @@ fn an_sms_short_link_records_the_click_and_redirects_and_an_unknown_code_is_404(
         m.contains("journey_tracking_total{what=\"clicked\"} 1"),
         "{m}"
     );
+}
+
+const SMS_ODD_IDS: &str = r#"journey sms_odd {
+  entry event "sale_started"
+  policy none
+  send sms sale {
+    text "Sale: {{ link('shop') }}"
+    link shop "https://maison.example/sale/{{ contact.id }}?c={{ contact.id }}&ref={{ contact.ref }}&raw={{ contact.path | safe }}"
+  }
+}
+"#;
+
+#[test]
+fn tracked_links_url_encode_every_interpolated_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("journeys")).unwrap();
+    std::fs::write(tmp.path().join("journeys/sms.journey"), SMS_ODD_IDS).unwrap();
+    let d = Daemon::start(tmp.path());
+    // An id with `&`, `=`, `/` and a space; a profile value with CR/LF and a header.
+    let id = "dora&admin=1/x y";
+    let (s, v) = d.admin_call(
+        "PUT",
+        "/v1/contacts/dora%26admin=1%2Fx%20y",
+        Some(&json!({"phone": "+393330000019", "ref": "a\r\nLocation: https://evil.example/", "path": "p/q"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = d.post_events(json!({"contact": id, "type": "sale_started"}));
+    assert_eq!(s, 200, "{v}");
+    let text = wait_for("the SMS in data/sms.jsonl", 30, || {
+        sms_texts(&d, id, "sale").into_iter().next()
+    });
+    let code = text
+        .rsplit("/s/")
+        .next()
+        .unwrap_or_else(|| panic!("no short link: {text}"))
+        .to_string();
+    let (status, location) = d.redirect(&format!("/s/{code}"));
+    assert_eq!(status, 302);
+    assert_eq!(
+        location.as_deref(),
+        Some(
+            "https://maison.example/sale/dora%26admin%3D1%2Fx%20y?c=dora%26admin%3D1%2Fx%20y\
+             &ref=a%0D%0ALocation%3A%20https%3A%2F%2Fevil.example%2F&raw=p/q"
+        ),
+        "every interpolated value is percent-encoded (`| safe` keeps one as it is)"
+    );
+    wait_for("the click recorded", 30, || {
+        (!events_of_type(&d.contact("dora%26admin=1%2Fx%20y"), "clicked").is_empty()).then_some(())
+    });
 }

@@ -407,3 +407,50 @@ fn verbs_a_channel_cannot_report_are_compile_errors() {
         );
     }
 }
+
+#[test]
+fn opens_are_implied_by_clicks_once_per_message() {
+    // Images off: clicks, no open recorded. The clicks imply one open.
+    let clicks: Vec<Event> = [1, 2, 4]
+        .iter()
+        .map(|h| engaged("clicked", "news", "issue", Some("shop"), NOW - h * H))
+        .collect();
+    check("opened news.issue", &clicks, true);
+    check("not opened news.issue", &clicks, false);
+    check("count opened news.issue == 1", &clicks, true);
+    check("opened channel email in last 3h", &clicks, true);
+    check("count opened news.issue == 1 in last 90m", &clicks, true);
+    check("opened app.alert", &clicks, false);
+    // An open of its own: the clicks add nothing.
+    let mut both = clicks.clone();
+    both.push(engaged("opened", "news", "issue", None, NOW - 5 * H));
+    check("count opened news.issue == 1", &both, true);
+    both.push(engaged("opened", "news", "issue", None, NOW - 6 * H));
+    check("count opened news.issue == 2", &both, true);
+}
+
+#[test]
+fn received_waits_for_the_report_when_the_provider_sends_one() {
+    let mut accepted = sent("news", "flash", Channel::Sms, NOW - 2 * H, "1:flash");
+    accepted
+        .properties
+        .insert("awaits_report".into(), json!(true));
+    check(
+        "received news.flash",
+        std::slice::from_ref(&accepted),
+        false,
+    );
+    check(
+        "count received news.flash == 0",
+        std::slice::from_ref(&accepted),
+        true,
+    );
+    let mut report = engaged("received", "news", "flash", None, NOW - H);
+    report.message_id = Some("1:flash".into());
+    let both = [accepted, report];
+    check("received news.flash", &both, true);
+    check("count received news.flash == 1", &both, true);
+    // A provider without reports: sent is received.
+    let plain = sent("news", "issue", Channel::Email, NOW - H, "2:issue");
+    check("received news.issue", &[plain], true);
+}

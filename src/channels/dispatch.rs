@@ -10,6 +10,7 @@
 
 use super::email::{self, Mailer, Outgoing};
 use super::push::{PushProgress, PushSender};
+use super::redact::Redactor;
 use super::render::{RenderedPush, RenderedSms, RenderedWebhook, Renderer, Source};
 use super::sms::{JsonLines, SmsSender};
 use super::webpush::Vapid;
@@ -59,6 +60,8 @@ pub struct Stats {
     pub sent: u64,
     pub failed: u64,
     pub bounced: u64,
+    /// Outcomes recorded as `message.uncertain`.
+    pub uncertain: u64,
 }
 
 pub struct Dispatcher {
@@ -106,6 +109,8 @@ struct Shared {
     renderer: Renderer,
     inbox: Mutex<Sender<Submission>>,
     clock: Arc<dyn Clock>,
+    /// Every reason and provider answer goes through it before a log or an event.
+    redactor: Redactor,
     mailer: Mailer,
     http: reqwest::Client,
     sms: SmsSender,
@@ -118,6 +123,45 @@ struct Shared {
     sent: AtomicU64,
     failed: AtomicU64,
     bounced: AtomicU64,
+    uncertain: AtomicU64,
+    /// Uncertain sends waiting for their one retry (not in flight: their outcome is
+    /// recorded, a stop abandons the retry).
+    rechecks: AtomicU64,
+}
+
+/// What `deliver` came to.
+struct Tried {
+    outcome: Delivery,
+    subject: Option<String>,
+    props: Map<String, Value>,
+    attempts: u32,
+    /// The message, kept for the one retry of an uncertain outcome.
+    prepared: Option<Prepared>,
+    /// Push targets answered 404/410.
+    gone: Vec<Value>,
+}
+
+impl Tried {
+    fn new(
+        outcome: Delivery,
+        subject: Option<String>,
+        props: Map<String, Value>,
+        attempts: u32,
+    ) -> Tried {
+        Tried {
+            outcome,
+            subject,
+            props,
+            attempts,
+            prepared: None,
+            gone: Vec::new(),
+        }
+    }
+
+    fn gone(mut self, progress: PushProgress) -> Tried {
+        self.gone = progress.gone;
+        self
+    }
 }
 
 /// A rendered message, the same on every attempt.
@@ -182,7 +226,12 @@ impl Dispatcher {
             Some(PushProvider::Webpush {
                 vapid_private_key,
                 vapid_subject,
-            }) => Some(Vapid::new(vapid_private_key, vapid_subject)?),
+                vapid_private_key_file,
+            }) => Some(Vapid::from_config(
+                vapid_private_key,
+                vapid_private_key_file.as_deref(),
+                vapid_subject,
+            )?),
             _ => None,
         };
         let http = http::client();
@@ -201,6 +250,7 @@ impl Dispatcher {
                 vapid,
                 ttl_seconds: c.push.ttl_seconds,
             },
+            redactor: Redactor::from_config(c, &opts.secret),
             config: opts.config.clone(),
             store: opts.store,
             renderer,
@@ -216,6 +266,8 @@ impl Dispatcher {
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             bounced: AtomicU64::new(0),
+            uncertain: AtomicU64::new(0),
+            rechecks: AtomicU64::new(0),
         };
         Ok(Dispatcher {
             shared: Arc::new(shared),
@@ -254,7 +306,20 @@ impl Dispatcher {
             sent: s.sent.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
             bounced: s.bounced.load(Ordering::Relaxed),
+            uncertain: s.uncertain.load(Ordering::Relaxed),
         }
+    }
+
+    /// Like `wait_idle`, and also until the retries of uncertain sends are done.
+    pub fn wait_settled(&self, timeout: Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        while self.in_flight() > 0 || self.shared().rechecks.load(Ordering::SeqCst) > 0 {
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
     }
 
     /// The Web Push public key (`applicationServerKey`) when Web Push is configured.
@@ -294,18 +359,126 @@ impl Sink for Dispatcher {
 
 impl Shared {
     async fn run(self: Arc<Self>, job: SendJob) {
-        let (outcome, subject, props, attempts) = self.deliver(&job).await;
+        let Tried {
+            outcome,
+            subject,
+            props,
+            attempts,
+            prepared,
+            gone,
+        } = self.deliver(&job).await;
+        let uncertain = matches!(outcome, Delivery::Uncertain(_));
+        self.report(&job, outcome, subject.clone(), props, attempts);
+        if !gone.is_empty() {
+            self.remove_gone_targets(&job, gone);
+        }
+        if let Ok(mut s) = self.in_flight.lock() {
+            s.remove(&job.message_id);
+        }
+        let delay = self.config.retry.uncertain_retry_ms;
+        if let (true, Some(prepared), true) = (uncertain, prepared, delay > 0) {
+            self.rechecks.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.recheck(&job, &prepared, subject, attempts).await;
+            self.rechecks.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The one retry of an uncertain send, the same message (Message-ID and all), so a
+    /// receiver that got it the first time can tell. Only an answer that settles it is
+    /// recorded: `message.sent` (accepted now) or `message.bounced` (no such recipient, then
+    /// or now); anything else leaves it uncertain, logged.
+    async fn recheck(&self, job: &SendJob, p: &Prepared, subject: Option<String>, before: u32) {
+        // Not for a contact erased meanwhile: its history (the uncertain outcome with it)
+        // is gone, and so must be every message to it.
+        let still_there = self.store.events_of(&job.contact).is_ok_and(|es| {
+            es.iter().any(|e| {
+                e.kind == crate::engine::MESSAGE_UNCERTAIN
+                    && e.message_id.as_deref() == Some(job.message_id.as_str())
+            })
+        });
+        if !still_there {
+            return;
+        }
+        let lane = &self.lanes[&job.channel];
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        let a = {
+            let _slot = lane.slots.acquire().await.expect("never closed");
+            lane.pace().await;
+            self.attempt(job, p, &mut PushProgress::default()).await
+        };
+        let mut props = Map::new();
+        props.insert("after_uncertain".into(), Value::Bool(true));
+        match a {
+            Attempt::Done(p) => {
+                props.extend(p);
+                self.report(job, Delivery::Sent, subject, props, before + 1);
+            }
+            Attempt::Bounced(r) => {
+                self.report(job, Delivery::Bounced(r), subject, props, before + 1)
+            }
+            Attempt::Failed(r, _) | Attempt::Uncertain(r) | Attempt::Retry { reason: r, .. } => {
+                tracing::warn!(
+                    message_id = %job.message_id,
+                    journey = %job.journey,
+                    "the retry of an uncertain send did not settle it; it stays uncertain: {}",
+                    self.redactor.redact(&r)
+                );
+            }
+        }
+    }
+
+    /// Push targets the service said are gone leave the contact's `push_tokens`: a control
+    /// for the live loop's thread, which alone writes profiles.
+    fn remove_gone_targets(&self, job: &SendJob, gone: Vec<Value>) {
+        let job = job.clone();
+        let control: crate::runtime::live::Control = Box::new(move |rt, sink, now, timeline| {
+            if let Err(e) = rt.remove_push_targets(&job, &gone, now, sink, timeline) {
+                tracing::warn!(contact = %job.contact, "expired push targets not removed: {e}");
+            }
+        });
+        let sub = Submission {
+            inputs: Vec::new(),
+            ack: None,
+            control: Some(control),
+        };
+        if let Ok(tx) = self.inbox.lock() {
+            let _ = tx.send(sub);
+        }
+    }
+
+    /// Records an outcome: counted, logged when it is not a success, and sent to the live
+    /// loop's inbox, redacted.
+    fn report(
+        &self,
+        job: &SendJob,
+        outcome: Delivery,
+        subject: Option<String>,
+        mut props: Map<String, Value>,
+        attempts: u32,
+    ) {
+        // Secrets never leave the config: not in a log, an event or the API.
+        let outcome = match outcome {
+            Delivery::Failed(r) => Delivery::Failed(self.redactor.redact(&r)),
+            Delivery::Bounced(r) => Delivery::Bounced(self.redactor.redact(&r)),
+            Delivery::Uncertain(r) => Delivery::Uncertain(self.redactor.redact(&r)),
+            other => other,
+        };
+        for v in props.values_mut() {
+            self.redactor.redact_json(v);
+        }
         match outcome {
             Delivery::Sent => &self.sent,
             Delivery::Bounced(_) => &self.bounced,
+            Delivery::Uncertain(_) => &self.uncertain,
             _ => &self.failed,
         }
         .fetch_add(1, Ordering::Relaxed);
-        if let Delivery::Failed(r) | Delivery::Bounced(r) = &outcome {
+        if let Delivery::Failed(r) | Delivery::Bounced(r) | Delivery::Uncertain(r) = &outcome {
             tracing::warn!(message_id = %job.message_id, journey = %job.journey, "{r}");
         }
         let at = self.clock.now();
-        if let Some(mut event) = delivery_event(&job, at, subject, &outcome) {
+        if let Some(mut event) = delivery_event(job, at, subject, &outcome) {
             for (k, v) in props {
                 event.properties.entry(k).or_insert(v);
             }
@@ -329,19 +502,16 @@ impl Shared {
                 tracing::warn!(message_id = %job.message_id, "the live loop is gone: the outcome stays unrecorded, the send stays in the outbox");
             }
         }
-        if let Ok(mut s) = self.in_flight.lock() {
-            s.remove(&job.message_id);
-        }
     }
 
-    /// Renders, then tries until done: (outcome, subject, event properties, attempts).
-    async fn deliver(&self, job: &SendJob) -> (Delivery, Option<String>, Map<String, Value>, u32) {
+    /// Renders, then tries until done.
+    async fn deliver(&self, job: &SendJob) -> Tried {
         let (prepared, subject) = match self.prepare(job) {
             Ok(p) => p,
-            Err(reason) => return (Delivery::Failed(reason), None, Map::new(), 0),
+            Err(reason) => return Tried::new(Delivery::Failed(reason), None, Map::new(), 0),
         };
         if let Err(reason) = self.keep_short_links(&prepared).await {
-            return (Delivery::Failed(reason), subject, Map::new(), 0);
+            return Tried::new(Delivery::Failed(reason), subject, Map::new(), 0);
         }
         let lane = &self.lanes[&job.channel];
         let max = self.config.retry.max_attempts.max(1);
@@ -360,9 +530,20 @@ impl Shared {
                 self.attempt(job, &prepared, &mut progress).await
             };
             match a {
-                Attempt::Done(p) => return (Delivery::Sent, subject, p, attempt),
-                Attempt::Failed(r, p) => return (Delivery::Failed(r), subject, p, attempt),
-                Attempt::Bounced(r) => return (Delivery::Bounced(r), subject, Map::new(), attempt),
+                Attempt::Done(p) => {
+                    return Tried::new(Delivery::Sent, subject, p, attempt).gone(progress)
+                }
+                Attempt::Failed(r, p) => {
+                    return Tried::new(Delivery::Failed(r), subject, p, attempt).gone(progress)
+                }
+                Attempt::Bounced(r) => {
+                    return Tried::new(Delivery::Bounced(r), subject, Map::new(), attempt)
+                }
+                Attempt::Uncertain(r) => {
+                    let mut t = Tried::new(Delivery::Uncertain(r), subject, Map::new(), attempt);
+                    t.prepared = Some(prepared);
+                    return t;
+                }
                 Attempt::Retry {
                     reason,
                     after,
@@ -374,27 +555,29 @@ impl Shared {
                             let mut p = Map::new();
                             p.insert("delivered".into(), progress.delivered.into());
                             p.insert("errors".into(), vec![reason].into());
-                            return (Delivery::Sent, subject, p, attempt);
+                            return Tried::new(Delivery::Sent, subject, p, attempt).gone(progress);
                         }
-                        return (
+                        return Tried::new(
                             Delivery::Failed(format!(
                                 "{reason} (gave up after {attempt} attempts)"
                             )),
                             subject,
                             properties,
                             attempt,
-                        );
+                        )
+                        .gone(progress);
                     }
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(message_id = %job.message_id, attempt, "retrying: {reason}");
+                    tracing::debug!(message_id = %job.message_id, attempt, "retrying: {}", self.redactor.redact(&reason));
                     tokio::time::sleep(self.backoff(attempt, after)).await;
                 }
             }
         }
     }
 
-    /// `base · 2^(attempt−1)`, capped, with full jitter over its upper half; at least what the
-    /// provider asked for (`Retry-After`), within the cap.
+    /// `base · 2^(attempt−1)`, capped by `max_delay_ms`, with full jitter over its upper
+    /// half; at least what the provider asked for (`Retry-After`), even beyond `max_delay_ms`,
+    /// up to `max_retry_after_ms`.
     fn backoff(&self, attempt: u32, after: Option<Duration>) -> Duration {
         let r = &self.config.retry;
         let exp = r
@@ -402,8 +585,11 @@ impl Shared {
             .saturating_mul(1u64 << (attempt - 1).min(30))
             .min(r.max_delay_ms);
         let jittered = exp / 2 + fastrand::u64(0..=exp / 2);
-        let asked = after.map(|d| d.as_millis() as u64).unwrap_or(0);
-        Duration::from_millis(jittered.max(asked).min(r.max_delay_ms.max(exp)))
+        let asked = after
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+            .min(r.max_retry_after_ms);
+        Duration::from_millis(jittered.max(asked))
     }
 
     fn version(&self, hash: &str) -> Result<Arc<JourneyIr>, String> {

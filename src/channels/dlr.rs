@@ -49,6 +49,53 @@ pub fn kannel_event(
     }))
 }
 
+/// The event a Twilio status callback records (`MessageStatus`): `received` for
+/// `delivered`, `bounced` for `undelivered` and `failed` (with Twilio's `ErrorCode`); None
+/// for the statuses on the way (`queued`, `sending`, `sent`, `accepted`…).
+pub fn twilio_event(
+    secret: &[u8],
+    token: &str,
+    status: &str,
+    error_code: Option<&str>,
+    now: Millis,
+) -> Result<Option<Event>, TokenError> {
+    let claims = verify(secret, token)?;
+    if claims.kind != TokenKind::Delivery {
+        return Err(TokenError::Malformed);
+    }
+    let kind = match status.trim() {
+        "delivered" => "received",
+        "undelivered" | "failed" => "bounced",
+        _ => return Ok(None),
+    };
+    let mut properties = serde_json::Map::new();
+    properties.insert("dlr_status".into(), status.trim().into());
+    if kind == "bounced" {
+        let code = error_code.unwrap_or("").trim();
+        properties.insert(
+            "reason".into(),
+            format!("Twilio status {} {code}", status.trim())
+                .trim()
+                .into(),
+        );
+    }
+    Ok(Some(Event {
+        id: Some(format!("dlr:{}:{kind}", claims.message_id)),
+        contact: claims.contact,
+        kind: kind.into(),
+        at: now,
+        properties,
+        context: None,
+        journey: Some(claims.journey),
+        message: Some(claims.message),
+        link: None,
+        channel: Some(Channel::Sms),
+        message_id: Some(claims.message_id),
+    }))
+}
+
+pub use crate::engine::AWAITS_REPORT;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +132,22 @@ mod tests {
         assert!(kannel_event(b"other", &t, "1", 5).is_err());
         // A click token is no delivery report.
         assert!(kannel_event(b"k", &token(TokenKind::Click), "1", 5).is_err());
+    }
+
+    #[test]
+    fn twilio_statuses_become_received_or_bounced() {
+        let t = token(TokenKind::Delivery);
+        let e = twilio_event(b"k", &t, "delivered", None, 5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.kind, "received");
+        assert_eq!(e.message_id.as_deref(), Some("3:day_of_event"));
+        let b = twilio_event(b"k", &t, "undelivered", Some("30003"), 5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.kind, "bounced");
+        assert_eq!(b.properties["reason"], "Twilio status undelivered 30003");
+        assert_eq!(twilio_event(b"k", &t, "sent", None, 5).unwrap(), None);
+        assert!(twilio_event(b"x", &t, "delivered", None, 5).is_err());
     }
 }

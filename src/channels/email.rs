@@ -89,6 +89,7 @@ pub fn build(
 }
 
 /// Where emails go.
+#[allow(clippy::large_enum_variant)] // one per dispatcher
 pub enum Mailer {
     Smtp(SmtpPool),
     Maildir(Maildir),
@@ -129,6 +130,8 @@ impl Mailer {
                     Attempt::Done(props)
                 }
                 Err(SmtpError::Smtp(e)) => classify(&e),
+                Err(e @ SmtpError::Uncertain(_)) => Attempt::Uncertain(format!("SMTP {e}")),
+                Err(e @ SmtpError::Client(_)) => Attempt::failed(format!("SMTP {e}")),
                 Err(e) => Attempt::retry(format!("SMTP {e}")),
             },
             Mailer::Maildir(m) => {
@@ -234,17 +237,34 @@ impl Maildir {
         format!("{}.J{id}.{}", job.created_at.max(0) / 1000, self.host)
     }
 
+    /// Writes the message with LF line endings: SMTP's CRLF is the wire form, and Maildir
+    /// readers (mutt, notmuch, Dovecot) expect the local one and would show the CRs.
     pub fn deliver(&self, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
         let tmp = self.root.join("tmp").join(name);
         let new = self.root.join("new").join(name);
         {
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
+            f.write_all(&lf_line_endings(bytes))?;
             f.sync_all()?;
         }
         std::fs::rename(&tmp, &new)?;
         Ok(new)
     }
+}
+
+/// CRLF → LF (a lone CR is kept: it is not a line ending).
+pub fn lf_line_endings(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
 }
 
 #[cfg(test)]

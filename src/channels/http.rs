@@ -4,7 +4,7 @@
 
 use super::Attempt;
 use serde_json::{Map, Value};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The most response bytes kept in a reason.
 const BODY_IN_REASON: usize = 300;
@@ -23,18 +23,34 @@ pub async fn send(req: reqwest::RequestBuilder, what: &str) -> (Attempt, Option<
     match req.send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let h = resp.headers();
+            let text = |name| {
+                h.get(name)
+                    .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            };
+            let retry_after = text(reqwest::header::RETRY_AFTER)
+                .and_then(|v| retry_after(v, text(reqwest::header::DATE), SystemTime::now()));
             let body = resp.text().await.unwrap_or_default();
             let json = serde_json::from_str::<Value>(&body).ok();
             (classify(what, status, &body, retry_after), json)
         }
         Err(e) => (classify_error(what, &e), None),
     }
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date, counted from the
+/// response's `Date` when it has one (the server's clock, so skew does not matter), else
+/// from `now`. A date in the past is no wait; garbage is ignored.
+pub fn retry_after(value: &str, date: Option<&str>, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    let from = date
+        .and_then(|d| httpdate::parse_http_date(d.trim()).ok())
+        .unwrap_or(now);
+    Some(at.duration_since(from).unwrap_or(Duration::ZERO))
 }
 
 pub fn classify(what: &str, status: u16, body: &str, retry_after: Option<Duration>) -> Attempt {
@@ -110,4 +126,36 @@ pub async fn post_webhook(
         req = req.header(k, v);
     }
     send(req, what).await.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now = httpdate::parse_http_date("Fri, 04 Dec 2026 07:00:00 GMT").unwrap();
+        assert_eq!(
+            retry_after(" 120 ", None, now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after("Fri, 04 Dec 2026 07:02:00 GMT", None, now),
+            Some(Duration::from_secs(120))
+        );
+        // From the response's Date, whatever our clock says.
+        assert_eq!(
+            retry_after(
+                "Fri, 04 Dec 2026 08:00:30 GMT",
+                Some("Fri, 04 Dec 2026 08:00:00 GMT"),
+                now
+            ),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after("Fri, 04 Dec 2026 06:00:00 GMT", None, now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", None, now), None);
+    }
 }

@@ -13,6 +13,7 @@ pub mod email;
 mod http;
 pub mod preview;
 pub mod push;
+pub mod redact;
 pub mod render;
 pub mod sms;
 pub mod smtp;
@@ -24,6 +25,31 @@ pub use dispatch::{Dispatcher, DispatcherOptions};
 
 use serde_json::{Map, Value};
 use std::time::Duration;
+
+/// The channels' configuration, checked before anything is created: the VAPID key (inline
+/// or from its file) and subject, SMTP credentials given in pairs. The daemon calls it before
+/// it opens the store or prints a token, so a bad config leaves nothing behind.
+pub fn check_config(c: &crate::config::Config) -> Result<(), String> {
+    if let Some(crate::config::PushProvider::Webpush {
+        vapid_private_key,
+        vapid_subject,
+        vapid_private_key_file,
+    }) = &c.push.provider
+    {
+        webpush::Vapid::from_config(
+            vapid_private_key,
+            vapid_private_key_file.as_deref(),
+            vapid_subject,
+        )
+        .map_err(|e| format!("push.provider: {e}"))?;
+    }
+    if let Some(s) = &c.email.smtp {
+        if s.username.is_some() != s.password.is_some() {
+            return Err("email.smtp: give both username and password, or neither".into());
+        }
+    }
+    Ok(())
+}
 
 /// What one try at a delivery came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +67,11 @@ pub enum Attempt {
     Failed(String, Map<String, Value>),
     /// The recipient does not exist: recorded as `message.bounced`.
     Bounced(String),
+    /// The message was handed over whole and no answer came (an SMTP server silent after the
+    /// final `.`): it may have been accepted. Recorded as `message.uncertain`, never retried
+    /// at once (that could send it twice), retried at most once after
+    /// `retry.uncertain_retry_ms`.
+    Uncertain(String),
 }
 
 impl Attempt {

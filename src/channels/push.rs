@@ -30,6 +30,9 @@ pub struct PushProgress {
     pub remaining: Vec<Value>,
     pub delivered: usize,
     pub errors: Vec<String>,
+    /// Targets the push service answered 404 or 410: the subscription or token is gone,
+    /// and is removed from the contact's `push_tokens` (through the live loop).
+    pub gone: Vec<Value>,
     started: bool,
 }
 
@@ -165,7 +168,18 @@ impl PushSender {
         for target in std::mem::take(&mut progress.remaining) {
             match one(target.clone()).await {
                 Attempt::Done(_) => progress.delivered += 1,
-                Attempt::Failed(r, _) | Attempt::Bounced(r) => progress.errors.push(r),
+                Attempt::Failed(r, p)
+                    if matches!(
+                        p.get("status").and_then(Value::as_u64),
+                        Some(404) | Some(410)
+                    ) =>
+                {
+                    progress.gone.push(target);
+                    progress.errors.push(r)
+                }
+                Attempt::Failed(r, _) | Attempt::Bounced(r) | Attempt::Uncertain(r) => {
+                    progress.errors.push(r)
+                }
                 a @ Attempt::Retry { .. } => {
                     again.push(target);
                     last_retry = Some(a);

@@ -92,6 +92,14 @@ struct Inner {
 
 /// Names of templates that are HTML (auto-escaped); every other text is plain.
 const HTML_NAME: &str = "html";
+/// The name of a link's URL template starts with this: its values are percent-encoded.
+const LINK_PREFIX: &str = "link ";
+/// What a value interpolated into a link's URL keeps: RFC 3986's unreserved characters.
+const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 impl Renderer {
     pub fn new(secret: &[u8], public_url: &str) -> Renderer {
@@ -103,6 +111,28 @@ impl Renderer {
             } else {
                 AutoEscape::None
             }
+        });
+        // In a link's URL every interpolated value is percent-encoded, so a value with `&`,
+        // `?`, `#`, `/` or CR/LF can neither change the target's query nor break the
+        // redirect; `| safe` inserts a value as it is, `| urlencode` is not encoded twice.
+        env.set_formatter(|out, state, value| {
+            if state.name().starts_with(LINK_PREFIX) && !value.is_safe() {
+                if value.is_undefined() || value.is_none() {
+                    return Ok(());
+                }
+                let text = value.to_string();
+                write!(
+                    out,
+                    "{}",
+                    percent_encoding::utf8_percent_encode(&text, URL_VALUE)
+                )
+                .map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "write failed"))
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
+        env.add_filter("urlencode", |v: &Value| {
+            minijinja::filters::urlencode(v).map(Value::from_safe_string)
         });
         Renderer {
             inner: Arc::new(Inner {
@@ -186,8 +216,15 @@ impl Renderer {
         let mut link_urls = BTreeMap::new();
         let mut tracked = BTreeMap::new();
         for (name, template) in &src.message.links {
-            let url = self.render_str(src, &format!("link {name}"), template, base.clone())?;
+            let what = format!("{LINK_PREFIX}{name}");
+            let url = self.render_str(src, &what, template, base.clone())?;
             let url = url.trim().to_string();
+            if url.chars().any(char::is_control) {
+                return Err(RenderError(format!(
+                    "journey '{}', step '{}', {what}: the URL has a control character",
+                    src.job.journey, src.job.step
+                )));
+            }
             tracked.insert(name.clone(), self.click_url(src.job, Some(name), &url));
             link_urls.insert(name.clone(), url);
         }
@@ -1003,6 +1040,36 @@ mod tests {
 
     fn r() -> Renderer {
         Renderer::new(SECRET, "http://t.example/")
+    }
+
+    #[test]
+    fn values_in_a_links_url_are_percent_encoded_once() {
+        let m = message(
+            &[("subject", "s"), ("html", "<a href=\"{{ link('p') }}\">p</a>")],
+            &[(
+                "p",
+                "https://m.example/p?c={{ contact.id }}&n={{ contact.first_name | urlencode }}&s={{ contact.email | safe }}",
+            )],
+        );
+        let j = job();
+        let mut c = contact();
+        c.id = "a&b=c\r\n#".into();
+        let e = r()
+            .email(
+                &Source {
+                    job: &j,
+                    message: &m,
+                    contact: &c,
+                    event: None,
+                },
+                None,
+            )
+            .unwrap();
+        let claims = verify(SECRET, e.links["p"].rsplit('/').next().unwrap()).unwrap();
+        assert_eq!(
+            claims.url.as_deref(),
+            Some("https://m.example/p?c=a%26b%3Dc%0D%0A%23&n=%3CAngela%3E&s=angela@example.com")
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ use std::time::Duration;
 pub const KANNEL_DLR_MASK: u32 = 1 | 2 | 16;
 /// The route of the daemon that takes Kannel's delivery reports.
 pub const KANNEL_DLR_PATH: &str = "/v1/dlr/kannel";
+/// The route of the daemon that takes Twilio's status callbacks.
+pub const TWILIO_DLR_PATH: &str = "/v1/dlr/twilio";
 const TWILIO: &str = "https://api.twilio.com";
 
 pub struct SmsSender {
@@ -51,19 +53,26 @@ impl SmsSender {
             }) => {
                 let base = base_url.as_deref().unwrap_or(TWILIO).trim_end_matches('/');
                 let url = format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json");
+                let callback = format!("{}{TWILIO_DLR_PATH}?t={delivery_token}", self.public_url);
                 let req = self
                     .http
                     .post(url)
                     .basic_auth(account_sid, Some(auth_token))
                     .header("Idempotency-Key", &job.message_id)
                     .header("I-Twilio-Idempotency-Token", &job.message_id)
-                    .form(&[("To", sms.to.as_str()), ("From", from), ("Body", &sms.text)])
+                    .form(&[
+                        ("To", sms.to.as_str()),
+                        ("From", from),
+                        ("Body", &sms.text),
+                        ("StatusCallback", &callback),
+                    ])
                     .timeout(timeout);
                 let (mut a, body) = http::send(req, "Twilio").await;
-                if let (Attempt::Done(p), Some(sid)) =
-                    (&mut a, body.as_ref().and_then(|b| b.get("sid")).cloned())
-                {
-                    p.insert("provider_id".into(), sid);
+                if let Attempt::Done(p) = &mut a {
+                    if let Some(sid) = body.as_ref().and_then(|b| b.get("sid")).cloned() {
+                        p.insert("provider_id".into(), sid);
+                    }
+                    p.insert(super::dlr::AWAITS_REPORT.into(), true.into());
                 }
                 a
             }
@@ -94,7 +103,11 @@ impl SmsSender {
                     q.push(("from", f.clone()));
                 }
                 let req = self.http.get(url).query(&q).timeout(timeout);
-                http::send(req, "Kannel").await.0
+                let mut a = http::send(req, "Kannel").await.0;
+                if let Attempt::Done(p) = &mut a {
+                    p.insert(super::dlr::AWAITS_REPORT.into(), true.into());
+                }
+                a
             }
             Some(SmsProvider::Webhook { url, headers }) => {
                 let fields = json!({

@@ -8,12 +8,17 @@
 //! `tls` (implicit TLS, rustls with the webpki roots); AUTH PLAIN or LOGIN when credentials
 //! are configured. Idle connections are reused (checked with NOOP after a quiet second) and
 //! dropped after a minute; any error drops the connection.
+//!
+//! Each stage has its own timeout (RFC 5321 §4.5.3.2): a timeout before the message is
+//! written to its end is a transient failure; after it (the reply to the final `.` never
+//! came) the outcome is uncertain, since the server may have accepted the message.
 
 use crate::config::{SmtpConfig, SmtpSecurity};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,8 +32,14 @@ pub enum SmtpError {
     Smtp(lettre::transport::smtp::Error),
     /// Connecting (TCP, TLS) failed.
     Connect(String),
-    /// No answer in time.
-    Timeout,
+    /// No answer in time at a stage before the end of DATA: the server does not have the
+    /// message.
+    Timeout(&'static str),
+    /// The message was written to the end (the final `.` included) and no reply came in
+    /// time: the server may have accepted it.
+    Uncertain(Duration),
+    /// The message cannot be sent to this server (non-ASCII without SMTPUTF8/8BITMIME).
+    Client(String),
 }
 
 impl std::fmt::Display for SmtpError {
@@ -36,10 +47,48 @@ impl std::fmt::Display for SmtpError {
         match self {
             SmtpError::Smtp(e) => write!(f, "{e}"),
             SmtpError::Connect(e) => write!(f, "cannot connect: {e}"),
-            SmtpError::Timeout => write!(f, "timed out"),
+            SmtpError::Timeout(stage) => write!(f, "timed out {stage}"),
+            SmtpError::Uncertain(d) => write!(
+                f,
+                "no reply to the end of DATA within {}s: the server may have accepted the message",
+                d.as_secs()
+            ),
+            SmtpError::Client(e) => write!(f, "{e}"),
         }
     }
 }
+
+/// How long each stage of a session may take (RFC 5321 §4.5.3.2 by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting: TCP, TLS, the greeting, EHLO, STARTTLS, AUTH (5 min: the greeting's).
+    pub connect: Duration,
+    /// MAIL FROM and each RCPT TO (5 min).
+    pub command: Duration,
+    /// DATA's 354 (2 min).
+    pub data: Duration,
+    /// Each block of the message written (3 min).
+    pub block: Duration,
+    /// The reply to the final `.` (10 min).
+    pub final_reply: Duration,
+}
+
+impl Timeouts {
+    /// RFC 5321's, or `timeout_seconds` for every stage before the end of DATA.
+    pub fn new(stages: Option<u64>, final_reply: Option<u64>) -> Timeouts {
+        let s = |rfc_minutes: u64| Duration::from_secs(stages.unwrap_or(rfc_minutes * 60).max(1));
+        Timeouts {
+            connect: s(5),
+            command: s(5),
+            data: s(2),
+            block: s(3),
+            final_reply: Duration::from_secs(final_reply.unwrap_or(600).max(1)),
+        }
+    }
+}
+
+/// The size of the blocks the message is written in (each bounded by `Timeouts::block`).
+const BLOCK: usize = 64 * 1024;
 
 struct Idle {
     conn: AsyncSmtpConnection,
@@ -52,7 +101,7 @@ pub struct SmtpPool {
     security: SmtpSecurity,
     credentials: Option<Credentials>,
     hello: ClientId,
-    timeout: Duration,
+    timeouts: Timeouts,
     max_idle: usize,
     idle: tokio::sync::Mutex<Vec<Idle>>,
     tls: Option<Arc<tokio_rustls::TlsConnector>>,
@@ -98,7 +147,7 @@ impl SmtpPool {
             security: c.security,
             credentials,
             hello: ClientId::default(),
-            timeout: Duration::from_secs(c.timeout_seconds.unwrap_or(30).max(1)),
+            timeouts: Timeouts::new(c.timeout_seconds, c.final_reply_timeout_seconds),
             max_idle: pool_size.max(1),
             idle: tokio::sync::Mutex::new(Vec::new()),
             tls,
@@ -158,25 +207,125 @@ impl SmtpPool {
         self.connect().await
     }
 
-    /// Sends one message; the whole session is bounded by the configured timeout.
+    /// Sends one message, each stage bounded by its timeout. A connection that failed or
+    /// timed out is dropped (a silent server is not sent QUIT: it would not answer that
+    /// either).
     pub async fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<Response, SmtpError> {
-        match tokio::time::timeout(self.timeout, self.send_inner(envelope, email)).await {
-            Ok(r) => r,
-            Err(_) => Err(SmtpError::Timeout),
-        }
-    }
-
-    async fn send_inner(&self, envelope: &Envelope, email: &[u8]) -> Result<Response, SmtpError> {
-        let mut conn = self.checkout().await?;
-        let r = conn.send(envelope, email).await;
-        match r {
+        let mut conn = match tokio::time::timeout(self.timeouts.connect, self.checkout()).await {
+            Ok(c) => c?,
+            Err(_) => return Err(SmtpError::Timeout("connecting")),
+        };
+        match self.transaction(&mut conn, envelope, email).await {
             Ok(resp) => {
                 self.checkin(conn).await;
                 Ok(resp)
             }
-            Err(e) => {
-                conn.abort().await;
-                Err(SmtpError::Smtp(e))
+            Err(e @ SmtpError::Smtp(_)) | Err(e @ SmtpError::Client(_)) => {
+                // The server answered: say goodbye, briefly.
+                let _ = tokio::time::timeout(Duration::from_secs(2), conn.abort()).await;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// MAIL, RCPT, DATA and the message, each stage under its own timeout; lettre's
+    /// `send` would bound them only together, and could not tell a timeout before the
+    /// server had the message from one after it.
+    async fn transaction(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        envelope: &Envelope,
+        email: &[u8],
+    ) -> Result<Response, SmtpError> {
+        let t = self.timeouts;
+        async fn stage<
+            F: std::future::Future<Output = Result<Response, lettre::transport::smtp::Error>>,
+        >(
+            d: Duration,
+            what: &'static str,
+            f: F,
+        ) -> Result<Response, SmtpError> {
+            match tokio::time::timeout(d, f).await {
+                Ok(r) => r.map_err(SmtpError::Smtp),
+                Err(_) => Err(SmtpError::Timeout(what)),
+            }
+        }
+        // As lettre's `send`: SMTPUTF8 for non-ASCII addresses, 8BITMIME for a non-ASCII body.
+        let mut options = Vec::new();
+        let ascii = |a: &lettre::Address| AsRef::<str>::as_ref(a).is_ascii();
+        let non_ascii =
+            envelope.from().is_some_and(|a| !ascii(a)) || envelope.to().iter().any(|a| !ascii(a));
+        if non_ascii {
+            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+                return Err(SmtpError::Client(
+                    "the envelope has non-ASCII addresses and the server does not support SMTPUTF8"
+                        .into(),
+                ));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !email.is_ascii() {
+            if !conn.server_info().supports_feature(Extension::EightBitMime) {
+                return Err(SmtpError::Client(
+                    "the message is not ASCII and the server does not support 8BITMIME".into(),
+                ));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        stage(
+            t.command,
+            "at MAIL FROM",
+            conn.command(Mail::new(envelope.from().cloned(), options)),
+        )
+        .await?;
+        for to in envelope.to() {
+            stage(
+                t.command,
+                "at RCPT TO",
+                conn.command(Rcpt::new(to.clone(), vec![])),
+            )
+            .await?;
+        }
+        stage(t.data, "at DATA", conn.command(Data)).await?;
+        // The message in blocks: the iterator notes each block as lettre asks for the next
+        // (the one before is written and flushed by then), and that all are written when it
+        // asks past the last; only the final `.` (5 bytes) and the reply remain then.
+        let progress = Arc::new(std::sync::Mutex::new(Progress {
+            last: tokio::time::Instant::now(),
+            written: false,
+        }));
+        let moved = Arc::new(tokio::sync::Notify::new());
+        let blocks = Blocks {
+            email,
+            at: 0,
+            progress: progress.clone(),
+            moved: moved.clone(),
+        };
+        let send = conn.message_iter(blocks);
+        tokio::pin!(send);
+        loop {
+            let deadline = {
+                let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                p.last + if p.written { t.final_reply } else { t.block }
+            };
+            tokio::select! {
+                r = &mut send => return r.map_err(SmtpError::Smtp),
+                // A block went out, or the last: the deadline moves.
+                _ = moved.notified() => continue,
+                _ = tokio::time::sleep_until(deadline) => {
+                    let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                    let wait = if p.written { t.final_reply } else { t.block };
+                    if tokio::time::Instant::now() < p.last + wait {
+                        // A block was written since: wait on.
+                        continue;
+                    }
+                    return Err(if p.written {
+                        SmtpError::Uncertain(t.final_reply)
+                    } else {
+                        SmtpError::Timeout("writing the message")
+                    });
+                }
             }
         }
     }
@@ -196,6 +345,38 @@ impl SmtpPool {
             drop(idle);
             let _ = conn.quit().await;
         }
+    }
+}
+
+struct Progress {
+    /// When the last block was handed over (or DATA answered).
+    last: tokio::time::Instant,
+    /// Every block is written; the final `.` follows at once.
+    written: bool,
+}
+
+/// The message in blocks of `BLOCK` bytes, noting progress as lettre takes them.
+struct Blocks<'a> {
+    email: &'a [u8],
+    at: usize,
+    progress: Arc<std::sync::Mutex<Progress>>,
+    moved: Arc<tokio::sync::Notify>,
+}
+
+impl<'a> Iterator for Blocks<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.last = tokio::time::Instant::now();
+        self.moved.notify_one();
+        if self.at >= self.email.len() {
+            p.written = true;
+            return None;
+        }
+        let end = (self.at + BLOCK).min(self.email.len());
+        let block = &self.email[self.at..end];
+        self.at = end;
+        Some(block)
     }
 }
 

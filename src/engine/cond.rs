@@ -159,14 +159,16 @@ impl<'a> ContactView<'a> {
 
     fn verb_matches(verb: Verb, e: &Event) -> bool {
         match verb {
-            Verb::Received => {
-                (e.kind == MESSAGE_SENT
-                    && e.properties.get(PENDING).and_then(Value::as_bool) != Some(true))
-                    || e.kind == "received"
-            }
+            // A send counts as received once sent, unless its provider reports delivery
+            // (then the report's `received` does).
+            Verb::Received => crate::engine::sent_means_received(e) || e.kind == "received",
             // A bounce is reported by the provider later (`bounced`), or by the channel at
             // once (`message.bounced`, recorded by the runtime instead of `message.sent`).
             Verb::Bounced => e.kind == "bounced" || e.kind == MESSAGE_BOUNCED,
+            // Opens are implied by clicks (images off and mail privacy protection hide
+            // opens): `count_engagement` counts a message's clicks as one open when it has
+            // no open of its own.
+            Verb::Opened => e.kind == "opened" || e.kind == "clicked",
             v => e.kind == v.as_str(),
         }
     }
@@ -229,6 +231,19 @@ impl<'a> ContactView<'a> {
         frame: Option<&FrameIr>,
     ) -> u64 {
         let mut seen_ids: Vec<&str> = Vec::new();
+        // Opened: the messages with an open of their own, and those whose clicks already
+        // counted as their one implied open.
+        fn message_of(e: &Event) -> (Option<&str>, Option<&str>) {
+            (e.journey.as_deref(), e.message.as_deref())
+        }
+        let mut implied: Vec<(Option<&str>, Option<&str>)> = Vec::new();
+        if verb == Verb::Opened {
+            implied.extend(
+                self.engagements(verb, target)
+                    .filter(|e| e.kind == "opened")
+                    .map(message_of),
+            );
+        }
         let mut n = 0;
         for e in self.engagements(verb, target) {
             if since.is_some_and(|s| e.at <= s) {
@@ -238,6 +253,13 @@ impl<'a> ContactView<'a> {
                 if !self.in_frame(f, e) {
                     continue;
                 }
+            }
+            if verb == Verb::Opened && e.kind == "clicked" {
+                let m = message_of(e);
+                if implied.contains(&m) {
+                    continue;
+                }
+                implied.push(m);
             }
             if verb == Verb::Received {
                 if let Some(id) = e.message_id.as_deref() {

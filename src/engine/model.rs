@@ -16,6 +16,24 @@ pub const MESSAGE_SENT: &str = "message.sent";
 pub const MESSAGE_BOUNCED: &str = "message.bounced";
 /// Recorded by the runtime when a channel gives up on a message.
 pub const MESSAGE_FAILED: &str = "message.failed";
+/// Recorded when a channel handed a message over whole and got no answer (an SMTP server
+/// silent after the final `.`): it may or may not have been accepted.
+pub const MESSAGE_UNCERTAIN: &str = "message.uncertain";
+/// Recorded when a push service answered 404/410 for a device token or Web Push
+/// subscription, which is then removed from the contact's `push_tokens`.
+pub const PUSH_TOKEN_REMOVED: &str = "push_token.removed";
+/// A property of `message.sent` when the provider reports delivery later (Kannel's
+/// dlr-url, Twilio's status callback): the message was accepted, not yet received; the
+/// `received` verb waits for the provider's `received` report.
+pub const AWAITS_REPORT: &str = "awaits_report";
+/// Whether a `message.sent` stands for a delivery (`received`): not while its step runs
+/// (`pending`), not when a delivery report is to come.
+pub fn sent_means_received(e: &Event) -> bool {
+    e.kind == MESSAGE_SENT
+        && ["pending", AWAITS_REPORT]
+            .iter()
+            .all(|p| e.properties.get(*p).and_then(Value::as_bool) != Some(true))
+}
 /// Recorded when a policy delays or skips a send.
 pub const MESSAGE_CAPPED: &str = "message.capped";
 /// Recorded when the engine does not send a message for want of consent, with the `reason`
@@ -48,6 +66,7 @@ pub fn is_reserved_event_type(kind: &str) -> bool {
                 | "subscription.changed"
                 | "holdout"
                 | "set.failed"
+                | "push_token.removed"
         )
 }
 
@@ -95,6 +114,7 @@ mod input_tests {
             "message.sent",
             "message.failed",
             "message.bounced",
+            "message.uncertain",
             "message.capped",
             "message.suppressed",
             MESSAGE_TEST,
@@ -108,6 +128,7 @@ mod input_tests {
             "dlr",
             "holdout",
             "set.failed",
+            "push_token.removed",
         ] {
             assert!(is_reserved_event_type(k), "{k}");
         }

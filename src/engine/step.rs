@@ -280,7 +280,16 @@ impl Run<'_, '_> {
             } => {
                 let (_, id, sent_at) = self.inst.last_sent(message)?;
                 let kind_ok = match verb {
-                    Verb::Received => e.kind == MESSAGE_SENT || e.kind == "received",
+                    Verb::Received => {
+                        (e.kind == MESSAGE_SENT
+                            && e.properties
+                                .get(super::AWAITS_REPORT)
+                                .and_then(Value::as_bool)
+                                != Some(true))
+                            || e.kind == "received"
+                    }
+                    // A click implies the open.
+                    Verb::Opened => e.kind == "opened" || e.kind == "clicked",
                     v => e.kind == v.as_str(),
                 };
                 let ok = kind_ok

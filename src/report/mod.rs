@@ -254,6 +254,14 @@ pub fn recipients(
             });
         apply(r, &e, &mut seen_deliveries);
     }
+    // Opens are implied by clicks: a click on a message with no open recorded (images off,
+    // mail privacy protection) counts as one open, at the first click.
+    for r in out.values_mut().flat_map(|m| m.values_mut()) {
+        if r.opens == 0 && r.clicks > 0 {
+            r.opens = 1;
+            r.first_opened = r.first_clicked;
+        }
+    }
     // Entered: the contacts with an instance of the journey.
     for c in store.contacts() {
         let c = c?;
@@ -275,7 +283,10 @@ fn apply(r: &mut Recipient, e: &Event, seen: &mut HashSet<(String, String)>) {
         }
     };
     match e.kind.as_str() {
-        MESSAGE_SENT | "received" => {
+        // A send whose provider reports delivery is received when the report says so.
+        MESSAGE_SENT | "received"
+            if e.kind == "received" || crate::engine::sent_means_received(e) =>
+        {
             // One delivery per message id, however many reports it has.
             let fresh = match &e.message_id {
                 Some(id) => seen.insert((e.contact.clone(), id.clone())),

@@ -276,7 +276,8 @@ pub fn trend(store: &Store, q: &TrendQuery) -> Result<Trend, StoreError> {
                     d.bounced = true;
                 }
             }
-            "opened" => {
+            // A click implies the open (images off, mail privacy protection).
+            "opened" | "clicked" => {
                 if let Some(d) = answered(&mut ds, &e) {
                     d.opened = true;
                 }

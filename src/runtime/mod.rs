@@ -6,6 +6,8 @@
 //! the sink differ.
 
 mod erase;
+mod merge;
+mod push_tokens;
 pub use erase::Erasure;
 pub mod live;
 pub mod segments;
@@ -22,7 +24,7 @@ use crate::engine::{
     MESSAGE_SENT,
 };
 
-pub use crate::engine::{MESSAGE_BOUNCED, MESSAGE_FAILED};
+pub use crate::engine::{MESSAGE_BOUNCED, MESSAGE_FAILED, MESSAGE_UNCERTAIN};
 use crate::store::{self, Store, StoreError, TimerEntry, WriteBatch};
 use chrono_tz::Tz;
 use serde_json::Value;
@@ -256,6 +258,8 @@ pub struct Runtime {
     /// late report of one is dropped, so that it does not bring the contact back
     /// (`erase_contact`).
     erased_sends: HashSet<String>,
+    /// Contacts merged into another (`merge_contact`): their later inputs go to it.
+    aliases: HashMap<String, String>,
 }
 
 /// Does some journey of the program enter on events of this type?
@@ -299,6 +303,7 @@ impl Runtime {
             held: Vec::new(),
             timer_observer: None,
             erased_sends: HashSet::new(),
+            aliases: HashMap::new(),
         };
         if let Some(v) = rt.store.meta(PAUSED_META)? {
             rt.paused = serde_json::from_slice(&v).unwrap_or_default();
@@ -870,6 +875,11 @@ impl Runtime {
             inputs
         } else {
             self.drop_erased_outcomes(inputs)
+        };
+        let inputs = if self.aliases.is_empty() {
+            inputs
+        } else {
+            self.follow_aliases(inputs)
         };
         // Group by contact, keeping each contact's inputs in order (and contacts in the
         // order they first appear). One id string per contact, not per input.
@@ -1454,8 +1464,8 @@ pub fn next_scheduled_run(
     }
 }
 
-/// The event a delivery outcome records: `message.sent`, `message.failed` (with `reason`)
-/// or `message.bounced`; None while it is pending.
+/// The event a delivery outcome records: `message.sent`, `message.failed` (with `reason`),
+/// `message.bounced` or `message.uncertain`; None while it is pending.
 pub fn delivery_event(
     job: &SendJob,
     at: Millis,
@@ -1465,11 +1475,11 @@ pub fn delivery_event(
     let mut e = sent_event(job, at, subject);
     match outcome {
         Delivery::Sent => {}
-        Delivery::Failed(reason) | Delivery::Bounced(reason) => {
-            e.kind = if matches!(outcome, Delivery::Failed(_)) {
-                MESSAGE_FAILED
-            } else {
-                MESSAGE_BOUNCED
+        Delivery::Failed(reason) | Delivery::Bounced(reason) | Delivery::Uncertain(reason) => {
+            e.kind = match outcome {
+                Delivery::Failed(_) => MESSAGE_FAILED,
+                Delivery::Bounced(_) => MESSAGE_BOUNCED,
+                _ => MESSAGE_UNCERTAIN,
             }
             .into();
             e.properties

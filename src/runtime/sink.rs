@@ -13,6 +13,10 @@ pub enum Delivery {
     Failed(String),
     /// The address does not exist (SMTP 5xx on the recipient): recorded as `message.bounced`.
     Bounced(String),
+    /// Handed over whole with no answer (an SMTP server silent after the final `.`): it
+    /// may have been accepted. Recorded as `message.uncertain`, an outcome: the outbox
+    /// entry goes, and a crash does not deliver it again.
+    Uncertain(String),
     /// Still in progress: the sink reports the outcome later as an `Input::Delivered`
     /// through the live loop's inbox, and the outbox entry stays until then.
     Pending,

@@ -169,6 +169,15 @@ impl From<&str> for Refused {
 }
 
 impl Refused {
+    /// The reason label of `journey_events_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        if self.status == StatusCode::FORBIDDEN {
+            "reserved_type"
+        } else {
+            "invalid"
+        }
+    }
+
     /// The error of a request that was this one item.
     pub fn into_api_error(self, code: &'static str) -> ApiError {
         if self.status == StatusCode::FORBIDDEN {
@@ -284,6 +293,8 @@ fn parse_event(
 pub struct ItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    #[serde(skip)]
+    reason: Option<&'static str>,
     index: usize,
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -294,6 +305,7 @@ impl ItemResult {
     pub fn ok(index: usize) -> ItemResult {
         ItemResult {
             error: None,
+            reason: None,
             index,
             ok: true,
             status: None,
@@ -302,6 +314,7 @@ impl ItemResult {
     pub fn refused(index: usize, error: String) -> ItemResult {
         ItemResult {
             error: Some(error),
+            reason: Some("invalid"),
             index,
             ok: false,
             status: None,
@@ -309,10 +322,29 @@ impl ItemResult {
     }
     pub fn refused_for(index: usize, r: Refused) -> ItemResult {
         ItemResult {
+            reason: Some(r.reason()),
             error: Some(r.message),
             index,
             ok: false,
             status: (r.status != StatusCode::BAD_REQUEST).then_some(r.status.as_u16()),
+        }
+    }
+}
+
+/// Counts a batch's refused items by reason and, when some were kept (a 207, which SDKs
+/// take for success), logs each refusal at WARN: nobody else will see it.
+pub fn note_refusals(st: &super::AppState, what: &str, results: &[ItemResult]) {
+    let accepted = results.iter().filter(|r| r.ok).count();
+    for r in results.iter().filter(|r| !r.ok) {
+        let reason = r.reason.unwrap_or("invalid");
+        st.metrics.rejected(reason, 1);
+        if accepted > 0 {
+            tracing::warn!(
+                index = r.index,
+                reason,
+                "{what}: item refused in a partly accepted batch (207): {}",
+                r.error.as_deref().unwrap_or("")
+            );
         }
     }
 }
@@ -445,9 +477,7 @@ pub async fn post_events(
                 }
             }
             let accepted = inputs.len();
-            st.metrics
-                .events_rejected
-                .fetch_add((results.len() - accepted) as u64, Relaxed);
+            note_refusals(&st, "POST /v1/events", &results);
             if accepted > 0 {
                 st.submit(inputs).await?;
                 st.metrics
@@ -458,7 +488,7 @@ pub async fn post_events(
         }
         EventsBody::One(raw) => {
             let e = parse_event(raw, now, limits, scope).map_err(|err| {
-                st.metrics.events_rejected.fetch_add(1, Relaxed);
+                st.metrics.rejected(err.reason(), 1);
                 err.into_api_error("invalid_event")
             })?;
             st.submit(vec![Input::Event(e)]).await?;

@@ -3,7 +3,7 @@
 use crate::engine::MESSAGE_SENT;
 use crate::engine::{Happening, Millis, SendJob, TimelineEntry};
 use crate::runtime::live::Submission;
-use crate::runtime::{Delivery, Input, Sink, StageTimes, MESSAGE_BOUNCED};
+use crate::runtime::{Delivery, Input, Sink, StageTimes, MESSAGE_BOUNCED, MESSAGE_UNCERTAIN};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,7 +18,8 @@ const LATENESS_BUCKETS: [f64; 12] = [
 #[derive(Default)]
 pub struct Metrics {
     pub events_ingested: AtomicU64,
-    pub events_rejected: AtomicU64,
+    /// Events refused, by reason (`invalid`, `reserved_type`).
+    events_rejected: Mutex<BTreeMap<&'static str, u64>>,
     pub requests: AtomicU64,
     pub transitions: AtomicU64,
     pub tracked: Mutex<BTreeMap<&'static str, u64>>,
@@ -32,6 +33,19 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts `n` events refused for `reason`.
+    pub fn rejected(&self, reason: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        *self
+            .events_rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += n;
+    }
+
     pub fn timeline(&self, entries: &[TimelineEntry]) {
         let mut t = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
         for e in entries {
@@ -97,12 +111,21 @@ impl Metrics {
             "Events accepted through the API, Segment and tracking endpoints (durable).",
             self.events_ingested.load(Relaxed),
         );
-        counter(
-            &mut o,
-            "journey_events_rejected_total",
-            "Events refused as invalid.",
-            self.events_rejected.load(Relaxed),
+        let _ = writeln!(
+            o,
+            "# HELP journey_events_rejected_total Events refused, by reason (invalid, reserved_type).\n# TYPE journey_events_rejected_total counter"
         );
+        for (reason, n) in self
+            .events_rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "journey_events_rejected_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
         counter(
             &mut o,
             "journey_transitions_total",
@@ -218,6 +241,7 @@ pub fn relay_outcomes(
                         let outcome = match event.kind.as_str() {
                             MESSAGE_SENT => "sent",
                             MESSAGE_BOUNCED => "bounced",
+                            MESSAGE_UNCERTAIN => "uncertain",
                             _ => "failed",
                         };
                         let channel = event.channel.map(|c| c.as_str()).unwrap_or("unknown");
@@ -245,6 +269,7 @@ impl Sink for MeteredSink {
             Delivery::Sent => "sent",
             Delivery::Failed(_) => "failed",
             Delivery::Bounced(_) => "bounced",
+            Delivery::Uncertain(_) => "uncertain",
             // Counted when the outcome arrives (`relay_outcomes`).
             Delivery::Pending => return d,
         };

@@ -9,6 +9,7 @@
 mod admin;
 mod api;
 pub mod auth;
+mod decompress;
 pub mod deploy;
 mod erasure;
 pub mod metrics;
@@ -350,6 +351,8 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
 /// Prints `admin token: …` (first start only) and `listening on http://…` on stdout, for
 /// people and for scripts (the tests and `journey bench ingest` read them).
 pub fn serve(mut config: Config) -> anyhow::Result<()> {
+    // A channel misconfigured is an error now, before a store or a token exists.
+    crate::channels::check_config(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     // The channels deliver on the server's tokio runtime and report outcomes through a relay
     // that counts them for /metrics before they reach the live loop.
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
@@ -544,6 +547,7 @@ fn routes(state: Shared) -> axum::Router {
         )
         .route("/v1/dlr/kannel", get(track::kannel))
         .route("/v1/sms/inbound", post(sms_inbound::inbound))
+        .route("/v1/dlr/twilio", post(track::twilio))
         .route("/v1/journeys", get(admin::list))
         .route("/v1/journeys/{name}", get(admin::show))
         .route("/v1/journeys/{name}/enroll", post(admin::enroll))
@@ -578,6 +582,10 @@ fn routes(state: Shared) -> axum::Router {
         )
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            decompress::decompress,
+        ))
         // A span per request, and a line per response at DEBUG (`JOURNEY_LOG=tower_http=debug`).
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -6,7 +6,8 @@
 //! Mapping: the contact is `userId`, else `anonymousId`; `track` records an event of type
 //! `event` with its `properties`; `page` / `screen` record `page` / `screen` events with
 //! `name` in the properties; `identify` merges `traits` into the contact's profile; `group`
-//! and `alias` are accepted and ignored. `messageId` is the event's idempotency id,
+//! merges its `traits` into the profile's `groups.{groupId}`; `alias` merges the
+//! `previousId` contact into `userId` (`Runtime::merge_contact`). `messageId` is the event's idempotency id,
 //! `timestamp` its time (default: now). Segment's `context` object is kept as the
 //! `context` property.
 
@@ -30,6 +31,10 @@ use std::sync::atomic::Ordering::Relaxed;
 enum Item {
     Event(Event),
     Identify(Contact),
+    /// `group`: the contact, the group's id and its traits (kept under `groups.{id}`).
+    Group(String, String, Map<String, Value>),
+    /// `alias`: the previous (anonymous) id, merged into the user.
+    Alias(String, String),
     Ignored,
 }
 
@@ -115,7 +120,22 @@ fn convert(
                 profile: traits,
             }))
         }
-        "group" | "alias" => Ok(Item::Ignored),
+        "group" => {
+            let group = text(o.get("groupId")).ok_or("a group call needs a `groupId`")?;
+            let traits = object(o.get("traits"));
+            check_contact_id("userId", &contact, limits)?;
+            check_profile_fields("traits.", &traits, limits)?;
+            Ok(Item::Group(contact, group, traits))
+        }
+        "alias" => {
+            let previous = text(o.get("previousId")).ok_or("an alias call needs a `previousId`")?;
+            check_contact_id("previousId", &previous, limits)?;
+            check_contact_id("userId", &contact, limits)?;
+            if previous == contact {
+                return Ok(Item::Ignored);
+            }
+            Ok(Item::Alias(previous, contact))
+        }
         other => Err(format!("unknown call type '{other}' ({})", CALLS.join(", ")).into()),
     }
 }
@@ -125,23 +145,55 @@ fn convert(
 async fn record(st: &Shared, items: Vec<Item>) -> Result<(), ApiError> {
     let mut events = Vec::new();
     let mut contacts = Vec::new();
+    let mut groups = Vec::new();
+    let mut aliases = Vec::new();
     for i in items {
         match i {
+            Item::Alias(from, into) => aliases.push((from, into)),
             Item::Event(e) => events.push(Input::Event(e)),
             Item::Identify(c) => contacts.push(c),
+            Item::Group(c, g, t) => groups.push((c, g, t)),
             Item::Ignored => {}
         }
     }
     let n = events.len() as u64;
-    if contacts.is_empty() {
+    if contacts.is_empty() && groups.is_empty() && aliases.is_empty() {
         if !events.is_empty() {
             st.submit(events).await?;
         }
     } else {
         let r = st
             .control(move |rt, sink, now, timeline| {
+                // Merges first: what follows in the batch is about the user.
+                for (from, into) in &aliases {
+                    rt.merge_contact(from, into)?;
+                }
                 for c in &contacts {
                     rt.upsert_contact(c)?;
+                }
+                // A group's traits merge into what the contact has for that group; other
+                // groups stay.
+                for (id, group, traits) in groups {
+                    let mut all = rt
+                        .store
+                        .contact(&id)?
+                        .and_then(|c| c.profile.get("groups").cloned())
+                        .and_then(|g| match g {
+                            Value::Object(m) => Some(m),
+                            _ => None,
+                        })
+                        .unwrap_or_default();
+                    let entry = all
+                        .entry(group)
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(m) = entry {
+                        m.extend(traits);
+                    } else {
+                        *entry = Value::Object(traits);
+                    }
+                    let mut profile = Map::new();
+                    profile.insert("groups".into(), Value::Object(all));
+                    rt.upsert_contact(&Contact { id, profile })?;
                 }
                 rt.run_at(events, now, sink, timeline)?;
                 rt.store.flush()?;
@@ -154,31 +206,17 @@ async fn record(st: &Shared, items: Vec<Item>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Compressed bodies are refused with a clear reason (Segment SDKs send plain JSON unless
-/// gzip is turned on).
-fn refuse_compressed(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers.get("content-encoding").and_then(|v| v.to_str().ok()) {
-        Some(enc) if !enc.eq_ignore_ascii_case("identity") => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_encoding",
-            format!("request bodies encoded as '{enc}' are not accepted: send plain JSON (turn gzip off in the SDK)"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 async fn single(
     st: Shared,
     kind: &str,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    refuse_compressed(&headers)?;
     let v = json_body(&st, body)?;
     let key = text(v.get("writeKey"));
     let scope = st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
     let item = convert(kind, &v, None, now_ms(), &st.config.server, scope).map_err(|e| {
-        st.metrics.events_rejected.fetch_add(1, Relaxed);
+        st.metrics.rejected(e.reason(), 1);
         e.into_api_error("invalid_call")
     })?;
     record(&st, vec![item]).await?;
@@ -216,7 +254,6 @@ async fn batch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    refuse_compressed(&headers)?;
     let v = json_body(&st, body)?;
     let key = text(v.get("writeKey"));
     let scope = st.authorize_or(&headers, Scope::Ingest, key.as_deref())?;
@@ -243,9 +280,7 @@ async fn batch(
         }
     }
     let accepted = items.len();
-    st.metrics
-        .events_rejected
-        .fetch_add((results.len() - accepted) as u64, Relaxed);
+    super::api::note_refusals(&st, "Segment batch", &results);
     if accepted > 0 {
         record(&st, items).await?;
     }

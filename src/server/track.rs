@@ -95,6 +95,10 @@ async fn clicked(st: &Shared, c: Claims) -> Result<Response, ApiError> {
     let Some(url) = c.url.clone() else {
         return Err(ApiError::not_found("this link has no target"));
     };
+    if axum::http::HeaderValue::from_str(&url).is_err() {
+        // Never a 302 without a Location (links rendered before values were encoded).
+        return Err(ApiError::not_found("this link's target is not a valid URL"));
+    }
     // A test send's links work and record nothing.
     if !is_test_message_id(&c.message_id) {
         record(st, engagement(&c, "clicked"), "clicked").await?;
@@ -141,8 +145,19 @@ pub struct KannelReport {
 /// signed like tracked links (and must be a delivery token), so a forged report is a 404.
 pub async fn kannel(
     State(st): State<Shared>,
-    Query(q): Query<KannelReport>,
+    q: Result<Query<KannelReport>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    // A JSON error like every other route, not axum's plain text.
+    let Query(q) = q.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_report",
+            format!(
+                "a Kannel report is GET {}?t=TOKEN&status=%d: {}",
+                crate::channels::sms::KANNEL_DLR_PATH,
+                e.body_text()
+            ),
+        )
+    })?;
     if q.status.trim().parse::<u32>().is_err() {
         return Err(ApiError::bad_request(
             "invalid_status",
@@ -151,6 +166,67 @@ pub async fn kannel(
     }
     let event = crate::channels::dlr::kannel_event(&st.secret, &q.t, &q.status, now_ms())
         .map_err(|_| ApiError::not_found("unknown delivery report"))?;
+    let Some(e) = event else {
+        return Ok(StatusCode::OK.into_response());
+    };
+    let what = if e.kind == "received" {
+        "received"
+    } else {
+        "bounced"
+    };
+    record(&st, e, what).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct TwilioToken {
+    /// The signed delivery token the SMS channel put in the StatusCallback URL.
+    t: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TwilioStatus {
+    message_status: String,
+    #[serde(default)]
+    error_code: Option<String>,
+}
+
+/// `POST /v1/dlr/twilio?t={token}`: a Twilio status callback (form-encoded). `delivered`
+/// records `received`, `undelivered` and `failed` record `bounced`; the statuses on the way
+/// record nothing. Signed like Kannel's reports: a forged token is a 404.
+pub async fn twilio(
+    State(st): State<Shared>,
+    q: Result<Query<TwilioToken>, axum::extract::rejection::QueryRejection>,
+    form: Result<axum::Form<TwilioStatus>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_report",
+            format!(
+                "a Twilio status callback is POST {}?t=TOKEN: {}",
+                crate::channels::sms::TWILIO_DLR_PATH,
+                e.body_text()
+            ),
+        )
+    })?;
+    let axum::Form(f) = form.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_report",
+            format!(
+                "a Twilio status callback is a form with MessageStatus: {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let event = crate::channels::dlr::twilio_event(
+        &st.secret,
+        &q.t,
+        &f.message_status,
+        f.error_code.as_deref(),
+        now_ms(),
+    )
+    .map_err(|_| ApiError::not_found("unknown delivery report"))?;
     let Some(e) = event else {
         return Ok(StatusCode::OK.into_response());
     };

@@ -41,7 +41,7 @@
 //!
 //! The outbox is written the same way: the sends a batch commits are one record, removed
 //! once each of them has its outcome. A send is pending while its record holds it and its
-//! contact's history has no outcome (`message.sent`, `.failed`, `.bounced`) for its id.
+//! contact's history has no outcome (`message.sent`, `.failed`, `.bounced`, `.uncertain`) for its id.
 
 use crate::channels::tracking::Claims;
 use crate::compile::ir::JourneyIr;
@@ -531,6 +531,7 @@ impl Store {
                         crate::engine::MESSAGE_SENT
                             | crate::engine::MESSAGE_FAILED
                             | crate::engine::MESSAGE_BOUNCED
+                            | crate::engine::MESSAGE_UNCERTAIN
                     )
                 })
                 .filter_map(|e| e.message_id)

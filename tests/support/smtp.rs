@@ -30,6 +30,9 @@ pub enum Fault {
     AtDataEnd(u16, String),
     /// Closes the connection after two lines of the message.
     DisconnectInData,
+    /// Keeps the whole message (it counts as received) but never answers the end of DATA:
+    /// a server that takes longer than the client waits.
+    StallAtDataEnd,
 }
 
 #[derive(Default)]
@@ -92,6 +95,8 @@ struct Conn {
     data: Vec<u8>,
     /// Set when the current DATA must be cut.
     cut: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the end of the current DATA is not to be answered.
+    stall: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Handler for Conn {
@@ -137,6 +142,9 @@ impl Handler for Conn {
         if let Some(Fault::AtDataEnd(code, text)) = &self.fault {
             return Response::custom(*code, text.clone());
         }
+        if self.fault == Some(Fault::StallAtDataEnd) {
+            self.stall.store(true, Ordering::SeqCst);
+        }
         self.state.received.lock().unwrap().push(Received {
             from: self.from.clone(),
             to: self.to.clone(),
@@ -163,7 +171,9 @@ async fn serve(sock: tokio::net::TcpStream, ip: IpAddr, state: Arc<State>) {
             .insecure_enable_plaintext_auth();
     }
     let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stall = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let handler = Conn {
+        stall: stall.clone(),
         state: state.clone(),
         fault: None,
         from: String::new(),
@@ -203,6 +213,14 @@ async fn serve(sock: tokio::net::TcpStream, ip: IpAddr, state: Arc<State>) {
         let res = session.process(&line);
         if std::env::var_os("SMTP_TRACE").is_some() && !cut.load(Ordering::SeqCst) {
             eprintln!("C: {}S: {:?}", String::from_utf8_lossy(&line), res);
+        }
+        if stall.load(Ordering::SeqCst) {
+            // Never answers; waits for the client to give up and close.
+            let mut rest = Vec::new();
+            while matches!(r.read_until(b'\n', &mut rest).await, Ok(n) if n > 0) {
+                rest.clear();
+            }
+            return;
         }
         if res.action == Action::NoReply {
             continue;
