@@ -1,5 +1,5 @@
-//! The benchmark harness behind `journey bench` (the workloads B1-B7 of the README's
-//! *Performance* section): each runs through the same live loop, runtime and durable store
+//! The benchmark harness behind `journey bench` (the workloads B1-B7 of
+//! docs/performance.md): each runs through the same live loop, runtime and durable store
 //! as the daemon, with the store's own limit measured beside it. `cli::bench` only parses
 //! the command line and calls these.
 

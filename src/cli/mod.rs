@@ -69,7 +69,7 @@ pub enum Command {
     Test(test::TestArgs),
     /// Print the timeline of one scenario: time, contact, journey, what happened.
     Simulate(simulate::SimulateArgs),
-    /// Measure the engine: the workloads B1-B7 of the README's performance section.
+    /// Measure the engine: the workloads B1-B7 of docs/performance.md.
     Bench(bench::BenchArgs),
     /// Run the daemon: the HTTP API, Segment-compatible ingestion, tracked links, deploys.
     ///

@@ -522,7 +522,7 @@ impl Runtime {
             merged.profile.insert(k.clone(), v.clone());
         }
         // An address given here that was erased with its consent withdrawn comes back
-        // unsubscribed (`erase`; the README's "Erasure and export").
+        // unsubscribed (`erase`; docs/operations.md, "Erasure and export").
         if (c.profile.contains_key("email") || c.profile.contains_key("phone"))
             && merged.profile.get("unsubscribed") != Some(&Value::Bool(true))
             && self
