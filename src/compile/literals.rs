@@ -1,0 +1,63 @@
+//! Compiling literals: time zones, times of day, dates and durations, checked and converted.
+
+use super::*;
+
+impl<'a> Compiler<'a> {
+    pub(super) fn check_zone(&mut self, file: usize, zone: &Option<Ident>) -> Option<String> {
+        let z = zone.as_ref()?;
+        if z.name.parse::<chrono_tz::Tz>().is_err() {
+            let mut d = Diagnostic::error(file, z.span, format!("unknown time zone '{}'", z.name));
+            d = match did_you_mean(&z.name, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name())) {
+                Some(h) => d.with_help(h),
+                None => d.with_help("use an IANA name such as Europe/Rome or America/New_York"),
+            };
+            self.err(d);
+        }
+        Some(z.name.clone())
+    }
+
+    pub(super) fn check_time(&mut self, file: usize, t: &TimeOfDay) -> u32 {
+        if t.hour > 23 || t.minute > 59 {
+            self.err(
+                Diagnostic::error(
+                    file,
+                    t.span,
+                    format!("{:02}:{:02} is not a time of day", t.hour, t.minute),
+                )
+                .with_help("hours run from 00 to 23 and minutes from 00 to 59"),
+            );
+            return 0;
+        }
+        t.hour * 60 + t.minute
+    }
+
+    pub(super) fn check_date(&mut self, file: usize, d: &Date) -> chrono::NaiveDate {
+        match chrono::NaiveDate::from_ymd_opt(d.year, d.month, d.day) {
+            Some(n) => n,
+            None => {
+                self.err(
+                    Diagnostic::error(
+                        file,
+                        d.span,
+                        format!("{:04}-{:02}-{:02} is not a date", d.year, d.month, d.day),
+                    )
+                    .with_help("dates are YYYY-MM-DD, such as 2026-03-14"),
+                );
+                chrono::NaiveDate::default()
+            }
+        }
+    }
+
+    pub(super) fn check_positive(&mut self, file: usize, d: &Dur, what: &str) -> i64 {
+        if d.seconds <= 0 {
+            self.err(Diagnostic::error(
+                file,
+                d.span,
+                format!("{what} must be longer than zero"),
+            ));
+        }
+        d.seconds
+    }
+
+    // ------------------------------------------------------------ policies
+}
