@@ -1,4 +1,5 @@
-//! Compiling conditions and engagement targets, with the checks that a verb suits a channel and a link belongs to a message.
+//! Compiling conditions and engagement targets, with the checks that a verb suits a channel and
+//! a link belongs to a message.
 
 use super::*;
 

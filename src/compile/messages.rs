@@ -1,4 +1,5 @@
-//! Compiling messages: fields, templates and the partials they use (templates come in with the loaded sources; disk is a fallback).
+//! Compiling messages: fields, templates and the partials they use (templates come in with the
+//! loaded sources; disk is a fallback).
 
 use super::*;
 

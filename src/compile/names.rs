@@ -1,4 +1,5 @@
-//! Compiling names and references: what a name refers to, and the error with a did-you-mean when it refers to nothing.
+//! Compiling names and references: what a name refers to, and the error with a did-you-mean
+//! when it refers to nothing.
 
 use super::*;
 

@@ -1,0 +1,437 @@
+//! The batch: a group of inputs, processed contact by contact through the step function,
+//! written as one atomic batch.
+
+use super::*;
+
+impl Runtime {
+    /// Runs a group of inputs at `now` and commits them in one batch (flushed when durable).
+    pub fn process(&mut self, inputs: Vec<Input>, now: Millis) -> Result<BatchOutcome> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let started = std::time::Instant::now();
+        self.stages.batches.fetch_add(1, Relaxed);
+        self.stages.inputs.fetch_add(inputs.len() as u64, Relaxed);
+        let mut out = BatchOutcome::default();
+        let mut batch = WriteBatch::default();
+        let inputs = if self.erased_sends.is_empty() {
+            inputs
+        } else {
+            self.drop_erased_outcomes(inputs)
+        };
+        let inputs = if self.aliases.is_empty() {
+            inputs
+        } else {
+            self.follow_aliases(inputs)
+        };
+        // Group by contact, keeping each contact's inputs in order (and contacts in the
+        // order they first appear). One id string per contact, not per input.
+        let mut group_of: HashMap<&str, usize> = HashMap::with_capacity(inputs.len());
+        let mut slots: Vec<usize> = Vec::with_capacity(inputs.len());
+        for input in &inputs {
+            let next = group_of.len();
+            slots.push(*group_of.entry(input.contact_hint()).or_insert(next));
+        }
+        let mut groups: Vec<(String, Vec<Input>)> =
+            vec![(String::new(), Vec::new()); group_of.len()];
+        drop(group_of);
+        for (input, g) in inputs.into_iter().zip(slots) {
+            let group = &mut groups[g];
+            if group.1.is_empty() {
+                group.0 = input.contact_hint().to_string();
+            }
+            group.1.push(input);
+        }
+        let mut work = BatchInProgress {
+            batch: &mut batch,
+            out: &mut out,
+            timer_changes: Vec::new(),
+            fired: Vec::new(),
+        };
+        let mut quiet_after: Vec<(String, bool)> = Vec::with_capacity(groups.len());
+        for (contact, inputs) in groups {
+            let quiet = self.process_contact(&contact, inputs, now, &mut work)?;
+            quiet_after.push((contact, quiet));
+        }
+        let (cancelled, inserted) =
+            self.write_timers(work.timer_changes, work.fired, &mut batch)?;
+        self.write_outbox(&out.sends, &mut batch)?;
+        out.writes = batch.writes;
+        StageTimes::add(&self.stages.prepare_ns, started);
+        let applying = std::time::Instant::now();
+        self.store.apply(batch)?;
+        StageTimes::add(&self.stages.apply_ns, applying);
+        if self.durable {
+            let flushing = std::time::Instant::now();
+            self.store.flush()?;
+            StageTimes::add(&self.stages.flush_ns, flushing);
+            self.stages.flushes.fetch_add(1, Relaxed);
+        }
+        self.stages
+            .outbox_depth
+            .store(self.outbox_pending.len() as u64, Relaxed);
+        self.counters.batches += 1;
+        self.counters.writes += out.writes as u64;
+        self.counters.transitions += out.transitions as u64;
+        // So does the set of quiet contacts.
+        for (contact, quiet) in quiet_after {
+            if !quiet {
+                self.quiet.remove(&contact);
+            } else if !self.quiet.contains(&contact) {
+                if self.quiet.len() >= QUIET_CONTACTS_MAX {
+                    self.quiet.clear();
+                }
+                self.quiet.insert(contact);
+            }
+        }
+        // The wheel mirrors the store only once the batch is applied.
+        for entry in cancelled {
+            self.wheel.cancel(entry);
+        }
+        for (entry, due) in inserted {
+            self.insert_entry(entry, due);
+        }
+        Ok(out)
+    }
+
+    /// Runs one contact's inputs into the batch in progress. Returns whether the contact is
+    /// quiet after them: in the store (it is written if new) with no instance in flight.
+    pub(super) fn process_contact(
+        &mut self,
+        contact_id: &str,
+        inputs: Vec<Input>,
+        now: Millis,
+        work: &mut BatchInProgress,
+    ) -> Result<bool> {
+        let program = self.program.clone();
+        // A quiet contact's events that nothing enters on, with no segment to keep current:
+        // each is its own write, and nothing else happens (see `quiet`).
+        if program.segments.is_empty()
+            && self.quiet.contains(contact_id)
+            && inputs.iter().all(|i| {
+                matches!(i, Input::Event(e) if !enters_on(&program, &e.kind)
+                    && (!consent::names_an_address(&e.kind)
+                        || e.properties.contains_key(consent::ADDRESS)))
+            })
+        {
+            let mut seen_ids: HashSet<String> = HashSet::new();
+            for input in inputs {
+                if let Input::Event(e) = input {
+                    self.record_event(&e, work, &mut seen_ids)?;
+                }
+            }
+            return Ok(true);
+        }
+        let stored = self.store.contact(contact_id)?;
+        // A contact is written with its first event or instance, so one not in the store
+        // has neither: nothing more to read.
+        let known = stored.is_some();
+        let contact = stored.unwrap_or_else(|| Contact {
+            id: contact_id.to_string(),
+            profile: Default::default(),
+        });
+        let instances = if known {
+            self.store.instances_of(contact_id)?
+        } else {
+            Vec::new()
+        };
+        // The history is read only when something may look at it: an entry this event
+        // could match, any segment (membership is kept current for all of them), an
+        // enrolment, a resume or a segment check, or an instance in flight. An event nobody
+        // listens to costs its own write and no read of the past. Nor does an instance
+        // waiting in a `check` whose branches read no history (B1's `yes { end } no { end }`):
+        // its click, its delivery report and its timer only decide which branch it takes.
+        let mut needs_history = !program.segments.is_empty()
+            || inputs.iter().any(|i| match i {
+                Input::Event(e) | Input::Delivered { event: e, .. } => enters_on(&program, &e.kind),
+                Input::Timer { .. } => false,
+                Input::Enroll { .. } | Input::Resume { .. } | Input::SegmentCheck { .. } => true,
+            });
+        for i in instances.iter().filter(|i| i.is_active()) {
+            if needs_history {
+                break;
+            }
+            needs_history = !self.waits_without_history(i)?;
+        }
+        // Whether this contact's inputs can move anything: else an event is only written.
+        let acts = needs_history || instances.iter().any(|i| i.is_active());
+        let events = if needs_history && known {
+            self.store.events_of(contact_id)?
+        } else {
+            Vec::new()
+        };
+        let mut round = ContactRound {
+            world: World {
+                program: &program,
+                contact,
+                events,
+                now,
+                default_zone: self.default_zone,
+            },
+            instances,
+            dirty: BTreeSet::new(),
+            contact_dirty: !known,
+            seen_ids: HashSet::new(),
+        };
+        let checked = inputs
+            .iter()
+            .any(|i| matches!(i, Input::SegmentCheck { .. }));
+
+        for input in inputs {
+            match input {
+                Input::Delivered {
+                    message_id,
+                    mut event,
+                } => {
+                    self.outbox_done(&message_id, work.batch);
+                    // A bounce keeps the address it concerns: suppressed until it changes.
+                    consent::name_the_address(&mut event, &round.world.contact);
+                    self.event_input(event, acts, &mut round, work)?;
+                }
+                Input::Event(mut e) => {
+                    consent::name_the_address(&mut e, &round.world.contact);
+                    self.event_input(e, acts, &mut round, work)?
+                }
+                Input::Resume { instance, .. } => {
+                    let instances = &round.instances;
+                    let Some(idx) = instances.iter().position(|i| i.id == instance) else {
+                        continue;
+                    };
+                    if !instances[idx].is_active() || self.paused.contains(&instances[idx].journey)
+                    {
+                        continue;
+                    }
+                    let since = instances[idx].step_since;
+                    let events: Vec<Event> = round
+                        .world
+                        .events
+                        .iter()
+                        .filter(|e| e.at >= since)
+                        .cloned()
+                        .collect();
+                    for e in &events {
+                        if self.feed_event(idx, e, &mut round, work)? {
+                            break;
+                        }
+                    }
+                }
+                Input::Timer {
+                    due,
+                    instance,
+                    contact,
+                    entry,
+                } => {
+                    let held = round
+                        .instances
+                        .iter()
+                        .find(|i| i.id == instance)
+                        .filter(|i| self.paused.contains(&i.journey))
+                        .map(|i| i.journey.clone());
+                    if let Some(journey) = held {
+                        // The key stays on disk; `resume` fires it.
+                        self.held.push((due, instance, contact, journey, entry));
+                        continue;
+                    }
+                    work.fired.push(entry);
+                    let idx = round.instances.iter().position(|i| i.id == instance);
+                    if let Some(idx) = idx {
+                        let inst = &mut round.instances[idx];
+                        if inst.is_active() && inst.due == Some(due) {
+                            // The timer key is already removed: the diff must not remove it again.
+                            let fx =
+                                self.step_instance(inst, StepInput::Timer(due), &mut round.world)?;
+                            let after = inst.due;
+                            if after != Some(due) {
+                                work.timer_changes.push((
+                                    Some(due),
+                                    after,
+                                    instance,
+                                    contact_id.to_string(),
+                                ));
+                            }
+                            round.dirty.insert(idx);
+                            work.out.transitions += 1;
+                            self.apply_effects(fx, &mut round, work);
+                        }
+                    }
+                }
+                // Evaluated with the others after the inputs.
+                Input::SegmentCheck { .. } => {}
+                Input::Enroll { journey, .. } => {
+                    let j = program
+                        .journeys
+                        .get(&journey)
+                        .ok_or_else(|| RuntimeError::UnknownJourney(journey.clone()))?;
+                    self.enroll(j, None, &mut round, work)?;
+                }
+            }
+        }
+        // Segments: membership, `on join` entries, the next segment check.
+        self.update_segments(&mut round, work, checked)?;
+        for idx in &round.dirty {
+            work.batch.put_instance(&round.instances[*idx]);
+        }
+        if round.contact_dirty {
+            work.batch.put_contact(&round.world.contact);
+        }
+        Ok(!round.instances.iter().any(|i| i.is_active()))
+    }
+
+    /// Writes an event unless its idempotency id was seen before (in the store, or earlier
+    /// in this batch); false for a duplicate.
+    pub(super) fn record_event(
+        &mut self,
+        e: &Event,
+        work: &mut BatchInProgress,
+        seen_ids: &mut HashSet<String>,
+    ) -> Result<bool> {
+        if let Some(id) = &e.id {
+            if seen_ids.contains(id) || self.store.event_seen(id)? {
+                work.out.duplicates += 1;
+                return Ok(false);
+            }
+            seen_ids.insert(id.clone());
+        }
+        work.batch.put_event(e, self.store.next_id()?);
+        Ok(true)
+    }
+
+    pub(super) fn event_input(
+        &mut self,
+        e: Event,
+        // False when the contact's inputs can move nothing (no instance in flight, no
+        // entry on this event, no segment): the event is only written.
+        acts: bool,
+        round: &mut ContactRound,
+        work: &mut BatchInProgress,
+    ) -> Result<()> {
+        if !self.record_event(&e, work, &mut round.seen_ids)? || !acts {
+            return Ok(());
+        }
+        let events = &mut round.world.events;
+        events.insert(events.partition_point(|x| x.at <= e.at), e.clone());
+        // Waiting instances first: a click wakes its check, a goal ends its journey.
+        // Contacts of paused journeys hold: `resume` offers them these events later.
+        for idx in 0..round.instances.len() {
+            let inst = &round.instances[idx];
+            if !inst.is_active() || self.paused.contains(&inst.journey) {
+                continue;
+            }
+            self.feed_event(idx, &e, round, work)?;
+        }
+        // Then entries: the event may enrol the contact in journeys.
+        let program = self.program.clone();
+        for j in program.journeys.values() {
+            if step::entry_event_matches(j, &e, &round.world.view()) {
+                self.enroll(j, Some(&e), round, work)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Offers an event to one instance; true if it moved (or did something).
+    pub(super) fn feed_event(
+        &mut self,
+        idx: usize,
+        e: &Event,
+        round: &mut ContactRound,
+        work: &mut BatchInProgress,
+    ) -> Result<bool> {
+        let inst = &mut round.instances[idx];
+        let before = (inst.step, inst.parked, inst.due, inst.ended);
+        let fx = self.step_instance(inst, StepInput::Event(e), &mut round.world)?;
+        if before == (inst.step, inst.parked, inst.due, inst.ended) && fx.is_empty() {
+            return Ok(false);
+        }
+        if before.2 != inst.due {
+            let change = (before.2, inst.due, inst.id, inst.contact.clone());
+            work.timer_changes.push(change);
+        }
+        round.dirty.insert(idx);
+        work.out.transitions += 1;
+        self.apply_effects(fx, round, work);
+        Ok(true)
+    }
+
+    pub(super) fn enroll(
+        &mut self,
+        j: &JourneyIr,
+        entry_event: Option<&Event>,
+        round: &mut ContactRound,
+        work: &mut BatchInProgress,
+    ) -> Result<bool> {
+        if self.paused.contains(&j.name) {
+            return Ok(false);
+        }
+        let world = &mut round.world;
+        let instances = &mut round.instances;
+        let earlier: Vec<&Instance> = instances.iter().filter(|i| i.journey == j.name).collect();
+        if !step::reentry_allows(j, &earlier, world.now) {
+            return Ok(false);
+        }
+        let hash = match self.heads.get(&j.name) {
+            Some(h) => h.clone(),
+            None => j.content_hash(),
+        };
+        let mut inst = Instance {
+            id: self.store.next_id()?,
+            journey: j.name.clone(),
+            version: hash,
+            contact: world.contact.id.clone(),
+            step: None,
+            parked: None,
+            ended: None,
+            entered_at: world.now,
+            step_since: world.now,
+            due: None,
+            entry_event: entry_event.cloned(),
+            path: Vec::new(),
+            sent: Vec::new(),
+        };
+        let fx = step::advance(j, &mut inst, StepInput::Enter, world);
+        if let Some(d) = inst.due {
+            work.timer_changes
+                .push((None, Some(d), inst.id, inst.contact.clone()));
+        }
+        instances.push(inst);
+        round.dirty.insert(instances.len() - 1);
+        work.out.transitions += 1;
+        self.apply_effects(fx, round, work);
+        Ok(true)
+    }
+
+    pub(super) fn step_instance(
+        &mut self,
+        inst: &mut Instance,
+        input: StepInput,
+        world: &mut World,
+    ) -> Result<Vec<Effect>> {
+        let Some(ir) = self.version(&inst.version)? else {
+            return Err(RuntimeError::Invalid(format!(
+                "instance {} runs version {} of '{}', which the store does not have",
+                inst.id, inst.version, inst.journey
+            )));
+        };
+        Ok(step::advance(&ir, inst, input, world))
+    }
+
+    pub(super) fn apply_effects(
+        &mut self,
+        fx: Vec<Effect>,
+        round: &mut ContactRound,
+        work: &mut BatchInProgress,
+    ) {
+        for f in fx {
+            match f {
+                // Into the batch's outbox record (`write_outbox`).
+                Effect::Send(job) => work.out.sends.push(job),
+                Effect::SetField { .. } => round.contact_dirty = true,
+                Effect::Capped(ev) | Effect::Suppressed(ev) => {
+                    // The engine already added it to the world's history.
+                    if let Ok(seq) = self.store.next_id() {
+                        work.batch.put_event(&ev, seq);
+                    }
+                }
+                Effect::Timeline(t) => work.out.timeline.push(t),
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Deploys and versions: a new program's journeys become versions, waiting contacts migrate by
+//! step name, and versions are loaded on demand.
+
+use super::*;
+
+impl Runtime {
+    /// Loads a compiled program: a journey whose IR changed gets a new version for new
+    /// entries; contacts in flight stay on theirs, unless it says `migrate by name`.
+    /// A migration that would strand waiting contacts refuses the whole deploy.
+    pub fn deploy(&mut self, program: Program, now: Millis) -> Result<DeployReport> {
+        let mut report = DeployReport::default();
+        let mut batch = WriteBatch::default();
+        let mut migrations: Vec<(Arc<JourneyIr>, String, Arc<JourneyIr>)> = Vec::new();
+        for (name, ir) in &program.journeys {
+            let hash = ir.content_hash();
+            self.heads.insert(name.clone(), hash.clone());
+            let head = self.store.head(name)?;
+            if head.as_deref() == Some(hash.as_str()) {
+                self.versions
+                    .entry(hash)
+                    .or_insert_with(|| Arc::new(ir.clone()));
+                continue;
+            }
+            if let (Some(old_hash), true) = (&head, ir.migrate_by_name) {
+                if let Some(old) = self.version(old_hash)? {
+                    let gaps = step::migration_gaps(&old, ir);
+                    if !gaps.is_empty() {
+                        return Err(RuntimeError::MigrationGap {
+                            journey: name.clone(),
+                            steps: gaps,
+                        });
+                    }
+                    migrations.push((old, hash.clone(), Arc::new(ir.clone())));
+                }
+            }
+            batch.put_version(&hash, ir);
+            batch.set_head(name, &hash);
+            for (i, e) in ir.entries.iter().enumerate() {
+                if matches!(e, EntryIr::SegmentAt { .. } | EntryIr::SegmentEvery { .. }) {
+                    let key = schedule_key(name, i);
+                    if self.store.schedule_run(&key)?.is_none() {
+                        batch.set_schedule_run(&key, now);
+                    }
+                }
+            }
+            self.versions.insert(hash.clone(), Arc::new(ir.clone()));
+            report.changed.push((name.clone(), head, hash));
+        }
+        // Move waiting contacts of migrating journeys to the same-named step.
+        for (old, new_hash, new) in migrations {
+            for mut inst in self.store.active_of(&new.name)? {
+                if inst.version == new_hash {
+                    continue;
+                }
+                let from = inst.step.map(|s| old.step(s).name.clone());
+                if let Some(name) = &from {
+                    inst.step = new.step_by_name(name);
+                }
+                inst.version = new_hash.clone();
+                batch.put_instance(&inst);
+                report.migrated += 1;
+            }
+        }
+        self.store.apply(batch)?;
+        if self.durable {
+            self.store.flush()?;
+        }
+        self.program = Arc::new(program);
+        report.segments = self.refresh_segments(now)?;
+        Ok(report)
+    }
+
+    /// Whether nothing an instance can do next reads its contact's history: it waits where
+    /// `JourneyIr::wakes_without_history` says so, remembered per version and step.
+    pub(super) fn waits_without_history(&mut self, inst: &Instance) -> Result<bool> {
+        let (Some(crate::engine::Parked::Waiting), Some(at)) = (inst.parked, inst.step) else {
+            return Ok(false);
+        };
+        let memo = (inst.version.clone(), at);
+        if let Some(known) = self.history_free.get(&memo) {
+            return Ok(*known);
+        }
+        let free = self
+            .version(&inst.version)?
+            .is_some_and(|ir| ir.wakes_without_history(at));
+        self.history_free.insert(memo, free);
+        Ok(free)
+    }
+
+    pub(super) fn version(&mut self, hash: &str) -> Result<Option<Arc<JourneyIr>>> {
+        if let Some(v) = self.versions.get(hash) {
+            return Ok(Some(v.clone()));
+        }
+        match self.store.version(hash)? {
+            Some(ir) => {
+                let a = Arc::new(ir);
+                self.versions.insert(hash.to_string(), a.clone());
+                Ok(Some(a))
+            }
+            None => Ok(None),
+        }
+    }
+}

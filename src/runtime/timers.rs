@@ -1,0 +1,205 @@
+//! Timers: the timing wheel, refilled from the store's timer records, and the timers a batch
+//! sets, fires or cancels.
+
+use super::*;
+
+impl Runtime {
+    /// Loads the timer records that the wheel's horizon now covers, a bucket at a time, and
+    /// no more than `wheel_max_loaded` timers: a dense future (a million contacts who
+    /// entered together) stays on disk until the wheel has room for it.
+    pub(super) fn refill_wheel(&mut self) -> Result<()> {
+        let horizon = self.wheel.horizon_end().min(i64::MAX as u64) as Millis;
+        let end = store::bucket_of(horizon);
+        while self.loaded_until < end && self.wheel.len() < self.wheel_max_loaded {
+            // The next bucket that holds anything (nothing is due before it).
+            let Some(bucket) = self.store.first_timer_bucket(self.loaded_until)? else {
+                self.loaded_until = end;
+                break;
+            };
+            if bucket >= end {
+                self.loaded_until = end;
+                break;
+            }
+            let next = bucket + store::TIMER_BUCKET_MS;
+            for record in self.store.timer_records(bucket, next)? {
+                let mut pending = 0;
+                for t in record.timers {
+                    if self.track_timer(t, record.id) {
+                        pending += 1;
+                    }
+                }
+                if pending > 0 {
+                    self.records.insert(record.id, (record.bucket, pending));
+                }
+            }
+            self.loaded_until = next;
+        }
+        Ok(())
+    }
+
+    /// Puts a timer of a loaded record into the wheel; false if it is beyond the horizon.
+    pub(super) fn track_timer(&mut self, t: TimerEntry, record: u64) -> bool {
+        let due = t.due;
+        let entry = self.new_entry(t, record, false);
+        self.insert_entry(entry, due)
+    }
+
+    /// Gives a timer of a loaded record its wheel entry (not yet in the wheel). It becomes
+    /// its instance's newest entry if `newest` (a timer just set) or if there is none yet.
+    pub(super) fn new_entry(&mut self, t: TimerEntry, record: u64, newest: bool) -> u64 {
+        let entry = self.next_entry;
+        self.next_entry += 1;
+        if newest {
+            self.live_entry.insert(t.instance, entry);
+        } else {
+            self.live_entry.entry(t.instance).or_insert(entry);
+        }
+        self.wheel_entries.insert(
+            entry,
+            WheelEntry {
+                due: t.due,
+                instance: t.instance,
+                contact: t.contact,
+                record,
+            },
+        );
+        entry
+    }
+
+    /// Puts an entry into the wheel. Beyond the horizon (which a loaded bucket never is)
+    /// it is forgotten, and its record stays on disk for a restart to load.
+    pub(super) fn insert_entry(&mut self, entry: u64, due: Millis) -> bool {
+        if self.wheel.insert(entry, wheel_time(due)).is_ok() {
+            return true;
+        }
+        self.wheel_entries.remove(&entry);
+        false
+    }
+
+    /// A timer is done (processed, or cancelled): its record counts down, and goes in
+    /// `batch` when nothing in it is left.
+    pub(super) fn timer_done(&mut self, entry: u64, batch: &mut WriteBatch) {
+        let Some(w) = self.wheel_entries.remove(&entry) else {
+            return;
+        };
+        if self.live_entry.get(&w.instance) == Some(&entry) {
+            self.live_entry.remove(&w.instance);
+        }
+        if let Some((bucket, pending)) = self.records.get_mut(&w.record) {
+            *pending -= 1;
+            if *pending == 0 {
+                batch.del_timers(*bucket, w.record);
+                self.records.remove(&w.record);
+            }
+        }
+    }
+
+    /// The timer writes of a batch, before it is applied: fired and cancelled timers are
+    /// done, and the timers set go in as one record per bucket. Returns the wheel's
+    /// changes, made once the batch is applied: entries to cancel, entries to insert.
+    pub(super) fn write_timers(
+        &mut self,
+        changes: TimerChanges,
+        fired: Vec<u64>,
+        batch: &mut WriteBatch,
+    ) -> Result<WheelChanges> {
+        for entry in fired {
+            self.timer_done(entry, batch);
+        }
+        // An instance may move several times in a batch: only its first and last due count.
+        let mut net: HashMap<u64, (Option<Millis>, Option<Millis>, String)> = HashMap::new();
+        let mut order = Vec::new();
+        for (old, new, id, contact) in changes {
+            match net.get_mut(&id) {
+                Some(n) => n.1 = new,
+                None => {
+                    order.push(id);
+                    net.insert(id, (old, new, contact));
+                }
+            }
+        }
+        let mut cancel = Vec::new();
+        let mut buckets: BTreeMap<Millis, Vec<TimerEntry>> = BTreeMap::new();
+        for id in order {
+            let (old, new, contact) = net.remove(&id).expect("noted above");
+            if old == new {
+                continue;
+            }
+            if let Some(old) = old {
+                if let Some(&entry) = self.live_entry.get(&id) {
+                    if self.wheel_entries.get(&entry).is_some_and(|w| w.due == old) {
+                        self.timer_done(entry, batch);
+                        cancel.push(entry);
+                    }
+                }
+            }
+            if let Some(due) = new {
+                buckets
+                    .entry(store::bucket_of(due))
+                    .or_default()
+                    .push(TimerEntry {
+                        due,
+                        instance: id,
+                        contact,
+                    });
+            }
+        }
+        let mut insert = Vec::new();
+        for (bucket, timers) in buckets {
+            let record = self.store.next_id()?;
+            batch.put_timers(bucket, record, &timers);
+            if bucket < self.loaded_until {
+                // A loaded bucket: its timers go into the wheel (after the batch is applied).
+                let n = timers.len() as u32;
+                for t in timers {
+                    let due = t.due;
+                    insert.push((self.new_entry(t, record, true), due));
+                }
+                self.records.insert(record, (bucket, n));
+            }
+        }
+        Ok((cancel, insert))
+    }
+
+    /// The timers due at `now`, as inputs.
+    pub fn due_timers(&mut self, now: Millis) -> Result<Vec<Input>> {
+        let mut fired = Vec::new();
+        self.wheel.advance(wheel_time(now), &mut fired);
+        self.refill_wheel()?;
+        self.wheel.advance(wheel_time(now), &mut fired);
+        self.counters.timers_fired += fired.len() as u64;
+        if let Some(f) = &mut self.timer_observer {
+            for (_, due) in &fired {
+                f(now - *due as Millis);
+            }
+        }
+        Ok(fired
+            .into_iter()
+            .filter_map(|(entry, _)| {
+                let w = self.wheel_entries.get(&entry)?;
+                Some(Input::Timer {
+                    due: w.due,
+                    instance: w.instance,
+                    contact: w.contact.clone(),
+                    entry,
+                })
+            })
+            .collect())
+    }
+
+    /// The next moment something is due: a timer or a segment schedule.
+    pub fn next_wake(&self) -> Result<Option<Millis>> {
+        let timer = match self.wheel.next_expiry() {
+            Some(t) => Some(t as Millis),
+            // Nothing is due before the next stored bucket starts.
+            None => self.store.first_timer_bucket(self.loaded_until)?,
+        };
+        let sched = self.next_schedule()?;
+        let check = self.next_segment_check()?;
+        Ok([timer, sched, check].into_iter().flatten().min())
+    }
+
+    pub fn timers_in_memory(&self) -> usize {
+        self.wheel.len()
+    }
+}
