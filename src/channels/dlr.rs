@@ -2,7 +2,7 @@
 //! `{public_url}/v1/dlr/kannel?t={token}&status=%d`, where Kannel fills in `%d`, its
 //! delivery status. The daemon serves that route and records what `kannel_event` returns.
 
-use super::tracking::{verify, TokenError, TokenKind};
+use super::tracking::{verify, Claims, TokenError, TokenKind};
 use crate::engine::{Event, Millis};
 use crate::lang::ast::Channel;
 
@@ -26,15 +26,26 @@ pub fn kannel_event(
         2 | 16 => "bounced",
         _ => return Ok(None),
     };
+    let reason = format!("Kannel delivery report {status}");
+    Ok(Some(report_event(claims, kind, status.into(), reason, now)))
+}
+
+/// The event of a delivery report about the message of `claims`: `received` or `bounced`
+/// (with `reason`), its provider's status kept as `dlr_status`. The event id makes a
+/// repeated report a duplicate.
+fn report_event(
+    claims: Claims,
+    kind: &str,
+    status: serde_json::Value,
+    reason: String,
+    now: Millis,
+) -> Event {
     let mut properties = serde_json::Map::new();
-    properties.insert("dlr_status".into(), status.into());
+    properties.insert("dlr_status".into(), status);
     if kind == "bounced" {
-        properties.insert(
-            "reason".into(),
-            format!("Kannel delivery report {status}").into(),
-        );
+        properties.insert("reason".into(), reason.into());
     }
-    Ok(Some(Event {
+    Event {
         id: Some(format!("dlr:{}:{kind}", claims.message_id)),
         contact: claims.contact,
         kind: kind.into(),
@@ -46,7 +57,7 @@ pub fn kannel_event(
         link: None,
         channel: Some(Channel::Sms),
         message_id: Some(claims.message_id),
-    }))
+    }
 }
 
 /// The event a Twilio status callback records (`MessageStatus`): `received` for
@@ -68,30 +79,17 @@ pub fn twilio_event(
         "undelivered" | "failed" => "bounced",
         _ => return Ok(None),
     };
-    let mut properties = serde_json::Map::new();
-    properties.insert("dlr_status".into(), status.trim().into());
-    if kind == "bounced" {
-        let code = error_code.unwrap_or("").trim();
-        properties.insert(
-            "reason".into(),
-            format!("Twilio status {} {code}", status.trim())
-                .trim()
-                .into(),
-        );
-    }
-    Ok(Some(Event {
-        id: Some(format!("dlr:{}:{kind}", claims.message_id)),
-        contact: claims.contact,
-        kind: kind.into(),
-        at: now,
-        properties,
-        context: None,
-        journey: Some(claims.journey),
-        message: Some(claims.message),
-        link: None,
-        channel: Some(Channel::Sms),
-        message_id: Some(claims.message_id),
-    }))
+    let code = error_code.unwrap_or("").trim();
+    let reason = format!("Twilio status {} {code}", status.trim())
+        .trim()
+        .to_string();
+    Ok(Some(report_event(
+        claims,
+        kind,
+        status.trim().into(),
+        reason,
+        now,
+    )))
 }
 
 pub use crate::engine::AWAITS_REPORT;

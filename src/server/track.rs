@@ -166,15 +166,20 @@ pub async fn kannel(
     }
     let event = crate::channels::dlr::kannel_event(&st.secret, &q.t, &q.status, now_ms())
         .map_err(|_| ApiError::not_found("unknown delivery report"))?;
-    let Some(e) = event else {
-        return Ok(StatusCode::OK.into_response());
-    };
-    let what = if e.kind == "received" {
-        "received"
-    } else {
-        "bounced"
-    };
-    record(&st, e, what).await?;
+    record_report(&st, event).await
+}
+
+/// Records a delivery report's event, if it has one (`received` or `bounced`); answers 200
+/// either way, so the gateway does not retry a report that changes nothing.
+async fn record_report(st: &Shared, event: Option<Event>) -> Result<Response, ApiError> {
+    if let Some(e) = event {
+        let what = if e.kind == "received" {
+            "received"
+        } else {
+            "bounced"
+        };
+        record(st, e, what).await?;
+    }
     Ok(StatusCode::OK.into_response())
 }
 
@@ -227,14 +232,5 @@ pub async fn twilio(
         now_ms(),
     )
     .map_err(|_| ApiError::not_found("unknown delivery report"))?;
-    let Some(e) = event else {
-        return Ok(StatusCode::OK.into_response());
-    };
-    let what = if e.kind == "received" {
-        "received"
-    } else {
-        "bounced"
-    };
-    record(&st, e, what).await?;
-    Ok(StatusCode::OK.into_response())
+    record_report(&st, event).await
 }
