@@ -30,6 +30,18 @@ pub fn address_key(channel: Channel) -> Option<&'static str> {
     }
 }
 
+/// A phone number as compared and hashed: its digits, with the leading `+` if it has one
+/// (`+39 333 123-4567` is `+393331234567`).
+pub fn normalize_phone(p: &str) -> String {
+    let t = p.trim();
+    let mut out = String::new();
+    if t.starts_with('+') {
+        out.push('+');
+    }
+    out.extend(t.chars().filter(char::is_ascii_digit));
+    out
+}
+
 /// Addresses compare without case and surrounding space (`Ann@X.com ` is `ann@x.com`).
 pub fn same_address(a: &str, b: &str) -> bool {
     a.trim().eq_ignore_ascii_case(b.trim())

@@ -14,7 +14,7 @@
 
 use super::preferences::{apply, Change};
 use super::{ApiError, Shared};
-use crate::engine::consent::topic_consent;
+use crate::engine::consent::{normalize_phone, topic_consent};
 use crate::engine::Contact;
 use crate::runtime::{Input, RuntimeError};
 use axum::body::Bytes;
@@ -44,18 +44,6 @@ pub fn keyword(text: &str) -> Option<bool> {
         "START" | "YES" | "UNSTOP" | "SUBSCRIBE" => Some(true),
         _ => None,
     }
-}
-
-/// A phone number as compared: its digits, with the leading `+` if it has one
-/// (`+39 333 123-4567` is `+393331234567`).
-pub fn normalize_phone(p: &str) -> String {
-    let t = p.trim();
-    let mut out = String::new();
-    if t.starts_with('+') {
-        out.push('+');
-    }
-    out.extend(t.chars().filter(char::is_ascii_digit));
-    out
 }
 
 fn same_token(a: &[u8], b: &[u8]) -> bool {

@@ -33,12 +33,7 @@ pub fn normalize_address(kind: &str, value: &str) -> Option<String> {
     let v = value.trim();
     let n = match kind {
         "email" => v.to_lowercase(),
-        "phone" => v
-            .chars()
-            .enumerate()
-            .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))
-            .map(|(_, c)| c)
-            .collect(),
+        "phone" => crate::engine::consent::normalize_phone(v),
         _ => return None,
     };
     (!n.is_empty()).then(|| format!("{kind}:{n}"))
