@@ -3,9 +3,10 @@
 //! temporary directory, deliveries into memory), and the expectations they must meet.
 
 use crate::compile;
-use crate::engine::Clock;
-use crate::engine::{Contact, Event, Happening, Millis, TimelineEntry, VirtualClock};
+use crate::engine::{Contact, Event, Happening, Millis, TimelineEntry};
 use crate::lang::{self, diagnostic};
+use crate::runtime::Clock;
+use crate::runtime::VirtualClock;
 use crate::runtime::{self, fmt_time, Input, MemorySink, Runtime};
 use crate::store::Store;
 use serde::Deserialize;

@@ -4,9 +4,9 @@
 
 use journey::channels::render::{Renderer, Source};
 use journey::compile::{self, ir::Program};
+use journey::domain::Channel;
 use journey::engine::{Contact, SendJob};
 use journey::lang;
-use journey::lang::ast::Channel;
 use std::path::Path;
 
 const JOURNEY: &str = r#"journey welcome {

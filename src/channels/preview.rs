@@ -10,12 +10,13 @@
 
 use super::email::{self, Mailer, DEFAULT_FROM};
 use super::render::{RenderError, Renderer, Source};
-use super::tracking::{verify, Claims, ShortLinks};
+use super::tracking::{verify, ShortLinks};
 use super::Attempt;
 use crate::compile::ir::{JourneyIr, MessageIr, Program};
 use crate::config::Config;
+use crate::domain::Channel;
+use crate::engine::Claims;
 use crate::engine::{Contact, Event, Millis, SendJob, MESSAGE_TEST};
-use crate::lang::ast::Channel;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -148,6 +148,6 @@ pub(crate) fn open_store(dir: &Path) -> Result<Store, String> {
 }
 
 pub(crate) fn now() -> crate::engine::Millis {
-    use crate::engine::Clock;
+    use crate::runtime::Clock;
     crate::runtime::SystemClock.now()
 }

@@ -15,6 +15,7 @@ pub mod partials;
 mod policies;
 mod segments;
 
+use crate::domain::{CappedAction, Channel, CmpOp, Verb};
 use crate::lang::ast::{self, *};
 use crate::lang::diagnostic::{did_you_mean, Diagnostic};
 use crate::lang::Loaded;

@@ -173,9 +173,9 @@ fn consent_of(contact: Option<&Contact>, events: &[crate::engine::Event]) -> Sup
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::tracking::{Claims, TokenKind};
+    use crate::domain::Channel;
+    use crate::engine::{Claims, TokenKind};
     use crate::engine::{Event, SendJob};
-    use crate::lang::ast::Channel;
     use crate::store::{Store, TimerEntry};
 
     const NOW: i64 = 1_772_355_600_000;

@@ -6,6 +6,7 @@
 //! the sink differ.
 
 mod batch;
+mod clock;
 mod deploys;
 mod driving;
 mod erase;
@@ -29,8 +30,7 @@ use crate::engine::consent;
 use crate::engine::step::{self, Input as StepInput, World};
 use crate::engine::wheel::TimingWheel;
 use crate::engine::{
-    Clock, Contact, Effect, Event, Happening, Instance, Millis, SendJob, TimelineEntry,
-    MESSAGE_SENT,
+    Contact, Effect, Event, Happening, Instance, Millis, SendJob, TimelineEntry, MESSAGE_SENT,
 };
 
 pub use crate::engine::{MESSAGE_BOUNCED, MESSAGE_FAILED, MESSAGE_UNCERTAIN};
@@ -40,20 +40,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+pub use clock::{Clock, SystemClock, VirtualClock};
 pub use sink::{Delivery, MemorySink, Sink};
-
-/// The wall clock, for the daemon. Scenarios use `engine::VirtualClock`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Millis {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as Millis)
-            .unwrap_or(0)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

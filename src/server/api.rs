@@ -2,11 +2,11 @@
 
 use super::{body_bytes, json_body, now_ms, ApiError, Scope, Shared};
 use crate::config::ServerConfig;
+use crate::domain::Channel;
 use crate::engine::{
     contact_id_problem, is_reserved_event_type, timezone_problem, Contact, Event, Millis,
     POSTABLE_ENGAGEMENT,
 };
-use crate::lang::ast::Channel;
 use crate::runtime::Input;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -673,7 +673,7 @@ pub async fn get_contact(
             "journeys": journeys,
             "events": events.len(),
             "recent_events": recent,
-            "warnings": crate::engine::consent::profile_warnings(&contact, &program),
+            "warnings": crate::report::profile_warnings(&contact, &program),
         }))
         .into_response())
     })

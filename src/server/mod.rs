@@ -23,8 +23,9 @@ mod track;
 
 use crate::compile::ir::Program;
 use crate::config::Config;
-use crate::engine::{Clock, Millis, TimelineEntry};
+use crate::engine::{Millis, TimelineEntry};
 use crate::runtime::live::{run_live, LoopConfig, Submission};
+use crate::runtime::Clock;
 use crate::runtime::{DeployReport, Input, Runtime, RuntimeError, Sink, SystemClock};
 use crate::store::{Store, WriteBatch};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

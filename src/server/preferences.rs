@@ -15,9 +15,10 @@
 //! loop's thread (`Shared::control`), like every profile change of the daemon.
 
 use super::{ApiError, Shared};
-use crate::channels::tracking::{self, Claims, TokenKind};
+use crate::channels::tracking;
 use crate::compile::ir::{Program, CHANNEL_TOPICS};
 use crate::engine::consent::{topic_consent, unsubscribed, SUBSCRIPTIONS, UNSUBSCRIBED};
+use crate::engine::{Claims, TokenKind};
 use crate::engine::{Contact, Event, SUBSCRIPTION_CHANGED};
 use crate::runtime::{Input, RuntimeError};
 use axum::body::Bytes;

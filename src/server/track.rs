@@ -5,8 +5,9 @@
 
 use super::{now_ms, ApiError, Shared};
 use crate::channels::preview::is_test_message_id;
-use crate::channels::tracking::{self, Claims, TokenKind};
+use crate::channels::tracking;
 use crate::engine::Event;
+use crate::engine::{Claims, TokenKind};
 use crate::runtime::Input;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};

@@ -43,8 +43,8 @@
 //! once each of them has its outcome. A send is pending while its record holds it and its
 //! contact's history has no outcome (`message.sent`, `.failed`, `.bounced`, `.uncertain`) for its id.
 
-use crate::channels::tracking::Claims;
 use crate::compile::ir::JourneyIr;
+use crate::engine::Claims;
 use crate::engine::{Contact, Event, Instance, Millis, SendJob};
 use std::path::Path;
 
@@ -899,7 +899,7 @@ mod tests {
 
     #[test]
     fn short_links_are_written_once() {
-        use crate::channels::tracking::TokenKind;
+        use crate::engine::TokenKind;
         let s = Store::temporary().unwrap();
         let c = Claims {
             kind: TokenKind::Click,

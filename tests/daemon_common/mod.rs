@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use journey::channels::tracking::{self, Claims, TokenKind};
+use journey::channels::tracking;
+use journey::engine::{Claims, TokenKind};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -13,8 +13,9 @@
 mod links;
 mod text;
 
-use super::tracking::{shorten, sign, Claims, ShortLinks, TokenKind};
+use super::tracking::{shorten, sign, ShortLinks};
 use crate::compile::ir::MessageIr;
+use crate::engine::{Claims, TokenKind};
 use crate::engine::{Contact, Event, SendJob};
 use links::*;
 pub use links::{add_pixel, rewrite_hrefs};
@@ -719,8 +720,9 @@ fn undefined_name(e: &minijinja::Error, template: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::tracking::{verify, TokenKind};
-    use crate::lang::ast::Channel;
+    use crate::channels::tracking::verify;
+    use crate::domain::Channel;
+    use crate::engine::TokenKind;
 
     fn job() -> SendJob {
         SendJob {
