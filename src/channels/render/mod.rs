@@ -22,7 +22,7 @@ pub use links::{add_pixel, rewrite_hrefs};
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Map;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 pub use text::html_to_text;
 
@@ -550,54 +550,6 @@ impl Renderer {
         out.push_str(rest);
         Ok(out)
     }
-
-    /// The variables a message's texts use that no contact or event provides for sure:
-    /// every name other than `contact`, `event`, `link` and `unsubscribe_url`, and
-    /// `event.x` in journeys that no event enters. For `journey check` warnings.
-    pub fn lint(message: &MessageIr, entered_by_event: bool) -> Vec<String> {
-        let env = Environment::new();
-        let mut texts: Vec<(String, &str)> = Vec::new();
-        for (k, v) in &message.fields {
-            if !matches!(k.as_str(), "template" | "method") {
-                texts.push((k.clone(), v));
-            }
-        }
-        if let Some(s) = &message.template_source {
-            texts.push((
-                message
-                    .fields
-                    .get("template")
-                    .cloned()
-                    .unwrap_or_else(|| "template".into()),
-                s,
-            ));
-        }
-        for (k, v) in &message.links {
-            texts.push((format!("link {k}"), v));
-        }
-        for (k, v) in &message.data {
-            texts.push((format!("data {k}"), v));
-        }
-        for (k, v) in &message.headers {
-            texts.push((format!("header {k}"), v));
-        }
-        let mut out = BTreeSet::new();
-        for (what, text) in texts {
-            let Ok(t) = env.template_from_str(text) else {
-                out.insert(format!("{what}: not a valid template"));
-                continue;
-            };
-            for var in t.undeclared_variables(true) {
-                let root = var.split('.').next().unwrap_or(&var);
-                let known = matches!(root, "contact" | "link" | "unsubscribe_url")
-                    || (root == "event" && entered_by_event);
-                if !known {
-                    out.insert(format!("{what}: unknown variable '{var}'"));
-                }
-            }
-        }
-        out.into_iter().collect()
-    }
 }
 
 struct Prepared {
@@ -1056,24 +1008,5 @@ mod tests {
             t,
             "Hello & welcome\n\nLine one\ntwo\n\n- a\n- b\n\nclick (http://x/y?a=1&b=2)\n"
         );
-    }
-
-    #[test]
-    fn lint_names_unknown_variables() {
-        let m = message(
-            &[
-                ("subject", "{{ contact.x }} {{ customer.name }}"),
-                ("text", "{{ event.y }} {{ link('a') }}"),
-            ],
-            &[],
-        );
-        assert_eq!(
-            Renderer::lint(&m, false),
-            vec![
-                "subject: unknown variable 'customer.name'".to_string(),
-                "text: unknown variable 'event.y'".to_string()
-            ]
-        );
-        assert_eq!(Renderer::lint(&m, true).len(), 1);
     }
 }
