@@ -139,7 +139,7 @@ fn secret(config: &Config, data_dir: &Path) -> Vec<u8> {
     if let Some(s) = &config.secret {
         return s.as_bytes().to_vec();
     }
-    std::fs::read(crate::server::secret_path(data_dir))
+    std::fs::read(crate::store::credentials::secret_path(data_dir))
         .map(|b| String::from_utf8_lossy(&b).trim().as_bytes().to_vec())
         .unwrap_or_else(|_| b"preview".to_vec())
 }

@@ -20,6 +20,7 @@ pub use erase::Erasure;
 pub use schedules::{next_scheduled_run, past_plans, schedule_key};
 
 pub mod live;
+pub mod plan;
 pub mod segments;
 pub mod sink;
 

@@ -2,10 +2,10 @@
 //! resume, plans and deploys.
 
 use super::api::store_err;
-use super::deploy::{self, Bundle};
 use super::{apply_program, json_body, ApiError, Scope, Shared};
 use crate::compile::ir::{EntryIr, JourneyIr, Program};
 use crate::engine::{EndReason, MESSAGE_SENT};
+use crate::runtime::plan::{self as deploy, Bundle};
 use crate::runtime::{DeployReport, Input, RuntimeError, MESSAGE_BOUNCED, MESSAGE_FAILED};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

@@ -8,9 +8,7 @@
 
 mod admin;
 mod api;
-pub mod auth;
 mod decompress;
-pub mod deploy;
 mod erasure;
 pub mod metrics;
 mod preferences;
@@ -39,7 +37,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, RwLock};
 
-pub use auth::Scope;
+use crate::runtime::plan as deploy;
+pub use crate::store::credentials::Scope;
+use crate::store::credentials::{self as auth, load_secret};
 
 /// The store meta key of the last program deployed (JSON), run when the files have errors.
 const PROGRAM_META: &str = "program";
@@ -236,34 +236,6 @@ fn credentials(headers: &HeaderMap) -> Option<String> {
     None
 }
 
-/// The signing key of tracking tokens: the config's, or one generated on first start and
-/// kept in `data_dir/secret`.
-pub fn load_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
-    if let Some(s) = &config.secret {
-        return Ok(s.as_bytes().to_vec());
-    }
-    let path = secret_path(&config.data_dir);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => Ok(s.trim().as_bytes().to_vec()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&config.data_dir)?;
-            let s = auth::random_hex(32);
-            std::fs::write(&path, &s)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-            }
-            Ok(s.into_bytes())
-        }
-        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
-    }
-}
-
-pub fn secret_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("secret")
-}
-
 pub fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join("store")
 }
@@ -368,7 +340,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     config.listening_on(addr);
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.data_dir.display()))?;
-    let secret = load_secret(&config)?;
+    let secret = load_secret(config.secret.as_deref(), &config.data_dir)?;
     if !auth::list(&config.data_dir)?
         .iter()
         .any(|t| t.scope == Scope::Admin)

@@ -50,6 +50,7 @@ use std::path::Path;
 
 mod bench;
 mod codec;
+pub mod credentials;
 mod keys;
 mod privacy;
 

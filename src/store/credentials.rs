@@ -1,6 +1,10 @@
-//! API tokens: `jt_…` strings with a scope, kept as SHA-256 hashes in `data_dir/tokens.json`
-//! (the token itself is shown once, when it is made). The daemon re-reads the file when it
-//! changes, so `journey token create` works while it runs.
+//! The daemon's credentials on disk, beside the store: API tokens and the signing secret.
+//! Both the daemon and the CLI (`journey token`, `journey preview`) use them, offline too.
+//!
+//! API tokens are `jt_…` strings with a scope, kept as SHA-256 hashes in
+//! `data_dir/tokens.json` (the token itself is shown once, when it is made). The daemon
+//! re-reads the file when it changes, so `journey token create` works while it runs. The
+//! signing secret of tracking tokens and links is the config's or `data_dir/secret`.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -168,6 +172,34 @@ impl TokenBook {
         }
         c.1.get(&hash(token)).copied()
     }
+}
+
+/// The signing key of tracking tokens and signed links: the config's, or one generated on first start and
+/// kept in `data_dir/secret`.
+pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = configured {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = secret_path(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(s.trim().as_bytes().to_vec()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)?;
+            let s = random_hex(32);
+            std::fs::write(&path, &s)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            }
+            Ok(s.into_bytes())
+        }
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+    }
+}
+
+pub fn secret_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("secret")
 }
 
 #[cfg(test)]
