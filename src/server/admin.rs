@@ -487,14 +487,14 @@ pub async fn deploy(
         tracing::warn!("deployed, but the journeys directory was not updated: {e}");
         format!("deployed, but the journeys directory was not updated ({e}): a restart would load the old files")
     });
-    for (name, from, to) in &report.changed {
-        tracing::info!(journey = %name, from = from.as_deref().unwrap_or("-"), to = %to, "deployed through the API");
+    for c in &report.changed {
+        tracing::info!(journey = %c.journey, from = c.from.as_deref().unwrap_or("-"), to = %c.to, "deployed through the API");
     }
     let text = deploy::render_plan(&plan);
     Ok(Json(json!({
         "plan": plan,
         "text": text,
-        "changed": report.changed.iter().map(|(n, f, t)| json!({"journey": n, "from": f, "to": t})).collect::<Vec<_>>(),
+        "changed": report.changed,
         "migrated": report.migrated,
         "warnings": warnings,
         "note": note,

@@ -295,8 +295,8 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
                 }
                 match apply_program(rt, p, now) {
                     Ok(r) => {
-                        for (name, from, to) in &r.changed {
-                            tracing::info!(journey = %name, from = from.as_deref().unwrap_or("-"), to = %to, "deployed");
+                        for c in &r.changed {
+                            tracing::info!(journey = %c.journey, from = c.from.as_deref().unwrap_or("-"), to = %c.to, "deployed");
                         }
                         tracing::info!(journeys = n, dir = %dir.display(), "journeys loaded");
                         return;
