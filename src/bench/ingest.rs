@@ -215,7 +215,7 @@ fn print_stages(metrics: &str, wall: Duration) {
         return;
     }
     let w = wall.as_secs_f64();
-    let stage = |s: &str| value(&format!("journey_commit_seconds_total{{stage=\"{s}\"}}"));
+    let stage = |s: &str| value(&format!("journey_commit_seconds_sum{{stage=\"{s}\"}}"));
     let (prepare, apply, flush) = (stage("prepare"), stage("apply"), stage("flush"));
     println!(
         "B4 daemon's engine thread: {batches:.0} batches of {:.0} events on average, {:.0} flushes; prepare {prepare:.2} s ({:.0}% of the wall), apply to sled {apply:.2} s ({:.0}%), flush {flush:.2} s ({:.0}%)",

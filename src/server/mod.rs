@@ -410,6 +410,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
         &state.store,
         outcomes,
         tokio_rt.handle().clone(),
+        metrics.clone(),
     )?;
     let mut sink = metrics::MeteredSink {
         inner: sink,
@@ -597,7 +598,7 @@ async fn healthz() -> Json<Value> {
 
 async fn metrics_text(axum::extract::State(st): axum::extract::State<Shared>) -> Response {
     let text = st.metrics.render();
-    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+    ([("content-type", metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// Parses a JSON body, mapping a refused body (too large, unreadable) to a clear error.
