@@ -258,7 +258,8 @@ impl StageObserver for CommitStages {
 }
 
 /// The engine's batch counts and outbox depth, as the runtime keeps them, read at each
-/// scrape.
+/// scrape. (The registry ends the help texts of registered metrics with a full stop; a
+/// collector writes its own as given.)
 #[derive(Debug)]
 struct EngineCounts(Arc<StageTimes>);
 
@@ -268,17 +269,17 @@ impl Collector for EngineCounts {
         for (name, help, v) in [
             (
                 "journey_commit_batches",
-                "Batches the engine committed",
+                "Batches the engine committed.",
                 &s.batches,
             ),
             (
                 "journey_commit_inputs",
-                "Inputs in those batches",
+                "Inputs in those batches.",
                 &s.inputs,
             ),
             (
                 "journey_commit_flushes",
-                "Flushes that made batches durable",
+                "Flushes that made batches durable.",
                 &s.flushes,
             ),
         ] {
@@ -288,7 +289,7 @@ impl Collector for EngineCounts {
         let depth = ConstGauge::new(s.outbox_depth.load(Relaxed));
         depth.encode(encoder.encode_descriptor(
             "journey_outbox_depth",
-            "Sends committed and not yet delivered",
+            "Sends committed and not yet delivered.",
             None,
             depth.metric_type(),
         )?)?;
