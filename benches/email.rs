@@ -113,6 +113,7 @@ fn main() {
         inbox: tx,
         handle: None,
         clock: Some(Arc::new(VirtualClock::new(T0))),
+        observer: None,
     })
     .unwrap();
 

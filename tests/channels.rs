@@ -108,6 +108,7 @@ impl Harness {
             inbox: tx,
             handle: None,
             clock: Some(Arc::new(VirtualClock::new(T0))),
+            observer: None,
         })
         .unwrap();
         Harness {
@@ -545,6 +546,7 @@ fn with_no_config_the_welcome_email_lands_in_the_maildir() {
         inbox: tx.clone(),
         handle: None,
         clock: Some(clock.clone()),
+        observer: None,
     })
     .unwrap();
     let maildir = dispatcher.maildir().unwrap().to_path_buf();

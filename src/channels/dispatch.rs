@@ -51,6 +51,44 @@ pub struct DispatcherOptions {
     pub handle: Option<tokio::runtime::Handle>,
     /// Timestamps of the reported events; the system clock when None.
     pub clock: Option<Arc<dyn Clock>>,
+    /// Told of every provider attempt (the daemon's `/metrics`); None tells no one.
+    pub observer: Option<Arc<dyn AttemptObserver>>,
+}
+
+/// What came of one provider attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptOutcome {
+    /// Accepted (for a push to several devices, by at least one of them in the end).
+    Sent,
+    /// A transient failure: another attempt follows, after a backoff or the provider's
+    /// `Retry-After`.
+    Retried,
+    /// A permanent refusal, or the last attempt's transient failure.
+    Failed,
+    /// No such recipient.
+    Bounced,
+    /// Handed over with no answer.
+    Uncertain,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Sent => "sent",
+            AttemptOutcome::Retried => "retried",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Bounced => "bounced",
+            AttemptOutcome::Uncertain => "uncertain",
+        }
+    }
+}
+
+/// Told of each attempt the dispatcher makes at a provider, as it ends, and of each retry
+/// as it is decided (before its backoff or `Retry-After` wait). The one retry of an
+/// uncertain send is an attempt, not a retry (as in `Stats`).
+pub trait AttemptObserver: Send + Sync {
+    fn attempt(&self, channel: Channel, outcome: AttemptOutcome);
+    fn retry(&self, channel: Channel);
 }
 
 /// Counts since start, for tests, benchmarks and metrics.
@@ -128,6 +166,7 @@ struct Shared {
     /// Uncertain sends waiting for their one retry (not in flight: their outcome is
     /// recorded, a stop abandons the retry).
     rechecks: AtomicU64,
+    observer: Option<Arc<dyn AttemptObserver>>,
 }
 
 /// What `deliver` came to.
@@ -269,6 +308,7 @@ impl Dispatcher {
             bounced: AtomicU64::new(0),
             uncertain: AtomicU64::new(0),
             rechecks: AtomicU64::new(0),
+            observer: opts.observer,
         };
         Ok(Dispatcher {
             shared: Arc::new(shared),
@@ -408,6 +448,14 @@ impl Shared {
             lane.pace().await;
             self.attempt(job, p, &mut PushProgress::default()).await
         };
+        self.observe(
+            job.channel,
+            match &a {
+                Attempt::Done(_) => AttemptOutcome::Sent,
+                Attempt::Bounced(_) => AttemptOutcome::Bounced,
+                _ => AttemptOutcome::Uncertain,
+            },
+        );
         let mut props = Map::new();
         props.insert("after_uncertain".into(), Value::Bool(true));
         match a {
@@ -530,20 +578,23 @@ impl Shared {
                 lane.pace().await;
                 self.attempt(job, &prepared, &mut progress).await
             };
-            match a {
-                Attempt::Done(p) => {
-                    return Tried::new(Delivery::Sent, subject, p, attempt).gone(progress)
-                }
-                Attempt::Failed(r, p) => {
-                    return Tried::new(Delivery::Failed(r), subject, p, attempt).gone(progress)
-                }
-                Attempt::Bounced(r) => {
-                    return Tried::new(Delivery::Bounced(r), subject, Map::new(), attempt)
-                }
+            let (tried, outcome) = match a {
+                Attempt::Done(p) => (
+                    Tried::new(Delivery::Sent, subject, p, attempt).gone(progress),
+                    AttemptOutcome::Sent,
+                ),
+                Attempt::Failed(r, p) => (
+                    Tried::new(Delivery::Failed(r), subject, p, attempt).gone(progress),
+                    AttemptOutcome::Failed,
+                ),
+                Attempt::Bounced(r) => (
+                    Tried::new(Delivery::Bounced(r), subject, Map::new(), attempt),
+                    AttemptOutcome::Bounced,
+                ),
                 Attempt::Uncertain(r) => {
                     let mut t = Tried::new(Delivery::Uncertain(r), subject, Map::new(), attempt);
                     t.prepared = Some(prepared);
-                    return t;
+                    (t, AttemptOutcome::Uncertain)
                 }
                 Attempt::Retry {
                     reason,
@@ -551,28 +602,48 @@ impl Shared {
                     properties,
                 } => {
                     if attempt >= max {
-                        if progress.delivered > 0 {
+                        let t = if progress.delivered > 0 {
                             // Some devices got the push; the others are given up.
                             let mut p = Map::new();
                             p.insert("delivered".into(), progress.delivered.into());
                             p.insert("errors".into(), vec![reason].into());
-                            return Tried::new(Delivery::Sent, subject, p, attempt).gone(progress);
+                            Tried::new(Delivery::Sent, subject, p, attempt).gone(progress)
+                        } else {
+                            Tried::new(
+                                Delivery::Failed(format!(
+                                    "{reason} (gave up after {attempt} attempts)"
+                                )),
+                                subject,
+                                properties,
+                                attempt,
+                            )
+                            .gone(progress)
+                        };
+                        let outcome = match t.outcome {
+                            Delivery::Sent => AttemptOutcome::Sent,
+                            _ => AttemptOutcome::Failed,
+                        };
+                        (t, outcome)
+                    } else {
+                        self.observe(job.channel, AttemptOutcome::Retried);
+                        self.retries.fetch_add(1, Ordering::Relaxed);
+                        if let Some(o) = &self.observer {
+                            o.retry(job.channel);
                         }
-                        return Tried::new(
-                            Delivery::Failed(format!(
-                                "{reason} (gave up after {attempt} attempts)"
-                            )),
-                            subject,
-                            properties,
-                            attempt,
-                        )
-                        .gone(progress);
+                        tracing::debug!(message_id = %job.message_id, attempt, "retrying: {}", self.redactor.redact(&reason));
+                        tokio::time::sleep(self.backoff(attempt, after)).await;
+                        continue;
                     }
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(message_id = %job.message_id, attempt, "retrying: {}", self.redactor.redact(&reason));
-                    tokio::time::sleep(self.backoff(attempt, after)).await;
                 }
-            }
+            };
+            self.observe(job.channel, outcome);
+            return tried;
+        }
+    }
+
+    fn observe(&self, channel: Channel, outcome: AttemptOutcome) {
+        if let Some(o) = &self.observer {
+            o.attempt(channel, outcome);
         }
     }
 

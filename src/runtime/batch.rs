@@ -54,14 +54,14 @@ impl Runtime {
         let wheel_changes = self.write_timers(work.timer_changes, work.fired, &mut batch)?;
         self.write_outbox(&out.sends, &mut batch)?;
         out.writes = batch.writes;
-        StageTimes::add(&self.stages.prepare_ns, started);
+        self.stages.add(Stage::Prepare, started);
         let applying = std::time::Instant::now();
         self.store.apply(batch)?;
-        StageTimes::add(&self.stages.apply_ns, applying);
+        self.stages.add(Stage::Apply, applying);
         if self.durable {
             let flushing = std::time::Instant::now();
             self.store.flush()?;
-            StageTimes::add(&self.stages.flush_ns, flushing);
+            self.stages.add(Stage::Flush, flushing);
             self.stages.flushes.fetch_add(1, Relaxed);
         }
         self.stages

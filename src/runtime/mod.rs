@@ -192,8 +192,9 @@ pub struct Counters {
 /// Where a group commit's time goes, shared with whoever reports it (the daemon's
 /// `/metrics`): nanoseconds spent preparing batches (reads, the step function, encoding),
 /// applying them to sled, and flushing, with the batches and inputs they carried; and the
-/// outbox's depth after the last batch.
-#[derive(Debug, Default)]
+/// outbox's depth after the last batch. An observer, when there is one, is told each
+/// stage's time of each batch (the daemon's histograms).
+#[derive(Default)]
 pub struct StageTimes {
     pub prepare_ns: std::sync::atomic::AtomicU64,
     pub apply_ns: std::sync::atomic::AtomicU64,
@@ -204,14 +205,70 @@ pub struct StageTimes {
     /// Sends committed and awaiting their outcome, as of the last batch (the daemon's
     /// `journey_outbox_depth`, read without touching the store).
     pub outbox_depth: std::sync::atomic::AtomicU64,
+    observer: Option<Arc<dyn StageObserver>>,
+}
+
+/// A stage of the group commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Reads, the step function, encoding.
+    Prepare,
+    /// Writing the batch to sled.
+    Apply,
+    /// Making it durable.
+    Flush,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Prepare => "prepare",
+            Stage::Apply => "apply",
+            Stage::Flush => "flush",
+        }
+    }
+}
+
+/// Told how long each stage of each group commit took.
+pub trait StageObserver: Send + Sync {
+    fn observe(&self, stage: Stage, took: std::time::Duration);
 }
 
 impl StageTimes {
-    pub fn add(counter: &std::sync::atomic::AtomicU64, since: std::time::Instant) {
-        counter.fetch_add(
-            since.elapsed().as_nanos() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+    /// Stage times that also tell `observer`.
+    pub fn observed(observer: Arc<dyn StageObserver>) -> StageTimes {
+        StageTimes {
+            observer: Some(observer),
+            ..StageTimes::default()
+        }
+    }
+
+    /// Adds the time since `since` to `stage`.
+    pub fn add(&self, stage: Stage, since: std::time::Instant) {
+        let took = since.elapsed();
+        let total = match stage {
+            Stage::Prepare => &self.prepare_ns,
+            Stage::Apply => &self.apply_ns,
+            Stage::Flush => &self.flush_ns,
+        };
+        total.fetch_add(took.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+        if let Some(o) = &self.observer {
+            o.observe(stage, took);
+        }
+    }
+}
+
+impl std::fmt::Debug for StageTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageTimes")
+            .field("prepare_ns", &self.prepare_ns)
+            .field("apply_ns", &self.apply_ns)
+            .field("flush_ns", &self.flush_ns)
+            .field("batches", &self.batches)
+            .field("inputs", &self.inputs)
+            .field("flushes", &self.flushes)
+            .field("outbox_depth", &self.outbox_depth)
+            .finish_non_exhaustive()
     }
 }
 

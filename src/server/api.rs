@@ -17,7 +17,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
-use std::sync::atomic::Ordering::Relaxed;
 
 /// An event as the API takes it.
 #[derive(Debug, Deserialize)]
@@ -480,9 +479,7 @@ pub async fn post_events(
             note_refusals(&st, "POST /v1/events", &results);
             if accepted > 0 {
                 st.submit(inputs).await?;
-                st.metrics
-                    .events_ingested
-                    .fetch_add(accepted as u64, Relaxed);
+                st.metrics.events_ingested.inc_by(accepted as u64);
             }
             Ok(batch_response(&results, accepted, None))
         }
@@ -492,7 +489,7 @@ pub async fn post_events(
                 err.into_api_error("invalid_event")
             })?;
             st.submit(vec![Input::Event(e)]).await?;
-            st.metrics.events_ingested.fetch_add(1, Relaxed);
+            st.metrics.events_ingested.inc();
             Ok((StatusCode::OK, Json(json!({"accepted": 1}))).into_response())
         }
     }

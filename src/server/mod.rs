@@ -320,9 +320,10 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
     }
 }
 
-/// Runs the daemon until SIGTERM or Ctrl-C.
-/// Prints `admin token: …` (first start only) and `listening on http://…` on stdout, for
-/// people and for scripts (the tests and `journey bench ingest` read them).
+/// Runs the daemon until SIGTERM or Ctrl-C. Writes nothing to stdout: it logs where the
+/// first start's admin token is (`data_dir/admin-token`) and, at INFO, `listening` with the
+/// bound address as its `addr` field (`crate::cli::serve::listening_url` reads it back, for
+/// the tests and `journey bench ingest`).
 pub fn serve(mut config: Config) -> anyhow::Result<()> {
     // A channel misconfigured is an error now, before a store or a token exists.
     crate::channels::check_config(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -341,15 +342,10 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.data_dir.display()))?;
     let secret = load_secret(config.secret.as_deref(), &config.data_dir)?;
-    if !auth::list(&config.data_dir)?
-        .iter()
-        .any(|t| t.scope == Scope::Admin)
-    {
-        let (token, _) = auth::create(&config.data_dir, Scope::Admin, Some("first start".into()))?;
-        println!("admin token: {token}");
+    if let Some(path) = auth::first_admin_token(&config.data_dir)? {
         tracing::info!(
-            "the admin token above is shown once; only its hash is kept ({}). Make more with `journey token create`",
-            auth::tokens_path(&config.data_dir).display()
+            path = %path.display(),
+            "first start: an admin token was made and written to this file (mode 0600); the token store keeps only its hash. Make more with `journey token create`"
         );
     }
     let store = Store::open(&store_path(&config.data_dir))
@@ -383,6 +379,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
         &state.store,
         outcomes,
         tokio_rt.handle().clone(),
+        metrics.clone(),
     )?;
     let mut sink = metrics::MeteredSink {
         inner: sink,
@@ -418,8 +415,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     };
 
     let served = tokio_rt.block_on(async {
-        println!("listening on http://{addr}");
-        tracing::info!(%addr, data = %config.data_dir.display(), "journey serve");
+        tracing::info!(%addr, data = %config.data_dir.display(), "listening");
         spawn_reload_on_hangup(state.clone());
         let app = routes(state.clone());
         axum::serve(listener, app)
@@ -570,7 +566,7 @@ async fn healthz() -> Json<Value> {
 
 async fn metrics_text(axum::extract::State(st): axum::extract::State<Shared>) -> Response {
     let text = st.metrics.render();
-    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+    ([("content-type", metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// Parses a JSON body, mapping a refused body (too large, unreadable) to a clear error.

@@ -27,7 +27,6 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// One line of the page: a topic, its title and whether the contact receives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -265,7 +264,7 @@ pub async fn change(
         return Err(ApiError::not_found("unknown link"));
     };
     for ch in &made {
-        st.metrics.events_ingested.fetch_add(1, Relaxed);
+        st.metrics.events_ingested.inc();
         st.metrics.tracked(match ch {
             Change::All(true) => "unsubscribed",
             _ => "subscription_changed",

@@ -26,7 +26,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
-use std::sync::atomic::Ordering::Relaxed;
 
 enum Item {
     Event(Event),
@@ -202,7 +201,7 @@ async fn record(st: &Shared, items: Vec<Item>) -> Result<(), ApiError> {
             .await?;
         r.map_err(super::api::store_err)?;
     }
-    st.metrics.events_ingested.fetch_add(n, Relaxed);
+    st.metrics.events_ingested.inc_by(n);
     Ok(())
 }
 

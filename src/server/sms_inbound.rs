@@ -23,7 +23,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Deserialize)]
 pub struct InboundQuery {
@@ -159,7 +158,7 @@ pub async fn inbound(
         }
     };
     for _ in 0..changed {
-        st.metrics.events_ingested.fetch_add(1, Relaxed);
+        st.metrics.events_ingested.inc();
         st.metrics.tracked("subscription_changed");
     }
     let json_reply = headers

@@ -13,7 +13,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// The smallest transparent GIF: 1×1.
 const PIXEL: [u8; 43] = [
@@ -59,7 +58,7 @@ async fn record(st: &Shared, e: Event, what: &'static str) -> Result<(), ApiErro
         return Ok(());
     }
     st.submit(vec![Input::Event(e)]).await?;
-    st.metrics.events_ingested.fetch_add(1, Relaxed);
+    st.metrics.events_ingested.inc();
     st.metrics.tracked(what);
     Ok(())
 }
