@@ -19,6 +19,7 @@ use journey::engine::{Claims, TokenKind};
 use journey::engine::{Contact, Event};
 use journey::lang;
 use journey::runtime::live::{run_live, LoopConfig, Submission};
+use journey::runtime::LiveContext;
 use journey::runtime::VirtualClock;
 use journey::runtime::{Input, Runtime};
 use journey::store::Store;
@@ -104,8 +105,7 @@ impl Harness {
         let dispatcher = Dispatcher::new(DispatcherOptions {
             config: c,
             secret: SECRET.to_vec(),
-            store,
-            inbox: tx,
+            context: Arc::new(LiveContext::new(store, tx)),
             handle: None,
             clock: Some(Arc::new(VirtualClock::new(T0))),
             observer: None,
@@ -542,8 +542,7 @@ fn with_no_config_the_welcome_email_lands_in_the_maildir() {
     let mut dispatcher = Dispatcher::new(DispatcherOptions {
         config,
         secret: SECRET.to_vec(),
-        store: store.clone(),
-        inbox: tx.clone(),
+        context: Arc::new(LiveContext::new(store.clone(), tx.clone())),
         handle: None,
         clock: Some(clock.clone()),
         observer: None,

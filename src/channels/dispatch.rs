@@ -13,20 +13,18 @@ use super::push::{PushProgress, PushSender};
 use super::redact::Redactor;
 use super::render::{RenderedPush, RenderedSms, RenderedWebhook, Renderer, Source};
 use super::sms::{JsonLines, SmsSender};
+use super::tracking::ShortLinks;
 use super::webpush::Vapid;
 use super::{http, webhook, Attempt};
 use crate::compile::ir::JourneyIr;
 use crate::config::{Config, PushProvider};
 use crate::domain::Channel;
+use crate::engine::Claims;
 use crate::engine::{Contact, Millis, SendJob};
-use crate::runtime::live::Submission;
-use crate::runtime::Clock;
-use crate::runtime::{delivery_event, Delivery, Input, Sink, SystemClock};
-use crate::store::Store;
+use crate::runtime::{Clock, Delivery, Outcome, SendContext, Sink, SystemClock};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -44,9 +42,9 @@ pub struct DispatcherOptions {
     pub config: Config,
     /// Signs tracked links, the pixel, unsubscribe links and delivery reports.
     pub secret: Vec<u8>,
-    pub store: Store,
-    /// The live loop's inbox, where outcomes are reported.
-    pub inbox: Sender<Submission>,
+    /// What a send reads (journey versions, the contact, its entry event), where short
+    /// link codes are kept, and where outcomes are reported: the runtime's.
+    pub context: Arc<dyn SendContext>,
     /// Run on this runtime; None starts one of its own (two worker threads).
     pub handle: Option<tokio::runtime::Handle>,
     /// Timestamps of the reported events; the system clock when None.
@@ -144,9 +142,8 @@ impl Lane {
 
 struct Shared {
     config: Config,
-    store: Store,
+    context: Arc<dyn SendContext>,
     renderer: Renderer,
-    inbox: Mutex<Sender<Submission>>,
     clock: Arc<dyn Clock>,
     /// Every reason and provider answer goes through it before a log or an event.
     redactor: Redactor,
@@ -292,9 +289,8 @@ impl Dispatcher {
             },
             redactor: Redactor::from_config(c, &opts.secret),
             config: opts.config.clone(),
-            store: opts.store,
+            context: opts.context,
             renderer,
-            inbox: Mutex::new(opts.inbox),
             clock: opts.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             mailer,
             http,
@@ -432,13 +428,7 @@ impl Shared {
     async fn recheck(&self, job: &SendJob, p: &Prepared, subject: Option<String>, before: u32) {
         // Not for a contact erased meanwhile: its history (the uncertain outcome with it)
         // is gone, and so must be every message to it.
-        let still_there = self.store.events_of(&job.contact).is_ok_and(|es| {
-            es.iter().any(|e| {
-                e.kind == crate::engine::MESSAGE_UNCERTAIN
-                    && e.message_id.as_deref() == Some(job.message_id.as_str())
-            })
-        });
-        if !still_there {
+        if !self.context.still_uncertain(&job.contact, &job.message_id) {
             return;
         }
         let lane = &self.lanes[&job.channel];
@@ -480,20 +470,7 @@ impl Shared {
     /// Push targets the service said are gone leave the contact's `push_tokens`: a control
     /// for the live loop's thread, which alone writes profiles.
     fn remove_gone_targets(&self, job: &SendJob, gone: Vec<Value>) {
-        let job = job.clone();
-        let control: crate::runtime::live::Control = Box::new(move |rt, sink, now, timeline| {
-            if let Err(e) = rt.remove_push_targets(&job, &gone, now, sink, timeline) {
-                tracing::warn!(contact = %job.contact, "expired push targets not removed: {e}");
-            }
-        });
-        let sub = Submission {
-            inputs: Vec::new(),
-            ack: None,
-            control: Some(control),
-        };
-        if let Ok(tx) = self.inbox.lock() {
-            let _ = tx.send(sub);
-        }
+        self.context.remove_push_targets(job, gone);
     }
 
     /// Records an outcome: counted, logged when it is not a success, and sent to the live
@@ -526,30 +503,16 @@ impl Shared {
         if let Delivery::Failed(r) | Delivery::Bounced(r) | Delivery::Uncertain(r) = &outcome {
             tracing::warn!(message_id = %job.message_id, journey = %job.journey, "{r}");
         }
-        let at = self.clock.now();
-        if let Some(mut event) = delivery_event(job, at, subject, &outcome) {
-            for (k, v) in props {
-                event.properties.entry(k).or_insert(v);
-            }
-            event
-                .properties
-                .insert("attempts".into(), Value::from(attempts));
-            let sub = Submission {
-                inputs: vec![Input::Delivered {
-                    message_id: job.message_id.clone(),
-                    event,
-                }],
-                ack: None,
-                control: None,
-            };
-            let sent = self
-                .inbox
-                .lock()
-                .map(|tx| tx.send(sub).is_ok())
-                .unwrap_or(false);
-            if !sent {
-                tracing::warn!(message_id = %job.message_id, "the live loop is gone: the outcome stays unrecorded, the send stays in the outbox");
-            }
+        let reported = self.context.report(Outcome {
+            job,
+            delivery: outcome,
+            at: self.clock.now(),
+            subject,
+            properties: props,
+            attempts,
+        });
+        if !reported {
+            tracing::warn!(message_id = %job.message_id, "the live loop is gone: the outcome stays unrecorded, the send stays in the outbox");
         }
     }
 
@@ -669,9 +632,8 @@ impl Shared {
             return Ok(v);
         }
         let ir = self
-            .store
-            .version(hash)
-            .map_err(|e| format!("store: {e}"))?
+            .context
+            .version(hash)?
             .ok_or_else(|| format!("the store has no journey version {hash}"))?;
         let ir = Arc::new(ir);
         if let Ok(mut m) = self.versions.lock() {
@@ -689,18 +651,13 @@ impl Shared {
             )
         })?;
         let contact = self
-            .store
-            .contact(&job.contact)
-            .map_err(|e| format!("store: {e}"))?
+            .context
+            .contact(&job.contact)?
             .unwrap_or_else(|| Contact {
                 id: job.contact.clone(),
                 profile: Map::new(),
             });
-        let entry = self
-            .store
-            .instance(&job.contact, job.instance)
-            .map_err(|e| format!("store: {e}"))?
-            .and_then(|i| i.entry_event);
+        let entry = self.context.entry_event(&job.contact, job.instance)?;
         let src = Source {
             job,
             message,
@@ -715,11 +672,11 @@ impl Shared {
                 (Prepared::Email(out), Some(e.subject))
             }
             Channel::Sms => (
-                Prepared::Sms(r.sms(&src, &self.store).map_err(|e| e.0)?),
+                Prepared::Sms(r.sms(&src, &Book(&*self.context)).map_err(|e| e.0)?),
                 None,
             ),
             Channel::Push => {
-                let p = r.push(&src, &self.store).map_err(|e| e.0)?;
+                let p = r.push(&src, &Book(&*self.context)).map_err(|e| e.0)?;
                 let title = p.title.clone();
                 (Prepared::Push(p), title)
             }
@@ -745,8 +702,8 @@ impl Shared {
         if codes.is_empty() {
             return Ok(());
         }
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.flush())
+        let context = self.context.clone();
+        tokio::task::spawn_blocking(move || context.flush())
             .await
             .map_err(|e| format!("short links not kept: {e}"))?
             .map_err(|e| format!("short links not kept: {e}"))
@@ -762,5 +719,14 @@ impl Shared {
             Prepared::Push(push) => self.push.send(job, push, progress).await,
             Prepared::Webhook(w, timeout) => webhook::call(&self.http, job, w, *timeout).await,
         }
+    }
+}
+
+/// The runtime's short link keeper, as the renderer asks for one.
+struct Book<'a>(&'a dyn SendContext);
+
+impl ShortLinks for Book<'_> {
+    fn keep(&self, code: &str, claims: &Claims) -> Result<bool, String> {
+        self.0.keep_short_link(code, claims)
     }
 }

@@ -107,9 +107,21 @@ pub trait ShortLinks {
     fn keep(&self, code: &str, claims: &Claims) -> Result<bool, String>;
 }
 
-impl ShortLinks for crate::store::Store {
+/// Short link codes kept in memory: previews (whose links must not reach the store) and tests.
+#[derive(Default)]
+pub struct MemoryShortLinks(std::sync::Mutex<std::collections::BTreeMap<String, Claims>>);
+
+impl MemoryShortLinks {
+    /// The claims kept under `code`.
+    pub fn get(&self, code: &str) -> Option<Claims> {
+        self.0.lock().ok().and_then(|m| m.get(code).cloned())
+    }
+}
+
+impl ShortLinks for MemoryShortLinks {
     fn keep(&self, code: &str, claims: &Claims) -> Result<bool, String> {
-        self.put_short_link(code, claims).map_err(|e| e.to_string())
+        let mut m = self.0.lock().map_err(|e| e.to_string())?;
+        Ok(m.entry(code.to_string()).or_insert_with(|| claims.clone()) == claims)
     }
 }
 

@@ -239,7 +239,8 @@ fn preview(args: &PreviewArgs) -> Result<Preview, Failed> {
             let sdir = store_dir(args.data.as_deref().unwrap_or(&data_dir));
             let store = open_store(&sdir).map_err(Failed::usage)?;
             let c = read_contact(&store, id, &sdir)?;
-            let e = preview::entry_event(&store, id, &journey.name)
+            let e = store
+                .latest_entry_event(id, &journey.name)
                 .map_err(|e| Failed::other(format!("{}: {e}", sdir.display())))?;
             (c, e)
         }
@@ -322,7 +323,7 @@ fn send_test_inner(args: &SendTestArgs) -> Result<preview::TestSent, Failed> {
     let (contact, event) = match (&args.contact, &store) {
         (Some(id), Some((s, dir))) => (
             read_contact(s, id, dir)?,
-            preview::entry_event(s, id, &journey.name)
+            s.latest_entry_event(id, &journey.name)
                 .map_err(|e| Failed::other(format!("{}: {e}", dir.display())))?,
         ),
         _ => (

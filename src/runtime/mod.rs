@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
-pub use sink::{Delivery, MemorySink, Sink};
+pub use sink::{Delivery, LiveContext, MemorySink, Outcome, SendContext, Sink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

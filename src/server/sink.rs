@@ -5,7 +5,7 @@
 use crate::channels::{AttemptObserver, Dispatcher, DispatcherOptions};
 use crate::config::Config;
 use crate::runtime::live::Submission;
-use crate::runtime::Sink;
+use crate::runtime::{LiveContext, Sink};
 use crate::store::Store;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -24,8 +24,7 @@ pub fn make_sink(
     let d = Dispatcher::new(DispatcherOptions {
         config: config.clone(),
         secret: secret.to_vec(),
-        store: store.clone(),
-        inbox,
+        context: Arc::new(LiveContext::new(store.clone(), inbox)),
         handle: Some(handle),
         clock: None,
         observer: Some(observer),

@@ -405,6 +405,17 @@ impl Store {
     }
 
     /// Every instance a contact ever had, oldest first.
+    /// The event that enrolled `contact` in `journey` most recently (what its templates see
+    /// as `event` in a preview, as a send sees its own instance's).
+    pub fn latest_entry_event(&self, contact: &str, journey: &str) -> Result<Option<Event>> {
+        Ok(self
+            .instances_of(contact)?
+            .into_iter()
+            .filter(|i| i.journey == journey)
+            .max_by_key(|i| i.id)
+            .and_then(|i| i.entry_event))
+    }
+
     pub fn instances_of(&self, contact: &str) -> Result<Vec<Instance>> {
         let prefix = owned_prefix(b'i', contact);
         self.tree
@@ -750,6 +761,44 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry_instance(id: u64, journey: &str, product: &str) -> Instance {
+        let mut e = Event {
+            contact: "ann".into(),
+            kind: "viewed".into(),
+            ..Event::default()
+        };
+        e.properties.insert("product".into(), product.into());
+        Instance {
+            id,
+            journey: journey.into(),
+            version: "v".into(),
+            contact: "ann".into(),
+            step: None,
+            parked: None,
+            ended: None,
+            entered_at: 0,
+            step_since: 0,
+            due: None,
+            entry_event: Some(e),
+            path: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_entry_event_is_the_latest_of_that_journey() {
+        let store = Store::temporary().unwrap();
+        let mut b = WriteBatch::default();
+        b.put_instance(&entry_instance(1, "j", "first"));
+        b.put_instance(&entry_instance(2, "j", "second"));
+        b.put_instance(&entry_instance(3, "other", "other"));
+        store.apply(b).unwrap();
+        let e = store.latest_entry_event("ann", "j").unwrap().unwrap();
+        assert_eq!(e.properties["product"], "second");
+        assert_eq!(store.latest_entry_event("ann", "none").unwrap(), None);
+        assert_eq!(store.latest_entry_event("bob", "j").unwrap(), None);
+    }
 
     /// A restart in the same process opens the store again at once, even while sled's IO
     /// threads still hold the file of the store just closed (a race that shows under load,

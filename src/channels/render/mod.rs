@@ -918,7 +918,7 @@ mod tests {
         m.channel = Channel::Sms;
         let (j, mut c) = (job(), contact());
         c.profile.insert("phone".into(), "+393331234567".into());
-        let store = crate::store::Store::temporary().unwrap();
+        let store = crate::channels::tracking::MemoryShortLinks::default();
         let src = Source {
             job: &j,
             message: &m,
@@ -951,13 +951,13 @@ mod tests {
                 urls[0], urls[1], urls[2]
             )
         );
-        let shop = store.short_link(&s.short_links[0]).unwrap().unwrap();
+        let shop = store.get(&s.short_links[0]).unwrap();
         assert_eq!(shop.kind, TokenKind::Click);
         assert_eq!(shop.link.as_deref(), Some("shop"));
         assert_eq!(shop.url.as_deref(), Some("https://maison.example/shop"));
         assert_eq!(shop.message_id, "7:welcome");
         assert_eq!(shop.contact, "angela");
-        let other = store.short_link(&s.short_links[1]).unwrap().unwrap();
+        let other = store.get(&s.short_links[1]).unwrap();
         assert_eq!(other.url.as_deref(), Some("https://other.example/x"));
         assert_eq!(other.link, None);
         // A retried send renders the same text.
@@ -980,7 +980,7 @@ mod tests {
         m.data
             .insert("image".into(), "https://cdn.example/shoe.png".into());
         let (j, c) = (job(), contact());
-        let store = crate::store::Store::temporary().unwrap();
+        let store = crate::channels::tracking::MemoryShortLinks::default();
         let p = r()
             .push(
                 &Source {
