@@ -196,3 +196,70 @@ fn the_rules_see_a_violation() {
         "{hits:?}"
     );
 }
+
+/// The project's own docs: every relative link resolves inside the repository, and none
+/// names the design notes the project was built from (a clone does not have them).
+#[test]
+fn docs_links_resolve_inside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = vec![
+        root.join("README.md"),
+        root.join("ARCHITECTURE.md"),
+        root.join("CHANGELOG.md"),
+    ];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            docs.push(p);
+        }
+    }
+    let mut broken = Vec::new();
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for target in markdown_links(line) {
+                if target.starts_with("http://")
+                    || target.starts_with("https://")
+                    || target.starts_with("mailto:")
+                    || target.starts_with('#')
+                {
+                    continue;
+                }
+                let path = target.split('#').next().unwrap();
+                let resolved = doc.parent().unwrap().join(path);
+                let inside = resolved
+                    .canonicalize()
+                    .is_ok_and(|p| p.starts_with(root.canonicalize().unwrap()));
+                if !inside {
+                    broken.push(format!("{}:{}: {target}", doc.display(), n + 1));
+                }
+            }
+            for outside in ["../shared", "LANGUAGE.md", "BENCHMARKS.md", "DESIGN.md"] {
+                if line.contains(outside) {
+                    broken.push(format!("{}:{}: names {outside}", doc.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "links that do not resolve in the repository:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// The targets of the inline links `[text](target)` in a line of Markdown.
+fn markdown_links(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("](") {
+        let after = &rest[i + 2..];
+        let Some(end) = after.find(')') else { break };
+        let target = &after[..end];
+        if !target.is_empty() && !target.contains(char::is_whitespace) {
+            out.push(target);
+        }
+        rest = &after[end..];
+    }
+    out
+}
