@@ -236,6 +236,18 @@ fn credentials(headers: &HeaderMap) -> Option<String> {
     None
 }
 
+/// A database URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user = &url[scheme + 3..at];
+            let user = user.split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 pub fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join("store")
 }
@@ -348,8 +360,15 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
             "first start: an admin token was made and written to this file (mode 0600); the token store keeps only its hash. Make more with `journey token create`"
         );
     }
-    let store = Store::open(&store_path(&config.data_dir))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", store_path(&config.data_dir).display()))?;
+    let store = match &config.store.url {
+        Some(url) => {
+            let store = Store::connect(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::info!(database = %redact_url(url), "store: PostgreSQL");
+            store
+        }
+        None => Store::open(&store_path(&config.data_dir))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", store_path(&config.data_dir).display()))?,
+    };
     let clock = SystemClock;
     let mut rt = Runtime::new(store.clone(), clock.now(), config.zone())?;
     let metrics = Arc::new(Metrics::default());

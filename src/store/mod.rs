@@ -54,6 +54,7 @@ mod codec;
 pub mod credentials;
 mod keys;
 mod kv;
+mod postgres;
 mod privacy;
 
 pub use bench::{raw_spread_write_benchmark, raw_write_benchmark};
@@ -76,6 +77,10 @@ pub enum StoreError {
     InUse,
     #[error("store: its key layout is {found}, newer than this journey reads ({LAYOUT}); run a newer journey on it")]
     NewerLayout { found: String },
+    #[error("store: PostgreSQL: {0}")]
+    Postgres(String),
+    #[error("store: the database's schema is version {found}, newer than this journey knows ({known}); run a newer journey on it")]
+    NewerSchema { found: i32, known: i32 },
 }
 
 fn corrupt(k: &[u8], err: impl std::fmt::Display) -> StoreError {
@@ -282,6 +287,18 @@ impl Store {
     /// Opens (or creates) the embedded store (sled) in a directory.
     pub fn open(path: &Path) -> Result<Store> {
         Store::over(kv::SledKv::open(path)?)
+    }
+
+    /// Connects to a PostgreSQL store (`postgres://user@host:port/db`), creating or
+    /// upgrading its schema.
+    pub fn connect(url: &str) -> Result<Store> {
+        Store::over(postgres::PgKv::connect(url)?)
+    }
+
+    /// A PostgreSQL store of its own, in a new schema of the database at `url` that is
+    /// dropped with the store (scenarios and tests: each starts empty).
+    pub fn connect_scratch(url: &str) -> Result<Store> {
+        Store::over(postgres::PgKv::scratch(url)?)
     }
 
     /// An embedded store in a temporary directory, removed when dropped (scenarios).
