@@ -40,6 +40,9 @@ impl Runtime {
             }
             group.1.push(input);
         }
+        // One read of the batch's contacts, where a read costs a round trip.
+        self.store
+            .prefetch_contacts(groups.iter().map(|g| g.0.as_str()))?;
         let mut work = BatchInProgress {
             batch: &mut batch,
             out: &mut out,

@@ -70,6 +70,14 @@ pub(crate) trait Kv: Send + Sync {
     /// Bytes on disk, for reports; 0 when the backend cannot tell.
     fn size_on_disk(&self) -> u64;
 
+    /// A hint that this thread is about to read these keys and the keys under these
+    /// prefixes: a backend with a round trip per read loads them at once and answers the
+    /// thread's reads of them from memory until the next `apply` or `prefetch`. Each
+    /// prefix must end a key's owner (no other prefix asked for may extend it).
+    fn prefetch(&self, _exact: Vec<Vec<u8>>, _prefixes: Vec<Vec<u8>>) -> Result<()> {
+        Ok(())
+    }
+
     /// Makes `next_id` return more than `n` from now on (a store copied from another
     /// keeps its ids unique).
     fn ids_above(&self, n: u64) -> Result<()> {

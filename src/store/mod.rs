@@ -316,6 +316,20 @@ impl Store {
         Ok(store)
     }
 
+    /// Tells the store that this thread is about to process these contacts: a database
+    /// with a round trip per read (PostgreSQL) loads their records, events and instances at
+    /// once, and serves this thread's reads of them until the next write. sled ignores it.
+    pub fn prefetch_contacts<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Result<()> {
+        let mut exact = Vec::new();
+        let mut prefixes = Vec::new();
+        for id in ids {
+            exact.push(id_key(b'c', &[], id, &[]));
+            prefixes.push(owned_prefix(b'e', id));
+            prefixes.push(owned_prefix(b'i', id));
+        }
+        self.kv.prefetch(exact, prefixes)
+    }
+
     /// Applies a batch atomically. Durable only after `flush`.
     pub fn apply(&self, b: WriteBatch) -> Result<()> {
         // An empty batch is not applied: sled would log it.

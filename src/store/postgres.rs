@@ -174,7 +174,7 @@ const TABLES: &[Table] = &[
             ("due", Time),
             ("entered_at", Time),
         ],
-        indexes: &["journey", "due"],
+        indexes: &["journey", "due", "contact"],
         typed: |k, v| match codec::read_instance(k, v) {
             Ok(i) => vec![
                 Col::Text(Some(i.contact)),
@@ -414,6 +414,27 @@ pub(crate) struct PgKv {
     ids: Mutex<(u64, u64)>,
     /// A scratch store's own schema, dropped with it.
     scratch: Option<(tokio_postgres::Config, String)>,
+    /// What the last `prefetch` loaded, for the thread that asked; cleared by `apply`.
+    prefetched: Mutex<Option<Prefetched>>,
+}
+
+/// Keys and values, in key order.
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Keys loaded ahead of a batch: exact keys (None: absent) and whole prefixes.
+struct Prefetched {
+    thread: std::thread::ThreadId,
+    exact: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Each prefix's entries, in key order.
+    prefixes: BTreeMap<Vec<u8>, Rows>,
+}
+
+impl Prefetched {
+    /// The prefix loaded that holds `key` (prefixes asked for do not nest).
+    fn prefix_of(&self, key: &[u8]) -> Option<&Rows> {
+        let (p, rows) = self.prefixes.range(..=key.to_vec()).next_back()?;
+        key.starts_with(p).then_some(rows)
+    }
 }
 
 impl Drop for PgKv {
@@ -479,6 +500,7 @@ impl PgKv {
             pool,
             ids: Mutex::new((0, 0)),
             scratch: scratch.map(|s| (plain, s)),
+            prefetched: Mutex::new(None),
         };
         if let Some((config, schema)) = &kv.scratch {
             let (config, schema) = (config.clone(), schema.clone());
@@ -661,8 +683,87 @@ impl Iterator for Scan<'_> {
     }
 }
 
+impl PgKv {
+    /// Runs `f` on what this thread prefetched, if anything.
+    fn with_prefetched<T>(&self, f: impl FnOnce(&Prefetched) -> Option<T>) -> Option<T> {
+        let guard = self.prefetched.lock().unwrap_or_else(|e| e.into_inner());
+        let p = guard.as_ref()?;
+        if p.thread != std::thread::current().id() {
+            return None;
+        }
+        f(p)
+    }
+}
+
 impl Kv for PgKv {
+    fn prefetch(&self, exact: Vec<Vec<u8>>, prefixes: Vec<Vec<u8>>) -> Result<()> {
+        // Rows by owner: the typed `contact` (or `id`) column, indexed, answers for all
+        // the batch's contacts in one query per table.
+        let owner = |k: &[u8]| match k.first() {
+            Some(b'c') => Some(unescape_id(&k[1..])),
+            Some(_) => k[1..]
+                .iter()
+                .position(|&b| b == 0)
+                .map(|z| unescape_id(&k[1..1 + z])),
+            None => None,
+        };
+        let contacts: Vec<String> = exact.iter().filter_map(|k| owner(k)).collect();
+        let pool = self.pool.clone();
+        let rows = self.run(async move {
+            let client = pool.get().await.map_err(pg_error)?;
+            let mut out = Vec::new();
+            for sql in [
+                "SELECT k, v FROM contacts WHERE id = ANY($1)",
+                "SELECT k, v FROM events WHERE contact = ANY($1) ORDER BY k",
+                "SELECT k, v FROM instances WHERE contact = ANY($1) ORDER BY k",
+            ] {
+                for r in client.query(sql, &[&contacts]).await.map_err(pg_error)? {
+                    out.push((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)));
+                }
+            }
+            Ok(out)
+        })?;
+        let mut p = Prefetched {
+            thread: std::thread::current().id(),
+            exact: exact.into_iter().map(|k| (k, None)).collect(),
+            prefixes: prefixes.into_iter().map(|k| (k, Vec::new())).collect(),
+        };
+        for (k, v) in rows {
+            if let Some(slot) = p.exact.get_mut(&k) {
+                *slot = Some(v);
+                continue;
+            }
+            let Some(prefix) = p
+                .prefixes
+                .range(..=k.clone())
+                .next_back()
+                .map(|(p, _)| p.clone())
+                .filter(|p| k.starts_with(p))
+            else {
+                continue;
+            };
+            if let Some(rows) = p.prefixes.get_mut(&prefix) {
+                rows.push((k, v));
+            }
+        }
+        *self.prefetched.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+        Ok(())
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        if let Some(hit) = self.with_prefetched(|p| {
+            if let Some(v) = p.exact.get(key) {
+                return Some(v.clone());
+            }
+            let rows = p.prefix_of(key)?;
+            Some(
+                rows.binary_search_by(|(k, _)| k.as_slice().cmp(key))
+                    .ok()
+                    .map(|i| rows[i].1.clone()),
+            )
+        }) {
+            return Ok(hit.map(Bytes::Owned));
+        }
         let Some(table) = key.first().and_then(|p| table_of(*p)) else {
             return Ok(None);
         };
@@ -677,6 +778,28 @@ impl Kv for PgKv {
     }
 
     fn range<'a>(&'a self, start: &[u8], end: Option<&[u8]>) -> Entries<'a> {
+        // Within one prefetched prefix: from memory.
+        let hit = self.with_prefetched(|p| {
+            let rows = p.prefix_of(start)?;
+            let (prefix, _) = p.prefixes.range(..=start.to_vec()).next_back()?;
+            let prefix_end = super::kv::prefix_end(prefix);
+            let inside = match (end, &prefix_end) {
+                (Some(e), Some(pe)) => e <= pe.as_slice(),
+                _ => false,
+            };
+            inside.then(|| {
+                rows.iter()
+                    .filter(|(k, _)| k.as_slice() >= start && end.is_none_or(|e| k.as_slice() < e))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        });
+        if let Some(rows) = hit {
+            return Box::new(
+                rows.into_iter()
+                    .map(|(k, v)| Ok((Bytes::Owned(k), Bytes::Owned(v)))),
+            );
+        }
         let first = start.first().copied().unwrap_or(0);
         let tables: Vec<&'static Table> = TABLES
             .iter()
@@ -697,6 +820,8 @@ impl Kv for PgKv {
     }
 
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
+        // What was read ahead is about to change.
+        *self.prefetched.lock().unwrap_or_else(|e| e.into_inner()) = None;
         // The last write of a key wins, as in one sled batch.
         let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         for (k, v) in ops {
