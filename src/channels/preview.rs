@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// One declared link of a message: where it goes, and the tracked URL the message carries.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PreviewLink {
     pub name: Option<String>,
     pub target: String,
@@ -29,7 +29,7 @@ pub struct PreviewLink {
 }
 
 /// A message as it would be sent. Fields that a channel does not have are absent.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default, utoipa::ToSchema)]
 pub struct Preview {
     pub journey: String,
     pub version: String,
@@ -56,7 +56,9 @@ pub struct Preview {
     pub method: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Pairs of a header's name and value (webhooks).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     pub links: Vec<PreviewLink>,
 }
@@ -268,7 +270,7 @@ pub fn render(
 }
 
 /// What a test send came to.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TestSent {
     pub journey: String,
     pub message: String,
@@ -276,6 +278,7 @@ pub struct TestSent {
     pub subject: String,
     pub message_id: String,
     /// The provider's answer (`smtp_response`, the Maildir file…).
+    #[schema(value_type = Object)]
     pub provider: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -208,6 +208,16 @@ fn contact_of(st: &Shared, c: &Claims) -> Result<Contact, ApiError> {
 }
 
 /// `GET /u/{token}`: the page. Changes nothing.
+#[utoipa::path(
+    get,
+    path = "/u/{token}",
+    tag = super::openapi::tags::TRACKING,
+    params(("token" = String, Path, description = "The unsubscribe link's signed token")),
+    responses(
+        (status = 200, description = "The preference page", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown or forged link", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn page(
     State(st): State<Shared>,
     Path(token): Path<String>,
@@ -218,7 +228,18 @@ pub async fn page(
     Ok(html(render(&contact, &topics, None)))
 }
 
-/// `POST /u/{token}`: a change from the form or a one-click unsubscribe.
+/// `POST /u/{token}`: a change from the form or a one-click unsubscribe (RFC 8058).
+#[utoipa::path(
+    post,
+    path = "/u/{token}",
+    tag = super::openapi::tags::TRACKING,
+    params(("token" = String, Path, description = "The unsubscribe link's signed token")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "The page's form, or `List-Unsubscribe=One-Click`"),
+    responses(
+        (status = 200, description = "The preference page, with what changed", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown or forged link", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn change(
     State(st): State<Shared>,
     Path(token): Path<String>,
