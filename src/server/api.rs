@@ -54,7 +54,8 @@ pub struct EventIn {
 }
 
 /// A moment: RFC 3339 text (`2026-03-01T09:00:00Z`) or milliseconds since the epoch.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
 pub enum Timestamp {
     Text(String),
@@ -73,7 +74,8 @@ pub enum ChannelName {
 }
 
 /// The body of `POST /v1/events`: one event, or an array of them.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
 pub enum EventsIn {
     One(Box<EventIn>),
@@ -89,7 +91,8 @@ pub struct Accepted {
 }
 
 /// The answer of `POST /v1/events`: to one event, or to an array (a batch's answer).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
 pub enum EventsAnswer {
     One(Accepted),
@@ -602,7 +605,8 @@ pub struct ContactAck {
 
 /// The answer of `PUT /v1/contacts/{id}`: the stored contact (a token that may read), or
 /// the acknowledgement (an ingest token).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
 pub enum PutContactAnswer {
     Stored(Contact),

@@ -48,7 +48,15 @@ pub mod tags {
                        Tokens are made with `journey token create`; send them as `Authorization: Bearer <token>`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    components(schemas(ErrorBody)),
+    // The schemas that only query parameters name (bodies' schemas are collected from the
+    // handlers).
+    components(schemas(
+        ErrorBody,
+        crate::report::Who,
+        crate::report::trend::Metric,
+        crate::report::trend::Group,
+        reports::AudienceFormat,
+    )),
     tags(
         (name = "ingest", description = "Events and contacts in"),
         (name = "segment", description = "Segment's HTTP tracking API, for Segment's SDKs"),
