@@ -7,7 +7,7 @@
 use super::api::store_err;
 use super::openapi::{tags, ErrorBody};
 use super::{json_body, ApiError, Scope, Shared};
-use crate::channels::preview;
+use crate::channels::preview::{self, TestSendError};
 use crate::channels::render::Renderer;
 use crate::compile::ir::{JourneyIr, MessageIr};
 use crate::engine::{Contact, Event};
@@ -138,8 +138,9 @@ pub async fn preview(
     request_body(content = TestSendRequest),
     responses(
         (status = 200, description = "Sent", body = preview::TestSent),
-        (status = 400, description = "No address", body = ErrorBody),
+        (status = 400, description = "No address, or not an email address", body = ErrorBody),
         (status = 404, description = "No such journey, message or contact", body = ErrorBody),
+        (status = 422, description = "The message cannot be sent as a test: not an email, or it does not render", body = ErrorBody),
         (status = 502, description = "The provider did not take it", body = ErrorBody),
     )
 )]
@@ -191,7 +192,13 @@ pub async fn test_send(
         to.trim(),
     )
     .await
-    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "test_not_sent", e))?;
+    .map_err(|e| match e {
+        TestSendError::Address(m) => ApiError::bad_request("invalid_to", m),
+        TestSendError::Unsendable(m) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "test_unsendable", m)
+        }
+        TestSendError::NotSent(m) => ApiError::new(StatusCode::BAD_GATEWAY, "test_not_sent", m),
+    })?;
     tracing::info!(journey = %name, message = %message, to = %sent.to, "test send");
     if let Some((c, _)) = contact {
         let event = preview::test_event(&sent, &c.id, now);
