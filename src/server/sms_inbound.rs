@@ -102,6 +102,16 @@ pub struct InboundSms {
     text: String,
 }
 
+/// Twilio's inbound webhook form (other fields are ignored).
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct TwilioInbound {
+    /// The sender's number.
+    From: String,
+    /// The text.
+    Body: String,
+}
+
 /// The answer to a JSON inbound SMS (or to one that accepts JSON).
 #[derive(Serialize, ToSchema)]
 pub struct InboundAnswer {
@@ -123,7 +133,7 @@ pub struct InboundAnswer {
         description = "Twilio's form post (`From`, `Body`) or JSON",
         content(
             (InboundSms = "application/json"),
-            (String = "application/x-www-form-urlencoded"),
+            (TwilioInbound = "application/x-www-form-urlencoded"),
         )
     ),
     responses(
