@@ -658,13 +658,21 @@ pub async fn put_contact(
     Ok(Json(json!(c)).into_response())
 }
 
+/// A contact in `POST /v1/contacts`: its `id`, and any other key is a profile field.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ContactIn {
+    /// The contact's id (a number is taken as its text).
+    id: String,
+}
+
 /// `POST /v1/contacts`: an array of `{"id": …, fields…}`; per-item results.
 #[utoipa::path(
     post,
     path = "/v1/contacts",
     tag = tags::CONTACTS,
     security(("bearer" = [])),
-    request_body(content = Vec<Object>, description = "Contacts: each an object with its `id` (text) and its profile fields", example = json!([{"id": "angela", "email": "angela@example.com"}])),
+    request_body(content = Vec<ContactIn>, description = "Contacts: each an object with its `id` (text) and its profile fields", example = json!([{"id": "angela", "email": "angela@example.com"}])),
     responses(
         (status = 200, description = "All kept", body = BatchAnswer),
         (status = 207, description = "Some kept, some refused", body = BatchAnswer),
