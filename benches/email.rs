@@ -14,8 +14,10 @@ mod smtp;
 use journey::channels::{Dispatcher, DispatcherOptions};
 use journey::compile;
 use journey::config::{Config, SmtpConfig, SmtpSecurity};
-use journey::engine::{Contact, Event, VirtualClock};
+use journey::engine::{Contact, Event};
 use journey::lang;
+use journey::runtime::LiveContext;
+use journey::runtime::VirtualClock;
 use journey::runtime::{Input, MemorySink, Runtime, Sink};
 use journey::store::Store;
 use std::sync::Arc;
@@ -108,10 +110,10 @@ fn main() {
     let mut dispatcher = Dispatcher::new(DispatcherOptions {
         config,
         secret: b"bench".to_vec(),
-        store: store.clone(),
-        inbox: tx,
+        context: Arc::new(LiveContext::new(store.clone(), tx)),
         handle: None,
         clock: Some(Arc::new(VirtualClock::new(T0))),
+        observer: None,
     })
     .unwrap();
 

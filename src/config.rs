@@ -31,6 +31,17 @@ pub struct Config {
     pub push: PushConfig,
     pub webhook: WebhookConfig,
     pub retry: RetryConfig,
+    pub store: StoreConfig,
+}
+
+/// Where the engine's state lives: the embedded sled store in `data_dir/store` (the
+/// default), or a PostgreSQL database (`JOURNEY_STORE_URL` overrides the file).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://user@host:port/database`: the store in PostgreSQL, its schema created
+    /// or upgraded at start. Absent: sled in `data_dir/store`.
+    pub url: Option<String>,
 }
 
 impl Default for Config {
@@ -47,6 +58,7 @@ impl Default for Config {
             push: PushConfig::default(),
             webhook: WebhookConfig::default(),
             retry: RetryConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -364,15 +376,24 @@ fn substitute(
 impl Config {
     /// Reads a config file; `None` gives the embedded defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let Some(path) = path else {
-            return Ok(Config::default());
+        let mut config = match path {
+            None => Config::default(),
+            Some(path) => {
+                let p = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+                    path: p.clone(),
+                    err,
+                })?;
+                Config::parse(&p, &text, |n| std::env::var(n).ok())?
+            }
         };
-        let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-            path: p.clone(),
-            err,
-        })?;
-        Config::parse(&p, &text, |n| std::env::var(n).ok())
+        if let Some(url) = std::env::var("JOURNEY_STORE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            config.store.url = Some(url);
+        }
+        Ok(config)
     }
 
     pub fn parse(

@@ -3,9 +3,10 @@
 //! temporary directory, deliveries into memory), and the expectations they must meet.
 
 use crate::compile;
-use crate::engine::Clock;
-use crate::engine::{Contact, Event, Happening, Millis, TimelineEntry, VirtualClock};
+use crate::engine::{Contact, Event, Happening, Millis, TimelineEntry};
 use crate::lang::{self, diagnostic};
+use crate::runtime::Clock;
+use crate::runtime::VirtualClock;
 use crate::runtime::{self, fmt_time, Input, MemorySink, Runtime};
 use crate::store::Store;
 use serde::Deserialize;
@@ -236,6 +237,28 @@ pub fn run(path: &Path) -> Result<Outcome, ScenarioError> {
 /// Runs a scenario on a store in `data` (created, and kept for `journey report` and the
 /// other readers of a store) instead of a temporary one.
 pub fn run_on(path: &Path, data: Option<&Path>) -> Result<Outcome, ScenarioError> {
+    run_in(
+        path,
+        match data {
+            Some(dir) => ScenarioStore::Dir(dir),
+            None => ScenarioStore::Temporary,
+        },
+    )
+}
+
+/// Where a scenario's store is.
+#[derive(Debug, Clone, Copy)]
+pub enum ScenarioStore<'a> {
+    /// A temporary sled store, removed afterwards.
+    Temporary,
+    /// A sled store in this directory (it must be empty or new), kept.
+    Dir(&'a Path),
+    /// A schema of its own in the PostgreSQL database at this URL, removed afterwards.
+    Postgres(&'a str),
+}
+
+/// Runs a scenario on the store given.
+pub fn run_in(path: &Path, store_choice: ScenarioStore) -> Result<Outcome, ScenarioError> {
     let (sc, text) = read(path)?;
     let err =
         |line: Option<usize>, message: String| ScenarioError::new(path, Some(&text), line, message);
@@ -453,8 +476,9 @@ pub fn run_on(path: &Path, data: Option<&Path>) -> Result<Outcome, ScenarioError
 
     // Run: the same runtime as the daemon, on a temporary sled store and a virtual clock.
     let rt_err = |e: runtime::RuntimeError| err(None, format!("runtime error: {e}"));
-    let store = match data {
-        Some(dir) => {
+    let store = match store_choice {
+        ScenarioStore::Postgres(url) => Store::connect_scratch(url),
+        ScenarioStore::Dir(dir) => {
             let used = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
             if used {
                 return Err(ScenarioError::new(
@@ -469,7 +493,7 @@ pub fn run_on(path: &Path, data: Option<&Path>) -> Result<Outcome, ScenarioError
             }
             Store::open(dir)
         }
-        None => Store::temporary(),
+        ScenarioStore::Temporary => Store::temporary(),
     }
     .map_err(|e| err(None, e.to_string()))?;
     let clock = VirtualClock::new(start);
@@ -509,7 +533,7 @@ pub fn run_on(path: &Path, data: Option<&Path>) -> Result<Outcome, ScenarioError
         rt.tick(now, &mut sink, &mut timeline).map_err(rt_err)?;
     }
 
-    if data.is_some() {
+    if matches!(store_choice, ScenarioStore::Dir(_)) {
         rt.store.flush().map_err(|e| err(None, e.to_string()))?;
     }
 

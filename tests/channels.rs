@@ -11,13 +11,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use journey::channels::tracking::{verify, Claims, TokenKind};
+use journey::channels::tracking::verify;
 use journey::channels::{dlr, webpush, Dispatcher, DispatcherOptions};
 use journey::compile::{self, ir::Program};
 use journey::config::{Config, PushProvider, SmsProvider, SmtpConfig, SmtpSecurity};
-use journey::engine::{Contact, Event, VirtualClock};
+use journey::engine::{Claims, TokenKind};
+use journey::engine::{Contact, Event};
 use journey::lang;
 use journey::runtime::live::{run_live, LoopConfig, Submission};
+use journey::runtime::LiveContext;
+use journey::runtime::VirtualClock;
 use journey::runtime::{Input, Runtime};
 use journey::store::Store;
 use serde_json::{json, Value};
@@ -102,10 +105,10 @@ impl Harness {
         let dispatcher = Dispatcher::new(DispatcherOptions {
             config: c,
             secret: SECRET.to_vec(),
-            store,
-            inbox: tx,
+            context: Arc::new(LiveContext::new(store, tx)),
             handle: None,
             clock: Some(Arc::new(VirtualClock::new(T0))),
+            observer: None,
         })
         .unwrap();
         Harness {
@@ -539,10 +542,10 @@ fn with_no_config_the_welcome_email_lands_in_the_maildir() {
     let mut dispatcher = Dispatcher::new(DispatcherOptions {
         config,
         secret: SECRET.to_vec(),
-        store: store.clone(),
-        inbox: tx.clone(),
+        context: Arc::new(LiveContext::new(store.clone(), tx.clone())),
         handle: None,
         clock: Some(clock.clone()),
+        observer: None,
     })
     .unwrap();
     let maildir = dispatcher.maildir().unwrap().to_path_buf();

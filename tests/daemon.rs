@@ -6,7 +6,8 @@
 mod daemon_common;
 
 use daemon_common::*;
-use journey::channels::tracking::{self, Claims, TokenKind};
+use journey::channels::tracking;
+use journey::engine::{Claims, TokenKind};
 use serde_json::{json, Value};
 
 fn form(contact: &str) -> Value {

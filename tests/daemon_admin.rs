@@ -5,7 +5,8 @@
 mod daemon_common;
 
 use daemon_common::*;
-use journey::channels::tracking::{self, Claims, TokenKind};
+use journey::channels::tracking;
+use journey::engine::{Claims, TokenKind};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -475,19 +476,18 @@ fn the_example_config_starts_as_shipped() {
     ] {
         cmd.env(var, format!("test-{var}"));
     }
+    cmd.env("JOURNEY_LOG", "info");
     let mut child = cmd.spawn().unwrap();
-    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let listening = lines
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("listening on ").map(str::to_string));
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let base = listening.unwrap_or_else(|| {
-        panic!(
-            "the example config did not start:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let listening = lines.map_while(Result::ok).find_map(|l| {
+        log.push_str(&l);
+        log.push('\n');
+        journey::cli::serve::listening_url(&l)
     });
+    let _ = child.kill();
+    let _ = child.wait();
+    let base = listening.unwrap_or_else(|| panic!("the example config did not start:\n{log}"));
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
     assert!(tmp.path().join("data").is_dir(), "the example's data_dir");
 }
@@ -591,7 +591,9 @@ journey weekly {
 }
 
 /// `JOURNEY_LOG_FORMAT=json`: every line the daemon logs is a JSON object, and with
-/// `tower_http=debug` each request gets one (the request log).
+/// `tower_http=debug` each request gets one (the request log). Nothing goes to stdout: the
+/// address is the `listening` line's `addr`, and the first admin token is in
+/// `data/admin-token` (mode 0600), which the log names without the token.
 #[test]
 fn logs_can_be_json_with_a_line_per_request() {
     use std::io::BufRead;
@@ -607,17 +609,47 @@ fn logs_can_be_json_with_a_line_per_request() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stderr = String::new();
     let base = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("listening on ").map(str::to_string))
+        .find_map(|l| {
+            stderr.push_str(&l);
+            stderr.push('\n');
+            journey::cli::serve::listening_url(&l)
+        })
         .expect("the daemon listens");
     let health = agent().get(&format!("{base}/healthz")).call().unwrap();
     assert_eq!(health.status(), 200);
     let _ = child.kill();
+    for l in lines.map_while(Result::ok) {
+        stderr.push_str(&l);
+        stderr.push('\n');
+    }
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.stdout.is_empty(), "the daemon writes nothing to stdout");
+    // The first start's admin token: in its file, and only there.
+    let token = std::fs::read_to_string(tmp.path().join("data/admin-token")).unwrap();
+    let token = token.trim();
+    assert!(token.starts_with("jt_admin_"), "{token}");
+    assert!(!stderr.contains(token), "the token is in the log");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tmp.path().join("data/admin-token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    assert!(
+        stderr.lines().any(|l| l.contains("admin-token")
+            && serde_json::from_str::<Value>(l).is_ok_and(|v| v["fields"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("admin-token")))),
+        "the log says where the token is:\n{stderr}"
+    );
     let mut requests = 0;
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line)

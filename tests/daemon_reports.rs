@@ -7,7 +7,7 @@
 mod daemon_common;
 
 use daemon_common::*;
-use journey::channels::tracking::TokenKind;
+use journey::engine::TokenKind;
 use serde_json::{json, Value};
 use std::process::Output;
 

@@ -234,9 +234,10 @@ fn examples_keep_their_compiled_journeys() {
         let mut formatted = lang::Loaded::default();
         for f in &files {
             let text = std::fs::read_to_string(f).unwrap();
-            // Same paths: templates are found beside the file.
             lang::add_source(&mut formatted, f.clone(), fmt(&text));
         }
+        // Compiling reads no files: the templates come in with the sources.
+        lang::add_templates(&mut formatted, &files);
         let reformatted = program_of(&formatted);
         let hashes = |p: &Program| -> BTreeMap<String, String> {
             p.journeys

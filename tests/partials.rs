@@ -4,9 +4,9 @@
 
 use journey::channels::render::{Renderer, Source};
 use journey::compile::{self, ir::Program};
+use journey::domain::Channel;
 use journey::engine::{Contact, SendJob};
 use journey::lang;
-use journey::lang::ast::Channel;
 use std::path::Path;
 
 const JOURNEY: &str = r#"journey welcome {
@@ -216,5 +216,36 @@ fn check_warns_of_unknown_variables_in_partials() {
             "warning: message 'hello', partials/footer.html: unknown variable 'contcat.first_name'"
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn unreadable_or_missing_templates_are_errors_with_the_reason_and_a_hint() {
+    // Compiling reads no files: templates come in with the loaded sources, and a file that
+    // `lang` could not read is reported with its reason when a journey names it.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("main.journey", JOURNEY)]);
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::write(
+        dir.path().join("templates/welcome.html"),
+        b"<p>\xff\xfe</p>",
+    )
+    .unwrap();
+    let err = compile_dir(dir.path()).unwrap_err();
+    assert!(
+        err.contains("template 'welcome.html' cannot be read: it is not valid UTF-8 text"),
+        "{err}"
+    );
+
+    std::fs::remove_file(dir.path().join("templates/welcome.html")).unwrap();
+    std::fs::write(dir.path().join("templates/welcome.htm"), "<p>hi</p>").unwrap();
+    let err = compile_dir(dir.path()).unwrap_err();
+    assert!(
+        err.contains("template 'welcome.html' cannot be read: no such file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("welcome.htm"),
+        "the hint names the file that exists: {err}"
     );
 }

@@ -4,10 +4,10 @@
 
 use journey::compile::ir::{CondIr, EntryIr, Program, StepKindIr};
 use journey::compile::{self};
+use journey::domain::Channel;
 use journey::engine::cond::{ContactView, Subject};
 use journey::engine::step::entry_event_matches;
 use journey::engine::{Contact, Event, Millis, MESSAGE_BOUNCED, MESSAGE_SENT};
-use journey::lang::ast::Channel;
 use journey::lang::{self, diagnostic, Loaded};
 use serde_json::json;
 

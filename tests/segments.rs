@@ -232,7 +232,7 @@ fn engagement(contact: &str, kind: &str, journey: &str, message: &str, at: Milli
         journey: Some(journey.into()),
         message: Some(message.into()),
         link: (kind == "clicked").then(|| "shop".to_string()),
-        channel: (kind == MESSAGE_SENT).then_some(journey::lang::ast::Channel::Email),
+        channel: (kind == MESSAGE_SENT).then_some(journey::domain::Channel::Email),
         ..Event::default()
     }
 }

@@ -134,7 +134,7 @@ fn migrate_by_name_moves_waiting_contacts() {
             .name,
         "pause"
     );
-    assert_eq!(ann.version, report.changed[0].2);
+    assert_eq!(ann.version, report.changed[0].to);
     // The migrated contact goes on in v2 from its step: `later` at its timer, no `nudge`.
     run_until(&mut rt, &mut sink, T0 + 5 * HOUR);
     let msgs: Vec<&str> = sink

@@ -2,9 +2,9 @@
 //! contacts click, through the ingestion channel, racing their timeouts.
 
 use super::{peak_rss_mb, percentile, program_from, temp_or, AnyResult};
-use crate::engine::Clock;
 use crate::engine::{Event, Happening, Millis, SendJob, TimelineEntry};
 use crate::runtime::live::{run_live, LoopConfig, Submission};
+use crate::runtime::Clock;
 use crate::runtime::{Delivery, Input, Runtime, Sink, SystemClock};
 use crate::store::{self, Store};
 use std::collections::HashMap;

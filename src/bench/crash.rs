@@ -2,9 +2,9 @@
 //! over a store, printing progress, until killed or done.
 
 use super::{program_from, AnyResult};
-use crate::engine::Clock;
 use crate::engine::{Event, Happening, Millis, SendJob, TimelineEntry};
 use crate::runtime::live::{run_live, LoopConfig, Submission};
+use crate::runtime::Clock;
 use crate::runtime::{Delivery, Input, Runtime, Sink, SystemClock};
 use crate::store::Store;
 use std::io::Write;

@@ -44,26 +44,41 @@ pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
             o.batch.max(1000)
         ),
     )?;
+    // Warnings (passed on to our stderr), and the `listening` line that tells the address
+    // (the daemon writes nothing to stdout).
     let mut child = Command::new(std::env::current_exe()?)
         .args(["serve", "--config"])
         .arg(&config)
-        .env("JOURNEY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .env("JOURNEY_LOG", "warn,journey::server=info")
+        .env_remove("JOURNEY_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-    let (mut base, mut token) = (String::new(), String::new());
+    let mut lines = BufReader::new(child.stderr.take().ok_or("no stderr")?).lines();
+    let mut base = String::new();
     for line in lines.by_ref() {
         let line = line?;
-        if let Some(t) = line.strip_prefix("admin token: ") {
-            token = t.trim().to_string();
+        if !line.contains(" INFO ") {
+            eprintln!("{line}");
         }
-        if let Some(a) = line.strip_prefix("listening on ") {
-            base = a.trim().to_string();
+        if let Some(url) = crate::cli::serve::listening_url(&line) {
+            base = url;
             break;
         }
     }
-    std::thread::spawn(move || for _ in lines {});
+    // The daemon's log goes on to ours.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if !line.contains(" INFO ") {
+                eprintln!("{line}");
+            }
+        }
+    });
+    let token = std::fs::read_to_string(crate::store::credentials::admin_token_path(
+        &dir.join("data"),
+    ))
+    .map(|t| t.trim().to_string())
+    .unwrap_or_default();
     if base.is_empty() || token.is_empty() {
         let _ = child.kill();
         return Err("the daemon did not start".into());
@@ -215,7 +230,7 @@ fn print_stages(metrics: &str, wall: Duration) {
         return;
     }
     let w = wall.as_secs_f64();
-    let stage = |s: &str| value(&format!("journey_commit_seconds_total{{stage=\"{s}\"}}"));
+    let stage = |s: &str| value(&format!("journey_commit_seconds_sum{{stage=\"{s}\"}}"));
     let (prepare, apply, flush) = (stage("prepare"), stage("apply"), stage("flush"));
     println!(
         "B4 daemon's engine thread: {batches:.0} batches of {:.0} events on average, {:.0} flushes; prepare {prepare:.2} s ({:.0}% of the wall), apply to sled {apply:.2} s ({:.0}%), flush {flush:.2} s ({:.0}%)",

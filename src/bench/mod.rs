@@ -10,6 +10,7 @@ use std::path::PathBuf;
 mod clicks;
 mod crash;
 pub mod ingest;
+pub mod pg_server;
 pub mod segments;
 mod waiting;
 

@@ -2,8 +2,8 @@
 //! and the time from opening the store to the first due timer fired.
 
 use super::{peak_rss_mb, program_from, rss_mb, temp_or, AnyResult};
-use crate::engine::Clock;
 use crate::engine::{Contact, Event, Millis, SendJob};
+use crate::runtime::Clock;
 use crate::runtime::{Delivery, Input, Runtime, Sink, SystemClock};
 use crate::store::Store;
 use std::path::PathBuf;

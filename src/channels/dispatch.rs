@@ -13,19 +13,18 @@ use super::push::{PushProgress, PushSender};
 use super::redact::Redactor;
 use super::render::{RenderedPush, RenderedSms, RenderedWebhook, Renderer, Source};
 use super::sms::{JsonLines, SmsSender};
+use super::tracking::ShortLinks;
 use super::webpush::Vapid;
 use super::{http, webhook, Attempt};
 use crate::compile::ir::JourneyIr;
 use crate::config::{Config, PushProvider};
-use crate::engine::{Clock, Contact, Millis, SendJob};
-use crate::lang::ast::Channel;
-use crate::runtime::live::Submission;
-use crate::runtime::{delivery_event, Delivery, Input, Sink, SystemClock};
-use crate::store::Store;
+use crate::domain::Channel;
+use crate::engine::Claims;
+use crate::engine::{Contact, Millis, SendJob};
+use crate::runtime::{Clock, Delivery, Outcome, SendContext, Sink, SystemClock};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -43,13 +42,51 @@ pub struct DispatcherOptions {
     pub config: Config,
     /// Signs tracked links, the pixel, unsubscribe links and delivery reports.
     pub secret: Vec<u8>,
-    pub store: Store,
-    /// The live loop's inbox, where outcomes are reported.
-    pub inbox: Sender<Submission>,
+    /// What a send reads (journey versions, the contact, its entry event), where short
+    /// link codes are kept, and where outcomes are reported: the runtime's.
+    pub context: Arc<dyn SendContext>,
     /// Run on this runtime; None starts one of its own (two worker threads).
     pub handle: Option<tokio::runtime::Handle>,
     /// Timestamps of the reported events; the system clock when None.
     pub clock: Option<Arc<dyn Clock>>,
+    /// Told of every provider attempt (the daemon's `/metrics`); None tells no one.
+    pub observer: Option<Arc<dyn AttemptObserver>>,
+}
+
+/// What came of one provider attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptOutcome {
+    /// Accepted (for a push to several devices, by at least one of them in the end).
+    Sent,
+    /// A transient failure: another attempt follows, after a backoff or the provider's
+    /// `Retry-After`.
+    Retried,
+    /// A permanent refusal, or the last attempt's transient failure.
+    Failed,
+    /// No such recipient.
+    Bounced,
+    /// Handed over with no answer.
+    Uncertain,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Sent => "sent",
+            AttemptOutcome::Retried => "retried",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Bounced => "bounced",
+            AttemptOutcome::Uncertain => "uncertain",
+        }
+    }
+}
+
+/// Told of each attempt the dispatcher makes at a provider, as it ends, and of each retry
+/// as it is decided (before its backoff or `Retry-After` wait). The one retry of an
+/// uncertain send is an attempt, not a retry (as in `Stats`).
+pub trait AttemptObserver: Send + Sync {
+    fn attempt(&self, channel: Channel, outcome: AttemptOutcome);
+    fn retry(&self, channel: Channel);
 }
 
 /// Counts since start, for tests, benchmarks and metrics.
@@ -105,9 +142,8 @@ impl Lane {
 
 struct Shared {
     config: Config,
-    store: Store,
+    context: Arc<dyn SendContext>,
     renderer: Renderer,
-    inbox: Mutex<Sender<Submission>>,
     clock: Arc<dyn Clock>,
     /// Every reason and provider answer goes through it before a log or an event.
     redactor: Redactor,
@@ -127,6 +163,7 @@ struct Shared {
     /// Uncertain sends waiting for their one retry (not in flight: their outcome is
     /// recorded, a stop abandons the retry).
     rechecks: AtomicU64,
+    observer: Option<Arc<dyn AttemptObserver>>,
 }
 
 /// What `deliver` came to.
@@ -252,9 +289,8 @@ impl Dispatcher {
             },
             redactor: Redactor::from_config(c, &opts.secret),
             config: opts.config.clone(),
-            store: opts.store,
+            context: opts.context,
             renderer,
-            inbox: Mutex::new(opts.inbox),
             clock: opts.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             mailer,
             http,
@@ -268,6 +304,7 @@ impl Dispatcher {
             bounced: AtomicU64::new(0),
             uncertain: AtomicU64::new(0),
             rechecks: AtomicU64::new(0),
+            observer: opts.observer,
         };
         Ok(Dispatcher {
             shared: Arc::new(shared),
@@ -391,13 +428,7 @@ impl Shared {
     async fn recheck(&self, job: &SendJob, p: &Prepared, subject: Option<String>, before: u32) {
         // Not for a contact erased meanwhile: its history (the uncertain outcome with it)
         // is gone, and so must be every message to it.
-        let still_there = self.store.events_of(&job.contact).is_ok_and(|es| {
-            es.iter().any(|e| {
-                e.kind == crate::engine::MESSAGE_UNCERTAIN
-                    && e.message_id.as_deref() == Some(job.message_id.as_str())
-            })
-        });
-        if !still_there {
+        if !self.context.still_uncertain(&job.contact, &job.message_id) {
             return;
         }
         let lane = &self.lanes[&job.channel];
@@ -407,6 +438,14 @@ impl Shared {
             lane.pace().await;
             self.attempt(job, p, &mut PushProgress::default()).await
         };
+        self.observe(
+            job.channel,
+            match &a {
+                Attempt::Done(_) => AttemptOutcome::Sent,
+                Attempt::Bounced(_) => AttemptOutcome::Bounced,
+                _ => AttemptOutcome::Uncertain,
+            },
+        );
         let mut props = Map::new();
         props.insert("after_uncertain".into(), Value::Bool(true));
         match a {
@@ -431,20 +470,7 @@ impl Shared {
     /// Push targets the service said are gone leave the contact's `push_tokens`: a control
     /// for the live loop's thread, which alone writes profiles.
     fn remove_gone_targets(&self, job: &SendJob, gone: Vec<Value>) {
-        let job = job.clone();
-        let control: crate::runtime::live::Control = Box::new(move |rt, sink, now, timeline| {
-            if let Err(e) = rt.remove_push_targets(&job, &gone, now, sink, timeline) {
-                tracing::warn!(contact = %job.contact, "expired push targets not removed: {e}");
-            }
-        });
-        let sub = Submission {
-            inputs: Vec::new(),
-            ack: None,
-            control: Some(control),
-        };
-        if let Ok(tx) = self.inbox.lock() {
-            let _ = tx.send(sub);
-        }
+        self.context.remove_push_targets(job, gone);
     }
 
     /// Records an outcome: counted, logged when it is not a success, and sent to the live
@@ -477,30 +503,16 @@ impl Shared {
         if let Delivery::Failed(r) | Delivery::Bounced(r) | Delivery::Uncertain(r) = &outcome {
             tracing::warn!(message_id = %job.message_id, journey = %job.journey, "{r}");
         }
-        let at = self.clock.now();
-        if let Some(mut event) = delivery_event(job, at, subject, &outcome) {
-            for (k, v) in props {
-                event.properties.entry(k).or_insert(v);
-            }
-            event
-                .properties
-                .insert("attempts".into(), Value::from(attempts));
-            let sub = Submission {
-                inputs: vec![Input::Delivered {
-                    message_id: job.message_id.clone(),
-                    event,
-                }],
-                ack: None,
-                control: None,
-            };
-            let sent = self
-                .inbox
-                .lock()
-                .map(|tx| tx.send(sub).is_ok())
-                .unwrap_or(false);
-            if !sent {
-                tracing::warn!(message_id = %job.message_id, "the live loop is gone: the outcome stays unrecorded, the send stays in the outbox");
-            }
+        let reported = self.context.report(Outcome {
+            job,
+            delivery: outcome,
+            at: self.clock.now(),
+            subject,
+            properties: props,
+            attempts,
+        });
+        if !reported {
+            tracing::warn!(message_id = %job.message_id, "the live loop is gone: the outcome stays unrecorded, the send stays in the outbox");
         }
     }
 
@@ -529,20 +541,23 @@ impl Shared {
                 lane.pace().await;
                 self.attempt(job, &prepared, &mut progress).await
             };
-            match a {
-                Attempt::Done(p) => {
-                    return Tried::new(Delivery::Sent, subject, p, attempt).gone(progress)
-                }
-                Attempt::Failed(r, p) => {
-                    return Tried::new(Delivery::Failed(r), subject, p, attempt).gone(progress)
-                }
-                Attempt::Bounced(r) => {
-                    return Tried::new(Delivery::Bounced(r), subject, Map::new(), attempt)
-                }
+            let (tried, outcome) = match a {
+                Attempt::Done(p) => (
+                    Tried::new(Delivery::Sent, subject, p, attempt).gone(progress),
+                    AttemptOutcome::Sent,
+                ),
+                Attempt::Failed(r, p) => (
+                    Tried::new(Delivery::Failed(r), subject, p, attempt).gone(progress),
+                    AttemptOutcome::Failed,
+                ),
+                Attempt::Bounced(r) => (
+                    Tried::new(Delivery::Bounced(r), subject, Map::new(), attempt),
+                    AttemptOutcome::Bounced,
+                ),
                 Attempt::Uncertain(r) => {
                     let mut t = Tried::new(Delivery::Uncertain(r), subject, Map::new(), attempt);
                     t.prepared = Some(prepared);
-                    return t;
+                    (t, AttemptOutcome::Uncertain)
                 }
                 Attempt::Retry {
                     reason,
@@ -550,28 +565,48 @@ impl Shared {
                     properties,
                 } => {
                     if attempt >= max {
-                        if progress.delivered > 0 {
+                        let t = if progress.delivered > 0 {
                             // Some devices got the push; the others are given up.
                             let mut p = Map::new();
                             p.insert("delivered".into(), progress.delivered.into());
                             p.insert("errors".into(), vec![reason].into());
-                            return Tried::new(Delivery::Sent, subject, p, attempt).gone(progress);
+                            Tried::new(Delivery::Sent, subject, p, attempt).gone(progress)
+                        } else {
+                            Tried::new(
+                                Delivery::Failed(format!(
+                                    "{reason} (gave up after {attempt} attempts)"
+                                )),
+                                subject,
+                                properties,
+                                attempt,
+                            )
+                            .gone(progress)
+                        };
+                        let outcome = match t.outcome {
+                            Delivery::Sent => AttemptOutcome::Sent,
+                            _ => AttemptOutcome::Failed,
+                        };
+                        (t, outcome)
+                    } else {
+                        self.observe(job.channel, AttemptOutcome::Retried);
+                        self.retries.fetch_add(1, Ordering::Relaxed);
+                        if let Some(o) = &self.observer {
+                            o.retry(job.channel);
                         }
-                        return Tried::new(
-                            Delivery::Failed(format!(
-                                "{reason} (gave up after {attempt} attempts)"
-                            )),
-                            subject,
-                            properties,
-                            attempt,
-                        )
-                        .gone(progress);
+                        tracing::debug!(message_id = %job.message_id, attempt, "retrying: {}", self.redactor.redact(&reason));
+                        tokio::time::sleep(self.backoff(attempt, after)).await;
+                        continue;
                     }
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(message_id = %job.message_id, attempt, "retrying: {}", self.redactor.redact(&reason));
-                    tokio::time::sleep(self.backoff(attempt, after)).await;
                 }
-            }
+            };
+            self.observe(job.channel, outcome);
+            return tried;
+        }
+    }
+
+    fn observe(&self, channel: Channel, outcome: AttemptOutcome) {
+        if let Some(o) = &self.observer {
+            o.attempt(channel, outcome);
         }
     }
 
@@ -597,9 +632,8 @@ impl Shared {
             return Ok(v);
         }
         let ir = self
-            .store
-            .version(hash)
-            .map_err(|e| format!("store: {e}"))?
+            .context
+            .version(hash)?
             .ok_or_else(|| format!("the store has no journey version {hash}"))?;
         let ir = Arc::new(ir);
         if let Ok(mut m) = self.versions.lock() {
@@ -617,18 +651,13 @@ impl Shared {
             )
         })?;
         let contact = self
-            .store
-            .contact(&job.contact)
-            .map_err(|e| format!("store: {e}"))?
+            .context
+            .contact(&job.contact)?
             .unwrap_or_else(|| Contact {
                 id: job.contact.clone(),
                 profile: Map::new(),
             });
-        let entry = self
-            .store
-            .instance(&job.contact, job.instance)
-            .map_err(|e| format!("store: {e}"))?
-            .and_then(|i| i.entry_event);
+        let entry = self.context.entry_event(&job.contact, job.instance)?;
         let src = Source {
             job,
             message,
@@ -643,11 +672,11 @@ impl Shared {
                 (Prepared::Email(out), Some(e.subject))
             }
             Channel::Sms => (
-                Prepared::Sms(r.sms(&src, &self.store).map_err(|e| e.0)?),
+                Prepared::Sms(r.sms(&src, &Book(&*self.context)).map_err(|e| e.0)?),
                 None,
             ),
             Channel::Push => {
-                let p = r.push(&src, &self.store).map_err(|e| e.0)?;
+                let p = r.push(&src, &Book(&*self.context)).map_err(|e| e.0)?;
                 let title = p.title.clone();
                 (Prepared::Push(p), title)
             }
@@ -673,8 +702,8 @@ impl Shared {
         if codes.is_empty() {
             return Ok(());
         }
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.flush())
+        let context = self.context.clone();
+        tokio::task::spawn_blocking(move || context.flush())
             .await
             .map_err(|e| format!("short links not kept: {e}"))?
             .map_err(|e| format!("short links not kept: {e}"))
@@ -690,5 +719,14 @@ impl Shared {
             Prepared::Push(push) => self.push.send(job, push, progress).await,
             Prepared::Webhook(w, timeout) => webhook::call(&self.http, job, w, *timeout).await,
         }
+    }
+}
+
+/// The runtime's short link keeper, as the renderer asks for one.
+struct Book<'a>(&'a dyn SendContext);
+
+impl ShortLinks for Book<'_> {
+    fn keep(&self, code: &str, claims: &Claims) -> Result<bool, String> {
+        self.0.keep_short_link(code, claims)
     }
 }

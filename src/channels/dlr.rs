@@ -2,9 +2,10 @@
 //! `{public_url}/v1/dlr/kannel?t={token}&status=%d`, where Kannel fills in `%d`, its
 //! delivery status. The daemon serves that route and records what `kannel_event` returns.
 
-use super::tracking::{verify, Claims, TokenError, TokenKind};
+use super::tracking::{verify, TokenError};
+use crate::domain::Channel;
+use crate::engine::{Claims, TokenKind};
 use crate::engine::{Event, Millis};
-use crate::lang::ast::Channel;
 
 /// The event a Kannel delivery report records: `received` when the phone got it (status 1),
 /// `bounced` when it was not delivered (2) or the SMSC rejected it (16); None for reports
@@ -97,7 +98,8 @@ pub use crate::engine::AWAITS_REPORT;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::tracking::{sign, Claims};
+    use crate::channels::tracking::sign;
+    use crate::engine::Claims;
 
     fn token(kind: TokenKind) -> String {
         sign(

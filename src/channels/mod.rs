@@ -21,7 +21,7 @@ pub mod tracking;
 pub mod webhook;
 pub mod webpush;
 
-pub use dispatch::{Dispatcher, DispatcherOptions};
+pub use dispatch::{AttemptObserver, AttemptOutcome, Dispatcher, DispatcherOptions};
 
 use serde_json::{Map, Value};
 use std::time::Duration;

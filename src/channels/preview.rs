@@ -10,15 +10,14 @@
 
 use super::email::{self, Mailer, DEFAULT_FROM};
 use super::render::{RenderError, Renderer, Source};
-use super::tracking::{verify, Claims, ShortLinks};
+use super::tracking::{verify, MemoryShortLinks};
 use super::Attempt;
 use crate::compile::ir::{JourneyIr, MessageIr, Program};
 use crate::config::Config;
+use crate::domain::Channel;
 use crate::engine::{Contact, Event, Millis, SendJob, MESSAGE_TEST};
-use crate::lang::ast::Channel;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 /// One declared link of a message: where it goes, and the tracked URL the message carries.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -135,32 +134,6 @@ pub fn job(journey: &JourneyIr, message: &MessageIr, contact: &str, id: String) 
     }
 }
 
-/// Short links made while previewing: kept here, never in the store.
-#[derive(Default)]
-struct Kept(Mutex<BTreeMap<String, Claims>>);
-
-impl ShortLinks for Kept {
-    fn keep(&self, code: &str, claims: &Claims) -> Result<bool, String> {
-        let mut m = self.0.lock().map_err(|e| e.to_string())?;
-        Ok(m.entry(code.to_string()).or_insert_with(|| claims.clone()) == claims)
-    }
-}
-
-/// The event that enrolled `contact` in `journey` most recently, which its templates see
-/// as `event`, as the dispatcher reads it from the instance.
-pub fn entry_event(
-    store: &crate::store::Store,
-    contact: &str,
-    journey: &str,
-) -> Result<Option<Event>, crate::store::StoreError> {
-    Ok(store
-        .instances_of(contact)?
-        .into_iter()
-        .filter(|i| i.journey == journey)
-        .max_by_key(|i| i.id)
-        .and_then(|i| i.entry_event))
-}
-
 /// Renders `message` for `contact` (entered by `event`, if given) as the dispatcher would
 /// (the config's default sender and public URL, the daemon's secret). An email is also
 /// built into MIME, so an address that would not go out is an error here too.
@@ -195,13 +168,13 @@ pub fn render(
             url: url.to_string(),
         }
     };
-    let kept = Kept::default();
+    // Short links made while previewing are kept here, never in the store.
+    let kept = MemoryShortLinks::default();
     let short = |codes: &[String]| -> Vec<PreviewLink> {
-        let m = kept.0.lock().map(|m| m.clone()).unwrap_or_default();
         codes
             .iter()
             .filter_map(|c| {
-                m.get(c).map(|claims| PreviewLink {
+                kept.get(c).map(|claims| PreviewLink {
                     name: claims.link.clone(),
                     target: claims.url.clone().unwrap_or_default(),
                     url: format!("{}/s/{c}", renderer.public_url()),
@@ -460,46 +433,6 @@ pub fn format(p: &Preview, how: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Instance;
-    use crate::store::{Store, WriteBatch};
-
-    fn instance(id: u64, journey: &str, product: &str) -> Instance {
-        let mut e = Event {
-            contact: "ann".into(),
-            kind: "viewed".into(),
-            ..Event::default()
-        };
-        e.properties.insert("product".into(), product.into());
-        Instance {
-            id,
-            journey: journey.into(),
-            version: "v".into(),
-            contact: "ann".into(),
-            step: None,
-            parked: None,
-            ended: None,
-            entered_at: 0,
-            step_since: 0,
-            due: None,
-            entry_event: Some(e),
-            path: Vec::new(),
-            sent: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn the_entry_event_is_the_latest_of_that_journey() {
-        let store = Store::temporary().unwrap();
-        let mut b = WriteBatch::default();
-        b.put_instance(&instance(1, "j", "first"));
-        b.put_instance(&instance(2, "j", "second"));
-        b.put_instance(&instance(3, "other", "other"));
-        store.apply(b).unwrap();
-        let e = entry_event(&store, "ann", "j").unwrap().unwrap();
-        assert_eq!(e.properties["product"], "second");
-        assert_eq!(entry_event(&store, "ann", "none").unwrap(), None);
-        assert_eq!(entry_event(&store, "bob", "j").unwrap(), None);
-    }
 
     #[test]
     fn test_and_preview_ids_are_recognised_and_sends_are_not() {

@@ -14,45 +14,9 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenKind {
-    /// `GET /t/c/{token}`: record `clicked`, redirect to `url`.
-    Click,
-    /// `GET /t/o/{token}`: record `opened`, answer a 1×1 GIF.
-    Open,
-    /// `GET|POST /u/{token}`: record `unsubscribed`.
-    Unsubscribe,
-    /// A provider's delivery report (`GET /v1/dlr/kannel?t={token}&status=…`): see
-    /// `channels::dlr`.
-    Delivery,
-}
-
-/// What a token says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    #[serde(rename = "k")]
-    pub kind: TokenKind,
-    #[serde(rename = "c")]
-    pub contact: String,
-    /// The message id `instance:step[:n]` (the delivery's idempotency key).
-    #[serde(rename = "m")]
-    pub message_id: String,
-    #[serde(rename = "j")]
-    pub journey: String,
-    /// The message's name in its journey.
-    #[serde(rename = "n")]
-    pub message: String,
-    /// The link's name, for clicks.
-    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
-    /// Where a click redirects: the link's rendered URL.
-    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-}
+use crate::engine::Claims;
 
 /// Why a token was refused. The server answers 404 to all of them alike.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,9 +107,21 @@ pub trait ShortLinks {
     fn keep(&self, code: &str, claims: &Claims) -> Result<bool, String>;
 }
 
-impl ShortLinks for crate::store::Store {
+/// Short link codes kept in memory: previews (whose links must not reach the store) and tests.
+#[derive(Default)]
+pub struct MemoryShortLinks(std::sync::Mutex<std::collections::BTreeMap<String, Claims>>);
+
+impl MemoryShortLinks {
+    /// The claims kept under `code`.
+    pub fn get(&self, code: &str) -> Option<Claims> {
+        self.0.lock().ok().and_then(|m| m.get(code).cloned())
+    }
+}
+
+impl ShortLinks for MemoryShortLinks {
     fn keep(&self, code: &str, claims: &Claims) -> Result<bool, String> {
-        self.put_short_link(code, claims).map_err(|e| e.to_string())
+        let mut m = self.0.lock().map_err(|e| e.to_string())?;
+        Ok(m.entry(code.to_string()).or_insert_with(|| claims.clone()) == claims)
     }
 }
 
@@ -167,6 +143,7 @@ pub fn shorten(secret: &[u8], claims: &Claims, book: &dyn ShortLinks) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::TokenKind;
 
     fn claims() -> Claims {
         Claims {

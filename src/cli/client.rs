@@ -13,7 +13,8 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     pub server: String,
-    /// An API token (`journey token create`; the admin token printed on first start).
+    /// An API token (`journey token create`; the daemon's first admin token is in
+    /// DATA_DIR/admin-token).
     #[arg(long, env = "JOURNEY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
@@ -84,8 +85,8 @@ impl Client {
                     .unwrap_or_else(|| "the server refused the request".into());
                 let message = match (code, &self.token) {
                     (401, None) => "no token given: pass --token or set JOURNEY_TOKEN (the \
-                        admin token is printed on the daemon's first start; make others with \
-                        `journey token create`)"
+                        daemon's first admin token is in its data directory's admin-token file; \
+                        make others with `journey token create`)"
                         .to_string(),
                     (401, Some(_)) => {
                         format!("{message}: the token given (--token or JOURNEY_TOKEN) was refused")

@@ -13,7 +13,7 @@ mod plan;
 mod preview;
 mod report;
 mod segment;
-mod serve;
+pub mod serve;
 mod simulate;
 mod source;
 mod status;
@@ -75,7 +75,8 @@ pub enum Command {
     ///
     /// Loads and deploys the journeys directory at start (a file with errors is refused and
     /// the running versions keep running), reloads it on SIGHUP, and stops cleanly on
-    /// SIGTERM or Ctrl-C. On first start it prints an admin token, once.
+    /// SIGTERM or Ctrl-C. On first start it writes an admin token to DATA_DIR/admin-token
+    /// (mode 0600) and logs that path.
     Serve(serve::ServeArgs),
     /// Make, list and revoke API tokens (scopes `ingest`, `engagement`, `read`, `admin`).
     Token(token::TokenArgs),

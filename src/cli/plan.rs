@@ -3,7 +3,7 @@
 //! how many contacts in flight each touches; `deploy` applies it.
 
 use super::client::{Client, ServerArgs};
-use crate::server::deploy::bundle_dir;
+use crate::runtime::plan::bundle_dir;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,10 +54,10 @@ pub fn run(args: PlanArgs, apply: bool) -> ExitCode {
                     eprintln!("error: refused: the journeys have errors; the running versions keep running");
                 }
                 Some(d) if d.get("plan").is_some() => {
-                    let plan: Result<crate::server::deploy::Plan, _> =
+                    let plan: Result<crate::runtime::plan::Plan, _> =
                         serde_json::from_value(d["plan"].clone());
                     if let Ok(p) = plan {
-                        print!("{}", crate::server::deploy::render_plan(&p));
+                        print!("{}", crate::runtime::plan::render_plan(&p));
                     }
                     eprintln!("error: {e}");
                 }

@@ -139,7 +139,7 @@ fn secret(config: &Config, data_dir: &Path) -> Vec<u8> {
     if let Some(s) = &config.secret {
         return s.as_bytes().to_vec();
     }
-    std::fs::read(crate::server::secret_path(data_dir))
+    std::fs::read(crate::store::credentials::secret_path(data_dir))
         .map(|b| String::from_utf8_lossy(&b).trim().as_bytes().to_vec())
         .unwrap_or_else(|_| b"preview".to_vec())
 }
@@ -239,7 +239,8 @@ fn preview(args: &PreviewArgs) -> Result<Preview, Failed> {
             let sdir = store_dir(args.data.as_deref().unwrap_or(&data_dir));
             let store = open_store(&sdir).map_err(Failed::usage)?;
             let c = read_contact(&store, id, &sdir)?;
-            let e = preview::entry_event(&store, id, &journey.name)
+            let e = store
+                .latest_entry_event(id, &journey.name)
                 .map_err(|e| Failed::other(format!("{}: {e}", sdir.display())))?;
             (c, e)
         }
@@ -322,7 +323,7 @@ fn send_test_inner(args: &SendTestArgs) -> Result<preview::TestSent, Failed> {
     let (contact, event) = match (&args.contact, &store) {
         (Some(id), Some((s, dir))) => (
             read_contact(s, id, dir)?,
-            preview::entry_event(s, id, &journey.name)
+            s.latest_entry_event(id, &journey.name)
                 .map_err(|e| Failed::other(format!("{}: {e}", dir.display())))?,
         ),
         _ => (

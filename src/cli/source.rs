@@ -127,6 +127,10 @@ pub(crate) fn print(out: Result<String, Failed>) -> ExitCode {
 
 /// Opens an existing store for reading, with errors that say what to do.
 pub(crate) fn open_store(dir: &Path) -> Result<Store, String> {
+    let text = dir.to_string_lossy();
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return Store::connect(&text).map_err(|e| e.to_string());
+    }
     let is_store = dir.join("conf").exists() || dir.join("db").exists();
     if !dir.is_dir() || !is_store {
         return Err(format!(
@@ -148,6 +152,6 @@ pub(crate) fn open_store(dir: &Path) -> Result<Store, String> {
 }
 
 pub(crate) fn now() -> crate::engine::Millis {
-    use crate::engine::Clock;
+    use crate::runtime::Clock;
     crate::runtime::SystemClock.now()
 }

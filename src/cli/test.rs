@@ -8,6 +8,10 @@ use std::process::ExitCode;
 pub struct TestArgs {
     /// Scenario files, or directories to search for *.scenario.yaml [default: journeys/]
     pub paths: Vec<PathBuf>,
+    /// Run each scenario on PostgreSQL instead of a temporary sled store: a schema of its
+    /// own in this database (postgres://user@host:port/db), removed afterwards.
+    #[arg(long, env = "JOURNEY_STORE_URL", value_name = "URL")]
+    pub store_url: Option<String>,
 }
 
 pub fn run(args: TestArgs) -> ExitCode {
@@ -25,7 +29,11 @@ pub fn run(args: TestArgs) -> ExitCode {
     }
     let (mut passed, mut failed) = (0, 0);
     for f in &files {
-        match scenario::run(f) {
+        let store = match &args.store_url {
+            Some(url) => scenario::ScenarioStore::Postgres(url),
+            None => scenario::ScenarioStore::Temporary,
+        };
+        match scenario::run_in(f, store) {
             Ok(outcome) if outcome.failures.is_empty() => {
                 passed += 1;
                 println!(

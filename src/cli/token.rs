@@ -1,6 +1,6 @@
 //! `journey token`: API tokens, kept as hashes in the data directory.
 
-use crate::server::auth::{self, Scope};
+use crate::store::credentials::{self as auth, Scope};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -10,7 +10,7 @@
 //! formatting-only changes of the source.
 
 use super::ir::*;
-use crate::lang::ast::CmpOp;
+use crate::domain::CmpOp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GraphFormat {

@@ -3,7 +3,8 @@
 //! back into source text (no spans), so a formatting-only change compiles to the same IR and
 //! the same content hash.
 
-use crate::lang::ast::{CappedAction, Channel, CmpOp, Combinator, OccurrenceKind, Verb};
+use crate::domain::{CappedAction, Channel, CmpOp, Combinator, Verb};
+use crate::lang::ast::OccurrenceKind;
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

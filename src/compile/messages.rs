@@ -134,20 +134,10 @@ impl<'a> Compiler<'a> {
                 let mut d = Diagnostic::error(
                     file,
                     name.span,
-                    format!(
-                        "template '{}' cannot be read: {}",
-                        name.value,
-                        io_reason(&e)
-                    ),
+                    format!("template '{}' cannot be read: {}", name.value, e),
                 )
                 .with_label(format!("looked for {}", path.display()));
-                let existing: Vec<String> = std::fs::read_dir(&dir)
-                    .map(|rd| {
-                        rd.filter_map(|e| e.ok())
-                            .map(|e| e.file_name().to_string_lossy().into_owned())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let existing = self.template_names(&dir);
                 d = match did_you_mean(&name.value, existing.iter().map(String::as_str)) {
                     Some(h) => d.with_help(h),
                     None => d.with_help(
@@ -160,12 +150,29 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// A template file's source id (when `lang` loaded it with the journeys) and text.
-    pub(super) fn template_text(&self, path: &Path) -> std::io::Result<(Option<usize>, String)> {
-        match self.loaded.templates.get(path) {
-            Some(&id) => Ok((Some(id), self.loaded.sources.get(id).text.clone())),
-            None => std::fs::read_to_string(path).map(|t| (None, t)),
+    /// A template file's source id and text, as `lang` loaded it with the journeys, or why
+    /// there is none.
+    pub(super) fn template_text(&self, path: &Path) -> Result<(Option<usize>, String), String> {
+        if let Some(&id) = self.loaded.templates.get(path) {
+            return Ok((Some(id), self.loaded.sources.get(id).text.clone()));
         }
+        Err(self
+            .loaded
+            .unreadable_templates
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| "no such file".to_string()))
+    }
+
+    /// The template files `lang` found below `dir`, by name relative to it.
+    pub(super) fn template_names(&self, dir: &Path) -> Vec<String> {
+        self.loaded
+            .templates
+            .keys()
+            .chain(self.loaded.unreadable_templates.keys())
+            .filter_map(|p| p.strip_prefix(dir).ok())
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .collect()
     }
 
     /// Every partial the template `field` names uses, directly or through other partials,
@@ -228,17 +235,14 @@ impl<'a> Compiler<'a> {
                     }
                     Err(_) if r.ignore_missing => {}
                     Err(e) => {
-                        let existing: Vec<String> = walk_names(&dir);
+                        let existing = self.template_names(&dir);
                         let at = if id.is_some() {
                             String::new()
                         } else {
                             format!(" (in '{name}')")
                         };
-                        let mut d = place(format!(
-                            "partial '{target}' cannot be read{at}: {}",
-                            io_reason(&e)
-                        ))
-                        .with_label(format!("looked for {}", path.display()));
+                        let mut d = place(format!("partial '{target}' cannot be read{at}: {e}"))
+                            .with_label(format!("looked for {}", path.display()));
                         d = match did_you_mean(&target, existing.iter().map(String::as_str)) {
                             Some(h) => d.with_help(h),
                             None => d.with_help(

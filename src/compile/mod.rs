@@ -14,7 +14,9 @@ mod names;
 pub mod partials;
 mod policies;
 mod segments;
+pub mod templates;
 
+use crate::domain::{CappedAction, Channel, CmpOp, Verb};
 use crate::lang::ast::{self, *};
 use crate::lang::diagnostic::{did_you_mean, Diagnostic};
 use crate::lang::Loaded;
@@ -321,28 +323,6 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
-    }
-}
-
-/// The files below a templates folder, by name relative to it.
-fn walk_names(dir: &Path) -> Vec<String> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| {
-            e.path()
-                .strip_prefix(dir)
-                .ok()
-                .map(|p| p.to_string_lossy().replace('\\', "/"))
-        })
-        .collect()
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        _ => e.to_string(),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::model::{Contact, Event, MESSAGE_BOUNCED, MESSAGE_SENT};
 use super::Millis;
 use crate::compile::ir::*;
-use crate::lang::ast::{Channel, CmpOp, Combinator, Verb};
+use crate::domain::{Channel, CmpOp, Combinator, Verb};
 use serde_json::Value;
 use std::cmp::Ordering;
 

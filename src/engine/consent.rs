@@ -11,7 +11,7 @@
 
 use super::model::{Contact, Event, COMPLAINED, MESSAGE_BOUNCED};
 use crate::compile::ir::{JourneyIr, MessageIr, Program};
-use crate::lang::ast::Channel;
+use crate::domain::Channel;
 use serde_json::Value;
 
 /// The profile key that holds per-topic consent: `subscriptions: { newsletter: false }`.
@@ -95,26 +95,6 @@ pub fn unknown_topics(contact: &Contact, program: &Program) -> Vec<String> {
                 && !crate::compile::ir::CHANNEL_TOPICS.contains(&k.as_str())
         })
         .cloned()
-        .collect()
-}
-
-/// What `journey contacts show` warns about in a profile: the topics of `subscriptions` no
-/// topic definition names (kept as they are; the engine asks only about known topics).
-pub fn profile_warnings(contact: &Contact, program: &Program) -> Vec<String> {
-    unknown_topics(contact, program)
-        .into_iter()
-        .map(|t| {
-            let known: Vec<&str> = program
-                .topics
-                .keys()
-                .map(String::as_str)
-                .chain(crate::compile::ir::CHANNEL_TOPICS)
-                .collect();
-            let hint = crate::lang::diagnostic::did_you_mean(&t, known.iter().copied())
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default();
-            format!("subscriptions.{t}: unknown topic '{t}', kept but never asked about{hint}")
-        })
         .collect()
 }
 

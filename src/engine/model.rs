@@ -3,7 +3,7 @@
 
 use super::Millis;
 use crate::compile::ir::StepId;
-use crate::lang::ast::Channel;
+use crate::domain::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -382,4 +382,44 @@ pub enum Effect {
     Timeline(TimelineEntry),
     /// A `message.suppressed` event to record.
     Suppressed(Event),
+}
+
+// ---------------------------------------------------------------- tracked links
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// `GET /t/c/{token}`: record `clicked`, redirect to `url`.
+    Click,
+    /// `GET /t/o/{token}`: record `opened`, answer a 1×1 GIF.
+    Open,
+    /// `GET|POST /u/{token}`: record `unsubscribed`.
+    Unsubscribe,
+    /// A provider's delivery report (`GET /v1/dlr/kannel?t={token}&status=…`): see
+    /// `channels::dlr`.
+    Delivery,
+}
+
+/// What a tracking token or a short link code says: the store keeps the claims of short
+/// codes, `channels::tracking` signs and verifies tokens carrying them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    #[serde(rename = "k")]
+    pub kind: TokenKind,
+    #[serde(rename = "c")]
+    pub contact: String,
+    /// The message id `instance:step[:n]` (the delivery's idempotency key).
+    #[serde(rename = "m")]
+    pub message_id: String,
+    #[serde(rename = "j")]
+    pub journey: String,
+    /// The message's name in its journey.
+    #[serde(rename = "n")]
+    pub message: String,
+    /// The link's name, for clicks.
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// Where a click redirects: the link's rendered URL.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }

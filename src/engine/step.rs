@@ -7,7 +7,7 @@ use super::cond::{ContactView, Subject, PENDING};
 use super::model::*;
 use super::Millis;
 use crate::compile::ir::*;
-use crate::lang::ast::{CappedAction, Channel, Verb};
+use crate::domain::{CappedAction, Channel, Verb};
 use chrono_tz::Tz;
 use serde_json::Value;
 

@@ -2,6 +2,7 @@
 //! compiler can point at it and the formatter can put comments back where they were.
 //! Nothing here is resolved or checked; that is `compile`'s job.
 
+use crate::domain::{CappedAction, Channel, CmpOp, Combinator, Verb};
 use serde::Serialize;
 
 /// A byte range in one source file.
@@ -173,62 +174,6 @@ pub struct Step {
     pub span: Span,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Email,
-    Sms,
-    Push,
-    Webhook,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-            Channel::Push => "push",
-            Channel::Webhook => "webhook",
-        }
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Verb {
-    Received,
-    Opened,
-    Clicked,
-    Bounced,
-    Unsubscribed,
-}
-
-impl Verb {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::Received => "received",
-            Verb::Opened => "opened",
-            Verb::Clicked => "clicked",
-            Verb::Bounced => "bounced",
-            Verb::Unsubscribed => "unsubscribed",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Verb> {
-        Some(match s {
-            "received" => Verb::Received,
-            "opened" => Verb::Opened,
-            "clicked" => Verb::Clicked,
-            "bounced" => Verb::Bounced,
-            "unsubscribed" => Verb::Unsubscribed,
-            _ => return None,
-        })
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum StepKind {
     Send(Send),
@@ -365,40 +310,6 @@ pub struct Condition {
     pub span: Span,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum CmpOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl CmpOp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CmpOp::Eq => "==",
-            CmpOp::Ne => "!=",
-            CmpOp::Lt => "<",
-            CmpOp::Le => "<=",
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
-        }
-    }
-    pub fn parse(s: &str) -> Option<CmpOp> {
-        Some(match s {
-            "==" => CmpOp::Eq,
-            "!=" => CmpOp::Ne,
-            "<" => CmpOp::Lt,
-            "<=" => CmpOp::Le,
-            ">" => CmpOp::Gt,
-            ">=" => CmpOp::Ge,
-            _ => return None,
-        })
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Matcher {
     Cmp(CmpOp, Literal),
@@ -471,24 +382,6 @@ pub struct Segment {
     pub title: Option<Str>,
     pub rules: Vec<SegmentRule>,
     pub span: Span,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Combinator {
-    And,
-    Or,
-    Except,
-}
-
-impl Combinator {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Combinator::And => "and",
-            Combinator::Or => "or",
-            Combinator::Except => "except",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -577,13 +470,6 @@ pub enum PolicyItemKind {
     ScopeGlobal,
     ScopeJourney,
     WhenCapped(CappedAction),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CappedAction {
-    Delay,
-    Skip,
 }
 
 // ---------------------------------------------------------------- topics

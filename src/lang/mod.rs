@@ -24,6 +24,9 @@ pub struct Loaded {
     /// The files of the `templates/` folder beside each loaded journey file, by path, as
     /// source ids: a template's diagnostics (a missing partial) point into them.
     pub templates: BTreeMap<PathBuf, usize>,
+    /// The files of those folders that could not be read as templates, with the reason
+    /// (too big, not UTF-8, an I/O error): compiling names it if a journey uses one.
+    pub unreadable_templates: BTreeMap<PathBuf, String>,
 }
 
 impl Loaded {
@@ -88,8 +91,9 @@ pub fn load_files(files: &[PathBuf]) -> Loaded {
 }
 
 /// Reads the `templates/` folder beside each of `files` into `loaded.sources` (sorted, once
-/// per folder). A file that cannot be read as UTF-8 text within `MAX_FILE_BYTES` is left
-/// out: compiling reads it again if a journey names it, and reports why it cannot.
+/// per folder). A file that cannot be read as UTF-8 text within `MAX_FILE_BYTES` is kept
+/// aside with the reason: compiling reports it if a journey names it. Compiling reads no
+/// files itself; this is where templates come in.
 pub fn add_templates(loaded: &mut Loaded, files: &[PathBuf]) {
     let dirs: std::collections::BTreeSet<PathBuf> = files
         .iter()
@@ -106,10 +110,21 @@ pub fn add_templates(loaded: &mut Loaded, files: &[PathBuf]) {
             .collect();
         found.sort();
         for path in found {
-            if let Read::Text(text) = read(&path) {
-                let id = loaded.sources.add(&path, text);
-                loaded.templates.insert(path, id);
-            }
+            let why = match read(&path) {
+                Read::Text(text) => {
+                    let id = loaded.sources.add(&path, text);
+                    loaded.templates.insert(path, id);
+                    continue;
+                }
+                Read::TooBig(size) => format!(
+                    "it is {:.1} MB, more than the {} MB a template may have",
+                    size as f64 / 1024.0 / 1024.0,
+                    MAX_FILE_BYTES / 1024 / 1024
+                ),
+                Read::NotUtf8(_) => "it is not valid UTF-8 text".to_string(),
+                Read::Io(e) => e.to_string(),
+            };
+            loaded.unreadable_templates.insert(path, why);
         }
     }
 }

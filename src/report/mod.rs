@@ -17,9 +17,11 @@ pub mod lists;
 pub mod trend;
 
 use crate::compile::ir::JourneyIr;
+use crate::compile::ir::Program;
 use crate::engine::{
     Contact, Event, Millis, MESSAGE_BOUNCED, MESSAGE_CAPPED, MESSAGE_FAILED, MESSAGE_SENT,
 };
+use crate::lang::diagnostic::did_you_mean;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -197,7 +199,7 @@ pub fn deployed_journey(store: &Store, journey: &str) -> Result<Option<JourneyIr
 
 fn close_names<'a>(name: &str, known: impl IntoIterator<Item = &'a String>) -> String {
     let known: Vec<&String> = known.into_iter().collect();
-    let best = crate::lang::diagnostic::did_you_mean(name, known.iter().map(|k| k.as_str()))
+    let best = did_you_mean(name, known.iter().map(|k| k.as_str()))
         .map(|h| format!(" ({h})"))
         .unwrap_or_default();
     if known.is_empty() {
@@ -615,4 +617,24 @@ pub fn segment(
         count: members.len() as u64,
         members: list.then_some(members),
     })
+}
+
+/// What `journey contacts show` warns about in a profile: the topics of `subscriptions` no
+/// topic definition names (kept as they are; the engine asks only about known topics).
+pub fn profile_warnings(contact: &Contact, program: &Program) -> Vec<String> {
+    crate::engine::consent::unknown_topics(contact, program)
+        .into_iter()
+        .map(|t| {
+            let known: Vec<&str> = program
+                .topics
+                .keys()
+                .map(String::as_str)
+                .chain(crate::compile::ir::CHANNEL_TOPICS)
+                .collect();
+            let hint = did_you_mean(&t, known.iter().copied())
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            format!("subscriptions.{t}: unknown topic '{t}', kept but never asked about{hint}")
+        })
+        .collect()
 }

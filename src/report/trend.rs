@@ -10,8 +10,8 @@
 //! open came. Rates are per delivery.
 
 use super::domain_of;
+use crate::domain::Channel;
 use crate::engine::{Event, Millis, MESSAGE_BOUNCED, MESSAGE_SENT};
-use crate::lang::ast::Channel;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Datelike, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};

@@ -12,12 +12,12 @@ impl Runtime {
         self.stages.inputs.fetch_add(inputs.len() as u64, Relaxed);
         let mut out = BatchOutcome::default();
         let mut batch = WriteBatch::default();
-        let inputs = if self.erased_sends.is_empty() {
+        let inputs = if self.identities.erased_sends.is_empty() {
             inputs
         } else {
             self.drop_erased_outcomes(inputs)
         };
-        let inputs = if self.aliases.is_empty() {
+        let inputs = if self.identities.aliases.is_empty() {
             inputs
         } else {
             self.follow_aliases(inputs)
@@ -51,23 +51,22 @@ impl Runtime {
             let quiet = self.process_contact(&contact, inputs, now, &mut work)?;
             quiet_after.push((contact, quiet));
         }
-        let (cancelled, inserted) =
-            self.write_timers(work.timer_changes, work.fired, &mut batch)?;
+        let wheel_changes = self.write_timers(work.timer_changes, work.fired, &mut batch)?;
         self.write_outbox(&out.sends, &mut batch)?;
         out.writes = batch.writes;
-        StageTimes::add(&self.stages.prepare_ns, started);
+        self.stages.add(Stage::Prepare, started);
         let applying = std::time::Instant::now();
         self.store.apply(batch)?;
-        StageTimes::add(&self.stages.apply_ns, applying);
+        self.stages.add(Stage::Apply, applying);
         if self.durable {
             let flushing = std::time::Instant::now();
             self.store.flush()?;
-            StageTimes::add(&self.stages.flush_ns, flushing);
+            self.stages.add(Stage::Flush, flushing);
             self.stages.flushes.fetch_add(1, Relaxed);
         }
         self.stages
             .outbox_depth
-            .store(self.outbox_pending.len() as u64, Relaxed);
+            .store(self.outbox.pending.len() as u64, Relaxed);
         self.counters.batches += 1;
         self.counters.writes += out.writes as u64;
         self.counters.transitions += out.transitions as u64;
@@ -83,11 +82,11 @@ impl Runtime {
             }
         }
         // The wheel mirrors the store only once the batch is applied.
-        for entry in cancelled {
-            self.wheel.cancel(entry);
+        for entry in wheel_changes.cancel {
+            self.timers.wheel.cancel(entry);
         }
-        for (entry, due) in inserted {
-            self.insert_entry(entry, due);
+        for i in wheel_changes.insert {
+            self.insert_entry(i.entry, i.due);
         }
         Ok(out)
     }
@@ -101,7 +100,7 @@ impl Runtime {
         now: Millis,
         work: &mut BatchInProgress,
     ) -> Result<bool> {
-        let program = self.program.clone();
+        let program = self.deployed.program.clone();
         // A quiet contact's events that nothing enters on, with no segment to keep current:
         // each is its own write, and nothing else happens (see `quiet`).
         if program.segments.is_empty()
@@ -195,7 +194,8 @@ impl Runtime {
                     let Some(idx) = instances.iter().position(|i| i.id == instance) else {
                         continue;
                     };
-                    if !instances[idx].is_active() || self.paused.contains(&instances[idx].journey)
+                    if !instances[idx].is_active()
+                        || self.holds.paused.contains(&instances[idx].journey)
                     {
                         continue;
                     }
@@ -223,11 +223,17 @@ impl Runtime {
                         .instances
                         .iter()
                         .find(|i| i.id == instance)
-                        .filter(|i| self.paused.contains(&i.journey))
+                        .filter(|i| self.holds.paused.contains(&i.journey))
                         .map(|i| i.journey.clone());
                     if let Some(journey) = held {
                         // The key stays on disk; `resume` fires it.
-                        self.held.push((due, instance, contact, journey, entry));
+                        self.holds.held.push(pause::HeldTimer {
+                            due,
+                            instance,
+                            contact,
+                            journey,
+                            entry,
+                        });
                         continue;
                     }
                     work.fired.push(entry);
@@ -240,12 +246,12 @@ impl Runtime {
                                 self.step_instance(inst, StepInput::Timer(due), &mut round.world)?;
                             let after = inst.due;
                             if after != Some(due) {
-                                work.timer_changes.push((
-                                    Some(due),
-                                    after,
+                                work.timer_changes.push(TimerMove {
+                                    old_due: Some(due),
+                                    new_due: after,
                                     instance,
-                                    contact_id.to_string(),
-                                ));
+                                    contact: contact_id.to_string(),
+                                });
                             }
                             round.dirty.insert(idx);
                             work.out.transitions += 1;
@@ -312,13 +318,13 @@ impl Runtime {
         // Contacts of paused journeys hold: `resume` offers them these events later.
         for idx in 0..round.instances.len() {
             let inst = &round.instances[idx];
-            if !inst.is_active() || self.paused.contains(&inst.journey) {
+            if !inst.is_active() || self.holds.paused.contains(&inst.journey) {
                 continue;
             }
             self.feed_event(idx, &e, round, work)?;
         }
         // Then entries: the event may enrol the contact in journeys.
-        let program = self.program.clone();
+        let program = self.deployed.program.clone();
         for j in program.journeys.values() {
             if step::entry_event_matches(j, &e, &round.world.view()) {
                 self.enroll(j, Some(&e), round, work)?;
@@ -342,8 +348,12 @@ impl Runtime {
             return Ok(false);
         }
         if before.2 != inst.due {
-            let change = (before.2, inst.due, inst.id, inst.contact.clone());
-            work.timer_changes.push(change);
+            work.timer_changes.push(TimerMove {
+                old_due: before.2,
+                new_due: inst.due,
+                instance: inst.id,
+                contact: inst.contact.clone(),
+            });
         }
         round.dirty.insert(idx);
         work.out.transitions += 1;
@@ -358,7 +368,7 @@ impl Runtime {
         round: &mut ContactRound,
         work: &mut BatchInProgress,
     ) -> Result<bool> {
-        if self.paused.contains(&j.name) {
+        if self.holds.paused.contains(&j.name) {
             return Ok(false);
         }
         let world = &mut round.world;
@@ -367,7 +377,7 @@ impl Runtime {
         if !step::reentry_allows(j, &earlier, world.now) {
             return Ok(false);
         }
-        let hash = match self.heads.get(&j.name) {
+        let hash = match self.deployed.heads.get(&j.name) {
             Some(h) => h.clone(),
             None => j.content_hash(),
         };
@@ -388,8 +398,12 @@ impl Runtime {
         };
         let fx = step::advance(j, &mut inst, StepInput::Enter, world);
         if let Some(d) = inst.due {
-            work.timer_changes
-                .push((None, Some(d), inst.id, inst.contact.clone()));
+            work.timer_changes.push(TimerMove {
+                old_due: None,
+                new_due: Some(d),
+                instance: inst.id,
+                contact: inst.contact.clone(),
+            });
         }
         instances.push(inst);
         round.dirty.insert(instances.len() - 1);

@@ -3,6 +3,20 @@
 
 use super::*;
 
+/// The deployed program and the versions contacts run.
+#[derive(Default)]
+pub(super) struct Deployed {
+    pub(super) program: Arc<Program>,
+    /// Every version loaded so far, by hash (new entries take the head, instances keep
+    /// the version they entered).
+    pub(super) versions: HashMap<String, Arc<JourneyIr>>,
+    /// Per (version, step): whether an instance waiting there moves on without reading its
+    /// contact's history (`waits_without_history`), worked out once.
+    pub(super) history_free: HashMap<(String, StepId), bool>,
+    /// The current version hash of each journey, for new entries.
+    pub(super) heads: HashMap<String, String>,
+}
+
 impl Runtime {
     /// Loads a compiled program: a journey whose IR changed gets a new version for new
     /// entries; contacts in flight stay on theirs, unless it says `migrate by name`.
@@ -13,10 +27,11 @@ impl Runtime {
         let mut migrations: Vec<(Arc<JourneyIr>, String, Arc<JourneyIr>)> = Vec::new();
         for (name, ir) in &program.journeys {
             let hash = ir.content_hash();
-            self.heads.insert(name.clone(), hash.clone());
+            self.deployed.heads.insert(name.clone(), hash.clone());
             let head = self.store.head(name)?;
             if head.as_deref() == Some(hash.as_str()) {
-                self.versions
+                self.deployed
+                    .versions
                     .entry(hash)
                     .or_insert_with(|| Arc::new(ir.clone()));
                 continue;
@@ -43,8 +58,14 @@ impl Runtime {
                     }
                 }
             }
-            self.versions.insert(hash.clone(), Arc::new(ir.clone()));
-            report.changed.push((name.clone(), head, hash));
+            self.deployed
+                .versions
+                .insert(hash.clone(), Arc::new(ir.clone()));
+            report.changed.push(VersionChange {
+                journey: name.clone(),
+                from: head,
+                to: hash,
+            });
         }
         // Move waiting contacts of migrating journeys to the same-named step.
         for (old, new_hash, new) in migrations {
@@ -65,7 +86,7 @@ impl Runtime {
         if self.durable {
             self.store.flush()?;
         }
-        self.program = Arc::new(program);
+        self.deployed.program = Arc::new(program);
         report.segments = self.refresh_segments(now)?;
         Ok(report)
     }
@@ -77,24 +98,24 @@ impl Runtime {
             return Ok(false);
         };
         let memo = (inst.version.clone(), at);
-        if let Some(known) = self.history_free.get(&memo) {
+        if let Some(known) = self.deployed.history_free.get(&memo) {
             return Ok(*known);
         }
         let free = self
             .version(&inst.version)?
             .is_some_and(|ir| ir.wakes_without_history(at));
-        self.history_free.insert(memo, free);
+        self.deployed.history_free.insert(memo, free);
         Ok(free)
     }
 
     pub(super) fn version(&mut self, hash: &str) -> Result<Option<Arc<JourneyIr>>> {
-        if let Some(v) = self.versions.get(hash) {
+        if let Some(v) = self.deployed.versions.get(hash) {
             return Ok(Some(v.clone()));
         }
         match self.store.version(hash)? {
             Some(ir) => {
                 let a = Arc::new(ir);
-                self.versions.insert(hash.to_string(), a.clone());
+                self.deployed.versions.insert(hash.to_string(), a.clone());
                 Ok(Some(a))
             }
             None => Ok(None),

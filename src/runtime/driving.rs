@@ -45,7 +45,7 @@ impl Runtime {
             .outbox_records()?
             .into_iter()
             .flat_map(|(_, jobs)| jobs)
-            .filter(|job| self.outbox_pending.contains_key(&job.message_id))
+            .filter(|job| self.outbox.pending.contains_key(&job.message_id))
             .collect();
         let n = jobs.len();
         let mut inputs = Vec::new();

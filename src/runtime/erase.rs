@@ -46,19 +46,20 @@ impl Runtime {
         // their records; every stored record that names the contact is rewritten without
         // its timers, or removed when nothing in it is left to do.
         let entries: Vec<u64> = self
-            .wheel_entries
+            .timers
+            .entries
             .iter()
             .filter(|(_, w)| w.contact == id)
             .map(|(e, _)| *e)
             .collect();
         for entry in entries {
-            self.wheel.cancel(entry);
-            if let Some(w) = self.wheel_entries.remove(&entry) {
-                if self.live_entry.get(&w.instance) == Some(&entry) {
-                    self.live_entry.remove(&w.instance);
+            self.timers.wheel.cancel(entry);
+            if let Some(w) = self.timers.entries.remove(&entry) {
+                if self.timers.live_entry.get(&w.instance) == Some(&entry) {
+                    self.timers.live_entry.remove(&w.instance);
                 }
-                if let Some((_, pending)) = self.records.get_mut(&w.record) {
-                    *pending = pending.saturating_sub(1);
+                if let Some(r) = self.timers.records.get_mut(&w.record) {
+                    r.pending = r.pending.saturating_sub(1);
                 }
             }
         }
@@ -76,15 +77,19 @@ impl Runtime {
                 continue;
             }
             report.timers += before - rest.len();
-            let done = self.records.get(&record.id).is_some_and(|(_, n)| *n == 0);
+            let done = self
+                .timers
+                .records
+                .get(&record.id)
+                .is_some_and(|r| r.pending == 0);
             if rest.is_empty() || done {
                 batch.del_timers(record.bucket, record.id);
-                self.records.remove(&record.id);
+                self.timers.records.remove(&record.id);
             } else {
                 batch.put_timers(record.bucket, record.id, &rest);
             }
         }
-        self.held.retain(|h| h.2 != id);
+        self.holds.held.retain(|h| h.contact != id);
 
         // Sends: the contact's are taken out of their records; those still awaiting an
         // outcome are remembered so that a late report of one is dropped.
@@ -96,18 +101,18 @@ impl Runtime {
             }
             debug_assert_eq!(mine.len() + rest.len(), before);
             for job in &mine {
-                if self.outbox_pending.remove(&job.message_id).is_some() {
+                if self.outbox.pending.remove(&job.message_id).is_some() {
                     report.pending_sends += 1;
-                    self.erased_sends.insert(job.message_id.clone());
-                    if let Some(n) = self.outbox_records.get_mut(&record) {
+                    self.identities.erased_sends.insert(job.message_id.clone());
+                    if let Some(n) = self.outbox.records.get_mut(&record) {
                         *n = n.saturating_sub(1);
                     }
                 }
             }
-            let done = self.outbox_records.get(&record).is_none_or(|n| *n == 0);
+            let done = self.outbox.records.get(&record).is_none_or(|n| *n == 0);
             if rest.is_empty() || done {
                 batch.del_outbox(record);
-                self.outbox_records.remove(&record);
+                self.outbox.records.remove(&record);
             } else {
                 batch.put_outbox(record, &rest);
             }
@@ -145,7 +150,7 @@ impl Runtime {
 
     /// Drops the outcomes of erased contacts' sends from a batch's inputs.
     pub(super) fn drop_erased_outcomes(&mut self, inputs: Vec<Input>) -> Vec<Input> {
-        let erased = &mut self.erased_sends;
+        let erased = &mut self.identities.erased_sends;
         inputs
             .into_iter()
             .filter(|i| match i {
@@ -173,9 +178,9 @@ fn consent_of(contact: Option<&Contact>, events: &[crate::engine::Event]) -> Sup
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::tracking::{Claims, TokenKind};
+    use crate::domain::Channel;
+    use crate::engine::{Claims, TokenKind};
     use crate::engine::{Event, SendJob};
-    use crate::lang::ast::Channel;
     use crate::store::{Store, TimerEntry};
 
     const NOW: i64 = 1_772_355_600_000;
@@ -301,7 +306,7 @@ mod tests {
         assert_eq!(store.contact("ann").unwrap(), None);
         assert!(store.events_of("ann").unwrap().is_empty());
         assert!(
-            rt.erased_sends.len() == 1,
+            rt.identities.erased_sends.len() == 1,
             "the other send's report may still come"
         );
     }

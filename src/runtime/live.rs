@@ -5,7 +5,8 @@
 //! the benchmarks run it; scenarios drive `Runtime` directly on a virtual clock.
 
 use super::{Input, Result, Runtime, Sink};
-use crate::engine::{Clock, Millis, TimelineEntry};
+use crate::engine::{Millis, TimelineEntry};
+use crate::runtime::Clock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;

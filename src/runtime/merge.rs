@@ -67,14 +67,15 @@ impl Runtime {
 
         // Timers and sends that name it, in memory and on disk, name the user.
         for w in self
-            .wheel_entries
+            .timers
+            .entries
             .values_mut()
             .filter(|w| w.contact == from)
         {
             w.contact = into.to_string();
         }
-        for h in self.held.iter_mut().filter(|h| h.2 == from) {
-            h.2 = into.to_string();
+        for h in self.holds.held.iter_mut().filter(|h| h.contact == from) {
+            h.contact = into.to_string();
         }
         for record in self
             .store
@@ -104,7 +105,7 @@ impl Runtime {
                 .into_iter()
                 .map(|mut j| {
                     if j.contact == from {
-                        if self.outbox_pending.contains_key(&j.message_id) {
+                        if self.outbox.pending.contains_key(&j.message_id) {
                             report.pending_sends += 1;
                         }
                         j.contact = into.to_string();
@@ -114,14 +115,16 @@ impl Runtime {
                 .collect();
             batch.put_outbox(record, &jobs);
         }
-        if !self.program.segments.is_empty() {
+        if !self.deployed.program.segments.is_empty() {
             segments::request_check(&self.store, &mut batch, into)?;
         }
         self.store.apply(batch)?;
         self.store.flush()?;
         self.quiet.remove(from);
         self.quiet.remove(into);
-        self.aliases.insert(from.to_string(), into.to_string());
+        self.identities
+            .aliases
+            .insert(from.to_string(), into.to_string());
         Ok(Some(report))
     }
 
@@ -133,7 +136,7 @@ impl Runtime {
             .map(|mut i| {
                 match &mut i {
                     Input::Event(e) | Input::Delivered { event: e, .. } => {
-                        if let Some(to) = self.aliases.get(&e.contact) {
+                        if let Some(to) = self.identities.aliases.get(&e.contact) {
                             e.contact = to.clone();
                         }
                     }

@@ -6,6 +6,7 @@
 //! the sink differ.
 
 mod batch;
+mod clock;
 mod deploys;
 mod driving;
 mod erase;
@@ -19,6 +20,7 @@ pub use erase::Erasure;
 pub use schedules::{next_scheduled_run, past_plans, schedule_key};
 
 pub mod live;
+pub mod plan;
 pub mod segments;
 pub mod sink;
 
@@ -29,8 +31,7 @@ use crate::engine::consent;
 use crate::engine::step::{self, Input as StepInput, World};
 use crate::engine::wheel::TimingWheel;
 use crate::engine::{
-    Clock, Contact, Effect, Event, Happening, Instance, Millis, SendJob, TimelineEntry,
-    MESSAGE_SENT,
+    Contact, Effect, Event, Happening, Instance, Millis, SendJob, TimelineEntry, MESSAGE_SENT,
 };
 
 pub use crate::engine::{MESSAGE_BOUNCED, MESSAGE_FAILED, MESSAGE_UNCERTAIN};
@@ -40,20 +41,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-pub use sink::{Delivery, MemorySink, Sink};
-
-/// The wall clock, for the daemon. Scenarios use `engine::VirtualClock`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Millis {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as Millis)
-            .unwrap_or(0)
-    }
-}
+pub use clock::{Clock, SystemClock, VirtualClock};
+pub use sink::{Delivery, LiveContext, MemorySink, Outcome, SendContext, Sink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -107,16 +96,21 @@ impl Input {
     }
 }
 
-/// Timer moves of a batch, mirrored into the wheel once it is applied:
-/// (old due, new due, instance, contact).
-type TimerChanges = Vec<(Option<Millis>, Option<Millis>, u64, String)>;
+/// An instance's timer moved in a batch (set, moved or cleared); mirrored into the wheel
+/// once the batch is applied.
+struct TimerMove {
+    old_due: Option<Millis>,
+    new_due: Option<Millis>,
+    instance: u64,
+    contact: String,
+}
 
 /// What a batch builds while its contacts' inputs run: its writes, its outcome, the timer
 /// moves to mirror into the wheel once it is applied, and the wheel entries that fired.
 struct BatchInProgress<'b> {
     batch: &'b mut WriteBatch,
     out: &'b mut BatchOutcome,
-    timer_changes: TimerChanges,
+    timer_changes: Vec<TimerMove>,
     fired: Vec<u64>,
 }
 
@@ -133,8 +127,17 @@ struct ContactRound<'p> {
     seen_ids: HashSet<String>,
 }
 
-/// Wheel entries to cancel, and (entry, due) to insert, once a batch is applied.
-type WheelChanges = (Vec<u64>, Vec<(u64, Millis)>);
+/// What the wheel does once a batch is applied: entries to cancel, entries to insert.
+struct WheelChanges {
+    cancel: Vec<u64>,
+    insert: Vec<WheelInsert>,
+}
+
+/// A wheel entry to insert, and when it is due.
+struct WheelInsert {
+    entry: u64,
+    due: Millis,
+}
 
 /// A timer in the wheel: what it stands for until it is done.
 #[derive(Debug, Clone)]
@@ -162,11 +165,20 @@ pub struct BatchOutcome {
 /// What a deploy changed.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct DeployReport {
-    /// (journey, old version or None, new version).
-    pub changed: Vec<(String, Option<String>, String)>,
+    /// The journeys that got a new version.
+    pub changed: Vec<VersionChange>,
     pub migrated: usize,
     /// Segments evaluated over every contact because their definition is new or changed.
     pub segments: segments::SegmentRefresh,
+}
+
+/// A journey whose deploy made a new version.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VersionChange {
+    pub journey: String,
+    /// The version new entries took before; none for a new journey.
+    pub from: Option<String>,
+    pub to: String,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -180,8 +192,9 @@ pub struct Counters {
 /// Where a group commit's time goes, shared with whoever reports it (the daemon's
 /// `/metrics`): nanoseconds spent preparing batches (reads, the step function, encoding),
 /// applying them to sled, and flushing, with the batches and inputs they carried; and the
-/// outbox's depth after the last batch.
-#[derive(Debug, Default)]
+/// outbox's depth after the last batch. An observer, when there is one, is told each
+/// stage's time of each batch (the daemon's histograms).
+#[derive(Default)]
 pub struct StageTimes {
     pub prepare_ns: std::sync::atomic::AtomicU64,
     pub apply_ns: std::sync::atomic::AtomicU64,
@@ -192,14 +205,70 @@ pub struct StageTimes {
     /// Sends committed and awaiting their outcome, as of the last batch (the daemon's
     /// `journey_outbox_depth`, read without touching the store).
     pub outbox_depth: std::sync::atomic::AtomicU64,
+    observer: Option<Arc<dyn StageObserver>>,
+}
+
+/// A stage of the group commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Reads, the step function, encoding.
+    Prepare,
+    /// Writing the batch to sled.
+    Apply,
+    /// Making it durable.
+    Flush,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Prepare => "prepare",
+            Stage::Apply => "apply",
+            Stage::Flush => "flush",
+        }
+    }
+}
+
+/// Told how long each stage of each group commit took.
+pub trait StageObserver: Send + Sync {
+    fn observe(&self, stage: Stage, took: std::time::Duration);
 }
 
 impl StageTimes {
-    pub fn add(counter: &std::sync::atomic::AtomicU64, since: std::time::Instant) {
-        counter.fetch_add(
-            since.elapsed().as_nanos() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+    /// Stage times that also tell `observer`.
+    pub fn observed(observer: Arc<dyn StageObserver>) -> StageTimes {
+        StageTimes {
+            observer: Some(observer),
+            ..StageTimes::default()
+        }
+    }
+
+    /// Adds the time since `since` to `stage`.
+    pub fn add(&self, stage: Stage, since: std::time::Instant) {
+        let took = since.elapsed();
+        let total = match stage {
+            Stage::Prepare => &self.prepare_ns,
+            Stage::Apply => &self.apply_ns,
+            Stage::Flush => &self.flush_ns,
+        };
+        total.fetch_add(took.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+        if let Some(o) = &self.observer {
+            o.observe(stage, took);
+        }
+    }
+}
+
+impl std::fmt::Debug for StageTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageTimes")
+            .field("prepare_ns", &self.prepare_ns)
+            .field("apply_ns", &self.apply_ns)
+            .field("flush_ns", &self.flush_ns)
+            .field("batches", &self.batches)
+            .field("inputs", &self.inputs)
+            .field("flushes", &self.flushes)
+            .field("outbox_depth", &self.outbox_depth)
+            .finish_non_exhaustive()
     }
 }
 
@@ -216,33 +285,16 @@ const WHEEL_MAX_LOADED: usize = 50_000;
 
 pub struct Runtime {
     pub store: Store,
-    program: Arc<Program>,
-    versions: HashMap<String, Arc<JourneyIr>>,
-    /// Per (version, step): whether an instance waiting there moves on without reading its
-    /// contact's history (`waits_without_history`), worked out once.
-    history_free: HashMap<(String, StepId), bool>,
-    /// The current version hash of each journey, for new entries.
-    heads: HashMap<String, String>,
-    /// The near future's timers, by entry (one per timer loaded or set; see `WheelEntry`).
-    wheel: TimingWheel,
-    /// What each wheel entry stands for, until it is done (fired and processed, or
-    /// cancelled).
-    wheel_entries: HashMap<u64, WheelEntry>,
-    /// The newest entry of each instance, so that a moved instance cancels its timer.
-    live_entry: HashMap<u64, u64>,
-    /// Loaded timer records: (bucket, entries not yet done). At zero the record is removed.
-    records: HashMap<u64, (Millis, u32)>,
-    next_entry: u64,
-    /// The wheel loads no further bucket while it holds this many timers
-    /// (`WHEEL_MAX_LOADED`).
-    pub wheel_max_loaded: usize,
-    /// Sends committed and not yet reported: message id → its outbox record.
-    outbox_pending: HashMap<String, u64>,
-    /// Outbox records and how many of their sends await an outcome; at zero it is removed.
-    outbox_records: HashMap<u64, u32>,
-    /// Timer records in buckets before this time are loaded (their timers are in the
-    /// wheel, or done). A bucket boundary.
-    loaded_until: Millis,
+    /// The program, its versions, and what was worked out about them.
+    deployed: deploys::Deployed,
+    /// The timing wheel and the timer records it was filled from.
+    timers: timers::Timers,
+    /// The sends awaiting an outcome.
+    outbox: outbox::Outbox,
+    /// Paused journeys and their held timers.
+    holds: pause::Holds,
+    /// Contacts erased or merged while this runtime ran.
+    identities: Identities,
     pub default_zone: Tz,
     /// Flush after each batch (the daemon); scenarios on a temporary store skip it.
     pub durable: bool,
@@ -255,14 +307,11 @@ pub struct Runtime {
     /// contact and its instances are not read (`process_contact`). Instances become active
     /// only in `process_contact`, which updates this set after each batch is applied.
     quiet: HashSet<String>,
-    /// Paused journeys: no new entries, and their contacts hold where they are (timers and
-    /// events wait until `resume`). Kept in the store's meta `paused`.
-    paused: BTreeSet<String>,
-    /// Timers of paused journeys that came due: (due, instance, contact, journey, entry).
-    /// Their records stay on disk, so a restart finds them again.
-    held: Vec<(Millis, u64, String, String, u64)>,
-    /// Told how late each timer fired (ms), for the daemon's metrics.
-    timer_observer: Option<Box<dyn FnMut(Millis) + Send>>,
+}
+
+/// What the runtime remembers of contacts that are gone, for inputs still on their way.
+#[derive(Default)]
+struct Identities {
     /// Message ids of erased contacts' sends that were awaiting an outcome: a channel's
     /// late report of one is dropped, so that it does not bring the contact back
     /// (`erase_contact`).
@@ -287,35 +336,21 @@ fn wheel_time(t: Millis) -> u64 {
 impl Runtime {
     /// A runtime over a store, starting at `now`. Loads the timers of the near future.
     pub fn new(store: Store, now: Millis, default_zone: Tz) -> Result<Runtime> {
-        let wheel = TimingWheel::with_levels(wheel_time(now), WHEEL_LEVELS);
         let mut rt = Runtime {
             store,
-            program: Arc::new(Program::default()),
-            versions: HashMap::new(),
-            history_free: HashMap::new(),
-            heads: HashMap::new(),
-            wheel,
-            wheel_entries: HashMap::new(),
-            live_entry: HashMap::new(),
-            records: HashMap::new(),
-            next_entry: 0,
-            wheel_max_loaded: WHEEL_MAX_LOADED,
-            outbox_pending: HashMap::new(),
-            outbox_records: HashMap::new(),
-            loaded_until: Millis::MIN,
+            deployed: deploys::Deployed::default(),
+            timers: timers::Timers::new(now),
+            outbox: outbox::Outbox::default(),
+            holds: pause::Holds::default(),
+            identities: Identities::default(),
             default_zone,
             durable: true,
             counters: Counters::default(),
             stages: Arc::default(),
             quiet: HashSet::new(),
-            paused: BTreeSet::new(),
-            held: Vec::new(),
-            timer_observer: None,
-            erased_sends: HashSet::new(),
-            aliases: HashMap::new(),
         };
         if let Some(v) = rt.store.meta(pause::PAUSED_META)? {
-            rt.paused = serde_json::from_slice(&v).unwrap_or_default();
+            rt.holds.paused = serde_json::from_slice(&v).unwrap_or_default();
         }
         // The wheel fills at the first `due_timers`: `next_wake` reads the store until then.
         rt.load_outbox()?;
@@ -323,12 +358,12 @@ impl Runtime {
     }
 
     pub fn program(&self) -> &Arc<Program> {
-        &self.program
+        &self.deployed.program
     }
 
     /// Calls `f` with the lateness (fired − due, ms) of every timer that fires.
     pub fn set_timer_observer(&mut self, f: impl FnMut(Millis) + Send + 'static) {
-        self.timer_observer = Some(Box::new(f));
+        self.timers.observer = Some(Box::new(f));
     }
 
     /// Puts history in the store without running journeys: scenario events before the
@@ -349,7 +384,7 @@ impl Runtime {
             batch.put_event(e, self.store.next_id()?);
         }
         // The history may change segments: checked at the next tick.
-        if !self.program.segments.is_empty() {
+        if !self.deployed.program.segments.is_empty() {
             for c in touched {
                 segments::request_check(&self.store, &mut batch, c)?;
             }
@@ -383,7 +418,7 @@ impl Runtime {
         let mut batch = WriteBatch::default();
         batch.put_contact(&merged);
         // The profile may change segments: checked at the next tick.
-        if !self.program.segments.is_empty() {
+        if !self.deployed.program.segments.is_empty() {
             segments::request_check(&self.store, &mut batch, &c.id)?;
         }
         self.store.apply(batch)?;
@@ -703,7 +738,7 @@ journey slow {
         drop(rt);
         let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
         rt.deploy(program(src), T0).unwrap();
-        rt.wheel_max_loaded = 10;
+        rt.timers.max_loaded = 10;
         let mut sink = MemorySink::default();
         let mut timeline = Vec::new();
         let first = T0 + 5 * 3_600_000;

@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// The outbox in memory: which sends await an outcome, and in which record.
+#[derive(Default)]
+pub(super) struct Outbox {
+    /// Sends committed and not yet reported: message id → its outbox record.
+    pub(super) pending: HashMap<String, u64>,
+    /// Outbox records and how many of their sends await an outcome; at zero it is removed.
+    pub(super) records: HashMap<u64, u32>,
+}
+
 impl Runtime {
     /// Notes the sends that await an outcome (`recover_outbox` delivers them); records
     /// whose sends all have one are removed.
@@ -13,14 +22,14 @@ impl Runtime {
             let mut pending = 0;
             for job in jobs {
                 if !self.store.outcome_recorded(&job, &mut outcomes)? {
-                    self.outbox_pending.insert(job.message_id, record);
+                    self.outbox.pending.insert(job.message_id, record);
                     pending += 1;
                 }
             }
             if pending == 0 {
                 batch.del_outbox(record);
             } else {
-                self.outbox_records.insert(record, pending);
+                self.outbox.records.insert(record, pending);
             }
         }
         self.store.apply(batch)?;
@@ -29,14 +38,14 @@ impl Runtime {
 
     /// A send has its outcome: its record counts down, and goes in `batch` at zero.
     pub(super) fn outbox_done(&mut self, message_id: &str, batch: &mut WriteBatch) {
-        let Some(record) = self.outbox_pending.remove(message_id) else {
+        let Some(record) = self.outbox.pending.remove(message_id) else {
             return;
         };
-        if let Some(pending) = self.outbox_records.get_mut(&record) {
+        if let Some(pending) = self.outbox.records.get_mut(&record) {
             *pending -= 1;
             if *pending == 0 {
                 batch.del_outbox(record);
-                self.outbox_records.remove(&record);
+                self.outbox.records.remove(&record);
             }
         }
     }
@@ -49,9 +58,9 @@ impl Runtime {
         let record = self.store.next_id()?;
         batch.put_outbox(record, sends);
         for job in sends {
-            self.outbox_pending.insert(job.message_id.clone(), record);
+            self.outbox.pending.insert(job.message_id.clone(), record);
         }
-        self.outbox_records.insert(record, sends.len() as u32);
+        self.outbox.records.insert(record, sends.len() as u32);
         Ok(())
     }
 }

@@ -3,8 +3,8 @@
 //! writing the profile themselves.
 
 use super::{Input, Result, Runtime, Sink, TimelineEntry};
+use crate::domain::Channel;
 use crate::engine::{Contact, Event, Millis, SendJob, PUSH_TOKEN_REMOVED};
-use crate::lang::ast::Channel;
 use serde_json::{Map, Value};
 
 /// What identifies a target: a Web Push subscription's endpoint, or the token itself.

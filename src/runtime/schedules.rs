@@ -3,11 +3,20 @@
 
 use super::*;
 
+/// A scheduled entry's next run.
+pub(super) struct ScheduledRun {
+    journey: String,
+    /// The entry's index among the journey's entries.
+    entry: usize,
+    segment: String,
+    moment: Millis,
+}
+
 impl Runtime {
-    /// (journey, entry index, moment) of every scheduled entry's next run.
-    pub(super) fn schedules(&self) -> Result<Vec<(String, usize, String, Millis)>> {
+    /// Every scheduled entry's next run.
+    pub(super) fn schedules(&self) -> Result<Vec<ScheduledRun>> {
         let mut out = Vec::new();
-        for (name, j) in &self.program.journeys {
+        for (name, j) in &self.deployed.program.journeys {
             for (i, e) in j.entries.iter().enumerate() {
                 let key = schedule_key(name, i);
                 let Some(last) = self.store.schedule_run(&key)? else {
@@ -18,7 +27,12 @@ impl Runtime {
                     EntryIr::SegmentAt { segment, .. } | EntryIr::SegmentEvery { segment, .. },
                 ) = (next_scheduled_run(e, last, self.default_zone), e)
                 {
-                    out.push((name.clone(), i, segment.clone(), moment));
+                    out.push(ScheduledRun {
+                        journey: name.clone(),
+                        entry: i,
+                        segment: segment.clone(),
+                        moment,
+                    });
                 }
             }
         }
@@ -26,7 +40,7 @@ impl Runtime {
     }
 
     pub(super) fn next_schedule(&self) -> Result<Option<Millis>> {
-        Ok(self.schedules()?.into_iter().map(|s| s.3).min())
+        Ok(self.schedules()?.into_iter().map(|s| s.moment).min())
     }
 
     /// Enrolments for every schedule due at `now`; each runs once per moment, even after a
@@ -36,20 +50,27 @@ impl Runtime {
     pub fn due_schedules(&mut self, now: Millis) -> Result<Vec<Input>> {
         let mut inputs = self.due_segment_checks(now)?;
         let mut batch = WriteBatch::default();
-        for (journey, i, segment, moment) in self.schedules()? {
+        for ScheduledRun {
+            journey,
+            entry: i,
+            segment,
+            moment,
+        } in self.schedules()?
+        {
             if moment > now {
                 continue;
             }
-            let Some(seg) = self.program.segments.get(&segment).cloned() else {
+            let Some(seg) = self.deployed.program.segments.get(&segment).cloned() else {
                 continue;
             };
-            let since = crate::engine::cond::segment_lookback(&self.program, &seg).map(|w| now - w);
+            let since = crate::engine::cond::segment_lookback(&self.deployed.program, &seg)
+                .map(|w| now - w);
             for r in self.store.contacts_with_events_since(since) {
                 let (c, events) = r?;
                 let view = ContactView {
                     contact: &c,
                     events: &events,
-                    program: &self.program,
+                    program: &self.deployed.program,
                     now,
                 };
                 if view.segment_matches(&seg) {

@@ -171,7 +171,7 @@ impl Runtime {
         work: &mut BatchInProgress,
         checked: bool,
     ) -> Result<()> {
-        let program = self.program.clone();
+        let program = self.deployed.program.clone();
         if program.segments.is_empty() && !checked {
             return Ok(());
         }
@@ -231,7 +231,7 @@ impl Runtime {
     /// Evaluates new and changed segments over every contact (and forgets removed ones).
     /// Called by `deploy` once the program is in place.
     pub(super) fn refresh_segments(&mut self, now: Millis) -> Result<SegmentRefresh> {
-        let program: Arc<Program> = self.program.clone();
+        let program: Arc<Program> = self.deployed.program.clone();
         let stored: BTreeMap<String, String> = self.store.segment_defs()?.into_iter().collect();
         let mut report = SegmentRefresh::default();
         let mut changed: Vec<(String, String)> = Vec::new();

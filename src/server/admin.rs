@@ -2,11 +2,11 @@
 //! resume, plans and deploys.
 
 use super::api::store_err;
-use super::deploy::{self, Bundle};
 use super::openapi::{tags, ErrorBody};
 use super::{apply_program, json_body, ApiError, Scope, Shared};
 use crate::compile::ir::{EntryIr, JourneyIr, Program};
 use crate::engine::{EndReason, MESSAGE_SENT};
+use crate::runtime::plan::{self as deploy, Bundle};
 use crate::runtime::{DeployReport, Input, RuntimeError, MESSAGE_BOUNCED, MESSAGE_FAILED};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -765,8 +765,8 @@ pub async fn deploy(
         tracing::warn!("deployed, but the journeys directory was not updated: {e}");
         format!("deployed, but the journeys directory was not updated ({e}): a restart would load the old files")
     });
-    for (name, from, to) in &report.changed {
-        tracing::info!(journey = %name, from = from.as_deref().unwrap_or("-"), to = %to, "deployed through the API");
+    for c in &report.changed {
+        tracing::info!(journey = %c.journey, from = c.from.as_deref().unwrap_or("-"), to = %c.to, "deployed through the API");
     }
     let text = deploy::render_plan(&plan);
     Ok(Json(DeployAnswer {
@@ -775,10 +775,10 @@ pub async fn deploy(
         changed: report
             .changed
             .iter()
-            .map(|(n, f, t)| Changed {
-                journey: n.clone(),
-                from: f.clone(),
-                to: t.clone(),
+            .map(|c| Changed {
+                journey: c.journey.clone(),
+                from: c.from.clone(),
+                to: c.to.clone(),
             })
             .collect(),
         migrated: report.migrated,

@@ -3,11 +3,11 @@
 use super::openapi::{tags, ErrorBody};
 use super::{body_bytes, json_body, now_ms, ApiError, Scope, Shared};
 use crate::config::ServerConfig;
+use crate::domain::Channel;
 use crate::engine::{
     contact_id_problem, is_reserved_event_type, timezone_problem, Contact, Event, Millis,
     POSTABLE_ENGAGEMENT,
 };
-use crate::lang::ast::Channel;
 use crate::runtime::Input;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -18,7 +18,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
-use std::sync::atomic::Ordering::Relaxed;
 use utoipa::ToSchema;
 
 /// An event as the API takes it.
@@ -547,9 +546,7 @@ pub async fn post_events(
             note_refusals(&st, "POST /v1/events", &results);
             if accepted > 0 {
                 st.submit(inputs).await?;
-                st.metrics
-                    .events_ingested
-                    .fetch_add(accepted as u64, Relaxed);
+                st.metrics.events_ingested.inc_by(accepted as u64);
             }
             Ok(batch_response(&results, accepted, None))
         }
@@ -559,7 +556,7 @@ pub async fn post_events(
                 err.into_api_error("invalid_event")
             })?;
             st.submit(vec![Input::Event(e)]).await?;
-            st.metrics.events_ingested.fetch_add(1, Relaxed);
+            st.metrics.events_ingested.inc();
             Ok((StatusCode::OK, Json(Accepted { accepted: 1 })).into_response())
         }
     }
@@ -854,7 +851,7 @@ pub async fn get_contact(
             })
             .collect();
         Ok(Json(ContactView {
-            warnings: crate::engine::consent::profile_warnings(&contact, &program),
+            warnings: crate::report::profile_warnings(&contact, &program),
             id: contact.id,
             profile: contact.profile,
             journeys,

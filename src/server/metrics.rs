@@ -1,53 +1,186 @@
-//! Counters for `GET /metrics`, in the Prometheus text format.
+//! The daemon's metrics for `GET /metrics`: a `prometheus-client` registry, encoded in the
+//! Prometheus text format. The engine's counts of its group commits (kept by the runtime in
+//! `StageTimes`) are read at each scrape by a collector.
 
+use crate::channels::{AttemptObserver, AttemptOutcome};
+use crate::domain::Channel;
 use crate::engine::MESSAGE_SENT;
 use crate::engine::{Happening, Millis, SendJob, TimelineEntry};
 use crate::runtime::live::Submission;
-use crate::runtime::{Delivery, Input, Sink, StageTimes, MESSAGE_BOUNCED, MESSAGE_UNCERTAIN};
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::runtime::{
+    Delivery, Input, Sink, Stage, StageObserver, StageTimes, MESSAGE_BOUNCED, MESSAGE_UNCERTAIN,
+};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `Content-Type` of `render`'s text.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the timer-lateness buckets, in seconds.
 const LATENESS_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Default)]
+/// Upper bounds of the group-commit stage buckets, in seconds.
+const STAGE_BUCKETS: [f64; 13] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhatLabel {
+    what: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelOutcome {
+    channel: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabel {
+    channel: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    stage: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn stage_histogram() -> Histogram {
+    Histogram::new(STAGE_BUCKETS)
+}
+
 pub struct Metrics {
-    pub events_ingested: AtomicU64,
-    /// Events refused, by reason (`invalid`, `reserved_type`).
-    events_rejected: Mutex<BTreeMap<&'static str, u64>>,
-    pub requests: AtomicU64,
-    pub transitions: AtomicU64,
-    pub tracked: Mutex<BTreeMap<&'static str, u64>>,
-    timeline: Mutex<BTreeMap<&'static str, u64>>,
-    sends: Mutex<BTreeMap<(String, &'static str), u64>>,
-    lateness_buckets: [AtomicU64; LATENESS_BUCKETS.len()],
-    lateness_count: AtomicU64,
-    lateness_sum_ms: AtomicU64,
-    /// The engine's group-commit stages (the runtime adds to them).
+    registry: Registry,
+    /// Events accepted through the API, Segment and tracking endpoints (durable).
+    pub events_ingested: Counter,
+    events_rejected: Family<ReasonLabel, Counter>,
+    transitions: Counter,
+    timeline: Family<WhatLabel, Counter>,
+    sends: Family<ChannelOutcome, Counter>,
+    tracked: Family<WhatLabel, Counter>,
+    lateness: Histogram,
+    attempts: Family<ChannelOutcome, Counter>,
+    retries: Family<ChannelLabel, Counter>,
+    /// The engine's group-commit stages (the runtime adds to them, and tells the
+    /// `journey_commit_seconds` histograms).
     pub stages: Arc<StageTimes>,
 }
 
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
+    pub fn new() -> Metrics {
+        let mut r = Registry::default();
+        let events_ingested = Counter::default();
+        r.register(
+            "journey_events_ingested",
+            "Events accepted through the API, Segment and tracking endpoints (durable)",
+            events_ingested.clone(),
+        );
+        let events_rejected = Family::default();
+        r.register(
+            "journey_events_rejected",
+            "Events refused, by reason (invalid, reserved_type)",
+            events_rejected.clone(),
+        );
+        let transitions = Counter::default();
+        r.register(
+            "journey_transitions",
+            "Contacts entering, moving to a step, ending or migrating",
+            transitions.clone(),
+        );
+        let timeline = Family::default();
+        r.register(
+            "journey_timeline",
+            "Timeline entries by kind",
+            timeline.clone(),
+        );
+        let sends = Family::default();
+        r.register(
+            "journey_sends",
+            "Messages handed to a channel, by channel and outcome",
+            sends.clone(),
+        );
+        let tracked = Family::default();
+        r.register(
+            "journey_tracking",
+            "Clicks, opens, unsubscribes and delivery reports recorded",
+            tracked.clone(),
+        );
+        let lateness = Histogram::new(LATENESS_BUCKETS);
+        r.register(
+            "journey_timer_lateness_seconds",
+            "How late timers fired (fired - due)",
+            lateness.clone(),
+        );
+        let attempts = Family::default();
+        r.register(
+            "journey_dispatch_attempts",
+            "Attempts at a provider, by channel and what came of each (sent, retried, failed, bounced, uncertain)",
+            attempts.clone(),
+        );
+        let retries = Family::default();
+        r.register(
+            "journey_dispatch_retries",
+            "Attempts made again after a transient failure (after the backoff or the provider's Retry-After), by channel",
+            retries.clone(),
+        );
+        let commit: Histograms<StageLabel> = Family::new_with_constructor(stage_histogram);
+        r.register(
+            "journey_commit_seconds",
+            "Engine time per stage of each group commit: prepare (reads, steps, encoding), apply (to sled), flush (durable)",
+            commit.clone(),
+        );
+        let stages = Arc::new(StageTimes::observed(Arc::new(CommitStages(commit))));
+        r.register_collector(Box::new(EngineCounts(stages.clone())));
+        Metrics {
+            registry: r,
+            events_ingested,
+            events_rejected,
+            transitions,
+            timeline,
+            sends,
+            tracked,
+            lateness,
+            attempts,
+            retries,
+            stages,
+        }
+    }
+
     /// Counts `n` events refused for `reason`.
     pub fn rejected(&self, reason: &'static str, n: u64) {
         if n == 0 {
             return;
         }
-        *self
-            .events_rejected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(reason)
-            .or_default() += n;
+        self.events_rejected
+            .get_or_create(&ReasonLabel { reason })
+            .inc_by(n);
     }
 
     pub fn timeline(&self, entries: &[TimelineEntry]) {
-        let mut t = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
         for e in entries {
             let what = match &e.happening {
                 Happening::Entered => "entered",
@@ -63,165 +196,104 @@ impl Metrics {
                 Happening::Suppressed { .. } => "suppressed",
             };
             if matches!(what, "entered" | "step" | "ended" | "migrated") {
-                self.transitions.fetch_add(1, Relaxed);
+                self.transitions.inc();
             }
-            *t.entry(what).or_default() += 1;
+            self.timeline.get_or_create(&WhatLabel { what }).inc();
         }
     }
 
     pub fn tracked(&self, what: &'static str) {
-        *self
-            .tracked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(what)
-            .or_default() += 1;
+        self.tracked.get_or_create(&WhatLabel { what }).inc();
     }
 
     pub fn timer_fired(&self, lateness_ms: Millis) {
-        let ms = lateness_ms.max(0) as u64;
-        let secs = ms as f64 / 1000.0;
-        for (i, b) in LATENESS_BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.lateness_buckets[i].fetch_add(1, Relaxed);
-            }
-        }
-        self.lateness_count.fetch_add(1, Relaxed);
-        self.lateness_sum_ms.fetch_add(ms, Relaxed);
+        self.lateness.observe(lateness_ms.max(0) as f64 / 1000.0);
     }
 
-    fn send(&self, channel: &str, outcome: &'static str) {
-        *self
-            .sends
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((channel.to_string(), outcome))
-            .or_default() += 1;
+    fn send(&self, channel: &'static str, outcome: &'static str) {
+        self.sends
+            .get_or_create(&ChannelOutcome { channel, outcome })
+            .inc();
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition (`CONTENT_TYPE`).
     pub fn render(&self) -> String {
         let mut o = String::new();
-        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        counter(
-            &mut o,
-            "journey_events_ingested_total",
-            "Events accepted through the API, Segment and tracking endpoints (durable).",
-            self.events_ingested.load(Relaxed),
-        );
-        let _ = writeln!(
-            o,
-            "# HELP journey_events_rejected_total Events refused, by reason (invalid, reserved_type).\n# TYPE journey_events_rejected_total counter"
-        );
-        for (reason, n) in self
-            .events_rejected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                o,
-                "journey_events_rejected_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
-        counter(
-            &mut o,
-            "journey_transitions_total",
-            "Contacts entering, moving to a step, ending or migrating.",
-            self.transitions.load(Relaxed),
-        );
-        let _ = writeln!(
-            o,
-            "# HELP journey_timeline_total Timeline entries by kind.\n# TYPE journey_timeline_total counter"
-        );
-        for (what, n) in self
-            .timeline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(o, "journey_timeline_total{{what=\"{what}\"}} {n}");
-        }
-        let _ = writeln!(
-            o,
-            "# HELP journey_sends_total Messages handed to a channel, by channel and outcome.\n# TYPE journey_sends_total counter"
-        );
-        for ((channel, outcome), n) in self.sends.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(
-                o,
-                "journey_sends_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP journey_tracking_total Clicks, opens, unsubscribes and delivery reports recorded.\n# TYPE journey_tracking_total counter"
-        );
-        for (what, n) in self
-            .tracked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(o, "journey_tracking_total{{what=\"{what}\"}} {n}");
-        }
-        let _ = writeln!(
-            o,
-            "# HELP journey_timer_lateness_seconds How late timers fired (fired - due).\n# TYPE journey_timer_lateness_seconds histogram"
-        );
-        for (i, b) in LATENESS_BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "journey_timer_lateness_seconds_bucket{{le=\"{b}\"}} {}",
-                self.lateness_buckets[i].load(Relaxed)
-            );
-        }
-        let count = self.lateness_count.load(Relaxed);
-        let _ = writeln!(
-            o,
-            "journey_timer_lateness_seconds_bucket{{le=\"+Inf\"}} {count}\njourney_timer_lateness_seconds_sum {}\njourney_timer_lateness_seconds_count {count}",
-            self.lateness_sum_ms.load(Relaxed) as f64 / 1000.0
-        );
-        let _ = writeln!(
-            o,
-            "# HELP journey_commit_seconds_total Engine time per stage of its group commits: prepare (reads, steps, encoding), apply (to sled), flush (durable).\n# TYPE journey_commit_seconds_total counter"
-        );
-        for (stage, ns) in [
-            ("prepare", &self.stages.prepare_ns),
-            ("apply", &self.stages.apply_ns),
-            ("flush", &self.stages.flush_ns),
-        ] {
-            let _ = writeln!(
-                o,
-                "journey_commit_seconds_total{{stage=\"{stage}\"}} {}",
-                ns.load(Relaxed) as f64 / 1e9
-            );
-        }
-        counter(
-            &mut o,
-            "journey_commit_batches_total",
-            "Batches the engine committed.",
-            self.stages.batches.load(Relaxed),
-        );
-        counter(
-            &mut o,
-            "journey_commit_inputs_total",
-            "Inputs in those batches.",
-            self.stages.inputs.load(Relaxed),
-        );
-        counter(
-            &mut o,
-            "journey_commit_flushes_total",
-            "Flushes that made batches durable.",
-            self.stages.flushes.load(Relaxed),
-        );
-        let outbox_depth = self.stages.outbox_depth.load(Relaxed);
-        let _ = writeln!(
-            o,
-            "# HELP journey_outbox_depth Sends committed and not yet delivered.\n# TYPE journey_outbox_depth gauge\njourney_outbox_depth {outbox_depth}"
-        );
+        // Writing to a String does not fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut o, &self.registry);
         o
+    }
+}
+
+impl AttemptObserver for Metrics {
+    fn attempt(&self, channel: Channel, outcome: AttemptOutcome) {
+        self.attempts
+            .get_or_create(&ChannelOutcome {
+                channel: channel.as_str(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    fn retry(&self, channel: Channel) {
+        self.retries
+            .get_or_create(&ChannelLabel {
+                channel: channel.as_str(),
+            })
+            .inc();
+    }
+}
+
+/// The runtime's stage times, into the `journey_commit_seconds` histograms.
+struct CommitStages(Histograms<StageLabel>);
+
+impl StageObserver for CommitStages {
+    fn observe(&self, stage: Stage, took: Duration) {
+        self.0
+            .get_or_create(&StageLabel {
+                stage: stage.as_str(),
+            })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// The engine's batch counts and outbox depth, as the runtime keeps them, read at each
+/// scrape. (The registry ends the help texts of registered metrics with a full stop; a
+/// collector writes its own as given.)
+#[derive(Debug)]
+struct EngineCounts(Arc<StageTimes>);
+
+impl Collector for EngineCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        for (name, help, v) in [
+            (
+                "journey_commit_batches",
+                "Batches the engine committed.",
+                &s.batches,
+            ),
+            (
+                "journey_commit_inputs",
+                "Inputs in those batches.",
+                &s.inputs,
+            ),
+            (
+                "journey_commit_flushes",
+                "Flushes that made batches durable.",
+                &s.flushes,
+            ),
+        ] {
+            let c = ConstCounter::new(v.load(Relaxed));
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        let depth = ConstGauge::new(s.outbox_depth.load(Relaxed));
+        depth.encode(encoder.encode_descriptor(
+            "journey_outbox_depth",
+            "Sends committed and not yet delivered.",
+            None,
+            depth.metric_type(),
+        )?)?;
+        Ok(())
     }
 }
 
@@ -275,5 +347,50 @@ impl Sink for MeteredSink {
         };
         self.metrics.send(job.channel.as_str(), outcome);
         d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_keeps_the_names_and_labels() {
+        let m = Metrics::new();
+        m.events_ingested.inc_by(3);
+        m.rejected("invalid", 2);
+        m.tracked("opened");
+        m.send("email", "sent");
+        m.timer_fired(30);
+        m.attempt(Channel::Sms, AttemptOutcome::Retried);
+        m.retry(Channel::Sms);
+        m.attempt(Channel::Sms, AttemptOutcome::Sent);
+        m.stages.add(Stage::Flush, std::time::Instant::now());
+        m.stages.batches.fetch_add(4, Relaxed);
+        m.stages.outbox_depth.store(7, Relaxed);
+        let text = m.render();
+        for line in [
+            "# TYPE journey_events_ingested_total counter",
+            "journey_events_ingested_total 3",
+            "journey_events_rejected_total{reason=\"invalid\"} 2",
+            "journey_tracking_total{what=\"opened\"} 1",
+            "journey_sends_total{channel=\"email\",outcome=\"sent\"} 1",
+            "# TYPE journey_timer_lateness_seconds histogram",
+            "journey_timer_lateness_seconds_bucket{le=\"0.025\"} 0",
+            "journey_timer_lateness_seconds_bucket{le=\"0.05\"} 1",
+            "journey_timer_lateness_seconds_bucket{le=\"+Inf\"} 1",
+            "journey_timer_lateness_seconds_count 1",
+            "journey_dispatch_attempts_total{channel=\"sms\",outcome=\"retried\"} 1",
+            "journey_dispatch_attempts_total{channel=\"sms\",outcome=\"sent\"} 1",
+            "journey_dispatch_retries_total{channel=\"sms\"} 1",
+            "# TYPE journey_commit_seconds histogram",
+            "journey_commit_seconds_count{stage=\"flush\"} 1",
+            "journey_commit_batches_total 4",
+            "# TYPE journey_outbox_depth gauge",
+            "journey_outbox_depth 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
+        assert!(CONTENT_TYPE.starts_with("text/plain; version=0.0.4"));
     }
 }

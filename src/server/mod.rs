@@ -8,9 +8,7 @@
 
 mod admin;
 mod api;
-pub mod auth;
 mod decompress;
-pub mod deploy;
 mod erasure;
 pub mod metrics;
 pub mod openapi;
@@ -24,8 +22,9 @@ mod track;
 
 use crate::compile::ir::Program;
 use crate::config::Config;
-use crate::engine::{Clock, Millis, TimelineEntry};
+use crate::engine::{Millis, TimelineEntry};
 use crate::runtime::live::{run_live, LoopConfig, Submission};
+use crate::runtime::Clock;
 use crate::runtime::{DeployReport, Input, Runtime, RuntimeError, Sink, SystemClock};
 use crate::store::{Store, WriteBatch};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -39,7 +38,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, RwLock};
 
-pub use auth::Scope;
+use crate::runtime::plan as deploy;
+pub use crate::store::credentials::Scope;
+use crate::store::credentials::{self as auth, load_secret};
 
 /// The store meta key of the last program deployed (JSON), run when the files have errors.
 const PROGRAM_META: &str = "program";
@@ -232,32 +233,16 @@ fn credentials(headers: &HeaderMap) -> Option<String> {
     None
 }
 
-/// The signing key of tracking tokens: the config's, or one generated on first start and
-/// kept in `data_dir/secret`.
-pub fn load_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
-    if let Some(s) = &config.secret {
-        return Ok(s.as_bytes().to_vec());
-    }
-    let path = secret_path(&config.data_dir);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => Ok(s.trim().as_bytes().to_vec()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&config.data_dir)?;
-            let s = auth::random_hex(32);
-            std::fs::write(&path, &s)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-            }
-            Ok(s.into_bytes())
+/// A database URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user = &url[scheme + 3..at];
+            let user = user.split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
         }
-        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+        _ => url.to_string(),
     }
-}
-
-pub fn secret_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("secret")
 }
 
 pub fn store_path(data_dir: &Path) -> PathBuf {
@@ -319,8 +304,8 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
                 }
                 match apply_program(rt, p, now) {
                     Ok(r) => {
-                        for (name, from, to) in &r.changed {
-                            tracing::info!(journey = %name, from = from.as_deref().unwrap_or("-"), to = %to, "deployed");
+                        for c in &r.changed {
+                            tracing::info!(journey = %c.journey, from = c.from.as_deref().unwrap_or("-"), to = %c.to, "deployed");
                         }
                         tracing::info!(journeys = n, dir = %dir.display(), "journeys loaded");
                         return;
@@ -344,9 +329,10 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
     }
 }
 
-/// Runs the daemon until SIGTERM or Ctrl-C.
-/// Prints `admin token: …` (first start only) and `listening on http://…` on stdout, for
-/// people and for scripts (the tests and `journey bench ingest` read them).
+/// Runs the daemon until SIGTERM or Ctrl-C. Writes nothing to stdout: it logs where the
+/// first start's admin token is (`data_dir/admin-token`) and, at INFO, `listening` with the
+/// bound address as its `addr` field (`crate::cli::serve::listening_url` reads it back, for
+/// the tests and `journey bench ingest`).
 pub fn serve(mut config: Config) -> anyhow::Result<()> {
     // A channel misconfigured is an error now, before a store or a token exists.
     crate::channels::check_config(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -364,20 +350,22 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     config.listening_on(addr);
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.data_dir.display()))?;
-    let secret = load_secret(&config)?;
-    if !auth::list(&config.data_dir)?
-        .iter()
-        .any(|t| t.scope == Scope::Admin)
-    {
-        let (token, _) = auth::create(&config.data_dir, Scope::Admin, Some("first start".into()))?;
-        println!("admin token: {token}");
+    let secret = load_secret(config.secret.as_deref(), &config.data_dir)?;
+    if let Some(path) = auth::first_admin_token(&config.data_dir)? {
         tracing::info!(
-            "the admin token above is shown once; only its hash is kept ({}). Make more with `journey token create`",
-            auth::tokens_path(&config.data_dir).display()
+            path = %path.display(),
+            "first start: an admin token was made and written to this file (mode 0600); the token store keeps only its hash. Make more with `journey token create`"
         );
     }
-    let store = Store::open(&store_path(&config.data_dir))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", store_path(&config.data_dir).display()))?;
+    let store = match &config.store.url {
+        Some(url) => {
+            let store = Store::connect(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::info!(database = %redact_url(url), "store: PostgreSQL");
+            store
+        }
+        None => Store::open(&store_path(&config.data_dir))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", store_path(&config.data_dir).display()))?,
+    };
     let clock = SystemClock;
     let mut rt = Runtime::new(store.clone(), clock.now(), config.zone())?;
     let metrics = Arc::new(Metrics::default());
@@ -407,6 +395,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
         &state.store,
         outcomes,
         tokio_rt.handle().clone(),
+        metrics.clone(),
     )?;
     let mut sink = metrics::MeteredSink {
         inner: sink,
@@ -442,8 +431,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     };
 
     let served = tokio_rt.block_on(async {
-        println!("listening on http://{addr}");
-        tracing::info!(%addr, data = %config.data_dir.display(), "journey serve");
+        tracing::info!(%addr, data = %config.data_dir.display(), "listening");
         spawn_reload_on_hangup(state.clone());
         let app = routes(state.clone());
         axum::serve(listener, app)
@@ -571,7 +559,7 @@ async fn healthz() -> Json<Health> {
 )]
 async fn metrics_text(axum::extract::State(st): axum::extract::State<Shared>) -> Response {
     let text = st.metrics.render();
-    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+    ([("content-type", metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// Parses a JSON body, mapping a refused body (too large, unreadable) to a clear error.

@@ -15,9 +15,10 @@
 //! loop's thread (`Shared::control`), like every profile change of the daemon.
 
 use super::{ApiError, Shared};
-use crate::channels::tracking::{self, Claims, TokenKind};
+use crate::channels::tracking;
 use crate::compile::ir::{Program, CHANNEL_TOPICS};
 use crate::engine::consent::{topic_consent, unsubscribed, SUBSCRIPTIONS, UNSUBSCRIBED};
+use crate::engine::{Claims, TokenKind};
 use crate::engine::{Contact, Event, SUBSCRIPTION_CHANGED};
 use crate::runtime::{Input, RuntimeError};
 use axum::body::Bytes;
@@ -26,7 +27,6 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// One line of the page: a topic, its title and whether the contact receives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -301,7 +301,7 @@ pub async fn change(
         return Err(ApiError::not_found("unknown link"));
     };
     for ch in &made {
-        st.metrics.events_ingested.fetch_add(1, Relaxed);
+        st.metrics.events_ingested.inc();
         st.metrics.tracked(match ch {
             Change::All(true) => "unsubscribed",
             _ => "subscription_changed",

@@ -59,7 +59,7 @@ async fn contact_of(
     let (contact, event) = tokio::task::spawn_blocking(move || {
         let c = store.contact(&id2)?;
         let e = match &c {
-            Some(_) => preview::entry_event(&store, &id2, &journey)?,
+            Some(_) => store.latest_entry_event(&id2, &journey)?,
             None => None,
         };
         Ok::<_, crate::store::StoreError>((c, e))

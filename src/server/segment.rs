@@ -82,7 +82,6 @@ pub struct SegmentBatch {
     context: Option<Value>,
     writeKey: Option<String>,
 }
-use std::sync::atomic::Ordering::Relaxed;
 
 enum Item {
     Event(Event),
@@ -258,7 +257,7 @@ async fn record(st: &Shared, items: Vec<Item>) -> Result<(), ApiError> {
             .await?;
         r.map_err(super::api::store_err)?;
     }
-    st.metrics.events_ingested.fetch_add(n, Relaxed);
+    st.metrics.events_ingested.inc_by(n);
     Ok(())
 }
 

@@ -24,7 +24,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::atomic::Ordering::Relaxed;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, IntoParams)]
@@ -218,7 +217,7 @@ pub async fn inbound(
         }
     };
     for _ in 0..changed {
-        st.metrics.events_ingested.fetch_add(1, Relaxed);
+        st.metrics.events_ingested.inc();
         st.metrics.tracked("subscription_changed");
     }
     let json_reply = headers

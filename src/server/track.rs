@@ -6,14 +6,14 @@
 use super::openapi::{tags, ErrorBody};
 use super::{now_ms, ApiError, Shared};
 use crate::channels::preview::is_test_message_id;
-use crate::channels::tracking::{self, Claims, TokenKind};
+use crate::channels::tracking;
 use crate::engine::Event;
+use crate::engine::{Claims, TokenKind};
 use crate::runtime::Input;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::sync::atomic::Ordering::Relaxed;
 use utoipa::{IntoParams, ToSchema};
 
 /// The smallest transparent GIF: 1×1.
@@ -60,7 +60,7 @@ async fn record(st: &Shared, e: Event, what: &'static str) -> Result<(), ApiErro
         return Ok(());
     }
     st.submit(vec![Input::Event(e)]).await?;
-    st.metrics.events_ingested.fetch_add(1, Relaxed);
+    st.metrics.events_ingested.inc();
     st.metrics.tracked(what);
     Ok(())
 }

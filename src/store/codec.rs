@@ -18,8 +18,8 @@
 
 use super::{corrupt, decode, Result};
 use crate::compile::ir::StepId;
+use crate::domain::Channel;
 use crate::engine::{EndReason, Event, Instance, Millis, Parked, SendJob};
-use crate::lang::ast::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use std::borrow::Cow;

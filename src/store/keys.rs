@@ -134,7 +134,7 @@ impl Store {
         }
         let mut b = WriteBatch::default();
         for prefix in [b'c', b'e', b'i', b's', b'n', b'q'] {
-            for r in self.tree.scan_prefix([prefix]) {
+            for r in self.kv.scan_prefix(&[prefix]) {
                 let (k, v) = r?;
                 let Some((before, owner, after)) = layout1_parts(&k) else {
                     return Err(StoreError::Malformed {

@@ -43,19 +43,24 @@
 //! once each of them has its outcome. A send is pending while its record holds it and its
 //! contact's history has no outcome (`message.sent`, `.failed`, `.bounced`, `.uncertain`) for its id.
 
-use crate::channels::tracking::Claims;
 use crate::compile::ir::JourneyIr;
+use crate::engine::Claims;
 use crate::engine::{Contact, Event, Instance, Millis, SendJob};
+use kv::{Kv, Op};
 use std::path::Path;
 
 mod bench;
 mod codec;
+pub mod credentials;
 mod keys;
+mod kv;
+mod postgres;
 mod privacy;
 
 pub use bench::{raw_spread_write_benchmark, raw_write_benchmark};
 pub use keys::LAYOUT;
 use keys::*;
+pub use kv::CACHE_BYTES;
 pub use privacy::{normalize_address, Suppression};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -72,6 +77,10 @@ pub enum StoreError {
     InUse,
     #[error("store: its key layout is {found}, newer than this journey reads ({LAYOUT}); run a newer journey on it")]
     NewerLayout { found: String },
+    #[error("store: PostgreSQL: {0}")]
+    Postgres(String),
+    #[error("store: the database's schema is version {found}, newer than this journey knows ({known}); run a newer journey on it")]
+    NewerSchema { found: i32, known: i32 },
 }
 
 fn corrupt(k: &[u8], err: impl std::fmt::Display) -> StoreError {
@@ -146,40 +155,27 @@ fn decode_timers(k: &[u8], v: &[u8]) -> Result<TimerRecord> {
     Ok(TimerRecord { bucket, id, timers })
 }
 
-/// Whether sled refused to open a store because its file lock is held.
-fn is_lock_busy(e: &sled::Error) -> bool {
-    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
-}
-
-/// The page cache sled may keep in memory.
-pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
-
 /// The embedded database of contacts, events, instances, timers, the outbox and versions.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    tree: sled::Tree,
+    kv: std::sync::Arc<dyn Kv>,
 }
 
 /// Writes to apply together: all or nothing.
 #[derive(Default)]
 pub struct WriteBatch {
-    batch: sled::Batch,
+    ops: Vec<Op>,
     /// How many keys this batch writes or removes (benchmarks report it).
     pub writes: usize,
-    /// Reused for each event's key and value (sled copies them), so that writing an event
-    /// allocates only what sled keeps.
-    scratch_key: Vec<u8>,
-    scratch_value: Vec<u8>,
 }
 
 impl WriteBatch {
     fn put(&mut self, k: Vec<u8>, v: Vec<u8>) {
-        self.batch.insert(k, v);
+        self.ops.push((k, Some(v)));
         self.writes += 1;
     }
     fn del(&mut self, k: Vec<u8>) {
-        self.batch.remove(k);
+        self.ops.push((k, None));
         self.writes += 1;
     }
     pub fn put_contact(&mut self, c: &Contact) {
@@ -187,18 +183,15 @@ impl WriteBatch {
     }
     /// `seq` orders events of one contact at the same millisecond.
     pub fn put_event(&mut self, e: &Event, seq: u64) {
-        let k = &mut self.scratch_key;
-        k.clear();
+        let mut k = Vec::with_capacity(e.contact.len() + 18);
         k.push(b'e');
-        push_id(k, &e.contact);
+        push_id(&mut k, &e.contact);
         k.push(0);
         k.extend_from_slice(&time_key(e.at));
         k.extend_from_slice(&seq.to_be_bytes());
-        self.scratch_value.clear();
-        codec::write_event(e, &mut self.scratch_value);
-        self.batch
-            .insert(&self.scratch_key[..], &self.scratch_value[..]);
-        self.writes += 1;
+        let mut v = Vec::with_capacity(128);
+        codec::write_event(e, &mut v);
+        self.put(k, v);
         if let Some(id) = &e.id {
             self.put(key(b'd', &[id.as_bytes()]), Vec::new());
         }
@@ -291,85 +284,75 @@ impl WriteBatch {
 }
 
 impl Store {
-    /// Opens (or creates) the store in a directory.
+    /// Opens (or creates) the embedded store (sled) in a directory.
     pub fn open(path: &Path) -> Result<Store> {
-        let config = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            // sled caches 1 GB by default; the hot set (recent contacts, near timers) is far
-            // smaller, and memory must stay bounded with millions of contacts waiting.
-            .cache_capacity(CACHE_BYTES);
-        // A store closed in this process holds its file lock until sled's IO threads let go
-        // of the file, a few ms after the last handle is dropped; opening it again at once
-        // (a restart in the same process) waits for that, briefly. Another process holding
-        // it is still refused, once the wait is over.
-        let lock_released_by = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(e) if is_lock_busy(&e) && std::time::Instant::now() < lock_released_by => {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err(e) if is_lock_busy(&e) => return Err(StoreError::InUse),
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let tree = db.open_tree("journey")?;
-        let store = Store { db, tree };
-        store.migrate_layout()?;
-        Ok(store)
+        Store::over(kv::SledKv::open(path)?)
     }
 
-    /// A store in a temporary directory, removed when dropped (scenarios).
+    /// Connects to a PostgreSQL store (`postgres://user@host:port/db`), creating or
+    /// upgrading its schema.
+    pub fn connect(url: &str) -> Result<Store> {
+        Store::over(postgres::PgKv::connect(url)?)
+    }
+
+    /// A PostgreSQL store of its own, in a new schema of the database at `url` that is
+    /// dropped with the store (scenarios and tests: each starts empty).
+    pub fn connect_scratch(url: &str) -> Result<Store> {
+        Store::over(postgres::PgKv::scratch(url)?)
+    }
+
+    /// An embedded store in a temporary directory, removed when dropped (scenarios).
     pub fn temporary() -> Result<Store> {
-        let db = sled::Config::new().temporary(true).open()?;
-        let tree = db.open_tree("journey")?;
-        let store = Store { db, tree };
+        Store::over(kv::SledKv::temporary()?)
+    }
+
+    fn over(kv: impl Kv + 'static) -> Result<Store> {
+        let store = Store {
+            kv: std::sync::Arc::new(kv),
+        };
         store.migrate_layout()?;
         Ok(store)
     }
 
     /// Applies a batch atomically. Durable only after `flush`.
     pub fn apply(&self, b: WriteBatch) -> Result<()> {
-        // sled logs even an empty batch, under its global write lock: skip it.
-        if b.writes == 0 {
+        // An empty batch is not applied: sled would log it.
+        if b.ops.is_empty() {
             return Ok(());
         }
-        self.tree.apply_batch(b.batch)?;
-        Ok(())
+        self.kv.apply(b.ops)
     }
 
     /// Makes everything applied so far durable.
     pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
+        self.kv.flush()
     }
 
     /// A unique, increasing id (instance ids, event sequence numbers); survives restarts.
     pub fn next_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()? + 1)
+        self.kv.next_id()
     }
 
     pub fn contact(&self, id: &str) -> Result<Option<Contact>> {
         let k = id_key(b'c', &[], id, &[]);
-        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+        self.kv.get(&k)?.map(|v| decode(&k, &v)).transpose()
     }
 
     pub fn contacts(&self) -> impl Iterator<Item = Result<Contact>> + '_ {
-        self.tree.scan_prefix([b'c']).map(|r| {
+        self.kv.scan_prefix(b"c").map(|r| {
             let (k, v) = r?;
             decode(&k, &v)
         })
     }
 
     pub fn contact_count(&self) -> usize {
-        self.tree.scan_prefix([b'c']).count()
+        self.kv.scan_prefix(b"c").count()
     }
 
     /// A contact's events, oldest first.
     pub fn events_of(&self, contact: &str) -> Result<Vec<Event>> {
         let prefix = owned_prefix(b'e', contact);
-        self.tree
+        self.kv
             .scan_prefix(&prefix)
             .map(|r| {
                 let (k, v) = r?;
@@ -382,8 +365,8 @@ impl Store {
     pub fn events_since(&self, contact: &str, since: Millis) -> Result<Vec<Event>> {
         let start = id_key(b'e', &[], contact, &[&[0], &time_key(since)]);
         let end = id_key(b'e', &[], contact, &[&[1]]);
-        self.tree
-            .range(start..end)
+        self.kv
+            .range(&start, Some(&end))
             .map(|r| {
                 let (k, v) = r?;
                 codec::read_event(&k, &v)
@@ -392,21 +375,32 @@ impl Store {
     }
 
     pub fn event_seen(&self, id: &str) -> Result<bool> {
-        Ok(self.tree.contains_key(key(b'd', &[id.as_bytes()]))?)
+        self.kv.contains(&key(b'd', &[id.as_bytes()]))
     }
 
     pub fn instance(&self, contact: &str, id: u64) -> Result<Option<Instance>> {
         let k = id_key(b'i', &[], contact, &[&[0], &id.to_be_bytes()]);
-        self.tree
+        self.kv
             .get(&k)?
             .map(|v| codec::read_instance(&k, &v))
             .transpose()
     }
 
     /// Every instance a contact ever had, oldest first.
+    /// The event that enrolled `contact` in `journey` most recently (what its templates see
+    /// as `event` in a preview, as a send sees its own instance's).
+    pub fn latest_entry_event(&self, contact: &str, journey: &str) -> Result<Option<Event>> {
+        Ok(self
+            .instances_of(contact)?
+            .into_iter()
+            .filter(|i| i.journey == journey)
+            .max_by_key(|i| i.id)
+            .and_then(|i| i.entry_event))
+    }
+
     pub fn instances_of(&self, contact: &str) -> Result<Vec<Instance>> {
         let prefix = owned_prefix(b'i', contact);
-        self.tree
+        self.kv
             .scan_prefix(&prefix)
             .map(|r| {
                 let (k, v) = r?;
@@ -417,7 +411,7 @@ impl Store {
 
     /// Every instance of every contact, in contact order (reports, deploys).
     pub fn all_instances(&self) -> impl Iterator<Item = Result<Instance>> + '_ {
-        self.tree.scan_prefix([b'i']).map(|r| {
+        self.kv.scan_prefix(b"i").map(|r| {
             let (k, v) = r?;
             codec::read_instance(&k, &v)
         })
@@ -440,8 +434,8 @@ impl Store {
     pub fn timer_records(&self, from: Millis, until: Millis) -> Result<Vec<TimerRecord>> {
         let start = key(b't', &[&time_key(from)]);
         let end = key(b't', &[&time_key(until)]);
-        self.tree
-            .range(start..end)
+        self.kv
+            .range(&start, Some(&end))
             .map(|r| {
                 let (k, v) = r?;
                 decode_timers(&k, &v)
@@ -479,8 +473,8 @@ impl Store {
         let start = key(b't', &[&time_key(bucket_of(from))]);
         let end = [b't' + 1];
         Ok(self
-            .tree
-            .range(start..end.to_vec())
+            .kv
+            .range(&start, Some(&end))
             .next()
             .transpose()?
             .map(|(k, _)| time_from_key(&k[1..9])))
@@ -497,8 +491,8 @@ impl Store {
 
     /// The outbox records: (record id, the sends it holds, done or not).
     pub fn outbox_records(&self) -> Result<Vec<(u64, Vec<SendJob>)>> {
-        self.tree
-            .scan_prefix([b'o'])
+        self.kv
+            .scan_prefix(b"o")
             .map(|r| {
                 let (k, v) = r?;
                 let id = k
@@ -557,20 +551,20 @@ impl Store {
 
     pub fn version(&self, hash: &str) -> Result<Option<JourneyIr>> {
         let k = key(b'v', &[hash.as_bytes()]);
-        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+        self.kv.get(&k)?.map(|v| decode(&k, &v)).transpose()
     }
 
     pub fn head(&self, journey: &str) -> Result<Option<String>> {
         Ok(self
-            .tree
-            .get(key(b'h', &[journey.as_bytes()]))?
+            .kv
+            .get(&key(b'h', &[journey.as_bytes()]))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// (journey, current version) for every journey ever deployed.
     pub fn heads(&self) -> Result<Vec<(String, String)>> {
-        self.tree
-            .scan_prefix([b'h'])
+        self.kv
+            .scan_prefix(b"h")
             .map(|r| {
                 let (k, v) = r?;
                 Ok((
@@ -582,14 +576,14 @@ impl Store {
     }
 
     pub fn is_member(&self, segment: &str, contact: &str) -> Result<bool> {
-        Ok(self.tree.contains_key(member_key(segment, contact))?)
+        self.kv.contains(&member_key(segment, contact))
     }
 
     /// The contacts of a segment, as kept current by the runtime, in id order.
     pub fn members(&self, segment: &str) -> impl Iterator<Item = Result<String>> + '_ {
         let prefix = key(b's', &[segment.as_bytes(), &[0]]);
         let skip = prefix.len();
-        self.tree.scan_prefix(prefix).map(move |r| {
+        self.kv.scan_prefix(&prefix).map(move |r| {
             let (k, _) = r?;
             Ok(unescape_id(&k[skip..]))
         })
@@ -597,8 +591,8 @@ impl Store {
 
     /// The segments that have members or a recorded definition.
     pub fn segment_defs(&self) -> Result<Vec<(String, String)>> {
-        self.tree
-            .scan_prefix([b'g'])
+        self.kv
+            .scan_prefix(b"g")
             .map(|r| {
                 let (k, v) = r?;
                 Ok((
@@ -612,8 +606,8 @@ impl Store {
     /// When a contact's segments are next checked, if ever.
     pub fn segment_check(&self, contact: &str) -> Result<Option<Millis>> {
         Ok(self
-            .tree
-            .get(id_key(b'n', &[], contact, &[]))?
+            .kv
+            .get(&id_key(b'n', &[], contact, &[]))?
             .map(|v| time_from_key(&v)))
     }
 
@@ -626,8 +620,8 @@ impl Store {
     ) -> Result<Vec<(Millis, String)>> {
         let start = key(b'q', &[]);
         let end = key(b'q', &[&time_key(until)]);
-        self.tree
-            .range(start..end)
+        self.kv
+            .range(&start, Some(&end))
             .take(limit)
             .map(|r| {
                 let (k, _) = r?;
@@ -639,8 +633,8 @@ impl Store {
     /// The earliest segment check, if any.
     pub fn first_segment_check(&self) -> Result<Option<Millis>> {
         Ok(self
-            .tree
-            .scan_prefix([b'q'])
+            .kv
+            .scan_prefix(b"q")
             .next()
             .transpose()?
             .map(|(k, _)| time_from_key(&k[1..9])))
@@ -658,8 +652,8 @@ impl Store {
         &self,
         since: Option<Millis>,
     ) -> impl Iterator<Item = Result<(Contact, Vec<Event>)>> + '_ {
-        let mut events = self.tree.scan_prefix([b'e']).peekable();
-        self.tree.scan_prefix([b'c']).map(move |r| {
+        let mut events = self.kv.scan_prefix(b"e").peekable();
+        self.kv.scan_prefix(b"c").map(move |r| {
             let (k, v) = r?;
             let contact: Contact = decode(&k, &v)?;
             // Both keys hold the escaped id, in the same order.
@@ -669,8 +663,10 @@ impl Store {
                 let (ek, ev) = match next {
                     Ok(kv) => kv,
                     Err(_) => {
-                        let e = events.next().expect("peeked").expect_err("an error");
-                        return Err(e.into());
+                        let Some(Err(e)) = events.next() else {
+                            unreachable!("peeked an error")
+                        };
+                        return Err(e);
                     }
                 };
                 // `e`, contact id, 0, time (8), seq (8).
@@ -696,7 +692,7 @@ impl Store {
     /// Every event of every contact, contact by contact, each contact's oldest first
     /// (reports): one scan of the event keys.
     pub fn all_events(&self) -> impl Iterator<Item = Result<Event>> + '_ {
-        self.tree.scan_prefix([b'e']).map(|r| {
+        self.kv.scan_prefix(b"e").map(|r| {
             let (k, v) = r?;
             codec::read_event(&k, &v)
         })
@@ -704,8 +700,8 @@ impl Store {
 
     pub fn schedule_run(&self, schedule: &str) -> Result<Option<Millis>> {
         Ok(self
-            .tree
-            .get(key(b'p', &[schedule.as_bytes()]))?
+            .kv
+            .get(&key(b'p', &[schedule.as_bytes()]))?
             .map(|v| time_from_key(&v)))
     }
 
@@ -715,40 +711,72 @@ impl Store {
     pub fn put_short_link(&self, code: &str, claims: &Claims) -> Result<bool> {
         let v = encode(claims);
         let k = key(b'l', &[code.as_bytes()]);
-        match self
-            .tree
-            .compare_and_swap(&k, None as Option<&[u8]>, Some(v.as_slice()))?
-        {
-            Ok(()) => Ok(true),
-            Err(e) => Ok(match e.current {
-                Some(cur) => decode::<Claims>(&k, &cur)? == *claims,
-                None => false,
-            }),
+        match self.kv.insert_new(&k, &v)? {
+            None => Ok(true),
+            Some(cur) => Ok(decode::<Claims>(&k, &cur)? == *claims),
         }
     }
 
     /// The claims behind a short link's code.
     pub fn short_link(&self, code: &str) -> Result<Option<Claims>> {
         let k = key(b'l', &[code.as_bytes()]);
-        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+        self.kv.get(&k)?.map(|v| decode(&k, &v)).transpose()
     }
 
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .tree
-            .get(key(b'm', &[name.as_bytes()]))?
+            .kv
+            .get(&key(b'm', &[name.as_bytes()]))?
             .map(|v| v.to_vec()))
     }
 
     /// Bytes on disk, for reports.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.kv.size_on_disk()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry_instance(id: u64, journey: &str, product: &str) -> Instance {
+        let mut e = Event {
+            contact: "ann".into(),
+            kind: "viewed".into(),
+            ..Event::default()
+        };
+        e.properties.insert("product".into(), product.into());
+        Instance {
+            id,
+            journey: journey.into(),
+            version: "v".into(),
+            contact: "ann".into(),
+            step: None,
+            parked: None,
+            ended: None,
+            entered_at: 0,
+            step_since: 0,
+            due: None,
+            entry_event: Some(e),
+            path: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_entry_event_is_the_latest_of_that_journey() {
+        let store = Store::temporary().unwrap();
+        let mut b = WriteBatch::default();
+        b.put_instance(&entry_instance(1, "j", "first"));
+        b.put_instance(&entry_instance(2, "j", "second"));
+        b.put_instance(&entry_instance(3, "other", "other"));
+        store.apply(b).unwrap();
+        let e = store.latest_entry_event("ann", "j").unwrap().unwrap();
+        assert_eq!(e.properties["product"], "second");
+        assert_eq!(store.latest_entry_event("ann", "none").unwrap(), None);
+        assert_eq!(store.latest_entry_event("bob", "j").unwrap(), None);
+    }
 
     /// A restart in the same process opens the store again at once, even while sled's IO
     /// threads still hold the file of the store just closed (a race that shows under load,
@@ -899,7 +927,7 @@ mod tests {
 
     #[test]
     fn short_links_are_written_once() {
-        use crate::channels::tracking::TokenKind;
+        use crate::engine::TokenKind;
         let s = Store::temporary().unwrap();
         let c = Claims {
             kind: TokenKind::Click,
@@ -1037,8 +1065,7 @@ mod tests {
             let s = Store::open(dir.path()).unwrap();
             assert_eq!(s.meta(LAYOUT_META).unwrap().as_deref(), Some(&b"2"[..]));
             // Layout 1, written by hand.
-            let t = &s.tree;
-            t.remove(key(b'm', &[LAYOUT_META.as_bytes()])).unwrap();
+            let mut ops: Vec<Op> = vec![(key(b'm', &[LAYOUT_META.as_bytes()]), None)];
             for (id, at, inst) in [
                 ("a", 1i64, 1u64),
                 ("a\0\0\0\0\0\0\0\0\0", 2, 2),
@@ -1048,31 +1075,33 @@ mod tests {
                     id: id.into(),
                     profile: Default::default(),
                 };
-                t.insert(key(b'c', &[id.as_bytes()]), encode(&c)).unwrap();
+                ops.push((key(b'c', &[id.as_bytes()]), Some(encode(&c))));
                 let mut v = Vec::new();
                 codec::write_event(&event_of(id, at), &mut v);
-                t.insert(
+                ops.push((
                     key(
                         b'e',
                         &[id.as_bytes(), &[0], &time_key(at), &inst.to_be_bytes()],
                     ),
-                    v,
-                )
-                .unwrap();
-                t.insert(
+                    Some(v),
+                ));
+                ops.push((
                     key(b'i', &[id.as_bytes(), &[0], &inst.to_be_bytes()]),
-                    codec::instance_bytes(&instance_of(id, inst)),
-                )
-                .unwrap();
-                t.insert(key(b's', &[b"seg", &[0], id.as_bytes()]), Vec::<u8>::new())
-                    .unwrap();
-                t.insert(key(b'q', &[&time_key(at), id.as_bytes()]), Vec::<u8>::new())
-                    .unwrap();
-                t.insert(key(b'n', &[id.as_bytes()]), time_key(at).to_vec())
-                    .unwrap();
+                    Some(codec::instance_bytes(&instance_of(id, inst))),
+                ));
+                ops.push((
+                    key(b's', &[b"seg", &[0], id.as_bytes()]),
+                    Some(Vec::<u8>::new()),
+                ));
+                ops.push((
+                    key(b'q', &[&time_key(at), id.as_bytes()]),
+                    Some(Vec::<u8>::new()),
+                ));
+                ops.push((key(b'n', &[id.as_bytes()]), Some(time_key(at).to_vec())));
             }
             // As layout 1 reads it: `a`'s prefix scan takes the other's event too.
-            assert_eq!(t.scan_prefix(key(b'e', &[b"a", &[0]])).count(), 2);
+            s.kv.apply(ops).unwrap();
+            assert_eq!(s.kv.scan_prefix(&key(b'e', &[b"a", &[0]])).count(), 2);
             s.flush().unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
@@ -1093,7 +1122,7 @@ mod tests {
         assert_eq!(s.contact_count(), 3);
         assert_eq!(s.segment_checks_before(100, 10).unwrap().len(), 3);
         // The plain id's keys were not touched: the same bytes as before.
-        assert!(s.tree.contains_key(key(b'c', &[b"a"])).unwrap());
+        assert!(s.kv.contains(&key(b'c', &[b"a"])).unwrap());
         // A layout newer than this code's is refused, clearly.
         let mut b = WriteBatch::default();
         b.set_meta(LAYOUT_META, b"9");

@@ -46,19 +46,15 @@ impl Store {
     pub fn address_hash(&self, address: &str, create: bool) -> Result<Option<[u8; 32]>> {
         use hmac::{Hmac, Mac};
         let k = key(b'm', &[SUPPRESSION_KEY_META.as_bytes()]);
-        let secret = match self.tree.get(&k)? {
+        let secret = match self.kv.get(&k)? {
             Some(v) => v.to_vec(),
             None if create => {
                 let mut fresh = vec![0u8; 32];
                 getrandom::fill(&mut fresh).expect("the OS random source works");
                 // Two erasures at once agree on the key that won.
-                match self.tree.compare_and_swap(
-                    &k,
-                    None as Option<&[u8]>,
-                    Some(fresh.as_slice()),
-                )? {
-                    Ok(()) => fresh,
-                    Err(e) => e.current.map(|c| c.to_vec()).unwrap_or(fresh),
+                match self.kv.insert_new(&k, &fresh)? {
+                    None => fresh,
+                    Some(current) => current.to_vec(),
                 }
             }
             None => return Ok(None),
@@ -70,7 +66,7 @@ impl Store {
 
     pub fn suppression(&self, hash: &[u8; 32]) -> Result<Option<Suppression>> {
         let k = key(b'u', &[hash]);
-        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+        self.kv.get(&k)?.map(|v| decode(&k, &v)).transpose()
     }
 
     /// The suppression kept for a profile's addresses (`email`, `phone`), merged; None if
@@ -107,19 +103,19 @@ impl Store {
     /// runtime rewrites them.)
     pub fn contact_keys(&self, id: &str) -> Result<Vec<Vec<u8>>> {
         let mut keys = vec![id_key(b'c', &[], id, &[])];
-        for r in self.tree.scan_prefix(owned_prefix(b'e', id)) {
+        for r in self.kv.scan_prefix(&owned_prefix(b'e', id)) {
             let (k, v) = r?;
             if let Some(dedupe) = codec::read_event(&k, &v)?.id {
                 keys.push(key(b'd', &[dedupe.as_bytes()]));
             }
             keys.push(k.to_vec());
         }
-        for r in self.tree.scan_prefix(owned_prefix(b'i', id)) {
+        for r in self.kv.scan_prefix(&owned_prefix(b'i', id)) {
             keys.push(r?.0.to_vec());
         }
         let mut tail = Vec::new();
         push_id(&mut tail, id);
-        for r in self.tree.scan_prefix([b's']) {
+        for r in self.kv.scan_prefix(b"s") {
             let (k, _) = r?;
             if let Some(z) = k[1..].iter().position(|&x| x == 0) {
                 if k[2 + z..] == tail[..] {
@@ -142,7 +138,7 @@ impl Store {
         let mut tail = Vec::new();
         push_id(&mut tail, id);
         let mut out = Vec::new();
-        for r in self.tree.scan_prefix([b's']) {
+        for r in self.kv.scan_prefix(b"s") {
             let (k, _) = r?;
             if let Some(z) = k[1..].iter().position(|&x| x == 0) {
                 if k[2 + z..] == tail[..] {
@@ -157,7 +153,7 @@ impl Store {
     /// erasure only.
     pub fn short_links_of(&self, id: &str) -> Result<Vec<(String, Claims)>> {
         let mut out = Vec::new();
-        for r in self.tree.scan_prefix([b'l']) {
+        for r in self.kv.scan_prefix(b"l") {
             let (k, v) = r?;
             let c: Claims = decode(&k, &v)?;
             if c.contact == id {
@@ -169,8 +165,8 @@ impl Store {
 
     /// Every key and value of the store, in key order (audits, and the erasure test).
     pub fn raw_entries(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        self.tree
-            .iter()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+        self.kv
+            .range(&[], None)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 }

@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-use journey::channels::tracking::{self, Claims, TokenKind};
+use journey::channels::tracking;
+use journey::engine::{Claims, TokenKind};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -94,9 +94,10 @@ impl Daemon {
         d
     }
 
-    /// Starts (or restarts) the process and reads its address (and, on first start, the
-    /// admin token) from stdout. A restart gets a new HTTP agent: pooled connections to
-    /// the killed process would fail a request on the same port.
+    /// Starts (or restarts) the process and reads its address from its `listening` log
+    /// line (stderr, appended to `daemon.stderr`), and the admin token from the file the
+    /// first start writes (`data/admin-token`). A restart gets a new HTTP agent: pooled
+    /// connections to the killed process would fail a request on the same port.
     pub fn spawn(&mut self) {
         self.agent = agent();
         let log = std::fs::OpenOptions::new()
@@ -104,39 +105,46 @@ impl Daemon {
             .append(true)
             .open(&self.stderr_log)
             .unwrap();
+        // This start's lines are those after what earlier starts logged.
+        let from = log.metadata().unwrap().len() as usize;
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(self.dir.join("journey.yaml"))
             .env("JOURNEY_LOG", "info")
-            .stdout(Stdio::piped())
+            .env_remove("JOURNEY_LOG_FORMAT")
+            .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("journey serve starts");
-        let out = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(out).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            assert!(Instant::now() < deadline, "the daemon did not start");
-            let Some(Ok(line)) = lines.next() else {
-                panic!(
-                    "the daemon exited before listening:\n{}",
-                    std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
-                );
-            };
-            if let Some(t) = line.strip_prefix("admin token: ") {
-                self.admin = t.trim().to_string();
+        self.base = loop {
+            let text = std::fs::read(&self.stderr_log).unwrap_or_default();
+            let text = String::from_utf8_lossy(&text[from.min(text.len())..]).into_owned();
+            // Whole lines only: the last one may still be being written.
+            let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+            if let Some(url) = whole.lines().find_map(journey::cli::serve::listening_url) {
+                break url;
             }
-            if let Some(a) = line.strip_prefix("listening on ") {
-                self.base = a.trim().to_string();
-                break;
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the daemon exited ({status}) before listening:\n{text}");
             }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if self.admin.is_empty() {
+            let path = self.data().join("admin-token");
+            self.admin = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("no admin token in {}: {e}", path.display()))
+                .trim()
+                .to_string();
+            assert!(
+                !self.stderr().contains(&self.admin),
+                "the admin token is in the log"
+            );
         }
-        assert!(
-            !self.admin.is_empty(),
-            "no admin token was printed on first start"
-        );
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);
     }
 

@@ -13,15 +13,16 @@
 mod links;
 mod text;
 
-use super::tracking::{shorten, sign, Claims, ShortLinks, TokenKind};
+use super::tracking::{shorten, sign, ShortLinks};
 use crate::compile::ir::MessageIr;
+use crate::engine::{Claims, TokenKind};
 use crate::engine::{Contact, Event, SendJob};
 use links::*;
 pub use links::{add_pixel, rewrite_hrefs};
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Map;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 pub use text::html_to_text;
 
@@ -549,54 +550,6 @@ impl Renderer {
         out.push_str(rest);
         Ok(out)
     }
-
-    /// The variables a message's texts use that no contact or event provides for sure:
-    /// every name other than `contact`, `event`, `link` and `unsubscribe_url`, and
-    /// `event.x` in journeys that no event enters. For `journey check` warnings.
-    pub fn lint(message: &MessageIr, entered_by_event: bool) -> Vec<String> {
-        let env = Environment::new();
-        let mut texts: Vec<(String, &str)> = Vec::new();
-        for (k, v) in &message.fields {
-            if !matches!(k.as_str(), "template" | "method") {
-                texts.push((k.clone(), v));
-            }
-        }
-        if let Some(s) = &message.template_source {
-            texts.push((
-                message
-                    .fields
-                    .get("template")
-                    .cloned()
-                    .unwrap_or_else(|| "template".into()),
-                s,
-            ));
-        }
-        for (k, v) in &message.links {
-            texts.push((format!("link {k}"), v));
-        }
-        for (k, v) in &message.data {
-            texts.push((format!("data {k}"), v));
-        }
-        for (k, v) in &message.headers {
-            texts.push((format!("header {k}"), v));
-        }
-        let mut out = BTreeSet::new();
-        for (what, text) in texts {
-            let Ok(t) = env.template_from_str(text) else {
-                out.insert(format!("{what}: not a valid template"));
-                continue;
-            };
-            for var in t.undeclared_variables(true) {
-                let root = var.split('.').next().unwrap_or(&var);
-                let known = matches!(root, "contact" | "link" | "unsubscribe_url")
-                    || (root == "event" && entered_by_event);
-                if !known {
-                    out.insert(format!("{what}: unknown variable '{var}'"));
-                }
-            }
-        }
-        out.into_iter().collect()
-    }
 }
 
 struct Prepared {
@@ -719,8 +672,9 @@ fn undefined_name(e: &minijinja::Error, template: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::tracking::{verify, TokenKind};
-    use crate::lang::ast::Channel;
+    use crate::channels::tracking::verify;
+    use crate::domain::Channel;
+    use crate::engine::TokenKind;
 
     fn job() -> SendJob {
         SendJob {
@@ -964,7 +918,7 @@ mod tests {
         m.channel = Channel::Sms;
         let (j, mut c) = (job(), contact());
         c.profile.insert("phone".into(), "+393331234567".into());
-        let store = crate::store::Store::temporary().unwrap();
+        let store = crate::channels::tracking::MemoryShortLinks::default();
         let src = Source {
             job: &j,
             message: &m,
@@ -997,13 +951,13 @@ mod tests {
                 urls[0], urls[1], urls[2]
             )
         );
-        let shop = store.short_link(&s.short_links[0]).unwrap().unwrap();
+        let shop = store.get(&s.short_links[0]).unwrap();
         assert_eq!(shop.kind, TokenKind::Click);
         assert_eq!(shop.link.as_deref(), Some("shop"));
         assert_eq!(shop.url.as_deref(), Some("https://maison.example/shop"));
         assert_eq!(shop.message_id, "7:welcome");
         assert_eq!(shop.contact, "angela");
-        let other = store.short_link(&s.short_links[1]).unwrap().unwrap();
+        let other = store.get(&s.short_links[1]).unwrap();
         assert_eq!(other.url.as_deref(), Some("https://other.example/x"));
         assert_eq!(other.link, None);
         // A retried send renders the same text.
@@ -1026,7 +980,7 @@ mod tests {
         m.data
             .insert("image".into(), "https://cdn.example/shoe.png".into());
         let (j, c) = (job(), contact());
-        let store = crate::store::Store::temporary().unwrap();
+        let store = crate::channels::tracking::MemoryShortLinks::default();
         let p = r()
             .push(
                 &Source {
@@ -1054,24 +1008,5 @@ mod tests {
             t,
             "Hello & welcome\n\nLine one\ntwo\n\n- a\n- b\n\nclick (http://x/y?a=1&b=2)\n"
         );
-    }
-
-    #[test]
-    fn lint_names_unknown_variables() {
-        let m = message(
-            &[
-                ("subject", "{{ contact.x }} {{ customer.name }}"),
-                ("text", "{{ event.y }} {{ link('a') }}"),
-            ],
-            &[],
-        );
-        assert_eq!(
-            Renderer::lint(&m, false),
-            vec![
-                "subject: unknown variable 'customer.name'".to_string(),
-                "text: unknown variable 'event.y'".to_string()
-            ]
-        );
-        assert_eq!(Renderer::lint(&m, true).len(), 1);
     }
 }

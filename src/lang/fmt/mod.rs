@@ -31,6 +31,7 @@ use tokens::*;
 use trivia::*;
 
 use super::ast::*;
+use crate::domain::CappedAction;
 
 /// The column (counted from 0) where trailing comments start, when the code leaves room.
 const COMMENT_COLUMN: usize = 39;

@@ -1,6 +1,7 @@
 //! pest's pairs → the AST (`ast::File`).
 
 use super::Rule;
+use crate::domain::{CappedAction, Channel, CmpOp, Combinator, Verb};
 use crate::lang::ast::*;
 use crate::lang::diagnostic::Diagnostic;
 use pest::iterators::Pair;

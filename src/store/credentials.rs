@@ -1,6 +1,11 @@
-//! API tokens: `jt_…` strings with a scope, kept as SHA-256 hashes in `data_dir/tokens.json`
-//! (the token itself is shown once, when it is made). The daemon re-reads the file when it
-//! changes, so `journey token create` works while it runs.
+//! The daemon's credentials on disk, beside the store: API tokens and the signing secret.
+//! Both the daemon and the CLI (`journey token`, `journey preview`) use them, offline too.
+//!
+//! API tokens are `jt_…` strings with a scope, kept as SHA-256 hashes in
+//! `data_dir/tokens.json` (the token itself is shown once, when it is made; the daemon's
+//! first admin token is written to `data_dir/admin-token`, mode 0600). The daemon re-reads
+//! the file when it changes, so `journey token create` works while it runs. The signing
+//! secret of tracking tokens and links is the config's or `data_dir/secret` (mode 0600).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -127,6 +132,47 @@ pub fn list(data_dir: &Path) -> anyhow::Result<Vec<TokenEntry>> {
     Ok(read(&tokens_path(data_dir))?.tokens)
 }
 
+/// Where the daemon writes the admin token it makes on first start (mode 0600).
+pub fn admin_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin-token")
+}
+
+/// On a first start (no admin token in the token file): makes an admin token, writes it to
+/// `admin_token_path` readable by its owner only, and returns that path. The token itself
+/// goes nowhere else: not to a log, not to stdout. None when an admin token exists.
+pub fn first_admin_token(data_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if list(data_dir)?.iter().any(|t| t.scope == Scope::Admin) {
+        return Ok(None);
+    }
+    let (token, entry) = create(data_dir, Scope::Admin, Some("first start".into()))?;
+    let path = admin_token_path(data_dir);
+    if let Err(e) = write_private(&path, format!("{token}\n").as_bytes()) {
+        // A token nobody can read would stop the next start from making one.
+        let _ = revoke(data_dir, &entry.id);
+        return Err(anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    Ok(Some(path))
+}
+
+/// Writes `bytes` to `path` through a temporary file created with mode 0600, then renamed.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
 /// Removes a token by id; false if there was none.
 pub fn revoke(data_dir: &Path, id: &str) -> anyhow::Result<bool> {
     let path = tokens_path(data_dir);
@@ -170,6 +216,31 @@ impl TokenBook {
     }
 }
 
+/// The signing key of tracking tokens and signed links: the config's, or one generated on first start and
+/// kept in `data_dir/secret`.
+pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = configured {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = secret_path(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(s.trim().as_bytes().to_vec()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)?;
+            let s = random_hex(32);
+            // Never readable by others, not even between creating and restricting it.
+            write_private(&path, s.as_bytes())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Ok(s.into_bytes())
+        }
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+    }
+}
+
+pub fn secret_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("secret")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +273,24 @@ mod tests {
         // The book notices the file changed (the mtime may not move within its resolution,
         // so compare through a fresh book as well).
         assert_eq!(TokenBook::open(dir.path()).scope_of(&admin), None);
+    }
+
+    #[test]
+    fn the_first_admin_token_goes_to_a_private_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = first_admin_token(dir.path()).unwrap().expect("made");
+        assert_eq!(path, admin_token_path(dir.path()));
+        let token = std::fs::read_to_string(&path).unwrap().trim().to_string();
+        assert_eq!(
+            TokenBook::open(dir.path()).scope_of(&token),
+            Some(Scope::Admin)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        assert_eq!(first_admin_token(dir.path()).unwrap(), None, "one exists");
     }
 }

@@ -1,6 +1,7 @@
 //! Deploys: journey files (with their templates) compiled into a program, and the plan of
 //! what loading it would change: per journey, the steps added, removed and changed, and how
-//! many contacts in flight each change touches.
+//! many contacts in flight each change touches. The daemon's deploy API and `journey plan`
+//! (offline, on a data directory) both use it.
 
 use crate::compile::ir::{JourneyIr, Next, Program, StepKindIr};
 use crate::compile::{self};

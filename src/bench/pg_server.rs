@@ -1,0 +1,216 @@
+//! A throwaway PostgreSQL server for the tests and the benchmarks on the PostgreSQL store:
+//! `initdb` into a temporary directory, `pg_ctl` on a free port of 127.0.0.1, stopped and
+//! removed when dropped. The binaries are found on the PATH or through
+//! `pg_config --bindir` (Debian keeps them under /usr/lib/postgresql/N/bin). PostgreSQL
+//! refuses to run as root, so as root the server runs as the `postgres` user.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+    databases: std::sync::atomic::AtomicU32,
+}
+
+/// The superuser `initdb` makes.
+const USER: &str = "journey";
+
+fn find_bin() -> Result<PathBuf, String> {
+    if let Ok(o) = Command::new("pg_config").arg("--bindir").output() {
+        if o.status.success() {
+            let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+            if dir.join("initdb").exists() && dir.join("pg_ctl").exists() {
+                return Ok(dir);
+            }
+        }
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        if dir.join("initdb").exists() && dir.join("pg_ctl").exists() {
+            return Ok(dir);
+        }
+    }
+    for v in (12..=18).rev() {
+        let dir = PathBuf::from(format!("/usr/lib/postgresql/{v}/bin"));
+        if dir.join("initdb").exists() {
+            return Ok(dir);
+        }
+    }
+    Err("PostgreSQL's initdb and pg_ctl are not installed (apt install postgresql)".into())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl PgServer {
+    /// Starts a server. `fast` turns `fsync` off (tests: nothing here survives a power cut
+    /// anyway); benchmarks keep PostgreSQL's defaults.
+    pub fn start(fast: bool) -> Result<PgServer, String> {
+        let bin = find_bin()?;
+        let dir = tempfile::Builder::new()
+            .prefix("journey-pg")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let as_postgres = is_root();
+        if as_postgres {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err("cannot hand the data directory to the postgres user".into());
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let server = PgServer {
+            dir,
+            bin,
+            port,
+            as_postgres,
+            databases: Default::default(),
+        };
+        let data = server.data_dir();
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
+        let mut opts = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {}",
+            server.dir.path().display()
+        );
+        if fast {
+            opts.push_str(" -c fsync=off -c full_page_writes=off");
+        }
+        server.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-o",
+                &opts,
+                "-l",
+                &server.dir.path().join("log").to_string_lossy(),
+                "-w",
+                "start",
+            ],
+        )?;
+        Ok(server)
+    }
+
+    /// Starts a server for a test: when PostgreSQL is missing or does not start, the test
+    /// fails in CI (`CI=true`) and is skipped elsewhere, with the reason (None).
+    pub fn for_test(test: &str) -> Option<PgServer> {
+        match PgServer::start(true) {
+            Ok(s) => Some(s),
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("{test}: PostgreSQL did not start: {e}")
+            }
+            Err(e) => {
+                eprintln!("{test}: skipped: PostgreSQL did not start: {e}");
+                None
+            }
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
+        let exe = self.bin.join(tool);
+        let out = if self.as_postgres {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&exe)
+                .args(args)
+                .current_dir("/")
+                .output()
+        } else {
+            Command::new(&exe).args(args).output()
+        }
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+            Err(format!(
+                "{tool} failed: {}{}\n{log}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of a database of this server.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://{USER}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A new, empty database: its URL.
+    pub fn fresh_database(&self) -> Result<String, String> {
+        let n = self
+            .databases
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("journey_{n}");
+        self.psql("postgres", &format!("CREATE DATABASE {name}"))?;
+        Ok(self.url(&name))
+    }
+
+    /// Runs SQL with psql against `database`: its output, unaligned.
+    pub fn psql(&self, database: &str, sql: &str) -> Result<String, String> {
+        let psql = if self.bin.join("psql").exists() {
+            self.bin.join("psql")
+        } else {
+            PathBuf::from("psql")
+        };
+        let out = Command::new(psql)
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.url(database))
+            .args(["-c", sql])
+            .output()
+            .map_err(|e| format!("psql: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(format!("psql: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let data = self.data_dir();
+        let _ = self.run(
+            "pg_ctl",
+            &["-D", &data.to_string_lossy(), "-m", "immediate", "stop"],
+        );
+    }
+}

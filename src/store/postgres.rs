@@ -1,0 +1,933 @@
+//! The PostgreSQL backend: the store's ordered key space kept in real tables.
+//!
+//! Each kind of key (the prefixes in the layout of `store`) has a table of its own, named for
+//! people (`contacts`, `events`, `instances`, `timer_records`, `outbox`, …). A row holds the
+//! key and the stored value the engine reads (`k`, `v`, both `bytea`, ordered by `k` as the
+//! keys are), and beside them typed columns an analyst can query: a contact's `profile` as
+//! JSONB, an event's `contact`, `at`, `type` and `properties`, an instance's `journey`,
+//! `step` and `due`. The engine reads `k` and `v` only; the typed columns are written from
+//! the same value in the same statement, so they never disagree with it.
+//!
+//! A batch is one transaction (`apply` = commit, with `synchronous_commit` as the server
+//! has it: on by default), so acknowledged means committed and `flush` has nothing left to
+//! do. Scans page through the primary key. The schema is created and upgraded by numbered
+//! migrations at connect (`journey_schema`); a database of a newer schema is refused.
+//!
+//! The SQL is plain: tables, a primary key, secondary indexes, `INSERT … ON CONFLICT`,
+//! `unnest` of arrays, a sequence. No advisory locks, no `LISTEN`: what CockroachDB and
+//! YugabyteDB accept too (designed for; checked on PostgreSQL only).
+//!
+//! tokio-postgres is the driver (async, maintained with the protocol's whole surface),
+//! with deadpool-postgres for the pool; the store's interface is synchronous (the runtime's
+//! loop is a plain thread), so the backend runs its own small tokio runtime and each call
+//! waits for its query there, from any thread, inside async code or not.
+
+use super::codec;
+use super::keys::{time_from_key, unescape_id};
+use super::kv::{Bytes, Entries, Entry, Kv, Op};
+use super::{Result, StoreError};
+use crate::engine::{Contact, SendJob};
+use chrono::{DateTime, TimeZone, Utc};
+use deadpool_postgres::{Manager, Pool};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+use tokio_postgres::types::ToSql;
+
+/// The schema this code creates and reads. Each number is a migration below.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// How many rows a scan reads at a time.
+const PAGE: i64 = 2_000;
+
+/// How many ids one call to the sequence reserves (`next_id` hands them out in memory).
+const ID_BLOCK: i64 = 1_000;
+
+/// A typed column: its SQL name and type, and how a row's value for it is made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ColType {
+    Text,
+    BigInt,
+    Time,
+    Json,
+    Binary,
+}
+
+impl ColType {
+    fn sql(self) -> &'static str {
+        match self {
+            ColType::Text => "text",
+            ColType::BigInt => "bigint",
+            ColType::Time => "timestamptz",
+            ColType::Json => "jsonb",
+            ColType::Binary => "bytea",
+        }
+    }
+}
+
+/// One typed value of a row.
+enum Col {
+    Text(Option<String>),
+    BigInt(Option<i64>),
+    Time(Option<DateTime<Utc>>),
+    Json(Option<Value>),
+    Bytes(Option<Vec<u8>>),
+}
+
+/// A table of one key kind.
+struct Table {
+    prefix: u8,
+    name: &'static str,
+    columns: &'static [(&'static str, ColType)],
+    /// Secondary indexes, as column lists.
+    indexes: &'static [&'static str],
+    /// The typed columns of a row, from its key and value (None where it cannot tell).
+    typed: fn(&[u8], &[u8]) -> Vec<Col>,
+}
+
+use ColType::*;
+
+const TABLES: &[Table] = &[
+    Table {
+        prefix: b'c',
+        name: "contacts",
+        columns: &[("id", Text), ("profile", Json)],
+        indexes: &[],
+        typed: |k, v| {
+            let c: Option<Contact> = serde_json::from_slice(v).ok();
+            vec![
+                Col::Text(Some(unescape_id(&k[1..]))),
+                Col::Json(c.map(|c| Value::Object(c.profile))),
+            ]
+        },
+    },
+    Table {
+        prefix: b'd',
+        name: "event_ids",
+        columns: &[("id", Text)],
+        indexes: &[],
+        typed: |k, _| vec![Col::Text(Some(String::from_utf8_lossy(&k[1..]).into()))],
+    },
+    Table {
+        prefix: b'e',
+        name: "events",
+        columns: &[
+            ("contact", Text),
+            ("at", Time),
+            ("type", Text),
+            ("properties", Json),
+            ("message_id", Text),
+        ],
+        indexes: &["contact, at", "type, at"],
+        typed: |k, v| match codec::read_event(k, v) {
+            Ok(e) => vec![
+                Col::Text(Some(e.contact)),
+                Col::Time(time(e.at)),
+                Col::Text(Some(e.kind)),
+                Col::Json(Some(Value::Object(e.properties))),
+                Col::Text(e.message_id),
+            ],
+            Err(_) => vec![
+                Col::Text(None),
+                Col::Time(None),
+                Col::Text(None),
+                Col::Json(None),
+                Col::Text(None),
+            ],
+        },
+    },
+    Table {
+        prefix: b'g',
+        name: "segment_definitions",
+        columns: &[("segment", Text), ("fingerprint", Text)],
+        indexes: &[],
+        typed: |k, v| {
+            vec![
+                Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
+                Col::Text(Some(String::from_utf8_lossy(v).into())),
+            ]
+        },
+    },
+    Table {
+        prefix: b'h',
+        name: "journey_heads",
+        columns: &[("journey", Text), ("version", Text)],
+        indexes: &[],
+        typed: |k, v| {
+            vec![
+                Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
+                Col::Text(Some(String::from_utf8_lossy(v).into())),
+            ]
+        },
+    },
+    Table {
+        prefix: b'i',
+        name: "instances",
+        columns: &[
+            ("contact", Text),
+            ("id", BigInt),
+            ("journey", Text),
+            ("version", Text),
+            ("step", BigInt),
+            ("ended", Text),
+            ("due", Time),
+            ("entered_at", Time),
+        ],
+        indexes: &["journey", "due"],
+        typed: |k, v| match codec::read_instance(k, v) {
+            Ok(i) => vec![
+                Col::Text(Some(i.contact)),
+                Col::BigInt(Some(i.id as i64)),
+                Col::Text(Some(i.journey)),
+                Col::Text(Some(i.version)),
+                Col::BigInt(i.step.map(i64::from)),
+                Col::Text(i.ended.and_then(|e| {
+                    serde_json::to_value(e)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                })),
+                Col::Time(i.due.and_then(time)),
+                Col::Time(time(i.entered_at)),
+            ],
+            Err(_) => vec![
+                Col::Text(None),
+                Col::BigInt(None),
+                Col::Text(None),
+                Col::Text(None),
+                Col::BigInt(None),
+                Col::Text(None),
+                Col::Time(None),
+                Col::Time(None),
+            ],
+        },
+    },
+    Table {
+        prefix: b'l',
+        name: "short_links",
+        columns: &[("code", Text), ("claims", Json)],
+        indexes: &[],
+        typed: |k, v| {
+            vec![
+                Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
+                Col::Json(serde_json::from_slice(v).ok()),
+            ]
+        },
+    },
+    Table {
+        prefix: b'm',
+        name: "meta",
+        columns: &[("name", Text)],
+        indexes: &[],
+        typed: |k, _| vec![Col::Text(Some(String::from_utf8_lossy(&k[1..]).into()))],
+    },
+    Table {
+        prefix: b'n',
+        name: "segment_next_checks",
+        columns: &[("contact", Text), ("at", Time)],
+        indexes: &[],
+        typed: |k, v| {
+            vec![
+                Col::Text(Some(unescape_id(&k[1..]))),
+                Col::Time((v.len() == 8).then(|| time(time_from_key(v))).flatten()),
+            ]
+        },
+    },
+    Table {
+        prefix: b'o',
+        name: "outbox",
+        columns: &[("record", BigInt), ("sends", Json)],
+        indexes: &[],
+        typed: |k, v| {
+            let record = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(|b| u64::from_be_bytes(b) as i64);
+            let jobs: Option<Vec<SendJob>> = codec::read_jobs(k, v).ok();
+            vec![
+                Col::BigInt(record),
+                Col::Json(jobs.and_then(|j| serde_json::to_value(j).ok())),
+            ]
+        },
+    },
+    Table {
+        prefix: b'p',
+        name: "schedule_runs",
+        columns: &[("schedule", Text), ("last_run", Time)],
+        indexes: &[],
+        typed: |k, v| {
+            vec![
+                Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
+                Col::Time((v.len() == 8).then(|| time(time_from_key(v))).flatten()),
+            ]
+        },
+    },
+    Table {
+        prefix: b'q',
+        name: "segment_checks",
+        columns: &[("at", Time), ("contact", Text)],
+        indexes: &[],
+        typed: |k, _| {
+            vec![
+                Col::Time(
+                    (k.len() >= 9)
+                        .then(|| time(time_from_key(&k[1..9])))
+                        .flatten(),
+                ),
+                Col::Text(k.get(9..).map(unescape_id)),
+            ]
+        },
+    },
+    Table {
+        prefix: b's',
+        name: "segment_members",
+        columns: &[("segment", Text), ("contact", Text)],
+        indexes: &["contact"],
+        typed: |k, _| {
+            let z = k[1..].iter().position(|&b| b == 0);
+            vec![
+                Col::Text(z.map(|z| String::from_utf8_lossy(&k[1..1 + z]).into())),
+                Col::Text(z.map(|z| unescape_id(&k[2 + z..]))),
+            ]
+        },
+    },
+    Table {
+        prefix: b't',
+        name: "timer_records",
+        columns: &[("bucket", Time), ("record", BigInt), ("timers", Json)],
+        indexes: &[],
+        typed: |k, v| match super::decode_timers(k, v) {
+            Ok(r) => vec![
+                Col::Time(time(r.bucket)),
+                Col::BigInt(Some(r.id as i64)),
+                Col::Json(Some(Value::Array(
+                    r.timers
+                        .iter()
+                        .map(|t| {
+                            serde_json::json!({
+                                "due": time(t.due),
+                                "instance": t.instance,
+                                "contact": t.contact,
+                            })
+                        })
+                        .collect(),
+                ))),
+            ],
+            Err(_) => vec![Col::Time(None), Col::BigInt(None), Col::Json(None)],
+        },
+    },
+    Table {
+        prefix: b'u',
+        name: "suppressions",
+        columns: &[("address_hash", Binary), ("consent", Json)],
+        indexes: &[],
+        typed: |k, v| {
+            vec![
+                Col::Bytes(Some(k[1..].to_vec())),
+                Col::Json(serde_json::from_slice(v).ok()),
+            ]
+        },
+    },
+    Table {
+        prefix: b'v',
+        name: "journey_versions",
+        columns: &[("hash", Text), ("ir", Json)],
+        indexes: &[],
+        typed: |k, v| {
+            vec![
+                Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
+                Col::Json(serde_json::from_slice(v).ok()),
+            ]
+        },
+    },
+];
+
+fn time(ms: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+fn table_of(prefix: u8) -> Option<&'static Table> {
+    TABLES.iter().find(|t| t.prefix == prefix)
+}
+
+/// An error of the driver or the pool, with the server's own message when it sent one
+/// (tokio-postgres says only "db error" at the top of the chain).
+fn pg_error(e: impl std::error::Error + 'static) -> StoreError {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(db) = s.downcast_ref::<tokio_postgres::error::DbError>() {
+            out = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                out.push_str(&format!(" ({d})"));
+            }
+            break;
+        }
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+        source = s.source();
+    }
+    if let Some(db) = (&e as &dyn std::error::Error)
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.as_db_error())
+    {
+        out = format!("{}: {}", db.severity(), db.message());
+    }
+    StoreError::Postgres(out)
+}
+
+/// The migrations, in order: migration n brings the schema from n − 1 to n.
+fn migrations() -> Vec<String> {
+    let mut v1 = String::new();
+    for t in TABLES {
+        let cols: String = t
+            .columns
+            .iter()
+            .map(|(n, ty)| format!(", {n} {}", ty.sql()))
+            .collect();
+        v1.push_str(&format!(
+            "CREATE TABLE {} (k bytea PRIMARY KEY, v bytea NOT NULL{cols});\n",
+            t.name
+        ));
+        for (i, ix) in t.indexes.iter().enumerate() {
+            v1.push_str(&format!(
+                "CREATE INDEX {}_by_{} ON {} ({ix});\n",
+                t.name,
+                i + 1,
+                t.name
+            ));
+        }
+    }
+    v1.push_str(&format!(
+        "CREATE SEQUENCE journey_ids INCREMENT BY {ID_BLOCK} START WITH 1;\n"
+    ));
+    vec![v1]
+}
+
+/// The PostgreSQL backend.
+pub(crate) struct PgKv {
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    /// Ids reserved from the sequence and not handed out yet: [next, end).
+    ids: Mutex<(u64, u64)>,
+    /// A scratch store's own schema, dropped with it.
+    scratch: Option<(tokio_postgres::Config, String)>,
+}
+
+impl Drop for PgKv {
+    fn drop(&mut self) {
+        if let Some((config, schema)) = self.scratch.take() {
+            let _ = self.run(async move {
+                let (client, conn) = config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(pg_error)?;
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await
+                    .map_err(pg_error)
+            });
+        }
+        // A runtime dropped inside async code would panic; this one lets its threads go.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgKv {
+    /// Connects to `url` (`postgres://user@host:port/db`), and creates or upgrades the
+    /// schema.
+    pub(crate) fn connect(url: &str) -> Result<PgKv> {
+        PgKv::connect_in(url, None)
+    }
+
+    /// A store of its own in a new schema of the database at `url`, dropped with it
+    /// (scenarios and tests on PostgreSQL: each starts empty).
+    pub(crate) fn scratch(url: &str) -> Result<PgKv> {
+        let mut name = [0u8; 8];
+        getrandom::fill(&mut name).map_err(pg_error)?;
+        let schema = format!("journey_scratch_{}", hex::encode(name));
+        PgKv::connect_in(url, Some(schema))
+    }
+
+    fn connect_in(url: &str, scratch: Option<String>) -> Result<PgKv> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Postgres(format!("the store URL {url:?}: {e}")))?;
+        let plain = config.clone();
+        if let Some(schema) = &scratch {
+            config.options(format!("-c search_path={schema}"));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("journey-postgres")
+            .enable_all()
+            .build()
+            .map_err(pg_error)?;
+        let manager = Manager::new(config, tokio_postgres::NoTls);
+        let pool = Pool::builder(manager)
+            .max_size(8)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(pg_error)?;
+        let kv = PgKv {
+            runtime: Some(runtime),
+            pool,
+            ids: Mutex::new((0, 0)),
+            scratch: scratch.map(|s| (plain, s)),
+        };
+        if let Some((config, schema)) = &kv.scratch {
+            let (config, schema) = (config.clone(), schema.clone());
+            kv.run(async move {
+                let (client, conn) = config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(pg_error)?;
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .await
+                    .map_err(pg_error)
+            })?;
+        }
+        kv.migrate()?;
+        Ok(kv)
+    }
+
+    /// Runs `f` on the backend's runtime and waits for it, from any thread.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime
+            .as_ref()
+            .expect("present until dropped")
+            .spawn(async move {
+                let _ = tx.send(f.await);
+            });
+        rx.recv()
+            .map_err(|_| StoreError::Postgres("the database task stopped".into()))?
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let mut client = pool.get().await.map_err(pg_error)?;
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS journey_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+                )
+                .await
+                .map_err(pg_error)?;
+            let row = client
+                .query_one("SELECT coalesce(max(version), 0) FROM journey_schema", &[])
+                .await
+                .map_err(pg_error)?;
+            let found: i32 = row.get(0);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema {
+                    found,
+                    known: SCHEMA_VERSION,
+                });
+            }
+            for (i, sql) in migrations().iter().enumerate() {
+                let n = i as i32 + 1;
+                if n <= found {
+                    continue;
+                }
+                let tx = client.transaction().await.map_err(pg_error)?;
+                tx.batch_execute(sql).await.map_err(pg_error)?;
+                tx.execute("INSERT INTO journey_schema (version) VALUES ($1)", &[&n])
+                    .await
+                    .map_err(pg_error)?;
+                tx.commit().await.map_err(pg_error)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// One page of a table's rows in `[lower, upper)` (or after `lower`, exclusive, when
+    /// `after`), in key order.
+    fn page(
+        &self,
+        table: &'static Table,
+        lower: Vec<u8>,
+        after: bool,
+        upper: Option<Vec<u8>>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let client = pool.get().await.map_err(pg_error)?;
+            let op = if after { ">" } else { ">=" };
+            let rows = match &upper {
+                Some(u) => {
+                    let sql = format!(
+                        "SELECT k, v FROM {} WHERE k {op} $1 AND k < $2 ORDER BY k LIMIT $3",
+                        table.name
+                    );
+                    client.query(&sql, &[&lower, u, &PAGE]).await
+                }
+                None => {
+                    let sql = format!(
+                        "SELECT k, v FROM {} WHERE k {op} $1 ORDER BY k LIMIT $2",
+                        table.name
+                    );
+                    client.query(&sql, &[&lower, &PAGE]).await
+                }
+            }
+            .map_err(pg_error)?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+}
+
+/// A batch's writes to one table: the keys it removes, the rows it puts.
+#[derive(Default)]
+struct TableWrites {
+    dels: Vec<Vec<u8>>,
+    puts: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The rows of one scan, table after table, a page at a time.
+struct Scan<'a> {
+    kv: &'a PgKv,
+    start: Vec<u8>,
+    end: Option<Vec<u8>>,
+    /// Tables still to read, in prefix order.
+    tables: std::vec::IntoIter<&'static Table>,
+    current: Option<&'static Table>,
+    /// The last key read from the current table.
+    last: Option<Vec<u8>>,
+    buffered: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    done_with_table: bool,
+}
+
+impl Scan<'_> {
+    fn bounds(&self, t: &Table) -> (Vec<u8>, Option<Vec<u8>>) {
+        let lower = std::cmp::max(self.start.clone(), vec![t.prefix]);
+        let table_end = super::kv::prefix_end(&[t.prefix]);
+        let upper = match (&self.end, table_end) {
+            (Some(e), Some(te)) => Some(std::cmp::min(e.clone(), te)),
+            (Some(e), None) => Some(e.clone()),
+            (None, te) => te,
+        };
+        (lower, upper)
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((k, v)) = self.buffered.next() {
+                self.last = Some(k.clone());
+                return Some(Ok((Bytes::Owned(k), Bytes::Owned(v))));
+            }
+            if self.current.is_none() || self.done_with_table {
+                self.current = Some(self.tables.next()?);
+                self.last = None;
+                self.done_with_table = false;
+            }
+            let table = self.current.expect("set above");
+            let (lower, upper) = self.bounds(table);
+            if upper.as_ref().is_some_and(|u| *u <= lower) {
+                self.done_with_table = true;
+                continue;
+            }
+            let (from, after) = match self.last.take() {
+                Some(last) => (last, true),
+                None => (lower, false),
+            };
+            match self.kv.page(table, from, after, upper) {
+                Ok(rows) => {
+                    if (rows.len() as i64) < PAGE {
+                        self.done_with_table = true;
+                    }
+                    self.buffered = rows.into_iter();
+                }
+                Err(e) => {
+                    self.done_with_table = true;
+                    self.tables = Vec::new().into_iter();
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl Kv for PgKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let Some(table) = key.first().and_then(|p| table_of(*p)) else {
+            return Ok(None);
+        };
+        let pool = self.pool.clone();
+        let key = key.to_vec();
+        self.run(async move {
+            let client = pool.get().await.map_err(pg_error)?;
+            let sql = format!("SELECT v FROM {} WHERE k = $1", table.name);
+            let row = client.query_opt(&sql, &[&key]).await.map_err(pg_error)?;
+            Ok(row.map(|r| Bytes::Owned(r.get(0))))
+        })
+    }
+
+    fn range<'a>(&'a self, start: &[u8], end: Option<&[u8]>) -> Entries<'a> {
+        let first = start.first().copied().unwrap_or(0);
+        let tables: Vec<&'static Table> = TABLES
+            .iter()
+            .filter(|t| t.prefix >= first && end.is_none_or(|e| [t.prefix].as_slice() < e))
+            .collect::<Vec<_>>();
+        let mut tables = tables;
+        tables.sort_by_key(|t| t.prefix);
+        Box::new(Scan {
+            kv: self,
+            start: start.to_vec(),
+            end: end.map(<[u8]>::to_vec),
+            tables: tables.into_iter(),
+            current: None,
+            last: None,
+            buffered: Vec::new().into_iter(),
+            done_with_table: false,
+        })
+    }
+
+    fn apply(&self, ops: Vec<Op>) -> Result<()> {
+        // The last write of a key wins, as in one sled batch.
+        let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for (k, v) in ops {
+            last.insert(k, v);
+        }
+        // Per table: the keys to remove, the rows to put.
+        let mut by_table: BTreeMap<u8, TableWrites> = BTreeMap::new();
+        for (k, v) in last {
+            let Some(p) = k.first().copied().filter(|p| table_of(*p).is_some()) else {
+                return Err(StoreError::Malformed {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    what: "key (no table holds its kind)",
+                });
+            };
+            let e = by_table.entry(p).or_default();
+            match v {
+                Some(v) => e.puts.push((k, v)),
+                None => e.dels.push(k),
+            }
+        }
+        let pool = self.pool.clone();
+        self.run(async move {
+            let mut client = pool.get().await.map_err(pg_error)?;
+            let tx = client.transaction().await.map_err(pg_error)?;
+            for (prefix, TableWrites { dels, puts }) in by_table {
+                let table = table_of(prefix).expect("checked above");
+                if !dels.is_empty() {
+                    let sql = format!("DELETE FROM {} WHERE k = ANY($1)", table.name);
+                    tx.execute(&sql, &[&dels]).await.map_err(pg_error)?;
+                }
+                if !puts.is_empty() {
+                    upsert(&tx, table, puts).await?;
+                }
+            }
+            tx.commit().await.map_err(pg_error)
+        })
+    }
+
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Option<Bytes>> {
+        let Some(table) = key.first().and_then(|p| table_of(*p)) else {
+            return Err(StoreError::Malformed {
+                key: String::from_utf8_lossy(key).into_owned(),
+                what: "key (no table holds its kind)",
+            });
+        };
+        let (key, value) = (key.to_vec(), value.to_vec());
+        let pool = self.pool.clone();
+        self.run(async move {
+            let mut client = pool.get().await.map_err(pg_error)?;
+            let tx = client.transaction().await.map_err(pg_error)?;
+            let sql = format!("SELECT v FROM {} WHERE k = $1", table.name);
+            if let Some(row) = tx.query_opt(&sql, &[&key]).await.map_err(pg_error)? {
+                return Ok(Some(Bytes::Owned(row.get(0))));
+            }
+            // Two writers at once: the one that loses the race inserts nothing and reads
+            // the winner's value.
+            let inserted = insert_if_absent(&tx, table, &key, &value).await?;
+            let current = if inserted {
+                None
+            } else {
+                tx.query_opt(&sql, &[&key])
+                    .await
+                    .map_err(pg_error)?
+                    .map(|r| Bytes::Owned(r.get(0)))
+            };
+            tx.commit().await.map_err(pg_error)?;
+            Ok(current)
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        // Every apply is a commit.
+        Ok(())
+    }
+
+    fn next_id(&self) -> Result<u64> {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.0 >= ids.1 {
+            let pool = self.pool.clone();
+            let start: i64 = self.run(async move {
+                let client = pool.get().await.map_err(pg_error)?;
+                let row = client
+                    .query_one("SELECT nextval('journey_ids')", &[])
+                    .await
+                    .map_err(pg_error)?;
+                Ok(row.get(0))
+            })?;
+            *ids = (start as u64, (start + ID_BLOCK) as u64);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let client = pool.get().await.map_err(pg_error)?;
+            let row = client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await
+                .map_err(pg_error)?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+        .unwrap_or(0)
+    }
+}
+
+/// Puts rows into a table: one statement, the typed columns made from each row.
+async fn upsert(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &Table,
+    rows: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<()> {
+    let typed: Vec<Vec<Col>> = rows.iter().map(|(k, v)| (table.typed)(k, v)).collect();
+    let (keys, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = rows.into_iter().unzip();
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(keys), Box::new(values)];
+    for (i, (_, ty)) in table.columns.iter().enumerate() {
+        params.push(column_array(*ty, typed.iter().map(|r| &r[i])));
+    }
+    let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
+    let unnest: Vec<String> = std::iter::once("$1::bytea[]".to_string())
+        .chain(std::iter::once("$2::bytea[]".to_string()))
+        .chain(
+            table
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, (_, ty))| format!("${}::{}[]", i + 3, ty.sql())),
+        )
+        .collect();
+    let updates: String = std::iter::once("v = excluded.v".to_string())
+        .chain(names.iter().map(|n| format!("{n} = excluded.{n}")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO {} (k, v, {}) SELECT * FROM unnest({}) ON CONFLICT (k) DO UPDATE SET {updates}",
+        table.name,
+        names.join(", "),
+        unnest.join(", ")
+    );
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    tx.execute(&sql, &refs).await.map_err(pg_error)?;
+    Ok(())
+}
+
+/// Inserts one row unless its key is there: whether it did.
+async fn insert_if_absent(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &Table,
+    key: &[u8],
+    value: &[u8],
+) -> Result<bool> {
+    let typed = (table.typed)(key, value);
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
+        vec![Box::new(key.to_vec()), Box::new(value.to_vec())];
+    for (i, (_, ty)) in table.columns.iter().enumerate() {
+        params.push(column_array(*ty, std::iter::once(&typed[i])));
+    }
+    let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
+    let unnest: Vec<String> = std::iter::once("ARRAY[$1::bytea]".to_string())
+        .chain(std::iter::once("ARRAY[$2::bytea]".to_string()))
+        .chain(
+            table
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, (_, ty))| format!("${}::{}[]", i + 3, ty.sql())),
+        )
+        .collect();
+    let sql = format!(
+        "INSERT INTO {} (k, v, {}) SELECT * FROM unnest({}) ON CONFLICT (k) DO NOTHING",
+        table.name,
+        names.join(", "),
+        unnest.join(", ")
+    );
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    Ok(tx.execute(&sql, &refs).await.map_err(pg_error)? == 1)
+}
+
+/// One typed column of many rows, as an array parameter.
+fn column_array<'a>(
+    ty: ColType,
+    cells: impl Iterator<Item = &'a Col>,
+) -> Box<dyn ToSql + Sync + Send> {
+    match ty {
+        Text => Box::new(
+            cells
+                .map(|c| match c {
+                    Col::Text(v) => v.clone(),
+                    _ => None,
+                })
+                .collect::<Vec<Option<String>>>(),
+        ),
+        BigInt => Box::new(
+            cells
+                .map(|c| match c {
+                    Col::BigInt(v) => *v,
+                    _ => None,
+                })
+                .collect::<Vec<Option<i64>>>(),
+        ),
+        Time => Box::new(
+            cells
+                .map(|c| match c {
+                    Col::Time(v) => *v,
+                    _ => None,
+                })
+                .collect::<Vec<Option<DateTime<Utc>>>>(),
+        ),
+        Json => Box::new(
+            cells
+                .map(|c| match c {
+                    Col::Json(v) => v.clone(),
+                    _ => None,
+                })
+                .collect::<Vec<Option<Value>>>(),
+        ),
+        Binary => Box::new(
+            cells
+                .map(|c| match c {
+                    Col::Bytes(v) => v.clone(),
+                    _ => None,
+                })
+                .collect::<Vec<Option<Vec<u8>>>>(),
+        ),
+    }
+}
