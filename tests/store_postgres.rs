@@ -216,3 +216,79 @@ fn the_daemon_runs_on_postgres_and_survives_a_kill() {
         "1"
     );
 }
+
+fn journey_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+/// `journey migrate-store`: a sled store (the April newsletter scenario's) copied into
+/// PostgreSQL reads the same: the same report, the same contact; a second copy into the
+/// same database is refused; ids stay unique.
+#[test]
+fn migrate_store_copies_sled_into_postgres() {
+    let Some(pg) = PgServer::for_test("migrate_store_copies_sled_into_postgres") else {
+        return;
+    };
+    let url = pg.fresh_database().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let d = dir.to_str().unwrap();
+    let o = journey_cli(&[
+        "simulate",
+        "journeys/newsletter_retarget.scenario.yaml",
+        "--data",
+        d,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let o = journey_cli(&["migrate-store", "--from", d, "--to", &url, "--batch", "50"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("the counts of each kind match"), "{err}");
+    assert!(err.contains("events"), "{err}");
+
+    for args in [
+        vec!["report", "april_newsletter"],
+        vec![
+            "audience",
+            "april_newsletter.april_issue",
+            "--who",
+            "non-openers",
+        ],
+    ] {
+        let on = |data: &str| {
+            let mut a = args.clone();
+            a.extend(["--data", data]);
+            let o = journey_cli(&a);
+            assert!(
+                o.status.success(),
+                "{a:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            String::from_utf8_lossy(&o.stdout).to_string()
+        };
+        assert_eq!(on(d), on(&url), "{args:?}");
+    }
+
+    let o = journey_cli(&["migrate-store", "--from", d, "--to", &url]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already holds data"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Ids handed out after the copy are above every id the sled store gave.
+    let pg_store = Store::connect(&url).unwrap();
+    let last = pg_store
+        .all_instances()
+        .map(|i| i.unwrap().id)
+        .max()
+        .expect("instances were copied");
+    assert!(pg_store.next_id().unwrap() > last);
+}

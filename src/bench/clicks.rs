@@ -62,11 +62,26 @@ impl Sink for ClickingSink {
     }
 }
 
-pub fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
+pub fn clicks(n: usize, dir: Option<PathBuf>, postgres: bool) -> AnyResult<()> {
     let (dir, _keep) = temp_or(dir)?;
     let program = program_from(CLICKS_JOURNEY)?;
     let clock = SystemClock;
-    let store = Store::open(&dir.join("engine"))?;
+    // On PostgreSQL: a server of our own, PostgreSQL's defaults (synchronous_commit on).
+    let pg = if postgres {
+        Some(super::pg_server::PgServer::start(false)?)
+    } else {
+        None
+    };
+    let (store, where_) = match &pg {
+        Some(pg) => {
+            let url = pg.fresh_database()?;
+            (Store::connect(&url)?, format!("PostgreSQL at {url}"))
+        }
+        None => (
+            Store::open(&dir.join("engine"))?,
+            format!("sled store in {}", dir.display()),
+        ),
+    };
     let mut rt = Runtime::new(store, clock.now(), chrono_tz::UTC)?;
     rt.deploy(program, clock.now())?;
     // When each timer fired (the engine took it up to run its step) − its due time.
@@ -83,10 +98,7 @@ pub fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
         inbox: tx.clone(),
         delivered: 0,
     };
-    eprintln!(
-        "B1: {n} contacts, send → check clicked within 1s, half click; durable sled store in {}",
-        dir.display()
-    );
+    eprintln!("B1: {n} contacts, send → check clicked within 1s, half click; durable {where_}");
     let started = Instant::now();
     let start_ms = clock.now();
     // The producer: events in requests of 100, as the HTTP API receives them, from
@@ -187,16 +199,22 @@ pub fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
     let peak = peak_rss_mb();
     let _ = start_ms;
 
-    // B2: raw sled, same number of keys, same batch size, one flush per batch.
+    // B2: the database alone, the same batch size: raw sled, the same number of keys, one
+    // flush per batch; or pgbench inserting rows of the same size, a transaction per batch.
     let avg_batch = (counters.writes / counters.batches.max(1)).max(1) as usize;
-    let raw = store::raw_write_benchmark(
-        &dir.join("raw"),
-        counters.writes as usize,
-        avg_batch,
-        24,
-        160,
-    )?;
-    let raw_rate = counters.writes as f64 / raw.as_secs_f64();
+    let raw_rate = match &pg {
+        Some(pg) => pgbench_insert_rate(pg, avg_batch, 160)?,
+        None => {
+            let raw = store::raw_write_benchmark(
+                &dir.join("raw"),
+                counters.writes as usize,
+                avg_batch,
+                24,
+                160,
+            )?;
+            counters.writes as f64 / raw.as_secs_f64()
+        }
+    };
     let engine_write_rate = counters.writes as f64 / (wall - 1.0).max(0.001);
     println!("contacts                 {n}");
     println!("wall time                {wall:.2} s (first input → last branch)");
@@ -240,7 +258,11 @@ pub fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
             "engine busy              {busy_s:.2} s of the {wall:.2} s (the rest: waiting for input or due timers)"
         );
     }
-    println!("raw sled (B2)            {raw_rate:.0} key writes/s (batches of {avg_batch}, one flush each)");
+    if pg.is_some() {
+        println!("pgbench (B2)             {raw_rate:.0} rows/s (transactions of {avg_batch} rows of a 32-byte key and a 160-byte value, one client, same server)");
+    } else {
+        println!("raw sled (B2)            {raw_rate:.0} key writes/s (batches of {avg_batch}, one flush each)");
+    }
     println!(
         "engine                   {engine_write_rate:.0} key writes/s → {:.2} of raw",
         engine_write_rate / raw_rate
@@ -250,4 +272,44 @@ pub fn clicks(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
         lateness.len()
     );
     Ok(())
+}
+
+/// pgbench on the same server: one client inserting `batch` rows of a 32-byte key and a
+/// `value`-byte value per transaction, for 10 s: rows per second.
+fn pgbench_insert_rate(
+    pg: &super::pg_server::PgServer,
+    batch: usize,
+    value: usize,
+) -> AnyResult<f64> {
+    let url = pg.fresh_database()?;
+    let db = url.rsplit('/').next().unwrap_or("postgres").to_string();
+    pg.psql(
+        &db,
+        "CREATE TABLE rows (k bytea PRIMARY KEY, v bytea NOT NULL)",
+    )?;
+    let script = pg.dir().join("insert.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "INSERT INTO rows SELECT decode(md5(random()::text), 'hex') || decode(md5(random()::text), 'hex'), decode(repeat('ab', {value}), 'hex') FROM generate_series(1, {batch});\n"
+        ),
+    )?;
+    let out = std::process::Command::new(pg.tool("pgbench"))
+        .args(["-n", "-c", "1", "-T", "10", "-f"])
+        .arg(&script)
+        .arg(&url)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let tps: f64 = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "pgbench: no rate in its output: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    Ok(tps * batch as f64)
 }

@@ -161,6 +161,16 @@ impl PgServer {
         }
     }
 
+    /// A PostgreSQL program (psql, pgbench): beside initdb, else on the PATH.
+    pub fn tool(&self, name: &str) -> PathBuf {
+        let beside = self.bin.join(name);
+        if beside.exists() {
+            beside
+        } else {
+            PathBuf::from(name)
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -182,12 +192,7 @@ impl PgServer {
 
     /// Runs SQL with psql against `database`: its output, unaligned.
     pub fn psql(&self, database: &str, sql: &str) -> Result<String, String> {
-        let psql = if self.bin.join("psql").exists() {
-            self.bin.join("psql")
-        } else {
-            PathBuf::from("psql")
-        };
-        let out = Command::new(psql)
+        let out = Command::new(self.tool("psql"))
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
             .arg(self.url(database))
             .args(["-c", sql])

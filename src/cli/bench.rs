@@ -23,6 +23,11 @@ pub enum Workload {
         /// Where to put the store (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Run on PostgreSQL instead of sled: a server of its own (initdb, pg_ctl; its
+        /// defaults, synchronous_commit on), compared with pgbench inserting rows of the
+        /// same size in transactions of the same batch size.
+        #[arg(long)]
+        postgres: bool,
     },
     /// B3: contacts waiting in a 3-day check: memory, size on disk, and the time from opening
     /// the store to the first due timer fired.
@@ -100,7 +105,11 @@ pub enum Workload {
 
 pub fn run(args: BenchArgs) -> ExitCode {
     let result = match args.workload {
-        Workload::Clicks { contacts, dir } => bench::clicks(contacts, dir),
+        Workload::Clicks {
+            contacts,
+            dir,
+            postgres,
+        } => bench::clicks(contacts, dir, postgres),
         Workload::Waiting {
             dir: Some(dir),
             restart: true,

@@ -9,6 +9,7 @@ mod contacts;
 mod event;
 mod fmt;
 mod graph;
+mod migrate_store;
 mod plan;
 mod preview;
 mod report;
@@ -78,6 +79,9 @@ pub enum Command {
     /// SIGTERM or Ctrl-C. On first start it writes an admin token to DATA_DIR/admin-token
     /// (mode 0600) and logs that path.
     Serve(serve::ServeArgs),
+    /// Copy a sled store (a stopped daemon's DATA_DIR/store) into PostgreSQL, with a
+    /// progress bar, and check the counts of each kind of record on both sides.
+    MigrateStore(migrate_store::MigrateStoreArgs),
     /// Make, list and revoke API tokens (scopes `ingest`, `engagement`, `read`, `admin`).
     Token(token::TokenArgs),
     /// Show what `journey deploy` would change on a running daemon: steps added, removed and
@@ -152,6 +156,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Token(a) => token::run(a),
+        Command::MigrateStore(a) => migrate_store::run(a),
         Command::Plan(a) => plan::run(a, false),
         Command::Deploy(a) => plan::run(a, true),
         Command::Status(a) => status::run(a),

@@ -69,6 +69,13 @@ pub(crate) trait Kv: Send + Sync {
 
     /// Bytes on disk, for reports; 0 when the backend cannot tell.
     fn size_on_disk(&self) -> u64;
+
+    /// Makes `next_id` return more than `n` from now on (a store copied from another
+    /// keeps its ids unique).
+    fn ids_above(&self, n: u64) -> Result<()> {
+        while self.next_id()? <= n {}
+        Ok(())
+    }
 }
 
 /// The first key after every key that starts with `prefix`; None when there is none (a

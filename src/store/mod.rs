@@ -51,6 +51,7 @@ use std::path::Path;
 
 mod bench;
 mod codec;
+mod copy;
 pub mod credentials;
 mod keys;
 mod kv;
@@ -58,6 +59,7 @@ mod postgres;
 mod privacy;
 
 pub use bench::{raw_spread_write_benchmark, raw_write_benchmark};
+pub use copy::CopyReport;
 pub use keys::LAYOUT;
 use keys::*;
 pub use kv::CACHE_BYTES;

@@ -791,6 +791,25 @@ impl Kv for PgKv {
         Ok(id)
     }
 
+    fn ids_above(&self, n: u64) -> Result<()> {
+        let pool = self.pool.clone();
+        let n = i64::try_from(n).map_err(pg_error)?;
+        self.run(async move {
+            let client = pool.get().await.map_err(pg_error)?;
+            client
+                .execute(
+                    "SELECT setval('journey_ids', greatest($1, (SELECT last_value FROM journey_ids)))",
+                    &[&n],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(())
+        })?;
+        // The ids reserved in memory may be below: take a new block.
+        *self.ids.lock().unwrap_or_else(|e| e.into_inner()) = (0, 0);
+        Ok(())
+    }
+
     fn size_on_disk(&self) -> u64 {
         let pool = self.pool.clone();
         self.run(async move {
