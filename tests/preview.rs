@@ -460,6 +460,14 @@ fn the_daemon_previews_and_sends_tests_through_smtp() {
         Some(&json!({"contact": "ann"})),
     );
     assert_eq!((s, e["code"].as_str()), (400, Some("missing_to")));
+    // Not an address: the request's fault, a 400 (schemathesis found it answered a 502, as if
+    // the provider had refused it); nothing is recorded.
+    let (s, e) = d.admin_call(
+        "POST",
+        &format!("{base}/test"),
+        Some(&json!({"to": "not an address", "contact": "ann"})),
+    );
+    assert_eq!((s, e["code"].as_str()), (400, Some("invalid_to")), "{e}");
 
     // Recorded as message.test on the contact; no report counts it.
     let c = d.contact("ann");

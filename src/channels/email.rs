@@ -25,6 +25,12 @@ pub struct Outgoing {
 }
 
 /// Builds the MIME message of a rendered email.
+/// Whether `to` is an address a message can be sent to (`a@example.com`, or
+/// `Name <a@example.com>`).
+pub fn check_address(to: &str) -> Result<(), String> {
+    to.parse::<Mailbox>().map(|_| ()).map_err(|e| e.to_string())
+}
+
 pub fn build(
     r: &RenderedEmail,
     job: &SendJob,

@@ -20,7 +20,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// One declared link of a message: where it goes, and the tracked URL the message carries.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PreviewLink {
     pub name: Option<String>,
     pub target: String,
@@ -28,7 +28,7 @@ pub struct PreviewLink {
 }
 
 /// A message as it would be sent. Fields that a channel does not have are absent.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default, utoipa::ToSchema)]
 pub struct Preview {
     pub journey: String,
     pub version: String,
@@ -55,7 +55,9 @@ pub struct Preview {
     pub method: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Pairs of a header's name and value (webhooks).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     pub links: Vec<PreviewLink>,
 }
@@ -241,7 +243,7 @@ pub fn render(
 }
 
 /// What a test send came to.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TestSent {
     pub journey: String,
     pub message: String,
@@ -249,7 +251,29 @@ pub struct TestSent {
     pub subject: String,
     pub message_id: String,
     /// The provider's answer (`smtp_response`, the Maildir file…).
+    #[schema(value_type = Object)]
     pub provider: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why a test send did not go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestSendError {
+    /// The address it was to go to is not an email address.
+    Address(String),
+    /// The message cannot be sent as a test: not an email, or it does not render or build.
+    Unsendable(String),
+    /// The provider did not take it.
+    NotSent(String),
+}
+
+impl std::fmt::Display for TestSendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TestSendError::Address(m)
+            | TestSendError::Unsendable(m)
+            | TestSendError::NotSent(m) => f.write_str(m),
+        }
+    }
 }
 
 /// Sends `message` rendered for `contact` to `to` through the configured provider: the
@@ -262,13 +286,18 @@ pub async fn send_test(
     contact: &Contact,
     event: Option<&Event>,
     to: &str,
-) -> Result<TestSent, String> {
+) -> Result<TestSent, TestSendError> {
+    if let Err(e) = email::check_address(to) {
+        return Err(TestSendError::Address(format!(
+            "'{to}' is not an email address: {e}"
+        )));
+    }
     if job.channel != Channel::Email {
-        return Err(format!(
+        return Err(TestSendError::Unsendable(format!(
             "test sends are for email messages; '{}' is {} (use `journey preview` to see it)",
             job.message,
             job.channel.as_str()
-        ));
+        )));
     }
     let src = Source {
         job,
@@ -276,11 +305,15 @@ pub async fn send_test(
         contact,
         event,
     };
-    let mut e = renderer.email(&src, Some(to)).map_err(|e| e.0)?;
+    let mut e = renderer
+        .email(&src, Some(to))
+        .map_err(|e| TestSendError::Unsendable(e.0))?;
     e.subject = format!("[test] {}", e.subject);
     e.to = to.to_string();
-    let out = email::build(&e, job, config.email.from.as_deref())?;
-    let mailer = Mailer::new(config.email.smtp.as_ref(), &config.data_dir, 1)?;
+    let out =
+        email::build(&e, job, config.email.from.as_deref()).map_err(TestSendError::Unsendable)?;
+    let mailer = Mailer::new(config.email.smtp.as_ref(), &config.data_dir, 1)
+        .map_err(TestSendError::NotSent)?;
     let attempt = mailer.send(&out, job).await;
     match attempt {
         Attempt::Done(provider) => Ok(TestSent {
@@ -291,7 +324,10 @@ pub async fn send_test(
             message_id: job.message_id.clone(),
             provider,
         }),
-        other => Err(format!("the test send to {to} did not go: {}", why(&other))),
+        other => Err(TestSendError::NotSent(format!(
+            "the test send to {to} did not go: {}",
+            why(&other)
+        ))),
     }
 }
 

@@ -357,7 +357,7 @@ fn send_test_inner(args: &SendTestArgs) -> Result<preview::TestSent, Failed> {
             event.as_ref(),
             &args.to,
         ))
-        .map_err(Failed::other)?;
+        .map_err(|e| Failed::other(e.to_string()))?;
     if let Some((store, dir)) = &store {
         let event = preview::test_event(&sent, &contact.id, now);
         let record = || -> Result<(), String> {

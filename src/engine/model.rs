@@ -162,10 +162,11 @@ mod input_tests {
 }
 
 /// A contact: an id and a free-form profile (`email`, `phone`, `timezone`, `lists`, …).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Contact {
     pub id: String,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub profile: Map<String, Value>,
 }
 

@@ -30,14 +30,14 @@ pub use lists::{render_audience, ListFormat};
 pub use trend::{trend, Group, Metric, Trend, TrendParams, TrendQuery};
 
 /// A count of events and of the distinct contacts behind them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Count {
     pub unique: u64,
     pub total: u64,
 }
 
 /// What one recipient did with one message.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recipient {
     pub contact: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,10 +56,13 @@ pub struct Recipient {
     pub capped: u64,
     /// First delivery, first open, first click (milliseconds since the epoch).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     pub first_received: Option<Millis>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     pub first_opened: Option<Millis>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     pub first_clicked: Option<Millis>,
 }
 
@@ -79,7 +82,7 @@ pub fn domain_of(email: &str) -> Option<String> {
     (!d.is_empty()).then_some(d)
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkStats {
     pub link: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,7 +90,7 @@ pub struct LinkStats {
     pub clicks: Count,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DomainStats {
     pub domain: String,
     /// Contacts of this domain the message reached, and their deliveries.
@@ -98,7 +101,7 @@ pub struct DomainStats {
 }
 
 /// The statistics of one message.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageStats {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,7 +130,7 @@ impl MessageStats {
 }
 
 /// `journey report`: every message of a journey.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JourneyReport {
     pub journey: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -454,7 +457,7 @@ pub fn journey_report(
 }
 
 /// Who, among the recipients of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Who {
     /// Opened it at least once.
@@ -563,11 +566,12 @@ pub fn segment_members(
 }
 
 /// What `journey segment` and `GET /v1/segments/{name}` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SegmentAnswer {
     pub segment: String,
     /// The moment the definition was evaluated at; none for the stored membership.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     pub at: Option<Millis>,
     pub count: u64,
     /// The contacts, in id order, when they were asked for.

@@ -17,14 +17,14 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     Bounce,
     Open,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
     Day,
@@ -47,8 +47,9 @@ pub struct TrendQuery {
 
 /// A trend as asked for on the command line or in the query string of
 /// `GET /v1/trend/domains`: text, checked by `query`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TrendParams {
     #[serde(default = "TrendParams::default_metric")]
     pub metric: Metric,
@@ -138,7 +139,7 @@ pub fn period_back(until: Millis, period: &str) -> Result<Millis, String> {
 }
 
 /// One period of one domain.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Point {
     /// The first day of the period (`2026-03-02`; a week starts on Monday).
     pub period: String,
@@ -149,7 +150,7 @@ pub struct Point {
     pub rate: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DomainTrend {
     pub domain: String,
     pub deliveries: u64,
@@ -158,11 +159,13 @@ pub struct DomainTrend {
     pub points: Vec<Point>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Trend {
     pub metric: Metric,
     pub group: Group,
+    #[schema(value_type = i64)]
     pub from: Millis,
+    #[schema(value_type = i64)]
     pub until: Millis,
     pub periods: Vec<String>,
     /// The top domains, most deliveries first.

@@ -10,7 +10,7 @@ use crate::store::{normalize_address, Suppression, WriteBatch};
 use std::collections::HashSet;
 
 /// What an erasure removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Erasure {
     /// Keys removed (profile, events, dedupe ids, instances, memberships, segment check,
     /// short links).

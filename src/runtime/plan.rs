@@ -15,12 +15,12 @@ use std::path::{Component, Path, PathBuf};
 
 /// Files as the client sends them: paths relative to the journeys directory
 /// (`welcome.journey`, `templates/welcome.html`).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Bundle {
     pub files: Vec<BundleFile>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BundleFile {
     pub path: String,
     pub text: String,
@@ -170,12 +170,12 @@ pub fn build_bundle(bundle: &Bundle) -> Result<Built, String> {
     Ok(build_dir(scratch.path()))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Plan {
     pub journeys: Vec<JourneyPlan>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct JourneyPlan {
     pub name: String,
     /// `new`, `changed`, `unchanged` or `removed` (no longer in the files: no new entries;
@@ -192,7 +192,7 @@ pub struct JourneyPlan {
     pub refused: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StepChange {
     pub step: String,
     /// `added`, `removed` or `changed`.

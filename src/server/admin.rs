@@ -2,6 +2,7 @@
 //! resume, plans and deploys.
 
 use super::api::store_err;
+use super::openapi::{tags, ErrorBody};
 use super::{apply_program, json_body, ApiError, Scope, Shared};
 use crate::compile::ir::{EntryIr, JourneyIr, Program};
 use crate::engine::{EndReason, MESSAGE_SENT};
@@ -13,7 +14,168 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// A scheduled entry (a plan) with its last and next runs (RFC 3339).
+#[derive(Serialize, ToSchema)]
+pub struct Schedule {
+    /// The entry, as written: `segment vip every monday 09:00`.
+    entry: String,
+    last_run: Option<String>,
+    next_run: Option<String>,
+}
+
+/// The answer of `GET /v1/journeys`.
+#[derive(Serialize, ToSchema)]
+pub struct JourneyList {
+    journeys: Vec<JourneySummary>,
+}
+
+/// A journey in the list (keys sorted, as they always were).
+#[derive(Serialize, ToSchema)]
+pub struct JourneySummary {
+    /// Contacts in it now.
+    active: usize,
+    /// Its entries, described.
+    entries: Vec<String>,
+    name: String,
+    paused: bool,
+    schedules: Vec<Schedule>,
+    /// How many steps.
+    steps: usize,
+    title: Option<String>,
+    /// The version deployed (null if never stored).
+    version: Option<String>,
+}
+
+/// A journey's figures: `GET /v1/journeys/{name}`.
+#[derive(Serialize, ToSchema)]
+pub struct JourneyDetail {
+    /// Its entries, described (null when the version is not known).
+    entries: Option<Vec<String>>,
+    /// Whether the running program has it (false: removed, contacts in flight finish).
+    in_program: bool,
+    messages: Vec<MessageFigures>,
+    name: String,
+    paused: bool,
+    schedules: Vec<Schedule>,
+    steps: Vec<StepFigures>,
+    title: Option<String>,
+    totals: Totals,
+    /// The current version.
+    version: String,
+    versions: Vec<VersionRow>,
+}
+
+/// Contacts across a journey's instances.
+#[derive(Serialize, ToSchema)]
+pub struct Totals {
+    active: u64,
+    completed: u64,
+    converted: u64,
+    entered: u64,
+    exited: u64,
+}
+
+/// A message's figures.
+#[derive(Serialize, ToSchema)]
+pub struct MessageFigures {
+    bounced: u64,
+    channel: Option<&'static str>,
+    clicked: u64,
+    delivered: u64,
+    failed: u64,
+    message: String,
+    opened: u64,
+    received: u64,
+    sent: u64,
+    unsubscribed: u64,
+}
+
+/// A step's figures, by name across versions.
+#[derive(Serialize, ToSchema)]
+pub struct StepFigures {
+    converted: u64,
+    entered: u64,
+    exited: u64,
+    step: String,
+    waiting: u64,
+}
+
+/// A version of a journey and its contacts.
+#[derive(Serialize, ToSchema)]
+pub struct VersionRow {
+    active: u64,
+    current: bool,
+    instances: u64,
+    version: String,
+}
+
+/// The body of an enrolment: one contact or several.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EnrollRequest {
+    contact: Option<String>,
+    contacts: Option<Vec<String>>,
+}
+
+/// The answer of an enrolment: per contact, whether it entered.
+#[derive(Serialize, ToSchema)]
+pub struct EnrollAnswer {
+    results: Vec<Enrolled>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Enrolled {
+    contact: String,
+    enrolled: bool,
+    /// Why not, when not.
+    reason: Option<&'static str>,
+}
+
+/// The answer of pause and resume.
+#[derive(Serialize, ToSchema)]
+pub struct Paused {
+    journey: String,
+    paused: bool,
+    /// On resume, how many waiting contacts moved on (null on pause).
+    resumed_contacts: Option<usize>,
+}
+
+/// The answer of `POST /v1/plan`.
+#[derive(Serialize, ToSchema)]
+pub struct PlanAnswer {
+    plan: deploy::Plan,
+    /// The plan for people.
+    text: String,
+    /// The journeys' warnings (as `journey check` shows them).
+    warnings: String,
+}
+
+/// The answer of `POST /v1/deploy`.
+#[derive(Serialize, ToSchema)]
+pub struct DeployAnswer {
+    changed: Vec<Changed>,
+    /// Contacts moved to a new version.
+    migrated: usize,
+    /// Set when the journeys directory could not be updated.
+    note: Option<String>,
+    plan: deploy::Plan,
+    text: String,
+    warnings: String,
+}
+
+/// A journey whose version changed.
+#[derive(Serialize, ToSchema)]
+pub struct Changed {
+    from: Option<String>,
+    journey: String,
+    to: String,
+}
+
+const NAME: &str = "The journey's name";
 use std::collections::{BTreeMap, BTreeSet};
 
 fn entry_kind(e: &EntryIr) -> String {
@@ -27,7 +189,7 @@ fn schedules(
     name: &str,
     j: &JourneyIr,
     zone: chrono_tz::Tz,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<Schedule>, ApiError> {
     let mut out = Vec::new();
     for (i, e) in j.entries.iter().enumerate() {
         if !matches!(e, EntryIr::SegmentAt { .. } | EntryIr::SegmentEvery { .. }) {
@@ -37,23 +199,30 @@ fn schedules(
             .schedule_run(&crate::runtime::schedule_key(name, i))
             .map_err(store_err)?;
         let next = last.and_then(|l| crate::runtime::next_scheduled_run(e, l, zone));
-        out.push(json!({
-            "entry": e.describe(),
-            "last_run": last.map(crate::runtime::fmt_time),
-            "next_run": next.map(crate::runtime::fmt_time),
-        }));
+        out.push(Schedule {
+            entry: e.describe(),
+            last_run: last.map(crate::runtime::fmt_time),
+            next_run: next.map(crate::runtime::fmt_time),
+        });
     }
     Ok(out)
 }
 
 /// `GET /v1/journeys`.
+#[utoipa::path(
+    get,
+    path = "/v1/journeys",
+    tag = tags::JOURNEYS,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The journeys of the running program", body = JourneyList))
+)]
 pub async fn list(State(st): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Admin)?;
     let program = st.program();
     let store = st.store.clone();
     let paused = st.paused.read().unwrap_or_else(|e| e.into_inner()).clone();
     let zone = st.config.zone();
-    let out = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, ApiError> {
+    let out = tokio::task::spawn_blocking(move || -> Result<Vec<JourneySummary>, ApiError> {
         // One pass over the instances for every journey's count.
         let mut active: BTreeMap<String, usize> = BTreeMap::new();
         for i in store.all_instances() {
@@ -64,25 +233,36 @@ pub async fn list(State(st): State<Shared>, headers: HeaderMap) -> Result<Respon
         }
         let mut out = Vec::new();
         for (name, j) in &program.journeys {
-            out.push(json!({
-                "name": name,
-                "title": j.title,
-                "version": store.head(name).map_err(store_err)?,
-                "entries": j.entries.iter().map(entry_kind).collect::<Vec<_>>(),
-                "schedules": schedules(&store, name, j, zone)?,
-                "paused": paused.contains(name),
-                "active": active.get(name).copied().unwrap_or(0),
-                "steps": j.steps.len(),
-            }));
+            out.push(JourneySummary {
+                name: name.clone(),
+                title: j.title.clone(),
+                version: store.head(name).map_err(store_err)?,
+                entries: j.entries.iter().map(entry_kind).collect(),
+                schedules: schedules(&store, name, j, zone)?,
+                paused: paused.contains(name),
+                active: active.get(name).copied().unwrap_or(0),
+                steps: j.steps.len(),
+            });
         }
         Ok(out)
     })
     .await
     .map_err(store_err)??;
-    Ok(Json(json!({"journeys": out})).into_response())
+    Ok(Json(JourneyList { journeys: out }).into_response())
 }
 
 /// `GET /v1/journeys/{name}`: versions, per-step and per-message figures.
+#[utoipa::path(
+    get,
+    path = "/v1/journeys/{name}",
+    tag = tags::JOURNEYS,
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = NAME)),
+    responses(
+        (status = 200, description = "The journey's figures", body = JourneyDetail),
+        (status = 404, description = "No such journey", body = ErrorBody),
+    )
+)]
 pub async fn show(
     State(st): State<Shared>,
     Path(name): Path<String>,
@@ -136,7 +316,10 @@ pub async fn show(
                     active += 1;
                     v.1 += 1;
                     if !irs.contains_key(&inst.version) {
-                        irs.insert(inst.version.clone(), store.version(&inst.version).map_err(store_err)?);
+                        irs.insert(
+                            inst.version.clone(),
+                            store.version(&inst.version).map_err(store_err)?,
+                        );
                     }
                     if let (Some(s), Some(Some(ir))) = (inst.step, irs.get(&inst.version)) {
                         if let Some(step) = ir.steps.get(s as usize) {
@@ -180,7 +363,7 @@ pub async fn show(
                 *msgs.entry(m).or_default().entry(what).or_default() += 1;
             }
         }
-        let messages: Vec<Value> = current
+        let messages: Vec<MessageFigures> = current
             .as_ref()
             .map(|j| j.messages.keys().cloned().collect::<Vec<_>>())
             .unwrap_or_default()
@@ -192,18 +375,21 @@ pub async fn show(
             .map(|m| {
                 let f = msgs.get(&m);
                 let get = |k: &str| f.and_then(|f| f.get(k)).copied().unwrap_or(0);
-                json!({
-                    "message": m,
-                    "channel": current.as_ref().and_then(|j| j.messages.get(&m)).map(|x| x.channel.as_str()),
-                    "sent": sent.get(&m).copied().unwrap_or(0),
-                    "delivered": get("delivered"),
-                    "opened": get("opened"),
-                    "clicked": get("clicked"),
-                    "bounced": get("bounced"),
-                    "failed": get("failed"),
-                    "received": get("received"),
-                    "unsubscribed": get("unsubscribed"),
-                })
+                MessageFigures {
+                    channel: current
+                        .as_ref()
+                        .and_then(|j| j.messages.get(&m))
+                        .map(|x| x.channel.as_str()),
+                    sent: sent.get(&m).copied().unwrap_or(0),
+                    delivered: get("delivered"),
+                    opened: get("opened"),
+                    clicked: get("clicked"),
+                    bounced: get("bounced"),
+                    failed: get("failed"),
+                    received: get("received"),
+                    unsubscribed: get("unsubscribed"),
+                    message: m,
+                }
             })
             .collect();
         // Steps in the current version's order, then any only older versions have.
@@ -212,41 +398,59 @@ pub async fn show(
             .map(|j| j.steps.iter().map(|s| s.name.clone()).collect())
             .unwrap_or_default();
         let mut names: Vec<String> = order.clone();
-        names.extend(steps.keys().filter(|k| !order.contains(k) && !k.is_empty()).cloned());
-        let step_rows: Vec<Value> = names
+        names.extend(
+            steps
+                .keys()
+                .filter(|k| !order.contains(k) && !k.is_empty())
+                .cloned(),
+        );
+        let step_rows: Vec<StepFigures> = names
             .iter()
             .map(|n| {
                 let f = steps.get(n);
-                json!({
-                    "step": n,
-                    "entered": f.map_or(0, |f| f.entered),
-                    "waiting": f.map_or(0, |f| f.waiting),
-                    "exited": f.map_or(0, |f| f.exited),
-                    "converted": f.map_or(0, |f| f.converted),
-                })
+                StepFigures {
+                    step: n.clone(),
+                    entered: f.map_or(0, |f| f.entered),
+                    waiting: f.map_or(0, |f| f.waiting),
+                    exited: f.map_or(0, |f| f.exited),
+                    converted: f.map_or(0, |f| f.converted),
+                }
             })
             .collect();
         let schedules = match &current {
             Some(j) => schedules(&store, &name, j, zone)?,
             None => Vec::new(),
         };
-        let version_rows: Vec<Value> = versions
+        let version_rows: Vec<VersionRow> = versions
             .iter()
-            .map(|(v, (n, a))| json!({"version": v, "current": *v == head, "instances": n, "active": a}))
+            .map(|(v, (n, a))| VersionRow {
+                version: v.clone(),
+                current: *v == head,
+                instances: *n,
+                active: *a,
+            })
             .collect();
-        Ok(Json(json!({
-            "name": name,
-            "title": current.as_ref().and_then(|j| j.title.clone()),
-            "version": head,
-            "in_program": program.journeys.contains_key(&name),
-            "paused": paused,
-            "entries": current.as_ref().map(|j| j.entries.iter().map(entry_kind).collect::<Vec<_>>()),
-            "schedules": schedules,
-            "versions": version_rows,
-            "totals": {"entered": entered, "active": active, "converted": converted, "exited": exited, "completed": completed},
-            "steps": step_rows,
-            "messages": messages,
-        }))
+        Ok(Json(JourneyDetail {
+            title: current.as_ref().and_then(|j| j.title.clone()),
+            in_program: program.journeys.contains_key(&name),
+            entries: current
+                .as_ref()
+                .map(|j| j.entries.iter().map(entry_kind).collect::<Vec<_>>()),
+            name,
+            version: head,
+            paused,
+            schedules,
+            versions: version_rows,
+            totals: Totals {
+                entered,
+                active,
+                converted,
+                exited,
+                completed,
+            },
+            steps: step_rows,
+            messages,
+        })
         .into_response())
     })
     .await
@@ -255,6 +459,19 @@ pub async fn show(
 
 /// `POST /v1/journeys/{name}/enroll` with `{"contact": "id"}` or `{"contacts": [...]}`:
 /// for journeys with `entry api`.
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{name}/enroll",
+    tag = tags::JOURNEYS,
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = NAME)),
+    request_body(content = EnrollRequest, description = "`{\"contact\": \"id\"}` or `{\"contacts\": [\"id\", …]}`"),
+    responses(
+        (status = 200, description = "Per contact, whether it entered", body = EnrollAnswer),
+        (status = 404, description = "No such journey", body = ErrorBody),
+        (status = 409, description = "The journey has no `entry api`, or is paused", body = ErrorBody),
+    )
+)]
 pub async fn enroll(
     State(st): State<Shared>,
     Path(name): Path<String>,
@@ -326,15 +543,19 @@ pub async fn enroll(
         })
         .collect();
     st.submit(inputs).await?;
-    let results: Vec<Value> = contacts
+    let results: Vec<Enrolled> = contacts
         .iter()
         .zip(before)
         .map(|(c, b)| {
             let entered = count(&st.store, c) > b;
-            json!({"contact": c, "enrolled": entered, "reason": if entered { Value::Null } else { json!("the journey's reentry rule keeps this contact out") }})
+            Enrolled {
+                contact: c.clone(),
+                enrolled: entered,
+                reason: (!entered).then_some("the journey's reentry rule keeps this contact out"),
+            }
         })
         .collect();
-    Ok(Json(json!({"results": results})).into_response())
+    Ok(Json(EnrollAnswer { results }).into_response())
 }
 
 async fn set_paused(
@@ -363,9 +584,26 @@ async fn set_paused(
         })
         .await?;
     let waiting = r.map_err(store_err)?;
-    Ok(Json(json!({"journey": name, "paused": pause, "resumed_contacts": if pause { Value::Null } else { json!(waiting) }})).into_response())
+    Ok(Json(Paused {
+        journey: name,
+        paused: pause,
+        resumed_contacts: (!pause).then_some(waiting),
+    })
+    .into_response())
 }
 
+/// `POST /v1/journeys/{name}/pause`: no new entries, nobody moves on, until resumed.
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{name}/pause",
+    tag = tags::JOURNEYS,
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = NAME)),
+    responses(
+        (status = 200, description = "Paused", body = Paused),
+        (status = 404, description = "No such journey", body = ErrorBody),
+    )
+)]
 pub async fn pause(
     State(st): State<Shared>,
     Path(name): Path<String>,
@@ -374,6 +612,18 @@ pub async fn pause(
     set_paused(st, name, headers, true).await
 }
 
+/// `POST /v1/journeys/{name}/resume`: the waiting contacts whose time came move on.
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{name}/resume",
+    tag = tags::JOURNEYS,
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = NAME)),
+    responses(
+        (status = 200, description = "Resumed", body = Paused),
+        (status = 404, description = "No such journey", body = ErrorBody),
+    )
+)]
 pub async fn resume(
     State(st): State<Shared>,
     Path(name): Path<String>,
@@ -447,6 +697,17 @@ async fn build(st: &Shared, bundle: Bundle) -> Result<(Program, deploy::Plan, St
 }
 
 /// `POST /v1/plan` with a bundle: what a deploy would change.
+#[utoipa::path(
+    post,
+    path = "/v1/plan",
+    tag = tags::JOURNEYS,
+    security(("bearer" = [])),
+    request_body(content = Bundle, description = "The journeys' files"),
+    responses(
+        (status = 200, description = "What a deploy would change", body = PlanAnswer),
+        (status = 422, description = "The journeys have errors (`details`: the diagnostics)", body = ErrorBody),
+    )
+)]
 pub async fn plan(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -456,11 +717,28 @@ pub async fn plan(
     let bundle = bundle_from(json_body(&st, body)?)?;
     let (_, plan, warnings) = build(&st, bundle).await?;
     let text = deploy::render_plan(&plan);
-    Ok(Json(json!({"plan": plan, "text": text, "warnings": warnings})).into_response())
+    Ok(Json(PlanAnswer {
+        plan,
+        text,
+        warnings,
+    })
+    .into_response())
 }
 
 /// `POST /v1/deploy` with a bundle: compiles, refuses errors and stranding migrations,
 /// deploys, and writes the files into the journeys directory (what a restart or SIGHUP loads).
+#[utoipa::path(
+    post,
+    path = "/v1/deploy",
+    tag = tags::JOURNEYS,
+    security(("bearer" = [])),
+    request_body(content = Bundle, description = "The journeys' files"),
+    responses(
+        (status = 200, description = "Deployed", body = DeployAnswer),
+        (status = 409, description = "A migration would strand contacts (`details.plan`)", body = ErrorBody),
+        (status = 422, description = "The journeys have errors (`details`: the diagnostics)", body = ErrorBody),
+    )
+)]
 pub async fn deploy(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -491,13 +769,21 @@ pub async fn deploy(
         tracing::info!(journey = %c.journey, from = c.from.as_deref().unwrap_or("-"), to = %c.to, "deployed through the API");
     }
     let text = deploy::render_plan(&plan);
-    Ok(Json(json!({
-        "plan": plan,
-        "text": text,
-        "changed": report.changed,
-        "migrated": report.migrated,
-        "warnings": warnings,
-        "note": note,
-    }))
+    Ok(Json(DeployAnswer {
+        plan,
+        text,
+        changed: report
+            .changed
+            .iter()
+            .map(|c| Changed {
+                journey: c.journey.clone(),
+                from: c.from.clone(),
+                to: c.to.clone(),
+            })
+            .collect(),
+        migrated: report.migrated,
+        warnings,
+        note,
+    })
     .into_response())
 }

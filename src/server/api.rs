@@ -1,5 +1,6 @@
 //! `POST /v1/events`, `PUT|GET /v1/contacts/{id}`, `POST /v1/contacts`.
 
+use super::openapi::{tags, ErrorBody};
 use super::{body_bytes, json_body, now_ms, ApiError, Scope, Shared};
 use crate::config::ServerConfig;
 use crate::domain::Channel;
@@ -17,11 +18,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
 /// An event as the API takes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EventIn {
+pub struct EventIn {
     /// Idempotency id: an event whose id was seen before is dropped.
     #[serde(default)]
     id: Option<String>,
@@ -30,8 +32,10 @@ struct EventIn {
     kind: String,
     /// RFC 3339, or milliseconds since the epoch; default: when it arrives.
     #[serde(default)]
+    #[schema(value_type = Option<Timestamp>)]
     timestamp: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     properties: Map<String, Value>,
     #[serde(default)]
     context: Option<String>,
@@ -42,9 +46,56 @@ struct EventIn {
     #[serde(default)]
     link: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<ChannelName>)]
     channel: Option<Channel>,
     #[serde(default)]
     message_id: Option<String>,
+}
+
+/// A moment: RFC 3339 text (`2026-03-01T09:00:00Z`) or milliseconds since the epoch.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum Timestamp {
+    Text(String),
+    Millis(i64),
+}
+
+/// A channel's name.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ChannelName {
+    Email,
+    Sms,
+    Push,
+    Webhook,
+}
+
+/// The body of `POST /v1/events`: one event, or an array of them.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum EventsIn {
+    One(Box<EventIn>),
+    Many(Vec<EventIn>),
+}
+
+/// The answer to one event.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Accepted {
+    /// Always 1.
+    accepted: usize,
+}
+
+/// The answer of `POST /v1/events`: to one event, or to an array (a batch's answer).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum EventsAnswer {
+    One(Accepted),
+    Many(BatchAnswer<'static>),
 }
 
 /// Parses a timestamp: RFC 3339 text or epoch milliseconds.
@@ -288,7 +339,7 @@ fn parse_event(
 /// One item's result in a batch's answer: `{"index": i, "ok": true}` or
 /// `{"error": …, "index": i, "ok": false}`, with `"status": 403` when the item is a type
 /// its token may not post.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -348,15 +399,18 @@ pub fn note_refusals(st: &super::AppState, what: &str, results: &[ItemResult]) {
     }
 }
 
-/// A batch's answer, its keys in the order a JSON object of them always had (sorted).
-#[derive(Serialize)]
-struct BatchAnswer<'a> {
+/// A batch's answer: 200 all kept, 207 some kept, 400 none (403 when every item was a type
+/// its token may not post); `code` and `message` when none was kept, `success` on Segment's
+/// routes. Its keys in the order a JSON object of them always had (sorted).
+#[derive(Serialize, ToSchema)]
+pub struct BatchAnswer<'a> {
     accepted: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'static str>,
     rejected: usize,
+    #[schema(value_type = Vec<ItemResult>)]
     results: &'a [ItemResult],
     #[serde(skip_serializing_if = "Option::is_none")]
     success: Option<bool>,
@@ -452,6 +506,19 @@ fn events_body(body: &[u8]) -> Result<EventsBody<'_>, ApiError> {
 }
 
 /// `POST /v1/events`: one event object, or an array of them.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = tags::INGEST,
+    security(("bearer" = []), ("basic" = [])),
+    request_body(content = EventsIn, description = "An event, or an array of events (a batch: per-item results, good ones kept)"),
+    responses(
+        (status = 200, description = "Recorded: `{\"accepted\": 1}` for one event, a batch's answer for an array", body = EventsAnswer),
+        (status = 207, description = "Some items of the array kept, some refused", body = BatchAnswer),
+        (status = 400, description = "Invalid: the error, or for an array whose every item was refused a batch's answer", body = ErrorBody),
+        (status = 403, description = "A type this token may not post, or a token of another scope", body = ErrorBody),
+    )
+)]
 pub async fn post_events(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -490,7 +557,7 @@ pub async fn post_events(
             })?;
             st.submit(vec![Input::Event(e)]).await?;
             st.metrics.events_ingested.inc();
-            Ok((StatusCode::OK, Json(json!({"accepted": 1}))).into_response())
+            Ok((StatusCode::OK, Json(Accepted { accepted: 1 })).into_response())
         }
     }
 }
@@ -524,9 +591,39 @@ pub async fn upsert_contacts(st: &Shared, contacts: Vec<Contact>) -> Result<(), 
     })
 }
 
+/// The answer to an upsert for a token that may not read contacts back.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactAck {
+    id: String,
+    /// Always true.
+    ok: bool,
+}
+
+/// The answer of `PUT /v1/contacts/{id}`: the stored contact (a token that may read), or
+/// the acknowledgement (an ingest token).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum PutContactAnswer {
+    Stored(Contact),
+    Acknowledged(ContactAck),
+}
+
 /// `PUT /v1/contacts/{id}`: the body is an object of profile fields; the given keys
 /// replace the stored ones, others stay. The answer is the stored contact for a token that
 /// may read contacts, else `{"id": …, "ok": true}` (an ingest token reads nothing back).
+#[utoipa::path(
+    put,
+    path = "/v1/contacts/{id}",
+    tag = tags::CONTACTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The contact's id")),
+    request_body(content = Object, description = "Profile fields: the given keys replace the stored ones, others stay", example = json!({"email": "angela@example.com", "first_name": "Angela"})),
+    responses(
+        (status = 200, description = "Stored", body = PutContactAnswer),
+    )
+)]
 pub async fn put_contact(
     State(st): State<Shared>,
     Path(id): Path<String>,
@@ -552,13 +649,33 @@ pub async fn put_contact(
     )
     .await?;
     if !scope.allows(Scope::Read) {
-        return Ok(Json(json!({"id": id, "ok": true})).into_response());
+        return Ok(Json(ContactAck { id, ok: true }).into_response());
     }
     let c = st.store.contact(&id).map_err(store_err)?;
     Ok(Json(json!(c)).into_response())
 }
 
+/// A contact in `POST /v1/contacts`: its `id`, and any other key is a profile field.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ContactIn {
+    /// The contact's id (a number is taken as its text).
+    id: String,
+}
+
 /// `POST /v1/contacts`: an array of `{"id": …, fields…}`; per-item results.
+#[utoipa::path(
+    post,
+    path = "/v1/contacts",
+    tag = tags::CONTACTS,
+    security(("bearer" = [])),
+    request_body(content = Vec<ContactIn>, description = "Contacts: each an object with its `id` (text) and its profile fields", example = json!([{"id": "angela", "email": "angela@example.com"}])),
+    responses(
+        (status = 200, description = "All kept", body = BatchAnswer),
+        (status = 207, description = "Some kept, some refused", body = BatchAnswer),
+        (status = 400, description = "Invalid: the error, or, when every item was refused, a batch's answer", body = ErrorBody),
+    )
+)]
 pub async fn post_contacts(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -613,8 +730,66 @@ pub fn store_err(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// A contact as `GET /v1/contacts/{id}` shows it (keys sorted, as they always were).
+#[derive(Serialize, ToSchema)]
+pub struct ContactView {
+    /// How many events the contact has.
+    events: usize,
+    id: String,
+    journeys: Vec<InstanceView>,
+    #[schema(value_type = Object)]
+    profile: Map<String, Value>,
+    /// The last 50 events, newest first, `at` in RFC 3339.
+    #[schema(value_type = Vec<Object>)]
+    recent_events: Vec<Value>,
+    /// What in the profile keeps a journey from reaching the contact.
+    warnings: Vec<String>,
+}
+
+/// A contact's place in a journey.
+#[derive(Serialize, ToSchema)]
+pub struct InstanceView {
+    /// When it moves on, if it waits (RFC 3339).
+    due: Option<String>,
+    /// Why it ended (`completed`, `converted`, `exited`, …), null while active.
+    #[schema(value_type = Option<String>)]
+    ended: Option<crate::engine::EndReason>,
+    entered_at: String,
+    instance: u64,
+    journey: String,
+    /// What it is held for, if anything (a send waiting for its channel, quiet hours…).
+    #[schema(value_type = Option<Object>)]
+    parked: Option<Value>,
+    /// The steps it went through.
+    path: Vec<String>,
+    paused: bool,
+    sent: Vec<SentView>,
+    /// The step it is at (null once ended).
+    step: Option<String>,
+    version: String,
+}
+
+/// A message sent to a contact in a journey.
+#[derive(Serialize, ToSchema)]
+pub struct SentView {
+    at: String,
+    message: String,
+    message_id: String,
+}
+
 /// `GET /v1/contacts/{id}`: profile, journeys with their current steps, recent events
 /// (scope `read` or `admin`).
+#[utoipa::path(
+    get,
+    path = "/v1/contacts/{id}",
+    tag = tags::CONTACTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "The contact", body = ContactView),
+        (status = 404, description = "No such contact", body = ErrorBody),
+    )
+)]
 pub async fn get_contact(
     State(st): State<Shared>,
     Path(id): Path<String>,
@@ -634,25 +809,36 @@ pub async fn get_contact(
         let mut versions = std::collections::HashMap::new();
         for inst in store.instances_of(&id).map_err(store_err)? {
             if !versions.contains_key(&inst.version) {
-                versions.insert(inst.version.clone(), store.version(&inst.version).map_err(store_err)?);
+                versions.insert(
+                    inst.version.clone(),
+                    store.version(&inst.version).map_err(store_err)?,
+                );
             }
             let step = match (inst.step, versions.get(&inst.version)) {
                 (Some(s), Some(Some(ir))) => ir.steps.get(s as usize).map(|s| s.name.clone()),
                 _ => None,
             };
-            journeys.push(json!({
-                "journey": inst.journey,
-                "instance": inst.id,
-                "version": inst.version,
-                "step": step,
-                "parked": inst.parked,
-                "due": inst.due.map(crate::runtime::fmt_time),
-                "entered_at": crate::runtime::fmt_time(inst.entered_at),
-                "ended": inst.ended,
-                "paused": paused.contains(&inst.journey),
-                "path": inst.path,
-                "sent": inst.sent.iter().map(|(m, id, at)| json!({"message": m, "message_id": id, "at": crate::runtime::fmt_time(*at)})).collect::<Vec<_>>(),
-            }));
+            journeys.push(InstanceView {
+                paused: paused.contains(&inst.journey),
+                journey: inst.journey,
+                instance: inst.id,
+                version: inst.version,
+                step,
+                parked: inst.parked.map(|p| json!(p)),
+                due: inst.due.map(crate::runtime::fmt_time),
+                entered_at: crate::runtime::fmt_time(inst.entered_at),
+                ended: inst.ended,
+                path: inst.path,
+                sent: inst
+                    .sent
+                    .iter()
+                    .map(|(m, id, at)| SentView {
+                        message: m.clone(),
+                        message_id: id.clone(),
+                        at: crate::runtime::fmt_time(*at),
+                    })
+                    .collect(),
+            });
         }
         let recent: Vec<Value> = events
             .iter()
@@ -664,14 +850,14 @@ pub async fn get_contact(
                 v
             })
             .collect();
-        Ok(Json(json!({
-            "id": contact.id,
-            "profile": contact.profile,
-            "journeys": journeys,
-            "events": events.len(),
-            "recent_events": recent,
-            "warnings": crate::report::profile_warnings(&contact, &program),
-        }))
+        Ok(Json(ContactView {
+            warnings: crate::report::profile_warnings(&contact, &program),
+            id: contact.id,
+            profile: contact.profile,
+            journeys,
+            events: events.len(),
+            recent_events: recent,
+        })
         .into_response())
     })
     .await

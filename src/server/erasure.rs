@@ -4,17 +4,63 @@
 //! export reads the store.
 
 use super::api::store_err;
+use super::openapi::{tags, ErrorBody};
 use super::{now_ms, ApiError, Scope, Shared};
+use crate::runtime::Erasure;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// The answer of an erasure.
+#[derive(Serialize, ToSchema)]
+pub struct Erased {
+    /// The contact's id.
+    erased: String,
+    removed: Erasure,
+}
+
+/// Everything stored about a contact (`GET /v1/contacts/{id}/export`); times in RFC 3339.
+#[derive(Serialize, ToSchema)]
+pub struct ContactExport {
+    #[schema(value_type = Vec<Object>)]
+    events: Vec<Value>,
+    exported_at: String,
+    /// `journey-contact-export/1`, bumped if this document's shape changes.
+    format: &'static str,
+    id: String,
+    /// Its journeys' instances, as stored.
+    #[schema(value_type = Vec<Object>)]
+    instances: Vec<Value>,
+    /// Messages waiting to be sent to it.
+    #[schema(value_type = Vec<Object>)]
+    pending_sends: Vec<Value>,
+    #[schema(value_type = Option<Object>)]
+    profile: Option<Value>,
+    segment_check: Option<String>,
+    segments: Vec<String>,
+    #[schema(value_type = Vec<Object>)]
+    short_links: Vec<Value>,
+}
 
 /// The export's `format` field: bumped if the document's shape changes.
 pub const EXPORT_FORMAT: &str = "journey-contact-export/1";
 
 /// `DELETE /v1/contacts/{id}`: 200 with what was removed, 404 for an unknown contact.
+#[utoipa::path(
+    delete,
+    path = "/v1/contacts/{id}",
+    tag = tags::CONTACTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "Erased: what was removed", body = Erased),
+        (status = 404, description = "No such contact", body = ErrorBody),
+    )
+)]
 pub async fn delete_contact(
     State(st): State<Shared>,
     Path(id): Path<String>,
@@ -28,7 +74,11 @@ pub async fn delete_contact(
         .map_err(store_err)?;
     match erased {
         None => Err(ApiError::not_found(format!("no contact '{id}'"))),
-        Some(e) => Ok(Json(json!({"erased": id, "removed": e})).into_response()),
+        Some(removed) => Ok(Json(Erased {
+            erased: id,
+            removed,
+        })
+        .into_response()),
     }
 }
 
@@ -37,7 +87,7 @@ pub fn export(
     store: &crate::store::Store,
     id: &str,
     now: crate::engine::Millis,
-) -> crate::store::Result<Option<Value>> {
+) -> crate::store::Result<Option<ContactExport>> {
     let contact = store.contact(id)?;
     let events = store.events_of(id)?;
     let instances = store.instances_of(id)?;
@@ -66,21 +116,32 @@ pub fn export(
             v
         })
         .collect();
-    Ok(Some(json!({
-        "format": EXPORT_FORMAT,
-        "exported_at": crate::runtime::fmt_time(now),
-        "id": id,
-        "profile": contact.map(|c| Value::Object(c.profile)),
-        "events": events,
-        "instances": instances,
-        "pending_sends": pending,
-        "segments": store.segments_of(id)?,
-        "segment_check": store.segment_check(id)?.map(crate::runtime::fmt_time),
-        "short_links": links,
-    })))
+    Ok(Some(ContactExport {
+        format: EXPORT_FORMAT,
+        exported_at: crate::runtime::fmt_time(now),
+        id: id.to_string(),
+        profile: contact.map(|c| Value::Object(c.profile)),
+        events,
+        instances: instances.iter().map(|i| json!(i)).collect(),
+        pending_sends: pending.iter().map(|j| json!(j)).collect(),
+        segments: store.segments_of(id)?,
+        segment_check: store.segment_check(id)?.map(crate::runtime::fmt_time),
+        short_links: links,
+    }))
 }
 
 /// `GET /v1/contacts/{id}/export`: the document of `export`, 404 for an unknown contact.
+#[utoipa::path(
+    get,
+    path = "/v1/contacts/{id}/export",
+    tag = tags::CONTACTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "Everything stored about the contact", body = ContactExport),
+        (status = 404, description = "No such contact", body = ErrorBody),
+    )
+)]
 pub async fn export_contact(
     State(st): State<Shared>,
     Path(id): Path<String>,

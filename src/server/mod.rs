@@ -11,6 +11,7 @@ mod api;
 mod decompress;
 mod erasure;
 pub mod metrics;
+pub mod openapi;
 mod preferences;
 mod preview;
 mod reports;
@@ -30,7 +31,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use metrics::Metrics;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,11 +85,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"code": self.code, "message": self.message});
-        if let Some(d) = self.details {
-            body["details"] = d;
-        }
-        let mut r = (self.status, Json(body)).into_response();
+        let mut r = (self.status, Json(openapi::ErrorBody::from(&self))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 "www-authenticate",
@@ -511,53 +508,9 @@ fn spawn_reload_on_hangup(state: Shared) {
 }
 
 fn routes(state: Shared) -> axum::Router {
-    use axum::routing::{get, post};
     let limit = state.config.server.max_body_bytes;
-    axum::Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
-        .route("/v1/events", post(api::post_events))
-        .route("/v1/contacts", post(api::post_contacts))
-        .route(
-            "/v1/contacts/{id}",
-            get(api::get_contact)
-                .put(api::put_contact)
-                .delete(erasure::delete_contact),
-        )
-        .route("/v1/contacts/{id}/export", get(erasure::export_contact))
-        .merge(segment::routes())
-        .route("/t/c/{token}", get(track::click))
-        .route("/s/{code}", get(track::short))
-        .route("/t/o/{token}", get(track::open))
-        .route(
-            "/u/{token}",
-            get(preferences::page).post(preferences::change),
-        )
-        .route("/v1/dlr/kannel", get(track::kannel))
-        .route("/v1/sms/inbound", post(sms_inbound::inbound))
-        .route("/v1/dlr/twilio", post(track::twilio))
-        .route("/v1/journeys", get(admin::list))
-        .route("/v1/journeys/{name}", get(admin::show))
-        .route("/v1/journeys/{name}/enroll", post(admin::enroll))
-        .route("/v1/journeys/{name}/pause", post(admin::pause))
-        .route("/v1/journeys/{name}/resume", post(admin::resume))
-        .route("/v1/journeys/{name}/report", get(reports::journey_report))
-        .route(
-            "/v1/journeys/{name}/messages/{message}/audience",
-            get(reports::audience),
-        )
-        .route(
-            "/v1/journeys/{name}/messages/{message}/preview",
-            get(preview::preview),
-        )
-        .route(
-            "/v1/journeys/{name}/messages/{message}/test",
-            post(preview::test_send),
-        )
-        .route("/v1/segments/{name}", get(reports::segment))
-        .route("/v1/trend/domains", get(reports::trend_domains))
-        .route("/v1/plan", post(admin::plan))
-        .route("/v1/deploy", post(admin::deploy))
+    let (router, _) = openapi::api().split_for_parts();
+    router
         // After every route: a known path with another method answers the JSON error shape.
         .method_not_allowed_fallback(
             |method: axum::http::Method, uri: axum::http::Uri| async move {
@@ -579,10 +532,31 @@ fn routes(state: Shared) -> axum::Router {
         .with_state(state)
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `{"status": "ok"}` while the daemon serves.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
 }
 
+/// `GET /healthz`: answers while the daemon serves.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = openapi::tags::SERVICE,
+    responses((status = 200, description = "The daemon serves", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `GET /metrics`: Prometheus' text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = openapi::tags::SERVICE,
+    responses((status = 200, description = "The daemon's metrics, in Prometheus' text format", content_type = "text/plain", body = String))
+)]
 async fn metrics_text(axum::extract::State(st): axum::extract::State<Shared>) -> Response {
     let text = st.metrics.render();
     ([("content-type", metrics::CONTENT_TYPE)], text).into_response()

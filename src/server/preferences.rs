@@ -207,7 +207,33 @@ fn contact_of(st: &Shared, c: &Claims) -> Result<Contact, ApiError> {
         .ok_or_else(|| ApiError::not_found("unknown link"))
 }
 
+/// The preference page's form (`parse_wish` reads it); a post without `action` is the
+/// one-click unsubscribe.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PreferencesForm {
+    /// `save`, `unsubscribe_all` or `resubscribe`.
+    action: Option<String>,
+    /// `save`: the topics the page showed.
+    shown: Option<Vec<String>>,
+    /// `save`: the topics ticked.
+    topic: Option<Vec<String>>,
+    /// RFC 8058's one-click unsubscribe: `One-Click`.
+    #[schema(rename = "List-Unsubscribe")]
+    list_unsubscribe: Option<String>,
+}
+
 /// `GET /u/{token}`: the page. Changes nothing.
+#[utoipa::path(
+    get,
+    path = "/u/{token}",
+    tag = super::openapi::tags::TRACKING,
+    params(("token" = String, Path, description = "The unsubscribe link's signed token")),
+    responses(
+        (status = 200, description = "The preference page", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown or forged link", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn page(
     State(st): State<Shared>,
     Path(token): Path<String>,
@@ -218,7 +244,18 @@ pub async fn page(
     Ok(html(render(&contact, &topics, None)))
 }
 
-/// `POST /u/{token}`: a change from the form or a one-click unsubscribe.
+/// `POST /u/{token}`: a change from the form or a one-click unsubscribe (RFC 8058).
+#[utoipa::path(
+    post,
+    path = "/u/{token}",
+    tag = super::openapi::tags::TRACKING,
+    params(("token" = String, Path, description = "The unsubscribe link's signed token")),
+    request_body(content = PreferencesForm, content_type = "application/x-www-form-urlencoded", description = "The page's form, or `List-Unsubscribe=One-Click`"),
+    responses(
+        (status = 200, description = "The preference page, with what changed", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown or forged link", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn change(
     State(st): State<Shared>,
     Path(token): Path<String>,

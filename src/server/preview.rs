@@ -5,8 +5,9 @@
 //! records `message.test` on the contact (counted in no report, cap, audience or segment).
 
 use super::api::store_err;
+use super::openapi::{tags, ErrorBody};
 use super::{json_body, ApiError, Scope, Shared};
-use crate::channels::preview;
+use crate::channels::preview::{self, TestSendError};
 use crate::channels::render::Renderer;
 use crate::compile::ir::{JourneyIr, MessageIr};
 use crate::engine::{Contact, Event};
@@ -17,6 +18,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
+use utoipa::ToSchema;
+
+/// The body of a test send.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TestSendRequest {
+    /// The address the test goes to.
+    to: String,
+    /// Render for this stored contact (and record `message.test` on it); without it, an
+    /// empty profile.
+    contact: Option<String>,
+}
 use std::collections::HashMap;
 
 fn message_of(st: &Shared, name: &str, message: &str) -> Result<(JourneyIr, MessageIr), ApiError> {
@@ -59,6 +72,23 @@ async fn contact_of(
 }
 
 /// `GET /v1/journeys/{name}/messages/{message}/preview?contact=ID`.
+#[utoipa::path(
+    get,
+    path = "/v1/journeys/{name}/messages/{message}/preview",
+    tag = tags::JOURNEYS,
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "The journey's name"),
+        ("message" = String, Path, description = "The message's name"),
+        ("contact" = String, Query, description = "The stored contact to render for"),
+    ),
+    responses(
+        (status = 200, description = "The message as it would be sent", body = preview::Preview),
+        (status = 400, description = "No contact named", body = ErrorBody),
+        (status = 404, description = "No such journey, message or contact", body = ErrorBody),
+        (status = 422, description = "The message does not render for this contact", body = ErrorBody),
+    )
+)]
 pub async fn preview(
     State(st): State<Shared>,
     Path((name, message)): Path<(String, String)>,
@@ -96,6 +126,24 @@ pub async fn preview(
 
 /// `POST /v1/journeys/{name}/messages/{message}/test` with `{"to": ADDRESS, "contact": ID}`
 /// (`contact` optional: without it, an empty profile, and no event is recorded).
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{name}/messages/{message}/test",
+    tag = tags::JOURNEYS,
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "The journey's name"),
+        ("message" = String, Path, description = "The message's name"),
+    ),
+    request_body(content = TestSendRequest),
+    responses(
+        (status = 200, description = "Sent", body = preview::TestSent),
+        (status = 400, description = "No address, or not an email address", body = ErrorBody),
+        (status = 404, description = "No such journey, message or contact", body = ErrorBody),
+        (status = 422, description = "The message cannot be sent as a test: not an email, or it does not render", body = ErrorBody),
+        (status = 502, description = "The provider did not take it", body = ErrorBody),
+    )
+)]
 pub async fn test_send(
     State(st): State<Shared>,
     Path((name, message)): Path<(String, String)>,
@@ -144,7 +192,13 @@ pub async fn test_send(
         to.trim(),
     )
     .await
-    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "test_not_sent", e))?;
+    .map_err(|e| match e {
+        TestSendError::Address(m) => ApiError::bad_request("invalid_to", m),
+        TestSendError::Unsendable(m) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "test_unsendable", m)
+        }
+        TestSendError::NotSent(m) => ApiError::new(StatusCode::BAD_GATEWAY, "test_not_sent", m),
+    })?;
     tracing::info!(journey = %name, message = %message, to = %sent.to, "test send");
     if let Some((c, _)) = contact {
         let event = preview::test_event(&sent, &c.id, now);

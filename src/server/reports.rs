@@ -4,14 +4,17 @@
 //! blocking pool.
 
 use super::api::store_err;
+use super::openapi::{tags, ErrorBody};
 use super::{now_ms, ApiError, Scope, Shared};
 use crate::report::{self, ListFormat, ReportError, TrendParams, Who};
+use crate::report::{JourneyReport, Recipient, SegmentAnswer, Trend};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> ApiError {
@@ -37,13 +40,27 @@ async fn answer<T: Serialize + Send + 'static>(
     Ok(Json(t).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
+    /// One message only.
     message: Option<String>,
 }
 
 /// `GET /v1/journeys/{name}/report[?message=M]`: per message, received, opened, clicked…
+#[utoipa::path(
+    get,
+    path = "/v1/journeys/{name}/report",
+    tag = tags::REPORTS,
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The journey's name"), ReportQuery),
+    responses(
+        (status = 200, description = "The journey's report", body = JourneyReport),
+        (status = 400, description = "An invalid query", body = ErrorBody),
+        (status = 404, description = "No such journey or message", body = ErrorBody),
+    )
+)]
 pub async fn journey_report(
     State(st): State<Shared>,
     Path(name): Path<String>,
@@ -56,25 +73,49 @@ pub async fn journey_report(
     answer(move || report::journey_report(&store, &name, q.message.as_deref())).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AudienceQuery {
     who: Who,
+    /// With `who=clickers`: those who clicked this link.
     link: Option<String>,
     /// `json` (the default): an array of recipients; `csv` or `jsonl`: the lists
     /// `journey audience` prints.
     format: Option<AudienceFormat>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum AudienceFormat {
+pub enum AudienceFormat {
     Json,
     Csv,
     Jsonl,
 }
 
 /// `GET /v1/journeys/{name}/messages/{message}/audience?who=…[&link=L][&format=…]`.
+#[utoipa::path(
+    get,
+    path = "/v1/journeys/{name}/messages/{message}/audience",
+    tag = tags::REPORTS,
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "The journey's name"),
+        ("message" = String, Path, description = "The message's name"),
+        AudienceQuery,
+    ),
+    responses(
+        (status = 200, description = "The recipients: JSON (the default), CSV or JSON lines",
+            content(
+                (Vec<Recipient> = "application/json"),
+                (String = "text/csv"),
+                (String = "application/x-ndjson"),
+            )
+        ),
+        (status = 400, description = "An invalid query", body = ErrorBody),
+        (status = 404, description = "No such journey or message", body = ErrorBody),
+    )
+)]
 pub async fn audience(
     State(st): State<Shared>,
     Path((name, message)): Path<(String, String)>,
@@ -102,9 +143,11 @@ pub async fn audience(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SegmentQuery {
+    /// List the members.
     #[serde(default)]
     list: bool,
     /// Evaluate at this moment (RFC 3339 or a date) instead of now.
@@ -116,6 +159,18 @@ pub struct SegmentQuery {
 
 /// `GET /v1/segments/{name}[?list=true][&at=TIME][&stored=true]`: how many contacts, and
 /// which with `list`.
+#[utoipa::path(
+    get,
+    path = "/v1/segments/{name}",
+    tag = tags::REPORTS,
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The segment's name"), SegmentQuery),
+    responses(
+        (status = 200, description = "The segment's size, and members with `list`", body = SegmentAnswer),
+        (status = 400, description = "An invalid query", body = ErrorBody),
+        (status = 404, description = "No such segment", body = ErrorBody),
+    )
+)]
 pub async fn segment(
     State(st): State<Shared>,
     Path(name): Path<String>,
@@ -131,6 +186,17 @@ pub async fn segment(
 }
 
 /// `GET /v1/trend/domains?metric=bounce|open&period=3m&group=week&top=10[&until=…][&journey=J]`.
+#[utoipa::path(
+    get,
+    path = "/v1/trend/domains",
+    tag = tags::REPORTS,
+    security(("bearer" = [])),
+    params(TrendParams),
+    responses(
+        (status = 200, description = "Bounce or open rates by recipient domain over time", body = Trend),
+        (status = 400, description = "An invalid query", body = ErrorBody),
+    )
+)]
 pub async fn trend_domains(
     State(st): State<Shared>,
     headers: HeaderMap,

@@ -11,10 +11,12 @@
 //! `timestamp` its time (default: now). Segment's `context` object is kept as the
 //! `context` property.
 
+use super::api::BatchAnswer;
 use super::api::{
     batch_response, check_batch_len, check_contact_id, check_event, check_profile_fields,
     check_type_allowed, parse_time, ItemResult, Refused,
 };
+use super::openapi::{tags, ErrorBody};
 use super::{json_body, now_ms, ApiError, Scope, Shared};
 use crate::config::ServerConfig;
 use crate::engine::{Contact, Event, Millis};
@@ -25,7 +27,61 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// The answer to a single call, as Segment's API gives it.
+#[derive(Serialize, ToSchema)]
+pub struct Success {
+    /// Always true.
+    success: bool,
+}
+
+/// A Segment call (<https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/>):
+/// the contact is `userId`, else `anonymousId`.
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct SegmentCall {
+    userId: Option<String>,
+    anonymousId: Option<String>,
+    /// In a batch: `track`, `identify`, `page`, `screen`, `group` or `alias`.
+    r#type: Option<String>,
+    /// `track`: the event's type.
+    event: Option<String>,
+    /// `page`, `screen`: the name, kept in the properties.
+    name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    properties: Option<Value>,
+    /// `identify`, `group`: merged into the profile.
+    #[schema(value_type = Option<Object>)]
+    traits: Option<Value>,
+    /// `group`: the group's id.
+    groupId: Option<String>,
+    /// `alias`: the contact merged into `userId`.
+    previousId: Option<String>,
+    /// RFC 3339 or milliseconds; default: now.
+    #[schema(value_type = Option<super::api::Timestamp>)]
+    timestamp: Option<Value>,
+    /// Kept as the event's `context` property.
+    #[schema(value_type = Option<Object>)]
+    context: Option<Value>,
+    /// The event's idempotency id.
+    messageId: Option<String>,
+    /// The token, when not in the Authorization header.
+    writeKey: Option<String>,
+}
+
+/// A Segment batch.
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct SegmentBatch {
+    batch: Vec<SegmentCall>,
+    /// The context of calls without their own.
+    #[schema(value_type = Option<Object>)]
+    context: Option<Value>,
+    writeKey: Option<String>,
+}
 
 enum Item {
     Event(Event),
@@ -219,36 +275,176 @@ async fn single(
         e.into_api_error("invalid_call")
     })?;
     record(&st, vec![item]).await?;
-    Ok((StatusCode::OK, Json(json!({"success": true}))).into_response())
+    Ok((StatusCode::OK, Json(Success { success: true })).into_response())
 }
 
-/// Segment's single calls: each is `POST /v1/<type>`, one handler told apart by the type.
+/// Segment's single calls: each is `POST /v1/<type>`.
 const CALLS: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
 
-/// The routes of Segment's tracking API: a route per single call, and the batch (also at
-/// `/v1/import`, Segment's older name for it).
-pub fn routes() -> axum::Router<Shared> {
-    use axum::routing::post;
-    let mut router = axum::Router::new();
-    for kind in CALLS {
-        router = router.route(
-            &format!("/v1/{kind}"),
-            post(
-                move |State(st): State<Shared>,
-                      headers: HeaderMap,
-                      body: Result<Bytes, BytesRejection>| {
-                    single(st, kind, headers, body)
-                },
-            ),
-        );
-    }
-    router
-        .route("/v1/batch", post(batch))
-        .route("/v1/import", post(batch))
+/// `POST /v1/track`: Segment's `track`: an event of type `event` with its `properties`.
+#[utoipa::path(
+    post,
+    path = "/v1/track",
+    tag = tags::SEGMENT,
+    security(("basic" = []), ("bearer" = [])),
+    request_body(content = SegmentCall, description = "A Segment `track` call"),
+    responses(
+        (status = 200, description = "Recorded", body = Success),
+        (status = 400, description = "Invalid", body = ErrorBody),
+    )
+)]
+pub async fn track(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    single(st, "track", headers, body).await
+}
+
+/// `POST /v1/identify`: Segment's `identify`: merges `traits` into the contact's profile.
+#[utoipa::path(
+    post,
+    path = "/v1/identify",
+    tag = tags::SEGMENT,
+    security(("basic" = []), ("bearer" = [])),
+    request_body(content = SegmentCall, description = "A Segment `identify` call"),
+    responses(
+        (status = 200, description = "Recorded", body = Success),
+        (status = 400, description = "Invalid", body = ErrorBody),
+    )
+)]
+pub async fn identify(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    single(st, "identify", headers, body).await
+}
+
+/// `POST /v1/page`: Segment's `page`: a `page` event, `name` in its properties.
+#[utoipa::path(
+    post,
+    path = "/v1/page",
+    tag = tags::SEGMENT,
+    security(("basic" = []), ("bearer" = [])),
+    request_body(content = SegmentCall, description = "A Segment `page` call"),
+    responses(
+        (status = 200, description = "Recorded", body = Success),
+        (status = 400, description = "Invalid", body = ErrorBody),
+    )
+)]
+pub async fn page(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    single(st, "page", headers, body).await
+}
+
+/// `POST /v1/screen`: Segment's `screen`: a `screen` event, `name` in its properties.
+#[utoipa::path(
+    post,
+    path = "/v1/screen",
+    tag = tags::SEGMENT,
+    security(("basic" = []), ("bearer" = [])),
+    request_body(content = SegmentCall, description = "A Segment `screen` call"),
+    responses(
+        (status = 200, description = "Recorded", body = Success),
+        (status = 400, description = "Invalid", body = ErrorBody),
+    )
+)]
+pub async fn screen(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    single(st, "screen", headers, body).await
+}
+
+/// `POST /v1/group`: Segment's `group`: merges `traits` into the profile's `groups.{groupId}`.
+#[utoipa::path(
+    post,
+    path = "/v1/group",
+    tag = tags::SEGMENT,
+    security(("basic" = []), ("bearer" = [])),
+    request_body(content = SegmentCall, description = "A Segment `group` call"),
+    responses(
+        (status = 200, description = "Recorded", body = Success),
+        (status = 400, description = "Invalid", body = ErrorBody),
+    )
+)]
+pub async fn group(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    single(st, "group", headers, body).await
+}
+
+/// `POST /v1/alias`: Segment's `alias`: merges the `previousId` contact into `userId`.
+#[utoipa::path(
+    post,
+    path = "/v1/alias",
+    tag = tags::SEGMENT,
+    security(("basic" = []), ("bearer" = [])),
+    request_body(content = SegmentCall, description = "A Segment `alias` call"),
+    responses(
+        (status = 200, description = "Recorded", body = Success),
+        (status = 400, description = "Invalid", body = ErrorBody),
+    )
+)]
+pub async fn alias(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    single(st, "alias", headers, body).await
 }
 
 /// `POST /v1/batch`: `{"batch": [calls…], "context"?: {…}}`; per-item results, good ones kept.
-async fn batch(
+#[utoipa::path(
+    post,
+    path = "/v1/batch",
+    tag = tags::SEGMENT,
+    security(("basic" = []), ("bearer" = [])),
+    request_body(content = SegmentBatch, description = "Segment calls, each with its `type`"),
+    responses(
+        (status = 200, description = "All kept", body = BatchAnswer),
+        (status = 207, description = "Some kept, some refused", body = BatchAnswer),
+        (status = 400, description = "Invalid: the error, or, when every call was refused, a batch's answer", body = ErrorBody),
+    )
+)]
+pub async fn batch(
+    st: State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    batch_calls(st, headers, body).await
+}
+
+/// `POST /v1/import`: Segment's older name for `/v1/batch`.
+#[utoipa::path(
+    post,
+    path = "/v1/import",
+    tag = tags::SEGMENT,
+    security(("basic" = []), ("bearer" = [])),
+    request_body(content = SegmentBatch, description = "Segment calls, each with its `type`"),
+    responses(
+        (status = 200, description = "All kept", body = BatchAnswer),
+        (status = 207, description = "Some kept, some refused", body = BatchAnswer),
+        (status = 400, description = "Invalid: the error, or, when every call was refused, a batch's answer", body = ErrorBody),
+    )
+)]
+pub async fn import(
+    st: State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    batch_calls(st, headers, body).await
+}
+
+/// A batch's calls: converted one by one, good ones kept.
+async fn batch_calls(
     State(st): State<Shared>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

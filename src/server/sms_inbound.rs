@@ -12,6 +12,7 @@
 //! Contacts are found by a scan of the store (a read); the change runs on the live loop's
 //! thread like every profile change of the daemon.
 
+use super::openapi::{tags, ErrorBody};
 use super::preferences::{apply, Change};
 use super::{ApiError, Shared};
 use crate::engine::consent::{normalize_phone, topic_consent};
@@ -21,11 +22,14 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InboundQuery {
+    /// The configured `sms.inbound_token`.
     #[serde(default)]
     token: Option<String>,
 }
@@ -87,6 +91,61 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<(String, String), ApiError>
     }
 }
 
+/// An inbound SMS as JSON.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct InboundSms {
+    /// The sender's number.
+    from: String,
+    /// The text (`body` is taken too).
+    text: String,
+}
+
+/// Twilio's inbound webhook form (other fields are ignored).
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct TwilioInbound {
+    /// The sender's number.
+    From: String,
+    /// The text.
+    Body: String,
+}
+
+/// The answer to a JSON inbound SMS (or to one that accepts JSON).
+#[derive(Serialize, ToSchema)]
+pub struct InboundAnswer {
+    /// `stop`, `start` or `none`.
+    action: &'static str,
+    /// Contacts whose subscription changed.
+    changed: usize,
+    /// Contacts with that number.
+    matched: usize,
+}
+
+/// `POST /v1/sms/inbound?token=…`: a reply to our SMS.
+#[utoipa::path(
+    post,
+    path = "/v1/sms/inbound",
+    tag = tags::PROVIDERS,
+    params(InboundQuery),
+    request_body(
+        description = "Twilio's form post (`From`, `Body`) or JSON",
+        content(
+            (InboundSms = "application/json"),
+            (TwilioInbound = "application/x-www-form-urlencoded"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Taken: JSON when the request is JSON or accepts it, else an empty TwiML answer",
+            content(
+                (InboundAnswer = "application/json"),
+                (String = "text/xml"),
+            )
+        ),
+        (status = 400, description = "No sender or no text", body = ErrorBody),
+        (status = 404, description = "Off (no `sms.inbound_token`) or a wrong token", body = ErrorBody),
+    )
+)]
 pub async fn inbound(
     State(st): State<Shared>,
     Query(q): Query<InboundQuery>,
@@ -175,10 +234,12 @@ pub async fn inbound(
             Some(true) => "start",
             None => "none",
         };
-        return Ok(
-            axum::Json(json!({"action": action, "matched": matched, "changed": changed}))
-                .into_response(),
-        );
+        return Ok(axum::Json(InboundAnswer {
+            action,
+            matched,
+            changed,
+        })
+        .into_response());
     }
     // Twilio: an empty TwiML answer sends no reply of ours (Twilio answers STOP itself).
     Ok((

@@ -3,6 +3,7 @@
 //! code's claims are in the store; an unknown code is a 404), and Kannel delivery reports.
 //! Unsubscribe links open the preference page (`preferences`).
 
+use super::openapi::{tags, ErrorBody};
 use super::{now_ms, ApiError, Shared};
 use crate::channels::preview::is_test_message_id;
 use crate::channels::tracking;
@@ -13,6 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 /// The smallest transparent GIF: 1×1.
 const PIXEL: [u8; 43] = [
@@ -64,6 +66,16 @@ async fn record(st: &Shared, e: Event, what: &'static str) -> Result<(), ApiErro
 }
 
 /// `GET /t/c/{token}`: records `clicked`, redirects to the link's target.
+#[utoipa::path(
+    get,
+    path = "/t/c/{token}",
+    tag = tags::TRACKING,
+    params(("token" = String, Path, description = "The link's signed token")),
+    responses(
+        (status = 302, description = "To the link's target (`Location`)"),
+        (status = 404, description = "Unknown or forged link", body = ErrorBody),
+    )
+)]
 pub async fn click(
     State(st): State<Shared>,
     Path(token): Path<String>,
@@ -73,6 +85,16 @@ pub async fn click(
 }
 
 /// `GET /s/{code}`: a short link (SMS, push); the same as its signed click.
+#[utoipa::path(
+    get,
+    path = "/s/{code}",
+    tag = tags::TRACKING,
+    params(("code" = String, Path, description = "The short link's code")),
+    responses(
+        (status = 302, description = "To the link's target (`Location`)"),
+        (status = 404, description = "Unknown link", body = ErrorBody),
+    )
+)]
 pub async fn short(
     State(st): State<Shared>,
     Path(code): Path<String>,
@@ -114,6 +136,16 @@ async fn clicked(st: &Shared, c: Claims) -> Result<Response, ApiError> {
 }
 
 /// `GET /t/o/{token}`: records `opened`, answers a 1×1 GIF.
+#[utoipa::path(
+    get,
+    path = "/t/o/{token}",
+    tag = tags::TRACKING,
+    params(("token" = String, Path, description = "The pixel's signed token")),
+    responses(
+        (status = 200, description = "A transparent 1×1 GIF", content_type = "image/gif", body = Vec<u8>),
+        (status = 404, description = "Unknown or forged token", body = ErrorBody),
+    )
+)]
 pub async fn open(
     State(st): State<Shared>,
     Path(token): Path<String>,
@@ -132,7 +164,8 @@ pub async fn open(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KannelReport {
     /// The signed delivery token the SMS channel put in the dlr-url.
     t: String,
@@ -143,6 +176,17 @@ pub struct KannelReport {
 /// `GET /v1/dlr/kannel?t={token}&status=%d`: a Kannel delivery report. Status 1 records
 /// `received`, 2 and 16 record `bounced`; 4 and 8 (in progress) record nothing. The token is
 /// signed like tracked links (and must be a delivery token), so a forged report is a 404.
+#[utoipa::path(
+    get,
+    path = "/v1/dlr/kannel",
+    tag = tags::PROVIDERS,
+    params(KannelReport),
+    responses(
+        (status = 200, description = "Recorded, or nothing to record"),
+        (status = 400, description = "Not a Kannel report", body = ErrorBody),
+        (status = 404, description = "Unknown or forged token", body = ErrorBody),
+    )
+)]
 pub async fn kannel(
     State(st): State<Shared>,
     q: Result<Query<KannelReport>, axum::extract::rejection::QueryRejection>,
@@ -183,13 +227,14 @@ async fn record_report(st: &Shared, event: Option<Event>) -> Result<Response, Ap
     Ok(StatusCode::OK.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TwilioToken {
     /// The signed delivery token the SMS channel put in the StatusCallback URL.
     t: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct TwilioStatus {
     message_status: String,
@@ -200,6 +245,18 @@ pub struct TwilioStatus {
 /// `POST /v1/dlr/twilio?t={token}`: a Twilio status callback (form-encoded). `delivered`
 /// records `received`, `undelivered` and `failed` record `bounced`; the statuses on the way
 /// record nothing. Signed like Kannel's reports: a forged token is a 404.
+#[utoipa::path(
+    post,
+    path = "/v1/dlr/twilio",
+    tag = tags::PROVIDERS,
+    params(TwilioToken),
+    request_body(content = TwilioStatus, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Recorded, or nothing to record"),
+        (status = 400, description = "Not a Twilio status callback", body = ErrorBody),
+        (status = 404, description = "Unknown or forged token", body = ErrorBody),
+    )
+)]
 pub async fn twilio(
     State(st): State<Shared>,
     q: Result<Query<TwilioToken>, axum::extract::rejection::QueryRejection>,
