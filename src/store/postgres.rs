@@ -82,8 +82,9 @@ struct Table {
     columns: &'static [(&'static str, ColType)],
     /// Secondary indexes, as column lists.
     indexes: &'static [&'static str],
-    /// The typed columns of a row, from its key and value (None where it cannot tell).
-    typed: fn(&[u8], &[u8]) -> Vec<Col>,
+    /// The typed columns of a row, from its key and value: None (all NULL) when the value
+    /// does not decode, a None in a column where it cannot tell.
+    typed: fn(&[u8], &[u8]) -> Option<Vec<Col>>,
 }
 
 use ColType::*;
@@ -96,10 +97,10 @@ const TABLES: &[Table] = &[
         indexes: &[],
         typed: |k, v| {
             let c: Option<Contact> = serde_json::from_slice(v).ok();
-            vec![
+            Some(vec![
                 Col::Text(Some(unescape_id(&k[1..]))),
                 Col::Json(c.map(|c| Value::Object(c.profile))),
-            ]
+            ])
         },
     },
     Table {
@@ -107,7 +108,11 @@ const TABLES: &[Table] = &[
         name: "event_ids",
         columns: &[("id", Text)],
         indexes: &[],
-        typed: |k, _| vec![Col::Text(Some(String::from_utf8_lossy(&k[1..]).into()))],
+        typed: |k, _| {
+            Some(vec![Col::Text(Some(
+                String::from_utf8_lossy(&k[1..]).into(),
+            ))])
+        },
     },
     Table {
         prefix: b'e',
@@ -120,21 +125,15 @@ const TABLES: &[Table] = &[
             ("message_id", Text),
         ],
         indexes: &["contact, at", "type, at"],
-        typed: |k, v| match codec::read_event(k, v) {
-            Ok(e) => vec![
+        typed: |k, v| {
+            let e = codec::read_event(k, v).ok()?;
+            Some(vec![
                 Col::Text(Some(e.contact)),
                 Col::Time(time(e.at)),
                 Col::Text(Some(e.kind)),
                 Col::Json(Some(Value::Object(e.properties))),
                 Col::Text(e.message_id),
-            ],
-            Err(_) => vec![
-                Col::Text(None),
-                Col::Time(None),
-                Col::Text(None),
-                Col::Json(None),
-                Col::Text(None),
-            ],
+            ])
         },
     },
     Table {
@@ -143,10 +142,10 @@ const TABLES: &[Table] = &[
         columns: &[("segment", Text), ("fingerprint", Text)],
         indexes: &[],
         typed: |k, v| {
-            vec![
+            Some(vec![
                 Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
                 Col::Text(Some(String::from_utf8_lossy(v).into())),
-            ]
+            ])
         },
     },
     Table {
@@ -155,10 +154,10 @@ const TABLES: &[Table] = &[
         columns: &[("journey", Text), ("version", Text)],
         indexes: &[],
         typed: |k, v| {
-            vec![
+            Some(vec![
                 Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
                 Col::Text(Some(String::from_utf8_lossy(v).into())),
-            ]
+            ])
         },
     },
     Table {
@@ -175,8 +174,9 @@ const TABLES: &[Table] = &[
             ("entered_at", Time),
         ],
         indexes: &["journey", "due", "contact"],
-        typed: |k, v| match codec::read_instance(k, v) {
-            Ok(i) => vec![
+        typed: |k, v| {
+            let i = codec::read_instance(k, v).ok()?;
+            Some(vec![
                 Col::Text(Some(i.contact)),
                 Col::BigInt(Some(i.id as i64)),
                 Col::Text(Some(i.journey)),
@@ -189,17 +189,7 @@ const TABLES: &[Table] = &[
                 })),
                 Col::Time(i.due.and_then(time)),
                 Col::Time(time(i.entered_at)),
-            ],
-            Err(_) => vec![
-                Col::Text(None),
-                Col::BigInt(None),
-                Col::Text(None),
-                Col::Text(None),
-                Col::BigInt(None),
-                Col::Text(None),
-                Col::Time(None),
-                Col::Time(None),
-            ],
+            ])
         },
     },
     Table {
@@ -208,10 +198,10 @@ const TABLES: &[Table] = &[
         columns: &[("code", Text), ("claims", Json)],
         indexes: &[],
         typed: |k, v| {
-            vec![
+            Some(vec![
                 Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
                 Col::Json(serde_json::from_slice(v).ok()),
-            ]
+            ])
         },
     },
     Table {
@@ -219,7 +209,11 @@ const TABLES: &[Table] = &[
         name: "meta",
         columns: &[("name", Text)],
         indexes: &[],
-        typed: |k, _| vec![Col::Text(Some(String::from_utf8_lossy(&k[1..]).into()))],
+        typed: |k, _| {
+            Some(vec![Col::Text(Some(
+                String::from_utf8_lossy(&k[1..]).into(),
+            ))])
+        },
     },
     Table {
         prefix: b'n',
@@ -227,10 +221,10 @@ const TABLES: &[Table] = &[
         columns: &[("contact", Text), ("at", Time)],
         indexes: &[],
         typed: |k, v| {
-            vec![
+            Some(vec![
                 Col::Text(Some(unescape_id(&k[1..]))),
                 Col::Time((v.len() == 8).then(|| time(time_from_key(v))).flatten()),
-            ]
+            ])
         },
     },
     Table {
@@ -244,10 +238,10 @@ const TABLES: &[Table] = &[
                 .and_then(|b| b.try_into().ok())
                 .map(|b| u64::from_be_bytes(b) as i64);
             let jobs: Option<Vec<SendJob>> = codec::read_jobs(k, v).ok();
-            vec![
+            Some(vec![
                 Col::BigInt(record),
                 Col::Json(jobs.and_then(|j| serde_json::to_value(j).ok())),
-            ]
+            ])
         },
     },
     Table {
@@ -256,10 +250,10 @@ const TABLES: &[Table] = &[
         columns: &[("schedule", Text), ("last_run", Time)],
         indexes: &[],
         typed: |k, v| {
-            vec![
+            Some(vec![
                 Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
                 Col::Time((v.len() == 8).then(|| time(time_from_key(v))).flatten()),
-            ]
+            ])
         },
     },
     Table {
@@ -268,14 +262,14 @@ const TABLES: &[Table] = &[
         columns: &[("at", Time), ("contact", Text)],
         indexes: &[],
         typed: |k, _| {
-            vec![
+            Some(vec![
                 Col::Time(
                     (k.len() >= 9)
                         .then(|| time(time_from_key(&k[1..9])))
                         .flatten(),
                 ),
                 Col::Text(k.get(9..).map(unescape_id)),
-            ]
+            ])
         },
     },
     Table {
@@ -285,10 +279,10 @@ const TABLES: &[Table] = &[
         indexes: &["contact"],
         typed: |k, _| {
             let z = k[1..].iter().position(|&b| b == 0);
-            vec![
+            Some(vec![
                 Col::Text(z.map(|z| String::from_utf8_lossy(&k[1..1 + z]).into())),
                 Col::Text(z.map(|z| unescape_id(&k[2 + z..]))),
-            ]
+            ])
         },
     },
     Table {
@@ -296,8 +290,9 @@ const TABLES: &[Table] = &[
         name: "timer_records",
         columns: &[("bucket", Time), ("record", BigInt), ("timers", Json)],
         indexes: &[],
-        typed: |k, v| match super::decode_timers(k, v) {
-            Ok(r) => vec![
+        typed: |k, v| {
+            let r = super::decode_timers(k, v).ok()?;
+            Some(vec![
                 Col::Time(time(r.bucket)),
                 Col::BigInt(Some(r.id as i64)),
                 Col::Json(Some(Value::Array(
@@ -312,8 +307,7 @@ const TABLES: &[Table] = &[
                         })
                         .collect(),
                 ))),
-            ],
-            Err(_) => vec![Col::Time(None), Col::BigInt(None), Col::Json(None)],
+            ])
         },
     },
     Table {
@@ -322,10 +316,10 @@ const TABLES: &[Table] = &[
         columns: &[("address_hash", Binary), ("consent", Json)],
         indexes: &[],
         typed: |k, v| {
-            vec![
+            Some(vec![
                 Col::Bytes(Some(k[1..].to_vec())),
                 Col::Json(serde_json::from_slice(v).ok()),
-            ]
+            ])
         },
     },
     Table {
@@ -334,10 +328,10 @@ const TABLES: &[Table] = &[
         columns: &[("hash", Text), ("ir", Json)],
         indexes: &[],
         typed: |k, v| {
-            vec![
+            Some(vec![
                 Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
                 Col::Json(serde_json::from_slice(v).ok()),
-            ]
+            ])
         },
     },
 ];
@@ -955,11 +949,14 @@ async fn upsert(
     table: &Table,
     rows: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<()> {
-    let typed: Vec<Vec<Col>> = rows.iter().map(|(k, v)| (table.typed)(k, v)).collect();
+    let typed: Vec<Option<Vec<Col>>> = rows.iter().map(|(k, v)| (table.typed)(k, v)).collect();
     let (keys, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = rows.into_iter().unzip();
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(keys), Box::new(values)];
     for (i, (_, ty)) in table.columns.iter().enumerate() {
-        params.push(column_array(*ty, typed.iter().map(|r| &r[i])));
+        params.push(column_array(
+            *ty,
+            typed.iter().map(|r| r.as_ref().map(|r| &r[i])),
+        ));
     }
     let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
     let unnest: Vec<String> = std::iter::once("$1::bytea[]".to_string())
@@ -1001,7 +998,10 @@ async fn insert_if_absent(
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
         vec![Box::new(key.to_vec()), Box::new(value.to_vec())];
     for (i, (_, ty)) in table.columns.iter().enumerate() {
-        params.push(column_array(*ty, std::iter::once(&typed[i])));
+        params.push(column_array(
+            *ty,
+            std::iter::once(typed.as_ref().map(|r| &r[i])),
+        ));
     }
     let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
     let unnest: Vec<String> = std::iter::once("ARRAY[$1::bytea]".to_string())
@@ -1030,13 +1030,13 @@ async fn insert_if_absent(
 /// One typed column of many rows, as an array parameter.
 fn column_array<'a>(
     ty: ColType,
-    cells: impl Iterator<Item = &'a Col>,
+    cells: impl Iterator<Item = Option<&'a Col>>,
 ) -> Box<dyn ToSql + Sync + Send> {
     match ty {
         Text => Box::new(
             cells
                 .map(|c| match c {
-                    Col::Text(v) => v.clone(),
+                    Some(Col::Text(v)) => v.clone(),
                     _ => None,
                 })
                 .collect::<Vec<Option<String>>>(),
@@ -1044,7 +1044,7 @@ fn column_array<'a>(
         BigInt => Box::new(
             cells
                 .map(|c| match c {
-                    Col::BigInt(v) => *v,
+                    Some(Col::BigInt(v)) => *v,
                     _ => None,
                 })
                 .collect::<Vec<Option<i64>>>(),
@@ -1052,7 +1052,7 @@ fn column_array<'a>(
         Time => Box::new(
             cells
                 .map(|c| match c {
-                    Col::Time(v) => *v,
+                    Some(Col::Time(v)) => *v,
                     _ => None,
                 })
                 .collect::<Vec<Option<DateTime<Utc>>>>(),
@@ -1060,7 +1060,7 @@ fn column_array<'a>(
         Json => Box::new(
             cells
                 .map(|c| match c {
-                    Col::Json(v) => v.clone(),
+                    Some(Col::Json(v)) => v.clone(),
                     _ => None,
                 })
                 .collect::<Vec<Option<Value>>>(),
@@ -1068,7 +1068,7 @@ fn column_array<'a>(
         Binary => Box::new(
             cells
                 .map(|c| match c {
-                    Col::Bytes(v) => v.clone(),
+                    Some(Col::Bytes(v)) => v.clone(),
                     _ => None,
                 })
                 .collect::<Vec<Option<Vec<u8>>>>(),
