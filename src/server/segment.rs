@@ -281,124 +281,39 @@ async fn single(
 /// Segment's single calls: each is `POST /v1/<type>`.
 const CALLS: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
 
-/// `POST /v1/track`: Segment's `track`: an event of type `event` with its `properties`.
-#[utoipa::path(
-    post,
-    path = "/v1/track",
-    tag = tags::SEGMENT,
-    security(("basic" = []), ("bearer" = [])),
-    request_body(content = SegmentCall, description = "A Segment `track` call"),
-    responses(
-        (status = 200, description = "Recorded", body = Success),
-        (status = 400, description = "Invalid", body = ErrorBody),
-    )
-)]
-pub async fn track(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "track", headers, body).await
+/// One handler per Segment call, `POST /v1/<type>`, each described for the API's document
+/// (utoipa wants a function per operation).
+macro_rules! segment_calls {
+    ($($call:ident => $doc:literal,)*) => {$(
+        #[doc = concat!("`POST /v1/", stringify!($call), "`: ", $doc)]
+        #[utoipa::path(
+            post,
+            path = concat!("/v1/", stringify!($call)),
+            tag = tags::SEGMENT,
+            security(("basic" = []), ("bearer" = [])),
+            request_body(content = SegmentCall, description = concat!("A Segment `", stringify!($call), "` call")),
+            responses(
+                (status = 200, description = "Recorded", body = Success),
+                (status = 400, description = "Invalid", body = ErrorBody),
+            )
+        )]
+        pub async fn $call(
+            State(st): State<Shared>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<Response, ApiError> {
+            single(st, stringify!($call), headers, body).await
+        }
+    )*};
 }
 
-/// `POST /v1/identify`: Segment's `identify`: merges `traits` into the contact's profile.
-#[utoipa::path(
-    post,
-    path = "/v1/identify",
-    tag = tags::SEGMENT,
-    security(("basic" = []), ("bearer" = [])),
-    request_body(content = SegmentCall, description = "A Segment `identify` call"),
-    responses(
-        (status = 200, description = "Recorded", body = Success),
-        (status = 400, description = "Invalid", body = ErrorBody),
-    )
-)]
-pub async fn identify(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "identify", headers, body).await
-}
-
-/// `POST /v1/page`: Segment's `page`: a `page` event, `name` in its properties.
-#[utoipa::path(
-    post,
-    path = "/v1/page",
-    tag = tags::SEGMENT,
-    security(("basic" = []), ("bearer" = [])),
-    request_body(content = SegmentCall, description = "A Segment `page` call"),
-    responses(
-        (status = 200, description = "Recorded", body = Success),
-        (status = 400, description = "Invalid", body = ErrorBody),
-    )
-)]
-pub async fn page(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "page", headers, body).await
-}
-
-/// `POST /v1/screen`: Segment's `screen`: a `screen` event, `name` in its properties.
-#[utoipa::path(
-    post,
-    path = "/v1/screen",
-    tag = tags::SEGMENT,
-    security(("basic" = []), ("bearer" = [])),
-    request_body(content = SegmentCall, description = "A Segment `screen` call"),
-    responses(
-        (status = 200, description = "Recorded", body = Success),
-        (status = 400, description = "Invalid", body = ErrorBody),
-    )
-)]
-pub async fn screen(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "screen", headers, body).await
-}
-
-/// `POST /v1/group`: Segment's `group`: merges `traits` into the profile's `groups.{groupId}`.
-#[utoipa::path(
-    post,
-    path = "/v1/group",
-    tag = tags::SEGMENT,
-    security(("basic" = []), ("bearer" = [])),
-    request_body(content = SegmentCall, description = "A Segment `group` call"),
-    responses(
-        (status = 200, description = "Recorded", body = Success),
-        (status = 400, description = "Invalid", body = ErrorBody),
-    )
-)]
-pub async fn group(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "group", headers, body).await
-}
-
-/// `POST /v1/alias`: Segment's `alias`: merges the `previousId` contact into `userId`.
-#[utoipa::path(
-    post,
-    path = "/v1/alias",
-    tag = tags::SEGMENT,
-    security(("basic" = []), ("bearer" = [])),
-    request_body(content = SegmentCall, description = "A Segment `alias` call"),
-    responses(
-        (status = 200, description = "Recorded", body = Success),
-        (status = 400, description = "Invalid", body = ErrorBody),
-    )
-)]
-pub async fn alias(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    single(st, "alias", headers, body).await
+segment_calls! {
+    track => "Segment's `track`: an event of type `event` with its `properties`.",
+    identify => "Segment's `identify`: merges `traits` into the contact's profile.",
+    page => "Segment's `page`: a `page` event, `name` in its properties.",
+    screen => "Segment's `screen`: a `screen` event, `name` in its properties.",
+    group => "Segment's `group`: merges `traits` into the profile's `groups.{groupId}`.",
+    alias => "Segment's `alias`: merges the `previousId` contact into `userId`.",
 }
 
 /// `POST /v1/batch`: `{"batch": [calls…], "context"?: {…}}`; per-item results, good ones kept.
