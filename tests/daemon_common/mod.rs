@@ -20,6 +20,9 @@ pub struct Daemon {
     pub admin: String,
     pub agent: ureq::Agent,
     stderr_log: PathBuf,
+    /// With `JOURNEY_TEST_POSTGRES=1`: the PostgreSQL server this daemon's store is in,
+    /// stopped with it.
+    pub postgres: Option<journey::bench::pg_server::PgServer>,
 }
 
 /// The welcome journey of `journeys/`, copied with its templates, without the DND policy and
@@ -81,6 +84,15 @@ impl Daemon {
 
     /// On the given address (a fixed port survives restarts, and so do links to it).
     pub fn start_on(dir: &Path, listen: &str, extra: &str) -> Daemon {
+        // JOURNEY_TEST_POSTGRES=1 runs the suite's daemons on PostgreSQL, each on a server
+        // of its own.
+        let postgres = (std::env::var("JOURNEY_TEST_POSTGRES").as_deref() == Ok("1")
+            && !extra.contains("store:"))
+        .then(|| {
+            journey::bench::pg_server::PgServer::start(true).unwrap_or_else(|e| {
+                panic!("JOURNEY_TEST_POSTGRES=1, but PostgreSQL did not start: {e}")
+            })
+        });
         let mut d = Daemon {
             dir: dir.to_path_buf(),
             child: None,
@@ -88,8 +100,15 @@ impl Daemon {
             admin: String::new(),
             agent: agent(),
             stderr_log: dir.join("daemon.stderr"),
+            postgres,
         };
-        Self::config(dir, listen, extra);
+        let path = Self::config(dir, listen, extra);
+        if let Some(pg) = &d.postgres {
+            // First in the file: the extras may continue `server:`.
+            let text = std::fs::read_to_string(&path).unwrap();
+            let url = pg.fresh_database().unwrap();
+            std::fs::write(&path, format!("store:\n  url: {url}\n{text}")).unwrap();
+        }
         d.spawn();
         d
     }
