@@ -206,6 +206,20 @@ fn the_daemon_runs_on_postgres_and_survives_a_kill() {
         "the restart lost angela's place: {c}"
     );
     assert!(!tmp.path().join("data/store").exists(), "no sled store");
+    // A second daemon on the same database is refused while the first holds its lease.
+    let other = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(Daemon::config(
+            other.path(),
+            "127.0.0.1:0",
+            &format!("store:\n  url: {url}\n"),
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("in use by another daemon"), "{err}");
     let db = url.rsplit('/').next().unwrap();
     assert_eq!(
         pg.psql(

@@ -360,6 +360,9 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     let store = match &config.store.url {
         Some(url) => {
             let store = Store::connect(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+            store
+                .claim_exclusive()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             tracing::info!(database = %redact_url(url), "store: PostgreSQL");
             store
         }

@@ -78,6 +78,12 @@ pub(crate) trait Kv: Send + Sync {
         Ok(())
     }
 
+    /// Makes this process the one daemon writing the store, or says who is (sled: its file
+    /// lock already does).
+    fn claim_exclusive(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Makes `next_id` return more than `n` from now on (a store copied from another
     /// keeps its ids unique).
     fn ids_above(&self, n: u64) -> Result<()> {

@@ -81,6 +81,8 @@ pub enum StoreError {
     NewerLayout { found: String },
     #[error("store: PostgreSQL: {0}")]
     Postgres(String),
+    #[error("the store is in use by another daemon ({0}); one daemon runs on a database")]
+    HeldBy(String),
     #[error("store: the database's schema is version {found}, newer than this journey knows ({known}); run a newer journey on it")]
     NewerSchema { found: i32, known: i32 },
 }
@@ -328,6 +330,13 @@ impl Store {
             prefixes.push(owned_prefix(b'i', id));
         }
         self.kv.prefetch(exact, prefixes)
+    }
+
+    /// Makes this process the one daemon running on the store: sled's file lock does it when
+    /// opened; on PostgreSQL a lease row does, renewed while the process lives (a second
+    /// daemon on the same database is refused: several need the partitions still to come).
+    pub fn claim_exclusive(&self) -> Result<()> {
+        self.kv.claim_exclusive()
     }
 
     /// Applies a batch atomically. Durable only after `flush`.

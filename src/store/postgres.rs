@@ -397,6 +397,10 @@ fn migrations() -> Vec<String> {
     v1.push_str(&format!(
         "CREATE SEQUENCE journey_ids INCREMENT BY {ID_BLOCK} START WITH 1;\n"
     ));
+    // The one daemon's lease (`claim_exclusive`).
+    v1.push_str(
+        "CREATE TABLE journey_lease (name text PRIMARY KEY, owner text NOT NULL, expires timestamptz NOT NULL);\n",
+    );
     vec![v1]
 }
 
@@ -410,6 +414,33 @@ pub(crate) struct PgKv {
     scratch: Option<(tokio_postgres::Config, String)>,
     /// What the last `prefetch` loaded, for the thread that asked; cleared by `apply`.
     prefetched: Mutex<Option<Prefetched>>,
+    /// Set when this process held the daemon's lease and lost it: it writes nothing more.
+    lease_lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How long the daemon's lease lasts unless renewed, and how often it is renewed.
+const LEASE_SECONDS: i32 = 10;
+const LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// This process, as the lease names it: host and pid.
+fn lease_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Whether a lease owner is a process of this host that is gone (killed): its lease can be
+/// taken at once rather than at its expiry.
+fn owner_is_gone(owner: &str) -> bool {
+    let here = lease_owner();
+    let (Some((host, pid)), Some((my_host, _))) = (owner.rsplit_once(':'), here.rsplit_once(':'))
+    else {
+        return false;
+    };
+    host == my_host
+        && pid.parse::<u32>().is_ok()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Keys and values, in key order.
@@ -495,6 +526,7 @@ impl PgKv {
             ids: Mutex::new((0, 0)),
             scratch: scratch.map(|s| (plain, s)),
             prefetched: Mutex::new(None),
+            lease_lost: Default::default(),
         };
         if let Some((config, schema)) = &kv.scratch {
             let (config, schema) = (config.clone(), schema.clone());
@@ -814,6 +846,11 @@ impl Kv for PgKv {
     }
 
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
+        if self.lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::HeldBy(
+                "this daemon's lease expired and another may hold it".into(),
+            ));
+        }
         // What was read ahead is about to change.
         *self.prefetched.lock().unwrap_or_else(|e| e.into_inner()) = None;
         // The last write of a key wins, as in one sled batch.
@@ -884,6 +921,74 @@ impl Kv for PgKv {
             tx.commit().await.map_err(pg_error)?;
             Ok(current)
         })
+    }
+
+    fn claim_exclusive(&self) -> Result<()> {
+        let me = lease_owner();
+        let pool = self.pool.clone();
+        let owner = me.clone();
+        let holder: Option<(String, String)> = self.run(async move {
+            let client = pool.get().await.map_err(pg_error)?;
+            let current = client
+                .query_opt("SELECT owner FROM journey_lease WHERE name = 'daemon'", &[])
+                .await
+                .map_err(pg_error)?
+                .map(|r| r.get::<_, String>(0));
+            let gone = current.as_deref().is_some_and(owner_is_gone);
+            // Taken if free, expired, or left by a process of this host that is gone.
+            let taken = client
+                .execute(
+                    "INSERT INTO journey_lease (name, owner, expires) VALUES ('daemon', $1, now() + make_interval(secs => $2))
+                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
+                     WHERE journey_lease.expires < now() OR journey_lease.owner = $1 OR $3",
+                    &[&owner, &(LEASE_SECONDS as f64), &gone],
+                )
+                .await
+                .map_err(pg_error)?;
+            if taken == 1 {
+                return Ok(None);
+            }
+            let row = client
+                .query_one(
+                    "SELECT owner, to_char(expires, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM journey_lease WHERE name = 'daemon'",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(Some((row.get(0), row.get(1))))
+        })?;
+        if let Some((owner, until)) = holder {
+            return Err(StoreError::HeldBy(format!(
+                "{owner} holds its lease until {until} at least"
+            )));
+        }
+        // Renewed while this process lives; lost, it stops this process's writes.
+        let pool = self.pool.clone();
+        let lost = self.lease_lost.clone();
+        self.runtime
+            .as_ref()
+            .expect("present until dropped")
+            .spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE_RENEW).await;
+                    let renewed = match pool.get().await {
+                        Ok(c) => c
+                            .execute(
+                                "UPDATE journey_lease SET expires = now() + make_interval(secs => $2) WHERE name = 'daemon' AND owner = $1",
+                                &[&me, &(LEASE_SECONDS as f64)],
+                            )
+                            .await
+                            .ok(),
+                        Err(_) => None,
+                    };
+                    if renewed == Some(0) {
+                        tracing::error!("the daemon's lease on the database was taken by another: writing stops");
+                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+        Ok(())
     }
 
     fn flush(&self) -> Result<()> {
