@@ -61,10 +61,18 @@ impl Daemon {
     /// `extra` follows the `server:` block (indented: more server keys; not: top-level keys).
     pub fn config(dir: &Path, listen: &str, extra: &str) -> PathBuf {
         let path = dir.join("journey.yaml");
+        // A config rewritten for a restart keeps the database the daemon ran on
+        // (JOURNEY_TEST_POSTGRES=1 puts it first in the file).
+        let kept: String = std::fs::read_to_string(&path)
+            .ok()
+            .filter(|old| old.starts_with("store:\n"))
+            .map(|old| old.lines().take(2).map(|l| format!("{l}\n")).collect())
+            .unwrap_or_default();
+
         std::fs::write(
             &path,
             format!(
-                "data_dir: {}\njourneys_dir: {}\nserver:\n  listen: {listen}\n{extra}",
+                "{kept}data_dir: {}\njourneys_dir: {}\nserver:\n  listen: {listen}\n{extra}",
                 dir.join("data").display(),
                 dir.join("journeys").display()
             ),
@@ -388,4 +396,14 @@ pub fn step_of(contact: &Value, journey: &str) -> Option<String> {
         .rev()
         .find(|j| j["journey"] == json!(journey))
         .and_then(|j| j["step"].as_str().map(String::from))
+}
+
+/// True (and says why) when the suite runs on PostgreSQL (JOURNEY_TEST_POSTGRES=1) and the
+/// calling test looks at the sled store itself.
+pub fn sled_only(why: &str) -> bool {
+    let on_postgres = std::env::var("JOURNEY_TEST_POSTGRES").as_deref() == Ok("1");
+    if on_postgres {
+        eprintln!("skipped on PostgreSQL: {why}");
+    }
+    on_postgres
 }
