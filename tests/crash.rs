@@ -22,8 +22,8 @@ struct Snapshot {
 }
 
 /// Checks the invariants of a store left by a killed or finished process.
-fn check_consistent(dir: &Path, acked: usize) -> Snapshot {
-    let store = Store::open(dir).expect("store reopens after SIGKILL");
+fn check_consistent(store: &str, acked: usize) -> Snapshot {
+    let store = Store::open_location(store).expect("store reopens after SIGKILL");
     let outbox = store.outbox().expect("outbox");
     let outbox_ids: HashSet<String> = outbox.iter().map(|j| j.message_id.clone()).collect();
     // Every stored timer, (due, instance) → how many times it is stored. Timers are written
@@ -130,7 +130,25 @@ fn deliveries(path: &Path) -> HashMap<String, usize> {
 fn sigkill_loses_and_repeats_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let log = tmp.path().join("deliveries.log");
+    sigkill_on(tmp.path(), dir.to_str().unwrap());
+}
+
+/// The same on PostgreSQL: the child's store is a database.
+#[test]
+fn sigkill_loses_and_repeats_nothing_on_postgres() {
+    let Some(pg) = journey::bench::pg_server::PgServer::for_test(
+        "sigkill_loses_and_repeats_nothing_on_postgres",
+    ) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    sigkill_on(tmp.path(), &pg.fresh_database().unwrap());
+}
+
+/// Kills a child running 10,000 contacts on the store at `dir` (a sled directory or a
+/// PostgreSQL URL), checks what it left, restarts it, and checks every contact finished.
+fn sigkill_on(tmp: &Path, dir: &str) {
+    let log = tmp.join("deliveries.log");
     let bin = env!("CARGO_BIN_EXE_journey");
     let mut child = Command::new(bin)
         .args([
@@ -171,7 +189,7 @@ fn sigkill_loses_and_repeats_nothing() {
         "the child acknowledged every contact before the kill"
     );
 
-    let at_kill = check_consistent(&dir, acked);
+    let at_kill = check_consistent(dir, acked);
     assert!(
         at_kill.active > 0,
         "the kill should land while contacts are in flight"
@@ -188,12 +206,12 @@ fn sigkill_loses_and_repeats_nothing() {
         .status()
         .expect("restart runs");
     assert!(status.success());
-    let after = check_consistent(&dir, acked);
+    let after = check_consistent(dir, acked);
     assert_eq!(after.active, 0, "every contact finished after the restart");
     assert_eq!(after.outbox, 0, "the outbox is drained");
 
     let counts = deliveries(&log);
-    let store = Store::open(&dir).unwrap();
+    let store = Store::open_location(dir).unwrap();
     let mut duplicates = 0;
     for i in 0..CONTACTS {
         let inst = &store.instances_of(&format!("c{i}")).unwrap()[0];

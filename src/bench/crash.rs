@@ -48,7 +48,9 @@ impl Sink for FileSink {
 pub fn crash_child(dir: PathBuf, n: usize, deliveries: PathBuf, resume: bool) -> AnyResult<()> {
     let program = program_from(CRASH_JOURNEY)?;
     let clock = SystemClock;
-    let store = Store::open(&dir)?;
+    // The directory of a sled store, or a PostgreSQL URL.
+    let store = Store::open_location(&dir.to_string_lossy())?;
+    store.claim_exclusive()?;
     let mut rt = Runtime::new(store, clock.now(), chrono_tz::UTC)?;
     rt.deploy(program, clock.now())?;
     let file = std::fs::OpenOptions::new()

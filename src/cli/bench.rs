@@ -90,6 +90,7 @@ pub enum Workload {
     /// progress, until killed or done.
     #[command(hide = true)]
     CrashChild {
+        /// The store: a sled directory, or a PostgreSQL URL.
         #[arg(long)]
         dir: PathBuf,
         #[arg(long, default_value_t = 10_000)]

@@ -129,7 +129,7 @@ pub(crate) fn print(out: Result<String, Failed>) -> ExitCode {
 pub(crate) fn open_store(dir: &Path) -> Result<Store, String> {
     let text = dir.to_string_lossy();
     if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        return Store::connect(&text).map_err(|e| e.to_string());
+        return Store::open_location(&text).map_err(|e| e.to_string());
     }
     let is_store = dir.join("conf").exists() || dir.join("db").exists();
     if !dir.is_dir() || !is_store {

@@ -293,6 +293,16 @@ impl Store {
         Store::over(kv::SledKv::open(path)?)
     }
 
+    /// A store at `location`: a PostgreSQL URL (`postgres://…` or `postgresql://…`), or
+    /// else the directory of a sled store.
+    pub fn open_location(location: &str) -> Result<Store> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            Store::connect(location)
+        } else {
+            Store::open(Path::new(location))
+        }
+    }
+
     /// Connects to a PostgreSQL store (`postgres://user@host:port/db`), creating or
     /// upgrading its schema.
     pub fn connect(url: &str) -> Result<Store> {
