@@ -158,7 +158,7 @@ fn sigkill_on(tmp: &Path, dir: &str) {
             &CONTACTS.to_string(),
             "--dir",
         ])
-        .arg(&dir)
+        .arg(dir)
         .arg("--deliveries")
         .arg(&log)
         .stdout(Stdio::piped())
@@ -199,7 +199,7 @@ fn sigkill_on(tmp: &Path, dir: &str) {
     // Restart: finish everything that was waiting or queued.
     let status = Command::new(bin)
         .args(["bench", "crash-child", "--resume", "--dir"])
-        .arg(&dir)
+        .arg(dir)
         .arg("--deliveries")
         .arg(&log)
         .stdout(Stdio::null())
