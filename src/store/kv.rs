@@ -78,6 +78,11 @@ pub(crate) trait Kv: Send + Sync {
         Ok(())
     }
 
+    /// Whether `prefetch` does anything (so that callers need not build its keys).
+    fn prefetches(&self) -> bool {
+        false
+    }
+
     /// Makes this process the one daemon writing the store, or says who is (sled: its file
     /// lock already does).
     fn claim_exclusive(&self) -> Result<()> {

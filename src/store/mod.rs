@@ -332,6 +332,9 @@ impl Store {
     /// with a round trip per read (PostgreSQL) loads their records, events and instances at
     /// once, and serves this thread's reads of them until the next write. sled ignores it.
     pub fn prefetch_contacts<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Result<()> {
+        if !self.kv.prefetches() {
+            return Ok(());
+        }
         let mut exact = Vec::new();
         let mut prefixes = Vec::new();
         for id in ids {

@@ -722,6 +722,10 @@ impl PgKv {
 }
 
 impl Kv for PgKv {
+    fn prefetches(&self) -> bool {
+        true
+    }
+
     fn prefetch(&self, exact: Vec<Vec<u8>>, prefixes: Vec<Vec<u8>>) -> Result<()> {
         // Rows by owner: the typed `contact` (or `id`) column, indexed, answers for all
         // the batch's contacts in one query per table.
