@@ -18,6 +18,11 @@ impl Runtime {
         let mut out = Vec::new();
         for (name, j) in &self.deployed.program.journeys {
             for (i, e) in j.entries.iter().enumerate() {
+                // Only scheduled entries have a run to read (a read is a round trip on
+                // PostgreSQL, and this runs every round).
+                if !matches!(e, EntryIr::SegmentAt { .. } | EntryIr::SegmentEvery { .. }) {
+                    continue;
+                }
                 let key = schedule_key(name, i);
                 let Some(last) = self.store.schedule_run(&key)? else {
                     continue;
