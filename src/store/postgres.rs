@@ -108,11 +108,7 @@ const TABLES: &[Table] = &[
         name: "event_ids",
         columns: &[("id", Text)],
         indexes: &[],
-        typed: |k, _| {
-            Some(vec![Col::Text(Some(
-                String::from_utf8_lossy(&k[1..]).into(),
-            ))])
-        },
+        typed: |k, _| Some(vec![key_text(k)]),
     },
     Table {
         prefix: b'e',
@@ -143,7 +139,7 @@ const TABLES: &[Table] = &[
         indexes: &[],
         typed: |k, v| {
             Some(vec![
-                Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
+                key_text(k),
                 Col::Text(Some(String::from_utf8_lossy(v).into())),
             ])
         },
@@ -155,7 +151,7 @@ const TABLES: &[Table] = &[
         indexes: &[],
         typed: |k, v| {
             Some(vec![
-                Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
+                key_text(k),
                 Col::Text(Some(String::from_utf8_lossy(v).into())),
             ])
         },
@@ -197,35 +193,21 @@ const TABLES: &[Table] = &[
         name: "short_links",
         columns: &[("code", Text), ("claims", Json)],
         indexes: &[],
-        typed: |k, v| {
-            Some(vec![
-                Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
-                Col::Json(serde_json::from_slice(v).ok()),
-            ])
-        },
+        typed: |k, v| Some(vec![key_text(k), Col::Json(serde_json::from_slice(v).ok())]),
     },
     Table {
         prefix: b'm',
         name: "meta",
         columns: &[("name", Text)],
         indexes: &[],
-        typed: |k, _| {
-            Some(vec![Col::Text(Some(
-                String::from_utf8_lossy(&k[1..]).into(),
-            ))])
-        },
+        typed: |k, _| Some(vec![key_text(k)]),
     },
     Table {
         prefix: b'n',
         name: "segment_next_checks",
         columns: &[("contact", Text), ("at", Time)],
         indexes: &[],
-        typed: |k, v| {
-            Some(vec![
-                Col::Text(Some(unescape_id(&k[1..]))),
-                Col::Time((v.len() == 8).then(|| time(time_from_key(v))).flatten()),
-            ])
-        },
+        typed: |k, v| Some(vec![Col::Text(Some(unescape_id(&k[1..]))), key_time(v)]),
     },
     Table {
         prefix: b'o',
@@ -249,12 +231,7 @@ const TABLES: &[Table] = &[
         name: "schedule_runs",
         columns: &[("schedule", Text), ("last_run", Time)],
         indexes: &[],
-        typed: |k, v| {
-            Some(vec![
-                Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
-                Col::Time((v.len() == 8).then(|| time(time_from_key(v))).flatten()),
-            ])
-        },
+        typed: |k, v| Some(vec![key_text(k), key_time(v)]),
     },
     Table {
         prefix: b'q',
@@ -327,14 +304,19 @@ const TABLES: &[Table] = &[
         name: "journey_versions",
         columns: &[("hash", Text), ("ir", Json)],
         indexes: &[],
-        typed: |k, v| {
-            Some(vec![
-                Col::Text(Some(String::from_utf8_lossy(&k[1..]).into())),
-                Col::Json(serde_json::from_slice(v).ok()),
-            ])
-        },
+        typed: |k, v| Some(vec![key_text(k), Col::Json(serde_json::from_slice(v).ok())]),
     },
 ];
+
+/// The text after a key's kind byte (a name, a code, a hash), as a column.
+fn key_text(k: &[u8]) -> Col {
+    Col::Text(Some(String::from_utf8_lossy(&k[1..]).into()))
+}
+
+/// A time stored as a key's 8 bytes (`time_key`), as a column.
+fn key_time(b: &[u8]) -> Col {
+    Col::Time((b.len() == 8).then(|| time(time_from_key(b))).flatten())
+}
 
 fn time(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
@@ -1052,12 +1034,33 @@ impl Kv for PgKv {
     }
 }
 
-/// Puts rows into a table: one statement, the typed columns made from each row.
+/// Puts rows into a table (replacing the rows of the same keys): one statement.
 async fn upsert(
     tx: &tokio_postgres::Transaction<'_>,
     table: &Table,
     rows: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<()> {
+    insert_rows(tx, table, rows, true).await.map(|_| ())
+}
+
+/// Inserts one row unless its key is there: whether it did.
+async fn insert_if_absent(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &Table,
+    key: &[u8],
+    value: &[u8],
+) -> Result<bool> {
+    Ok(insert_rows(tx, table, vec![(key.to_vec(), value.to_vec())], false).await? == 1)
+}
+
+/// Inserts rows in one statement, the typed columns made from each row; a row whose key is
+/// there replaces it when `replace`, else is left out. The rows inserted or replaced.
+async fn insert_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &Table,
+    rows: Vec<(Vec<u8>, Vec<u8>)>,
+    replace: bool,
+) -> Result<u64> {
     let typed: Vec<Option<Vec<Col>>> = rows.iter().map(|(k, v)| (table.typed)(k, v)).collect();
     let (keys, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = rows.into_iter().unzip();
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(keys), Box::new(values)];
@@ -1068,8 +1071,8 @@ async fn upsert(
         ));
     }
     let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
-    let unnest: Vec<String> = std::iter::once("$1::bytea[]".to_string())
-        .chain(std::iter::once("$2::bytea[]".to_string()))
+    let unnest: Vec<String> = ["$1::bytea[]".to_string(), "$2::bytea[]".to_string()]
+        .into_iter()
         .chain(
             table
                 .columns
@@ -1078,12 +1081,16 @@ async fn upsert(
                 .map(|(i, (_, ty))| format!("${}::{}[]", i + 3, ty.sql())),
         )
         .collect();
-    let updates: String = std::iter::once("v = excluded.v".to_string())
-        .chain(names.iter().map(|n| format!("{n} = excluded.{n}")))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let on_conflict = if replace {
+        let updates: Vec<String> = std::iter::once("v = excluded.v".to_string())
+            .chain(names.iter().map(|n| format!("{n} = excluded.{n}")))
+            .collect();
+        format!("DO UPDATE SET {}", updates.join(", "))
+    } else {
+        "DO NOTHING".to_string()
+    };
     let sql = format!(
-        "INSERT INTO {} (k, v, {}) SELECT * FROM unnest({}) ON CONFLICT (k) DO UPDATE SET {updates}",
+        "INSERT INTO {} (k, v, {}) SELECT * FROM unnest({}) ON CONFLICT (k) {on_conflict}",
         table.name,
         names.join(", "),
         unnest.join(", ")
@@ -1092,48 +1099,7 @@ async fn upsert(
         .iter()
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
         .collect();
-    tx.execute(&sql, &refs).await.map_err(pg_error)?;
-    Ok(())
-}
-
-/// Inserts one row unless its key is there: whether it did.
-async fn insert_if_absent(
-    tx: &tokio_postgres::Transaction<'_>,
-    table: &Table,
-    key: &[u8],
-    value: &[u8],
-) -> Result<bool> {
-    let typed = (table.typed)(key, value);
-    let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
-        vec![Box::new(key.to_vec()), Box::new(value.to_vec())];
-    for (i, (_, ty)) in table.columns.iter().enumerate() {
-        params.push(column_array(
-            *ty,
-            std::iter::once(typed.as_ref().map(|r| &r[i])),
-        ));
-    }
-    let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
-    let unnest: Vec<String> = std::iter::once("ARRAY[$1::bytea]".to_string())
-        .chain(std::iter::once("ARRAY[$2::bytea]".to_string()))
-        .chain(
-            table
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, (_, ty))| format!("${}::{}[]", i + 3, ty.sql())),
-        )
-        .collect();
-    let sql = format!(
-        "INSERT INTO {} (k, v, {}) SELECT * FROM unnest({}) ON CONFLICT (k) DO NOTHING",
-        table.name,
-        names.join(", "),
-        unnest.join(", ")
-    );
-    let refs: Vec<&(dyn ToSql + Sync)> = params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect();
-    Ok(tx.execute(&sql, &refs).await.map_err(pg_error)? == 1)
+    tx.execute(&sql, &refs).await.map_err(pg_error)
 }
 
 /// One typed column of many rows, as an array parameter.
