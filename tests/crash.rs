@@ -231,3 +231,90 @@ fn sigkill_on(tmp: &Path, dir: &str) {
     );
     assert!(counts.len() >= before.len());
 }
+
+/// PostgreSQL stops (`-m immediate`, as a crash of the database would) while 10,000
+/// contacts are moving, and starts again: the engine waits for it, reads its state back and
+/// finishes every contact, and no message is delivered twice (the sends handed to the sink
+/// before the outage are not handed again).
+#[test]
+fn a_database_outage_loses_and_repeats_nothing() {
+    let Some(pg) = journey::bench::pg_server::PgServer::for_test(
+        "a_database_outage_loses_and_repeats_nothing",
+    ) else {
+        return;
+    };
+    let url = pg.fresh_database().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("deliveries.log");
+    let stderr = tmp.path().join("child.stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args([
+            "bench",
+            "crash-child",
+            "--contacts",
+            &CONTACTS.to_string(),
+            "--dir",
+        ])
+        .arg(&url)
+        .arg("--deliveries")
+        .arg(&log)
+        .env("JOURNEY_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("child starts");
+    let mut acked = 0;
+    let mut progress_after_acked = 0;
+    let mut outage = false;
+    let mut done = false;
+    let reader = BufReader::new(child.stdout.take().unwrap());
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(n) = line.strip_prefix("acked ") {
+            acked = n.parse().unwrap();
+        } else if line.starts_with("progress") && acked == CONTACTS && !outage {
+            progress_after_acked += 1;
+            if progress_after_acked >= 2 {
+                outage = true;
+                pg.stop().unwrap();
+                // Down until the engine has met the outage and waits for the database.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !std::fs::read_to_string(&stderr)
+                    .unwrap_or_default()
+                    .contains("waits for the database")
+                {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the engine never noticed the outage"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                pg.start_again().unwrap();
+            }
+        } else if line == "done" {
+            done = true;
+            break;
+        }
+    }
+    let status = child.wait().unwrap();
+    let said = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(
+        outage,
+        "the outage should land while contacts are in flight"
+    );
+    assert!(done && status.success(), "{status}\n{said}");
+    assert!(said.contains("answers again"), "{said}");
+    let after = check_consistent(&url, acked);
+    assert_eq!(after.active, 0, "every contact finished");
+    assert_eq!(after.outbox, 0, "the outbox is drained");
+    let counts = deliveries(&log);
+    let store = Store::open_location(&url).unwrap();
+    for i in 0..CONTACTS {
+        let inst = &store.instances_of(&format!("c{i}")).unwrap()[0];
+        assert_eq!(inst.sent.len(), 2, "c{i} got both emails");
+        for (_, id, _) in &inst.sent {
+            assert_eq!(counts.get(id).copied(), Some(1), "{id} delivered once");
+        }
+    }
+    assert_eq!(counts.len(), 2 * CONTACTS);
+}

@@ -306,3 +306,146 @@ fn migrate_store_copies_sled_into_postgres() {
         .expect("instances were copied");
     assert!(pg_store.next_id().unwrap() > last);
 }
+
+/// The database goes away under a running daemon and comes back: meanwhile ingestion
+/// answers 503 (with `Retry-After`, naming the database) and `/healthz` says why; once it is
+/// back the daemon resumes on its own, and nothing acknowledged was lost or sent twice.
+#[test]
+fn the_daemon_waits_for_a_database_that_goes_away() {
+    use daemon_common::*;
+    let Some(pg) = PgServer::for_test("the_daemon_waits_for_a_database_that_goes_away") else {
+        return;
+    };
+    let url = pg.fresh_database().unwrap();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    let d = Daemon::start_with(tmp.path(), &format!("store:\n  url: {url}\n"));
+    assert_eq!(d.sign_up("angela").0, 200);
+    wait_for("angela's welcome", 30, || d.delivery("angela", "welcome"));
+
+    pg.stop().unwrap();
+    let signup = serde_json::json!({"contact": "bob", "type": "form_compiled", "properties": {"formName": "addUser"}, "context": "web"});
+    let (status, body) = d.post_events(signup.clone());
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "store_unavailable", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("PostgreSQL at 127.0.0.1:{}/{db}", pg.port())),
+        "the error names the database: {message}"
+    );
+    let r = d
+        .agent
+        .get(&format!("{}/healthz", d.base))
+        .call()
+        .unwrap_err();
+    let ureq::Error::Status(503, r) = r else {
+        panic!("healthz: {r}")
+    };
+    assert_eq!(r.header("retry-after"), Some("2"));
+    let health: serde_json::Value = r.into_json().unwrap();
+    assert_eq!(health["status"], "store_unavailable", "{health}");
+    // An upsert is refused the same way.
+    let (status, body) = d.admin_call(
+        "PUT",
+        "/v1/contacts/bob",
+        Some(&serde_json::json!({"email": "bob@example.com"})),
+    );
+    assert_eq!(status, 503, "{body}");
+
+    pg.start_again().unwrap();
+    // The daemon finds the database again by itself: the same requests now succeed.
+    wait_for("the daemon to take events again", 60, || {
+        let (s, _) = d.admin_call(
+            "PUT",
+            "/v1/contacts/bob",
+            Some(&serde_json::json!({"email": "bob@example.com"})),
+        );
+        (s == 200).then_some(())
+    });
+    assert_eq!(d.post_events(signup).0, 200);
+    wait_for("bob's welcome", 30, || d.delivery("bob", "welcome"));
+    assert_eq!(
+        d.agent
+            .get(&format!("{}/healthz", d.base))
+            .call()
+            .unwrap()
+            .status(),
+        200
+    );
+    let log = d.stderr();
+    assert!(log.contains("waits for the database"), "{log}");
+    assert!(log.contains("answers again"), "{log}");
+    // Each welcome was sent once, and angela kept her place.
+    for who in ["angela", "bob"] {
+        assert_eq!(
+            pg.psql(
+                &db,
+                &format!(
+                    "SELECT count(*) FROM events WHERE contact = '{who}' AND type = 'message.sent'"
+                )
+            )
+            .unwrap(),
+            "1",
+            "{who}"
+        );
+    }
+    assert_eq!(
+        step_of(&d.contact("angela"), "welcome_promo").as_deref(),
+        Some("check_clicked_welcome_profile")
+    );
+}
+
+/// A daemon started while its database is down waits for it (a log line a try) and starts
+/// once it answers; wrong credentials or a database that does not exist are errors at once.
+#[test]
+fn the_daemon_waits_for_its_database_at_start_and_refuses_a_wrong_one() {
+    use daemon_common::*;
+    let Some(pg) =
+        PgServer::for_test("the_daemon_waits_for_its_database_at_start_and_refuses_a_wrong_one")
+    else {
+        return;
+    };
+    let url = pg.fresh_database().unwrap();
+    // No such database, or a user the server does not know: an error naming the store.
+    for (bad, says) in [
+        (pg.url("no_such_database"), "no_such_database"),
+        (
+            url.replace("postgres://journey@", "postgres://nobody@"),
+            "nobody",
+        ),
+    ] {
+        let other = tempfile::tempdir().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_journey"))
+            .args(["serve", "--config"])
+            .arg(Daemon::config(
+                other.path(),
+                "127.0.0.1:0",
+                &format!("store:\n  url: {bad}\n"),
+            ))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{err}");
+        assert!(err.contains("PostgreSQL"), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    pg.stop().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    let log = tmp.path().join("daemon.stderr");
+    let d = std::thread::scope(|s| {
+        // The database comes back once the daemon has said it waits for it.
+        s.spawn(|| {
+            wait_for("the daemon to wait for its database", 60, || {
+                std::fs::read_to_string(&log)
+                    .ok()
+                    .filter(|t| t.contains("waits for the database"))
+            });
+            pg.start_again().unwrap();
+        });
+        Daemon::start_with(tmp.path(), &format!("store:\n  url: {url}\n"))
+    });
+    assert_eq!(d.sign_up("angela").0, 200);
+    wait_for("angela's welcome", 30, || d.delivery("angela", "welcome"));
+}

@@ -13,6 +13,8 @@ pub struct PgServer {
     port: u16,
     as_postgres: bool,
     databases: std::sync::atomic::AtomicU32,
+    /// The server's options (`pg_ctl -o`), for `start_again`.
+    opts: String,
 }
 
 /// The superuser `initdb` makes.
@@ -73,12 +75,13 @@ impl PgServer {
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
             .port();
-        let server = PgServer {
+        let mut server = PgServer {
             dir,
             bin,
             port,
             as_postgres,
             databases: Default::default(),
+            opts: String::new(),
         };
         let data = server.data_dir();
         server.run(
@@ -101,20 +104,44 @@ impl PgServer {
         if fast {
             opts.push_str(" -c fsync=off -c full_page_writes=off");
         }
-        server.run(
+        server.opts = opts;
+        server.start_again()?;
+        Ok(server)
+    }
+
+    /// Starts the server again after `stop`, on the same port and data.
+    pub fn start_again(&self) -> Result<(), String> {
+        let data = self.data_dir();
+        self.run(
             "pg_ctl",
             &[
                 "-D",
                 &data.to_string_lossy(),
                 "-o",
-                &opts,
+                &self.opts,
                 "-l",
-                &server.dir.path().join("log").to_string_lossy(),
+                &self.dir.path().join("log").to_string_lossy(),
                 "-w",
                 "start",
             ],
-        )?;
-        Ok(server)
+        )
+    }
+
+    /// Stops the server at once, as a crash or a cut cable would (`-m immediate`): the
+    /// clients' connections drop; what was committed stays.
+    pub fn stop(&self) -> Result<(), String> {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        )
     }
 
     /// Starts a server for a test: when PostgreSQL is missing or does not start, the test

@@ -154,7 +154,11 @@ pub fn run(args: BenchArgs) -> ExitCode {
             contacts,
             deliveries,
             resume,
-        } => bench::crash_child(dir, contacts, deliveries, resume),
+        } => {
+            // The child logs as the daemon does (the outage test reads it).
+            super::serve::init_logging();
+            bench::crash_child(dir, contacts, deliveries, resume)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -59,11 +59,17 @@ impl Runtime {
         out.writes = batch.writes;
         self.stages.add(Stage::Prepare, started);
         let applying = std::time::Instant::now();
-        self.store.apply(batch)?;
+        if let Err(e) = self.store.apply(batch) {
+            self.forget_outbox(&out.sends);
+            return Err(e.into());
+        }
         self.stages.add(Stage::Apply, applying);
         if self.durable {
             let flushing = std::time::Instant::now();
-            self.store.flush()?;
+            if let Err(e) = self.store.flush() {
+                self.forget_outbox(&out.sends);
+                return Err(e.into());
+            }
             self.stages.add(Stage::Flush, flushing);
             self.stages.flushes.fetch_add(1, Relaxed);
         }

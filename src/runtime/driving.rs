@@ -38,22 +38,36 @@ impl Runtime {
         sink: &mut dyn Sink,
         timeline: &mut Vec<TimelineEntry>,
     ) -> Result<usize> {
-        // The pending sends are known since the start (`load_outbox` read their contacts'
-        // histories once): only the records are read again, for the jobs themselves.
-        let jobs: Vec<SendJob> = self
-            .store
-            .outbox_records()?
-            .into_iter()
-            .flat_map(|(_, jobs)| jobs)
-            .filter(|job| self.outbox.pending.contains_key(&job.message_id))
-            .collect();
+        // Until their outcomes are committed, the sends handed are noted, as during an
+        // outage of the store (`reconnect`): should the commit fail, they are not handed
+        // again.
+        self.outbox
+            .handed_before_loss
+            .get_or_insert_with(HashSet::new);
+        let jobs = self.pending_jobs_where(|_| true)?;
         let n = jobs.len();
         let mut inputs = Vec::new();
         for job in jobs {
             inputs.extend(self.deliver(&job, now, sink));
         }
         self.run_at(inputs, now, sink, timeline)?;
+        self.outbox.handed_before_loss = None;
         Ok(n)
+    }
+
+    /// The committed sends still pending whose message id `keep` accepts.
+    pub(super) fn pending_jobs_where(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<SendJob>> {
+        // The pending sends are known since the start (`load_outbox` read their contacts'
+        // histories once): only the records are read again, for the jobs themselves.
+        Ok(self
+            .store
+            .outbox_records()?
+            .into_iter()
+            .flat_map(|(_, jobs)| jobs)
+            .filter(|job| {
+                self.outbox.pending.contains_key(&job.message_id) && keep(&job.message_id)
+            })
+            .collect())
     }
 
     /// Due schedules and timers at `now`, run to quiescence.
@@ -88,6 +102,9 @@ impl Runtime {
         now: Millis,
         sink: &mut dyn Sink,
     ) -> Option<Input> {
+        if let Some(handed) = &mut self.outbox.handed_before_loss {
+            handed.insert(job.message_id.clone());
+        }
         let outcome = sink.deliver(job, now);
         let subject = self.subject_of(job);
         let event = delivery_event(job, now, subject, &outcome)?;

@@ -3,14 +3,19 @@
 //! previous batch, commits them as one group (one flush), hands sends to the sink, and
 //! sleeps until the next input or the next due time. The daemon and
 //! the benchmarks run it; scenarios drive `Runtime` directly on a virtual clock.
+//!
+//! When the store's database stops answering (PostgreSQL restarted, the network cut), the
+//! loop waits for it with backoff: inputs with an acknowledgement are refused meanwhile
+//! (their senders retry), the rest (the sink's reports, due schedules) is kept, and once
+//! the database answers the runtime reads its state back (`runtime::reconnect`).
 
-use super::{Input, Result, Runtime, Sink};
+use super::{Input, Result, Runtime, RuntimeError, Sink};
 use crate::engine::{Millis, TimelineEntry};
 use crate::runtime::Clock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Called once the inputs are durable (`Ok`), or could not be committed (`Err`).
 pub type Ack = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
@@ -102,102 +107,295 @@ pub fn run_live(
     config: LoopConfig,
     on_timeline: &mut dyn FnMut(Vec<TimelineEntry>),
 ) -> Result<()> {
-    // Anything left in the outbox by a crash is delivered first (at most once more).
-    let now = clock.now();
-    let mut timeline = Vec::new();
-    rt.recover_outbox(now, sink, &mut timeline)?;
-    on_timeline(std::mem::take(&mut timeline));
-    let mut closed = false;
-    // What the sink reported for the last batch's sends: committed with the next batch, so
-    // a round of work is one flush, not two.
-    let mut carried: Vec<Input> = Vec::new();
+    let mut state = LoopState::default();
+    let mut live = Live {
+        rt,
+        clock,
+        sink,
+        inbox,
+        stop,
+        config,
+        on_timeline,
+    };
     loop {
+        match live.round(&mut state) {
+            Ok(Flow::Go) => {}
+            Ok(Flow::Stop) => return Ok(()),
+            Err(e) if e.is_unavailable() && live.rt.store.can_be_unavailable() => {
+                live.wait_for_store(&mut state, e)?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The loop's parts.
+struct Live<'a> {
+    rt: &'a mut Runtime,
+    clock: &'a dyn Clock,
+    sink: &'a mut dyn Sink,
+    inbox: &'a Receiver<Submission>,
+    stop: &'a Arc<AtomicBool>,
+    config: LoopConfig,
+    on_timeline: &'a mut dyn FnMut(Vec<TimelineEntry>),
+}
+
+/// What the loop carries from one round to the next.
+#[derive(Default)]
+struct LoopState {
+    /// Whether the outbox a crash left was delivered (the first round does it).
+    recovered: bool,
+    /// The inbox's senders are gone: nothing more can arrive.
+    closed: bool,
+    /// What the sink reported for the last batch's sends: committed with the next batch, so
+    /// a round of work is one flush, not two.
+    carried: Vec<Input>,
+    timeline: Vec<TimelineEntry>,
+    /// Inputs that nobody would send again, kept while the store is away: the sink's
+    /// reports and due schedules' runs. Processed first once it is back.
+    kept: Vec<Input>,
+    /// Work on the runtime that arrived while the store was away, run once it is back.
+    controls: Vec<Control>,
+}
+
+enum Flow {
+    Go,
+    Stop,
+}
+
+/// What a round gathered from the inbox.
+#[derive(Default)]
+struct Gathered {
+    inputs: Vec<Input>,
+    acks: Vec<Ack>,
+    controls: Vec<Control>,
+    /// Copies of the inputs that came without an acknowledgement, when the store can go
+    /// away (`LoopState::kept`).
+    unacked: Vec<Input>,
+}
+
+impl Gathered {
+    fn add(&mut self, s: Submission, keep_unacked: bool) {
+        if s.ack.is_none() && keep_unacked {
+            self.unacked.extend(s.inputs.iter().cloned());
+        }
+        self.inputs.extend(s.inputs);
+        self.acks.extend(s.ack);
+        self.controls.extend(s.control);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.inputs.is_empty() && self.acks.is_empty() && self.controls.is_empty()
+    }
+}
+
+/// The longest wait between two tries of an unavailable store.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+impl Live<'_> {
+    fn round(&mut self, state: &mut LoopState) -> Result<Flow> {
+        let keep = self.rt.store.can_be_unavailable();
+        if !state.recovered {
+            // Anything left in the outbox by a crash is delivered first (at most once more;
+            // should the store fail meanwhile, what was handed is not handed again).
+            state.recovered = true;
+            let now = self.clock.now();
+            self.rt
+                .recover_outbox(now, self.sink, &mut state.timeline)?;
+            (self.on_timeline)(std::mem::take(&mut state.timeline));
+        }
         // Due schedules and timers first: they take their place in the batch before new
         // input does, so their lateness is at most the batch before, and a batch stays
         // short (`max_batch` counts them, and what is carried over).
-        let now = clock.now();
-        let mut batch = rt.due_schedules(now)?;
-        batch.extend(rt.due_timers(now)?);
-        batch.append(&mut carried);
-        let mut inputs = Vec::new();
-        let mut acks = Vec::new();
-        let mut controls: Vec<Control> = Vec::new();
+        let now = self.clock.now();
+        let mut batch = self.rt.due_schedules(now)?;
+        batch.extend(self.rt.due_timers(now)?);
+        batch.append(&mut state.carried);
+        let mut got = Gathered {
+            controls: std::mem::take(&mut state.controls),
+            ..Gathered::default()
+        };
         // A control ends the gathering: it runs after the inputs that came before it.
-        while batch.len() + inputs.len() < config.max_batch && controls.is_empty() {
-            match inbox.try_recv() {
-                Ok(s) => {
-                    inputs.extend(s.inputs);
-                    acks.extend(s.ack);
-                    controls.extend(s.control);
-                }
+        while batch.len() + got.inputs.len() < self.config.max_batch && got.controls.is_empty() {
+            match self.inbox.try_recv() {
+                Ok(s) => got.add(s, keep),
                 Err(std::sync::mpsc::TryRecvError::Empty) => break,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    closed = true;
+                    state.closed = true;
                     break;
                 }
             }
         }
-        let now = clock.now();
-        let idle = inputs.is_empty() && acks.is_empty() && controls.is_empty();
+        let now = self.clock.now();
         // Nothing to do yet: the next due time, read once (it may read the store).
-        let waiting = if idle && batch.is_empty() {
-            Some(rt.next_wake()?).filter(|next| next.is_none_or(|t| t > now))
+        let waiting = if got.is_empty() && batch.is_empty() {
+            Some(self.rt.next_wake()?).filter(|next| next.is_none_or(|t| t > now))
         } else {
             None
         };
         if let Some(next) = waiting {
-            if stop.load(Ordering::SeqCst) || (closed && next.is_none()) {
-                return Ok(());
+            if self.stop.load(Ordering::SeqCst) || (state.closed && next.is_none()) {
+                return Ok(Flow::Stop);
             }
             let wait = match next {
                 Some(t) => Duration::from_millis(
-                    (t - now).clamp(0, config.idle.as_millis() as Millis) as u64,
+                    (t - now).clamp(0, self.config.idle.as_millis() as Millis) as u64,
                 ),
-                None => config.idle,
+                None => self.config.idle,
             };
-            if closed {
+            if state.closed {
                 // Nothing can arrive: sleep until the next due time.
                 std::thread::sleep(wait);
-                continue;
+                return Ok(Flow::Go);
             }
-            match inbox.recv_timeout(wait) {
-                Ok(s) => {
-                    inputs.extend(s.inputs);
-                    acks.extend(s.ack);
-                    controls.extend(s.control);
-                }
-                Err(RecvTimeoutError::Timeout) => continue,
+            match self.inbox.recv_timeout(wait) {
+                Ok(s) => got.add(s, keep),
+                Err(RecvTimeoutError::Timeout) => return Ok(Flow::Go),
                 Err(RecvTimeoutError::Disconnected) => {
-                    closed = true;
-                    continue;
+                    state.closed = true;
+                    return Ok(Flow::Go);
                 }
             }
         }
         // One batch: what came due, the outcomes of the last batch's sends, then what
         // arrived.
-        let now = clock.now();
-        batch.extend(inputs);
-        if !batch.is_empty() || !acks.is_empty() {
-            let r = rt.process(batch, now);
+        let now = self.clock.now();
+        // What nobody would send again, should the commit fail for want of the database
+        // (timers stay on disk and fire again).
+        let kept: Vec<Input> = if keep {
+            batch
+                .iter()
+                .filter(|i| !matches!(i, Input::Timer { .. }))
+                .cloned()
+                .chain(std::mem::take(&mut got.unacked))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        batch.extend(got.inputs);
+        if !batch.is_empty() || !got.acks.is_empty() {
+            let r = self.rt.process(batch, now);
             // Durable now (the runtime flushed the batch): acknowledge.
-            for a in acks {
+            for a in got.acks {
                 a(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
             }
-            let out = r?;
-            timeline.extend(out.timeline);
-            carried = rt.deliver_all(&out.sends, now, sink);
-            on_timeline(std::mem::take(&mut timeline));
+            let out = match r {
+                Ok(out) => out,
+                Err(e) => {
+                    state.kept.extend(kept);
+                    state.controls.extend(got.controls);
+                    return Err(e);
+                }
+            };
+            state.timeline.extend(out.timeline);
+            state.carried = self.rt.deliver_all(&out.sends, now, self.sink);
+            (self.on_timeline)(std::mem::take(&mut state.timeline));
         }
-        for c in controls {
+        let mut controls = got.controls.into_iter();
+        while let Some(c) = controls.next() {
             // A control sees the runtime with nothing half done: what the sink reported is
             // committed first.
-            if !carried.is_empty() {
-                let now = clock.now();
-                rt.run_at(std::mem::take(&mut carried), now, sink, &mut timeline)?;
-                on_timeline(std::mem::take(&mut timeline));
+            if !state.carried.is_empty() {
+                let now = self.clock.now();
+                let carried = std::mem::take(&mut state.carried);
+                let copy = if keep { carried.clone() } else { Vec::new() };
+                if let Err(e) = self.rt.run_at(carried, now, self.sink, &mut state.timeline) {
+                    state.kept.extend(copy);
+                    state.controls.push(c);
+                    state.controls.extend(controls);
+                    return Err(e);
+                }
+                (self.on_timeline)(std::mem::take(&mut state.timeline));
             }
-            c(rt, sink, clock.now(), &mut timeline);
-            on_timeline(std::mem::take(&mut timeline));
+            c(self.rt, self.sink, self.clock.now(), &mut state.timeline);
+            (self.on_timeline)(std::mem::take(&mut state.timeline));
         }
+        // A control that met an unavailable store answered its caller with the error; what
+        // it may have left half done in memory is read back from the store.
+        if keep {
+            if let Some(why) = self.rt.store.unavailable() {
+                return Err(crate::store::StoreError::Unavailable(why).into());
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    /// Waits for the store to answer again, trying with backoff. Meanwhile inputs with an
+    /// acknowledgement are refused with the store's error (an HTTP 503: the sender retries),
+    /// and the rest is kept. Once it answers, the runtime reads its state back, processes
+    /// what was kept, and hands the sink the committed sends it never had.
+    fn wait_for_store(&mut self, state: &mut LoopState, error: RuntimeError) -> Result<()> {
+        let since = Instant::now();
+        let why = error.to_string();
+        tracing::error!("{why}: the engine waits for the database and tries again with backoff; ingestion answers 503 meanwhile");
+        self.rt.store_lost();
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 0u32;
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(error);
+            }
+            self.refuse_until(state, Instant::now() + delay, &why);
+            attempt += 1;
+            let now = self.clock.now();
+            match self.try_resume(state, now) {
+                Ok(()) => {
+                    tracing::info!(
+                        attempts = attempt,
+                        seconds = since.elapsed().as_secs_f64(),
+                        "the database answers again: the engine resumes"
+                    );
+                    return Ok(());
+                }
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(attempt, "{e}; trying again in {delay:?}");
+                    delay = (delay * 2).min(STORE_RETRY_MAX);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Until `deadline`: inputs with an acknowledgement are refused, the rest kept.
+    fn refuse_until(&mut self, state: &mut LoopState, deadline: Instant, why: &str) {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            if state.closed {
+                std::thread::sleep(left);
+                return;
+            }
+            match self.inbox.recv_timeout(left) {
+                Ok(s) => {
+                    if let Some(ack) = s.ack {
+                        ack(Err(why.to_string()));
+                    } else {
+                        state.kept.extend(s.inputs);
+                    }
+                    state.controls.extend(s.control);
+                }
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => state.closed = true,
+            }
+        }
+    }
+
+    /// One try: the database answers, the runtime's state is read back, what was kept is
+    /// committed, and the sends never handed to the sink are handed.
+    fn try_resume(&mut self, state: &mut LoopState, now: Millis) -> Result<()> {
+        self.rt.store.ping()?;
+        self.rt.reload_from_store(now)?;
+        if !state.kept.is_empty() {
+            let out = self.rt.process(state.kept.clone(), now)?;
+            state.kept.clear();
+            state.timeline.extend(out.timeline);
+            state.carried = self.rt.deliver_all(&out.sends, now, self.sink);
+            (self.on_timeline)(std::mem::take(&mut state.timeline));
+        }
+        let outcomes = self.rt.deliver_never_handed(now, self.sink)?;
+        state.carried.extend(outcomes);
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@ mod merge;
 mod outbox;
 mod pause;
 mod push_tokens;
+mod reconnect;
 mod schedules;
 mod timers;
 pub use erase::Erasure;
@@ -56,6 +57,13 @@ pub enum RuntimeError {
     NotApiEntry(String),
     #[error("invalid input: {0}")]
     Invalid(String),
+}
+
+impl RuntimeError {
+    /// Whether the store's database did not answer: the work may be retried once it does.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, RuntimeError::Store(e) if e.is_unavailable())
+    }
 }
 
 pub type Result<T> = std::result::Result<T, RuntimeError>;
@@ -349,11 +357,7 @@ impl Runtime {
             stages: Arc::default(),
             quiet: HashSet::new(),
         };
-        if let Some(v) = rt.store.meta(pause::PAUSED_META)? {
-            rt.holds.paused = serde_json::from_slice(&v).unwrap_or_default();
-        }
-        // The wheel fills at the first `due_timers`: `next_wake` reads the store until then.
-        rt.load_outbox()?;
+        rt.load_from_store()?;
         Ok(rt)
     }
 

@@ -10,6 +10,9 @@ pub(super) struct Outbox {
     pub(super) pending: HashMap<String, u64>,
     /// Outbox records and how many of their sends await an outcome; at zero it is removed.
     pub(super) records: HashMap<u64, u32>,
+    /// While the store is away (`reconnect`): the sends already handed to the sink, which
+    /// are not handed again when the outbox is read back.
+    pub(super) handed_before_loss: Option<HashSet<String>>,
 }
 
 impl Runtime {
@@ -45,6 +48,15 @@ impl Runtime {
             *pending -= 1;
             if *pending == 0 {
                 batch.del_outbox(record);
+                self.outbox.records.remove(&record);
+            }
+        }
+    }
+
+    /// A batch's sends whose commit failed: they are not pending (nothing was committed).
+    pub(super) fn forget_outbox(&mut self, sends: &[SendJob]) {
+        for job in sends {
+            if let Some(record) = self.outbox.pending.remove(&job.message_id) {
                 self.outbox.records.remove(&record);
             }
         }

@@ -582,13 +582,7 @@ pub async fn upsert_contacts(st: &Shared, contacts: Vec<Contact>) -> Result<(), 
             Ok::<_, crate::runtime::RuntimeError>(())
         })
         .await?;
-    r.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_error",
-            e.to_string(),
-        )
-    })
+    r.map_err(store_err)
 }
 
 /// The answer to an upsert for a token that may not read contacts back.
@@ -722,12 +716,13 @@ pub async fn post_contacts(
     Ok(batch_response(&results, accepted, None))
 }
 
+/// A store error as an answer: 503 when the database did not answer (try again), else 500.
 pub fn store_err(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "store_error",
-        e.to_string(),
-    )
+    let message = e.to_string();
+    if crate::store::is_unavailable_text(&message) {
+        return ApiError::store_unavailable(&message);
+    }
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", message)
 }
 
 /// A contact as `GET /v1/contacts/{id}` shows it (keys sorted, as they always were).

@@ -77,6 +77,14 @@ impl ApiError {
             "the engine is stopping or stopped; nothing was recorded",
         )
     }
+    /// The store's database does not answer: nothing was recorded; try again later.
+    pub fn store_unavailable(why: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("nothing was recorded: {why}; try again later"),
+        )
+    }
     pub fn with_details(mut self, d: Value) -> Self {
         self.details = Some(d);
         self
@@ -92,9 +100,16 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"journey\""),
             );
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
         r
     }
 }
+
+/// What a 503 asks the client to wait before trying again, in seconds.
+const RETRY_AFTER_SECONDS: &str = "2";
 
 /// What every handler shares.
 pub struct AppState {
@@ -156,8 +171,17 @@ impl AppState {
         }
     }
 
+    /// A 503 while the store's database does not answer (nothing would be recorded).
+    pub fn store_available(&self) -> Result<(), ApiError> {
+        match self.store.unavailable() {
+            Some(why) => Err(ApiError::store_unavailable(&why)),
+            None => Ok(()),
+        }
+    }
+
     /// Hands inputs to the engine; returns once they are durable.
     pub async fn submit(&self, inputs: Vec<Input>) -> Result<(), ApiError> {
+        self.store_available()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ack: crate::runtime::live::Ack = Box::new(move |r| {
             let _ = tx.send(r);
@@ -167,6 +191,9 @@ impl AppState {
             .map_err(|_| ApiError::unavailable())?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if crate::store::is_unavailable_text(&e) => {
+                Err(ApiError::store_unavailable(&e))
+            }
             Ok(Err(e)) => Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "store_error",
@@ -183,6 +210,7 @@ impl AppState {
             + Send
             + 'static,
     ) -> Result<T, ApiError> {
+        self.store_available()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inbox
             .send(Submission::control(move |rt, sink, now, timeline| {
@@ -359,10 +387,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let store = match &config.store.url {
         Some(url) => {
-            let store = Store::connect(url).map_err(|e| anyhow::anyhow!("{e}"))?;
-            store
-                .claim_exclusive()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let store = connect_waiting(url)?;
             tracing::info!(database = %redact_url(url), "store: PostgreSQL");
             store
         }
@@ -460,6 +485,30 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connects to the store's database and takes the daemon's lease, waiting for a database
+/// that does not answer (refused, starting, shutting down), with backoff and a log line a
+/// try. What waiting cannot mend (a malformed URL, wrong credentials, no such database,
+/// another daemon's lease) is an error at once.
+fn connect_waiting(url: &str) -> anyhow::Result<Store> {
+    let mut delay = std::time::Duration::from_millis(200);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match Store::connect(url).and_then(|s| s.claim_exclusive().map(|()| s)) {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(
+                    attempt,
+                    "{e}; the daemon waits for the database, trying again in {delay:?}"
+                );
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_secs(10));
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        }
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -535,22 +584,44 @@ fn routes(state: Shared) -> axum::Router {
         .with_state(state)
 }
 
-/// `{"status": "ok"}` while the daemon serves.
+/// `{"status": "ok"}` while the daemon serves and its store answers.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Health {
-    /// Always `ok`.
+    /// `ok`, or `store_unavailable` while the store's database does not answer.
     status: &'static str,
+    /// Why the store does not answer (only then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
 }
 
-/// `GET /healthz`: answers while the daemon serves.
+/// `GET /healthz`: 200 while the daemon serves; 503 while its store's database does not
+/// answer (a load balancer then sends events elsewhere).
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = openapi::tags::SERVICE,
-    responses((status = 200, description = "The daemon serves", body = Health))
+    responses(
+        (status = 200, description = "The daemon serves", body = Health),
+        (status = 503, description = "The store's database does not answer; the daemon retries it", body = Health)
+    )
 )]
-async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+async fn healthz(axum::extract::State(st): axum::extract::State<Shared>) -> Response {
+    match st.store.unavailable() {
+        None => Json(Health {
+            status: "ok",
+            store: None,
+        })
+        .into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", RETRY_AFTER_SECONDS)],
+            Json(Health {
+                status: "store_unavailable",
+                store: Some(why),
+            }),
+        )
+            .into_response(),
+    }
 }
 
 /// `GET /metrics`: Prometheus' text format.

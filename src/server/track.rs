@@ -45,8 +45,19 @@ fn engagement(c: &Claims, kind: &str) -> Event {
 
 /// Records an engagement, unless its contact is not in the store: a link in an old message
 /// of an erased contact still works for whoever follows it, but records nothing, so it does
-/// not bring the contact back.
+/// not bring the contact back. While the store's database does not answer, the person
+/// still reaches the link's target (or gets the pixel); the engagement is logged as lost.
 async fn record(st: &Shared, e: Event, what: &'static str) -> Result<(), ApiError> {
+    match record_now(st, e, what).await {
+        Err(err) if err.status == StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::warn!(what, "engagement not recorded: {}", err.message);
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+async fn record_now(st: &Shared, e: Event, what: &'static str) -> Result<(), ApiError> {
     if st
         .store
         .contact(&e.contact)

@@ -89,6 +89,23 @@ pub(crate) trait Kv: Send + Sync {
         Ok(())
     }
 
+    /// Whether the backend's database can go away while it runs (a server, not a file):
+    /// the runtime then keeps what it cannot lose until the database is back.
+    fn can_be_unavailable(&self) -> bool {
+        false
+    }
+
+    /// Why the database is unreachable, as of the last call that tried it (None: it
+    /// answered, or it cannot go away).
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
+
+    /// Asks the database whether it answers (a round trip); Ok when it does.
+    fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Makes `next_id` return more than `n` from now on (a store copied from another
     /// keeps its ids unique).
     fn ids_above(&self, n: u64) -> Result<()> {

@@ -81,10 +81,30 @@ pub enum StoreError {
     NewerLayout { found: String },
     #[error("store: PostgreSQL: {0}")]
     Postgres(String),
+    /// The database did not answer (refused, closed, timed out, shutting down): worth
+    /// retrying, unlike the other errors.
+    #[error("{UNAVAILABLE}{0}")]
+    Unavailable(String),
     #[error("the store is in use by another daemon ({0}); one daemon runs on a database")]
     HeldBy(String),
     #[error("store: the database's schema is version {found}, newer than this journey knows ({known}); run a newer journey on it")]
     NewerSchema { found: i32, known: i32 },
+}
+
+/// How an unavailable store's error begins, so that an error carried as text (an
+/// acknowledgement, a runtime error) is still known for one that may be retried.
+pub const UNAVAILABLE: &str = "store unavailable: ";
+
+impl StoreError {
+    /// Whether the database did not answer (retry later), rather than refused the work.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Whether an error's text is that of an unavailable store (see `UNAVAILABLE`).
+pub fn is_unavailable_text(message: &str) -> bool {
+    message.contains(UNAVAILABLE)
 }
 
 fn corrupt(k: &[u8], err: impl std::fmt::Display) -> StoreError {
@@ -350,6 +370,22 @@ impl Store {
     /// daemon on the same database is refused: several need the partitions still to come).
     pub fn claim_exclusive(&self) -> Result<()> {
         self.kv.claim_exclusive()
+    }
+
+    /// Whether the database can go away while the store is open (PostgreSQL, not sled).
+    pub fn can_be_unavailable(&self) -> bool {
+        self.kv.can_be_unavailable()
+    }
+
+    /// Why the database is unreachable, as of the last call that tried it; None when it
+    /// answered.
+    pub fn unavailable(&self) -> Option<String> {
+        self.kv.unavailable()
+    }
+
+    /// A round trip to the database: Ok when it answers.
+    pub fn ping(&self) -> Result<()> {
+        self.kv.ping()
     }
 
     /// Applies a batch atomically. Durable only after `flush`.

@@ -351,7 +351,45 @@ fn pg_error(e: impl std::error::Error + 'static) -> StoreError {
     {
         out = format!("{}: {}", db.severity(), db.message());
     }
-    StoreError::Postgres(out)
+    if unreachable(&e) {
+        StoreError::Unavailable(out)
+    } else {
+        StoreError::Postgres(out)
+    }
+}
+
+/// Whether an error says the database did not answer (refused, closed, timed out, shutting
+/// down, out of connections), which passes, rather than refused the work (bad SQL, wrong
+/// credentials, no such database), which does not.
+fn unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(p) = e.downcast_ref::<deadpool_postgres::PoolError>() {
+        return match p {
+            deadpool_postgres::PoolError::Timeout(_) => true,
+            deadpool_postgres::PoolError::Backend(e) => unreachable(e),
+            _ => false,
+        };
+    }
+    let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() else {
+        return false;
+    };
+    if let Some(db) = pg.as_db_error() {
+        let code = db.code().code();
+        // 08: connection exceptions; 57P01–03: shutting down or starting; 53300: too many
+        // connections.
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    if pg.is_closed() {
+        return true;
+    }
+    // Connecting and talking to the server fail with an I/O error beneath.
+    let mut source = std::error::Error::source(pg);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    pg.to_string().contains("timeout")
 }
 
 /// The migrations, in order: migration n brings the schema from n − 1 to n.
@@ -398,6 +436,32 @@ pub(crate) struct PgKv {
     prefetched: Mutex<Option<Prefetched>>,
     /// Set when this process held the daemon's lease and lost it: it writes nothing more.
     lease_lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The database in errors and logs: host, port and name (no password).
+    location: String,
+    /// Why the database did not answer the last call that tried it; None once one succeeds.
+    down: std::sync::Arc<Mutex<Option<String>>>,
+}
+
+/// How long connecting may take before the database counts as unavailable (unless the URL
+/// sets `connect_timeout`).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A database's place as errors name it: `host:port/name`, without user or password.
+fn location_of(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
 }
 
 /// How long the daemon's lease lasts unless renewed, and how often it is renewed.
@@ -486,6 +550,10 @@ impl PgKv {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Postgres(format!("the store URL {url:?}: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let location = location_of(&config);
         let plain = config.clone();
         if let Some(schema) = &scratch {
             config.options(format!("-c search_path={schema}"));
@@ -509,6 +577,8 @@ impl PgKv {
             scratch: scratch.map(|s| (plain, s)),
             prefetched: Mutex::new(None),
             lease_lost: Default::default(),
+            location,
+            down: Default::default(),
         };
         if let Some((config, schema)) = &kv.scratch {
             let (config, schema) = (config.clone(), schema.clone());
@@ -540,8 +610,26 @@ impl PgKv {
             .spawn(async move {
                 let _ = tx.send(f.await);
             });
-        rx.recv()
-            .map_err(|_| StoreError::Postgres("the database task stopped".into()))?
+        let r = rx
+            .recv()
+            .map_err(|_| StoreError::Postgres("the database task stopped".into()))?;
+        // Errors name the database; whether it answered is noted for `unavailable`.
+        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        match r {
+            Ok(v) => {
+                *down = None;
+                Ok(v)
+            }
+            Err(StoreError::Unavailable(why)) => {
+                let why = format!("PostgreSQL at {}: {why}", self.location);
+                *down = Some(why.clone());
+                Err(StoreError::Unavailable(why))
+            }
+            Err(StoreError::Postgres(why)) => {
+                Err(StoreError::Postgres(format!("{}: {why}", self.location)))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn migrate(&self) -> Result<()> {
@@ -980,6 +1068,23 @@ impl Kv for PgKv {
     fn flush(&self) -> Result<()> {
         // Every apply is a commit.
         Ok(())
+    }
+
+    fn can_be_unavailable(&self) -> bool {
+        true
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        self.down.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn ping(&self) -> Result<()> {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let client = pool.get().await.map_err(pg_error)?;
+            client.simple_query("SELECT 1").await.map_err(pg_error)?;
+            Ok(())
+        })
     }
 
     fn next_id(&self) -> Result<u64> {
