@@ -171,10 +171,22 @@ fn the_runtime_runs_on_postgres_and_its_tables_are_readable() {
         q("SELECT journey || ':' || coalesce(ended, '-') FROM instances WHERE contact = 'bob'"),
         "welcome:completed"
     );
-    assert_eq!(q("SELECT max(version) FROM journey_schema"), "1");
+    assert_eq!(q("SELECT max(version) FROM journey_schema"), "2");
+
+    // A database left at the first schema is upgraded at the next connection (version 2
+    // added the API tokens' table), and keeps its data.
+    drop(rt);
+    q("DROP TABLE api_tokens; DELETE FROM journey_schema WHERE version = 2");
+    let upgraded = Store::connect(&url).unwrap();
+    drop(upgraded);
+    assert_eq!(q("SELECT max(version) FROM journey_schema"), "2");
+    assert_eq!(q("SELECT count(*) FROM api_tokens"), "0");
+    assert_eq!(
+        q("SELECT count(*) FROM events WHERE contact = 'ann' AND type = 'clicked'"),
+        "1"
+    );
 
     // A schema newer than this code knows is refused, clearly.
-    drop(rt);
     q("INSERT INTO journey_schema (version) VALUES (99)");
     let err = Store::connect(&url).err().expect("refused").to_string();
     assert!(err.contains("schema is version 99"), "{err}");
@@ -229,6 +241,36 @@ fn the_daemon_runs_on_postgres_and_survives_a_kill() {
         .unwrap(),
         "1"
     );
+    // The API tokens are in the database, not beside the daemon: one made with the CLI
+    // works at once, and a revoked one stops working.
+    assert!(!tmp.path().join("data/tokens.json").exists());
+    assert_eq!(
+        pg.psql(db, "SELECT scope || ':' || note FROM api_tokens")
+            .unwrap(),
+        "admin:first start"
+    );
+    let config = tmp.path().join("journey.yaml");
+    let config = config.to_str().unwrap();
+    let made = d.cli(&["token", "create", "--scope", "read", "--config", config]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let token = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    assert_eq!(
+        d.call("GET", "/v1/contacts/angela", Some(&token), None).0,
+        200
+    );
+    // `jt_read_` + the 8-character id + the secret part.
+    let id = token["jt_read_".len().."jt_read_".len() + 8].to_string();
+    assert!(d
+        .cli(&["token", "revoke", &id, "--config", config])
+        .status
+        .success());
+    wait_for("the revoked token to be refused", 10, || {
+        (d.call("GET", "/v1/contacts/angela", Some(&token), None).0 == 401).then_some(())
+    });
 }
 
 fn journey_cli(args: &[&str]) -> std::process::Output {
@@ -259,12 +301,32 @@ fn migrate_store_copies_sled_into_postgres() {
         d,
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The daemon's API token, beside the store (DATA_DIR/tokens.json).
+    let config = tmp.path().join("journey.yaml");
+    std::fs::write(&config, format!("data_dir: {}\n", tmp.path().display())).unwrap();
+    let token_cli = |args: &[&str], store_url: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_journey"));
+        c.arg("token").args(args).arg("--config").arg(&config);
+        match store_url {
+            Some(u) => c.env("JOURNEY_STORE_URL", u),
+            None => c.env_remove("JOURNEY_STORE_URL"),
+        };
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    token_cli(&["create", "--scope", "ingest", "--note", "the shop"], None);
+    let listed = token_cli(&["list"], None);
+    assert!(listed.contains("the shop"), "{listed}");
 
     let o = journey_cli(&["migrate-store", "--from", d, "--to", &url, "--batch", "50"]);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(o.status.success(), "{err}");
     assert!(err.contains("the counts of each kind match"), "{err}");
     assert!(err.contains("events"), "{err}");
+    assert!(err.contains("copied 1 API tokens"), "{err}");
+    // The same token, now read from the database.
+    assert_eq!(token_cli(&["list"], Some(&url)), listed);
 
     for args in [
         vec!["report", "april_newsletter"],

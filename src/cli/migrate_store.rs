@@ -8,6 +8,7 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct MigrateStoreArgs {
     /// The sled store to copy: DATA_DIR/store of a stopped daemon (data/store by default).
+    /// The API tokens in DATA_DIR/tokens.json are copied too.
     #[arg(long, value_name = "DIR")]
     pub from: PathBuf,
     /// The PostgreSQL database to copy into (postgres://user@host:port/db); its schema is
@@ -54,6 +55,18 @@ pub fn run(args: MigrateStoreArgs) -> ExitCode {
             );
             for (kind, n) in &r.keys {
                 eprintln!("  {:<22} {n}", kind_name(*kind));
+            }
+            // The API tokens of the daemon beside the store (DATA_DIR/tokens.json) move too:
+            // on PostgreSQL they are kept in the database.
+            if let Some(data_dir) = args.from.parent() {
+                match crate::store::credentials::copy_file_tokens(data_dir, &to) {
+                    Ok(0) => {}
+                    Ok(n) => eprintln!(
+                        "copied {n} API tokens from {} into the database",
+                        crate::store::credentials::tokens_path(data_dir).display()
+                    ),
+                    Err(e) => return fail(format!("the API tokens: {e}")),
+                }
             }
             eprintln!("start the daemon with `store: {{ url: … }}` in journey.yaml (or JOURNEY_STORE_URL)");
             ExitCode::SUCCESS

@@ -1,6 +1,8 @@
-//! `journey token`: API tokens, kept as hashes in the data directory.
+//! `journey token`: API tokens, kept as hashes in the data directory, or in the store's
+//! database when the config names one (`store.url`, `JOURNEY_STORE_URL`).
 
-use crate::store::credentials::{self as auth, Scope};
+use crate::store::credentials::{self as auth, Scope, TokenPlace};
+use crate::store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,7 +10,7 @@ use std::process::ExitCode;
 pub struct TokenArgs {
     #[command(subcommand)]
     pub action: TokenAction,
-    /// The config file, for its data directory (default ./data).
+    /// The config file, for its data directory (default ./data) or its store's database.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
 }
@@ -39,7 +41,17 @@ pub fn run(args: TokenArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let dir = &config.data_dir;
+    let place = match &config.store.url {
+        Some(url) => match Store::connect(url) {
+            Ok(store) => TokenPlace::Database(store),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => TokenPlace::File(config.data_dir.clone()),
+    };
+    let dir = &place;
     let r = match args.action {
         TokenAction::Create { scope, note } => auth::create(dir, scope, note).map(|(t, e)| {
             println!("{t}");

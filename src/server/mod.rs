@@ -152,7 +152,14 @@ impl AppState {
                 "missing token: send `Authorization: Bearer <token>` (make one with `journey token create`)",
             ));
         };
-        match self.tokens.scope_of(&token) {
+        let scope = self.tokens.scope_of(&token).map_err(|e| {
+            if crate::store::is_unavailable_text(&e) {
+                ApiError::store_unavailable(&e)
+            } else {
+                api::store_err(e)
+            }
+        })?;
+        match scope {
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -379,12 +386,6 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.data_dir.display()))?;
     let secret = load_secret(config.secret.as_deref(), &config.data_dir)?;
-    if let Some(path) = auth::first_admin_token(&config.data_dir)? {
-        tracing::info!(
-            path = %path.display(),
-            "first start: an admin token was made and written to this file (mode 0600); the token store keeps only its hash. Make more with `journey token create`"
-        );
-    }
     let store = match &config.store.url {
         Some(url) => {
             let store = connect_waiting(url)?;
@@ -394,6 +395,13 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
         None => Store::open(&store_path(&config.data_dir))
             .map_err(|e| anyhow::anyhow!("{}: {e}", store_path(&config.data_dir).display()))?,
     };
+    let tokens = auth::TokenPlace::of(&config.data_dir, &store);
+    if let Some(path) = auth::first_admin_token(&tokens, &config.data_dir)? {
+        tracing::info!(
+            path = %path.display(),
+            "first start: an admin token was made and written to this file (mode 0600); the token store keeps only its hash. Make more with `journey token create`"
+        );
+    }
     let clock = SystemClock;
     let mut rt = Runtime::new(store.clone(), clock.now(), config.zone())?;
     let metrics = Arc::new(Metrics::default());
@@ -410,7 +418,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
         inbox: tx.clone(),
         config: config.clone(),
         secret,
-        tokens: auth::TokenBook::open(&config.data_dir),
+        tokens: auth::TokenBook::open(tokens),
         metrics: metrics.clone(),
         program: RwLock::new(rt.program().clone()),
         paused: RwLock::new(rt.paused().clone()),

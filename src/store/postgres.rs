@@ -36,7 +36,7 @@ use std::sync::Mutex;
 use tokio_postgres::types::ToSql;
 
 /// The schema this code creates and reads. Each number is a migration below.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// How many rows a scan reads at a time.
 const PAGE: i64 = 2_000;
@@ -308,6 +308,37 @@ const TABLES: &[Table] = &[
     },
 ];
 
+/// Tables added after the first schema, with the migration that creates each.
+const LATER_TABLES: &[(i32, Table)] = &[(
+    2,
+    Table {
+        prefix: b'a',
+        name: "api_tokens",
+        columns: &[
+            ("id", Text),
+            ("scope", Text),
+            ("created", Text),
+            ("note", Text),
+        ],
+        indexes: &[],
+        typed: |_, v| {
+            let t: Value = serde_json::from_slice(v).ok()?;
+            let text = |f: &str| Col::Text(t.get(f).and_then(Value::as_str).map(String::from));
+            Some(vec![
+                text("id"),
+                text("scope"),
+                text("created"),
+                text("note"),
+            ])
+        },
+    },
+)];
+
+/// Every table, the first schema's and the later ones.
+fn all_tables() -> impl Iterator<Item = &'static Table> {
+    TABLES.iter().chain(LATER_TABLES.iter().map(|(_, t)| t))
+}
+
 /// The text after a key's kind byte (a name, a code, a hash), as a column.
 fn key_text(k: &[u8]) -> Col {
     Col::Text(Some(String::from_utf8_lossy(&k[1..]).into()))
@@ -323,7 +354,7 @@ fn time(ms: i64) -> Option<DateTime<Utc>> {
 }
 
 fn table_of(prefix: u8) -> Option<&'static Table> {
-    TABLES.iter().find(|t| t.prefix == prefix)
+    all_tables().find(|t| t.prefix == prefix)
 }
 
 /// An error of the driver or the pool, with the server's own message when it sent one
@@ -396,23 +427,7 @@ fn unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
 fn migrations() -> Vec<String> {
     let mut v1 = String::new();
     for t in TABLES {
-        let cols: String = t
-            .columns
-            .iter()
-            .map(|(n, ty)| format!(", {n} {}", ty.sql()))
-            .collect();
-        v1.push_str(&format!(
-            "CREATE TABLE {} (k bytea PRIMARY KEY, v bytea NOT NULL{cols});\n",
-            t.name
-        ));
-        for (i, ix) in t.indexes.iter().enumerate() {
-            v1.push_str(&format!(
-                "CREATE INDEX {}_by_{} ON {} ({ix});\n",
-                t.name,
-                i + 1,
-                t.name
-            ));
-        }
+        v1.push_str(&create_table(t));
     }
     v1.push_str(&format!(
         "CREATE SEQUENCE journey_ids INCREMENT BY {ID_BLOCK} START WITH 1;\n"
@@ -421,7 +436,35 @@ fn migrations() -> Vec<String> {
     v1.push_str(
         "CREATE TABLE journey_lease (name text PRIMARY KEY, owner text NOT NULL, expires timestamptz NOT NULL);\n",
     );
-    vec![v1]
+    let mut all = vec![v1];
+    for (version, t) in LATER_TABLES {
+        let n = *version as usize;
+        all.resize(all.len().max(n), String::new());
+        all[n - 1].push_str(&create_table(t));
+    }
+    all
+}
+
+/// A table's DDL: the key, the value, the typed columns and their indexes.
+fn create_table(t: &Table) -> String {
+    let cols: String = t
+        .columns
+        .iter()
+        .map(|(n, ty)| format!(", {n} {}", ty.sql()))
+        .collect();
+    let mut sql = format!(
+        "CREATE TABLE {} (k bytea PRIMARY KEY, v bytea NOT NULL{cols});\n",
+        t.name
+    );
+    for (i, ix) in t.indexes.iter().enumerate() {
+        sql.push_str(&format!(
+            "CREATE INDEX {}_by_{} ON {} ({ix});\n",
+            t.name,
+            i + 1,
+            t.name
+        ));
+    }
+    sql
 }
 
 /// The PostgreSQL backend.
@@ -901,8 +944,7 @@ impl Kv for PgKv {
             );
         }
         let first = start.first().copied().unwrap_or(0);
-        let tables: Vec<&'static Table> = TABLES
-            .iter()
+        let tables: Vec<&'static Table> = all_tables()
             .filter(|t| t.prefix >= first && end.is_none_or(|e| [t.prefix].as_slice() < e))
             .collect::<Vec<_>>();
         let mut tables = tables;
