@@ -246,12 +246,19 @@ pub fn run_on(path: &Path, data: Option<&Path>) -> Result<Outcome, ScenarioError
     )
 }
 
+/// Whether `--data` names a PostgreSQL database rather than a directory.
+fn is_database_url(data: &Path) -> bool {
+    let text = data.to_string_lossy();
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
 /// Where a scenario's store is.
 #[derive(Debug, Clone, Copy)]
 pub enum ScenarioStore<'a> {
     /// A temporary sled store, removed afterwards.
     Temporary,
-    /// A sled store in this directory (it must be empty or new), kept.
+    /// A sled store in this directory (it must be empty or new), kept; or the empty
+    /// PostgreSQL database this names (`postgres://…`).
     Dir(&'a Path),
     /// A schema of its own in the PostgreSQL database at this URL, removed afterwards.
     Postgres(&'a str),
@@ -478,6 +485,21 @@ pub fn run_in(path: &Path, store_choice: ScenarioStore) -> Result<Outcome, Scena
     let rt_err = |e: runtime::RuntimeError| err(None, format!("runtime error: {e}"));
     let store = match store_choice {
         ScenarioStore::Postgres(url) => Store::connect_scratch(url),
+        ScenarioStore::Dir(dir) if is_database_url(dir) => {
+            // A database kept for the readers, as a directory would be: it must be empty.
+            let url = dir.to_string_lossy();
+            Store::connect(&url).and_then(|s| {
+                let held = s.key_counts()?;
+                if held.is_empty() {
+                    Ok(s)
+                } else {
+                    Err(crate::store::StoreError::Postgres(format!(
+                        "the database already holds journey data ({} keys); give an empty one for the scenario's store",
+                        held.values().sum::<u64>()
+                    )))
+                }
+            })
+        }
         ScenarioStore::Dir(dir) => {
             let used = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
             if used {

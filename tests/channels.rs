@@ -5,6 +5,7 @@
 //! dispatcher reports to the inbox, commits them, and counts what the servers accepted.
 
 mod support;
+use support::store::*;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -97,7 +98,7 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let mut c = test_config(dir.path());
         config(&mut c);
-        let store = Store::temporary().unwrap();
+        let store = temporary_store();
         let mut rt = Runtime::new(store.clone(), T0, chrono_tz::UTC).unwrap();
         rt.durable = false;
         rt.deploy(program, T0).unwrap();
@@ -524,7 +525,7 @@ fn with_no_config_the_welcome_email_lands_in_the_maildir() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     config.email.smtp = None;
-    let store = Store::open(&dir.path().join("store")).unwrap();
+    let store = open_at(&dir.path().join("store"));
     let clock = Arc::new(VirtualClock::new(T0));
     let mut rt = Runtime::new(store.clone(), T0, chrono_tz::UTC).unwrap();
     rt.deploy(repo_journeys(&["welcome.journey", "dnd.journey"]), T0)

@@ -2,11 +2,13 @@
 //! they are — due timers wait and events are not acted on — across a restart; `resume`
 //! offers each the events that arrived meanwhile, then fires the held timers.
 
+mod support;
+use support::store::*;
+
 use journey::compile::{self, ir::Program};
 use journey::engine::Event;
 use journey::lang;
 use journey::runtime::{Input, MemorySink, Runtime};
-use journey::store::Store;
 
 const T0: i64 = 1_772_355_600_000; // 2026-03-01T09:00:00Z
 const HOUR: i64 = 3_600_000;
@@ -62,7 +64,7 @@ fn a_paused_journey_holds_its_contacts_and_resume_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut sink = MemorySink::default();
     let mut tl = Vec::new();
-    let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+    let mut rt = Runtime::new(open_at(dir.path()), T0, chrono_tz::UTC).unwrap();
     rt.deploy(program(), T0).unwrap();
     rt.run_at(vec![event("ann", "signup", T0)], T0, &mut sink, &mut tl)
         .unwrap();
@@ -88,12 +90,7 @@ fn a_paused_journey_holds_its_contacts_and_resume_catches_up() {
 
     // A restart while paused: still paused, the timer is still on disk and still held.
     drop(rt);
-    let mut rt = Runtime::new(
-        Store::open(dir.path()).unwrap(),
-        T0 + 3 * HOUR,
-        chrono_tz::UTC,
-    )
-    .unwrap();
+    let mut rt = Runtime::new(open_at(dir.path()), T0 + 3 * HOUR, chrono_tz::UTC).unwrap();
     rt.deploy(program(), T0 + 3 * HOUR).unwrap();
     assert!(rt.paused().contains("drip"));
     rt.tick(T0 + 3 * HOUR, &mut sink, &mut tl).unwrap();

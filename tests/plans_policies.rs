@@ -2,6 +2,9 @@
 //! through the runtime over stores on disk that are closed and opened again, as a daemon
 //! that stops and starts does.
 
+mod support;
+use support::store::*;
+
 use journey::compile::{self, ir::Program};
 use journey::engine::{Contact, Event, Millis, MESSAGE_CAPPED, MESSAGE_SENT};
 use journey::lang;
@@ -33,7 +36,7 @@ fn program(src: &str) -> Program {
 
 /// A runtime over the store in `dir`, started at `now` with `src` deployed: a daemon start.
 fn start(dir: &Path, src: &str, now: Millis, zone: chrono_tz::Tz) -> Runtime {
-    let store = Store::open(dir).unwrap();
+    let store = open_at(dir);
     let mut rt = Runtime::new(store, now, zone).unwrap();
     rt.deploy(program(src), now).unwrap();
     rt

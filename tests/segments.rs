@@ -2,12 +2,14 @@
 //! checks), on a changed definition; and a property test that the incremental membership
 //! always equals a full re-evaluation.
 
+mod support;
+use support::store::*;
+
 use journey::compile::{self, ir::Program};
 use journey::engine::{Contact, Event, Millis, MESSAGE_SENT};
 use journey::lang::{self, diagnostic, Loaded};
 use journey::runtime::segments::full_evaluation;
 use journey::runtime::{Input, MemorySink, Runtime};
-use journey::store::Store;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -107,7 +109,7 @@ impl Harness {
     fn new(src: &str) -> Harness {
         let program = compile_src(src);
         let now = ms(START);
-        let store = Store::temporary().unwrap();
+        let store = temporary_store();
         let mut rt = Runtime::new(store, now, chrono_tz::UTC).unwrap();
         rt.durable = false;
         rt.deploy(program.clone(), now).unwrap();

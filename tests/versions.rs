@@ -2,11 +2,13 @@
 //! on the version they entered, unless the journey says `migrate by name`; a migration that
 //! would strand waiting contacts is refused, and the running version keeps running.
 
+mod support;
+use support::store::*;
+
 use journey::compile::{self, ir::Program};
 use journey::engine::Event;
 use journey::lang;
 use journey::runtime::{Input, MemorySink, Runtime, RuntimeError};
-use journey::store::Store;
 
 const T0: i64 = 1_772_355_600_000; // 2026-03-01T09:00:00Z
 const HOUR: i64 = 3_600_000;
@@ -52,7 +54,7 @@ fn signup(contact: &str, at: i64) -> Input {
 }
 
 fn start(src: &str) -> (Runtime, MemorySink) {
-    let mut rt = Runtime::new(Store::temporary().unwrap(), T0, chrono_tz::UTC).unwrap();
+    let mut rt = Runtime::new(temporary_store(), T0, chrono_tz::UTC).unwrap();
     rt.durable = false;
     rt.deploy(program(src), T0).unwrap();
     (rt, MemorySink::default())

@@ -232,6 +232,12 @@ impl PgServer {
         }
     }
 
+    /// Stops the server and removes its directory (for a server that is never dropped).
+    pub fn stop_and_remove(&self) {
+        let _ = self.stop();
+        let _ = std::fs::remove_dir_all(self.dir.path());
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

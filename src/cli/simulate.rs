@@ -14,7 +14,8 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, default_value_t = TimelineFormat::Text)]
     pub format: TimelineFormat,
     /// Run on a store in this new directory and keep it, to read with `journey report`,
-    /// `audience`, `segment` and `trend` (by default the store is temporary).
+    /// `audience`, `segment` and `trend` (by default the store is temporary). A
+    /// `postgres://…` URL of an empty database keeps it there instead.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 }

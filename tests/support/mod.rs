@@ -1,1 +1,2 @@
 pub mod smtp;
+pub mod store;
