@@ -5,7 +5,7 @@
 mod daemon_common;
 mod support;
 
-use daemon_common::{copy_welcome, events_of_type, Daemon, BIN};
+use daemon_common::{copy_welcome, events_of_type, sled_only, Daemon, BIN};
 use journey::engine::Contact;
 use journey::store::{Store, WriteBatch};
 use serde_json::{json, Value};
@@ -487,8 +487,37 @@ fn the_daemon_previews_and_sends_tests_through_smtp() {
     assert_eq!(s, 200, "{a}");
     assert!(!a.to_string().contains("\"ann\""), "{a}");
 
-    // `journey send-test` with the daemon's config: the store is in use, so a send for a
-    // contact is refused before anything goes; without --contact it goes.
+    // `journey send-test` with the daemon's config: a sled store is in use, so a send for
+    // a contact is refused before anything goes; without --contact it goes. (A database
+    // is not locked: the check is sled's.)
+    if sled_only("sled's lock refuses a second process") {
+        d.terminate();
+        let out = d.cli(&[
+            "send-test",
+            "welcome_promo.welcome",
+            "--to",
+            "cli@maison.example",
+            "--contact",
+            "ann",
+            "--config",
+            config,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let yaml = std::fs::read_to_string(tmp.path().join("journey.yaml")).unwrap();
+        let url = yaml
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("url: "))
+            .expect("the daemon's database");
+        let store = Store::connect(url).unwrap();
+        let tests = store
+            .events_of("ann")
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "message.test")
+            .count();
+        assert_eq!(tests, 2);
+        return;
+    }
     let out = d.cli(&[
         "send-test",
         "welcome_promo.welcome",

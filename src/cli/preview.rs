@@ -236,7 +236,12 @@ fn preview(args: &PreviewArgs) -> Result<Preview, Failed> {
     let data_dir = args.data.clone().unwrap_or_else(|| config.data_dir.clone());
     let (contact, entered_by) = match (&args.contact, &args.profile) {
         (Some(id), _) => {
-            let sdir = store_dir(args.data.as_deref().unwrap_or(&data_dir));
+            let sdir = match (&args.data, &config.store.url) {
+                (Some(dir), _) => store_dir(dir),
+                // The daemon's store is in a database: its URL.
+                (None, Some(url)) => PathBuf::from(url),
+                (None, None) => store_dir(&data_dir),
+            };
             let store = open_store(&sdir).map_err(Failed::usage)?;
             let c = read_contact(&store, id, &sdir)?;
             let e = store
@@ -315,7 +320,10 @@ fn send_test_inner(args: &SendTestArgs) -> Result<preview::TestSent, Failed> {
     // unrecorded for want of it.
     let store = match &args.contact {
         Some(_) => {
-            let sdir = config.data_dir.join("store");
+            let sdir = match &config.store.url {
+                Some(url) => PathBuf::from(url),
+                None => config.data_dir.join("store"),
+            };
             Some((open_store(&sdir).map_err(Failed::usage)?, sdir))
         }
         None => None,
