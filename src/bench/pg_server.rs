@@ -252,3 +252,65 @@ impl Drop for PgServer {
         );
     }
 }
+
+/// Whether the tests run on PostgreSQL (`JOURNEY_TEST_POSTGRES=1`, as `.ci/run`'s second
+/// pass sets it) rather than sled.
+pub fn tests_on_postgres() -> bool {
+    std::env::var("JOURNEY_TEST_POSTGRES").as_deref() == Ok("1")
+}
+
+/// The PostgreSQL server of a test process, started at its first use.
+static TEST_SERVER: std::sync::OnceLock<PgServer> = std::sync::OnceLock::new();
+
+/// Stops the test process's server and removes its directory (statics are not dropped).
+extern "C" fn stop_test_server() {
+    if let Some(s) = TEST_SERVER.get() {
+        s.stop_and_remove();
+    }
+}
+
+fn test_server() -> &'static PgServer {
+    TEST_SERVER.get_or_init(|| {
+        let s = PgServer::start(true).unwrap_or_else(|e| {
+            panic!("JOURNEY_TEST_POSTGRES=1, but PostgreSQL did not start: {e}")
+        });
+        // SAFETY: registers a plain function to run at exit; it only stops a child server.
+        unsafe { libc::atexit(stop_test_server) };
+        s
+    })
+}
+
+/// An empty store of a test's own, gone with it: a temporary sled store, or (tests on
+/// PostgreSQL) a schema of its own in the test process's server.
+pub fn test_store() -> crate::store::Store {
+    use crate::store::Store;
+    if tests_on_postgres() {
+        static SHARED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let url = SHARED.get_or_init(|| test_server().fresh_database().unwrap());
+        Store::connect_scratch(url).unwrap()
+    } else {
+        Store::temporary().unwrap()
+    }
+}
+
+/// Where a test keeps a store it opens again (a restart) or hands to the CLI (`--data`):
+/// the sled directory `dir`, or (tests on PostgreSQL) the URL of a database of its own,
+/// the same for the same `dir` (noted in a file there).
+pub fn test_store_location(dir: &Path) -> String {
+    if !tests_on_postgres() {
+        return dir.to_string_lossy().into_owned();
+    }
+    let note = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&note) {
+        return url;
+    }
+    let url = test_server().fresh_database().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&note, &url).unwrap();
+    url
+}
+
+/// Opens the store `test_store_location(dir)` names.
+pub fn test_store_at(dir: &Path) -> crate::store::Store {
+    crate::store::Store::open_location(&test_store_location(dir)).unwrap()
+}

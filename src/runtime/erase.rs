@@ -181,7 +181,7 @@ mod tests {
     use crate::domain::Channel;
     use crate::engine::{Claims, TokenKind};
     use crate::engine::{Event, SendJob};
-    use crate::store::{Store, TimerEntry};
+    use crate::store::TimerEntry;
 
     const NOW: i64 = 1_772_355_600_000;
 
@@ -225,7 +225,7 @@ mod tests {
     /// timers; a late outcome of its send does not bring it back; its short links go.
     #[test]
     fn shared_records_lose_the_erased_contacts_share_and_memory_forgets_it() {
-        let store = Store::temporary().unwrap();
+        let store = crate::bench::pg_server::test_store();
         let b0 = crate::store::bucket_of(NOW + 500);
         let b1 = crate::store::bucket_of(NOW + 5_000);
         let mut batch = WriteBatch::default();
@@ -315,7 +315,7 @@ mod tests {
     /// upserted later (in another case) comes back unsubscribed; another address does not.
     #[test]
     fn an_erased_unsubscribed_address_comes_back_unsubscribed() {
-        let store = Store::temporary().unwrap();
+        let store = crate::bench::pg_server::test_store();
         let mut rt = Runtime::new(store.clone(), NOW, chrono_tz::UTC).unwrap();
         let mut profile = serde_json::Map::new();
         profile.insert("email".into(), "Ann@Example.com".into());

@@ -153,7 +153,6 @@ mod tests {
     use super::*;
     use crate::engine::{Event, Millis};
     use crate::runtime::sink::MemorySink;
-    use crate::store::Store;
 
     const NOW: Millis = 1_772_355_600_000;
     const DAY: Millis = 86_400_000;
@@ -169,7 +168,7 @@ mod tests {
             "journey browse {\n  entry event \"viewed\"\n  policy none\n  wait 1d\n  send email hi { subject \"S\" text \"T\" }\n}\n".into(),
         );
         let program = crate::compile::compile(&loaded).program.expect("compiles");
-        let store = Store::temporary().unwrap();
+        let store = crate::bench::pg_server::test_store();
         let mut rt = Runtime::new(store.clone(), NOW, chrono_tz::UTC).unwrap();
         rt.durable = false;
         rt.deploy(program, NOW).unwrap();

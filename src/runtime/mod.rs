@@ -583,7 +583,12 @@ journey converts {
   }
 }"#;
         let dir = tempfile::tempdir().unwrap();
-        let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+        let mut rt = Runtime::new(
+            crate::bench::pg_server::test_store_at(dir.path()),
+            T0,
+            chrono_tz::UTC,
+        )
+        .unwrap();
         rt.deploy(program(src), T0).unwrap();
         // ann bought before she joined; bob did not.
         run(&mut rt, vec![event("ann", "purchase", None, T0)], T0);
@@ -662,7 +667,12 @@ journey slow {
   send email much_later { subject "Later" text "hi" }
 }"#;
         let dir = tempfile::tempdir().unwrap();
-        let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+        let mut rt = Runtime::new(
+            crate::bench::pg_server::test_store_at(dir.path()),
+            T0,
+            chrono_tz::UTC,
+        )
+        .unwrap();
         rt.deploy(program(src), T0).unwrap();
         // The wheel fills at its first look at the time.
         assert!(rt.due_timers(T0).unwrap().is_empty());
@@ -692,7 +702,7 @@ journey slow {
         drop(rt);
 
         // After a restart: the near record is loaded whole (the ten stale timers too).
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::bench::pg_server::test_store_at(dir.path());
         let mut rt = Runtime::new(store, T0 + 3_000, chrono_tz::UTC).unwrap();
         rt.deploy(program(src), T0 + 3_000).unwrap();
         let mut sink = MemorySink::default();
@@ -725,7 +735,12 @@ journey slow {
   send email hi { subject "Hi" text "hi" }
 }"#;
         let dir = tempfile::tempdir().unwrap();
-        let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+        let mut rt = Runtime::new(
+            crate::bench::pg_server::test_store_at(dir.path()),
+            T0,
+            chrono_tz::UTC,
+        )
+        .unwrap();
         rt.deploy(program(src), T0).unwrap();
         for k in 0..5i64 {
             let at = T0 + k * 120_000;
@@ -740,7 +755,12 @@ journey slow {
             "five hours out: beyond the horizon"
         );
         drop(rt);
-        let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+        let mut rt = Runtime::new(
+            crate::bench::pg_server::test_store_at(dir.path()),
+            T0,
+            chrono_tz::UTC,
+        )
+        .unwrap();
         rt.deploy(program(src), T0).unwrap();
         rt.timers.max_loaded = 10;
         let mut sink = MemorySink::default();
@@ -773,7 +793,12 @@ journey slow {
   send email hi { subject "Hi" text "hi" }
 }"#;
         let dir = tempfile::tempdir().unwrap();
-        let mut rt = Runtime::new(Store::open(dir.path()).unwrap(), T0, chrono_tz::UTC).unwrap();
+        let mut rt = Runtime::new(
+            crate::bench::pg_server::test_store_at(dir.path()),
+            T0,
+            chrono_tz::UTC,
+        )
+        .unwrap();
         rt.deploy(program(src), T0).unwrap();
         let signups: Vec<Input> = (0..10)
             .map(|i| event(&format!("c{i}"), "signup", None, T0))
@@ -814,8 +839,12 @@ journey slow {
         assert_eq!(pending, expected);
         drop(rt);
 
-        let mut rt =
-            Runtime::new(Store::open(dir.path()).unwrap(), T0 + 10, chrono_tz::UTC).unwrap();
+        let mut rt = Runtime::new(
+            crate::bench::pg_server::test_store_at(dir.path()),
+            T0 + 10,
+            chrono_tz::UTC,
+        )
+        .unwrap();
         rt.deploy(program(src), T0 + 10).unwrap();
         let mut sink = MemorySink::default();
         let mut timeline = Vec::new();
@@ -839,7 +868,8 @@ journey slow {
     /// idempotency id seen before) is still honoured.
     #[test]
     fn quiet_contacts_are_written_without_reads_and_nothing_is_missed() {
-        let mut rt = Runtime::new(Store::temporary().unwrap(), T0, chrono_tz::UTC).unwrap();
+        let mut rt =
+            Runtime::new(crate::bench::pg_server::test_store(), T0, chrono_tz::UTC).unwrap();
         rt.durable = false;
         run(&mut rt, vec![event("ann", "page_view", Some("e1"), T0)], T0);
         assert!(rt.quiet.contains("ann"));

@@ -840,7 +840,7 @@ mod tests {
 
     #[test]
     fn the_entry_event_is_the_latest_of_that_journey() {
-        let store = Store::temporary().unwrap();
+        let store = crate::bench::pg_server::test_store();
         let mut b = WriteBatch::default();
         b.put_instance(&entry_instance(1, "j", "first"));
         b.put_instance(&entry_instance(2, "j", "second"));
@@ -884,7 +884,7 @@ mod tests {
 
     #[test]
     fn timers_come_back_in_due_order_and_range() {
-        let s = Store::temporary().unwrap();
+        let s = crate::bench::pg_server::test_store();
         let t = |due, instance, contact: &str| TimerEntry {
             due,
             instance,
@@ -920,7 +920,7 @@ mod tests {
 
     #[test]
     fn contacts_come_with_their_own_events() {
-        let s = Store::temporary().unwrap();
+        let s = crate::bench::pg_server::test_store();
         let mut b = WriteBatch::default();
         for id in ["a", "a-", "ab", "b", "quiet"] {
             b.put_contact(&Contact {
@@ -970,7 +970,7 @@ mod tests {
 
     #[test]
     fn events_are_per_contact_in_time_order() {
-        let s = Store::temporary().unwrap();
+        let s = crate::bench::pg_server::test_store();
         let mut b = WriteBatch::default();
         for (i, (c, at)) in [("ann", 30), ("bob", 10), ("ann", 10), ("ann", 20)]
             .iter()
@@ -1002,7 +1002,7 @@ mod tests {
     #[test]
     fn short_links_are_written_once() {
         use crate::engine::TokenKind;
-        let s = Store::temporary().unwrap();
+        let s = crate::bench::pg_server::test_store();
         let c = Claims {
             kind: TokenKind::Click,
             contact: "ann".into(),
@@ -1056,7 +1056,7 @@ mod tests {
     /// Writes one event and one instance for each of two contacts, then reads each
     /// contact's back: only its own.
     fn assert_apart(a: &str, b: &str) {
-        let s = Store::temporary().unwrap();
+        let s = crate::bench::pg_server::test_store();
         let mut batch = WriteBatch::default();
         batch.put_contact(&Contact {
             id: a.into(),

@@ -850,7 +850,13 @@ impl Kv for PgKv {
                 .map(|z| unescape_id(&k[1..1 + z])),
             None => None,
         };
-        let contacts: Vec<String> = exact.iter().filter_map(|k| owner(k)).collect();
+        // As the typed columns hold them (rows of another id that reads the same there are
+        // told apart by their keys below).
+        let contacts: Vec<String> = exact
+            .iter()
+            .filter_map(|k| owner(k))
+            .map(|c| text_without_nul(&c))
+            .collect();
         let pool = self.pool.clone();
         let rows = self.run(async move {
             let client = pool.get().await.map_err(pg_error)?;
@@ -1250,6 +1256,34 @@ async fn insert_rows(
 }
 
 /// One typed column of many rows, as an array parameter.
+/// PostgreSQL's text and JSONB hold no NUL character (U+0000), which an id or a property
+/// may: the typed columns show it as U+FFFD (the key and the value, in bytea, keep it).
+fn text_without_nul(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `text_without_nul` for every string and key of a JSON value.
+fn json_without_nul(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => *s = text_without_nul(s),
+        Value::Array(items) => items.iter_mut().for_each(json_without_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (text_without_nul(&k), v))
+                    .collect();
+            }
+            map.values_mut().for_each(json_without_nul);
+        }
+        _ => {}
+    }
+}
+
 fn column_array<'a>(
     ty: ColType,
     cells: impl Iterator<Item = Option<&'a Col>>,
@@ -1258,7 +1292,7 @@ fn column_array<'a>(
         Text => Box::new(
             cells
                 .map(|c| match c {
-                    Some(Col::Text(v)) => v.clone(),
+                    Some(Col::Text(v)) => v.as_deref().map(text_without_nul),
                     _ => None,
                 })
                 .collect::<Vec<Option<String>>>(),
@@ -1282,7 +1316,10 @@ fn column_array<'a>(
         Json => Box::new(
             cells
                 .map(|c| match c {
-                    Some(Col::Json(v)) => v.clone(),
+                    Some(Col::Json(v)) => v.clone().map(|mut v| {
+                        json_without_nul(&mut v);
+                        v
+                    }),
                     _ => None,
                 })
                 .collect::<Vec<Option<Value>>>(),
