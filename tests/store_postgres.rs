@@ -171,16 +171,20 @@ fn the_runtime_runs_on_postgres_and_its_tables_are_readable() {
         q("SELECT journey || ':' || coalesce(ended, '-') FROM instances WHERE contact = 'bob'"),
         "welcome:completed"
     );
-    assert_eq!(q("SELECT max(version) FROM journey_schema"), "2");
+    assert_eq!(q("SELECT max(version) FROM journey_schema"), "3");
 
     // A database left at the first schema is upgraded at the next connection (version 2
-    // added the API tokens' table), and keeps its data.
+    // added the API tokens' table, 3 the lease's epoch), and keeps its data.
     drop(rt);
-    q("DROP TABLE api_tokens; DELETE FROM journey_schema WHERE version = 2");
+    q("DROP TABLE api_tokens; ALTER TABLE journey_lease DROP COLUMN epoch; DELETE FROM journey_schema WHERE version >= 2");
     let upgraded = Store::connect(&url).unwrap();
     drop(upgraded);
-    assert_eq!(q("SELECT max(version) FROM journey_schema"), "2");
+    assert_eq!(q("SELECT max(version) FROM journey_schema"), "3");
     assert_eq!(q("SELECT count(*) FROM api_tokens"), "0");
+    assert_eq!(
+        q("SELECT count(*) FROM journey_lease WHERE epoch >= 0"),
+        "0"
+    );
     assert_eq!(
         q("SELECT count(*) FROM events WHERE contact = 'ann' AND type = 'clicked'"),
         "1"
@@ -218,20 +222,6 @@ fn the_daemon_runs_on_postgres_and_survives_a_kill() {
         "the restart lost angela's place: {c}"
     );
     assert!(!tmp.path().join("data/store").exists(), "no sled store");
-    // A second daemon on the same database is refused while the first holds its lease.
-    let other = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_journey"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(Daemon::config(
-            other.path(),
-            "127.0.0.1:0",
-            &format!("store:\n  url: {url}\n"),
-        ))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{err}");
-    assert!(err.contains("in use by another daemon"), "{err}");
     let db = url.rsplit('/').next().unwrap();
     assert_eq!(
         pg.psql(
@@ -510,4 +500,127 @@ fn the_daemon_waits_for_its_database_at_start_and_refuses_a_wrong_one() {
     });
     assert_eq!(d.sign_up("angela").0, 200);
     wait_for("angela's welcome", 30, || d.delivery("angela", "welcome"));
+}
+
+/// Two daemons on one database: the second waits as the first's standby. The first is
+/// paused (SIGSTOP) past its lease; the standby takes over and serves. The first, resumed
+/// (SIGCONT), is fenced out: what it is sent then is not committed, and it stops.
+#[test]
+fn a_standby_takes_over_a_paused_daemon_which_is_fenced_out() {
+    use daemon_common::*;
+    let Some(pg) = PgServer::for_test("a_standby_takes_over_a_paused_daemon_which_is_fenced_out")
+    else {
+        return;
+    };
+    let url = pg.fresh_database().unwrap();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let store = format!("store:\n  url: {url}\n");
+    let tmp_a = tempfile::tempdir().unwrap();
+    copy_welcome(tmp_a.path());
+    let mut a = Daemon::start_with(tmp_a.path(), &store);
+    assert_eq!(a.sign_up("angela").0, 200);
+    wait_for("angela's welcome", 30, || a.delivery("angela", "welcome"));
+
+    // The standby: the same journeys, its own data directory, the same database.
+    let tmp_b = tempfile::tempdir().unwrap();
+    copy_welcome(tmp_b.path());
+    let log_b = tmp_b.path().join("daemon.stderr");
+    let mut b = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["serve", "--config"])
+        .arg(Daemon::config(tmp_b.path(), "127.0.0.1:0", &store))
+        .env("JOURNEY_LOG", "info")
+        .stderr(std::fs::File::create(&log_b).unwrap())
+        .spawn()
+        .unwrap();
+    let said = || std::fs::read_to_string(&log_b).unwrap_or_default();
+    wait_for("the second daemon to wait as a standby", 30, || {
+        said().contains("standby:").then_some(())
+    });
+    assert!(!said().contains("listening"), "{}", said());
+
+    let pid_a = a.child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str, pid: &str| {
+        assert!(Command::new("kill")
+            .args([sig, pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP", &pid_a);
+    // Past the lease (10 s), the standby takes over and listens.
+    let base_b = wait_for("the standby to take over", 60, || {
+        said().lines().find_map(journey::cli::serve::listening_url)
+    });
+    assert!(said().contains("takes over"), "{}", said());
+    // The tokens are in the database: the first daemon's admin token works on the second.
+    let on_b = |method: &str, path: &str, body: serde_json::Value| {
+        let r = agent()
+            .request(method, &format!("{base_b}{path}"))
+            .set("authorization", &format!("Bearer {}", a.admin))
+            .send_json(body);
+        match r {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(s, _)) => s,
+            Err(e) => panic!("{path}: {e}"),
+        }
+    };
+    assert_eq!(
+        on_b(
+            "PUT",
+            "/v1/contacts/bob",
+            serde_json::json!({"email": "bob@example.com"})
+        ),
+        200
+    );
+    assert_eq!(
+        on_b(
+            "POST",
+            "/v1/events",
+            serde_json::json!({"contact": "bob", "type": "form_compiled", "properties": {"formName": "addUser"}, "context": "web"})
+        ),
+        200
+    );
+    let sent = |who: &str| {
+        pg.psql(
+            &db,
+            &format!(
+                "SELECT count(*) FROM events WHERE contact = '{who}' AND type = 'message.sent'"
+            ),
+        )
+        .unwrap()
+    };
+    wait_for("bob's welcome, sent by the standby", 30, || {
+        (sent("bob") == "1").then_some(())
+    });
+
+    // The first daemon wakes up: it is fenced out. An event sent to it is not committed
+    // (it answers an error, or no longer answers), and it stops on its own.
+    signal("-CONT", &pid_a);
+    let carol = agent()
+        .post(&format!("{}/v1/events", a.base))
+        .set("authorization", &format!("Bearer {}", a.admin))
+        .send_json(serde_json::json!({"contact": "carol", "type": "signup"}));
+    assert!(
+        !matches!(&carol, Ok(r) if r.status() < 300),
+        "the fenced daemon acknowledged an event: {carol:?}"
+    );
+    let stopped = wait_for("the fenced daemon to stop", 30, || {
+        a.child.as_mut().unwrap().try_wait().unwrap()
+    });
+    assert!(!stopped.success());
+    assert!(
+        a.stderr().contains("took this database's lease"),
+        "{}",
+        a.stderr()
+    );
+    a.child = None;
+    assert_eq!(
+        pg.psql(&db, "SELECT count(*) FROM events WHERE contact = 'carol'")
+            .unwrap(),
+        "0"
+    );
+    assert_eq!(sent("angela"), "1");
+    assert_eq!(sent("bob"), "1");
+    let _ = b.kill();
+    let _ = b.wait();
 }

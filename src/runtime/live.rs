@@ -195,6 +195,14 @@ const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
 impl Live<'_> {
     fn round(&mut self, state: &mut LoopState) -> Result<Flow> {
         let keep = self.rt.store.can_be_unavailable();
+        // Another daemon took the store's lease (this one was paused or cut off past it):
+        // nothing of this one's would commit, so it stops rather than answer for nothing.
+        if self.rt.store.lease_lost() {
+            return Err(crate::store::StoreError::HeldBy(
+                "another daemon took this database's lease while this one was paused or cut off; this one stops".into(),
+            )
+            .into());
+        }
         if !state.recovered {
             // Anything left in the outbox by a crash is delivered first (at most once more;
             // should the store fail meanwhile, what was handed is not handed again).

@@ -26,7 +26,7 @@ use crate::engine::{Millis, TimelineEntry};
 use crate::runtime::live::{run_live, LoopConfig, Submission};
 use crate::runtime::Clock;
 use crate::runtime::{DeployReport, Input, Runtime, RuntimeError, Sink, SystemClock};
-use crate::store::{Store, WriteBatch};
+use crate::store::{Store, StoreError, WriteBatch};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -497,13 +497,38 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
 /// that does not answer (refused, starting, shutting down), with backoff and a log line a
 /// try. What waiting cannot mend (a malformed URL, wrong credentials, no such database,
 /// another daemon's lease) is an error at once.
+///
+/// While another daemon holds the lease, this one is its standby: it waits, and takes the
+/// lease over once it lapses (the other was killed, paused or cut off); the other's
+/// commits are fenced out from then on.
 fn connect_waiting(url: &str) -> anyhow::Result<Store> {
     let mut delay = std::time::Duration::from_millis(200);
     let mut attempt = 0u32;
+    let mut standby = false;
+    let mut store = None;
     loop {
         attempt += 1;
-        match Store::connect(url).and_then(|s| s.claim_exclusive().map(|()| s)) {
-            Ok(store) => return Ok(store),
+        let tried = match &store {
+            None => Store::connect(url).map(|s| {
+                store = Some(s);
+            }),
+            Some(_) => Ok(()),
+        }
+        .and_then(|()| store.as_ref().expect("connected").claim_exclusive());
+        match tried {
+            Ok(()) => {
+                if standby {
+                    tracing::info!("the lease lapsed: this daemon takes over");
+                }
+                return Ok(store.expect("connected"));
+            }
+            Err(StoreError::HeldBy(who)) => {
+                if !standby {
+                    tracing::info!("standby: {who}; this daemon takes over when that lease lapses");
+                    standby = true;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
             Err(e) if e.is_unavailable() => {
                 tracing::warn!(
                     attempt,

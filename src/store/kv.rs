@@ -95,6 +95,12 @@ pub(crate) trait Kv: Send + Sync {
         false
     }
 
+    /// Whether this process held the store's lease (`claim_exclusive`) and another took
+    /// it: it may commit nothing more.
+    fn lease_lost(&self) -> bool {
+        false
+    }
+
     /// Why the database is unreachable, as of the last call that tried it (None: it
     /// answered, or it cannot go away).
     fn unavailable(&self) -> Option<String> {

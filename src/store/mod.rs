@@ -383,6 +383,12 @@ impl Store {
         self.kv.unavailable()
     }
 
+    /// Whether this process held the store's lease and another daemon took it: it may
+    /// commit nothing more (its commits are refused), so it should stop.
+    pub fn lease_lost(&self) -> bool {
+        self.kv.lease_lost()
+    }
+
     /// A round trip to the database: Ok when it answers.
     pub fn ping(&self) -> Result<()> {
         self.kv.ping()

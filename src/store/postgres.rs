@@ -36,7 +36,7 @@ use std::sync::Mutex;
 use tokio_postgres::types::ToSql;
 
 /// The schema this code creates and reads. Each number is a migration below.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// How many rows a scan reads at a time.
 const PAGE: i64 = 2_000;
@@ -442,6 +442,8 @@ fn migrations() -> Vec<String> {
         all.resize(all.len().max(n), String::new());
         all[n - 1].push_str(&create_table(t));
     }
+    // The lease's epoch: each takeover raises it, and every commit checks it (fencing).
+    all.push("ALTER TABLE journey_lease ADD COLUMN epoch bigint NOT NULL DEFAULT 0;\n".into());
     all
 }
 
@@ -479,6 +481,10 @@ pub(crate) struct PgKv {
     prefetched: Mutex<Option<Prefetched>>,
     /// Set when this process held the daemon's lease and lost it: it writes nothing more.
     lease_lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The lease this process holds, (owner, epoch), once `claim_exclusive` took it: every
+    /// commit checks it in its own transaction, so a daemon whose lease another took (it
+    /// was paused, or cut off, past the expiry) commits nothing.
+    held: std::sync::Arc<std::sync::OnceLock<(String, i64)>>,
     /// The database in errors and logs: host, port and name (no password).
     location: String,
     /// Why the database did not answer the last call that tried it; None once one succeeds.
@@ -620,6 +626,7 @@ impl PgKv {
             scratch: scratch.map(|s| (plain, s)),
             prefetched: Mutex::new(None),
             lease_lost: Default::default(),
+            held: Default::default(),
             location,
             down: Default::default(),
         };
@@ -679,12 +686,20 @@ impl PgKv {
         let pool = self.pool.clone();
         self.run(async move {
             let mut client = pool.get().await.map_err(pg_error)?;
-            client
-                .batch_execute(
-                    "CREATE TABLE IF NOT EXISTS journey_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-                )
+            // Asked first, so that a start on an existing schema logs no server notice.
+            let exists: bool = client
+                .query_one("SELECT to_regclass('journey_schema') IS NOT NULL", &[])
                 .await
-                .map_err(pg_error)?;
+                .map_err(pg_error)?
+                .get(0);
+            if !exists {
+                client
+                    .batch_execute(
+                        "CREATE TABLE IF NOT EXISTS journey_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+                    )
+                    .await
+                    .map_err(pg_error)?;
+            }
             let row = client
                 .query_one("SELECT coalesce(max(version), 0) FROM journey_schema", &[])
                 .await
@@ -834,6 +849,58 @@ impl PgKv {
     }
 }
 
+/// The lease a commit must still hold, checked inside its transaction.
+struct Fence {
+    held: Option<(String, i64)>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Fence {
+    /// Fails (and marks the lease lost) unless this process still holds the lease at the
+    /// epoch it took: the row is locked `FOR SHARE` until the commit, so a takeover waits
+    /// for this transaction, or this transaction sees the takeover and rolls back.
+    async fn check(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+        let Some((owner, epoch)) = &self.held else {
+            return Ok(());
+        };
+        let still = tx
+            .query_opt(
+                "SELECT 1 FROM journey_lease WHERE name = 'daemon' AND owner = $1 AND epoch = $2 FOR SHARE",
+                &[owner, epoch],
+            )
+            .await
+            .map_err(pg_error)?;
+        if still.is_none() {
+            self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(lease_taken());
+        }
+        Ok(())
+    }
+}
+
+/// The error of a daemon whose lease another took.
+fn lease_taken() -> StoreError {
+    StoreError::HeldBy(
+        "another daemon took this database's lease (this one was paused or cut off past its expiry); this one commits nothing more".into(),
+    )
+}
+
+impl PgKv {
+    fn fence(&self) -> Fence {
+        Fence {
+            held: self.held.get().cloned(),
+            lost: self.lease_lost.clone(),
+        }
+    }
+
+    fn check_lease(&self) -> Result<()> {
+        if self.lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(lease_taken());
+        }
+        Ok(())
+    }
+}
+
 impl Kv for PgKv {
     fn prefetches(&self) -> bool {
         true
@@ -968,11 +1035,7 @@ impl Kv for PgKv {
     }
 
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
-        if self.lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::HeldBy(
-                "this daemon's lease expired and another may hold it".into(),
-            ));
-        }
+        self.check_lease()?;
         // What was read ahead is about to change.
         *self.prefetched.lock().unwrap_or_else(|e| e.into_inner()) = None;
         // The last write of a key wins, as in one sled batch.
@@ -996,6 +1059,7 @@ impl Kv for PgKv {
             }
         }
         let pool = self.pool.clone();
+        let fence = self.fence();
         self.run(async move {
             let mut client = pool.get().await.map_err(pg_error)?;
             let tx = client.transaction().await.map_err(pg_error)?;
@@ -1009,6 +1073,7 @@ impl Kv for PgKv {
                     upsert(&tx, table, puts).await?;
                 }
             }
+            fence.check(&tx).await?;
             tx.commit().await.map_err(pg_error)
         })
     }
@@ -1020,8 +1085,10 @@ impl Kv for PgKv {
                 what: "key (no table holds its kind)",
             });
         };
+        self.check_lease()?;
         let (key, value) = (key.to_vec(), value.to_vec());
         let pool = self.pool.clone();
+        let fence = self.fence();
         self.run(async move {
             let mut client = pool.get().await.map_err(pg_error)?;
             let tx = client.transaction().await.map_err(pg_error)?;
@@ -1040,6 +1107,7 @@ impl Kv for PgKv {
                     .map_err(pg_error)?
                     .map(|r| Bytes::Owned(r.get(0)))
             };
+            fence.check(&tx).await?;
             tx.commit().await.map_err(pg_error)?;
             Ok(current)
         })
@@ -1049,7 +1117,7 @@ impl Kv for PgKv {
         let me = lease_owner();
         let pool = self.pool.clone();
         let owner = me.clone();
-        let holder: Option<(String, String)> = self.run(async move {
+        let holder: std::result::Result<i64, (String, String)> = self.run(async move {
             let client = pool.get().await.map_err(pg_error)?;
             let current = client
                 .query_opt("SELECT owner FROM journey_lease WHERE name = 'daemon'", &[])
@@ -1057,18 +1125,20 @@ impl Kv for PgKv {
                 .map_err(pg_error)?
                 .map(|r| r.get::<_, String>(0));
             let gone = current.as_deref().is_some_and(owner_is_gone);
-            // Taken if free, expired, or left by a process of this host that is gone.
+            // Taken if free, expired, or left by a process of this host that is gone; each
+            // taking raises the epoch, which fences the last holder's commits out.
             let taken = client
-                .execute(
-                    "INSERT INTO journey_lease (name, owner, expires) VALUES ('daemon', $1, now() + make_interval(secs => $2))
-                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
-                     WHERE journey_lease.expires < now() OR journey_lease.owner = $1 OR $3",
+                .query_opt(
+                    "INSERT INTO journey_lease (name, owner, expires, epoch) VALUES ('daemon', $1, now() + make_interval(secs => $2), 1)
+                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, epoch = journey_lease.epoch + 1
+                     WHERE journey_lease.expires < now() OR journey_lease.owner = $1 OR $3
+                     RETURNING epoch",
                     &[&owner, &(LEASE_SECONDS as f64), &gone],
                 )
                 .await
                 .map_err(pg_error)?;
-            if taken == 1 {
-                return Ok(None);
+            if let Some(row) = taken {
+                return Ok(Ok(row.get::<_, i64>(0)));
             }
             let row = client
                 .query_one(
@@ -1077,13 +1147,17 @@ impl Kv for PgKv {
                 )
                 .await
                 .map_err(pg_error)?;
-            Ok(Some((row.get(0), row.get(1))))
+            Ok(Err((row.get(0), row.get(1))))
         })?;
-        if let Some((owner, until)) = holder {
-            return Err(StoreError::HeldBy(format!(
-                "{owner} holds its lease until {until} at least"
-            )));
-        }
+        let epoch = match holder {
+            Ok(epoch) => epoch,
+            Err((owner, until)) => {
+                return Err(StoreError::HeldBy(format!(
+                    "{owner} holds its lease until {until} at least"
+                )))
+            }
+        };
+        let _ = self.held.set((me.clone(), epoch));
         // Renewed while this process lives; lost, it stops this process's writes.
         let pool = self.pool.clone();
         let lost = self.lease_lost.clone();
@@ -1096,8 +1170,8 @@ impl Kv for PgKv {
                     let renewed = match pool.get().await {
                         Ok(c) => c
                             .execute(
-                                "UPDATE journey_lease SET expires = now() + make_interval(secs => $2) WHERE name = 'daemon' AND owner = $1",
-                                &[&me, &(LEASE_SECONDS as f64)],
+                                "UPDATE journey_lease SET expires = now() + make_interval(secs => $2) WHERE name = 'daemon' AND owner = $1 AND epoch = $3",
+                                &[&me, &(LEASE_SECONDS as f64), &epoch],
                             )
                             .await
                             .ok(),
@@ -1120,6 +1194,10 @@ impl Kv for PgKv {
 
     fn can_be_unavailable(&self) -> bool {
         true
+    }
+
+    fn lease_lost(&self) -> bool {
+        self.lease_lost.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn unavailable(&self) -> Option<String> {
