@@ -215,6 +215,23 @@ fn enrol_pause_resume_and_status() {
         "{}",
         stdout(&out)
     );
+    // The cluster: this daemon alone, at work (on PostgreSQL, with its lease).
+    let out = d.cli(&["status", "--cluster"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let this = text
+        .lines()
+        .find(|l| l.contains("(this one)"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(this.contains("active"), "{text}");
+    let store = if std::env::var("JOURNEY_TEST_POSTGRES").as_deref() == Ok("1") {
+        "store: postgres; lease epoch "
+    } else {
+        "store: sled (one daemon; no lease)"
+    };
+    assert!(text.contains(store), "{text}");
+    assert!(!text.contains(", lost"), "{text}");
+    assert_eq!(text.matches(" active ").count(), 1, "one at work: {text}");
 
     // The CLI's event command goes through the same API.
     d.put_email("jill");

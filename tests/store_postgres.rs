@@ -538,6 +538,12 @@ fn a_standby_takes_over_a_paused_daemon_which_is_fenced_out() {
     });
     assert!(!said().contains("listening"), "{}", said());
 
+    // `journey status --cluster` lists both: the first at work, the second waiting.
+    wait_for("both daemons in the cluster's list", 30, || {
+        let o = a.cli(&["status", "--cluster"]);
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        (out.contains("active") && out.contains("standby")).then_some(out)
+    });
     let pid_a = a.child.as_ref().unwrap().id().to_string();
     let signal = |sig: &str, pid: &str| {
         assert!(Command::new("kill")
@@ -592,6 +598,33 @@ fn a_standby_takes_over_a_paused_daemon_which_is_fenced_out() {
     wait_for("bob's welcome, sent by the standby", 30, || {
         (sent("bob") == "1").then_some(())
     });
+    let get_b = |path: &str| {
+        agent()
+            .get(&format!("{base_b}{path}"))
+            .set("authorization", &format!("Bearer {}", a.admin))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    };
+    let cluster: serde_json::Value = serde_json::from_str(&get_b("/v1/cluster")).unwrap();
+    assert_eq!(cluster["store"], "postgres", "{cluster}");
+    assert_eq!(cluster["lease"]["took_over"], true, "{cluster}");
+    assert_eq!(cluster["lease"]["epoch"], 2, "{cluster}");
+    let this = cluster["daemons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == cluster["this"])
+        .cloned()
+        .unwrap();
+    assert_eq!(this["role"], "active", "{cluster}");
+    let metrics = get_b("/metrics");
+    assert!(metrics.contains("journey_lease_held 1"), "{metrics}");
+    assert!(
+        metrics.contains("journey_lease_takeovers_total 1"),
+        "{metrics}"
+    );
 
     // The first daemon wakes up: it is fenced out. An event sent to it is not committed
     // (it answers an error, or no longer answers), and it stops on its own.

@@ -12,6 +12,11 @@ pub struct StatusArgs {
     /// Print the daemon's JSON.
     #[arg(long)]
     pub json: bool,
+    /// The daemons on the daemon's store instead: which one works (`active`, holding the
+    /// database's lease) and which wait as `standby`, where each listens, when each was
+    /// last heard of, and the lease's epoch.
+    #[arg(long, conflicts_with = "name")]
+    pub cluster: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -37,8 +42,62 @@ pub fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// `journey status --cluster`.
+fn cluster(c: &Client, json: bool) -> ExitCode {
+    let v = match c.get("/v1/cluster") {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<28} {:<8} {:<22} {:<21} last seen",
+        "daemon", "role", "address", "started"
+    );
+    for d in v["daemons"].as_array().into_iter().flatten() {
+        let seen = d["seconds_since_seen"].as_f64().unwrap_or(0.0);
+        let this = if d["name"] == v["this"] {
+            " (this one)"
+        } else {
+            ""
+        };
+        println!(
+            "{:<28} {:<8} {:<22} {:<21} {seen:.0} s ago{this}",
+            s(d, "name"),
+            s(d, "role"),
+            s(d, "address"),
+            s(d, "started"),
+        );
+    }
+    match v.get("lease").filter(|l| !l.is_null()) {
+        Some(l) => println!(
+            "store: {}; lease epoch {}, {}, renewed {} times{}",
+            s(&v, "store"),
+            n(l, "epoch"),
+            if l["held"] == json!(true) {
+                "held"
+            } else {
+                "lost"
+            },
+            n(l, "renewals"),
+            if l["took_over"] == json!(true) {
+                ", taken over from another daemon"
+            } else {
+                ""
+            }
+        ),
+        None => println!("store: {} (one daemon; no lease)", s(&v, "store")),
+    }
+    ExitCode::SUCCESS
+}
+
 pub fn run(args: StatusArgs) -> ExitCode {
     let c = Client::new(&args.server);
+    if args.cluster {
+        return cluster(&c, args.json);
+    }
     let path = match &args.name {
         Some(n) => format!("/v1/journeys/{n}"),
         None => "/v1/journeys".into(),

@@ -91,6 +91,64 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metrics of a daemon on `store`: with its lease's, on a database.
+    pub fn with_store(store: &crate::store::Store) -> Metrics {
+        let mut m = Metrics::new();
+        m.registry
+            .register_collector(Box::new(LeaseFigures(store.clone())));
+        m
+    }
+}
+
+/// The daemon's lease on a database store, read at each scrape (nothing on sled).
+struct LeaseFigures(crate::store::Store);
+
+impl std::fmt::Debug for LeaseFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaseFigures")
+    }
+}
+
+impl Collector for LeaseFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(l) = self.0.lease() else {
+            return Ok(());
+        };
+        for (name, help, v) in [
+            (
+                "journey_lease_held",
+                "1 while this daemon holds the database's lease (0 once another took it).",
+                l.held as i64,
+            ),
+            (
+                "journey_lease_epoch",
+                "The lease's epoch this daemon took (each takeover raises it).",
+                l.epoch,
+            ),
+        ] {
+            let g = ConstGauge::new(v);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        for (name, help, v) in [
+            (
+                "journey_lease_renewals",
+                "Renewals of the lease by this daemon.",
+                l.renewals,
+            ),
+            (
+                "journey_lease_takeovers",
+                "1 when this daemon took the lease over from another daemon.",
+                l.took_over as u64,
+            ),
+        ] {
+            let c = ConstCounter::new(v);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Metrics {
     pub fn new() -> Metrics {
         let mut r = Registry::default();
         let events_ingested = Counter::default();

@@ -8,6 +8,7 @@
 
 mod admin;
 mod api;
+mod cluster;
 mod decompress;
 mod erasure;
 pub mod metrics;
@@ -122,6 +123,8 @@ pub struct AppState {
     /// The program the runtime runs, updated after each deploy.
     pub program: RwLock<Arc<Program>>,
     pub paused: RwLock<BTreeSet<String>>,
+    /// When this daemon started, RFC 3339.
+    pub started: String,
 }
 
 pub type Shared = Arc<AppState>;
@@ -388,7 +391,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     let secret = load_secret(config.secret.as_deref(), &config.data_dir)?;
     let store = match &config.store.url {
         Some(url) => {
-            let store = connect_waiting(url)?;
+            let store = connect_waiting(url, &addr.to_string())?;
             tracing::info!(database = %redact_url(url), "store: PostgreSQL");
             store
         }
@@ -404,7 +407,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let clock = SystemClock;
     let mut rt = Runtime::new(store.clone(), clock.now(), config.zone())?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::with_store(&store));
     rt.stages = metrics.stages.clone();
     {
         let m = metrics.clone();
@@ -422,6 +425,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         program: RwLock::new(rt.program().clone()),
         paused: RwLock::new(rt.paused().clone()),
+        started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = metrics::relay_outcomes(tx.clone(), metrics.clone())?;
@@ -501,7 +505,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
 /// While another daemon holds the lease, this one is its standby: it waits, and takes the
 /// lease over once it lapses (the other was killed, paused or cut off); the other's
 /// commits are fenced out from then on.
-fn connect_waiting(url: &str) -> anyhow::Result<Store> {
+fn connect_waiting(url: &str, address: &str) -> anyhow::Result<Store> {
     let mut delay = std::time::Duration::from_millis(200);
     let mut attempt = 0u32;
     let mut standby = false;
@@ -520,9 +524,18 @@ fn connect_waiting(url: &str) -> anyhow::Result<Store> {
                 if standby {
                     tracing::info!("the lease lapsed: this daemon takes over");
                 }
-                return Ok(store.expect("connected"));
+                let store = store.expect("connected");
+                if let Err(e) = store.announce(address, "active") {
+                    tracing::warn!("not listed among the daemons: {e}");
+                }
+                return Ok(store);
             }
             Err(StoreError::HeldBy(who)) => {
+                // Listed as a standby (`journey status --cluster`), said again each try.
+                let _ = store
+                    .as_ref()
+                    .expect("connected")
+                    .announce(address, "standby");
                 if !standby {
                     tracing::info!("standby: {who}; this daemon takes over when that lease lapses");
                     standby = true;

@@ -139,6 +139,7 @@ pub fn api() -> OpenApiRouter<Shared> {
     use utoipa::OpenApi as _;
     OpenApiRouter::with_openapi(Doc::openapi())
         .routes(routes!(super::healthz))
+        .routes(routes!(super::cluster::cluster))
         .routes(routes!(super::metrics_text))
         .routes(routes!(openapi_json))
         .routes(routes!(api::post_events))

@@ -101,6 +101,23 @@ pub(crate) trait Kv: Send + Sync {
         false
     }
 
+    /// This process's lease, once it holds one (a database's; None for sled, whose file
+    /// lock is the lease).
+    fn lease(&self) -> Option<super::LeaseInfo> {
+        None
+    }
+
+    /// Says that this process works on the store (`active`) or waits for its lease
+    /// (`standby`), listening at `address`: `daemons` lists it.
+    fn announce(&self, _address: &str, _role: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// The daemons that announced themselves lately (a database's; empty for sled).
+    fn daemons(&self) -> Result<Vec<super::DaemonSeen>> {
+        Ok(Vec::new())
+    }
+
     /// Why the database is unreachable, as of the last call that tried it (None: it
     /// answered, or it cannot go away).
     fn unavailable(&self) -> Option<String> {

@@ -65,6 +65,42 @@ use keys::*;
 pub use kv::CACHE_BYTES;
 pub use privacy::{normalize_address, Suppression};
 
+/// This process as the daemons' list and the lease name it: HOST:PID.
+pub fn daemon_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// This process's lease on a database store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseInfo {
+    /// Held and not lost.
+    pub held: bool,
+    /// The epoch it was taken at (each takeover raises it).
+    pub epoch: i64,
+    /// Renewals so far.
+    pub renewals: u64,
+    /// Whether this process took it over from another daemon (rather than found it free).
+    pub took_over: bool,
+}
+
+/// A daemon that announced itself on a database store (`journey status --cluster`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DaemonSeen {
+    /// HOST:PID.
+    pub name: String,
+    /// Where it listens (empty while it waits as a standby).
+    pub address: String,
+    /// `active` (holds the lease and works) or `standby` (waits for it).
+    pub role: String,
+    /// When it started, RFC 3339.
+    pub started: String,
+    /// Seconds since it last said it lives (every few seconds while it does).
+    pub seconds_since_seen: f64,
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, thiserror::Error)]
@@ -387,6 +423,22 @@ impl Store {
     /// commit nothing more (its commits are refused), so it should stop.
     pub fn lease_lost(&self) -> bool {
         self.kv.lease_lost()
+    }
+
+    /// This process's lease on a database store, once it holds one.
+    pub fn lease(&self) -> Option<LeaseInfo> {
+        self.kv.lease()
+    }
+
+    /// Says that this process works on the store (`active`) or waits for its lease
+    /// (`standby`), listening at `address`.
+    pub fn announce(&self, address: &str, role: &str) -> Result<()> {
+        self.kv.announce(address, role)
+    }
+
+    /// The daemons that announced themselves on this store in the last hour, newest first.
+    pub fn daemons(&self) -> Result<Vec<DaemonSeen>> {
+        self.kv.daemons()
     }
 
     /// A round trip to the database: Ok when it answers.

@@ -36,7 +36,7 @@ use std::sync::Mutex;
 use tokio_postgres::types::ToSql;
 
 /// The schema this code creates and reads. Each number is a migration below.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// How many rows a scan reads at a time.
 const PAGE: i64 = 2_000;
@@ -444,6 +444,10 @@ fn migrations() -> Vec<String> {
     }
     // The lease's epoch: each takeover raises it, and every commit checks it (fencing).
     all.push("ALTER TABLE journey_lease ADD COLUMN epoch bigint NOT NULL DEFAULT 0;\n".into());
+    // The daemons working on the database or waiting for its lease (`announce`).
+    all.push(
+        "CREATE TABLE journey_daemons (owner text PRIMARY KEY, address text NOT NULL, role text NOT NULL, started timestamptz NOT NULL DEFAULT now(), seen timestamptz NOT NULL DEFAULT now());\n".into(),
+    );
     all
 }
 
@@ -485,6 +489,9 @@ pub(crate) struct PgKv {
     /// commit checks it in its own transaction, so a daemon whose lease another took (it
     /// was paused, or cut off, past the expiry) commits nothing.
     held: std::sync::Arc<std::sync::OnceLock<(String, i64)>>,
+    /// The lease's renewals so far, and whether this process took it from another.
+    renewals: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    took_over: std::sync::atomic::AtomicBool,
     /// The database in errors and logs: host, port and name (no password).
     location: String,
     /// Why the database did not answer the last call that tried it; None once one succeeds.
@@ -519,10 +526,7 @@ const LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// This process, as the lease names it: host and pid.
 fn lease_owner() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}", std::process::id())
+    super::daemon_name()
 }
 
 /// Whether a lease owner is a process of this host that is gone (killed): its lease can be
@@ -627,6 +631,8 @@ impl PgKv {
             prefetched: Mutex::new(None),
             lease_lost: Default::default(),
             held: Default::default(),
+            renewals: Default::default(),
+            took_over: Default::default(),
             location,
             down: Default::default(),
         };
@@ -1117,7 +1123,7 @@ impl Kv for PgKv {
         let me = lease_owner();
         let pool = self.pool.clone();
         let owner = me.clone();
-        let holder: std::result::Result<i64, (String, String)> = self.run(async move {
+        let holder: std::result::Result<(i64, bool), (String, String)> = self.run(async move {
             let client = pool.get().await.map_err(pg_error)?;
             let current = client
                 .query_opt("SELECT owner FROM journey_lease WHERE name = 'daemon'", &[])
@@ -1138,7 +1144,8 @@ impl Kv for PgKv {
                 .await
                 .map_err(pg_error)?;
             if let Some(row) = taken {
-                return Ok(Ok(row.get::<_, i64>(0)));
+                let took_over = current.is_some_and(|c| c != owner);
+                return Ok(Ok((row.get::<_, i64>(0), took_over)));
             }
             let row = client
                 .query_one(
@@ -1150,7 +1157,11 @@ impl Kv for PgKv {
             Ok(Err((row.get(0), row.get(1))))
         })?;
         let epoch = match holder {
-            Ok(epoch) => epoch,
+            Ok((epoch, took_over)) => {
+                self.took_over
+                    .store(took_over, std::sync::atomic::Ordering::SeqCst);
+                epoch
+            }
             Err((owner, until)) => {
                 return Err(StoreError::HeldBy(format!(
                     "{owner} holds its lease until {until} at least"
@@ -1161,6 +1172,7 @@ impl Kv for PgKv {
         // Renewed while this process lives; lost, it stops this process's writes.
         let pool = self.pool.clone();
         let lost = self.lease_lost.clone();
+        let renewals = self.renewals.clone();
         self.runtime
             .as_ref()
             .expect("present until dropped")
@@ -1168,13 +1180,26 @@ impl Kv for PgKv {
                 loop {
                     tokio::time::sleep(LEASE_RENEW).await;
                     let renewed = match pool.get().await {
-                        Ok(c) => c
-                            .execute(
-                                "UPDATE journey_lease SET expires = now() + make_interval(secs => $2) WHERE name = 'daemon' AND owner = $1 AND epoch = $3",
-                                &[&me, &(LEASE_SECONDS as f64), &epoch],
-                            )
-                            .await
-                            .ok(),
+                        Ok(c) => {
+                            let renewed = c
+                                .execute(
+                                    "UPDATE journey_lease SET expires = now() + make_interval(secs => $2) WHERE name = 'daemon' AND owner = $1 AND epoch = $3",
+                                    &[&me, &(LEASE_SECONDS as f64), &epoch],
+                                )
+                                .await
+                                .ok();
+                            if renewed == Some(1) {
+                                renewals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                // And the daemons' list hears that this one lives.
+                                let _ = c
+                                    .execute(
+                                        "UPDATE journey_daemons SET seen = now(), role = 'active' WHERE owner = $1",
+                                        &[&me],
+                                    )
+                                    .await;
+                            }
+                            renewed
+                        }
                         Err(_) => None,
                     };
                     if renewed == Some(0) {
@@ -1198,6 +1223,78 @@ impl Kv for PgKv {
 
     fn lease_lost(&self) -> bool {
         self.lease_lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn lease(&self) -> Option<super::LeaseInfo> {
+        use std::sync::atomic::Ordering::*;
+        let (_, epoch) = self.held.get()?;
+        Some(super::LeaseInfo {
+            held: !self.lease_lost.load(SeqCst),
+            epoch: *epoch,
+            renewals: self.renewals.load(Relaxed),
+            took_over: self.took_over.load(SeqCst),
+        })
+    }
+
+    fn announce(&self, address: &str, role: &str) -> Result<()> {
+        let (me, address, role) = (lease_owner(), address.to_string(), role.to_string());
+        let pool = self.pool.clone();
+        self.run(async move {
+            let client = pool.get().await.map_err(pg_error)?;
+            client
+                .execute(
+                    "INSERT INTO journey_daemons (owner, address, role) VALUES ($1, $2, $3)
+                     ON CONFLICT (owner) DO UPDATE SET address = excluded.address, role = excluded.role, seen = now()",
+                    &[&me, &address, &role],
+                )
+                .await
+                .map_err(pg_error)?;
+            // One daemon works at a time: one that said so before is past its lease.
+            if role == "active" {
+                client
+                    .execute(
+                        "UPDATE journey_daemons SET role = 'lost lease' WHERE role = 'active' AND owner <> $1",
+                        &[&me],
+                    )
+                    .await
+                    .map_err(pg_error)?;
+            }
+            // Daemons not heard of for an hour are gone.
+            client
+                .execute(
+                    "DELETE FROM journey_daemons WHERE seen < now() - interval '1 hour'",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(())
+        })
+    }
+
+    fn daemons(&self) -> Result<Vec<super::DaemonSeen>> {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let client = pool.get().await.map_err(pg_error)?;
+            let rows = client
+                .query(
+                    "SELECT owner, address, role, to_char(started AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                            extract(epoch FROM now() - seen)::float8
+                     FROM journey_daemons ORDER BY started DESC",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| super::DaemonSeen {
+                    name: r.get(0),
+                    address: r.get(1),
+                    role: r.get(2),
+                    started: r.get(3),
+                    seconds_since_seen: r.get(4),
+                })
+                .collect())
+        })
     }
 
     fn unavailable(&self) -> Option<String> {
