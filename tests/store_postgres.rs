@@ -461,8 +461,13 @@ fn the_daemon_waits_for_its_database_at_start_and_refuses_a_wrong_one() {
         return;
     };
     let url = pg.fresh_database().unwrap();
-    // No such database, or a user the server does not know: an error naming the store.
+    // A malformed URL, no such database, or a user the server does not know: an error at
+    // once, naming the store.
     for (bad, says) in [
+        (
+            "postgres://journey@127.0.0.1:notaport/x".to_string(),
+            "store URL",
+        ),
         (pg.url("no_such_database"), "no_such_database"),
         (
             url.replace("postgres://journey@", "postgres://nobody@"),
