@@ -664,3 +664,81 @@ fn a_standby_takes_over_a_paused_daemon_which_is_fenced_out() {
     let _ = b.kill();
     let _ = b.wait();
 }
+
+/// TLS to the database: a URL without `sslmode=require` is refused by a server that takes
+/// TLS only; with it, a certificate from an unknown authority is refused; with the
+/// authority given (`sslrootcert`), the store works, from the library and the binary.
+#[test]
+fn the_store_speaks_tls_when_asked_and_checks_the_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let pg = match PgServer::start_tls(&server.pem(), &server_key.serialize_pem()) {
+        Ok(pg) => pg,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("PostgreSQL with TLS did not start: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: PostgreSQL did not start: {e}");
+            return;
+        }
+    };
+    let url = pg.fresh_database().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_file = tmp.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let err = Store::connect(&url)
+        .err()
+        .expect("refused without TLS")
+        .to_string();
+    assert!(
+        err.contains("no encryption") || err.contains("rejects"),
+        "{err}"
+    );
+    let err = Store::connect(&format!("{url}?sslmode=require"))
+        .err()
+        .expect("an unknown authority")
+        .to_string();
+    assert!(err.contains("certificate"), "{err}");
+    let err = Store::connect(&format!("{url}?sslrootcert={}", ca_file.display()))
+        .err()
+        .expect("sslrootcert without sslmode=require")
+        .to_string();
+    assert!(err.contains("sslmode=require"), "{err}");
+
+    let tls_url = format!("{url}?sslmode=require&sslrootcert={}", ca_file.display());
+    let store = Store::connect(&tls_url).unwrap();
+    let mut b = journey::store::WriteBatch::default();
+    b.put_contact(&Contact {
+        id: "ann".into(),
+        profile: Default::default(),
+    });
+    store.apply(b).unwrap();
+    assert!(store.contact("ann").unwrap().is_some());
+    drop(store);
+    // The binary reads the same URL (a token made in the database over TLS).
+    let config = tmp.path().join("journey.yaml");
+    std::fs::write(&config, format!("data_dir: {}\n", tmp.path().display())).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["token", "create", "--scope", "read", "--config"])
+        .arg(&config)
+        .env("JOURNEY_STORE_URL", &tls_url)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        pg.psql(
+            url.rsplit('/').next().unwrap(),
+            "SELECT scope FROM api_tokens"
+        )
+        .unwrap(),
+        "read"
+    );
+}

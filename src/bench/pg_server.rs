@@ -55,6 +55,16 @@ impl PgServer {
     /// Starts a server. `fast` turns `fsync` off (tests: nothing here survives a power cut
     /// anyway); benchmarks keep PostgreSQL's defaults.
     pub fn start(fast: bool) -> Result<PgServer, String> {
+        PgServer::start_with(fast, None)
+    }
+
+    /// Starts a server that takes TLS connections only, with this certificate and key
+    /// (PEM), for the tests of TLS to the store.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Result<PgServer, String> {
+        PgServer::start_with(true, Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(fast: bool, tls: Option<(&str, &str)>) -> Result<PgServer, String> {
         let bin = find_bin()?;
         let dir = tempfile::Builder::new()
             .prefix("journey-pg")
@@ -103,6 +113,36 @@ impl PgServer {
         );
         if fast {
             opts.push_str(" -c fsync=off -c full_page_writes=off");
+        }
+        if let Some((cert, key)) = tls {
+            // Files the server reads (its user's, the key unreadable by others), and a
+            // pg_hba that refuses connections without TLS.
+            let (crt_path, key_path) = (data.join("server.crt"), data.join("server.key"));
+            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n";
+            for (path, text) in [
+                (&crt_path, cert),
+                (&key_path, key),
+                (&data.join("pg_hba.conf"), hba),
+            ] {
+                std::fs::write(path, text).map_err(|e| e.to_string())?;
+            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
+            if server.as_postgres {
+                Command::new("chown")
+                    .args(["postgres:"])
+                    .arg(&crt_path)
+                    .arg(&key_path)
+                    .arg(data.join("pg_hba.conf"))
+                    .status()
+                    .map_err(|e| e.to_string())?;
+            }
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                crt_path.display(),
+                key_path.display()
+            ));
         }
         server.opts = opts;
         server.start_again()?;

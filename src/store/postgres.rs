@@ -480,7 +480,7 @@ pub(crate) struct PgKv {
     /// Ids reserved from the sequence and not handed out yet: [next, end).
     ids: Mutex<(u64, u64)>,
     /// A scratch store's own schema, dropped with it.
-    scratch: Option<(tokio_postgres::Config, String)>,
+    scratch: Option<String>,
     /// What the last `prefetch` loaded, for the thread that asked; cleared by `apply`.
     prefetched: Mutex<Option<Prefetched>>,
     /// Set when this process held the daemon's lease and lost it: it writes nothing more.
@@ -501,6 +501,86 @@ pub(crate) struct PgKv {
 /// How long connecting may take before the database counts as unavailable (unless the URL
 /// sets `connect_timeout`).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A store URL without its password, for errors.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:…{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Takes `sslrootcert=PATH` out of a store URL (the driver does not read it): the URL
+/// without it, and the path.
+fn take_root_cert(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut root = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("sslrootcert=") {
+            Some(path) => {
+                root = Some(
+                    percent_encoding::percent_decode_str(path)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                );
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, root)
+}
+
+/// The TLS a store URL asks for: none unless `sslmode=require`; then TLS that checks the
+/// server's certificate and name against the public roots and, when given, the
+/// certificates in `sslrootcert` (a private CA, a cloud provider's bundle).
+fn tls_for(
+    config: &tokio_postgres::Config,
+    root_cert: Option<&str>,
+) -> std::result::Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, String> {
+    use tokio_rustls::rustls;
+    if config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+        return match root_cert {
+            Some(_) => Err("sslrootcert is read with sslmode=require only".into()),
+            None => Ok(None),
+        };
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = root_cert {
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("sslrootcert {path}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls)))
+}
 
 /// A database's place as errors name it: `host:port/name`, without user or password.
 fn location_of(config: &tokio_postgres::Config) -> String {
@@ -563,13 +643,10 @@ impl Prefetched {
 
 impl Drop for PgKv {
     fn drop(&mut self) {
-        if let Some((config, schema)) = self.scratch.take() {
+        if let Some(schema) = self.scratch.take() {
+            let pool = self.pool.clone();
             let _ = self.run(async move {
-                let (client, conn) = config
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(pg_error)?;
-                tokio::spawn(conn);
+                let client = pool.get().await.map_err(pg_error)?;
                 client
                     .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                     .await
@@ -600,14 +677,16 @@ impl PgKv {
     }
 
     fn connect_in(url: &str, scratch: Option<String>) -> Result<PgKv> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Postgres(format!("the store URL {url:?}: {e}")))?;
+        let bad_url = |e: &dyn std::fmt::Display| {
+            StoreError::Postgres(format!("the store URL {:?}: {e}", redact(url)))
+        };
+        let (url_for_driver, root_cert) = take_root_cert(url);
+        let mut config: tokio_postgres::Config = url_for_driver.parse().map_err(|e| bad_url(&e))?;
+        let tls = tls_for(&config, root_cert.as_deref()).map_err(|e| bad_url(&e))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let location = location_of(&config);
-        let plain = config.clone();
         if let Some(schema) = &scratch {
             config.options(format!("-c search_path={schema}"));
         }
@@ -617,7 +696,10 @@ impl PgKv {
             .enable_all()
             .build()
             .map_err(pg_error)?;
-        let manager = Manager::new(config, tokio_postgres::NoTls);
+        let manager = match tls {
+            Some(tls) => Manager::new(config, tls),
+            None => Manager::new(config, tokio_postgres::NoTls),
+        };
         let pool = Pool::builder(manager)
             .max_size(8)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -627,7 +709,7 @@ impl PgKv {
             runtime: Some(runtime),
             pool,
             ids: Mutex::new((0, 0)),
-            scratch: scratch.map(|s| (plain, s)),
+            scratch,
             prefetched: Mutex::new(None),
             lease_lost: Default::default(),
             held: Default::default(),
@@ -636,14 +718,10 @@ impl PgKv {
             location,
             down: Default::default(),
         };
-        if let Some((config, schema)) = &kv.scratch {
-            let (config, schema) = (config.clone(), schema.clone());
+        if let Some(schema) = &kv.scratch {
+            let (pool, schema) = (kv.pool.clone(), schema.clone());
             kv.run(async move {
-                let (client, conn) = config
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(pg_error)?;
-                tokio::spawn(conn);
+                let client = pool.get().await.map_err(pg_error)?;
                 client
                     .batch_execute(&format!("CREATE SCHEMA {schema}"))
                     .await
