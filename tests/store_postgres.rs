@@ -171,16 +171,20 @@ fn the_runtime_runs_on_postgres_and_its_tables_are_readable() {
         q("SELECT journey || ':' || coalesce(ended, '-') FROM instances WHERE contact = 'bob'"),
         "welcome:completed"
     );
-    assert_eq!(q("SELECT max(version) FROM journey_schema"), "4");
+    assert_eq!(q("SELECT max(version) FROM journey_schema"), "5");
 
     // A database left at the first schema is upgraded at the next connection (version 2
-    // added the API tokens' table, 3 the lease's epoch, 4 the daemons' list), and keeps
-    // its data.
+    // added the API tokens' table, 3 the lease's epoch, 4 the daemons' list, 5 an index of
+    // instances by contact), and keeps its data.
     drop(rt);
-    q("DROP TABLE api_tokens; ALTER TABLE journey_lease DROP COLUMN epoch; DROP TABLE journey_daemons; DELETE FROM journey_schema WHERE version >= 2");
+    q("DROP TABLE api_tokens; ALTER TABLE journey_lease DROP COLUMN epoch; DROP TABLE journey_daemons; DROP INDEX instances_by_contact; DELETE FROM journey_schema WHERE version >= 2");
     let upgraded = Store::connect(&url).unwrap();
     drop(upgraded);
-    assert_eq!(q("SELECT max(version) FROM journey_schema"), "4");
+    assert_eq!(q("SELECT max(version) FROM journey_schema"), "5");
+    assert_eq!(
+        q("SELECT count(*) FROM pg_indexes WHERE indexname = 'instances_by_contact'"),
+        "1"
+    );
     assert_eq!(q("SELECT count(*) FROM journey_daemons"), "0");
     assert_eq!(q("SELECT count(*) FROM api_tokens"), "0");
     assert_eq!(

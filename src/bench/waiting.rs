@@ -35,14 +35,35 @@ impl Sink for CountingSink {
     }
 }
 
-pub fn waiting(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
+/// Where B3's store is: a sled directory, or (with `--postgres`) a database of a server the
+/// benchmark starts, with PostgreSQL's defaults.
+fn store_location(dir: &std::path::Path) -> String {
+    let text = dir.to_string_lossy();
+    if text.starts_with("postgres://") {
+        text.into_owned()
+    } else {
+        dir.join("engine").to_string_lossy().into_owned()
+    }
+}
+
+pub fn waiting(n: usize, dir: Option<PathBuf>, postgres: bool) -> AnyResult<()> {
     let (dir, _keep) = temp_or(dir)?;
+    let pg = if postgres {
+        Some(super::pg_server::PgServer::start(false)?)
+    } else {
+        None
+    };
+    // The restart is told the store's place as its --dir: the directory, or the URL.
+    let dir = match &pg {
+        Some(pg) => PathBuf::from(pg.fresh_database()?),
+        None => dir,
+    };
     let program = program_from(WAITING_JOURNEY)?;
     let clock = SystemClock;
-    let path = dir.join("engine");
+    let location = store_location(&dir);
     let filled = Instant::now();
     {
-        let store = Store::open(&path)?;
+        let store = Store::open_location(&location)?;
         let mut rt = Runtime::new(store, clock.now(), chrono_tz::UTC)?;
         rt.deploy(program, clock.now())?;
         let mut sink = CountingSink::default();
@@ -108,9 +129,8 @@ pub fn waiting(n: usize, dir: Option<PathBuf>) -> AnyResult<()> {
 /// B3's restart, in its own process: open the store, fire the first due timer, report.
 pub fn waiting_restart(dir: &std::path::Path) -> AnyResult<()> {
     let clock = SystemClock;
-    let path = dir.join("engine");
     let restart = Instant::now();
-    let store = Store::open(&path)?;
+    let store = Store::open_location(&store_location(dir))?;
     let disk = store.size_on_disk();
     let mut rt = Runtime::new(store, clock.now(), chrono_tz::UTC)?;
     let opened = restart.elapsed();

@@ -36,6 +36,9 @@ pub enum Workload {
         contacts: usize,
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// On PostgreSQL: a server the benchmark starts (initdb, pg_ctl), with its defaults.
+        #[arg(long)]
+        postgres: bool,
         /// Internal: only the restart, over the store in --dir, in this fresh process.
         #[arg(long, hide = true, requires = "dir")]
         restart: bool,
@@ -116,7 +119,12 @@ pub fn run(args: BenchArgs) -> ExitCode {
             restart: true,
             ..
         } => bench::waiting_restart(&dir),
-        Workload::Waiting { contacts, dir, .. } => bench::waiting(contacts, dir),
+        Workload::Waiting {
+            contacts,
+            dir,
+            postgres,
+            ..
+        } => bench::waiting(contacts, dir, postgres),
         Workload::Ingest {
             events,
             connections,

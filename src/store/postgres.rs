@@ -36,7 +36,7 @@ use std::sync::Mutex;
 use tokio_postgres::types::ToSql;
 
 /// The schema this code creates and reads. Each number is a migration below.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// How many rows a scan reads at a time.
 const PAGE: i64 = 2_000;
@@ -448,6 +448,8 @@ fn migrations() -> Vec<String> {
     all.push(
         "CREATE TABLE journey_daemons (owner text PRIMARY KEY, address text NOT NULL, role text NOT NULL, started timestamptz NOT NULL DEFAULT now(), seen timestamptz NOT NULL DEFAULT now());\n".into(),
     );
+    // A batch reads its contacts' instances by contact (`prefetch`).
+    all.push("CREATE INDEX instances_by_contact ON instances (contact);\n".into());
     all
 }
 
@@ -489,6 +491,8 @@ pub(crate) struct PgKv {
     /// commit checks it in its own transaction, so a daemon whose lease another took (it
     /// was paused, or cut off, past the expiry) commits nothing.
     held: std::sync::Arc<std::sync::OnceLock<(String, i64)>>,
+    /// Commits by this process (`analyse_while_young`).
+    commits: std::sync::atomic::AtomicU64,
     /// The lease's renewals so far, and whether this process took it from another.
     renewals: std::sync::Arc<std::sync::atomic::AtomicU64>,
     took_over: std::sync::atomic::AtomicBool,
@@ -715,6 +719,7 @@ impl PgKv {
             held: Default::default(),
             renewals: Default::default(),
             took_over: Default::default(),
+            commits: Default::default(),
             location,
             down: Default::default(),
         };
@@ -943,7 +948,7 @@ impl Fence {
     /// Fails (and marks the lease lost) unless this process still holds the lease at the
     /// epoch it took: the row is locked `FOR SHARE` until the commit, so a takeover waits
     /// for this transaction, or this transaction sees the takeover and rolls back.
-    async fn check(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+    async fn check(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {
         let Some((owner, epoch)) = &self.held else {
             return Ok(());
         };
@@ -969,7 +974,39 @@ fn lease_taken() -> StoreError {
     )
 }
 
+/// The commits after which the store asks PostgreSQL to analyse its tables (then the
+/// autovacuum daemon's own schedule takes over).
+const ANALYSE_AFTER_COMMITS: [u64; 4] = [20, 200, 2_000, 20_000];
+
 impl PgKv {
+    /// Tables that start empty have no statistics until the autovacuum daemon analyses them
+    /// (a minute or more), and meanwhile the planner reads a batch's contacts by scanning
+    /// whole tables, which gets slower with every row. So the first commits of this process
+    /// are followed, now and then, by an `ANALYZE` of the tables a batch reads, in the
+    /// background (it blocks no writer).
+    fn analyse_while_young(&self) {
+        let n = self
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if !ANALYSE_AFTER_COMMITS.contains(&n) {
+            return;
+        }
+        let pool = self.pool.clone();
+        if let Some(rt) = &self.runtime {
+            rt.spawn(async move {
+                if let Ok(client) = pool.get().await {
+                    if let Err(e) = client
+                        .batch_execute("ANALYZE contacts, events, instances, timer_records")
+                        .await
+                    {
+                        tracing::debug!("ANALYZE: {e}");
+                    }
+                }
+            });
+        }
+    }
+
     fn fence(&self) -> Fence {
         Fence {
             held: self.held.get().cloned(),
@@ -1008,19 +1045,34 @@ impl Kv for PgKv {
             .filter_map(|k| owner(k))
             .map(|c| text_without_nul(&c))
             .collect();
+        let contact_keys: Vec<Vec<u8>> = exact
+            .iter()
+            .filter(|k| k.first() == Some(&b'c'))
+            .cloned()
+            .collect();
         let pool = self.pool.clone();
         let rows = self.run(async move {
             let client = pool.get().await.map_err(pg_error)?;
-            let mut out = Vec::new();
-            for sql in [
-                "SELECT k, v FROM contacts WHERE id = ANY($1)",
-                "SELECT k, v FROM events WHERE contact = ANY($1) ORDER BY k",
-                "SELECT k, v FROM instances WHERE contact = ANY($1) ORDER BY k",
-            ] {
-                for r in client.query(sql, &[&contacts]).await.map_err(pg_error)? {
-                    out.push((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)));
-                }
-            }
+            // Sent together, so the three cost the round trips of one. Not prepared once
+            // and kept: a kept statement may get a generic plan, which for `= ANY($1)`
+            // scans the table (a hundred times slower here).
+            // By the indexed columns: the contacts' keys, and `contact` (the planner uses
+            // the indexes once the tables have statistics: `analyse_while_young`).
+            let ids: [&(dyn ToSql + Sync); 1] = [&contacts];
+            let keys: [&(dyn ToSql + Sync); 1] = [&contact_keys];
+            let found = tokio::try_join!(
+                client.query("SELECT k, v FROM contacts WHERE k = ANY($1)", &keys),
+                client.query("SELECT k, v FROM events WHERE contact = ANY($1)", &ids),
+                client.query("SELECT k, v FROM instances WHERE contact = ANY($1)", &ids),
+            )
+            .map_err(pg_error)?;
+            let mut out: Vec<(Vec<u8>, Vec<u8>)> = [found.0, found.1, found.2]
+                .into_iter()
+                .flatten()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            // Each prefix's rows in key order, as a scan gives them.
+            out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             Ok(out)
         })?;
         let mut p = Prefetched {
@@ -1146,20 +1198,36 @@ impl Kv for PgKv {
         let fence = self.fence();
         self.run(async move {
             let mut client = pool.get().await.map_err(pg_error)?;
-            let tx = client.transaction().await.map_err(pg_error)?;
-            for (prefix, TableWrites { dels, puts }) in by_table {
-                let table = table_of(prefix).expect("checked above");
-                if !dels.is_empty() {
-                    let sql = format!("DELETE FROM {} WHERE k = ANY($1)", table.name);
-                    tx.execute(&sql, &[&dels]).await.map_err(pg_error)?;
+            let txn = client.transaction().await.map_err(pg_error)?;
+            {
+                // Every statement of the batch is sent at once (the connection pipelines
+                // them), then the commit: the round trips of one statement, not of each.
+                let tx = &txn;
+                let fence = &fence;
+                let mut statements: Vec<
+                    std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>,
+                > = Vec::new();
+                for (prefix, TableWrites { dels, puts }) in by_table {
+                    let table = table_of(prefix).expect("checked above");
+                    if !dels.is_empty() {
+                        statements.push(Box::pin(async move {
+                            let sql = format!("DELETE FROM {} WHERE k = ANY($1)", table.name);
+                            tx.execute(&sql, &[&dels]).await.map_err(pg_error)?;
+                            Ok(())
+                        }));
+                    }
+                    if !puts.is_empty() {
+                        statements.push(Box::pin(upsert(tx, table, puts)));
+                    }
                 }
-                if !puts.is_empty() {
-                    upsert(&tx, table, puts).await?;
-                }
+                statements.push(Box::pin(fence.check(tx)));
+                futures_util::future::try_join_all(statements).await?;
             }
-            fence.check(&tx).await?;
+            let tx = txn;
             tx.commit().await.map_err(pg_error)
-        })
+        })?;
+        self.analyse_while_young();
+        Ok(())
     }
 
     fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Option<Bytes>> {
@@ -1442,7 +1510,7 @@ impl Kv for PgKv {
 
 /// Puts rows into a table (replacing the rows of the same keys): one statement.
 async fn upsert(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     table: &Table,
     rows: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<()> {
@@ -1451,7 +1519,7 @@ async fn upsert(
 
 /// Inserts one row unless its key is there: whether it did.
 async fn insert_if_absent(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     table: &Table,
     key: &[u8],
     value: &[u8],
@@ -1462,7 +1530,7 @@ async fn insert_if_absent(
 /// Inserts rows in one statement, the typed columns made from each row; a row whose key is
 /// there replaces it when `replace`, else is left out. The rows inserted or replaced.
 async fn insert_rows(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     table: &Table,
     rows: Vec<(Vec<u8>, Vec<u8>)>,
     replace: bool,
@@ -1505,7 +1573,10 @@ async fn insert_rows(
         .iter()
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
         .collect();
-    tx.execute(&sql, &refs).await.map_err(pg_error)
+    // The text depends on the table only (the rows go as arrays): prepared once per
+    // connection.
+    let statement = tx.prepare_cached(&sql).await.map_err(pg_error)?;
+    tx.execute(&statement, &refs).await.map_err(pg_error)
 }
 
 /// One typed column of many rows, as an array parameter.
