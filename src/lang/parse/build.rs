@@ -86,6 +86,13 @@ fn unescape(raw: &str) -> String {
     out
 }
 
+/// The longest duration the language accepts: 100 years of 365.25 days (`36525d`). Bounding
+/// every duration keeps `now + duration` far from overflowing, so a typo such as
+/// `within 106751991167d` is a compile error and not a timer that fires at once.
+pub const MAX_DURATION_SECONDS: i64 = 36_525 * 86_400;
+
+/// A duration's seconds (`1d12h` → 129600); `None` when it is malformed or does not fit an
+/// `i64` (bounded further by [`MAX_DURATION_SECONDS`] when the journey is built).
 pub fn parse_duration_text(text: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut num: i64 = 0;
@@ -122,11 +129,19 @@ impl Builder {
         let sp = span(&p);
         let text = p.as_str().to_string();
         let seconds = match parse_duration_text(&text) {
-            Some(s) => s,
-            None => {
+            Some(s) if s <= MAX_DURATION_SECONDS => s,
+            _ => {
                 self.diags.push(
-                    Diagnostic::error(self.file, sp, "this duration is too long")
-                        .with_help("durations must fit in a few thousand years"),
+                    Diagnostic::error(
+                        self.file,
+                        sp,
+                        format!("the duration {text} is too long: durations are at most 100 years"),
+                    )
+                    .with_label("longer than 36525d")
+                    .with_help(
+                        "write at most 36525d (or 5217w); a longer wait would never end, so it is \
+                         surely a typo",
+                    ),
                 );
                 0
             }
@@ -944,4 +959,32 @@ fn percent_to_basis_points(text: &str) -> u32 {
         frac2.push('0');
     }
     whole * 100 + frac2.parse::<u32>().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_file;
+
+    fn wait(d: &str) -> Result<(), String> {
+        let text = format!("journey j {{\n  entry api\n  wait {d}\n}}\n");
+        parse_file(0, &text)
+            .map(|_| ())
+            .map_err(|ds| format!("{ds:?}"))
+    }
+
+    #[test]
+    fn durations_are_bounded_to_a_hundred_years() {
+        assert!(wait("36525d").is_ok());
+        assert!(wait("5217w").is_ok());
+        for long in [
+            "36526d",
+            "36525d1s",
+            "5218w",
+            "106751991167d",
+            "99999999999999999999s",
+        ] {
+            let err = wait(long).expect_err(long);
+            assert!(err.contains("is too long"), "{long}: {err}");
+        }
+    }
 }
