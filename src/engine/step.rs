@@ -2,7 +2,7 @@
 //! place, effects). No I/O: the runtime loads the `World`, calls `advance`, and writes the
 //! instance and applies the effects in one batch.
 
-use super::calendar::{next_local_moment, pick_zone, quiet_until};
+use super::calendar::{next_local_moment, pick_zone, quiet_until, Gap};
 use super::cond::{ContactView, Subject, PENDING};
 use super::model::*;
 use super::Millis;
@@ -375,7 +375,8 @@ impl Run<'_, '_> {
                     self.w.contact.timezone(),
                     self.w.default_zone,
                 );
-                let at = next_local_moment(now, *date, *weekday, *minute_of_day, tz);
+                let at =
+                    next_local_moment(now, *date, *weekday, *minute_of_day, tz, Gap::ShiftByGap);
                 if at > now {
                     return self.park(Parked::Waiting, at);
                 }
@@ -384,7 +385,14 @@ impl Run<'_, '_> {
                     return Flow::Go(*next);
                 }
                 // Back here at the same instant, through a loop: the next such moment.
-                let later = next_local_moment(now + 1, *date, *weekday, *minute_of_day, tz);
+                let later = next_local_moment(
+                    now + 1,
+                    *date,
+                    *weekday,
+                    *minute_of_day,
+                    tz,
+                    Gap::ShiftByGap,
+                );
                 if later > now {
                     return self.park(Parked::Waiting, later);
                 }
