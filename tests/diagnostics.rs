@@ -453,6 +453,16 @@ case!(
 );
 
 case!(
+    months_where_only_fixed_durations_go,
+    r#"journey welcome {
+  entry event "signed_up"
+  reentry after 1mo
+  wait 1mo
+}
+"#
+);
+
+case!(
     date_out_of_range,
     r#"journey welcome {
   entry event "signed_up"

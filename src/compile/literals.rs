@@ -67,7 +67,34 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// A duration that may hold calendar months (waits, checks, caps): (months, seconds).
+    pub(super) fn check_period(&mut self, file: usize, d: &Dur, what: &str) -> (u32, i64) {
+        if d.months <= 0 && d.seconds <= 0 {
+            self.err(Diagnostic::error(
+                file,
+                d.span,
+                format!("{what} must be longer than zero"),
+            ));
+        }
+        (u32::try_from(d.months).unwrap_or(0), d.seconds)
+    }
+
     pub(super) fn check_positive(&mut self, file: usize, d: &Dur, what: &str) -> i64 {
+        if d.months > 0 {
+            self.err(
+                Diagnostic::error(
+                    file,
+                    d.span,
+                    format!("{what} cannot be in calendar months"),
+                )
+                .with_label("`mo` is not allowed here")
+                .with_help(
+                    "calendar months are for waits, checks, `wait for event` and caps; write days \
+                     here, such as 30d",
+                ),
+            );
+            return d.seconds.max(1);
+        }
         if d.seconds <= 0 {
             self.err(Diagnostic::error(
                 file,

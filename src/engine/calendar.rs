@@ -89,6 +89,31 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime, gap: Gap) -> Millis {
     }
 }
 
+/// `months` calendar months after `at` in `tz`: the same day and local time that many months
+/// on, clamped to that month's last day (Jan 31 + 1mo = Feb 28, or 29 in a leap year). A
+/// local time the clock skips that day moves forward by the gap, one it repeats is the first.
+pub fn add_months(at: Millis, months: u32, tz: Tz) -> Millis {
+    if months == 0 {
+        return at;
+    }
+    let local = local_now(at, tz);
+    let d = local.date();
+    let index = d.year() as i64 * 12 + d.month0() as i64 + months as i64;
+    let (year, month) = (index.div_euclid(12) as i32, index.rem_euclid(12) as u32 + 1);
+    let first = NaiveDate::from_ymd_opt(year, month, 1);
+    let next_first = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)
+    };
+    let (Some(first), Some(next_first)) = (first, next_first) else {
+        return at;
+    };
+    let last_day = (next_first - first).num_days() as u32;
+    let day = first + Duration::days(i64::from(d.day().min(last_day)) - 1);
+    resolve_local(tz, day.and_time(local.time()), Gap::ShiftByGap)
+}
+
 fn local_now(now: Millis, tz: Tz) -> NaiveDateTime {
     DateTime::from_timestamp_millis(now)
         .unwrap_or_default()
@@ -272,6 +297,44 @@ mod tests {
         assert_eq!(
             next_local_moment(ms("2026-10-31T12:00:00Z"), Some(d), None, 90, ny, W),
             ms("2026-11-01T05:30:00Z")
+        );
+    }
+
+    #[test]
+    fn a_month_ends_the_same_day_of_the_next_clamped_to_its_last() {
+        let utc: Tz = "UTC".parse().unwrap();
+        // Jan 31 + 1mo = Feb 28 (2026), Feb 29 in a leap year (2028).
+        assert_eq!(
+            add_months(ms("2026-01-31T10:00:00Z"), 1, utc),
+            ms("2026-02-28T10:00:00Z")
+        );
+        assert_eq!(
+            add_months(ms("2028-01-31T10:00:00Z"), 1, utc),
+            ms("2028-02-29T10:00:00Z")
+        );
+        // Across a year, and 2mo from Jan 31 is Mar 31 (not Mar 28).
+        assert_eq!(
+            add_months(ms("2026-11-30T10:00:00Z"), 3, utc),
+            ms("2027-02-28T10:00:00Z")
+        );
+        assert_eq!(
+            add_months(ms("2026-01-31T10:00:00Z"), 2, utc),
+            ms("2026-03-31T10:00:00Z")
+        );
+        // In the contact's zone: 09:00 Rome on Mar 15 (CET, 08:00Z) + 1mo is 09:00 Rome on
+        // Apr 15 (CEST, 07:00Z); and 00:30 Rome on Jan 31 (23:30Z on the 30th) is Jan 31
+        // locally → 00:30 Rome on Feb 28.
+        assert_eq!(
+            add_months(ms("2026-03-15T08:00:00Z"), 1, rome()),
+            ms("2026-04-15T07:00:00Z")
+        );
+        assert_eq!(
+            add_months(ms("2026-01-30T23:30:00Z"), 1, rome()),
+            ms("2026-02-27T23:30:00Z")
+        );
+        assert_eq!(
+            add_months(ms("2026-01-31T10:00:00Z"), 0, rome()),
+            ms("2026-01-31T10:00:00Z")
         );
     }
 
