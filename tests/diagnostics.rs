@@ -440,6 +440,38 @@ journey welcome {
 );
 
 case!(
+    duration_that_overflows,
+    r#"journey welcome {
+  entry event "signed_up"
+  send email welcome { subject "Hi" text "Hello" }
+  check opened welcome within 106751991167d {
+    yes { end }
+    no { end }
+  }
+}
+"#
+);
+
+case!(
+    months_where_only_fixed_durations_go,
+    r#"journey welcome {
+  entry event "signed_up"
+  reentry after 1mo
+  wait 1mo
+}
+"#
+);
+
+case!(
+    date_out_of_range,
+    r#"journey welcome {
+  entry event "signed_up"
+  wait until 0001-01-01 10:00
+}
+"#
+);
+
+case!(
     missing_template_file,
     (
         "main.journey",

@@ -869,14 +869,15 @@ fn wait_until_monday_across_the_spring_dst_change() {
         wait_until_due("monday 09:00", Some("Europe/Rome"), "2026-10-23T12:00:00Z"),
         ms("2026-10-26T08:00:00Z")
     );
-    // The time that does not exist (02:30 on the change day) is the first moment after the gap.
+    // The time that does not exist (02:30 on the change day) moves forward by the gap (an
+    // hour): 03:30 summer time, 01:30Z.
     assert_eq!(
         wait_until_due(
             "2026-03-29 02:30",
             Some("Europe/Rome"),
             "2026-03-28T12:00:00Z"
         ),
-        ms("2026-03-29T01:00:00Z")
+        ms("2026-03-29T01:30:00Z")
     );
 }
 

@@ -161,7 +161,12 @@ fn describe(j: &JourneyIr, k: &StepKindIr) -> (Option<String>, Shape) {
             }
             (Some(what), Shape::Action)
         }
-        StepKindIr::Wait { seconds, .. } => (Some(format!("wait {}", dur(*seconds))), Shape::Wait),
+        StepKindIr::Wait {
+            seconds, months, ..
+        } => (
+            Some(format!("wait {}", period(*months, *seconds))),
+            Shape::Wait,
+        ),
         StepKindIr::WaitUntil {
             date,
             weekday,
@@ -187,6 +192,7 @@ fn describe(j: &JourneyIr, k: &StepKindIr) -> (Option<String>, Shape) {
             message,
             link,
             within_seconds,
+            within_months,
             ..
         } => {
             let mut m = message.clone();
@@ -198,7 +204,7 @@ fn describe(j: &JourneyIr, k: &StepKindIr) -> (Option<String>, Shape) {
                 Some(format!(
                     "{} {m} within {}",
                     verb.as_str(),
-                    dur(*within_seconds)
+                    period(*within_months, *within_seconds)
                 )),
                 Shape::Decision,
             )
@@ -207,6 +213,7 @@ fn describe(j: &JourneyIr, k: &StepKindIr) -> (Option<String>, Shape) {
             event,
             condition,
             within_seconds,
+            within_months,
             ..
         } => {
             let mut w = format!("wait for event {}", quote(event));
@@ -214,7 +221,10 @@ fn describe(j: &JourneyIr, k: &StepKindIr) -> (Option<String>, Shape) {
                 w.push_str(&format!(" where {}", cond_text(j, c)));
             }
             w = short(&w);
-            w.push_str(&format!("\nwithin {}", dur(*within_seconds)));
+            w.push_str(&format!(
+                "\nwithin {}",
+                period(*within_months, *within_seconds)
+            ));
             (Some(w), Shape::Decision)
         }
         StepKindIr::Branch { .. } => (None, Shape::Decision),
@@ -363,6 +373,15 @@ fn short(s: &str) -> String {
 }
 
 /// `3d`, `1d12h`, `90s`: the largest units first, days at most (weeks read as days).
+/// A duration with calendar months first: `1mo`, `2mo3d`, `3d`.
+fn period(months: u32, seconds: i64) -> String {
+    match (months, seconds) {
+        (0, s) => dur(s),
+        (m, 0) => format!("{m}mo"),
+        (m, s) => format!("{m}mo{}", dur(s)),
+    }
+}
+
 fn dur(seconds: i64) -> String {
     if seconds <= 0 {
         return format!("{seconds}s");
@@ -609,6 +628,9 @@ mod tests {
 
     #[test]
     fn durations_read_like_the_source() {
+        assert_eq!(period(1, 0), "1mo");
+        assert_eq!(period(2, 86_400 + 3_600), "2mo1d1h");
+        assert_eq!(period(0, 86_400), "1d");
         assert_eq!(dur(3 * 86_400), "3d");
         assert_eq!(dur(86_400 + 12 * 3_600), "1d12h");
         assert_eq!(dur(90), "1m30s");

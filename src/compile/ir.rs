@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Calendar months of a duration (`1mo`) are left out of the IR when there are none, so a
+/// journey without them keeps its content hash.
+fn no_months(months: &u32) -> bool {
+    *months == 0
+}
+
 /// Index of a step in `JourneyIr::steps`.
 pub type StepId = u32;
 
@@ -216,8 +222,11 @@ pub enum StepKindIr {
         message: String,
         next: Next,
     },
+    /// `seconds` after `months` calendar months in the contact's time zone.
     Wait {
         seconds: i64,
+        #[serde(default, skip_serializing_if = "no_months")]
+        months: u32,
         next: Next,
     },
     /// The next such local moment: a date, or a weekday (0 = Monday), or any day.
@@ -233,6 +242,8 @@ pub enum StepKindIr {
         message: String,
         link: Option<String>,
         within_seconds: i64,
+        #[serde(default, skip_serializing_if = "no_months")]
+        within_months: u32,
         yes: Next,
         no: Next,
     },
@@ -240,6 +251,8 @@ pub enum StepKindIr {
         event: String,
         condition: Option<CondIr>,
         within_seconds: i64,
+        #[serde(default, skip_serializing_if = "no_months")]
+        within_months: u32,
         yes: Next,
         no: Next,
     },
@@ -480,6 +493,9 @@ pub struct CapIr {
     /// None: all channels together (`messages`).
     pub channel: Option<Channel>,
     pub per_seconds: i64,
+    /// Calendar months of the period (`per 1mo`), in the contact's time zone.
+    #[serde(default, skip_serializing_if = "no_months")]
+    pub per_months: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -313,6 +313,7 @@ impl<'a> Compiler<'a> {
                 name: name.clone(),
                 kind: StepKindIr::Wait {
                     seconds: 0,
+                    months: 0,
                     next: None,
                 },
             });

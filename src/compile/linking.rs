@@ -103,10 +103,14 @@ impl<'a> Compiler<'a> {
                 message: m.name.name.clone(),
                 next,
             },
-            StepKind::Wait(d) => StepKindIr::Wait {
-                seconds: self.check_positive(file, d, "a wait"),
-                next,
-            },
+            StepKind::Wait(d) => {
+                let (months, seconds) = self.check_period(file, d, "a wait");
+                StepKindIr::Wait {
+                    seconds,
+                    months,
+                    next,
+                }
+            }
             StepKind::WaitUntil(w) => {
                 let minute_of_day = self.check_time(file, &w.time);
                 let date = w.date.as_ref().map(|d| self.check_date(file, d));
@@ -120,7 +124,8 @@ impl<'a> Compiler<'a> {
                 }
             }
             StepKind::WaitForEvent(w) => {
-                let within_seconds = self.check_positive(file, &w.within, "the time to wait");
+                let (within_months, within_seconds) =
+                    self.check_period(file, &w.within, "the time to wait");
                 let yes = match &w.outcomes.yes {
                     Some(b) => self.link_block(cx, &b.steps, next, scope),
                     None => next,
@@ -136,12 +141,14 @@ impl<'a> Compiler<'a> {
                         .as_ref()
                         .map(|c| self.cond(file, c, &CondScope::Record)),
                     within_seconds,
+                    within_months,
                     yes,
                     no,
                 }
             }
             StepKind::Check(c) => {
-                let within_seconds = self.check_positive(file, &c.within, "the time to wait");
+                let (within_months, within_seconds) =
+                    self.check_period(file, &c.within, "the time to wait");
                 let here = scope.journey().cloned();
                 let (message, link) = self.check_target(cx, c, here.as_ref());
                 let yes = match &c.outcomes.yes {
@@ -157,6 +164,7 @@ impl<'a> Compiler<'a> {
                     message,
                     link,
                     within_seconds,
+                    within_months,
                     yes,
                     no,
                 }

@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// The first and last years a date literal may have: wide enough for birthdays and plans,
+/// narrow enough that every moment computed from one fits the engine's millisecond clock.
+pub(super) const MIN_YEAR: i32 = 1900;
+pub(super) const MAX_YEAR: i32 = 2999;
+
 impl<'a> Compiler<'a> {
     pub(super) fn check_zone(&mut self, file: usize, zone: &Option<Ident>) -> Option<String> {
         let z = zone.as_ref()?;
@@ -33,6 +38,20 @@ impl<'a> Compiler<'a> {
 
     pub(super) fn check_date(&mut self, file: usize, d: &Date) -> chrono::NaiveDate {
         match chrono::NaiveDate::from_ymd_opt(d.year, d.month, d.day) {
+            Some(n) if !(MIN_YEAR..=MAX_YEAR).contains(&d.year) => {
+                self.err(
+                    Diagnostic::error(
+                        file,
+                        d.span,
+                        format!("{:04}-{:02}-{:02} is out of range", d.year, d.month, d.day),
+                    )
+                    .with_label(format!("years run from {MIN_YEAR} to {MAX_YEAR}"))
+                    .with_help(format!(
+                        "dates are between {MIN_YEAR}-01-01 and {MAX_YEAR}-12-31"
+                    )),
+                );
+                n
+            }
             Some(n) => n,
             None => {
                 self.err(
@@ -48,7 +67,34 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// A duration that may hold calendar months (waits, checks, caps): (months, seconds).
+    pub(super) fn check_period(&mut self, file: usize, d: &Dur, what: &str) -> (u32, i64) {
+        if d.months <= 0 && d.seconds <= 0 {
+            self.err(Diagnostic::error(
+                file,
+                d.span,
+                format!("{what} must be longer than zero"),
+            ));
+        }
+        (u32::try_from(d.months).unwrap_or(0), d.seconds)
+    }
+
     pub(super) fn check_positive(&mut self, file: usize, d: &Dur, what: &str) -> i64 {
+        if d.months > 0 {
+            self.err(
+                Diagnostic::error(
+                    file,
+                    d.span,
+                    format!("{what} cannot be in calendar months"),
+                )
+                .with_label("`mo` is not allowed here")
+                .with_help(
+                    "calendar months are for waits, checks, `wait for event` and caps; write days \
+                     here, such as 30d",
+                ),
+            );
+            return d.seconds.max(1);
+        }
         if d.seconds <= 0 {
             self.err(Diagnostic::error(
                 file,

@@ -17,7 +17,7 @@ impl<'a> Compiler<'a> {
                 PolicyItemKind::Cap {
                     max, channel, per, ..
                 } => {
-                    let per_seconds = self.check_positive(file, per, "a cap's period");
+                    let (per_months, per_seconds) = self.check_period(file, per, "a cap's period");
                     if *max == 0 {
                         self.err(
                             Diagnostic::error(file, item.span, "a cap of 0 blocks every send")
@@ -28,6 +28,7 @@ impl<'a> Compiler<'a> {
                         max: *max,
                         channel: *channel,
                         per_seconds,
+                        per_months,
                     });
                 }
                 PolicyItemKind::ScopeGlobal => ir.scope = ScopeIr::Global,

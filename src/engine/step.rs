@@ -2,7 +2,7 @@
 //! place, effects). No I/O: the runtime loads the `World`, calls `advance`, and writes the
 //! instance and applies the effects in one batch.
 
-use super::calendar::{next_local_moment, pick_zone, quiet_until};
+use super::calendar::{add_months, next_local_moment, pick_zone, quiet_until, Gap};
 use super::cond::{ContactView, Subject, PENDING};
 use super::model::*;
 use super::Millis;
@@ -362,7 +362,12 @@ impl Run<'_, '_> {
         let now = self.w.now;
         match &step.kind {
             StepKindIr::Send { message, next } => self.send(&step.name, message, *next),
-            StepKindIr::Wait { seconds, .. } => self.park(Parked::Waiting, now + seconds * 1000),
+            StepKindIr::Wait {
+                seconds, months, ..
+            } => {
+                let due = self.after(now, *months, *seconds);
+                self.park(Parked::Waiting, due)
+            }
             StepKindIr::WaitUntil {
                 date,
                 weekday,
@@ -375,7 +380,8 @@ impl Run<'_, '_> {
                     self.w.contact.timezone(),
                     self.w.default_zone,
                 );
-                let at = next_local_moment(now, *date, *weekday, *minute_of_day, tz);
+                let at =
+                    next_local_moment(now, *date, *weekday, *minute_of_day, tz, Gap::ShiftByGap);
                 if at > now {
                     return self.park(Parked::Waiting, at);
                 }
@@ -384,7 +390,14 @@ impl Run<'_, '_> {
                     return Flow::Go(*next);
                 }
                 // Back here at the same instant, through a loop: the next such moment.
-                let later = next_local_moment(now + 1, *date, *weekday, *minute_of_day, tz);
+                let later = next_local_moment(
+                    now + 1,
+                    *date,
+                    *weekday,
+                    *minute_of_day,
+                    tz,
+                    Gap::ShiftByGap,
+                );
                 if later > now {
                     return self.park(Parked::Waiting, later);
                 }
@@ -401,6 +414,7 @@ impl Run<'_, '_> {
                 message,
                 link,
                 within_seconds,
+                within_months,
                 yes,
                 ..
             } => {
@@ -420,10 +434,16 @@ impl Run<'_, '_> {
                         return Flow::Go(*yes);
                     }
                 }
-                self.park(Parked::Waiting, now + within_seconds * 1000)
+                let due = self.after(now, *within_months, *within_seconds);
+                self.park(Parked::Waiting, due)
             }
-            StepKindIr::WaitEvent { within_seconds, .. } => {
-                self.park(Parked::Waiting, now + within_seconds * 1000)
+            StepKindIr::WaitEvent {
+                within_seconds,
+                within_months,
+                ..
+            } => {
+                let due = self.after(now, *within_months, *within_seconds);
+                self.park(Parked::Waiting, due)
             }
             StepKindIr::Branch { arms, otherwise } => {
                 let view = self.w.view();
@@ -634,8 +654,21 @@ impl Run<'_, '_> {
         Flow::Go(next)
     }
 
+    /// `months` calendar months (in the contact's time zone) and `seconds` after `at`.
+    fn after(&self, at: Millis, months: u32, seconds: i64) -> Millis {
+        let at = if months == 0 {
+            at
+        } else {
+            let tz = pick_zone(None, self.w.contact.timezone(), self.w.default_zone);
+            add_months(at, months, tz)
+        };
+        at + seconds * 1000
+    }
+
     /// When every cap of the policy allows one more send, if one does not now. A cap counts
-    /// sends in `(now - period, now]`: a held send goes when the oldest counted one leaves.
+    /// the sends whose period has not run out at `now` (`(now - period, now]` for a fixed
+    /// period; a send counts for `per 1mo` until the same day and time of the next month): a
+    /// held send goes when the oldest counted one leaves.
     fn capped_until(&self, policy: &PolicyIr, channel: Channel) -> Option<Millis> {
         let now = self.w.now;
         let mut release: Option<Millis> = None;
@@ -650,12 +683,13 @@ impl Run<'_, '_> {
             if !applies {
                 continue;
             }
-            let per = cap.per_seconds * 1000;
+            // When each send stops counting: its time plus the period.
+            let expiry = |at: Millis| self.after(at, cap.per_months, cap.per_seconds);
             let mut times: Vec<Millis> = self
                 .w
                 .events
                 .iter()
-                .filter(|e| e.kind == MESSAGE_SENT && e.at > now - per && e.at <= now)
+                .filter(|e| e.kind == MESSAGE_SENT && e.at <= now && expiry(e.at) > now)
                 .filter(|e| match cap.channel {
                     Some(c) => e.channel == Some(c),
                     None => e.channel != Some(Channel::Webhook),
@@ -670,7 +704,7 @@ impl Run<'_, '_> {
             }
             times.sort_unstable();
             let idx = times.len() - cap.max as usize;
-            let at = times[idx] + per;
+            let at = expiry(times[idx]);
             release = Some(release.map_or(at, |r: Millis| r.max(at)));
         }
         release

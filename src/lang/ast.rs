@@ -32,10 +32,12 @@ pub struct Str {
     pub span: Span,
 }
 
-/// A duration in seconds, with its source text (`1d12h`).
+/// A duration: calendar months (`mo`) and seconds, with its source text (`1d12h`, `1mo`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Dur {
     pub seconds: i64,
+    /// Calendar months, resolved in the contact's time zone when a timer is set.
+    pub months: i64,
     pub text: String,
     pub span: Span,
 }

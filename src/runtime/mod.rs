@@ -26,7 +26,7 @@ pub mod segments;
 pub mod sink;
 
 use crate::compile::ir::{EntryIr, JourneyIr, Program, StepId};
-use crate::engine::calendar::{local_to_utc, next_local_moment, pick_zone};
+use crate::engine::calendar::{local_to_utc, next_local_moment, pick_zone, Gap};
 use crate::engine::cond::ContactView;
 use crate::engine::consent;
 use crate::engine::step::{self, Input as StepInput, World};

@@ -153,6 +153,7 @@ pub fn next_scheduled_run(
                 *weekday,
                 *minute_of_day,
                 tz,
+                Gap::AfterGap,
             ))
         }
         _ => None,

@@ -86,6 +86,13 @@ fn unescape(raw: &str) -> String {
     out
 }
 
+/// The longest duration the language accepts: 100 years of 365.25 days (`36525d`). Bounding
+/// every duration keeps `now + duration` far from overflowing, so a typo such as
+/// `within 106751991167d` is a compile error and not a timer that fires at once.
+pub const MAX_DURATION_SECONDS: i64 = 36_525 * 86_400;
+
+/// A duration's seconds (`1d12h` → 129600); `None` when it is malformed or does not fit an
+/// `i64` (bounded further by [`MAX_DURATION_SECONDS`] when the journey is built).
 pub fn parse_duration_text(text: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut num: i64 = 0;
@@ -117,22 +124,70 @@ pub fn parse_duration_text(text: &str) -> Option<i64> {
     Some(total)
 }
 
+/// A duration's calendar months and seconds (`1mo2d` → (1, 172800)); `None` when malformed
+/// or too large for an `i64`.
+pub fn parse_period_text(text: &str) -> Option<(i64, i64)> {
+    let (mut months, mut seconds): (i64, i64) = (0, 0);
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let num: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        if let Some(r) = rest.strip_prefix("mo") {
+            months = months.checked_add(num)?;
+            rest = r;
+            continue;
+        }
+        let unit = match rest.as_bytes().first()? {
+            b's' => 1,
+            b'm' => 60,
+            b'h' => 3600,
+            b'd' => 86_400,
+            b'w' => 604_800,
+            _ => return None,
+        };
+        seconds = seconds.checked_add(num.checked_mul(unit)?)?;
+        rest = &rest[1..];
+    }
+    Some((months, seconds))
+}
+
+/// A calendar month's share of [`MAX_DURATION_SECONDS`]: 100 years are 1200 months.
+const MONTH_BOUND_SECONDS: i64 = MAX_DURATION_SECONDS / 1200;
+
 impl Builder {
     fn dur(&mut self, p: Pair<Rule>) -> Dur {
         let sp = span(&p);
         let text = p.as_str().to_string();
-        let seconds = match parse_duration_text(&text) {
-            Some(s) => s,
-            None => {
+        let within_bound = |(mo, s): (i64, i64)| {
+            mo.checked_mul(MONTH_BOUND_SECONDS)
+                .and_then(|m| m.checked_add(s))
+                .is_some_and(|t| t <= MAX_DURATION_SECONDS)
+        };
+        let (months, seconds) = match parse_period_text(&text) {
+            Some(ms) if within_bound(ms) => ms,
+            _ => {
                 self.diags.push(
-                    Diagnostic::error(self.file, sp, "this duration is too long")
-                        .with_help("durations must fit in a few thousand years"),
+                    Diagnostic::error(
+                        self.file,
+                        sp,
+                        format!("the duration {text} is too long: durations are at most 100 years"),
+                    )
+                    .with_label("longer than 36525d")
+                    .with_help(
+                        "write at most 36525d (or 5217w); a longer wait would never end, so it is \
+                         surely a typo",
+                    ),
                 );
-                0
+                (0, 0)
             }
         };
         Dur {
             seconds,
+            months,
             text,
             span: sp,
         }
@@ -944,4 +999,45 @@ fn percent_to_basis_points(text: &str) -> u32 {
         frac2.push('0');
     }
     whole * 100 + frac2.parse::<u32>().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_file;
+
+    fn wait(d: &str) -> Result<(), String> {
+        let text = format!("journey j {{\n  entry api\n  wait {d}\n}}\n");
+        parse_file(0, &text)
+            .map(|_| ())
+            .map_err(|ds| format!("{ds:?}"))
+    }
+
+    #[test]
+    fn durations_are_bounded_to_a_hundred_years() {
+        assert!(wait("36525d").is_ok());
+        assert!(wait("5217w").is_ok());
+        assert!(wait("1200mo").is_ok());
+        assert!(wait("1mo2d").is_ok());
+        for long in [
+            "36526d",
+            "36525d1s",
+            "5218w",
+            "106751991167d",
+            "99999999999999999999s",
+        ] {
+            let err = wait(long).expect_err(long);
+            assert!(err.contains("is too long"), "{long}: {err}");
+        }
+    }
+
+    #[test]
+    fn months_are_kept_apart_from_seconds() {
+        use super::parse_period_text as p;
+        assert_eq!(p("1mo"), Some((1, 0)));
+        assert_eq!(p("2mo1d1m"), Some((2, 86_460)));
+        assert_eq!(p("15m"), Some((0, 900)));
+        assert_eq!(p("1o"), None);
+        // The seconds-only reading (scenario times) refuses months.
+        assert_eq!(super::parse_duration_text("1mo"), None);
+    }
 }

@@ -64,6 +64,7 @@ fn meant_duration(word: &str) -> Option<String> {
             "h" | "hh" | "hr" | "hrs" | "hour" | "hours" => "h",
             "d" | "dd" | "day" | "days" => "d",
             "w" | "ww" | "wk" | "wks" | "week" | "weeks" => "w",
+            "mon" | "mos" | "month" | "months" => "mo",
             _ => return None,
         };
         out.push_str(&rest[..digits]);
