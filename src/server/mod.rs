@@ -271,18 +271,6 @@ fn credentials(headers: &HeaderMap) -> Option<String> {
     None
 }
 
-/// A database URL without its password, for logs.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let user = &url[scheme + 3..at];
-            let user = user.split(':').next().unwrap_or("");
-            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 pub fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join("store")
 }
@@ -392,7 +380,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     let store = match &config.store.url {
         Some(url) => {
             let store = connect_waiting(url, &addr.to_string())?;
-            tracing::info!(database = %redact_url(url), "store: PostgreSQL");
+            tracing::info!(database = %crate::store::redact_url(url), "store: PostgreSQL");
             store
         }
         None => Store::open(&store_path(&config.data_dir))

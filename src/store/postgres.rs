@@ -506,15 +506,13 @@ pub(crate) struct PgKv {
 /// sets `connect_timeout`).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A store URL without its password, for errors.
-fn redact(url: &str) -> String {
+/// A store URL without its password, for errors and logs.
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:…{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
+            let user = &url[scheme + 3..at];
+            let user = user.split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
         }
         _ => url.to_string(),
     }
@@ -682,7 +680,7 @@ impl PgKv {
 
     fn connect_in(url: &str, scratch: Option<String>) -> Result<PgKv> {
         let bad_url = |e: &dyn std::fmt::Display| {
-            StoreError::Postgres(format!("the store URL {:?}: {e}", redact(url)))
+            StoreError::Postgres(format!("the store URL {:?}: {e}", redact_url(url)))
         };
         let (url_for_driver, root_cert) = take_root_cert(url);
         let mut config: tokio_postgres::Config = url_for_driver.parse().map_err(|e| bad_url(&e))?;
