@@ -31,6 +31,15 @@ fn files_of(stage: &str) -> Vec<PathBuf> {
 /// The file's lines outside its test module (tests may reach across stages to set things
 /// up), numbered from 1.
 fn product_lines(path: &Path) -> Vec<(usize, String)> {
+    // A test module in a file of its own (`#[cfg(test)] mod tests;` in its folder's mod.rs)
+    // is a test module too.
+    let declared_as_tests = || {
+        std::fs::read_to_string(path.with_file_name("mod.rs"))
+            .is_ok_and(|m| m.contains("#[cfg(test)]\nmod tests;"))
+    };
+    if path.file_name().is_some_and(|n| n == "tests.rs") && declared_as_tests() {
+        return Vec::new();
+    }
     let text = std::fs::read_to_string(path).unwrap();
     let mut out = Vec::new();
     let mut prev = "";
