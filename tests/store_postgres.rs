@@ -746,3 +746,135 @@ fn the_store_speaks_tls_when_asked_and_checks_the_certificate() {
         "read"
     );
 }
+
+/// A psql session kept open on its standard input: the test holds a row lock with it while
+/// the store commits in the background, so that the commit waits as long as the test likes.
+struct LockingSession {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl LockingSession {
+    fn start(pg: &PgServer, db: &str) -> LockingSession {
+        let mut child = Command::new(pg.tool("psql"))
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(pg.url(db))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("psql starts");
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        LockingSession { child, out }
+    }
+
+    /// Sends SQL, then waits for the session to print `marker` (its statements are done).
+    fn run(&mut self, sql: &str, marker: &str) {
+        use std::io::{BufRead, Write};
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{sql}\n\\echo {marker}").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(self.out.read_line(&mut line).unwrap() > 0, "psql ended");
+            if line.trim() == marker {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for LockingSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The engine prepares its next batch while the last one commits: the thread that applied
+/// a batch in the background reads its writes before the commit is known (here the commit
+/// waits on a row another session holds), its outcome comes from `settle` once, and a batch
+/// whose commit fails leaves the store as it was.
+#[test]
+fn a_batch_committing_in_the_background_is_read_before_it_commits() {
+    let Some(pg) =
+        PgServer::for_test("a_batch_committing_in_the_background_is_read_before_it_commits")
+    else {
+        return;
+    };
+    let url = pg.fresh_database().unwrap();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let store = Store::connect(&url).unwrap();
+    let contact = |plan: &str| {
+        let mut profile = serde_json::Map::new();
+        profile.insert("plan".into(), plan.into());
+        Contact {
+            id: "ann".into(),
+            profile,
+        }
+    };
+    let mut b = journey::store::WriteBatch::default();
+    b.put_contact(&contact("free"));
+    store.apply(b).unwrap();
+    let plan_read_ahead = |store: &Store| {
+        store.prefetch_contacts(["ann"].into_iter()).unwrap();
+        store.contact("ann").unwrap().unwrap().profile["plan"].clone()
+    };
+
+    // The commit waits for the lock; the batch is read at once all the same.
+    let mut lock = LockingSession::start(&pg, &db);
+    lock.run(
+        "BEGIN; SELECT k IS NULL FROM contacts FOR UPDATE;",
+        "locked",
+    );
+    let mut b = journey::store::WriteBatch::default();
+    b.put_contact(&contact("pro"));
+    store.apply_in_background(b).unwrap();
+    assert_eq!(plan_read_ahead(&store), "pro");
+    let elsewhere = Store::connect(&url).unwrap();
+    assert_eq!(
+        elsewhere.contact("ann").unwrap().unwrap().profile["plan"],
+        "free",
+        "not committed yet"
+    );
+    lock.run("ROLLBACK;", "released");
+    store.settle().unwrap();
+    assert_eq!(
+        elsewhere.contact("ann").unwrap().unwrap().profile["plan"],
+        "pro"
+    );
+
+    // A commit that fails (its connection cut while it waits): told once, by `settle`,
+    // and nothing of the batch is read or stored.
+    lock.run(
+        "BEGIN; SELECT k IS NULL FROM contacts FOR UPDATE;",
+        "locked again",
+    );
+    let mut b = journey::store::WriteBatch::default();
+    b.put_contact(&contact("enterprise"));
+    store.apply_in_background(b).unwrap();
+    assert_eq!(plan_read_ahead(&store), "enterprise");
+    // Once the commit waits for the lock (not before: the cut must find it), its
+    // connection is cut.
+    lock.run(
+        "DO $$ BEGIN
+           WHILE NOT EXISTS (SELECT 1 FROM pg_stat_activity
+                             WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()) LOOP
+             PERFORM pg_stat_clear_snapshot();
+             PERFORM pg_sleep(0.005);
+           END LOOP;
+         END $$;
+         SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+           WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid();
+         ROLLBACK;",
+        "cut",
+    );
+    let failed = store.settle().unwrap_err();
+    assert!(failed.is_unavailable(), "{failed}");
+    store.settle().unwrap();
+    assert_eq!(plan_read_ahead(&store), "pro");
+    assert_eq!(
+        elsewhere.contact("ann").unwrap().unwrap().profile["plan"],
+        "pro"
+    );
+}

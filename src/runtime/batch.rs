@@ -3,9 +3,78 @@
 
 use super::*;
 
+/// A batch that `process_in_background` could not commit, and the fate of the batch
+/// before it (committing in the background until then).
+#[derive(Debug)]
+pub struct InBackgroundError {
+    pub error: RuntimeError,
+    /// Whether the batch before is committed (its acknowledgements and sends may go).
+    pub before_committed: bool,
+}
+
 impl Runtime {
     /// Runs a group of inputs at `now` and commits them in one batch (flushed when durable).
     pub fn process(&mut self, inputs: Vec<Input>, now: Millis) -> Result<BatchOutcome> {
+        self.settle()?;
+        self.process_batch(inputs, now, false)
+    }
+
+    /// `process`, returning while the batch commits in the background where the store can
+    /// (PostgreSQL): the engine prepares the next batch meanwhile. Until `settle` (or the
+    /// next call) says it is committed, nothing of this batch may leave: its sends, its
+    /// acknowledgements. Ok also says the batch before is committed; on an error, whether
+    /// it was is told with it. Where the store cannot commit in the background, `process`.
+    pub fn process_in_background(
+        &mut self,
+        inputs: Vec<Input>,
+        now: Millis,
+    ) -> std::result::Result<BatchOutcome, InBackgroundError> {
+        if !self.store.commits_in_background() {
+            return self
+                .process(inputs, now)
+                .map_err(|error| InBackgroundError {
+                    error,
+                    before_committed: true,
+                });
+        }
+        self.settle_failed = false;
+        self.process_batch(inputs, now, true).map_err(|error| {
+            // The batch before: still committing (this one failed before its apply), or
+            // settled on the way.
+            let before_committed = if self.committing.is_some() {
+                self.settle().is_ok()
+            } else {
+                !self.settle_failed
+            };
+            InBackgroundError {
+                error,
+                before_committed,
+            }
+        })
+    }
+
+    /// Waits for the batch committing in the background, if any: Ok once it is committed;
+    /// should it have failed, its sends are taken back from the outbox.
+    pub fn settle(&mut self) -> Result<()> {
+        let Some(sends) = self.committing.take() else {
+            return Ok(());
+        };
+        let applying = std::time::Instant::now();
+        let r = self.store.settle();
+        self.stages.add(Stage::Apply, applying);
+        self.settle_failed = r.is_err();
+        if r.is_err() {
+            self.forget_outbox(&sends);
+        }
+        Ok(r?)
+    }
+
+    fn process_batch(
+        &mut self,
+        inputs: Vec<Input>,
+        now: Millis,
+        in_background: bool,
+    ) -> Result<BatchOutcome> {
         use std::sync::atomic::Ordering::Relaxed;
         let started = std::time::Instant::now();
         self.stages.batches.fetch_add(1, Relaxed);
@@ -59,12 +128,23 @@ impl Runtime {
         out.writes = batch.writes;
         self.stages.add(Stage::Prepare, started);
         let applying = std::time::Instant::now();
-        if let Err(e) = self.store.apply(batch) {
+        if in_background {
+            // The batch before is settled first: should it have failed, so does this one
+            // (it was prepared over that one's writes).
+            let applied = self
+                .settle()
+                .and_then(|()| Ok(self.store.apply_in_background(batch)?));
+            if let Err(e) = applied {
+                self.forget_outbox(&out.sends);
+                return Err(e);
+            }
+            self.committing = Some(out.sends.clone());
+        } else if let Err(e) = self.store.apply(batch) {
             self.forget_outbox(&out.sends);
             return Err(e.into());
         }
         self.stages.add(Stage::Apply, applying);
-        if self.durable {
+        if self.durable && !in_background {
             let flushing = std::time::Instant::now();
             if let Err(e) = self.store.flush() {
                 self.forget_outbox(&out.sends);

@@ -156,6 +156,18 @@ struct LoopState {
     kept: Vec<Input>,
     /// Work on the runtime that arrived while the store was away, run once it is back.
     controls: Vec<Control>,
+    /// The batch committing in the background (PostgreSQL), with what waits for its
+    /// commit: the engine prepares the next batch meanwhile.
+    committing: Option<Committing>,
+}
+
+/// A batch whose commit is not known yet, and what leaves once it is.
+struct Committing {
+    acks: Vec<Ack>,
+    sends: Vec<crate::engine::SendJob>,
+    timeline: Vec<TimelineEntry>,
+    /// Its inputs that nobody would send again (`LoopState::kept`), should it fail.
+    kept: Vec<Input>,
 }
 
 enum Flow {
@@ -234,6 +246,12 @@ impl Live<'_> {
                 }
             }
         }
+        // Nothing new: the batch in flight is settled (its senders wait for it), and what
+        // the sink reports for its sends makes the next round.
+        if got.is_empty() && batch.is_empty() && state.committing.is_some() {
+            self.settle(state)?;
+            return Ok(Flow::Go);
+        }
         let now = self.clock.now();
         // Nothing to do yet: the next due time, read once (it may read the store).
         let waiting = if got.is_empty() && batch.is_empty() {
@@ -282,22 +300,42 @@ impl Live<'_> {
         };
         batch.extend(got.inputs);
         if !batch.is_empty() || !got.acks.is_empty() {
-            let r = self.rt.process(batch, now);
-            // Durable now (the runtime flushed the batch): acknowledge.
-            for a in got.acks {
-                a(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-            }
-            let out = match r {
-                Ok(out) => out,
+            match self.rt.process_in_background(batch, now) {
+                Ok(out) => {
+                    // The batch before is committed: its acknowledgements and sends go.
+                    self.committed(state, now);
+                    state.committing = Some(Committing {
+                        acks: got.acks,
+                        sends: out.sends,
+                        timeline: out.timeline,
+                        kept,
+                    });
+                    // Unless the store commits in the background, this one is too.
+                    if !self.rt.store.commits_in_background() {
+                        self.committed(state, now);
+                    }
+                }
                 Err(e) => {
+                    if e.before_committed {
+                        self.committed(state, now);
+                    } else {
+                        self.not_committed(state, &e.error);
+                    }
+                    for a in got.acks {
+                        a(Err(e.error.to_string()));
+                    }
                     state.kept.extend(kept);
                     state.controls.extend(got.controls);
-                    return Err(e);
+                    return Err(e.error);
                 }
-            };
-            state.timeline.extend(out.timeline);
-            state.carried = self.rt.deliver_all(&out.sends, now, self.sink);
-            (self.on_timeline)(std::mem::take(&mut state.timeline));
+            }
+        }
+        // Before a control touches the runtime, the batch in flight is settled.
+        if !got.controls.is_empty() {
+            if let Err(e) = self.settle(state) {
+                state.controls.extend(got.controls);
+                return Err(e);
+            }
         }
         let mut controls = got.controls.into_iter();
         while let Some(c) = controls.next() {
@@ -328,6 +366,48 @@ impl Live<'_> {
         Ok(Flow::Go)
     }
 
+    /// The batch in flight is committed: acknowledged, its timeline told, its sends handed
+    /// to the sink (what the sink reports goes in the next batch).
+    fn committed(&mut self, state: &mut LoopState, now: Millis) {
+        let Some(c) = state.committing.take() else {
+            return;
+        };
+        for a in c.acks {
+            a(Ok(()));
+        }
+        state.timeline.extend(c.timeline);
+        let outcomes = self.rt.deliver_all(&c.sends, now, self.sink);
+        state.carried.extend(outcomes);
+        (self.on_timeline)(std::mem::take(&mut state.timeline));
+    }
+
+    /// The batch in flight failed: its senders are told, what nobody would send again is
+    /// kept (its sends were taken back from the outbox by the runtime).
+    fn not_committed(&mut self, state: &mut LoopState, error: &RuntimeError) {
+        let Some(c) = state.committing.take() else {
+            return;
+        };
+        for a in c.acks {
+            a(Err(error.to_string()));
+        }
+        state.kept.extend(c.kept);
+    }
+
+    /// Waits for the batch in flight and lets out what waited for it.
+    fn settle(&mut self, state: &mut LoopState) -> Result<()> {
+        match self.rt.settle() {
+            Ok(()) => {
+                let now = self.clock.now();
+                self.committed(state, now);
+                Ok(())
+            }
+            Err(e) => {
+                self.not_committed(state, &e);
+                Err(e)
+            }
+        }
+    }
+
     /// Waits for the store to answer again, trying with backoff. Meanwhile inputs with an
     /// acknowledgement are refused with the store's error (an HTTP 503: the sender retries),
     /// and the rest is kept. Once it answers, the runtime reads its state back, processes
@@ -336,6 +416,8 @@ impl Live<'_> {
         let since = Instant::now();
         let why = error.to_string();
         tracing::error!("{why}: the engine waits for the database and tries again with backoff; ingestion answers 503 meanwhile");
+        // The batch in flight, if any, committed or not: its senders learn which.
+        let _ = self.settle(state);
         self.rt.store_lost();
         let mut delay = Duration::from_millis(100);
         let mut attempt = 0u32;

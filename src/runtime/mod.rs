@@ -315,6 +315,11 @@ pub struct Runtime {
     /// contact and its instances are not read (`process_contact`). Instances become active
     /// only in `process_contact`, which updates this set after each batch is applied.
     quiet: HashSet<String>,
+    /// The sends of the batch committing in the background (`process_in_background`),
+    /// while one is: taken back from the outbox should its commit fail.
+    committing: Option<Vec<SendJob>>,
+    /// Whether the last batch settled (`settle`) had failed.
+    settle_failed: bool,
 }
 
 /// What the runtime remembers of contacts that are gone, for inputs still on their way.
@@ -356,6 +361,8 @@ impl Runtime {
             counters: Counters::default(),
             stages: Arc::default(),
             quiet: HashSet::new(),
+            committing: None,
+            settle_failed: false,
         };
         rt.load_from_store()?;
         Ok(rt)

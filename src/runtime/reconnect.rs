@@ -22,6 +22,11 @@ impl Runtime {
     /// sink (every send pending in memory: a batch whose commit failed took its own back).
     /// Until `deliver_never_handed`, every send handed is added to them.
     pub fn store_lost(&mut self) {
+        // A batch committing in the background was never handed: should it have committed
+        // after all, its sends come back with the outbox (`reload_from_store`) and go then.
+        if let Some(sends) = self.committing.take() {
+            self.forget_outbox(&sends);
+        }
         if self.outbox.handed_before_loss.is_none() {
             self.outbox.handed_before_loss = Some(self.outbox.pending.keys().cloned().collect());
         }

@@ -64,6 +64,25 @@ pub(crate) trait Kv: Send + Sync {
     /// Makes everything applied so far durable.
     fn flush(&self) -> Result<()>;
 
+    /// `apply`, returning before the batch is durable where the backend can commit in the
+    /// background (`commits_in_background`): this thread's reads see the batch at once,
+    /// the next apply waits for it, and `settle` tells its outcome. Elsewhere, `apply`.
+    fn apply_in_background(&self, ops: Vec<Op>) -> Result<()> {
+        self.apply(ops)
+    }
+
+    /// Waits for the batch this thread applied in the background: Ok once it is
+    /// committed. Nothing in flight: Ok.
+    fn settle(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether `apply_in_background` commits in the background (PostgreSQL, whose commit
+    /// is a round trip the engine can spend preparing the next batch).
+    fn commits_in_background(&self) -> bool {
+        false
+    }
+
     /// A unique, increasing number (≥ 1); survives restarts.
     fn next_id(&self) -> Result<u64>;
 

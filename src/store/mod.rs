@@ -186,6 +186,22 @@ fn decode_timers(k: &[u8], v: &[u8]) -> Result<TimerRecord> {
 #[derive(Clone)]
 pub struct Store {
     kv: std::sync::Arc<dyn Kv>,
+    /// What this process knows of the earliest segment check, shared by its clones: the
+    /// engine asks for due checks every round, and on PostgreSQL a read is a round trip
+    /// (one that would wait for the batch committing in the background).
+    checks: std::sync::Arc<std::sync::Mutex<(CheckBound, u64)>>,
+}
+
+/// The earliest stored segment check, as far as this process knows (with it, how many
+/// batches that put checks were applied, so that a read racing one is not believed).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+enum CheckBound {
+    /// Not known: the store is read.
+    #[default]
+    Unknown,
+    /// No check is earlier than this (None: there is none); every check this process
+    /// writes lowers it.
+    NoneBefore(Option<Millis>),
 }
 
 /// Writes to apply together: all or nothing.
@@ -346,6 +362,7 @@ impl Store {
     fn over(kv: impl Kv + 'static) -> Result<Store> {
         let store = Store {
             kv: std::sync::Arc::new(kv),
+            checks: Default::default(),
         };
         store.migrate_layout()?;
         Ok(store)
@@ -419,12 +436,54 @@ impl Store {
         if b.ops.is_empty() {
             return Ok(());
         }
+        self.note_checks(&b);
         self.kv.apply(b.ops)
+    }
+
+    /// Lowers what is known of the earliest segment check by the checks a batch puts
+    /// (before it is applied: a bound too low costs a read, one too high a missed check).
+    fn note_checks(&self, b: &WriteBatch) {
+        let put = b
+            .ops
+            .iter()
+            .filter(|(k, v)| v.is_some() && k.first() == Some(&b'q') && k.len() >= 9)
+            .map(|(k, _)| time_from_key(&k[1..9]))
+            .min();
+        let Some(put) = put else {
+            return;
+        };
+        let mut known = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        known.1 += 1;
+        if let CheckBound::NoneBefore(earliest) = known.0 {
+            known.0 = CheckBound::NoneBefore(Some(earliest.map_or(put, |e| e.min(put))));
+        }
     }
 
     /// Makes everything applied so far durable.
     pub fn flush(&self) -> Result<()> {
         self.kv.flush()
+    }
+
+    /// Applies a batch atomically, committing it in the background where the backend can
+    /// (`commits_in_background`); the batch before it is settled first, so Ok says that one
+    /// is committed. `settle` tells this one's outcome.
+    pub fn apply_in_background(&self, b: WriteBatch) -> Result<()> {
+        if b.ops.is_empty() {
+            return self.kv.settle();
+        }
+        self.note_checks(&b);
+        self.kv.apply_in_background(b.ops)
+    }
+
+    /// Waits for the batch this thread applied in the background: Ok once committed.
+    pub fn settle(&self) -> Result<()> {
+        self.kv.settle()
+    }
+
+    /// Whether batches can commit in the background while the engine prepares the next
+    /// (PostgreSQL).
+    pub fn commits_in_background(&self) -> bool {
+        self.kv.commits_in_background()
     }
 
     /// A unique, increasing id (instance ids, event sequence numbers); survives restarts.
@@ -717,26 +776,54 @@ impl Store {
         until: Millis,
         limit: usize,
     ) -> Result<Vec<(Millis, String)>> {
+        if let CheckBound::NoneBefore(earliest) =
+            self.checks.lock().unwrap_or_else(|e| e.into_inner()).0
+        {
+            if earliest.is_none_or(|t| t >= until) {
+                return Ok(Vec::new());
+            }
+        }
         let start = key(b'q', &[]);
         let end = key(b'q', &[&time_key(until)]);
-        self.kv
+        let due = self
+            .kv
             .range(&start, Some(&end))
             .take(limit)
             .map(|r| {
                 let (k, _) = r?;
                 Ok((time_from_key(&k[1..9]), unescape_id(&k[9..])))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        if due.is_empty() {
+            // Known again until a check is put.
+            self.first_segment_check()?;
+        } else {
+            // They are about to be run and moved.
+            self.checks.lock().unwrap_or_else(|e| e.into_inner()).0 = CheckBound::Unknown;
+        }
+        Ok(due)
     }
 
-    /// The earliest segment check, if any.
+    /// The earliest segment check, if any (or a moment no check is before: a wake-up
+    /// then finds none due, and reads again).
     pub fn first_segment_check(&self) -> Result<Option<Millis>> {
-        Ok(self
+        let (bound, puts_before) = *self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        if let CheckBound::NoneBefore(earliest) = bound {
+            return Ok(earliest);
+        }
+        let first = self
             .kv
             .scan_prefix(b"q")
             .next()
             .transpose()?
-            .map(|(k, _)| time_from_key(&k[1..9])))
+            .map(|(k, _)| time_from_key(&k[1..9]));
+        let mut known = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        // Unless a batch that put checks was applied meanwhile (another thread's): the
+        // read may not have seen them.
+        if known.0 == CheckBound::Unknown && known.1 == puts_before {
+            known.0 = CheckBound::NoneBefore(first);
+        }
+        Ok(first)
     }
 
     /// Every contact with its history (oldest first), in id order: the contacts and the

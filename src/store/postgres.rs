@@ -72,6 +72,43 @@ pub(crate) struct PgKv {
     location: String,
     /// Why the database did not answer the last call that tried it; None once one succeeds.
     down: std::sync::Arc<Mutex<Option<String>>>,
+    /// The batch committing in the background (`apply_in_background`), if any.
+    in_flight: Mutex<Option<InFlight>>,
+}
+
+/// A batch whose transaction runs while its thread goes on (to prepare the next one).
+struct InFlight {
+    /// The thread that started it: only its reads must see the batch (they read its
+    /// writes from `writes` until the commit is known), and only it learns the outcome.
+    thread: std::thread::ThreadId,
+    /// The batch's writes, the last of each key (None: removed).
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The transaction's outcome, once it is known.
+    outcome: std::sync::mpsc::Receiver<Result<()>>,
+    /// The outcome, when a read of this thread had to wait for it (`await_in_flight`):
+    /// kept for `settle`, which is how the engine learns it.
+    known: Option<std::result::Result<(), StoreError>>,
+}
+
+impl InFlight {
+    /// Waits for the outcome (once).
+    fn outcome(&mut self) -> Result<()> {
+        if let Some(known) = self.known.take() {
+            return known;
+        }
+        self.outcome
+            .recv()
+            .map_err(|_| StoreError::Postgres("the database task stopped".into()))
+            .and_then(|r| r)
+    }
+}
+
+/// A copy of an error, for the two who learn it: a read that waited, and `settle`.
+fn copy_of(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+        other => StoreError::Postgres(other.to_string()),
+    }
 }
 
 /// Keys and values, in key order.
@@ -170,6 +207,7 @@ impl PgKv {
             commits: Default::default(),
             location,
             down: Default::default(),
+            in_flight: Mutex::new(None),
         };
         if let Some(schema) = &kv.scratch {
             let (pool, schema) = (kv.pool.clone(), schema.clone());
@@ -185,8 +223,18 @@ impl PgKv {
         Ok(kv)
     }
 
-    /// Runs `f` on the backend's runtime and waits for it, from any thread.
+    /// Runs `f` on the backend's runtime and waits for it, from any thread. A batch this
+    /// thread commits in the background is settled first, so that `f` sees it.
     fn run<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        self.await_in_flight()?;
+        self.run_beside(f)
+    }
+
+    /// `run`, without waiting for a batch in flight (its writes are not seen).
+    fn run_beside<T: Send + 'static>(
         &self,
         f: impl Future<Output = Result<T>> + Send + 'static,
     ) -> Result<T> {
@@ -200,7 +248,46 @@ impl PgKv {
         let r = rx
             .recv()
             .map_err(|_| StoreError::Postgres("the database task stopped".into()))?;
-        // Errors name the database; whether it answered is noted for `unavailable`.
+        self.noted(r)
+    }
+
+    /// Waits for the batch this thread commits in the background, if any, and takes it
+    /// off: its outcome (told once, here).
+    fn settle_in_flight(&self) -> Result<()> {
+        let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if slot
+            .as_ref()
+            .is_none_or(|f| f.thread != std::thread::current().id())
+        {
+            return Ok(());
+        }
+        let mut flight = slot.take().expect("checked above");
+        drop(slot);
+        let r = flight.outcome();
+        self.noted(r)
+    }
+
+    /// A read of this thread waits for its batch in flight, so that it reads the batch's
+    /// writes from the database; the outcome stays for `settle_in_flight`. Err: the batch
+    /// failed (the read would not see what the thread wrote).
+    fn await_in_flight(&self) -> Result<()> {
+        let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(flight) = slot
+            .as_mut()
+            .filter(|f| f.thread == std::thread::current().id())
+        else {
+            return Ok(());
+        };
+        let r = flight.outcome();
+        let copy = r.as_ref().map(|_| ()).map_err(copy_of);
+        flight.known = Some(r);
+        drop(slot);
+        self.noted(copy)
+    }
+
+    /// A call's outcome, its error naming the database; whether it answered is noted for
+    /// `unavailable`.
+    fn noted<T>(&self, r: Result<T>) -> Result<T> {
         let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
         match r {
             Ok(v) => {
@@ -420,6 +507,116 @@ impl PgKv {
     }
 }
 
+impl PgKv {
+    /// A batch's transaction, ready to run: its statements pipelined, the fence checked,
+    /// then the commit. With it, the batch's writes (the last of each key).
+    #[allow(clippy::type_complexity)]
+    fn batch_commit(
+        &self,
+        ops: Vec<Op>,
+    ) -> Result<(
+        BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        impl Future<Output = Result<()>> + Send + 'static,
+    )> {
+        self.check_lease()?;
+        // What was read ahead is about to change.
+        *self.prefetched.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        // The last write of a key wins, as in one sled batch.
+        let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for (k, v) in ops {
+            last.insert(k, v);
+        }
+        // Per table: the keys to remove, the rows to put.
+        let mut by_table: BTreeMap<u8, TableWrites> = BTreeMap::new();
+        for (k, v) in &last {
+            let Some(p) = k.first().copied().filter(|p| table_of(*p).is_some()) else {
+                return Err(StoreError::Malformed {
+                    key: String::from_utf8_lossy(k).into_owned(),
+                    what: "key (no table holds its kind)",
+                });
+            };
+            let e = by_table.entry(p).or_default();
+            match v {
+                Some(v) => e.puts.push((k.clone(), v.clone())),
+                None => e.dels.push(k.clone()),
+            }
+        }
+        let pool = self.pool.clone();
+        let fence = self.fence();
+        let commit = async move {
+            let mut client = pool.get().await.map_err(pg_error)?;
+            let txn = client.transaction().await.map_err(pg_error)?;
+            {
+                // Every statement of the batch is sent at once (the connection pipelines
+                // them), then the commit: the round trips of one statement, not of each.
+                let tx = &txn;
+                let fence = &fence;
+                let mut statements: Vec<
+                    std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>,
+                > = Vec::new();
+                for (prefix, TableWrites { dels, puts }) in by_table {
+                    let table = table_of(prefix).expect("checked above");
+                    if !dels.is_empty() {
+                        statements.push(Box::pin(async move {
+                            let sql = format!("DELETE FROM {} WHERE k = ANY($1)", table.name);
+                            tx.execute(&sql, &[&dels]).await.map_err(pg_error)?;
+                            Ok(())
+                        }));
+                    }
+                    if !puts.is_empty() {
+                        statements.push(Box::pin(upsert(tx, table, puts)));
+                    }
+                }
+                statements.push(Box::pin(fence.check(tx)));
+                futures_util::future::try_join_all(statements).await?;
+            }
+            let tx = txn;
+            tx.commit().await.map_err(pg_error)
+        };
+        Ok((last, commit))
+    }
+
+    /// The writes of the batch this thread has in flight, laid over rows read beside it:
+    /// exact keys take the batch's value; each prefix's rows lose the keys it removes and
+    /// gain (or replace) the keys it puts.
+    fn overlay_in_flight(&self, p: &mut Prefetched) {
+        let guard = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(flight) = guard
+            .as_ref()
+            .filter(|f| f.thread == std::thread::current().id())
+            .filter(|f| !matches!(f.known, Some(Err(_))))
+        else {
+            return;
+        };
+        for (k, v) in &flight.writes {
+            if let Some(slot) = p.exact.get_mut(k) {
+                *slot = v.clone();
+                continue;
+            }
+            let Some(prefix) = p
+                .prefixes
+                .range(..=k.clone())
+                .next_back()
+                .map(|(p, _)| p.clone())
+                .filter(|p| k.starts_with(p))
+            else {
+                continue;
+            };
+            let Some(rows) = p.prefixes.get_mut(&prefix) else {
+                continue;
+            };
+            match (rows.binary_search_by(|(rk, _)| rk.cmp(k)), v) {
+                (Ok(i), Some(v)) => rows[i].1 = v.clone(),
+                (Ok(i), None) => {
+                    rows.remove(i);
+                }
+                (Err(i), Some(v)) => rows.insert(i, (k.clone(), v.clone())),
+                (Err(_), None) => {}
+            }
+        }
+    }
+}
+
 impl Kv for PgKv {
     fn prefetches(&self) -> bool {
         true
@@ -449,7 +646,8 @@ impl Kv for PgKv {
             .cloned()
             .collect();
         let pool = self.pool.clone();
-        let rows = self.run(async move {
+        // Beside a batch in flight: its writes are laid over what is read.
+        let rows = self.run_beside(async move {
             let client = pool.get().await.map_err(pg_error)?;
             // Sent together, so the three cost the round trips of one. Not prepared once
             // and kept: a kept statement may get a generic plan, which for `= ANY($1)`
@@ -496,6 +694,7 @@ impl Kv for PgKv {
                 rows.push((k, v));
             }
         }
+        self.overlay_in_flight(&mut p);
         *self.prefetched.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
         Ok(())
     }
@@ -569,63 +768,40 @@ impl Kv for PgKv {
     }
 
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
-        self.check_lease()?;
-        // What was read ahead is about to change.
-        *self.prefetched.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        // The last write of a key wins, as in one sled batch.
-        let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for (k, v) in ops {
-            last.insert(k, v);
-        }
-        // Per table: the keys to remove, the rows to put.
-        let mut by_table: BTreeMap<u8, TableWrites> = BTreeMap::new();
-        for (k, v) in last {
-            let Some(p) = k.first().copied().filter(|p| table_of(*p).is_some()) else {
-                return Err(StoreError::Malformed {
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    what: "key (no table holds its kind)",
-                });
-            };
-            let e = by_table.entry(p).or_default();
-            match v {
-                Some(v) => e.puts.push((k, v)),
-                None => e.dels.push(k),
-            }
-        }
-        let pool = self.pool.clone();
-        let fence = self.fence();
-        self.run(async move {
-            let mut client = pool.get().await.map_err(pg_error)?;
-            let txn = client.transaction().await.map_err(pg_error)?;
-            {
-                // Every statement of the batch is sent at once (the connection pipelines
-                // them), then the commit: the round trips of one statement, not of each.
-                let tx = &txn;
-                let fence = &fence;
-                let mut statements: Vec<
-                    std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>,
-                > = Vec::new();
-                for (prefix, TableWrites { dels, puts }) in by_table {
-                    let table = table_of(prefix).expect("checked above");
-                    if !dels.is_empty() {
-                        statements.push(Box::pin(async move {
-                            let sql = format!("DELETE FROM {} WHERE k = ANY($1)", table.name);
-                            tx.execute(&sql, &[&dels]).await.map_err(pg_error)?;
-                            Ok(())
-                        }));
-                    }
-                    if !puts.is_empty() {
-                        statements.push(Box::pin(upsert(tx, table, puts)));
-                    }
-                }
-                statements.push(Box::pin(fence.check(tx)));
-                futures_util::future::try_join_all(statements).await?;
-            }
-            let tx = txn;
-            tx.commit().await.map_err(pg_error)
-        })?;
+        // After the batch in flight, if any (`run` waits for it; `settle` still tells it).
+        let (_, commit) = self.batch_commit(ops)?;
+        self.run(commit)?;
         self.analyse_while_young();
         Ok(())
+    }
+
+    fn apply_in_background(&self, ops: Vec<Op>) -> Result<()> {
+        // One batch in flight at a time, committed in order.
+        self.settle_in_flight()?;
+        let (writes, commit) = self.batch_commit(ops)?;
+        let (tx, outcome) = std::sync::mpsc::sync_channel(1);
+        self.runtime
+            .as_ref()
+            .expect("present until dropped")
+            .spawn(async move {
+                let _ = tx.send(commit.await);
+            });
+        *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()) = Some(InFlight {
+            thread: std::thread::current().id(),
+            writes,
+            outcome,
+            known: None,
+        });
+        self.analyse_while_young();
+        Ok(())
+    }
+
+    fn settle(&self) -> Result<()> {
+        self.settle_in_flight()
+    }
+
+    fn commits_in_background(&self) -> bool {
+        true
     }
 
     fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Option<Bytes>> {

@@ -395,3 +395,92 @@ fn a_store_of_layout_1_is_rewritten_when_opened() {
     let err = Store::open(dir.path()).err().expect("refused").to_string();
     assert!(err.contains("layout is 9"), "{err}");
 }
+
+/// A batch committing in the background is what its thread reads next (the rows read
+/// beside it carry its writes: new, replaced and removed keys), and settling it says it
+/// is committed. On sled the same calls apply at once.
+#[test]
+fn a_batch_in_the_background_is_read_by_its_own_thread_before_it_settles() {
+    let s = crate::bench::pg_server::test_store();
+    let mut b = WriteBatch::default();
+    b.put_contact(&Contact {
+        id: "ann".into(),
+        profile: Default::default(),
+    });
+    b.put_instance(&entry_instance(1, "j", "old"));
+    b.put_instance(&entry_instance(2, "j", "gone"));
+    s.apply(b).unwrap();
+
+    let mut b = WriteBatch::default();
+    let mut profile = serde_json::Map::new();
+    profile.insert("plan".into(), "pro".into());
+    b.put_contact(&Contact {
+        id: "ann".into(),
+        profile,
+    });
+    b.put_instance(&entry_instance(1, "j", "new"));
+    b.del_keys(vec![id_key(b'i', &[], "ann", &[&[0], &2u64.to_be_bytes()])]);
+    b.put_instance(&entry_instance(3, "j", "third"));
+    s.apply_in_background(b).unwrap();
+    // The engine's way to read a batch's contacts: one read ahead, beside the commit.
+    s.prefetch_contacts(["ann"].into_iter()).unwrap();
+    let contact = s.contact("ann").unwrap().unwrap();
+    assert_eq!(contact.profile.get("plan"), Some(&"pro".into()));
+    let products: Vec<(u64, String)> = s
+        .instances_of("ann")
+        .unwrap()
+        .into_iter()
+        .map(|i| {
+            let p = i.entry_event.unwrap().properties["product"].to_string();
+            (i.id, p)
+        })
+        .collect();
+    assert_eq!(
+        products,
+        vec![(1, "\"new\"".to_string()), (3, "\"third\"".to_string())]
+    );
+    s.settle().unwrap();
+    // Settled: nothing more to tell, and a read that is not ahead sees the same.
+    s.settle().unwrap();
+    let ids: Vec<u64> = s
+        .instances_of("ann")
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, vec![1, 3]);
+}
+
+/// Due segment checks are found without a read while none can be due, and a check put by
+/// a batch is found when due, even one put while the earliest was not known.
+#[test]
+fn segment_checks_are_found_when_due_and_not_read_for_before() {
+    let s = crate::bench::pg_server::test_store();
+    assert!(s.segment_checks_before(1_000, 10).unwrap().is_empty());
+    assert_eq!(s.first_segment_check().unwrap(), None);
+    let mut b = WriteBatch::default();
+    b.put_segment_check("ann", 500);
+    s.apply(b).unwrap();
+    assert_eq!(s.first_segment_check().unwrap(), Some(500));
+    assert!(s.segment_checks_before(500, 10).unwrap().is_empty());
+    assert_eq!(
+        s.segment_checks_before(501, 10).unwrap(),
+        vec![(500, "ann".to_string())]
+    );
+    // Due ones were handed out: the next ask reads again, and finds a later one put
+    // meanwhile.
+    let mut b = WriteBatch::default();
+    b.del_segment_check("ann", 500);
+    b.put_segment_check("bob", 700);
+    s.apply_in_background(b).unwrap();
+    s.settle().unwrap();
+    assert!(s.segment_checks_before(600, 10).unwrap().is_empty());
+    assert_eq!(s.first_segment_check().unwrap(), Some(700));
+    let mut b = WriteBatch::default();
+    b.put_segment_check("cat", 650);
+    s.apply(b).unwrap();
+    assert_eq!(
+        s.segment_checks_before(701, 10).unwrap(),
+        vec![(650, "cat".to_string()), (700, "bob".to_string())]
+    );
+}
