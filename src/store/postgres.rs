@@ -33,6 +33,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use tokio_postgres::types::ToSql;
 
+mod cache;
 mod connect;
 mod lease;
 pub(crate) use connect::redact_url;
@@ -57,6 +58,8 @@ pub(crate) struct PgKv {
     scratch: Option<String>,
     /// What the last `prefetch` loaded, for the thread that asked; cleared by `apply`.
     prefetched: Mutex<Option<Prefetched>>,
+    /// The contacts read ahead or written, as this process left them (`cache`).
+    contacts: Mutex<cache::ContactCache>,
     /// Set when this process held the daemon's lease and lost it: it writes nothing more.
     lease_lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The lease this process holds, (owner, epoch), once `claim_exclusive` took it: every
@@ -200,6 +203,7 @@ impl PgKv {
             ids: Mutex::new((0, 0)),
             scratch,
             prefetched: Mutex::new(None),
+            contacts: Mutex::new(Default::default()),
             lease_lost: Default::default(),
             held: Default::default(),
             renewals: Default::default(),
@@ -264,7 +268,18 @@ impl PgKv {
         let mut flight = slot.take().expect("checked above");
         drop(slot);
         let r = flight.outcome();
+        if r.is_err() {
+            self.forget_contacts();
+        }
         self.noted(r)
+    }
+
+    /// What is kept of contacts may hold writes that were not stored: forgotten.
+    fn forget_contacts(&self) {
+        self.contacts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// A read of this thread waits for its batch in flight, so that it reads the batch's
@@ -279,6 +294,9 @@ impl PgKv {
             return Ok(());
         };
         let r = flight.outcome();
+        if r.is_err() {
+            self.forget_contacts();
+        }
         let copy = r.as_ref().map(|_| ()).map_err(copy_of);
         flight.known = Some(r);
         drop(slot);
@@ -526,6 +544,10 @@ impl PgKv {
         for (k, v) in ops {
             last.insert(k, v);
         }
+        self.contacts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write(&last);
         // Per table: the keys to remove, the rows to put.
         let mut by_table: BTreeMap<u8, TableWrites> = BTreeMap::new();
         for (k, v) in &last {
@@ -633,44 +655,61 @@ impl Kv for PgKv {
                 .map(|z| unescape_id(&k[1..1 + z])),
             None => None,
         };
+        // The contacts kept as this process left them need no query (`cache`).
+        let mut kept: Vec<(Vec<u8>, cache::ContactRows)> = Vec::new();
+        let mut to_read: Vec<Vec<u8>> = Vec::new();
+        {
+            let cache = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
+            for k in &exact {
+                match cache::owner_of(k).and_then(|(_, id)| Some((id, cache.get(id)?))) {
+                    Some((id, rows)) => kept.push((id.to_vec(), rows.clone())),
+                    None => to_read.push(k.clone()),
+                }
+            }
+        }
         // As the typed columns hold them (rows of another id that reads the same there are
         // told apart by their keys below).
-        let contacts: Vec<String> = exact
+        let contacts: Vec<String> = to_read
             .iter()
             .filter_map(|k| owner(k))
             .map(|c| text_without_nul(&c))
             .collect();
-        let contact_keys: Vec<Vec<u8>> = exact
+        let contact_keys: Vec<Vec<u8>> = to_read
             .iter()
             .filter(|k| k.first() == Some(&b'c'))
             .cloned()
             .collect();
         let pool = self.pool.clone();
+        let nothing_to_read = contacts.is_empty();
         // Beside a batch in flight: its writes are laid over what is read.
-        let rows = self.run_beside(async move {
-            let client = pool.get().await.map_err(pg_error)?;
-            // Sent together, so the three cost the round trips of one. Not prepared once
-            // and kept: a kept statement may get a generic plan, which for `= ANY($1)`
-            // scans the table (a hundred times slower here).
-            // By the indexed columns: the contacts' keys, and `contact` (the planner uses
-            // the indexes once the tables have statistics: `analyse_while_young`).
-            let ids: [&(dyn ToSql + Sync); 1] = [&contacts];
-            let keys: [&(dyn ToSql + Sync); 1] = [&contact_keys];
-            let found = tokio::try_join!(
-                client.query("SELECT k, v FROM contacts WHERE k = ANY($1)", &keys),
-                client.query("SELECT k, v FROM events WHERE contact = ANY($1)", &ids),
-                client.query("SELECT k, v FROM instances WHERE contact = ANY($1)", &ids),
-            )
-            .map_err(pg_error)?;
-            let mut out: Vec<(Vec<u8>, Vec<u8>)> = [found.0, found.1, found.2]
-                .into_iter()
-                .flatten()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            // Each prefix's rows in key order, as a scan gives them.
-            out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            Ok(out)
-        })?;
+        let rows = if nothing_to_read {
+            Vec::new()
+        } else {
+            self.run_beside(async move {
+                let client = pool.get().await.map_err(pg_error)?;
+                // Sent together, so the three cost the round trips of one. Not prepared once
+                // and kept: a kept statement may get a generic plan, which for `= ANY($1)`
+                // scans the table (a hundred times slower here).
+                // By the indexed columns: the contacts' keys, and `contact` (the planner uses
+                // the indexes once the tables have statistics: `analyse_while_young`).
+                let ids: [&(dyn ToSql + Sync); 1] = [&contacts];
+                let keys: [&(dyn ToSql + Sync); 1] = [&contact_keys];
+                let found = tokio::try_join!(
+                    client.query("SELECT k, v FROM contacts WHERE k = ANY($1)", &keys),
+                    client.query("SELECT k, v FROM events WHERE contact = ANY($1)", &ids),
+                    client.query("SELECT k, v FROM instances WHERE contact = ANY($1)", &ids),
+                )
+                .map_err(pg_error)?;
+                let mut out: Vec<(Vec<u8>, Vec<u8>)> = [found.0, found.1, found.2]
+                    .into_iter()
+                    .flatten()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                // Each prefix's rows in key order, as a scan gives them.
+                out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                Ok(out)
+            })?
+        };
         let mut p = Prefetched {
             thread: std::thread::current().id(),
             exact: exact.into_iter().map(|k| (k, None)).collect(),
@@ -695,6 +734,39 @@ impl Kv for PgKv {
             }
         }
         self.overlay_in_flight(&mut p);
+        // What was read is kept; what was kept is served.
+        let mut cache = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
+        let prefix_rows = |p: &Prefetched, kind: u8, id: &[u8]| -> Rows {
+            let mut prefix = Vec::with_capacity(id.len() + 2);
+            prefix.push(kind);
+            prefix.extend_from_slice(id);
+            prefix.push(0);
+            p.prefixes.get(&prefix).cloned().unwrap_or_default()
+        };
+        for k in &to_read {
+            if let Some((b'c', id)) = cache::owner_of(k) {
+                let rows = cache::ContactRows {
+                    record: p.exact.get(k).cloned().flatten(),
+                    events: prefix_rows(&p, b'e', id),
+                    instances: prefix_rows(&p, b'i', id),
+                };
+                cache.keep(id.to_vec(), rows);
+            }
+        }
+        drop(cache);
+        for (id, rows) in kept {
+            let mut record_key = Vec::with_capacity(id.len() + 1);
+            record_key.push(b'c');
+            record_key.extend_from_slice(&id);
+            p.exact.insert(record_key, rows.record);
+            for (kind, rows) in [(b'e', rows.events), (b'i', rows.instances)] {
+                let mut prefix = Vec::with_capacity(id.len() + 2);
+                prefix.push(kind);
+                prefix.extend_from_slice(&id);
+                prefix.push(0);
+                p.prefixes.insert(prefix, rows);
+            }
+        }
         *self.prefetched.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
         Ok(())
     }
@@ -770,7 +842,10 @@ impl Kv for PgKv {
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
         // After the batch in flight, if any (`run` waits for it; `settle` still tells it).
         let (_, commit) = self.batch_commit(ops)?;
-        self.run(commit)?;
+        if let Err(e) = self.run(commit) {
+            self.forget_contacts();
+            return Err(e);
+        }
         self.analyse_while_young();
         Ok(())
     }
@@ -812,6 +887,10 @@ impl Kv for PgKv {
             });
         };
         self.check_lease()?;
+        if cache::owner_of(key).is_some() {
+            // Not kept up to date by this path: read again when next needed.
+            self.forget_contacts();
+        }
         let (key, value) = (key.to_vec(), value.to_vec());
         let pool = self.pool.clone();
         let fence = self.fence();
