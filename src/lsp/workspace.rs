@@ -1,0 +1,140 @@
+//! The folder of journeys, loaded together as `journey check` loads it (names are global
+//! across files), with the editor's open documents in place of their files on disk. Every
+//! change reloads and rechecks the whole folder, and says which files' diagnostics changed.
+
+use super::index::Index;
+use super::position::LineIndex;
+use crate::compile;
+use crate::lang::{self, diagnostic::Diagnostic, Loaded};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// One check of the folder: what was loaded, its diagnostics, its names.
+pub struct Analysis {
+    pub loaded: Loaded,
+    pub diagnostics: Vec<Diagnostic>,
+    pub index: Index,
+    /// The source id of each file, by path.
+    pub ids: BTreeMap<PathBuf, usize>,
+    lines: Vec<LineIndex>,
+}
+
+impl Analysis {
+    pub fn id(&self, path: &Path) -> Option<usize> {
+        self.ids.get(path).copied()
+    }
+    pub fn text(&self, id: usize) -> &str {
+        &self.loaded.sources.get(id).text
+    }
+    pub fn path(&self, id: usize) -> &Path {
+        &self.loaded.sources.get(id).path
+    }
+    pub fn lines(&self, id: usize) -> &LineIndex {
+        &self.lines[id]
+    }
+    /// The parsed syntax tree of a file, if it parsed.
+    pub fn ast(&self, id: usize) -> Option<&crate::lang::ast::File> {
+        self.loaded
+            .files
+            .iter()
+            .find(|(f, _)| *f == id)
+            .map(|(_, a)| a)
+    }
+}
+
+pub struct Workspace {
+    /// The folders whose `*.journey` files are checked together.
+    pub roots: Vec<PathBuf>,
+    /// The open documents' text, by path.
+    pub open: BTreeMap<PathBuf, String>,
+    pub analysis: Analysis,
+    /// What was last published per file, to send only what changed (and clear what is gone).
+    published: BTreeMap<PathBuf, Vec<Diagnostic>>,
+}
+
+impl Workspace {
+    pub fn new(roots: Vec<PathBuf>) -> Workspace {
+        let mut w = Workspace {
+            roots,
+            open: BTreeMap::new(),
+            analysis: analyse(&[], &BTreeMap::new()),
+            published: BTreeMap::new(),
+        };
+        w.reload();
+        w
+    }
+
+    /// The files checked together: the roots' journey files, and any open one outside them.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files = lang::journey_files(&self.roots).unwrap_or_default();
+        let mut seen: BTreeSet<PathBuf> = files.iter().cloned().collect();
+        for p in self.open.keys() {
+            if p.extension().is_some_and(|x| x == "journey") && seen.insert(p.clone()) {
+                files.push(p.clone());
+            }
+        }
+        files
+    }
+
+    pub fn reload(&mut self) {
+        self.analysis = analyse(&self.files(), &self.open);
+    }
+
+    /// The files whose diagnostics differ from what was last published, with their new
+    /// diagnostics (empty to clear them).
+    pub fn changed_diagnostics(&mut self) -> Vec<(PathBuf, Vec<Diagnostic>)> {
+        let mut now: BTreeMap<PathBuf, Vec<Diagnostic>> = BTreeMap::new();
+        for d in &self.analysis.diagnostics {
+            if let Some(id) = d.file {
+                now.entry(self.analysis.path(id).to_path_buf())
+                    .or_default()
+                    .push(d.clone());
+            }
+        }
+        // Every loaded journey file gets an answer, even an empty one, the first time.
+        for p in self.analysis.ids.keys() {
+            if p.extension().is_some_and(|x| x == "journey") {
+                now.entry(p.clone()).or_default();
+            }
+        }
+        let mut out = Vec::new();
+        for (path, diags) in &now {
+            if self.published.get(path) != Some(diags) {
+                out.push((path.clone(), diags.clone()));
+            }
+        }
+        for path in self.published.keys() {
+            if !now.contains_key(path) {
+                out.push((path.clone(), Vec::new()));
+            }
+        }
+        self.published = now;
+        out
+    }
+}
+
+fn analyse(files: &[PathBuf], open: &BTreeMap<PathBuf, String>) -> Analysis {
+    let loaded = lang::load_files_with(files, open);
+    let diagnostics = compile::check(&loaded).diagnostics;
+    let index = Index::build(&loaded);
+    let ids = loaded
+        .sources
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.path.clone(), i))
+        .collect();
+    let lines = loaded
+        .sources
+        .files
+        .iter()
+        .map(|f| LineIndex::new(&f.text))
+        .collect();
+    Analysis {
+        loaded,
+        diagnostics,
+        index,
+        ids,
+        lines,
+    }
+}
