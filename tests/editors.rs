@@ -455,3 +455,60 @@ fn neovim_starts_the_server_and_shows_its_diagnostic() {
         "{seen}"
     );
 }
+
+#[test]
+fn the_vs_code_extension_packages_as_a_vsix() {
+    let dir = root().join("editors/vscode");
+    if !have("node", "runs @vscode/vsce") {
+        return;
+    }
+    if !dir.join("node_modules/@vscode/vsce").is_dir() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("editors/vscode/node_modules is missing in CI: .ci/run runs npm ci there");
+        }
+        eprintln!("skipped: run `npm ci` in editors/vscode for @vscode/vsce");
+        return;
+    }
+    let out_dir = tempfile::tempdir().unwrap();
+    let vsix = out_dir.path().join("journey.vsix");
+    // What package.sh runs after `npm ci`.
+    let out = Command::new("node")
+        .arg("node_modules/@vscode/vsce/vsce")
+        .args([
+            "package",
+            "--skip-license",
+            "--allow-missing-repository",
+            "-o",
+        ])
+        .arg(&vsix)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read("editors/vscode/package.sh")
+        .contains("npx vsce package --skip-license --allow-missing-repository -o journey.vsix"));
+    // A zip whose directory names the manifest, the grammar, the language configuration
+    // and the language client the extension starts the server with.
+    let bytes = std::fs::read(&vsix).unwrap();
+    assert_eq!(&bytes[..2], b"PK");
+    let names = String::from_utf8_lossy(&bytes);
+    for f in [
+        "extension/package.json",
+        "extension/extension.js",
+        "extension/syntaxes/journey.tmLanguage.json",
+        "extension/language-configuration.json",
+        "extension/node_modules/vscode-languageclient/package.json",
+        "extension.vsixmanifest",
+    ] {
+        assert!(names.contains(f), "{f} not in the .vsix");
+    }
+    assert!(
+        !names.contains("extension/test/"),
+        "tests shipped in the .vsix"
+    );
+}

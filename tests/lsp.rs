@@ -304,6 +304,40 @@ fn a_change_in_one_file_shows_in_the_others() {
 }
 
 #[test]
+fn a_file_outside_the_folder_is_checked_with_its_own_folder() {
+    let mut c = Client::start(&journeys());
+    let dir = tempfile::tempdir().unwrap();
+    // The name of a journey of journeys/: checked with journeys/, it would be defined twice.
+    let text = "journey welcome_promo {\n  entry api\n  wait 1d\n}\n";
+    let path = dir.path().join("other.journey");
+    std::fs::write(&path, text).unwrap();
+    let other = uri(&path);
+    c.open(&other, text);
+    assert_eq!(c.diagnostics(&other), Vec::<Value>::new());
+    // Its own names: `goto` to an unknown label is an error there, and only there.
+    c.change(&other, 2, &text.replace("wait 1d", "goto nowhere"));
+    let diags = c.diagnostics(&other);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(diags[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("unknown label 'nowhere'"));
+    let (welcome, wtext) = example("welcome.journey");
+    c.open(&welcome, &wtext);
+    let refs = c.at(
+        "textDocument/references",
+        &welcome,
+        pos(&wtext, "journey welcome_promo", 8),
+        json!({"context": {"includeDeclaration": true}}),
+    );
+    // The journey's uses in journeys/, none in the other folder.
+    let uris: Vec<&Value> = refs.as_array().unwrap().iter().map(|r| &r["uri"]).collect();
+    assert!(uris.contains(&&json!(welcome)), "{refs}");
+    assert!(!uris.contains(&&json!(other)), "{refs}");
+    c.stop();
+}
+
+#[test]
 fn definition_references_hover() {
     let mut c = Client::start(&journeys());
     let (welcome, text) = example("welcome.journey");

@@ -182,16 +182,18 @@ impl Server<'_> {
 
     /// Publishes the diagnostics of every file whose diagnostics changed.
     fn publish(&mut self) {
-        for (path, diags) in self.ws.changed_diagnostics() {
+        let mut out = Vec::new();
+        for (path, a, diags) in self.ws.changed_diagnostics() {
             let Some(uri) = uri_of(&path) else { continue };
-            let a = &self.ws.analysis;
             let diagnostics = diags.iter().filter_map(|d| to_lsp(a, d)).collect();
-            let version = None;
-            self.notify::<notification::PublishDiagnostics>(PublishDiagnosticsParams {
+            out.push(PublishDiagnosticsParams {
                 uri,
                 diagnostics,
-                version,
+                version: None,
             });
+        }
+        for p in out {
+            self.notify::<notification::PublishDiagnostics>(p);
         }
     }
 
@@ -253,24 +255,21 @@ impl Server<'_> {
         }
     }
 
-    /// The file and byte offset of a position.
-    fn at(&self, doc: &TextDocumentPositionParams) -> Option<(usize, usize)> {
-        let a = &self.ws.analysis;
-        let id = a.id(&path_of(&doc.text_document.uri)?)?;
-        Some((id, a.lines(id).offset(a.text(id), doc.position)))
+    /// The check a document is in, and its id there.
+    fn doc(&self, uri: &Url) -> Option<(&Analysis, usize)> {
+        let path = path_of(uri)?;
+        let a = self.ws.unit(&path)?;
+        Some((a, a.id(&path)?))
     }
 
-    fn location(&self, file: usize, span: Span) -> Option<Location> {
-        let a = &self.ws.analysis;
-        Some(Location::new(
-            uri_of(a.path(file))?,
-            a.lines(file).range(a.text(file), span),
-        ))
+    /// The check, file and byte offset of a position.
+    fn at(&self, doc: &TextDocumentPositionParams) -> Option<(&Analysis, usize, usize)> {
+        let (a, id) = self.doc(&doc.text_document.uri)?;
+        Some((a, id, a.lines(id).offset(a.text(id), doc.position)))
     }
 
     fn hover(&self, p: HoverParams) -> Option<Hover> {
-        let (file, offset) = self.at(&p.text_document_position_params)?;
-        let a = &self.ws.analysis;
+        let (a, file, offset) = self.at(&p.text_document_position_params)?;
         let h = a.index.hover(file, offset)?;
         Some(Hover {
             contents: HoverContents::Markup(MarkupContent {
@@ -282,9 +281,8 @@ impl Server<'_> {
     }
 
     fn definition(&self, p: GotoDefinitionParams) -> Option<GotoDefinitionResponse> {
-        let (file, offset) = self.at(&p.text_document_position_params)?;
-        let ix = &self.ws.analysis.index;
-        let o = ix.at(file, offset)?;
+        let (a, file, offset) = self.at(&p.text_document_position_params)?;
+        let o = a.index.at(file, offset)?;
         if o.kind == Kind::Template {
             let path = PathBuf::from(&o.key);
             return path.is_file().then(|| {
@@ -294,32 +292,32 @@ impl Server<'_> {
                 ))
             });
         }
-        let defs: Vec<Location> = ix
+        let defs: Vec<Location> = a
+            .index
             .same(o)
             .into_iter()
             .filter(|x| x.def)
-            .filter_map(|x| self.location(x.file, x.span))
+            .filter_map(|x| location(a, x.file, x.span))
             .collect();
         (!defs.is_empty()).then_some(GotoDefinitionResponse::Array(defs))
     }
 
     fn references(&self, p: ReferenceParams) -> Option<Vec<Location>> {
-        let (file, offset) = self.at(&p.text_document_position)?;
-        let ix = &self.ws.analysis.index;
-        let o = ix.at(file, offset)?;
+        let (a, file, offset) = self.at(&p.text_document_position)?;
+        let o = a.index.at(file, offset)?;
         Some(
-            ix.same(o)
+            a.index
+                .same(o)
                 .into_iter()
                 .filter(|x| p.context.include_declaration || !x.def)
-                .filter_map(|x| self.location(x.file, x.span))
+                .filter_map(|x| location(a, x.file, x.span))
                 .collect(),
         )
     }
 
     fn completion(&self, p: CompletionParams) -> Option<CompletionResponse> {
         let path = path_of(&p.text_document_position.text_document.uri)?;
-        let a = &self.ws.analysis;
-        let (file, offset) = self.at(&p.text_document_position)?;
+        let (a, file, offset) = self.at(&p.text_document_position)?;
         Some(CompletionResponse::Array(complete::complete(
             a.text(file),
             offset,
@@ -329,8 +327,7 @@ impl Server<'_> {
     }
 
     fn symbols(&self, p: DocumentSymbolParams) -> Option<DocumentSymbolResponse> {
-        let a = &self.ws.analysis;
-        let id = a.id(&path_of(&p.text_document.uri)?)?;
+        let (a, id) = self.doc(&p.text_document.uri)?;
         let ast = a.ast(id)?;
         Some(DocumentSymbolResponse::Nested(symbols::outline(
             ast,
@@ -340,14 +337,16 @@ impl Server<'_> {
     }
 
     fn format(&self, p: DocumentFormattingParams) -> Option<Vec<TextEdit>> {
-        let a = &self.ws.analysis;
-        let id = a.id(&path_of(&p.text_document.uri)?)?;
+        let (a, id) = self.doc(&p.text_document.uri)?;
         symbols::format(a.text(id), a.lines(id))
     }
 
-    fn renamable(&self, doc: &TextDocumentPositionParams) -> Option<&index::Occurrence> {
-        let (file, offset) = self.at(doc)?;
-        let o = self.ws.analysis.index.at(file, offset)?;
+    fn renamable(
+        &self,
+        doc: &TextDocumentPositionParams,
+    ) -> Option<(&Analysis, &index::Occurrence)> {
+        let (a, file, offset) = self.at(doc)?;
+        let o = a.index.at(file, offset)?;
         matches!(
             o.kind,
             Kind::Message
@@ -358,17 +357,17 @@ impl Server<'_> {
                 | Kind::Label
                 | Kind::StepLabel
         )
-        .then_some(o)
+        .then_some((a, o))
     }
 
     fn prepare_rename(&self, p: TextDocumentPositionParams) -> Option<PrepareRenameResponse> {
-        let o = self.renamable(&p)?;
-        let loc = self.location(o.file, o.span)?;
+        let (a, o) = self.renamable(&p)?;
+        let loc = location(a, o.file, o.span)?;
         Some(PrepareRenameResponse::Range(loc.range))
     }
 
     fn rename(&self, p: RenameParams) -> Result<Option<WorkspaceEdit>, String> {
-        let Some(o) = self.renamable(&p.text_document_position) else {
+        let Some((a, o)) = self.renamable(&p.text_document_position) else {
             return Ok(None);
         };
         let new = &p.new_name;
@@ -388,8 +387,8 @@ impl Server<'_> {
             ));
         }
         let mut changes: HashMap<Url, Vec<TextEdit>> = HashMap::new();
-        for x in self.ws.analysis.index.same(o) {
-            if let Some(loc) = self.location(x.file, x.span) {
+        for x in a.index.same(o) {
+            if let Some(loc) = location(a, x.file, x.span) {
                 changes.entry(loc.uri).or_default().push(TextEdit {
                     range: loc.range,
                     new_text: new.clone(),
@@ -404,9 +403,8 @@ impl Server<'_> {
 
     /// Quick fixes for the diagnostics in range whose hint is "did you mean 'x'?".
     fn code_actions(&self, p: CodeActionParams) -> Option<Vec<CodeActionOrCommand>> {
-        let a = &self.ws.analysis;
         let uri = p.text_document.uri;
-        let id = a.id(&path_of(&uri)?)?;
+        let (a, id) = self.doc(&uri)?;
         let (text, lines) = (a.text(id), a.lines(id));
         let from = lines.offset(text, p.range.start);
         let to = lines.offset(text, p.range.end);
@@ -444,13 +442,19 @@ impl Server<'_> {
     }
 
     fn semantic(&self, p: SemanticTokensParams) -> Option<SemanticTokensResult> {
-        let a = &self.ws.analysis;
-        let id = a.id(&path_of(&p.text_document.uri)?)?;
+        let (a, id) = self.doc(&p.text_document.uri)?;
         Some(SemanticTokensResult::Tokens(SemanticTokens {
             result_id: None,
             data: tokens::semantic(a.text(id), a.lines(id), &a.index, id),
         }))
     }
+}
+
+fn location(a: &Analysis, file: usize, span: Span) -> Option<Location> {
+    Some(Location::new(
+        uri_of(a.path(file))?,
+        a.lines(file).range(a.text(file), span),
+    ))
 }
 
 fn json<T: serde::Serialize>(v: T) -> Value {

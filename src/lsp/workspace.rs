@@ -47,7 +47,10 @@ pub struct Workspace {
     pub roots: Vec<PathBuf>,
     /// The open documents' text, by path.
     pub open: BTreeMap<PathBuf, String>,
-    pub analysis: Analysis,
+    /// One check per group of files loaded together: the roots' files first, then, for each
+    /// open file outside them, the files of its folder (as `journey check FOLDER` would load
+    /// them, so a file elsewhere is not mixed with the roots' names).
+    pub units: Vec<Analysis>,
     /// What was last published per file, to send only what changed (and clear what is gone).
     published: BTreeMap<PathBuf, Vec<Diagnostic>>,
 }
@@ -57,58 +60,80 @@ impl Workspace {
         let mut w = Workspace {
             roots,
             open: BTreeMap::new(),
-            analysis: analyse(&[], &BTreeMap::new()),
+            units: Vec::new(),
             published: BTreeMap::new(),
         };
         w.reload();
         w
     }
 
-    /// The files checked together: the roots' journey files, and any open one outside them.
-    pub fn files(&self) -> Vec<PathBuf> {
-        let mut files = lang::journey_files(&self.roots).unwrap_or_default();
-        let mut seen: BTreeSet<PathBuf> = files.iter().cloned().collect();
+    /// The groups of files checked together.
+    pub fn groups(&self) -> Vec<Vec<PathBuf>> {
+        let first = lang::journey_files(&self.roots).unwrap_or_default();
+        let mut seen: BTreeSet<PathBuf> = first.iter().cloned().collect();
+        let mut groups = vec![first];
         for p in self.open.keys() {
-            if p.extension().is_some_and(|x| x == "journey") && seen.insert(p.clone()) {
+            if seen.contains(p) || p.extension().is_none_or(|x| x != "journey") {
+                continue;
+            }
+            let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut files = lang::journey_files(&[dir]).unwrap_or_default();
+            if !files.contains(p) {
                 files.push(p.clone());
             }
+            seen.extend(files.iter().cloned());
+            groups.push(files);
         }
-        files
+        groups
     }
 
     pub fn reload(&mut self) {
-        self.analysis = analyse(&self.files(), &self.open);
+        self.units = self
+            .groups()
+            .iter()
+            .map(|files| analyse(files, &self.open))
+            .collect();
+    }
+
+    /// The check a file belongs to.
+    pub fn unit(&self, path: &Path) -> Option<&Analysis> {
+        self.units.iter().find(|a| a.ids.contains_key(path))
     }
 
     /// The files whose diagnostics differ from what was last published, with their new
-    /// diagnostics (empty to clear them).
-    pub fn changed_diagnostics(&mut self) -> Vec<(PathBuf, Vec<Diagnostic>)> {
-        let mut now: BTreeMap<PathBuf, Vec<Diagnostic>> = BTreeMap::new();
-        for d in &self.analysis.diagnostics {
-            if let Some(id) = d.file {
-                now.entry(self.analysis.path(id).to_path_buf())
-                    .or_default()
-                    .push(d.clone());
+    /// diagnostics (empty to clear them), and the check they come from.
+    pub fn changed_diagnostics(&mut self) -> Vec<(PathBuf, &Analysis, Vec<Diagnostic>)> {
+        let mut now: BTreeMap<PathBuf, (usize, Vec<Diagnostic>)> = BTreeMap::new();
+        for (u, a) in self.units.iter().enumerate() {
+            // Every loaded journey file gets an answer, even an empty one, the first time.
+            for p in a.ids.keys() {
+                if p.extension().is_some_and(|x| x == "journey") {
+                    now.entry(p.clone()).or_insert((u, Vec::new()));
+                }
             }
-        }
-        // Every loaded journey file gets an answer, even an empty one, the first time.
-        for p in self.analysis.ids.keys() {
-            if p.extension().is_some_and(|x| x == "journey") {
-                now.entry(p.clone()).or_default();
+            for d in &a.diagnostics {
+                if let Some(id) = d.file {
+                    let e = now
+                        .entry(a.path(id).to_path_buf())
+                        .or_insert((u, Vec::new()));
+                    if e.0 == u {
+                        e.1.push(d.clone());
+                    }
+                }
             }
         }
         let mut out = Vec::new();
-        for (path, diags) in &now {
+        for (path, (u, diags)) in &now {
             if self.published.get(path) != Some(diags) {
-                out.push((path.clone(), diags.clone()));
+                out.push((path.clone(), &self.units[*u], diags.clone()));
             }
         }
         for path in self.published.keys() {
             if !now.contains_key(path) {
-                out.push((path.clone(), Vec::new()));
+                out.push((path.clone(), &self.units[0], Vec::new()));
             }
         }
-        self.published = now;
+        self.published = now.into_iter().map(|(p, (_, d))| (p, d)).collect();
         out
     }
 }
