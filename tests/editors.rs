@@ -382,6 +382,8 @@ fn the_tree_sitter_grammar_parses_every_example() {
             ok && out.contains("capture:"),
             "highlights.scm on {name}: {out}"
         );
+        let (ok, out) = run(&["query", "queries/folds.scm", &p]);
+        assert!(ok, "folds.scm on {name}: {out}");
     }
     assert!(
         failed.is_empty(),

@@ -529,6 +529,43 @@ fn rename_formatting_symbols_tokens() {
     );
     let changed: Vec<&String> = edit["changes"].as_object().unwrap().keys().collect();
     assert_eq!(changed.len(), 5, "{changed:?}");
+    // A segment, from its definition: the definition and the entry that uses it in another
+    // file; a journey label: inside the quotes, in every journey that has it.
+    let (dnd, dnd_text) = example("dnd.journey");
+    c.open(&dnd, &dnd_text);
+    let edit = c.at(
+        "textDocument/rename",
+        &dnd,
+        pos(&dnd_text, "segment newsletter_subscribers {", 8),
+        json!({"newName": "subscribers"}),
+    );
+    let retarget = uri(&journeys().join("newsletter_retarget.journey"));
+    assert_eq!(edit["changes"][&dnd].as_array().unwrap().len(), 2, "{edit}");
+    assert_eq!(
+        edit["changes"][&retarget].as_array().unwrap().len(),
+        1,
+        "{edit}"
+    );
+    let edit = c.at(
+        "textDocument/rename",
+        &welcome,
+        pos(&renamed, "label    \"newsletter\"", 11),
+        json!({"newName": "news"}),
+    );
+    let mut label_edits = 0;
+    for (_, edits) in edit["changes"].as_object().unwrap() {
+        for e in edits.as_array().unwrap() {
+            assert_eq!(e["newText"], "news");
+            assert_eq!(
+                e["range"]["end"]["character"].as_u64().unwrap()
+                    - e["range"]["start"]["character"].as_u64().unwrap(),
+                "newsletter".len() as u64
+            );
+            label_edits += 1;
+        }
+    }
+    assert!(label_edits >= 5, "{edit}");
+
     // A name the language cannot read is refused.
     c.next += 1;
     let id = c.next;
