@@ -50,6 +50,23 @@ const STEPS: &[&str] = &[
     "goto",
     "end",
 ];
+/// What a condition may start with.
+const CONDITIONS: &[&str] = &[
+    "in segment",
+    "in list",
+    "not",
+    "event",
+    "count",
+    "last",
+    "received",
+    "opened",
+    "clicked",
+    "bounced",
+    "unsubscribed",
+    "contact.",
+    "true",
+    "false",
+];
 const VERBS: &[&str] = &["received", "opened", "clicked", "bounced", "unsubscribed"];
 const CHANNELS: &[&str] = &["email", "sms", "push", "webhook"];
 
@@ -235,6 +252,19 @@ pub fn complete(text: &str, offset: usize, index: &Index, path: &Path) -> Vec<Co
         }
         (_, "channel" | "send") => return keywords(CHANNELS, "channel"),
         (_, "in") if block != Block::Top => return keywords(&["segment", "list", "last"], ""),
+        (_, "where" | "and" | "or" | "not" | "(") | ("else", "if")
+            if block != Block::Top && block != Block::Segment || p1 == "where" =>
+        {
+            return keywords(CONDITIONS, "condition")
+        }
+        (_, "if") if matches!(block, Block::Journey | Block::Steps | Block::Outcomes) => {
+            return keywords(CONDITIONS, "condition")
+        }
+        (_, ":") if block == Block::Segment => {
+            let mut out = keywords(CONDITIONS, "condition");
+            out.extend(keywords(&["no event"], "rule"));
+            return out;
+        }
         (_, "until") => {
             let mut out = keywords(&crate::compile::WEEKDAYS, "weekday");
             out.push(item("08:00", CompletionItemKind::VALUE, "time of day"));
@@ -362,5 +392,8 @@ mod tests {
         assert!(!labels(J, "send sms hi { ").contains(&"subject".to_string()));
         assert!(labels(J, "within 1d {\n  ").contains(&"yes".to_string()));
         assert!(labels(J, "entry api\n").contains(&"send".to_string()));
+        assert!(labels(J, "rule r: ").contains(&"in segment".to_string()));
+        let cond = "journey j {\n  entry event \"e\" where ";
+        assert!(labels(cond, "where ").contains(&"opened".to_string()));
     }
 }
