@@ -513,4 +513,16 @@ fn the_vs_code_extension_packages_as_a_vsix() {
         !names.contains("extension/test/"),
         "tests shipped in the .vsix"
     );
+    // The extension's script is valid JavaScript, and starts `journey lsp`.
+    let out = Command::new("node")
+        .args(["--check", "extension.js"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read("editors/vscode/extension.js").contains(r#"args: ["lsp"]"#));
 }
