@@ -155,8 +155,12 @@ struct Server<'c> {
     out: &'c Connection,
 }
 
-fn params<P: DeserializeOwned>(v: Value) -> Result<P, String> {
-    serde_json::from_value(v).map_err(|e| format!("invalid parameters: {e}"))
+/// A request that cannot be answered: the JSON-RPC error code and why.
+type Failure = (ErrorCode, String);
+
+fn params<P: DeserializeOwned>(v: Value) -> Result<P, Failure> {
+    serde_json::from_value(v)
+        .map_err(|e| (ErrorCode::InvalidParams, format!("invalid parameters: {e}")))
 }
 
 fn path_of(uri: &Url) -> Option<PathBuf> {
@@ -233,7 +237,7 @@ impl Server<'_> {
         use request::*;
         let id = req.id.clone();
         let p = req.params;
-        let result: Result<Value, String> = (|| {
+        let result: Result<Value, Failure> = (|| {
             let v = match req.method.as_str() {
                 HoverRequest::METHOD => json(self.hover(params(p)?)),
                 GotoDefinition::METHOD => json(self.definition(params(p)?)),
@@ -242,16 +246,26 @@ impl Server<'_> {
                 DocumentSymbolRequest::METHOD => json(self.symbols(params(p)?)),
                 Formatting::METHOD => json(self.format(params(p)?)),
                 PrepareRenameRequest::METHOD => json(self.prepare_rename(params(p)?)),
-                Rename::METHOD => return self.rename(params(p)?).map(json),
+                Rename::METHOD => {
+                    return self
+                        .rename(params(p)?)
+                        .map(json)
+                        .map_err(|e| (ErrorCode::InvalidParams, e))
+                }
                 CodeActionRequest::METHOD => json(self.code_actions(params(p)?)),
                 SemanticTokensFullRequest::METHOD => json(self.semantic(params(p)?)),
-                other => return Err(format!("unsupported request {other}")),
+                other => {
+                    return Err((
+                        ErrorCode::MethodNotFound,
+                        format!("journey lsp does not answer {other}"),
+                    ))
+                }
             };
             Ok(v)
         })();
         match result {
             Ok(v) => Response::new_ok(id, v),
-            Err(e) => Response::new_err(id, ErrorCode::InvalidParams as i32, e),
+            Err((code, e)) => Response::new_err(id, code as i32, e),
         }
     }
 
