@@ -441,6 +441,7 @@ fn completion_in_place() {
     let mut c = Client::start(&journeys());
     let (welcome, text) = example("welcome.journey");
     c.open(&welcome, &text);
+    assert_eq!(c.diagnostics(&welcome), Vec::<Value>::new());
     // After `check clicked `: this journey's messages.
     let got = labels(&c.at(
         "textDocument/completion",
@@ -450,6 +451,21 @@ fn completion_in_place() {
     ));
     assert!(got.contains(&"welcome".into()), "{got:?}");
     assert!(got.contains(&"promo_code".into()), "{got:?}");
+    // While the file is being typed (it does not parse), its messages are still offered.
+    let cut = text.find("check clicked ").unwrap() + "check clicked ".len();
+    let typing = &text[..cut];
+    c.change(&welcome, 2, typing);
+    let diags = c.diagnostics(&welcome);
+    assert!(!diags.is_empty());
+    let got = labels(&c.at(
+        "textDocument/completion",
+        &welcome,
+        pos(typing, "check clicked ", 14),
+        json!({}),
+    ));
+    assert!(got.contains(&"welcome".into()), "{got:?}");
+    c.change(&welcome, 3, &text);
+    assert_eq!(c.diagnostics(&welcome), Vec::<Value>::new());
     // After `welcome.`: its links.
     let got = labels(&c.at(
         "textDocument/completion",

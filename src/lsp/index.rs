@@ -112,6 +112,20 @@ impl Index {
         ix
     }
 
+    /// Adds the names `before` knew that this index does not (for completion only: they
+    /// have no place in these files).
+    pub fn keep_names_of(&mut self, before: &Index) {
+        for (name, info) in &before.journeys {
+            self.journeys
+                .entry(name.clone())
+                .or_insert_with(|| info.clone());
+        }
+        self.segments.extend(before.segments.iter().cloned());
+        self.policies.extend(before.policies.iter().cloned());
+        self.topics.extend(before.topics.iter().cloned());
+        self.labels.extend(before.labels.iter().cloned());
+    }
+
     /// The occurrence at `offset` in `file`, if the offset is on a name.
     pub fn at(&self, file: usize, offset: usize) -> Option<&Occurrence> {
         self.occurrences

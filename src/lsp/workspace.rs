@@ -88,11 +88,25 @@ impl Workspace {
     }
 
     pub fn reload(&mut self) {
+        let before = std::mem::take(&mut self.units);
         self.units = self
             .groups()
             .iter()
             .map(|files| analyse(files, &self.open))
             .collect();
+        // While a file does not parse (it is being typed), the names it declared when it last
+        // did stay known, so completion still offers them.
+        for unit in &mut self.units {
+            let broken = unit.ids.iter().any(|(p, id)| {
+                p.extension().is_some_and(|x| x == "journey") && unit.ast(*id).is_none()
+            });
+            let prev = before
+                .iter()
+                .find(|b| b.ids.keys().any(|p| unit.ids.contains_key(p)));
+            if let (true, Some(prev)) = (broken, prev) {
+                unit.index.keep_names_of(&prev.index);
+            }
+        }
     }
 
     /// The check a file belongs to.
