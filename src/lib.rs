@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod lang;
+pub mod lsp;
 pub mod report;
 pub mod runtime;
 pub mod scenario;

@@ -885,3 +885,84 @@ fn parallel_loading_reports_like_sequential_loading() {
     assert_eq!(render(&together, &a), render(&one_by_one, &b));
     assert_eq!(together.files.len(), one_by_one.files.len());
 }
+
+const HELO: &str = r#"journey welcome {
+  entry api
+  send sms hello {
+    text "Hello"
+  }
+  check opened helo within 1d {
+    no { end }
+  }
+}
+"#;
+
+#[test]
+fn github_format_gives_workflow_commands_on_the_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run_in(
+        dir.path(),
+        "gh",
+        &[("main.journey", HELO)],
+        &["--format", "github"],
+    );
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "::error file=gh/main.journey,line=6,endLine=6,col=16,endColumn=20,\
+             title=journey check%3A unknown message 'helo'::unknown message 'helo'%0Ahelp: did you mean 'hello'?"
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn sarif_format_is_one_sarif_2_1_0_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run_in(
+        dir.path(),
+        "sarif",
+        &[("main.journey", HELO)],
+        &["--format", "sarif"],
+    );
+    assert_eq!(code, 1);
+    let log: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    let run = &log["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "journey");
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(r["level"], "error");
+    assert_eq!(r["ruleId"], "journey-check/error");
+    assert_eq!(
+        r["message"]["text"],
+        "unknown message 'helo'\nhelp: did you mean 'hello'?"
+    );
+    let loc = &r["locations"][0]["physicalLocation"];
+    assert_eq!(loc["artifactLocation"]["uri"], "sarif/main.journey");
+    assert_eq!(loc["region"]["startLine"], 6);
+    assert_eq!(loc["region"]["startColumn"], 16);
+    assert_eq!(loc["region"]["endColumn"], 20);
+    // Every rule a result names is declared.
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&r["ruleId"].as_str().unwrap()));
+
+    // A clean folder: a log with no result, exit 0.
+    let (code, out, _) = run_in(
+        dir.path(),
+        "clean",
+        &[("main.journey", "journey a {\n  entry api\n  wait 1d\n}\n")],
+        &["--format", "sarif"],
+    );
+    assert_eq!(code, 0);
+    let log: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(log["runs"][0]["results"], serde_json::json!([]));
+}

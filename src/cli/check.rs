@@ -1,7 +1,7 @@
 //! `journey check`: parse and compile, report every diagnostic of every file in one run.
 
 use super::OutputFormat;
-use crate::compile::{self, templates::template_warnings};
+use crate::compile;
 use crate::lang::{self, diagnostic};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,17 +25,21 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
     };
     let loaded = lang::load_files(&files);
-    let mut compiled = compile::compile(&loaded);
-    if let Some(p) = &compiled.program {
-        let extra = template_warnings(&loaded, p);
-        compiled.diagnostics.extend(extra);
-    }
+    let compiled = compile::check(&loaded);
     let errors = compiled.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = compiled.diagnostics.len() - errors;
     match args.format {
         OutputFormat::Json => print!(
             "{}",
             diagnostic::render_json(&loaded.sources, &compiled.diagnostics)
+        ),
+        OutputFormat::Github => print!(
+            "{}",
+            super::annotate::render_github(&loaded.sources, &compiled.diagnostics)
+        ),
+        OutputFormat::Sarif => print!(
+            "{}",
+            super::annotate::render_sarif(&loaded.sources, &compiled.diagnostics)
         ),
         OutputFormat::Human => {
             eprint!(

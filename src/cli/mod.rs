@@ -1,6 +1,7 @@
 //! The command line: one file per command, parsed with clap. Commands print for people on
 //! stderr and for tools on stdout, and return the process exit code.
 
+mod annotate;
 mod audience;
 mod bench;
 mod check;
@@ -50,6 +51,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Rewrite journey files in the one canonical layout (comments are kept).
     Fmt(fmt::FmtArgs),
+    /// The language server for editors (Language Server Protocol on stdin and stdout):
+    /// diagnostics as `journey check` gives them, definitions, references, hover,
+    /// completion, outline, formatting, rename. Editors start it; see README "Editors".
+    Lsp,
     /// Draw a journey's state machine as a Mermaid flowchart or a Graphviz graph.
     Graph(graph::GraphArgs),
     /// Print a message as it would be sent: subject, from, to, text, HTML, every link with
@@ -128,6 +133,11 @@ pub enum OutputFormat {
     Human,
     /// One JSON object per line, for editors and tools.
     Json,
+    /// GitHub Actions workflow commands (`::error file=…,line=…::…`): the errors show on
+    /// the pull request's lines.
+    Github,
+    /// One SARIF 2.1.0 log (code scanning and other tools).
+    Sarif,
 }
 
 /// The default place for journeys: `journeys/` in the current directory.
@@ -148,6 +158,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),
+        Command::Lsp => crate::lsp::run(),
         Command::Graph(a) => graph::run(a),
         Command::Preview(a) => preview::run(a),
         Command::SendTest(a) => preview::send_test(a),

@@ -50,6 +50,17 @@ pub fn compile(loaded: &Loaded) -> Compiled {
     }
 }
 
+/// Everything `journey check` reports on loaded files: compiling's diagnostics and, when the
+/// program compiled, the templates' warnings. The language server reports the same.
+pub fn check(loaded: &Loaded) -> Compiled {
+    let mut compiled = compile(loaded);
+    if let Some(p) = &compiled.program {
+        let extra = templates::template_warnings(loaded, p);
+        compiled.diagnostics.extend(extra);
+    }
+    compiled
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum DefKind {
     Journey,
@@ -84,7 +95,8 @@ pub fn verb_supported(verb: Verb, channel: Channel) -> Result<(), &'static str> 
     }
 }
 
-fn allowed_fields(channel: Channel) -> &'static [&'static str] {
+/// The fields a message of each channel may have (the language server completes them).
+pub fn allowed_fields(channel: Channel) -> &'static [&'static str] {
     match channel {
         Channel::Email => &[
             "subject", "template", "html", "text", "from", "reply_to", "to", "link",

@@ -64,8 +64,20 @@ pub fn journey_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 /// Files are read in order, parsed on up to one thread per core (parsing is most of the time
 /// of a check), and added in order, so the result does not depend on the threads.
 pub fn load_files(files: &[PathBuf]) -> Loaded {
+    load_files_with(files, &BTreeMap::new())
+}
+
+/// `load_files`, with the text of some files given rather than read from disk: the
+/// language server's open documents, as the editor has them (saved or not).
+pub fn load_files_with(files: &[PathBuf], given: &BTreeMap<PathBuf, String>) -> Loaded {
     let mut loaded = Loaded::default();
-    let reads: Vec<Read> = files.iter().map(|p| read(p)).collect();
+    let reads: Vec<Read> = files
+        .iter()
+        .map(|p| match given.get(p) {
+            Some(text) => Read::Text(text.clone()),
+            None => read(p),
+        })
+        .collect();
     // The id each readable file will have in `loaded.sources`.
     let mut next_id = 0;
     let jobs: Vec<(usize, usize, &str)> = reads

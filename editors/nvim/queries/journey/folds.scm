@@ -1,0 +1,1 @@
+../../../tree-sitter-journey/queries/folds.scm
