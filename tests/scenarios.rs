@@ -27,12 +27,24 @@ fn count(dir: &str) -> usize {
 }
 
 fn journey(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_journey"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the journey binary runs")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_journey"));
+    command.args(args).current_dir(dir).env("NO_COLOR", "1");
+    // With JOURNEY_TEST_POSTGRES=1 (`.ci/run`), `journey test` runs each scenario in a
+    // schema of its own in a PostgreSQL of the test process.
+    if journey::bench::pg_server::tests_on_postgres() {
+        command.env("JOURNEY_STORE_URL", postgres_url());
+    }
+    command.output().expect("the journey binary runs")
+}
+
+/// The database the scenarios run in on PostgreSQL (one for the test process).
+fn postgres_url() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+        journey::bench::pg_server::test_store_location(dir.path())
+    })
 }
 
 fn stdout(o: &Output) -> String {
