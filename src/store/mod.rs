@@ -795,7 +795,9 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         if due.is_empty() {
-            // Known again until a check is put.
+            // The bound was too low (a check it counted was moved or removed): read the
+            // earliest again, known until a check is put.
+            self.checks.lock().unwrap_or_else(|e| e.into_inner()).0 = CheckBound::Unknown;
             self.first_segment_check()?;
         } else {
             // They are about to be run and moved.

@@ -484,3 +484,20 @@ fn segment_checks_are_found_when_due_and_not_read_for_before() {
         vec![(650, "cat".to_string()), (700, "bob".to_string())]
     );
 }
+
+/// A check moved later (the contact changed) leaves the bound too low: the next ask finds
+/// none due and learns the true earliest, so a wake-up is not stuck in the past.
+#[test]
+fn a_moved_segment_check_does_not_leave_the_earliest_in_the_past() {
+    let s = crate::bench::pg_server::test_store();
+    let mut b = WriteBatch::default();
+    b.put_segment_check("ann", 500);
+    s.apply(b).unwrap();
+    assert_eq!(s.first_segment_check().unwrap(), Some(500));
+    let mut b = WriteBatch::default();
+    b.del_segment_check_key("ann", 500);
+    b.put_segment_check("ann", 900);
+    s.apply(b).unwrap();
+    assert!(s.segment_checks_before(600, 10).unwrap().is_empty());
+    assert_eq!(s.first_segment_check().unwrap(), Some(900));
+}
