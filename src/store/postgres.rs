@@ -131,6 +131,12 @@ impl Prefetched {
         let (p, rows) = self.prefixes.range(..=key.to_vec()).next_back()?;
         key.starts_with(p).then_some(rows)
     }
+
+    /// `prefix_of`, to change the rows.
+    fn prefix_of_mut(&mut self, key: &[u8]) -> Option<&mut Rows> {
+        let (p, rows) = self.prefixes.range_mut(..=key.to_vec()).next_back()?;
+        key.starts_with(p).then_some(rows)
+    }
 }
 
 impl Drop for PgKv {
@@ -613,27 +619,8 @@ impl PgKv {
         for (k, v) in &flight.writes {
             if let Some(slot) = p.exact.get_mut(k) {
                 *slot = v.clone();
-                continue;
-            }
-            let Some(prefix) = p
-                .prefixes
-                .range(..=k.clone())
-                .next_back()
-                .map(|(p, _)| p.clone())
-                .filter(|p| k.starts_with(p))
-            else {
-                continue;
-            };
-            let Some(rows) = p.prefixes.get_mut(&prefix) else {
-                continue;
-            };
-            match (rows.binary_search_by(|(rk, _)| rk.cmp(k)), v) {
-                (Ok(i), Some(v)) => rows[i].1 = v.clone(),
-                (Ok(i), None) => {
-                    rows.remove(i);
-                }
-                (Err(i), Some(v)) => rows.insert(i, (k.clone(), v.clone())),
-                (Err(_), None) => {}
+            } else if let Some(rows) = p.prefix_of_mut(k) {
+                cache::put_row(rows, k, v);
             }
         }
     }
@@ -718,18 +705,7 @@ impl Kv for PgKv {
         for (k, v) in rows {
             if let Some(slot) = p.exact.get_mut(&k) {
                 *slot = Some(v);
-                continue;
-            }
-            let Some(prefix) = p
-                .prefixes
-                .range(..=k.clone())
-                .next_back()
-                .map(|(p, _)| p.clone())
-                .filter(|p| k.starts_with(p))
-            else {
-                continue;
-            };
-            if let Some(rows) = p.prefixes.get_mut(&prefix) {
+            } else if let Some(rows) = p.prefix_of_mut(&k) {
                 rows.push((k, v));
             }
         }
