@@ -42,6 +42,9 @@ pub struct StoreConfig {
     /// `postgres://user@host:port/database`: the store in PostgreSQL, its schema created
     /// or upgraded at start. Absent: sled in `data_dir/store`.
     pub url: Option<String>,
+    /// How many partitions a new database's schema gets (default 64): the unit several
+    /// daemons share the contacts by. Fixed once the schema exists.
+    pub partitions: Option<u16>,
 }
 
 impl Default for Config {

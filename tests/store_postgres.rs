@@ -171,26 +171,28 @@ fn the_runtime_runs_on_postgres_and_its_tables_are_readable() {
         q("SELECT journey || ':' || coalesce(ended, '-') FROM instances WHERE contact = 'bob'"),
         "welcome:completed"
     );
-    assert_eq!(q("SELECT max(version) FROM journey_schema"), "5");
+    assert_eq!(q("SELECT max(version) FROM journey_schema"), "6");
+    // A new database gets 64 partitions, and the engine's records carry theirs.
+    assert_eq!(q("SELECT count(*) FROM journey_partitions"), "64");
 
     // A database left at the first schema is upgraded at the next connection (version 2
     // added the API tokens' table, 3 the lease's epoch, 4 the daemons' list, 5 an index of
-    // instances by contact), and keeps its data.
+    // instances by contact, 6 the partitions' leases and the inbox), and keeps its data.
     drop(rt);
-    q("DROP TABLE api_tokens; ALTER TABLE journey_lease DROP COLUMN epoch; DROP TABLE journey_daemons; DROP INDEX instances_by_contact; DELETE FROM journey_schema WHERE version >= 2");
+    q("DROP TABLE api_tokens; DROP TABLE journey_daemons; DROP INDEX instances_by_contact; DROP TABLE journey_partitions; DROP TABLE journey_inbox; CREATE TABLE journey_lease (name text PRIMARY KEY, owner text NOT NULL, expires timestamptz NOT NULL); DELETE FROM journey_schema WHERE version >= 2");
     let upgraded = Store::connect(&url).unwrap();
     drop(upgraded);
-    assert_eq!(q("SELECT max(version) FROM journey_schema"), "5");
+    assert_eq!(q("SELECT max(version) FROM journey_schema"), "6");
+    // Its records mix every contact: one partition, for one daemon at a time.
+    assert_eq!(q("SELECT count(*) FROM journey_partitions"), "1");
+    assert_eq!(q("SELECT count(*) FROM journey_inbox"), "0");
+    assert_eq!(q("SELECT to_regclass('journey_lease') IS NULL"), "t");
     assert_eq!(
         q("SELECT count(*) FROM pg_indexes WHERE indexname = 'instances_by_contact'"),
         "1"
     );
     assert_eq!(q("SELECT count(*) FROM journey_daemons"), "0");
     assert_eq!(q("SELECT count(*) FROM api_tokens"), "0");
-    assert_eq!(
-        q("SELECT count(*) FROM journey_lease WHERE epoch >= 0"),
-        "0"
-    );
     assert_eq!(
         q("SELECT count(*) FROM events WHERE contact = 'ann' AND type = 'clicked'"),
         "1"
@@ -513,13 +515,16 @@ fn the_daemon_waits_for_its_database_at_start_and_refuses_a_wrong_one() {
     wait_for("angela's welcome", 30, || d.delivery("angela", "welcome"));
 }
 
-/// Two daemons on one database: the second waits as the first's standby. The first is
-/// paused (SIGSTOP) past its lease; the standby takes over and serves. The first, resumed
-/// (SIGCONT), is fenced out: what it is sent then is not committed, and it stops.
+/// Two daemons on one database share its partitions: each takes half, and either takes
+/// any contact's events (those of the other's partitions go to its inbox). The first is
+/// paused (SIGSTOP) past its leases: the second takes its partitions over and serves their
+/// contacts. The first, resumed (SIGCONT), is fenced out of them: it commits nothing for
+/// them, drops them, and gets its share back from the second. Nobody is sent anything twice.
 #[test]
-fn a_standby_takes_over_a_paused_daemon_which_is_fenced_out() {
+fn two_daemons_share_the_partitions_and_a_paused_one_is_fenced_out() {
     use daemon_common::*;
-    let Some(pg) = PgServer::for_test("a_standby_takes_over_a_paused_daemon_which_is_fenced_out")
+    let Some(pg) =
+        PgServer::for_test("two_daemons_share_the_partitions_and_a_paused_one_is_fenced_out")
     else {
         return;
     };
@@ -529,74 +534,36 @@ fn a_standby_takes_over_a_paused_daemon_which_is_fenced_out() {
     let tmp_a = tempfile::tempdir().unwrap();
     copy_welcome(tmp_a.path());
     let mut a = Daemon::start_with(tmp_a.path(), &store);
-    assert_eq!(a.sign_up("angela").0, 200);
-    wait_for("angela's welcome", 30, || a.delivery("angela", "welcome"));
-
-    // The standby: the same journeys, its own data directory, the same database.
+    // The second: the same journeys, its own data directory, the same database. The
+    // tokens are in the database: the first daemon's admin token works on it.
     let tmp_b = tempfile::tempdir().unwrap();
     copy_welcome(tmp_b.path());
-    let log_b = tmp_b.path().join("daemon.stderr");
-    let mut b = Command::new(env!("CARGO_BIN_EXE_journey"))
-        .args(["serve", "--config"])
-        .arg(Daemon::config(tmp_b.path(), "127.0.0.1:0", &store))
-        .env("JOURNEY_LOG", "info")
-        .stderr(std::fs::File::create(&log_b).unwrap())
-        .spawn()
-        .unwrap();
-    let said = || std::fs::read_to_string(&log_b).unwrap_or_default();
-    wait_for("the second daemon to wait as a standby", 30, || {
-        said().contains("standby:").then_some(())
+    std::fs::create_dir_all(tmp_b.path().join("data")).unwrap();
+    std::fs::write(tmp_b.path().join("data/admin-token"), &a.admin).unwrap();
+    let mut b = Daemon::start_with(tmp_b.path(), &store);
+    let held = |d: &Daemon| -> Vec<u16> {
+        let (s, v) = d.admin_call("GET", "/v1/cluster", None);
+        assert_eq!(s, 200, "{v}");
+        v["lease"]["held"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_u64().map(|p| p as u16))
+            .collect()
+    };
+    wait_for("the partitions shared out, 32 each", 60, || {
+        (held(&a).len() == 32 && held(&b).len() == 32).then_some(())
     });
-    assert!(!said().contains("listening"), "{}", said());
+    let of_a = held(&a);
+    // `journey status --cluster` lists both, with their partitions.
+    let o = a.cli(&["status", "--cluster"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("64 partitions, 32 held by this daemon"),
+        "{out}"
+    );
+    assert!(out.contains(" 0-31") && out.contains(" 32-63"), "{out}");
 
-    // `journey status --cluster` lists both: the first at work, the second waiting.
-    wait_for("both daemons in the cluster's list", 30, || {
-        let o = a.cli(&["status", "--cluster"]);
-        let out = String::from_utf8_lossy(&o.stdout).to_string();
-        (out.contains("active") && out.contains("standby")).then_some(out)
-    });
-    let pid_a = a.child.as_ref().unwrap().id().to_string();
-    let signal = |sig: &str, pid: &str| {
-        assert!(Command::new("kill")
-            .args([sig, pid])
-            .status()
-            .unwrap()
-            .success());
-    };
-    signal("-STOP", &pid_a);
-    // Past the lease (10 s), the standby takes over and listens.
-    let base_b = wait_for("the standby to take over", 60, || {
-        said().lines().find_map(journey::cli::serve::listening_url)
-    });
-    assert!(said().contains("takes over"), "{}", said());
-    // The tokens are in the database: the first daemon's admin token works on the second.
-    let on_b = |method: &str, path: &str, body: serde_json::Value| {
-        let r = agent()
-            .request(method, &format!("{base_b}{path}"))
-            .set("authorization", &format!("Bearer {}", a.admin))
-            .send_json(body);
-        match r {
-            Ok(r) => r.status(),
-            Err(ureq::Error::Status(s, _)) => s,
-            Err(e) => panic!("{path}: {e}"),
-        }
-    };
-    assert_eq!(
-        on_b(
-            "PUT",
-            "/v1/contacts/bob",
-            serde_json::json!({"email": "bob@example.com"})
-        ),
-        200
-    );
-    assert_eq!(
-        on_b(
-            "POST",
-            "/v1/events",
-            serde_json::json!({"contact": "bob", "type": "form_compiled", "properties": {"formName": "addUser"}, "context": "web"})
-        ),
-        200
-    );
     let sent = |who: &str| {
         pg.psql(
             &db,
@@ -606,67 +573,82 @@ fn a_standby_takes_over_a_paused_daemon_which_is_fenced_out() {
         )
         .unwrap()
     };
-    wait_for("bob's welcome, sent by the standby", 30, || {
-        (sent("bob") == "1").then_some(())
+    // Contacts signed up through either daemon, whichever holds them: one welcome each.
+    let people: Vec<String> = (0..16).map(|i| format!("person{i}")).collect();
+    let mut routed = 0;
+    for (i, p) in people.iter().enumerate() {
+        let d = if i % 2 == 0 { &a } else { &b };
+        let mine = of_a.contains(&journey::store::partition_of(p, 64)) == (i % 2 == 0);
+        routed += usize::from(!mine);
+        assert_eq!(d.sign_up(p).0, 200);
+    }
+    assert!(routed > 0, "some went to the other daemon's inbox");
+    wait_for("everyone's welcome", 60, || {
+        people.iter().all(|p| sent(p) == "1").then_some(())
     });
-    let get_b = |path: &str| {
-        agent()
-            .get(&format!("{base_b}{path}"))
-            .set("authorization", &format!("Bearer {}", a.admin))
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap()
-    };
-    let cluster: serde_json::Value = serde_json::from_str(&get_b("/v1/cluster")).unwrap();
-    assert_eq!(cluster["store"], "postgres", "{cluster}");
-    assert_eq!(cluster["lease"]["took_over"], true, "{cluster}");
-    assert_eq!(cluster["lease"]["epoch"], 2, "{cluster}");
-    let this = cluster["daemons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == cluster["this"])
-        .cloned()
-        .unwrap();
-    assert_eq!(this["role"], "active", "{cluster}");
-    let metrics = get_b("/metrics");
-    assert!(metrics.contains("journey_lease_held 1"), "{metrics}");
-    assert!(
-        metrics.contains("journey_lease_takeovers_total 1"),
-        "{metrics}"
+    assert_eq!(
+        pg.psql(&db, "SELECT count(*) FROM journey_inbox").unwrap(),
+        "0"
     );
 
-    // The first daemon wakes up: it is fenced out. An event sent to it is not committed
-    // (it answers an error, or no longer answers), and it stops on its own.
-    signal("-CONT", &pid_a);
-    let carol = agent()
-        .post(&format!("{}/v1/events", a.base))
-        .set("authorization", &format!("Bearer {}", a.admin))
-        .send_json(serde_json::json!({"contact": "carol", "type": "signup"}));
-    assert!(
-        !matches!(&carol, Ok(r) if r.status() < 300),
-        "the fenced daemon acknowledged an event: {carol:?}"
-    );
-    let stopped = wait_for("the fenced daemon to stop", 30, || {
-        a.child.as_mut().unwrap().try_wait().unwrap()
+    // The first is paused past its leases (10 s): the second takes its partitions over.
+    let pid_a = a.child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str, pid: &str| {
+        assert!(Command::new("kill")
+            .args([sig, pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP", &pid_a);
+    wait_for("the second to hold every partition", 60, || {
+        (held(&b).len() == 64).then_some(())
     });
-    assert!(!stopped.success());
+    let metrics = b.metrics();
+    assert!(metrics.contains("journey_partitions_held 64"), "{metrics}");
     assert!(
-        a.stderr().contains("took this database's lease"),
+        metrics.contains("journey_lease_takeovers_total 32"),
+        "{metrics}"
+    );
+    // A contact of the first's partitions is served by the second.
+    let in_a = |prefix: &str| {
+        (0..)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|c| of_a.contains(&journey::store::partition_of(c, 64)))
+            .unwrap()
+    };
+    let bob = in_a("bob");
+    assert_eq!(b.sign_up(&bob).0, 200);
+    wait_for("bob's welcome, sent by the second", 30, || {
+        (sent(&bob) == "1").then_some(())
+    });
+
+    // The first wakes up: it commits nothing for the partitions it lost (what it is sent
+    // meanwhile is refused, and the sender retries, or goes to the inbox), drops them, and
+    // gets its share back.
+    signal("-CONT", &pid_a);
+    let carol = in_a("carol");
+    wait_for("carol's sign-up taken by the first", 60, || {
+        (a.sign_up(&carol).0 == 200).then_some(())
+    });
+    wait_for("carol's welcome", 60, || {
+        (sent(&carol) == "1").then_some(())
+    });
+    wait_for("the partitions shared out again", 60, || {
+        let (x, y) = (held(&a), held(&b));
+        (x.len() + y.len() == 64 && !x.is_empty() && !y.is_empty()).then_some(())
+    });
+    assert!(
+        a.stderr().contains("taken by another daemon"),
         "{}",
         a.stderr()
     );
-    a.child = None;
-    assert_eq!(
-        pg.psql(&db, "SELECT count(*) FROM events WHERE contact = 'carol'")
-            .unwrap(),
-        "0"
-    );
-    assert_eq!(sent("angela"), "1");
-    assert_eq!(sent("bob"), "1");
-    let _ = b.kill();
-    let _ = b.wait();
+    // Nobody was sent anything twice.
+    for p in people.iter().chain([&bob, &carol]) {
+        assert_eq!(sent(p), "1", "{p}");
+    }
+    a.kill();
+    b.kill();
 }
 
 /// TLS to the database: a URL without `sslmode=require` is refused by a server that takes

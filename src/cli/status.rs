@@ -12,9 +12,9 @@ pub struct StatusArgs {
     /// Print the daemon's JSON.
     #[arg(long)]
     pub json: bool,
-    /// The daemons on the daemon's store instead: which one works (`active`, holding the
-    /// database's lease) and which wait as `standby`, where each listens, when each was
-    /// last heard of, and the lease's epoch.
+    /// The daemons on the daemon's store instead: where each listens, when each was last
+    /// heard of, and the partitions each holds (several daemons on one PostgreSQL share
+    /// the contacts by partition).
     #[arg(long, conflicts_with = "name")]
     pub cluster: bool,
     #[command(flatten)]
@@ -42,6 +42,29 @@ pub fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Partition numbers as ranges: `0-20 42`.
+fn ranges(parts: &[u64]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < parts.len() {
+        let mut j = i;
+        while j + 1 < parts.len() && parts[j + 1] == parts[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            parts[i].to_string()
+        } else {
+            format!("{}-{}", parts[i], parts[j])
+        });
+        i = j + 1;
+    }
+    if out.is_empty() {
+        "-".into()
+    } else {
+        out.join(" ")
+    }
+}
+
 /// `journey status --cluster`.
 fn cluster(c: &Client, json: bool) -> ExitCode {
     let v = match c.get("/v1/cluster") {
@@ -53,8 +76,8 @@ fn cluster(c: &Client, json: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!(
-        "{:<28} {:<8} {:<22} {:<21} last seen",
-        "daemon", "role", "address", "started"
+        "{:<28} {:<22} {:<21} {:<10} {:<11} partitions",
+        "daemon", "address", "started", "last seen", "held"
     );
     for d in v["daemons"].as_array().into_iter().flatten() {
         let seen = d["seconds_since_seen"].as_f64().unwrap_or(0.0);
@@ -63,32 +86,32 @@ fn cluster(c: &Client, json: bool) -> ExitCode {
         } else {
             ""
         };
+        let parts: Vec<u64> = d["partitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .collect();
         println!(
-            "{:<28} {:<8} {:<22} {:<21} {seen:.0} s ago{this}",
+            "{:<28} {:<22} {:<21} {:<10} {:<11} {}{this}",
             s(d, "name"),
-            s(d, "role"),
             s(d, "address"),
             s(d, "started"),
+            format!("{seen:.0} s ago"),
+            parts.len(),
+            ranges(&parts),
         );
     }
     match v.get("lease").filter(|l| !l.is_null()) {
         Some(l) => println!(
-            "store: {}; lease epoch {}, {}, renewed {} times{}",
+            "store: {}; {} partitions, {} held by this daemon; leases renewed {} times; {} taken over from other daemons",
             s(&v, "store"),
-            n(l, "epoch"),
-            if l["held"] == json!(true) {
-                "held"
-            } else {
-                "lost"
-            },
+            n(l, "partitions"),
+            l["held"].as_array().map_or(0, |a| a.len()),
             n(l, "renewals"),
-            if l["took_over"] == json!(true) {
-                ", taken over from another daemon"
-            } else {
-                ""
-            }
+            n(l, "takeovers"),
         ),
-        None => println!("store: {} (one daemon; no lease)", s(&v, "store")),
+        None => println!("store: {} (one daemon; no partitions)", s(&v, "store")),
     }
     ExitCode::SUCCESS
 }

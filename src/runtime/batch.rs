@@ -91,6 +91,11 @@ impl Runtime {
         } else {
             self.follow_aliases(inputs)
         };
+        // Other daemons' contacts go to their inboxes; the inbox entries taken go.
+        let inputs = self.route_elsewhere(inputs, now, &mut batch)?;
+        for key in self.inbox_taken.drain(..) {
+            batch.del_inbox(key);
+        }
         // Group by contact, keeping each contact's inputs in order (and contacts in the
         // order they first appear). One id string per contact, not per input.
         let mut group_of: HashMap<&str, usize> = HashMap::with_capacity(inputs.len());

@@ -159,6 +159,11 @@ struct LoopState {
     /// The batch committing in the background (PostgreSQL), with what waits for its
     /// commit: the engine prepares the next batch meanwhile.
     committing: Option<Committing>,
+    /// The partitions' generation the runtime last read its state for (several daemons on
+    /// one database).
+    generation: u64,
+    /// When the inbox of this process's partitions was last read.
+    inbox_read: Option<Instant>,
 }
 
 /// A batch whose commit is not known yet, and what leaves once it is.
@@ -201,20 +206,16 @@ impl Gathered {
     }
 }
 
+/// How often the inbox of this process's partitions is read, when several daemons share the
+/// store (a read waits for the batch in flight, so it is not read every round).
+const INBOX_POLL: Duration = Duration::from_millis(100);
+
 /// The longest wait between two tries of an unavailable store.
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
 
 impl Live<'_> {
     fn round(&mut self, state: &mut LoopState) -> Result<Flow> {
         let keep = self.rt.store.can_be_unavailable();
-        // Another daemon took the store's lease (this one was paused or cut off past it):
-        // nothing of this one's would commit, so it stops rather than answer for nothing.
-        if self.rt.store.lease_lost() {
-            return Err(crate::store::StoreError::HeldBy(
-                "another daemon took this database's lease while this one was paused or cut off; this one stops".into(),
-            )
-            .into());
-        }
         if !state.recovered {
             // Anything left in the outbox by a crash is delivered first (at most once more;
             // should the store fail meanwhile, what was handed is not handed again).
@@ -224,6 +225,19 @@ impl Live<'_> {
                 .recover_outbox(now, self.sink, &mut state.timeline)?;
             (self.on_timeline)(std::mem::take(&mut state.timeline));
         }
+        // The partitions this process works on changed (another daemon joined, left or
+        // took some over): the batch in flight is settled, then what the runtime keeps of
+        // the store is read again for the partitions held now.
+        if self.rt.store.is_shared() {
+            let generation = self.rt.store.partition_generation();
+            if generation != state.generation {
+                self.settle(state)?;
+                let now = self.clock.now();
+                let outcomes = self.rt.repartition(now, self.sink)?;
+                state.carried.extend(outcomes);
+                state.generation = generation;
+            }
+        }
         // Due schedules and timers first: they take their place in the batch before new
         // input does, so their lateness is at most the batch before, and a batch stays
         // short (`max_batch` counts them, and what is carried over).
@@ -231,6 +245,15 @@ impl Live<'_> {
         let mut batch = self.rt.due_schedules(now)?;
         batch.extend(self.rt.due_timers(now)?);
         batch.append(&mut state.carried);
+        // What other daemons put in the inbox of this one's partitions. Not kept should the
+        // commit fail: the entries stay in the store and are taken again.
+        let mut from_inbox = Vec::new();
+        if self.rt.store.is_shared() && state.inbox_read.is_none_or(|at| at.elapsed() >= INBOX_POLL)
+        {
+            state.inbox_read = Some(Instant::now());
+            let room = self.config.max_batch.saturating_sub(batch.len()).max(1);
+            from_inbox = self.rt.take_inbox(room.min(super::INBOX_TAKE))?;
+        }
         let mut got = Gathered {
             controls: std::mem::take(&mut state.controls),
             ..Gathered::default()
@@ -248,13 +271,14 @@ impl Live<'_> {
         }
         // Nothing new: the batch in flight is settled (its senders wait for it), and what
         // the sink reports for its sends makes the next round.
-        if got.is_empty() && batch.is_empty() && state.committing.is_some() {
+        if got.is_empty() && batch.is_empty() && from_inbox.is_empty() && state.committing.is_some()
+        {
             self.settle(state)?;
             return Ok(Flow::Go);
         }
         let now = self.clock.now();
         // Nothing to do yet: the next due time, read once (it may read the store).
-        let waiting = if got.is_empty() && batch.is_empty() {
+        let waiting = if got.is_empty() && batch.is_empty() && from_inbox.is_empty() {
             Some(self.rt.next_wake()?).filter(|next| next.is_none_or(|t| t > now))
         } else {
             None
@@ -263,12 +287,21 @@ impl Live<'_> {
             if self.stop.load(Ordering::SeqCst) || (state.closed && next.is_none()) {
                 return Ok(Flow::Stop);
             }
-            let wait = match next {
+            let mut wait = match next {
                 Some(t) => Duration::from_millis(
                     (t - now).clamp(0, self.config.idle.as_millis() as Millis) as u64,
                 ),
                 None => self.config.idle,
             };
+            // Other daemons may put work in the inbox: it is looked at this often.
+            if self.rt.store.is_shared() {
+                let since = state.inbox_read.map_or(INBOX_POLL, |at| at.elapsed());
+                wait = wait.min(INBOX_POLL.saturating_sub(since));
+                if wait.is_zero() {
+                    // Due now: the next round reads it.
+                    return Ok(Flow::Go);
+                }
+            }
             if state.closed {
                 // Nothing can arrive: sleep until the next due time.
                 std::thread::sleep(wait);
@@ -299,6 +332,7 @@ impl Live<'_> {
             Vec::new()
         };
         batch.extend(got.inputs);
+        batch.extend(from_inbox);
         if !batch.is_empty() || !got.acks.is_empty() {
             match self.rt.process_in_background(batch, now) {
                 Ok(out) => {

@@ -15,9 +15,11 @@ mod outbox;
 mod pause;
 mod push_tokens;
 mod reconnect;
+mod routing;
 mod schedules;
 mod timers;
 pub use erase::Erasure;
+pub use routing::INBOX_TAKE;
 pub use schedules::{next_scheduled_run, past_plans, schedule_key};
 
 pub mod live;
@@ -195,6 +197,8 @@ pub struct Counters {
     pub writes: u64,
     pub batches: u64,
     pub timers_fired: u64,
+    /// Inputs put in another daemon's partition's inbox (`routing`).
+    pub routed: u64,
 }
 
 /// Where a group commit's time goes, shared with whoever reports it (the daemon's
@@ -320,6 +324,8 @@ pub struct Runtime {
     committing: Option<Vec<SendJob>>,
     /// Whether the last batch settled (`settle`) had failed.
     settle_failed: bool,
+    /// Inbox entries taken (`take_inbox`) for the next batch, which removes them.
+    inbox_taken: Vec<Vec<u8>>,
 }
 
 /// What the runtime remembers of contacts that are gone, for inputs still on their way.
@@ -363,6 +369,7 @@ impl Runtime {
             quiet: HashSet::new(),
             committing: None,
             settle_failed: false,
+            inbox_taken: Vec::new(),
         };
         rt.load_from_store()?;
         Ok(rt)
@@ -406,6 +413,10 @@ impl Runtime {
 
     /// Creates or updates a contact's profile (keys given replace the stored ones).
     pub fn upsert_contact(&mut self, c: &Contact) -> Result<()> {
+        // Another daemon's contact: to its inbox.
+        if self.route_upsert(c)? {
+            return Ok(());
+        }
         let mut merged = self.store.contact(&c.id)?.unwrap_or_else(|| Contact {
             id: c.id.clone(),
             profile: Default::default(),

@@ -22,6 +22,13 @@ impl Runtime {
         let mut batch = WriteBatch::default();
         let mut outcomes = HashMap::new();
         for (record, jobs) in self.store.outbox_records()? {
+            // Another daemon's partition: its sends are that daemon's to deliver.
+            if !self
+                .store
+                .works_on_partition(store::record_partition(record))
+            {
+                continue;
+            }
             let mut pending = 0;
             for job in jobs {
                 if !self.store.outcome_recorded(&job, &mut outcomes)? {
@@ -62,17 +69,27 @@ impl Runtime {
         }
     }
 
-    /// The sends of a batch: one outbox record, committed with it.
+    /// The sends of a batch: one outbox record per partition of their contacts (one, unless
+    /// several daemons share the store), committed with it.
     pub(super) fn write_outbox(&mut self, sends: &[SendJob], batch: &mut WriteBatch) -> Result<()> {
         if sends.is_empty() {
             return Ok(());
         }
-        let record = self.store.next_id()?;
-        batch.put_outbox(record, sends);
+        let mut by_partition: BTreeMap<u16, Vec<SendJob>> = BTreeMap::new();
         for job in sends {
-            self.outbox.pending.insert(job.message_id.clone(), record);
+            by_partition
+                .entry(self.store.partition_of(&job.contact))
+                .or_default()
+                .push(job.clone());
         }
-        self.outbox.records.insert(record, sends.len() as u32);
+        for (partition, jobs) in by_partition {
+            let record = store::partitions::record_id(partition, self.store.next_id()?);
+            batch.put_outbox(record, &jobs);
+            for job in &jobs {
+                self.outbox.pending.insert(job.message_id.clone(), record);
+            }
+            self.outbox.records.insert(record, jobs.len() as u32);
+        }
         Ok(())
     }
 }

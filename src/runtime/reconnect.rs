@@ -43,6 +43,23 @@ impl Runtime {
         self.load_from_store()
     }
 
+    /// The partitions this process works on changed (`Store::partition_generation`; the
+    /// batch in flight is settled): what it kept in memory is read again for the partitions
+    /// it holds now, and the pending sends of the partitions it gained are handed to the
+    /// sink: their last holder may have handed them before it stopped, so they may go
+    /// twice (the documented at-least-once window; the message id is the same, for the
+    /// provider's idempotency). Returns the outcomes known at once, to process.
+    pub fn repartition(&mut self, now: Millis, sink: &mut dyn Sink) -> Result<Vec<Input>> {
+        let generation = self.store.partition_generation();
+        self.store_lost();
+        self.inbox_taken.clear();
+        self.store.forget_cached();
+        self.reload_from_store(now)?;
+        let outcomes = self.deliver_never_handed(now, sink)?;
+        self.store.partitions_applied(generation);
+        Ok(outcomes)
+    }
+
     /// Hands the sink the committed sends it was never handed (those of a batch whose
     /// commit succeeded although its answer was lost with the connection), once the inputs
     /// kept during the outage are processed: the others are on their way, or their outcomes

@@ -45,7 +45,17 @@ impl Runtime {
     }
 
     pub(super) fn next_schedule(&self) -> Result<Option<Millis>> {
+        if !self.runs_schedules() {
+            return Ok(None);
+        }
         Ok(self.schedules()?.into_iter().map(|s| s.moment).min())
+    }
+
+    /// Whether this process runs the schedules: the holder of partition 0 does, when
+    /// several daemons share the store (its enrolments of other partitions' contacts go to
+    /// their holders' inboxes).
+    fn runs_schedules(&self) -> bool {
+        self.store.works_on_partition(0)
     }
 
     /// Enrolments for every schedule due at `now`; each runs once per moment, even after a
@@ -54,6 +64,9 @@ impl Runtime {
     /// come first (see `segments`).
     pub fn due_schedules(&mut self, now: Millis) -> Result<Vec<Input>> {
         let mut inputs = self.due_segment_checks(now)?;
+        if !self.runs_schedules() {
+            return Ok(inputs);
+        }
         let mut batch = WriteBatch::default();
         for ScheduledRun {
             journey,

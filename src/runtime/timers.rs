@@ -67,6 +67,13 @@ impl Runtime {
             }
             let next = bucket + store::TIMER_BUCKET_MS;
             for record in self.store.timer_records(bucket, next)? {
+                // Another daemon's partition: its timers are that daemon's to fire.
+                if !self
+                    .store
+                    .works_on_partition(store::record_partition(record.id))
+                {
+                    continue;
+                }
                 let mut pending = 0;
                 for t in record.timers {
                     if self.track_timer(t, record.id) {
@@ -170,7 +177,8 @@ impl Runtime {
             }
         }
         let mut cancel = Vec::new();
-        let mut buckets: BTreeMap<Millis, Vec<TimerEntry>> = BTreeMap::new();
+        // A record per bucket and partition: each partition's records are its holder's.
+        let mut buckets: BTreeMap<(Millis, u16), Vec<TimerEntry>> = BTreeMap::new();
         for id in order {
             let TimerMove {
                 old_due: old,
@@ -196,7 +204,7 @@ impl Runtime {
             }
             if let Some(due) = new {
                 buckets
-                    .entry(store::bucket_of(due))
+                    .entry((store::bucket_of(due), self.store.partition_of(&contact)))
                     .or_default()
                     .push(TimerEntry {
                         due,
@@ -206,8 +214,8 @@ impl Runtime {
             }
         }
         let mut insert = Vec::new();
-        for (bucket, timers) in buckets {
-            let record = self.store.next_id()?;
+        for ((bucket, partition), timers) in buckets {
+            let record = store::partitions::record_id(partition, self.store.next_id()?);
             batch.put_timers(bucket, record, &timers);
             if bucket < self.timers.loaded_until {
                 // A loaded bucket: its timers go into the wheel (after the batch is applied).

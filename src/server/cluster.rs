@@ -1,5 +1,5 @@
-//! `GET /v1/cluster`: the daemons on this daemon's store (on PostgreSQL, those that work on
-//! it or wait for its lease; on sled, this one) and this daemon's lease.
+//! `GET /v1/cluster`: the daemons on this daemon's store (on PostgreSQL, those that share
+//! its partitions; on sled, this one) and this daemon's share of the partitions.
 
 use super::api::store_err;
 use super::openapi::{tags, ErrorBody};
@@ -19,24 +19,23 @@ pub struct Cluster {
     /// This daemon (HOST:PID).
     pub this: String,
     /// The daemons on the store, newest first: on PostgreSQL, those heard of in the last
-    /// hour (the one holding the lease is `active`; the others wait as `standby`); on sled,
-    /// this one.
+    /// hour, each with the partitions it holds; on sled, this one.
     pub daemons: Vec<DaemonSeen>,
-    /// This daemon's lease on the database (absent on sled).
+    /// This daemon's share of the database's partitions (absent on sled).
     pub lease: Option<LeaseView>,
 }
 
-/// A daemon's lease on a database store.
+/// A daemon's share of a database store's partitions.
 #[derive(Serialize, ToSchema)]
 pub struct LeaseView {
-    /// Held and not lost to another daemon.
-    pub held: bool,
-    /// The epoch it was taken at: each takeover raises it.
-    pub epoch: i64,
-    /// Renewals so far.
+    /// The database's partitions.
+    pub partitions: u16,
+    /// Those this daemon holds.
+    pub held: Vec<u16>,
+    /// Rounds of lease renewals so far.
     pub renewals: u64,
-    /// Whether this daemon took it over from another.
-    pub took_over: bool,
+    /// Partitions this daemon took over from another (killed, paused, cut off).
+    pub takeovers: u64,
 }
 
 /// `GET /v1/cluster`.
@@ -72,6 +71,7 @@ pub async fn cluster(
             role: "active".into(),
             started: st.started.clone(),
             seconds_since_seen: 0.0,
+            partitions: vec![0],
         }]
     };
     Ok(Json(Cluster {
@@ -79,10 +79,10 @@ pub async fn cluster(
         this,
         daemons,
         lease: lease.map(|l| LeaseView {
+            partitions: l.partitions,
             held: l.held,
-            epoch: l.epoch,
             renewals: l.renewals,
-            took_over: l.took_over,
+            takeovers: l.takeovers,
         }),
     }))
 }

@@ -116,14 +116,14 @@ impl Collector for LeaseFigures {
         };
         for (name, help, v) in [
             (
-                "journey_lease_held",
-                "1 while this daemon holds the database's lease (0 once another took it).",
-                l.held as i64,
+                "journey_partitions_held",
+                "Partitions of the database this daemon holds (works on).",
+                l.held.len() as i64,
             ),
             (
-                "journey_lease_epoch",
-                "The lease's epoch this daemon took (each takeover raises it).",
-                l.epoch,
+                "journey_partitions",
+                "Partitions of the database, held by all its daemons together.",
+                l.partitions as i64,
             ),
         ] {
             let g = ConstGauge::new(v);
@@ -132,13 +132,13 @@ impl Collector for LeaseFigures {
         for (name, help, v) in [
             (
                 "journey_lease_renewals",
-                "Renewals of the lease by this daemon.",
+                "Rounds of renewals of this daemon's partitions' leases.",
                 l.renewals,
             ),
             (
                 "journey_lease_takeovers",
-                "1 when this daemon took the lease over from another daemon.",
-                l.took_over as u64,
+                "Partitions this daemon took over from another daemon (killed, paused, cut off).",
+                l.takeovers,
             ),
         ] {
             let c = ConstCounter::new(v);

@@ -27,7 +27,7 @@ use crate::engine::{Millis, TimelineEntry};
 use crate::runtime::live::{run_live, LoopConfig, Submission};
 use crate::runtime::Clock;
 use crate::runtime::{DeployReport, Input, Runtime, RuntimeError, Sink, SystemClock};
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{Store, WriteBatch};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -379,7 +379,14 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     let secret = load_secret(config.secret.as_deref(), &config.data_dir)?;
     let store = match &config.store.url {
         Some(url) => {
-            let store = connect_waiting(url, &addr.to_string())?;
+            let store = connect_waiting(
+                url,
+                config
+                    .store
+                    .partitions
+                    .unwrap_or(crate::store::DEFAULT_PARTITIONS),
+                &addr.to_string(),
+            )?;
             tracing::info!(database = %crate::store::redact_url(url), "store: PostgreSQL");
             store
         }
@@ -485,50 +492,43 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects to the store's database and takes the daemon's lease, waiting for a database
-/// that does not answer (refused, starting, shutting down), with backoff and a log line a
-/// try. What waiting cannot mend (a malformed URL, wrong credentials, no such database,
-/// another daemon's lease) is an error at once.
-///
-/// While another daemon holds the lease, this one is its standby: it waits, and takes the
-/// lease over once it lapses (the other was killed, paused or cut off); the other's
-/// commits are fenced out from then on.
-fn connect_waiting(url: &str, address: &str) -> anyhow::Result<Store> {
+/// Connects to the store's database, says this daemon is there (`journey status
+/// --cluster`; the other daemons count it when they share the partitions out) and starts
+/// its lease keeper, which takes this daemon's share of the partitions (every one while it
+/// is alone; more as others stop, some handed back as others join). A database that does
+/// not answer (refused, starting, shutting down) is waited for, with backoff and a log line
+/// a try; what waiting cannot mend (a malformed URL, wrong credentials, no such database)
+/// is an error at once.
+fn connect_waiting(url: &str, partitions: u16, address: &str) -> anyhow::Result<Store> {
     let mut delay = std::time::Duration::from_millis(200);
     let mut attempt = 0u32;
-    let mut standby = false;
     let mut store = None;
     loop {
         attempt += 1;
         let tried = match &store {
-            None => Store::connect(url).map(|s| {
+            None => Store::connect_with(url, partitions).map(|s| {
                 store = Some(s);
             }),
             Some(_) => Ok(()),
         }
+        .and_then(|()| {
+            store
+                .as_ref()
+                .expect("connected")
+                .announce(address, "active")
+        })
         .and_then(|()| store.as_ref().expect("connected").claim_exclusive());
         match tried {
             Ok(()) => {
-                if standby {
-                    tracing::info!("the lease lapsed: this daemon takes over");
-                }
                 let store = store.expect("connected");
-                if let Err(e) = store.announce(address, "active") {
-                    tracing::warn!("not listed among the daemons: {e}");
+                if let Some(l) = store.lease() {
+                    tracing::info!(
+                        partitions = l.partitions,
+                        held = l.held.len(),
+                        "this daemon holds its share of the database's partitions"
+                    );
                 }
                 return Ok(store);
-            }
-            Err(StoreError::HeldBy(who)) => {
-                // Listed as a standby (`journey status --cluster`), said again each try.
-                let _ = store
-                    .as_ref()
-                    .expect("connected")
-                    .announce(address, "standby");
-                if !standby {
-                    tracing::info!("standby: {who}; this daemon takes over when that lease lapses");
-                    standby = true;
-                }
-                std::thread::sleep(std::time::Duration::from_secs(1));
             }
             Err(e) if e.is_unavailable() => {
                 tracing::warn!(

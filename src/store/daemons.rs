@@ -9,17 +9,17 @@ pub fn daemon_name() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// This process's lease on a database store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// This process's share of a database store: the partitions it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseInfo {
-    /// Held and not lost.
-    pub held: bool,
-    /// The epoch it was taken at (each takeover raises it).
-    pub epoch: i64,
-    /// Renewals so far.
+    /// The database's partitions.
+    pub partitions: u16,
+    /// Those this process holds (works on), in order.
+    pub held: Vec<u16>,
+    /// Rounds of renewals so far.
     pub renewals: u64,
-    /// Whether this process took it over from another daemon (rather than found it free).
-    pub took_over: bool,
+    /// Partitions this process took over from another daemon (killed, paused, cut off).
+    pub takeovers: u64,
 }
 
 /// A daemon that announced itself on a database store (`journey status --cluster`).
@@ -35,4 +35,6 @@ pub struct DaemonSeen {
     pub started: String,
     /// Seconds since it last said it lives (every few seconds while it does).
     pub seconds_since_seen: f64,
+    /// The partitions it holds, by their unexpired leases.
+    pub partitions: Vec<u16>,
 }

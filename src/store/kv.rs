@@ -102,8 +102,9 @@ pub(crate) trait Kv: Send + Sync {
         false
     }
 
-    /// Makes this process the one daemon writing the store, or says who is (sled: its file
-    /// lock already does).
+    /// Makes this process one of the daemons writing the store (a database's: its lease
+    /// keeper takes its share of the partitions; sled: its file lock already made it the
+    /// only one).
     fn claim_exclusive(&self) -> Result<()> {
         Ok(())
     }
@@ -114,10 +115,19 @@ pub(crate) trait Kv: Send + Sync {
         false
     }
 
-    /// Whether this process held the store's lease (`claim_exclusive`) and another took
-    /// it: it may commit nothing more.
-    fn lease_lost(&self) -> bool {
-        false
+    /// Forgets what the backend keeps in memory of rows (PostgreSQL's contact cache): the
+    /// partitions this process works on changed, and another daemon may have written them.
+    fn forget_cached(&self) {}
+
+    /// How many partitions the store's contacts hash into (sled: one).
+    fn partition_count(&self) -> u16 {
+        1
+    }
+
+    /// The partitions this process holds, once it claimed the store (`claim_exclusive`) on
+    /// a database several daemons share; None: it works on every contact.
+    fn held_partitions(&self) -> Option<std::sync::Arc<super::partitions::HeldPartitions>> {
+        None
     }
 
     /// This process's lease, once it holds one (a database's; None for sled, whose file

@@ -19,6 +19,7 @@
 //! | `l`    | short link code                            | Claims (JSON)          |
 //! | `u`    | HMAC-SHA-256 of an erased address (32 B)   | Suppression (JSON)     |
 //! | `m`    | meta key                                   | meta value             |
+//! | `x`    | partition (BE), time (BE), id (BE)         | routed input (JSON)    |
 //!
 //! \* A contact id in a key is escaped (`push_id`): byte 0 is written as 1 1 and byte 1 as
 //! 1 2, every other byte as itself, so the escaped id holds no 0 and the 0 after it ends
@@ -28,6 +29,11 @@
 //! are rewritten once when opened (`migrate_layout`); the layout is meta `layout`.
 //!
 //! Times are milliseconds with the sign bit flipped, so byte order is time order.
+//!
+//! Timer and outbox record ids carry their contacts' partition in their top 16 bits
+//! (`partitions::record_id`): on a database several daemons share, each loads only the
+//! records of its partitions. The inbox (`x`) holds work that a daemon received for a
+//! partition another holds; that one takes it in a batch, which removes it.
 //!
 //! The records every transition writes (events, instances, outbox records) are a compact
 //! binary form (`codec`); the others are JSON.
@@ -56,6 +62,7 @@ pub mod credentials;
 mod daemons;
 mod keys;
 mod kv;
+pub mod partitions;
 mod postgres;
 mod privacy;
 
@@ -65,6 +72,7 @@ pub use daemons::{daemon_name, DaemonSeen, LeaseInfo};
 pub use keys::LAYOUT;
 use keys::*;
 pub use kv::CACHE_BYTES;
+pub use partitions::{partition_of, record_partition, DEFAULT_PARTITIONS};
 pub(crate) use postgres::redact_url;
 pub use privacy::{normalize_address, Suppression};
 
@@ -88,8 +96,6 @@ pub enum StoreError {
     /// retrying, unlike the other errors.
     #[error("{UNAVAILABLE}{0}")]
     Unavailable(String),
-    #[error("the store is in use by another daemon ({0}); one daemon runs on a database")]
-    HeldBy(String),
     #[error("store: the database's schema is version {found}, newer than this journey knows ({known}); run a newer journey on it")]
     NewerSchema { found: i32, known: i32 },
 }
@@ -268,6 +274,20 @@ impl WriteBatch {
     pub fn put_outbox(&mut self, record: u64, jobs: &[SendJob]) {
         self.put(key(b'o', &[&record.to_be_bytes()]), codec::jobs_bytes(jobs));
     }
+    /// Work for partition `partition`'s holder, put at `at` by a daemon that does not hold
+    /// it (`id`, from `next_id`, keeps entries of the same millisecond apart).
+    pub fn put_inbox(&mut self, partition: u16, at: Millis, id: u64, value: Vec<u8>) {
+        self.put(
+            key(
+                b'x',
+                &[&partition.to_be_bytes(), &time_key(at), &id.to_be_bytes()],
+            ),
+            value,
+        );
+    }
+    pub fn del_inbox(&mut self, key: Vec<u8>) {
+        self.del(key);
+    }
     pub fn del_outbox(&mut self, record: u64) {
         self.del(key(b'o', &[&record.to_be_bytes()]));
     }
@@ -345,7 +365,12 @@ impl Store {
     /// Connects to a PostgreSQL store (`postgres://user@host:port/db`), creating or
     /// upgrading its schema.
     pub fn connect(url: &str) -> Result<Store> {
-        Store::over(postgres::PgKv::connect(url)?)
+        Store::connect_with(url, DEFAULT_PARTITIONS)
+    }
+
+    /// The same; a schema created now gets `partitions` partitions (`store.partitions`).
+    pub fn connect_with(url: &str, partitions: u16) -> Result<Store> {
+        Store::over(postgres::PgKv::connect(url, partitions)?)
     }
 
     /// A PostgreSQL store of its own, in a new schema of the database at `url` that is
@@ -385,11 +410,79 @@ impl Store {
         self.kv.prefetch(exact, prefixes)
     }
 
-    /// Makes this process the one daemon running on the store: sled's file lock does it when
-    /// opened; on PostgreSQL a lease row does, renewed while the process lives (a second
-    /// daemon on the same database is refused: several need the partitions still to come).
+    /// Makes this process a daemon working on the store: sled's file lock makes it the only
+    /// one when opened; on PostgreSQL its lease keeper takes its share of the partitions
+    /// (all of them while it is alone) and keeps it while the process lives.
     pub fn claim_exclusive(&self) -> Result<()> {
         self.kv.claim_exclusive()
+    }
+
+    /// How many partitions the store's contacts hash into (sled: one).
+    pub fn partition_count(&self) -> u16 {
+        self.kv.partition_count()
+    }
+
+    /// The partition a contact lives in.
+    pub fn partition_of(&self, contact: &str) -> u16 {
+        partition_of(contact, self.kv.partition_count())
+    }
+
+    /// Whether this process advances partition `p`'s contacts: always, unless it claimed a
+    /// database that several daemons share and `p` is another's.
+    pub fn works_on_partition(&self, p: u16) -> bool {
+        self.kv.held_partitions().is_none_or(|h| h.works_on(p))
+    }
+
+    /// Whether this process advances this contact (`works_on_partition`).
+    pub fn works_on(&self, contact: &str) -> bool {
+        match self.kv.held_partitions() {
+            None => true,
+            Some(h) => h.works_on(partition_of(contact, h.count)),
+        }
+    }
+
+    /// Moves each time the partitions this process works on change (0 while it never
+    /// claimed a shared database): the engine then reads its state again.
+    pub fn partition_generation(&self) -> u64 {
+        self.kv.held_partitions().map_or(0, |h| h.generation())
+    }
+
+    /// The engine has read its state for `generation`: partitions handed back meanwhile may
+    /// be released.
+    pub fn partitions_applied(&self, generation: u64) {
+        if let Some(h) = self.kv.held_partitions() {
+            h.mark_applied(generation);
+        }
+    }
+
+    /// Forgets what the backend keeps of rows in memory (see `Kv::forget_cached`).
+    pub fn forget_cached(&self) {
+        self.kv.forget_cached();
+    }
+
+    /// Whether other daemons may share this store (a claimed database).
+    pub fn is_shared(&self) -> bool {
+        self.kv.held_partitions().is_some()
+    }
+
+    /// Inbox entries for the partitions this process works on, oldest first within each
+    /// partition, at most `limit`: (key, value). The batch that processes one removes it
+    /// (`WriteBatch::del_inbox`), so each is taken once.
+    pub fn inbox(&self, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for r in self.kv.scan_prefix(b"x") {
+            let (k, v) = r?;
+            let Some(p) = k.get(1..3).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+                continue;
+            };
+            if self.works_on_partition(p) {
+                out.push((k.to_vec(), v.to_vec()));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the database can go away while the store is open (PostgreSQL, not sled).
@@ -401,12 +494,6 @@ impl Store {
     /// answered.
     pub fn unavailable(&self) -> Option<String> {
         self.kv.unavailable()
-    }
-
-    /// Whether this process held the store's lease and another daemon took it: it may
-    /// commit nothing more (its commits are refused), so it should stop.
-    pub fn lease_lost(&self) -> bool {
-        self.kv.lease_lost()
     }
 
     /// This process's lease on a database store, once it holds one.
@@ -785,14 +872,16 @@ impl Store {
         }
         let start = key(b'q', &[]);
         let end = key(b'q', &[&time_key(until)]);
+        // Another daemon's contacts are its own to check.
         let due = self
             .kv
             .range(&start, Some(&end))
-            .take(limit)
             .map(|r| {
                 let (k, _) = r?;
                 Ok((time_from_key(&k[1..9]), unescape_id(&k[9..])))
             })
+            .filter(|r| r.as_ref().map_or(true, |(_, c)| self.works_on(c)))
+            .take(limit)
             .collect::<Result<Vec<_>>>()?;
         if due.is_empty() {
             // The bound was too low (a check it counted was moved or removed): read the
@@ -816,7 +905,10 @@ impl Store {
         let first = self
             .kv
             .scan_prefix(b"q")
-            .next()
+            .find(|r| {
+                r.as_ref()
+                    .map_or(true, |(k, _)| self.works_on(&unescape_id(&k[9..])))
+            })
             .transpose()?
             .map(|(k, _)| time_from_key(&k[1..9]));
         let mut known = self.checks.lock().unwrap_or_else(|e| e.into_inner());

@@ -60,17 +60,17 @@ pub(crate) struct PgKv {
     prefetched: Mutex<Option<Prefetched>>,
     /// The contacts read ahead or written, as this process left them (`cache`).
     contacts: Mutex<cache::ContactCache>,
-    /// Set when this process held the daemon's lease and lost it: it writes nothing more.
-    lease_lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// The lease this process holds, (owner, epoch), once `claim_exclusive` took it: every
-    /// commit checks it in its own transaction, so a daemon whose lease another took (it
-    /// was paused, or cut off, past the expiry) commits nothing.
-    held: std::sync::Arc<std::sync::OnceLock<(String, i64)>>,
+    /// This process as the partitions' leases name it (HOST:PID).
+    owner: String,
+    /// The database's partitions (fixed when its schema was created).
+    partition_count: u16,
+    /// The partitions this process holds, once `claim_exclusive` started its lease keeper:
+    /// every commit checks those it writes in its own transaction, so a daemon whose
+    /// partitions another took (it was paused, or cut off, past their expiry) commits
+    /// nothing for them.
+    held: std::sync::OnceLock<std::sync::Arc<crate::store::partitions::HeldPartitions>>,
     /// Commits by this process (`analyse_while_young`).
     commits: std::sync::atomic::AtomicU64,
-    /// The lease's renewals so far, and whether this process took it from another.
-    renewals: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    took_over: std::sync::atomic::AtomicBool,
     /// The database in errors and logs: host, port and name (no password).
     location: String,
     /// Why the database did not answer the last call that tried it; None once one succeeds.
@@ -161,8 +161,9 @@ impl Drop for PgKv {
 impl PgKv {
     /// Connects to `url` (`postgres://user@host:port/db`), and creates or upgrades the
     /// schema.
-    pub(crate) fn connect(url: &str) -> Result<PgKv> {
-        PgKv::connect_in(url, None)
+    /// A new database's schema gets `partitions` partitions (an existing one keeps its own).
+    pub(crate) fn connect(url: &str, partitions: u16) -> Result<PgKv> {
+        PgKv::connect_in(url, None, partitions)
     }
 
     /// A store of its own in a new schema of the database at `url`, dropped with it
@@ -171,10 +172,10 @@ impl PgKv {
         let mut name = [0u8; 8];
         getrandom::fill(&mut name).map_err(pg_error)?;
         let schema = format!("journey_scratch_{}", hex::encode(name));
-        PgKv::connect_in(url, Some(schema))
+        PgKv::connect_in(url, Some(schema), crate::store::DEFAULT_PARTITIONS)
     }
 
-    fn connect_in(url: &str, scratch: Option<String>) -> Result<PgKv> {
+    fn connect_in(url: &str, scratch: Option<String>, partitions: u16) -> Result<PgKv> {
         let bad_url = |e: &dyn std::fmt::Display| {
             StoreError::Postgres(format!("the store URL {:?}: {e}", redact_url(url)))
         };
@@ -203,17 +204,16 @@ impl PgKv {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(pg_error)?;
-        let kv = PgKv {
+        let mut kv = PgKv {
             runtime: Some(runtime),
             pool,
             ids: Mutex::new((0, 0)),
             scratch,
             prefetched: Mutex::new(None),
             contacts: Mutex::new(Default::default()),
-            lease_lost: Default::default(),
+            owner: lease::lease_owner(),
+            partition_count: 1,
             held: Default::default(),
-            renewals: Default::default(),
-            took_over: Default::default(),
             commits: Default::default(),
             location,
             down: Default::default(),
@@ -229,7 +229,7 @@ impl PgKv {
                     .map_err(pg_error)
             })?;
         }
-        kv.migrate()?;
+        kv.partition_count = kv.migrate(partitions)?;
         Ok(kv)
     }
 
@@ -330,7 +330,10 @@ impl PgKv {
         }
     }
 
-    fn migrate(&self) -> Result<()> {
+    /// Creates or upgrades the schema; returns the database's partition count. A schema
+    /// created here gets `partitions`; one upgraded from before partitions gets 1 (its timer
+    /// and outbox records mix every contact, so one daemon must hold them all).
+    fn migrate(&self, partitions: u16) -> Result<u16> {
         let pool = self.pool.clone();
         self.run(async move {
             let mut client = pool.get().await.map_err(pg_error)?;
@@ -371,7 +374,20 @@ impl PgKv {
                     .map_err(pg_error)?;
                 tx.commit().await.map_err(pg_error)?;
             }
-            Ok(())
+            let count = if found == 0 { partitions.max(1) } else { 1 };
+            client
+                .execute(
+                    "INSERT INTO journey_partitions (part) SELECT generate_series(0, $1 - 1)
+                     WHERE NOT EXISTS (SELECT 1 FROM journey_partitions)",
+                    &[&(count as i32)],
+                )
+                .await
+                .map_err(pg_error)?;
+            let row = client
+                .query_one("SELECT count(*) FROM journey_partitions", &[])
+                .await
+                .map_err(pg_error)?;
+            Ok(row.get::<_, i64>(0).clamp(1, u16::MAX as i64) as u16)
         })
     }
 
@@ -542,7 +558,6 @@ impl PgKv {
         BTreeMap<Vec<u8>, Option<Vec<u8>>>,
         impl Future<Output = Result<()>> + Send + 'static,
     )> {
-        self.check_lease()?;
         // What was read ahead is about to change.
         *self.prefetched.lock().unwrap_or_else(|e| e.into_inner()) = None;
         // The last write of a key wins, as in one sled batch.
@@ -569,8 +584,18 @@ impl PgKv {
                 None => e.dels.push(k.clone()),
             }
         }
+        // The partitions it writes: each must still be this process's. An inbox entry is
+        // put for another partition's holder (anyone may), and taken by that holder only.
+        let touched: std::collections::BTreeSet<u16> = last
+            .iter()
+            .filter(|(k, v)| !(k.first() == Some(&b'x') && v.is_some()))
+            .filter_map(|(k, _)| {
+                crate::store::partitions::partition_of_key(k, self.partition_count)
+            })
+            .collect();
+        self.check_held(&touched)?;
         let pool = self.pool.clone();
-        let fence = self.fence();
+        let fence = self.fence(touched);
         let commit = async move {
             let mut client = pool.get().await.map_err(pg_error)?;
             let txn = client.transaction().await.map_err(pg_error)?;
@@ -862,14 +887,18 @@ impl Kv for PgKv {
                 what: "key (no table holds its kind)",
             });
         };
-        self.check_lease()?;
+        let touched: std::collections::BTreeSet<u16> =
+            crate::store::partitions::partition_of_key(key, self.partition_count)
+                .into_iter()
+                .collect();
+        self.check_held(&touched)?;
         if cache::owner_of(key).is_some() {
             // Not kept up to date by this path: read again when next needed.
             self.forget_contacts();
         }
         let (key, value) = (key.to_vec(), value.to_vec());
         let pool = self.pool.clone();
-        let fence = self.fence();
+        let fence = self.fence(touched);
         self.run(async move {
             let mut client = pool.get().await.map_err(pg_error)?;
             let tx = client.transaction().await.map_err(pg_error)?;
@@ -919,8 +948,16 @@ impl Kv for PgKv {
         true
     }
 
-    fn lease_lost(&self) -> bool {
-        self.lease_lost.load(std::sync::atomic::Ordering::SeqCst)
+    fn forget_cached(&self) {
+        self.forget_contacts();
+    }
+
+    fn partition_count(&self) -> u16 {
+        self.partition_count
+    }
+
+    fn held_partitions(&self) -> Option<std::sync::Arc<crate::store::partitions::HeldPartitions>> {
+        self.held.get().cloned()
     }
 
     fn unavailable(&self) -> Option<String> {

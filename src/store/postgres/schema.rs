@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
 /// The schema this code creates and reads. Each number is a migration below.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// A typed column: its SQL name and type, and how a row's value for it is made.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -275,30 +275,48 @@ pub(super) const TABLES: &[Table] = &[
 ];
 
 /// Tables added after the first schema, with the migration that creates each.
-pub(super) const LATER_TABLES: &[(i32, Table)] = &[(
-    2,
-    Table {
-        prefix: b'a',
-        name: "api_tokens",
-        columns: &[
-            ("id", Text),
-            ("scope", Text),
-            ("created", Text),
-            ("note", Text),
-        ],
-        indexes: &[],
-        typed: |_, v| {
-            let t: Value = serde_json::from_slice(v).ok()?;
-            let text = |f: &str| Col::Text(t.get(f).and_then(Value::as_str).map(String::from));
-            Some(vec![
-                text("id"),
-                text("scope"),
-                text("created"),
-                text("note"),
-            ])
+pub(super) const LATER_TABLES: &[(i32, Table)] = &[
+    (
+        2,
+        Table {
+            prefix: b'a',
+            name: "api_tokens",
+            columns: &[
+                ("id", Text),
+                ("scope", Text),
+                ("created", Text),
+                ("note", Text),
+            ],
+            indexes: &[],
+            typed: |_, v| {
+                let t: Value = serde_json::from_slice(v).ok()?;
+                let text = |f: &str| Col::Text(t.get(f).and_then(Value::as_str).map(String::from));
+                Some(vec![
+                    text("id"),
+                    text("scope"),
+                    text("created"),
+                    text("note"),
+                ])
+            },
         },
-    },
-)];
+    ),
+    (
+        6,
+        Table {
+            prefix: b'x',
+            name: "journey_inbox",
+            columns: &[("part", BigInt), ("input", Json)],
+            indexes: &[],
+            typed: |k, v| {
+                let part = k.get(1..3).map(|b| u16::from_be_bytes([b[0], b[1]]) as i64);
+                Some(vec![
+                    Col::BigInt(part),
+                    Col::Json(serde_json::from_slice(v).ok()),
+                ])
+            },
+        },
+    ),
+];
 
 /// Every table, the first schema's and the later ones.
 pub(super) fn all_tables() -> impl Iterator<Item = &'static Table> {
@@ -337,20 +355,22 @@ pub(super) fn migrations() -> Vec<String> {
     v1.push_str(
         "CREATE TABLE journey_lease (name text PRIMARY KEY, owner text NOT NULL, expires timestamptz NOT NULL);\n",
     );
-    let mut all = vec![v1];
-    for (version, t) in LATER_TABLES {
-        let n = *version as usize;
-        all.resize(all.len().max(n), String::new());
-        all[n - 1].push_str(&create_table(t));
-    }
-    // The lease's epoch: each takeover raises it, and every commit checks it (fencing).
-    all.push("ALTER TABLE journey_lease ADD COLUMN epoch bigint NOT NULL DEFAULT 0;\n".into());
-    // The daemons working on the database or waiting for its lease (`announce`).
-    all.push(
+    let mut all = vec![
+        v1,
+        String::new(),
+        // The lease's epoch: each takeover raises it, and every commit checks it (fencing).
+        "ALTER TABLE journey_lease ADD COLUMN epoch bigint NOT NULL DEFAULT 0;\n".into(),
+        // The daemons working on the database (`announce`).
         "CREATE TABLE journey_daemons (owner text PRIMARY KEY, address text NOT NULL, role text NOT NULL, started timestamptz NOT NULL DEFAULT now(), seen timestamptz NOT NULL DEFAULT now());\n".into(),
-    );
-    // A batch reads its contacts' instances by contact (`prefetch`).
-    all.push("CREATE INDEX instances_by_contact ON instances (contact);\n".into());
+        // A batch reads its contacts' instances by contact (`prefetch`).
+        "CREATE INDEX instances_by_contact ON instances (contact);\n".into(),
+        // A lease per partition (`lease`; its rows are made once, by `migrate`) in place of
+        // the one daemon's; the inbox is a table of `LATER_TABLES`.
+        "DROP TABLE journey_lease;\nCREATE TABLE journey_partitions (part integer PRIMARY KEY, owner text NOT NULL DEFAULT '', epoch bigint NOT NULL DEFAULT 0, expires timestamptz NOT NULL DEFAULT '-infinity');\n".into(),
+    ];
+    for (version, t) in LATER_TABLES {
+        all[*version as usize - 1].push_str(&create_table(t));
+    }
     all
 }
 

@@ -1,0 +1,124 @@
+//! Work for another daemon: on a database several daemons share, this process advances only
+//! the contacts of the partitions it holds. An input for any other contact (an event taken
+//! by this daemon's API, a click on its tracking links, an enrolment a schedule made, a
+//! delivery report for a send of a partition since handed over) is put in that partition's
+//! inbox (`x` keys) in the batch, so it is durable when the batch is acknowledged; the
+//! partition's holder takes it into one of its batches, which removes it: each is
+//! processed once. Timers, segment checks and resumes of another's contacts are dropped:
+//! their state is on disk, and that daemon reads it.
+
+use super::*;
+
+/// An input as the inbox keeps it (JSON, readable in `journey_inbox`).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Routed {
+    Event {
+        event: Event,
+    },
+    Enroll {
+        journey: String,
+        contact: String,
+    },
+    Delivered {
+        message_id: String,
+        event: Event,
+    },
+    /// A profile given through the API (`upsert_contact`): applied when taken (an upsert
+    /// is idempotent, so one taken again after a crash changes nothing more).
+    Upsert {
+        contact: Contact,
+    },
+}
+
+/// The most inbox entries one round takes.
+pub const INBOX_TAKE: usize = 512;
+
+impl Runtime {
+    /// Splits off the inputs for contacts of partitions this process does not work on:
+    /// those that can be routed go into `batch` as inbox entries of their partitions; the
+    /// rest are dropped (see the module). Returns the inputs to process here.
+    pub(super) fn route_elsewhere(
+        &mut self,
+        inputs: Vec<Input>,
+        now: Millis,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<Input>> {
+        if !self.store.is_shared() {
+            return Ok(inputs);
+        }
+        let mut here = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            if self.store.works_on(input.contact_hint()) {
+                here.push(input);
+                continue;
+            }
+            let partition = self.store.partition_of(input.contact_hint());
+            let routed = match input {
+                Input::Event(event) => Routed::Event { event },
+                Input::Enroll { journey, contact } => Routed::Enroll { journey, contact },
+                Input::Delivered { message_id, event } => Routed::Delivered { message_id, event },
+                Input::Timer { .. } | Input::Resume { .. } | Input::SegmentCheck { .. } => continue,
+            };
+            let value = serde_json::to_vec(&routed).expect("inputs serialize");
+            batch.put_inbox(partition, now, self.store.next_id()?, value);
+            self.counters.routed += 1;
+        }
+        Ok(here)
+    }
+
+    /// Puts a profile update for a contact of another daemon's partition in that
+    /// partition's inbox, durably. Returns false when the contact is this process's.
+    pub(super) fn route_upsert(&mut self, c: &Contact) -> Result<bool> {
+        if !self.store.is_shared() || self.store.works_on(&c.id) {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        let value =
+            serde_json::to_vec(&Routed::Upsert { contact: c.clone() }).expect("contacts serialize");
+        let now = chrono::Utc::now().timestamp_millis();
+        batch.put_inbox(
+            self.store.partition_of(&c.id),
+            now,
+            self.store.next_id()?,
+            value,
+        );
+        self.store.apply(batch)?;
+        self.counters.routed += 1;
+        Ok(true)
+    }
+
+    /// Takes up to `limit` inbox entries of the partitions this process works on, as
+    /// inputs; the next batch removes them (with its commit: taken once). An entry that
+    /// does not decode is removed and logged.
+    pub fn take_inbox(&mut self, limit: usize) -> Result<Vec<Input>> {
+        if !self.store.is_shared() {
+            return Ok(Vec::new());
+        }
+        let mut inputs = Vec::new();
+        for (key, value) in self.store.inbox(limit)? {
+            if self.inbox_taken.contains(&key) {
+                continue;
+            }
+            match serde_json::from_slice::<Routed>(&value) {
+                Ok(Routed::Event { event }) => inputs.push(Input::Event(event)),
+                Ok(Routed::Enroll { journey, contact }) => {
+                    inputs.push(Input::Enroll { journey, contact })
+                }
+                Ok(Routed::Delivered { message_id, event }) => {
+                    inputs.push(Input::Delivered { message_id, event })
+                }
+                Ok(Routed::Upsert { contact }) => {
+                    // Before the inputs taken after it (its events may need the address).
+                    self.upsert_contact(&contact)?;
+                }
+                Err(e) => tracing::error!(
+                    key = %hex::encode(&key),
+                    "an inbox entry does not decode ({e}); it is dropped"
+                ),
+            }
+            self.inbox_taken.push(key);
+        }
+        Ok(inputs)
+    }
+}
