@@ -563,6 +563,46 @@ fn two_daemons_share_the_partitions_and_a_paused_one_is_fenced_out() {
         "{out}"
     );
     assert!(out.contains(" 0-31") && out.contains(" 32-63"), "{out}");
+    // A deploy through one daemon reaches the other, and so do a pause and a resume.
+    let changed = tempfile::tempdir().unwrap();
+    copy_welcome(changed.path());
+    let welcome = changed.path().join("journeys/welcome.journey");
+    let text = std::fs::read_to_string(&welcome).unwrap();
+    std::fs::write(&welcome, text.replace("within 3d", "within 4d")).unwrap();
+    std::fs::write(
+        changed.path().join("journeys/hello.journey"),
+        "journey hello {\n  entry event \"hello\"\n  send email hi {\n    subject \"Hi\"\n    text \"Hi!\"\n  }\n}\n",
+    )
+    .unwrap();
+    let o = a.cli(&[
+        "deploy",
+        "--dir",
+        changed.path().join("journeys").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let journey_on = |d: &Daemon, name: &str| {
+        let (s, v) = d.admin_call("GET", "/v1/journeys", None);
+        assert_eq!(s, 200, "{v}");
+        v["journeys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|j| j["name"] == name)
+            .cloned()
+    };
+    wait_for("the deploy to reach the second daemon", 30, || {
+        journey_on(&b, "hello")
+    });
+    let o = a.cli(&["pause", "welcome_promo"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for("the pause to reach the second daemon", 30, || {
+        (journey_on(&b, "welcome_promo")?["paused"] == true).then_some(())
+    });
+    let o = b.cli(&["resume", "welcome_promo"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for("the resume to reach the first daemon", 30, || {
+        (journey_on(&a, "welcome_promo")?["paused"] == false).then_some(())
+    });
 
     let sent = |who: &str| {
         pg.psql(

@@ -21,7 +21,14 @@ impl Runtime {
     /// Loads a compiled program: a journey whose IR changed gets a new version for new
     /// entries; contacts in flight stay on theirs, unless it says `migrate by name`.
     /// A migration that would strand waiting contacts refuses the whole deploy.
+    ///
+    /// On a database several daemons share, a daemon moves only its own partitions'
+    /// waiting contacts and segment members; the others do theirs when the program reaches
+    /// them (`Runtime::follow_deploys`).
     pub fn deploy(&mut self, program: Program, now: Millis) -> Result<DeployReport> {
+        let before_heads = self.deployed.heads.clone();
+        let before = self.deployed.program.clone();
+        let shared = self.store.is_shared();
         let mut report = DeployReport::default();
         let mut batch = WriteBatch::default();
         let mut migrations: Vec<(Arc<JourneyIr>, String, Arc<JourneyIr>)> = Vec::new();
@@ -30,6 +37,16 @@ impl Runtime {
             self.deployed.heads.insert(name.clone(), hash.clone());
             let head = self.store.head(name)?;
             if head.as_deref() == Some(hash.as_str()) {
+                // Deployed by another daemon: this one moves its own waiting contacts from
+                // the version it ran.
+                if let Some(was) = before_heads
+                    .get(name)
+                    .filter(|was| shared && ir.migrate_by_name && **was != hash)
+                {
+                    if let Some(old) = self.version(was)? {
+                        migrations.push((old, hash.clone(), Arc::new(ir.clone())));
+                    }
+                }
                 self.deployed
                     .versions
                     .entry(hash)
@@ -70,7 +87,8 @@ impl Runtime {
         // Move waiting contacts of migrating journeys to the same-named step.
         for (old, new_hash, new) in migrations {
             for mut inst in self.store.active_of(&new.name)? {
-                if inst.version == new_hash {
+                // Another daemon's contacts are moved by that daemon.
+                if inst.version == new_hash || !self.store.works_on(&inst.contact) {
                     continue;
                 }
                 let from = inst.step.map(|s| old.step(s).name.clone());
@@ -87,8 +105,32 @@ impl Runtime {
             self.store.flush()?;
         }
         self.deployed.program = Arc::new(program);
-        report.segments = self.refresh_segments(now)?;
+        report.segments = self.refresh_segments(now, &before)?;
         Ok(report)
+    }
+
+    /// What `program` would change against what is deployed in the store (journeys whose
+    /// version differs, segments whose definition does): a daemon starting on a database
+    /// other daemons work on runs theirs rather than revert it with older files.
+    pub fn changes_against_store(&self, program: &Program) -> Result<Vec<String>> {
+        let mut changes = Vec::new();
+        for (name, ir) in &program.journeys {
+            if self.store.head(name)?.as_deref() != Some(ir.content_hash().as_str()) {
+                changes.push(format!("journey '{name}'"));
+            }
+        }
+        let stored: BTreeMap<String, String> = self.store.segment_defs()?.into_iter().collect();
+        for name in program.segments.keys() {
+            if stored.get(name) != Some(&segments::segment_fingerprint(program, name)) {
+                changes.push(format!("segment '{name}'"));
+            }
+        }
+        for name in stored.keys() {
+            if !program.segments.contains_key(name) {
+                changes.push(format!("segment '{name}' (removed)"));
+            }
+        }
+        Ok(changes)
     }
 
     /// Whether nothing an instance can do next reads its contact's history: it waits where

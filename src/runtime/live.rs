@@ -332,7 +332,12 @@ impl Live<'_> {
             Vec::new()
         };
         batch.extend(got.inputs);
-        batch.extend(from_inbox);
+        // What came through the inbox goes first: a click routed there before a check's
+        // deadline answers it, though the new holder of a partition finds the timer due too.
+        if !from_inbox.is_empty() {
+            from_inbox.append(&mut batch);
+            batch = from_inbox;
+        }
         if !batch.is_empty() || !got.acks.is_empty() {
             match self.rt.process_in_background(batch, now) {
                 Ok(out) => {

@@ -19,6 +19,7 @@ mod routing;
 mod schedules;
 mod timers;
 pub use erase::Erasure;
+pub use pause::PAUSED_META;
 pub use routing::INBOX_TAKE;
 pub use schedules::{next_scheduled_run, past_plans, schedule_key};
 
@@ -698,8 +699,13 @@ journey slow {
             .map(|i| event(&format!("c{i}"), "signup", None, T0))
             .collect();
         let out = run(&mut rt, signups, T0);
-        // 50 events, 50 contacts, 50 instances, and one record for the 50 timers.
-        assert_eq!(out.writes, 151);
+        // 50 events, 50 contacts, 50 instances, and one record for the 50 timers (one per
+        // partition of theirs, on a store several daemons may share).
+        let records = (0..50)
+            .map(|i| rt.store.partition_of(&format!("c{i}")))
+            .collect::<BTreeSet<_>>()
+            .len();
+        assert_eq!(out.writes, 150 + records);
         assert_eq!(rt.store.timer_count().unwrap(), 50);
         assert_eq!(rt.timers_in_memory(), 50);
         // Ten purchases cancel ten timers; the record stays for the other forty.
@@ -708,15 +714,19 @@ journey slow {
             .collect();
         run(&mut rt, buys, T0 + 1_000);
         assert_eq!(rt.timers_in_memory(), 40);
-        assert_eq!(
-            rt.store.timer_count().unwrap(),
-            50,
-            "stale until the record goes"
-        );
+        // Stale until their record goes: a record whose timers were all cancelled goes
+        // (on a store of one partition, none of the ten).
+        let still: BTreeSet<u16> = (10..50)
+            .map(|i| rt.store.partition_of(&format!("c{i}")))
+            .collect();
+        let stale = (0..10)
+            .filter(|i| still.contains(&rt.store.partition_of(&format!("c{i}"))))
+            .count();
+        assert_eq!(rt.store.timer_count().unwrap(), 40 + stale);
         // A far timer stays on disk, out of the wheel.
         run(&mut rt, vec![event("z", "slow", None, T0)], T0 + 2_000);
         assert_eq!(rt.timers_in_memory(), 40);
-        assert_eq!(rt.store.timer_count().unwrap(), 51);
+        assert_eq!(rt.store.timer_count().unwrap(), 41 + stale);
         drop(rt);
 
         // After a restart: the near record is loaded whole (the ten stale timers too).
@@ -728,7 +738,7 @@ journey slow {
         let due = T0 + 3_600_000;
         assert_eq!(rt.next_wake().unwrap(), Some(store::bucket_of(due)));
         rt.tick(due - 1, &mut sink, &mut timeline).unwrap();
-        assert_eq!(rt.timers_in_memory(), 50);
+        assert_eq!(rt.timers_in_memory(), 40 + stale);
         assert!(sink.delivered.is_empty(), "nothing before its time");
         rt.tick(due, &mut sink, &mut timeline).unwrap();
         // Forty sends; the ten stale timers did nothing; the record is gone.
@@ -823,9 +833,14 @@ journey slow {
             .collect();
         let out = run(&mut rt, signups, T0);
         assert_eq!(out.sends.len(), 10);
-        // 10 events, 10 contacts, 10 instances, one outbox record.
-        assert_eq!(out.writes, 31);
-        assert_eq!(rt.store.outbox_records().unwrap().len(), 1);
+        // 10 events, 10 contacts, 10 instances, one outbox record (one per partition of
+        // theirs, on a store several daemons may share).
+        let records = (0..10)
+            .map(|i| rt.store.partition_of(&format!("c{i}")))
+            .collect::<BTreeSet<_>>()
+            .len();
+        assert_eq!(out.writes, 30 + records);
+        assert_eq!(rt.store.outbox_records().unwrap().len(), records);
         assert_eq!(rt.store.outbox().unwrap().len(), 10);
         let depth = |rt: &Runtime| {
             rt.stages
@@ -842,18 +857,25 @@ journey slow {
             .collect();
         run(&mut rt, reported, T0 + 5);
         assert_eq!(depth(&rt), 6);
-        assert_eq!(rt.store.outbox_records().unwrap().len(), 1);
-        let pending: Vec<String> = rt
+        let left = (4..10)
+            .map(|i| rt.store.partition_of(&format!("c{i}")))
+            .collect::<BTreeSet<_>>()
+            .len();
+        assert_eq!(rt.store.outbox_records().unwrap().len(), left);
+        // In the order committed, within a partition.
+        let mut pending: Vec<String> = rt
             .store
             .outbox()
             .unwrap()
             .into_iter()
             .map(|j| j.message_id)
             .collect();
-        let expected: Vec<String> = out.sends[4..]
+        pending.sort();
+        let mut expected: Vec<String> = out.sends[4..]
             .iter()
             .map(|j| j.message_id.clone())
             .collect();
+        expected.sort();
         assert_eq!(pending, expected);
         drop(rt);
 
@@ -871,11 +893,12 @@ journey slow {
                 .unwrap(),
             6
         );
-        let resent: Vec<String> = sink
+        let mut resent: Vec<String> = sink
             .delivered
             .iter()
             .map(|(j, _)| j.message_id.clone())
             .collect();
+        resent.sort();
         assert_eq!(resent, expected);
         assert!(rt.store.outbox_records().unwrap().is_empty());
         assert!(rt.store.outbox().unwrap().is_empty());

@@ -26,7 +26,7 @@ pub(super) struct HeldTimer {
 }
 
 /// The store meta key of the paused journeys (a JSON list of names).
-pub(super) const PAUSED_META: &str = "paused";
+pub const PAUSED_META: &str = "paused";
 
 impl Runtime {
     /// The paused journeys.

@@ -230,19 +230,44 @@ impl Runtime {
 
     /// Evaluates new and changed segments over every contact (and forgets removed ones).
     /// Called by `deploy` once the program is in place.
-    pub(super) fn refresh_segments(&mut self, now: Millis) -> Result<SegmentRefresh> {
+    ///
+    /// On a database several daemons share, each evaluates its own partitions' contacts:
+    /// the first daemon to deploy a change finds it against the stored definitions, the
+    /// others against the program they ran before (`before`), which the change reached
+    /// them from (`Runtime::follow_deploys`).
+    pub(super) fn refresh_segments(
+        &mut self,
+        now: Millis,
+        before: &Program,
+    ) -> Result<SegmentRefresh> {
         let program: Arc<Program> = self.deployed.program.clone();
         let stored: BTreeMap<String, String> = self.store.segment_defs()?.into_iter().collect();
+        let shared = self.store.is_shared();
+        let ran_before = |name: &str| {
+            (shared && !before.journeys.is_empty()).then(|| {
+                before
+                    .segments
+                    .contains_key(name)
+                    .then(|| segment_fingerprint(before, name))
+            })
+        };
         let mut report = SegmentRefresh::default();
         let mut changed: Vec<(String, String)> = Vec::new();
         for name in program.segments.keys() {
             let fp = segment_fingerprint(&program, name);
-            if stored.get(name) != Some(&fp) {
+            if stored.get(name) != Some(&fp)
+                || ran_before(name).is_some_and(|was| was.as_ref() != Some(&fp))
+            {
                 changed.push((name.clone(), fp));
             }
         }
         for name in stored.keys() {
             if !program.segments.contains_key(name) {
+                report.removed.push(name.clone());
+            }
+        }
+        for name in before.segments.keys() {
+            if shared && !program.segments.contains_key(name) && !report.removed.contains(name) {
                 report.removed.push(name.clone());
             }
         }
@@ -256,6 +281,10 @@ impl Runtime {
                 .members(name)
                 .collect::<std::result::Result<_, _>>()?;
             for m in members {
+                // Another daemon's contact: that daemon removes it.
+                if !self.store.works_on(&m) {
+                    continue;
+                }
                 batch.del_member(name, &m);
                 if batch.writes >= REEVALUATE_BATCH {
                     self.store.apply(std::mem::take(&mut batch))?;
@@ -271,6 +300,9 @@ impl Runtime {
             for r in store.contacts_with_events_since(history_needed(&program, now)) {
                 let (contact, events) = r?;
                 let id = contact.id.clone();
+                if !self.store.works_on(&id) {
+                    continue;
+                }
                 report.contacts += 1;
                 let view = ContactView {
                     contact: &contact,

@@ -328,15 +328,30 @@ fn initial_deploy(rt: &mut Runtime, config: &Config, now: Millis) {
                     Ok(past) => past.iter().for_each(|w| tracing::warn!("{w}")),
                     Err(e) => tracing::warn!("could not check the plans' times: {e}"),
                 }
-                match apply_program(rt, p, now) {
-                    Ok(r) => {
-                        for c in &r.changed {
-                            tracing::info!(journey = %c.journey, from = c.from.as_deref().unwrap_or("-"), to = %c.to, "deployed");
+                // Other daemons work on this database: the program they run stays, rather
+                // than be changed by the files of a daemon that (re)starts.
+                let others_run = !rt.store.works_on_all() && stored_program(&rt.store).is_some();
+                let differs = match others_run.then(|| rt.changes_against_store(&p)) {
+                    Some(Ok(changes)) if !changes.is_empty() => Some(changes),
+                    _ => None,
+                };
+                if let Some(changes) = differs {
+                    tracing::error!(
+                        "the journeys in {} differ from the program the other daemons on this database run ({}): this daemon runs theirs; deploy through the API (`journey deploy`) to change it",
+                        dir.display(),
+                        changes.join(", ")
+                    );
+                } else {
+                    match apply_program(rt, p, now) {
+                        Ok(r) => {
+                            for c in &r.changed {
+                                tracing::info!(journey = %c.journey, from = c.from.as_deref().unwrap_or("-"), to = %c.to, "deployed");
+                            }
+                            tracing::info!(journeys = n, dir = %dir.display(), "journeys loaded");
+                            return;
                         }
-                        tracing::info!(journeys = n, dir = %dir.display(), "journeys loaded");
-                        return;
+                        Err(e) => tracing::error!("deploy of {} refused: {e}", dir.display()),
                     }
-                    Err(e) => tracing::error!("deploy of {} refused: {e}", dir.display()),
                 }
             }
             None => tracing::error!(
@@ -392,6 +407,13 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
         }
         None => Store::open(&store_path(&config.data_dir))
             .map_err(|e| anyhow::anyhow!("{}: {e}", store_path(&config.data_dir).display()))?,
+    };
+    // Every daemon on a database signs and checks links alike: unless configured, the
+    // secret is the database's (the first daemon's), kept in the data directory too.
+    let secret = if config.secret.is_none() && store.can_be_unavailable() {
+        auth::share_secret(&store, secret, &config.data_dir)?
+    } else {
+        secret
     };
     let tokens = auth::TokenPlace::of(&config.data_dir, &store);
     if let Some(path) = auth::first_admin_token(&tokens, &config.data_dir)? {
@@ -468,6 +490,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     let served = tokio_rt.block_on(async {
         tracing::info!(%addr, data = %config.data_dir.display(), "listening");
         spawn_reload_on_hangup(state.clone());
+        spawn_follow_deploys(state.clone());
         let app = routes(state.clone());
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -562,6 +585,94 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// How often a daemon on a database shared with others looks for a deploy or a pause made
+/// through another daemon.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// On a database other daemons share: every `FOLLOW_EVERY`, the program last deployed and
+/// the journeys paused, as the store has them, are taken up by this daemon's engine when they
+/// changed (`follow_stored`), so a deploy or a pause through any daemon reaches all.
+fn spawn_follow_deploys(state: Shared) {
+    if !state.store.is_shared() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut seen: Option<(Vec<u8>, Vec<u8>)> = None;
+        loop {
+            tokio::time::sleep(FOLLOW_EVERY).await;
+            let store = state.store.clone();
+            let stored = tokio::task::spawn_blocking(move || {
+                let program = store.meta(PROGRAM_META)?.unwrap_or_default();
+                let paused = store.meta(crate::runtime::PAUSED_META)?.unwrap_or_default();
+                Ok::<_, crate::store::StoreError>((program, paused))
+            })
+            .await;
+            let Ok(Ok(stored)) = stored else { continue };
+            if seen.as_ref() == Some(&stored) {
+                continue;
+            }
+            let st = state.clone();
+            let now_stored = stored.clone();
+            let r = state
+                .control(move |rt, sink, now, timeline| {
+                    let r = follow_stored(rt, &now_stored, sink, now, timeline);
+                    st.refresh(rt);
+                    r
+                })
+                .await;
+            match r {
+                Ok(Ok(())) => seen = Some(stored),
+                Ok(Err(e)) => tracing::error!(
+                    "a deploy made through another daemon could not be taken up: {e}"
+                ),
+                Err(_) => {}
+            }
+        }
+    });
+}
+
+/// Takes up the program and the paused journeys the store has, when they differ from what
+/// the engine runs (the same program again changes nothing).
+fn follow_stored(
+    rt: &mut Runtime,
+    (program, paused): &(Vec<u8>, Vec<u8>),
+    sink: &mut dyn crate::runtime::Sink,
+    now: Millis,
+    timeline: &mut Vec<TimelineEntry>,
+) -> Result<(), RuntimeError> {
+    if let Ok(p) = serde_json::from_slice::<Program>(program) {
+        let differs = p.journeys.len() != rt.program().journeys.len()
+            || p.journeys.iter().any(|(name, ir)| {
+                rt.program()
+                    .journeys
+                    .get(name)
+                    .is_none_or(|mine| mine.content_hash() != ir.content_hash())
+            })
+            || serde_json::to_vec(&p.segments).ok()
+                != serde_json::to_vec(&rt.program().segments).ok();
+        if differs {
+            let report = rt.deploy(p, now)?;
+            tracing::info!(
+                changed = report.changed.len(),
+                migrated = report.migrated,
+                "took up a deploy made through another daemon"
+            );
+        }
+    }
+    let wanted: std::collections::BTreeSet<String> =
+        serde_json::from_slice(paused).unwrap_or_default();
+    let now_paused = rt.paused().clone();
+    for j in wanted.difference(&now_paused) {
+        rt.pause(j)?;
+        tracing::info!(journey = %j, "paused through another daemon");
+    }
+    for j in now_paused.difference(&wanted) {
+        rt.resume(j, now, sink, timeline)?;
+        tracing::info!(journey = %j, "resumed through another daemon");
+    }
+    Ok(())
 }
 
 fn spawn_reload_on_hangup(state: Shared) {

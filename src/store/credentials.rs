@@ -386,6 +386,21 @@ pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<
     }
 }
 
+/// The signing secret of a store several daemons share: the one stored in it (meta
+/// `signing_secret`), or `mine` if none was, stored now (the first to store wins). Written
+/// to the data directory when it differs, so the CLI (`journey preview`) signs alike.
+pub fn share_secret(store: &Store, mine: Vec<u8>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let shared = store.meta_if_absent(SECRET_META, &mine)?;
+    if shared != mine {
+        write_private(&secret_path(data_dir), &shared)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", secret_path(data_dir).display()))?;
+    }
+    Ok(shared)
+}
+
+/// The store meta key of a database's signing secret (`share_secret`).
+const SECRET_META: &str = "signing_secret";
+
 pub fn secret_path(data_dir: &Path) -> PathBuf {
     data_dir.join("secret")
 }

@@ -433,6 +433,13 @@ impl Store {
         self.kv.held_partitions().is_none_or(|h| h.works_on(p))
     }
 
+    /// Whether this process works on every partition (alone on its store, or sled).
+    pub fn works_on_all(&self) -> bool {
+        self.kv
+            .held_partitions()
+            .is_none_or(|h| h.held().len() == h.count as usize)
+    }
+
     /// Whether this process advances this contact (`works_on_partition`).
     pub fn works_on(&self, contact: &str) -> bool {
         match self.kv.held_partitions() {
@@ -780,7 +787,8 @@ impl Store {
         Ok(outcomes[&job.contact].contains(&job.message_id))
     }
 
-    /// Sends committed and not yet delivered, in the order they were committed.
+    /// Sends committed and not yet delivered, in the order they were committed (within each
+    /// partition, on a database of several).
     pub fn outbox(&self) -> Result<Vec<SendJob>> {
         let mut outcomes = Default::default();
         let mut out = Vec::new();
@@ -1001,6 +1009,16 @@ impl Store {
     pub fn short_link(&self, code: &str) -> Result<Option<Claims>> {
         let k = key(b'l', &[code.as_bytes()]);
         self.kv.get(&k)?.map(|v| decode(&k, &v)).transpose()
+    }
+
+    /// Stores a meta value unless one is there; returns the value stored (this one, or the
+    /// one found).
+    pub fn meta_if_absent(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+        let k = key(b'm', &[name.as_bytes()]);
+        Ok(match self.kv.insert_new(&k, value)? {
+            None => value.to_vec(),
+            Some(found) => found.to_vec(),
+        })
     }
 
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
