@@ -630,6 +630,27 @@ fn two_daemons_share_the_partitions_and_a_paused_one_is_fenced_out() {
         pg.psql(&db, "SELECT count(*) FROM journey_inbox").unwrap(),
         "0"
     );
+    // An erasure asked of the daemon that does not hold the contact: handed to the other.
+    let erin = (0..)
+        .map(|i| format!("erin{i}"))
+        .find(|c| !of_a.contains(&journey::store::partition_of(c, 64)))
+        .unwrap();
+    assert_eq!(b.sign_up(&erin).0, 200);
+    wait_for("erin's welcome", 30, || (sent(&erin) == "1").then_some(()));
+    let (s, v) = a.admin_call("DELETE", &format!("/v1/contacts/{erin}"), None);
+    assert_eq!(s, 202, "{v}");
+    assert!(v["note"].as_str().unwrap().contains("inbox"), "{v}");
+    wait_for("erin erased by the daemon holding her", 30, || {
+        let left = pg
+            .psql(
+                &db,
+                &format!("SELECT count(*) FROM events WHERE contact = '{erin}'"),
+            )
+            .unwrap();
+        (left == "0").then_some(())
+    });
+    let (s, _) = b.admin_call("GET", &format!("/v1/contacts/{erin}"), None);
+    assert_eq!(s, 404);
 
     // The first is paused past its leases (10 s): the second takes its partitions over.
     let pid_a = a.child.as_ref().unwrap().id().to_string();

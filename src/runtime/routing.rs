@@ -29,6 +29,10 @@ enum Routed {
     Upsert {
         contact: Contact,
     },
+    /// An erasure asked of a daemon that does not hold the contact.
+    Erase {
+        contact: String,
+    },
 }
 
 /// The most inbox entries one round takes.
@@ -88,6 +92,26 @@ impl Runtime {
         Ok(true)
     }
 
+    /// Puts the erasure of a contact of another daemon's partition in that partition's
+    /// inbox, durably: its holder carries it out when it takes it (within a poll of its
+    /// inbox). Returns the partition, or None when the contact is this process's.
+    pub fn route_erasure(&mut self, contact: &str) -> Result<Option<u16>> {
+        if !self.store.is_shared() || self.store.works_on(contact) {
+            return Ok(None);
+        }
+        let partition = self.store.partition_of(contact);
+        let value = serde_json::to_vec(&Routed::Erase {
+            contact: contact.to_string(),
+        })
+        .expect("ids serialize");
+        let mut batch = WriteBatch::default();
+        let now = chrono::Utc::now().timestamp_millis();
+        batch.put_inbox(partition, now, self.store.next_id()?, value);
+        self.store.apply(batch)?;
+        self.counters.routed += 1;
+        Ok(Some(partition))
+    }
+
     /// Takes up to `limit` inbox entries of the partitions this process works on, as
     /// inputs; the next batch removes them (with its commit: taken once). An entry that
     /// does not decode is removed and logged.
@@ -111,6 +135,16 @@ impl Runtime {
                 Ok(Routed::Upsert { contact }) => {
                     // Before the inputs taken after it (its events may need the address).
                     self.upsert_contact(&contact)?;
+                }
+                Ok(Routed::Erase { contact }) => {
+                    // At once (inputs taken before it for the contact are dropped with it).
+                    inputs.retain(|i: &Input| i.contact_hint() != contact);
+                    if let Some(e) = self.erase_contact(&contact)? {
+                        tracing::info!(
+                            keys = e.keys,
+                            "erased a contact, as another daemon was asked"
+                        );
+                    }
                 }
                 Err(e) => tracing::error!(
                     key = %hex::encode(&key),

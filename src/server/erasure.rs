@@ -8,7 +8,7 @@ use super::openapi::{tags, ErrorBody};
 use super::{now_ms, ApiError, Scope, Shared};
 use crate::runtime::Erasure;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -21,6 +21,18 @@ pub struct Erased {
     /// The contact's id.
     erased: String,
     removed: Erasure,
+}
+
+/// An erasure handed to the daemon that holds the contact (several daemons share the
+/// database): `DELETE /v1/contacts/{id}`'s 202.
+#[derive(Serialize, ToSchema)]
+pub struct ErasureHanded {
+    /// The contact's id.
+    erased: String,
+    /// The contact's partition, whose holder carries the erasure out.
+    partition: u16,
+    /// What happens next.
+    note: String,
 }
 
 /// Everything stored about a contact (`GET /v1/contacts/{id}/export`); times in RFC 3339.
@@ -58,6 +70,7 @@ pub const EXPORT_FORMAT: &str = "journey-contact-export/1";
     params(("id" = String, Path, description = "The contact's id")),
     responses(
         (status = 200, description = "Erased: what was removed", body = Erased),
+        (status = 202, description = "Handed to the daemon holding the contact's partition (several daemons share the database), which erases it within a second", body = ErasureHanded),
         (status = 404, description = "No such contact", body = ErrorBody),
     )
 )]
@@ -69,12 +82,26 @@ pub async fn delete_contact(
     st.authorize(&headers, Scope::Admin)?;
     let who = id.clone();
     let erased = st
-        .control(move |rt, _, _, _| rt.erase_contact(&who))
+        .control(move |rt, _, _, _| match rt.route_erasure(&who)? {
+            Some(p) => Ok(Err(p)),
+            None => rt.erase_contact(&who).map(Ok),
+        })
         .await?
         .map_err(store_err)?;
     match erased {
-        None => Err(ApiError::not_found(format!("no contact '{id}'"))),
-        Some(removed) => Ok(Json(Erased {
+        Err(partition) => Ok((
+            StatusCode::ACCEPTED,
+            Json(ErasureHanded {
+                note: format!(
+                    "contact '{id}' is in partition {partition}, which another daemon holds: the erasure is in that partition's inbox and is carried out there within a second"
+                ),
+                erased: id,
+                partition,
+            }),
+        )
+            .into_response()),
+        Ok(None) => Err(ApiError::not_found(format!("no contact '{id}'"))),
+        Ok(Some(removed)) => Ok(Json(Erased {
             erased: id,
             removed,
         })
