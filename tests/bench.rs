@@ -46,3 +46,53 @@ fn b1_counts_every_click_and_every_timeout_from_the_branches_taken() {
     let ratio = field(&stdout, "engine");
     assert!(ratio.contains("of raw"), "{ratio}");
 }
+
+/// `journey bench cluster` runs daemons on a PostgreSQL of its own, counts every contact
+/// through, and measures a takeover: a small run checks that it finishes and says so.
+#[test]
+fn the_cluster_benchmark_counts_every_contact_and_times_a_takeover() {
+    // The benchmark starts its own server; without PostgreSQL here, the test says so.
+    if journey::bench::pg_server::PgServer::for_test(
+        "the_cluster_benchmark_counts_every_contact_and_times_a_takeover",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args([
+            "bench",
+            "cluster",
+            "--daemons",
+            "2",
+            "--contacts",
+            "300",
+            "--takeover",
+            "kill",
+        ])
+        .output()
+        .expect("the bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("B1 cluster: 2 daemons, 300 contacts in"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("takeover (kill): "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    // On one host a killed daemon's partitions are taken at the keepers' next round (2 s),
+    // and a timer comes due within a second of it: well inside the lease's 10 s.
+    let secs: f64 = line
+        .split("elsewhere ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(secs > 0.0 && secs < 12.0, "{line}");
+}

@@ -244,14 +244,14 @@ fn print_stages(metrics: &str, wall: Duration) {
 
 /// A minimal HTTP/1.1 keep-alive client: writes a request made in advance, reads the
 /// status line, the headers and a `content-length` body.
-struct Connection {
+pub(super) struct Connection {
     stream: std::net::TcpStream,
     buf: Vec<u8>,
     addr: String,
 }
 
 impl Connection {
-    fn open(addr: &str) -> std::io::Result<Connection> {
+    pub(super) fn open(addr: &str) -> std::io::Result<Connection> {
         let stream = std::net::TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -263,7 +263,7 @@ impl Connection {
     }
 
     /// Sends one request; returns the response's status once its body is read.
-    fn exchange(&mut self, request: &[u8]) -> std::io::Result<u16> {
+    pub(super) fn exchange(&mut self, request: &[u8]) -> std::io::Result<u16> {
         use std::io::{Read, Write};
         let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
         self.stream.write_all(request)?;
@@ -304,13 +304,32 @@ impl Connection {
     }
 
     fn get_text(&mut self, path: &str) -> std::io::Result<String> {
-        let req = format!("GET {path} HTTP/1.1\r\nhost: {}\r\n\r\n", self.addr);
-        self.exchange(req.as_bytes())?;
+        self.call("GET", path, None, "").map(|(_, body)| body)
+    }
+
+    /// A request with a bearer token and a JSON body: (status, body).
+    pub(super) fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
+        let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        let status = self.exchange(req.as_bytes())?;
         let head_end = self
             .buf
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
             .map_or(0, |p| p + 4);
-        Ok(String::from_utf8_lossy(&self.buf[head_end..]).into_owned())
+        Ok((
+            status,
+            String::from_utf8_lossy(&self.buf[head_end..]).into_owned(),
+        ))
     }
 }

@@ -8,6 +8,7 @@ use crate::lang;
 use std::path::PathBuf;
 
 mod clicks;
+mod cluster;
 mod crash;
 pub mod ingest;
 pub mod pg_server;
@@ -15,6 +16,7 @@ pub mod segments;
 mod waiting;
 
 pub use clicks::clicks;
+pub use cluster::{cluster, ClusterOptions};
 pub use crash::crash_child;
 pub use waiting::{waiting, waiting_restart};
 

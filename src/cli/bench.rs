@@ -89,6 +89,21 @@ pub enum Workload {
         #[arg(long, hide = true)]
         fill_to: Option<usize>,
     },
+    /// B1 over several `journey serve` processes on one PostgreSQL (a server of the
+    /// benchmark's own): contacts/s with N daemons, the events posted round-robin to them;
+    /// then, with --takeover, the time from killing (or pausing) one daemon to the first
+    /// timer of its partitions fired by another.
+    Cluster {
+        /// How many daemons.
+        #[arg(long, default_value_t = 2)]
+        daemons: usize,
+        #[arg(long, default_value_t = 20_000)]
+        contacts: usize,
+        /// `kill` (SIGKILL; on one host its partitions are taken at the next round) or
+        /// `stop` (SIGSTOP; taken at the leases' expiry, as for another machine).
+        #[arg(long, value_parser = ["kill", "stop"])]
+        takeover: Option<String>,
+    },
     /// Used by the crash test: run a journey on the system clock over a store, printing
     /// progress, until killed or done.
     #[command(hide = true)]
@@ -157,6 +172,15 @@ pub fn run(args: BenchArgs) -> ExitCode {
             dir,
             ..
         } => bench::segments::run(contacts, events, updates, dir),
+        Workload::Cluster {
+            daemons,
+            contacts,
+            takeover,
+        } => bench::cluster(bench::ClusterOptions {
+            daemons: daemons.max(1),
+            contacts,
+            takeover,
+        }),
         Workload::CrashChild {
             dir,
             contacts,

@@ -250,9 +250,10 @@ impl Live<'_> {
         let mut from_inbox = Vec::new();
         if self.rt.store.is_shared() && state.inbox_read.is_none_or(|at| at.elapsed() >= INBOX_POLL)
         {
-            state.inbox_read = Some(Instant::now());
             let room = self.config.max_batch.saturating_sub(batch.len()).max(1);
             from_inbox = self.rt.take_inbox(room.min(super::INBOX_TAKE))?;
+            // A full take leaves more: read again next round, not a poll later.
+            state.inbox_read = (from_inbox.len() < room.min(super::INBOX_TAKE)).then(Instant::now);
         }
         let mut got = Gathered {
             controls: std::mem::take(&mut state.controls),

@@ -412,6 +412,20 @@ impl Runtime {
         Ok(())
     }
 
+    /// `upsert_contact` for many: those of other daemons' partitions go to their inboxes in
+    /// one batch.
+    pub fn upsert_contacts(&mut self, contacts: &[Contact]) -> Result<()> {
+        if self.route_upserts(contacts)? == contacts.len() {
+            return Ok(());
+        }
+        for c in contacts {
+            if self.store.works_on(&c.id) {
+                self.upsert_contact(c)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Creates or updates a contact's profile (keys given replace the stored ones).
     pub fn upsert_contact(&mut self, c: &Contact) -> Result<()> {
         // Another daemon's contact: to its inbox.

@@ -9,7 +9,8 @@
 
 use super::*;
 
-/// An input as the inbox keeps it (JSON, readable in `journey_inbox`).
+/// An input as the inbox keeps it (JSON, readable in `journey_inbox`; an entry is an array
+/// of them: what one batch routed to one partition).
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Routed {
@@ -52,6 +53,8 @@ impl Runtime {
             return Ok(inputs);
         }
         let mut here = Vec::with_capacity(inputs.len());
+        // One inbox entry per partition and batch: a row, however many inputs.
+        let mut elsewhere: BTreeMap<u16, Vec<Routed>> = BTreeMap::new();
         for input in inputs {
             if self.store.works_on(input.contact_hint()) {
                 here.push(input);
@@ -64,9 +67,12 @@ impl Runtime {
                 Input::Delivered { message_id, event } => Routed::Delivered { message_id, event },
                 Input::Timer { .. } | Input::Resume { .. } | Input::SegmentCheck { .. } => continue,
             };
+            elsewhere.entry(partition).or_default().push(routed);
+            self.counters.routed += 1;
+        }
+        for (partition, routed) in elsewhere {
             let value = serde_json::to_vec(&routed).expect("inputs serialize");
             batch.put_inbox(partition, now, self.store.next_id()?, value);
-            self.counters.routed += 1;
         }
         Ok(here)
     }
@@ -74,22 +80,37 @@ impl Runtime {
     /// Puts a profile update for a contact of another daemon's partition in that
     /// partition's inbox, durably. Returns false when the contact is this process's.
     pub(super) fn route_upsert(&mut self, c: &Contact) -> Result<bool> {
-        if !self.store.is_shared() || self.store.works_on(&c.id) {
-            return Ok(false);
+        Ok(self.route_upserts(std::slice::from_ref(c))? == 1)
+    }
+
+    /// Puts the profile updates of other daemons' contacts in their partitions' inboxes,
+    /// in one batch (an entry per partition); returns how many were routed. The others
+    /// are left to the caller.
+    pub(super) fn route_upserts(&mut self, contacts: &[Contact]) -> Result<usize> {
+        if !self.store.is_shared() {
+            return Ok(0);
         }
-        let mut batch = WriteBatch::default();
-        let value =
-            serde_json::to_vec(&Routed::Upsert { contact: c.clone() }).expect("contacts serialize");
+        let mut elsewhere: BTreeMap<u16, Vec<Routed>> = BTreeMap::new();
+        for c in contacts.iter().filter(|c| !self.store.works_on(&c.id)) {
+            elsewhere
+                .entry(self.store.partition_of(&c.id))
+                .or_default()
+                .push(Routed::Upsert { contact: c.clone() });
+        }
+        if elsewhere.is_empty() {
+            return Ok(0);
+        }
         let now = chrono::Utc::now().timestamp_millis();
-        batch.put_inbox(
-            self.store.partition_of(&c.id),
-            now,
-            self.store.next_id()?,
-            value,
-        );
+        let mut batch = WriteBatch::default();
+        let mut n = 0;
+        for (partition, routed) in elsewhere {
+            n += routed.len();
+            let value = serde_json::to_vec(&routed).expect("contacts serialize");
+            batch.put_inbox(partition, now, self.store.next_id()?, value);
+        }
         self.store.apply(batch)?;
-        self.counters.routed += 1;
-        Ok(true)
+        self.counters.routed += n as u64;
+        Ok(n)
     }
 
     /// Puts the erasure of a contact of another daemon's partition in that partition's
@@ -100,9 +121,9 @@ impl Runtime {
             return Ok(None);
         }
         let partition = self.store.partition_of(contact);
-        let value = serde_json::to_vec(&Routed::Erase {
+        let value = serde_json::to_vec(&[Routed::Erase {
             contact: contact.to_string(),
-        })
+        }])
         .expect("ids serialize");
         let mut batch = WriteBatch::default();
         let now = chrono::Utc::now().timestamp_millis();
@@ -121,35 +142,47 @@ impl Runtime {
         }
         let mut inputs = Vec::new();
         for (key, value) in self.store.inbox(limit)? {
+            if inputs.len() >= limit {
+                break;
+            }
             if self.inbox_taken.contains(&key) {
                 continue;
             }
-            match serde_json::from_slice::<Routed>(&value) {
-                Ok(Routed::Event { event }) => inputs.push(Input::Event(event)),
-                Ok(Routed::Enroll { journey, contact }) => {
-                    inputs.push(Input::Enroll { journey, contact })
+            let routed = match serde_json::from_slice::<Vec<Routed>>(&value) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(
+                        key = %hex::encode(&key),
+                        "an inbox entry does not decode ({e}); it is dropped"
+                    );
+                    Vec::new()
                 }
-                Ok(Routed::Delivered { message_id, event }) => {
-                    inputs.push(Input::Delivered { message_id, event })
-                }
-                Ok(Routed::Upsert { contact }) => {
-                    // Before the inputs taken after it (its events may need the address).
-                    self.upsert_contact(&contact)?;
-                }
-                Ok(Routed::Erase { contact }) => {
-                    // At once (inputs taken before it for the contact are dropped with it).
-                    inputs.retain(|i: &Input| i.contact_hint() != contact);
-                    if let Some(e) = self.erase_contact(&contact)? {
-                        tracing::info!(
-                            keys = e.keys,
-                            "erased a contact, as another daemon was asked"
-                        );
+            };
+            for r in routed {
+                match r {
+                    Routed::Event { event } => inputs.push(Input::Event(event)),
+                    Routed::Enroll { journey, contact } => {
+                        inputs.push(Input::Enroll { journey, contact })
+                    }
+                    Routed::Delivered { message_id, event } => {
+                        inputs.push(Input::Delivered { message_id, event })
+                    }
+                    Routed::Upsert { contact } => {
+                        // Before the inputs taken after it (its events may need the
+                        // address).
+                        self.upsert_contact(&contact)?;
+                    }
+                    Routed::Erase { contact } => {
+                        // At once (inputs taken before it for the contact go with it).
+                        inputs.retain(|i: &Input| i.contact_hint() != contact);
+                        if let Some(e) = self.erase_contact(&contact)? {
+                            tracing::info!(
+                                keys = e.keys,
+                                "erased a contact, as another daemon was asked"
+                            );
+                        }
                     }
                 }
-                Err(e) => tracing::error!(
-                    key = %hex::encode(&key),
-                    "an inbox entry does not decode ({e}); it is dropped"
-                ),
             }
             self.inbox_taken.push(key);
         }

@@ -575,9 +575,7 @@ fn check_profile(
 pub async fn upsert_contacts(st: &Shared, contacts: Vec<Contact>) -> Result<(), ApiError> {
     let r = st
         .control(move |rt, _, _, _| {
-            for c in &contacts {
-                rt.upsert_contact(c)?;
-            }
+            rt.upsert_contacts(&contacts)?;
             rt.store.flush()?;
             Ok::<_, crate::runtime::RuntimeError>(())
         })

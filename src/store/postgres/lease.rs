@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// (renewals, takeovers, hand-backs): a daemon cut off for longer than the lease loses its
 /// partitions to the others.
 pub(super) const LEASE_SECONDS: i32 = 10;
-pub(super) const LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// This process, as the leases name it: host and pid.
 pub(super) fn lease_owner() -> String {
