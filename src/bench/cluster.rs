@@ -31,6 +31,7 @@ const RACE: &str = r#"journey clicks {
 
 journey later {
   entry event "later"
+  reentry always
   policy none
   wait 1s
   send email bye {
