@@ -240,11 +240,7 @@ impl<'a> Compiler<'a> {
                             .with_help("ids are how events find their contact"),
                     );
                 }
-                StepKindIr::Set {
-                    field: field.name.clone(),
-                    value: literal_value(value),
-                    next,
-                }
+                self.computed(file, field, value, next, scope)
             }
         };
         let id = cx.ids[&s.span.start];

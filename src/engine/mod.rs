@@ -8,6 +8,7 @@ pub mod cond;
 pub mod consent;
 pub mod model;
 pub mod step;
+pub mod times;
 pub mod wheel;
 
 pub use model::*;

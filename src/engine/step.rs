@@ -62,22 +62,35 @@ pub fn entry_event_matches(j: &JourneyIr, e: &Event, view: &ContactView) -> bool
 }
 
 fn event_matches(m: &EventMatchIr, e: &Event, view: &ContactView) -> bool {
+    keyed_event_matches(m, e, None, view)
+}
+
+/// `event_matches` for an instance's goal and exit, whose `where` may read `entry.KEY`.
+fn keyed_event_matches(
+    m: &EventMatchIr,
+    e: &Event,
+    entry_event: Option<&Event>,
+    view: &ContactView,
+) -> bool {
     e.kind == m.event
         && m.condition.as_ref().is_none_or(|c| {
             view.eval(
                 c,
                 Subject {
                     record: Some(e),
-                    entry_event: None,
+                    entry_event,
                 },
             )
         })
 }
 
-/// May a contact with these earlier instances of the journey enter now?
-/// Never twice at once; then as `reentry` says.
-pub fn reentry_allows(j: &JourneyIr, earlier: &[&Instance], now: Millis) -> bool {
-    if earlier.iter().any(|i| i.is_active()) {
+/// May a contact with these earlier instances of the journey enter now? `by_event`: the
+/// contact enters on an event (not a segment, a plan or the API). Never twice at once, but
+/// for `reentry always` on an event, which runs an instance per entering event side by
+/// side; then as `reentry` says.
+pub fn reentry_allows(j: &JourneyIr, earlier: &[&Instance], now: Millis, by_event: bool) -> bool {
+    let side_by_side = by_event && j.reentry == ReentryIr::Always;
+    if !side_by_side && earlier.iter().any(|i| i.is_active()) {
         return false;
     }
     match j.reentry {
@@ -113,18 +126,6 @@ fn answers_send(e: &Event, id: &str, sent_at: Millis, live: bool) -> bool {
         None if live => e.at >= sent_at,
         None => e.at > sent_at,
     }
-}
-
-/// FNV-1a: a stable hash, the same on every machine and release, for `split random`.
-fn stable_hash(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
 }
 
 /// Advances one instance as far as it can go on this input.
@@ -176,11 +177,12 @@ impl Run<'_, '_> {
         }
         if let Input::Event(e) = input {
             let view = self.w.view();
+            let entry = self.inst.entry_event.as_ref();
             if self
                 .j
                 .goal
                 .as_ref()
-                .is_some_and(|g| event_matches(g, e, &view))
+                .is_some_and(|g| keyed_event_matches(g, e, entry, &view))
             {
                 self.end(EndReason::Converted);
                 return;
@@ -189,7 +191,7 @@ impl Run<'_, '_> {
                 .j
                 .exit
                 .as_ref()
-                .is_some_and(|x| event_matches(x, e, &view))
+                .is_some_and(|x| keyed_event_matches(x, e, entry, &view))
             {
                 self.end(EndReason::Exited);
                 return;
@@ -198,6 +200,17 @@ impl Run<'_, '_> {
         let flow = match input {
             Input::Enter => {
                 self.timeline(Happening::Entered);
+                if self.j.holds_out(&self.inst.contact) {
+                    let holdout = Event {
+                        contact: self.inst.contact.clone(),
+                        kind: HOLDOUT.into(),
+                        at: self.w.now,
+                        journey: Some(self.j.name.clone()),
+                        ..Event::default()
+                    };
+                    self.w.events.push(holdout.clone());
+                    self.fx.push(Effect::Record(holdout));
+                }
                 Flow::Go(self.j.start)
             }
             Input::Timer(due) => {
@@ -488,19 +501,64 @@ impl Run<'_, '_> {
                 });
                 Flow::Go(next)
             }
+            StepKindIr::Compute { field, expr, next } => {
+                let view = self.w.view();
+                let subject = Subject {
+                    record: None,
+                    entry_event: self.inst.entry_event.as_ref(),
+                };
+                let lookup = |p: &[String]| view.lookup(p, subject);
+                let computed = super::times::compute(
+                    expr,
+                    &lookup,
+                    now,
+                    pick_zone(None, self.w.contact.timezone(), self.w.default_zone),
+                );
+                match computed {
+                    Ok(value) => self.set_field(field, value),
+                    Err(reason) => {
+                        let failed = Event {
+                            contact: self.inst.contact.clone(),
+                            kind: SET_FAILED.into(),
+                            at: now,
+                            journey: Some(self.j.name.clone()),
+                            properties: serde_json::Map::from_iter([
+                                ("step".to_string(), Value::String(step.name.clone())),
+                                ("field".to_string(), Value::String(field.clone())),
+                                ("reason".to_string(), Value::String(reason.clone())),
+                            ]),
+                            ..Event::default()
+                        };
+                        self.w.events.push(failed.clone());
+                        self.fx.push(Effect::Record(failed));
+                        self.timeline(Happening::Error {
+                            step: step.name.clone(),
+                            error: format!("set contact.{field}: {reason}"),
+                        });
+                    }
+                }
+                Flow::Go(*next)
+            }
             StepKindIr::Set { field, value, next } => {
-                self.w.contact.profile.insert(field.clone(), value.clone());
-                self.fx.push(Effect::SetField {
-                    field: field.clone(),
-                    value: value.clone(),
-                });
-                self.timeline(Happening::Set {
-                    field: field.clone(),
-                    value: value.clone(),
-                });
+                self.set_field(field, value.clone());
                 Flow::Go(*next)
             }
         }
+    }
+
+    fn set_field(&mut self, field: &str, value: Value) {
+        self.w
+            .contact
+            .profile
+            .insert(field.to_string(), value.clone());
+        self.fx.push(Effect::SetField {
+            field: field.to_string(),
+            value: value.clone(),
+        });
+        self.timeline(Happening::Set {
+            field: field.to_string(),
+            value,
+        });
     }
 
     /// Quiet hours, then the policy's caps, then the send itself.
@@ -515,6 +573,15 @@ impl Run<'_, '_> {
             return Flow::Park;
         };
         let channel = msg.channel;
+        // The holdout is sent nothing: the contact walks the journey as if each send were
+        // suppressed.
+        if self.j.holds_out(&self.inst.contact) {
+            self.timeline(Happening::Withheld {
+                message: message.into(),
+                reason: "holdout".into(),
+            });
+            return Flow::Go(next);
+        }
         // Consent first: a contact who said no is not held for quiet hours or caps.
         if let Some(reason) = super::consent::suppression(
             self.w.program,

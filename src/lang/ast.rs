@@ -126,6 +126,12 @@ pub enum HeaderKind {
     Transactional,
     /// `topic NAME`: every send needs the contact's consent to this topic.
     Topic(Ident),
+    /// `holdout 10%`: a stable share of entering contacts is sent nothing (a control group).
+    Holdout {
+        /// Hundredths of a percent, as a split's arms.
+        basis_points: u32,
+        percent_text: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -185,7 +191,7 @@ pub enum StepKind {
     Check(Check),
     If(IfStep),
     Split(Split),
-    Set { field: Ident, value: Literal },
+    Set { field: Ident, value: Expr },
     Goto(Ident),
     End,
 }
@@ -306,6 +312,53 @@ pub enum Literal {
     List(Vec<Literal>),
 }
 
+/// A computed value (`set contact.x = contact.x + 1`): literals, `now`, durations, the
+/// values of `contact.…` and `entry.…`, and `+ - * /`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum ExprKind {
+    Literal(Literal),
+    /// `contact.a.b`, `entry.a`, `event.a`: the root first.
+    Ref(Vec<String>),
+    Now,
+    Dur(Dur),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// Parentheses as written.
+    Group(Box<Expr>),
+}
+
+/// A moment a profile time is compared with: a date (midnight UTC), or `now` give or take
+/// a duration (`now + 3d`; `offset` None is `now`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TimePoint {
+    Date(Date),
+    Now { minus: bool, offset: Option<Dur> },
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Condition {
     pub kind: CondKind,
@@ -319,6 +372,16 @@ pub enum Matcher {
     NotIn(Vec<Literal>),
     Contains(Literal),
     StartsWith(Literal),
+    /// `== entry.cart_id`: compared with another value (`contact.…`, `entry.…`, `event.…`).
+    CmpRef(CmpOp, Vec<String>, Span),
+    /// Profile times: `in last 30d`.
+    InLast(Dur),
+    Before(TimePoint),
+    After(TimePoint),
+    /// Inclusive dates.
+    Between(Date, Date),
+    /// `is anniversary`: the same month and day as today, in the contact's time zone.
+    Anniversary,
 }
 
 /// What an engagement condition counts: a message, a journey, a channel or a label.

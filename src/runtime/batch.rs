@@ -463,7 +463,7 @@ impl Runtime {
         let world = &mut round.world;
         let instances = &mut round.instances;
         let earlier: Vec<&Instance> = instances.iter().filter(|i| i.journey == j.name).collect();
-        if !step::reentry_allows(j, &earlier, world.now) {
+        if !step::reentry_allows(j, &earlier, world.now, entry_event.is_some()) {
             return Ok(false);
         }
         let hash = match self.deployed.heads.get(&j.name) {
@@ -527,7 +527,7 @@ impl Runtime {
                 // Into the batch's outbox record (`write_outbox`).
                 Effect::Send(job) => work.out.sends.push(job),
                 Effect::SetField { .. } => round.contact_dirty = true,
-                Effect::Capped(ev) | Effect::Suppressed(ev) => {
+                Effect::Capped(ev) | Effect::Suppressed(ev) | Effect::Record(ev) => {
                     // The engine already added it to the world's history.
                     if let Ok(seq) = self.store.next_id() {
                         work.batch.put_event(&ev, seq);

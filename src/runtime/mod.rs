@@ -512,6 +512,7 @@ pub fn describe(h: &Happening) -> String {
         Happening::Migrated { from, to } => format!("migrated {from} → {to}"),
         Happening::Error { step, error } => format!("error at {step}: {error}"),
         Happening::Suppressed { message, reason } => format!("suppressed {message} ({reason})"),
+        Happening::Withheld { message, reason } => format!("withheld {message} ({reason})"),
     }
 }
 

@@ -225,7 +225,8 @@ fn step_signature(j: &JourneyIr, idx: usize) -> Value {
             }
             StepKindIr::Wait { next, .. }
             | StepKindIr::WaitUntil { next, .. }
-            | StepKindIr::Set { next, .. } => {
+            | StepKindIr::Set { next, .. }
+            | StepKindIr::Compute { next, .. } => {
                 b.insert("next".into(), name(next));
             }
             StepKindIr::Check { yes, no, .. } | StepKindIr::WaitEvent { yes, no, .. } => {
