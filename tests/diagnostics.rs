@@ -688,6 +688,20 @@ journey welcome {
 );
 
 case!(
+    experiment_shares_and_winner,
+    r#"journey welcome {
+  entry api
+  experiment subject by converted within 1d {
+    20% a { send email a { subject "A" text "a" } }
+    30% winner
+    20% b { send email b { subject "B" text "b" } }
+    10% winner
+  }
+}
+"#
+);
+
+case!(
     holdout_share_out_of_range,
     r#"journey welcome {
   entry api

@@ -172,6 +172,7 @@ impl Sim {
             events: self.events[&contact_id].clone(),
             now: self.now,
             default_zone: self.zone,
+            decisions: Default::default(),
         };
         let fx = step::advance(j, &mut self.instances[idx], input, &mut w);
         self.contacts.insert(contact_id, w.contact);

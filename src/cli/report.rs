@@ -88,9 +88,48 @@ pub fn render_text(r: &JourneyReport) -> String {
     if let Some(h) = &r.holdout {
         out += &render_holdout(h);
     }
+    for x in &r.experiments {
+        out += &render_experiment(x);
+    }
     for m in &r.messages {
         out += "\n";
         out += &render_message(m);
+    }
+    out
+}
+
+fn render_experiment(x: &report::ExperimentReport) -> String {
+    let mut out = format!("\nexperiment {} by {}\n", x.experiment, x.metric);
+    out += &format!(
+        "  {:<18} {:>8} {:>9} {:>8}\n",
+        "arm", "contacts", x.metric, "rate"
+    );
+    for a in &x.arms {
+        out += &format!(
+            "  {:<18} {:>8} {:>9} {:>7.1}%\n",
+            a.arm, a.contacts, a.successes, a.rate
+        );
+    }
+    match (&x.winner, x.chosen_at) {
+        (Some(w), Some(at)) => {
+            let rates: Vec<String> = x
+                .rates_at_choice
+                .iter()
+                .map(|a| format!("{} {:.1}% of {}", a.arm, a.rate, a.contacts))
+                .collect();
+            out += &format!(
+                "  winner: {w} (chosen {} for the {}% winner share; rates then: {})\n",
+                crate::runtime::fmt_time(at),
+                x.winner_share,
+                rates.join(", ")
+            );
+        }
+        _ => {
+            out += &format!(
+                "  winner: not chosen yet ({}% winner share)\n",
+                x.winner_share
+            )
+        }
     }
     out
 }

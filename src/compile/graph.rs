@@ -117,6 +117,23 @@ fn build(j: &JourneyIr) -> (Vec<Node>, Vec<Edge>) {
                 }
                 edge(*otherwise, Some("else".into()));
             }
+            StepKindIr::Experiment { arms, winner, .. } => {
+                for a in arms {
+                    edge(
+                        a.next,
+                        Some(format!("{} {}%", a.name, percent(a.basis_points))),
+                    );
+                }
+                if *winner > 0 {
+                    for a in arms {
+                        edges.push(Edge {
+                            from: id.clone(),
+                            to: target(a.next),
+                            label: Some(format!("winner {}% if {}", percent(*winner), a.name)),
+                        });
+                    }
+                }
+            }
             StepKindIr::Split { arms } => {
                 for a in arms {
                     edge(
@@ -230,6 +247,19 @@ fn describe(j: &JourneyIr, k: &StepKindIr) -> (Option<String>, Shape) {
         }
         StepKindIr::Branch { .. } => (None, Shape::Decision),
         StepKindIr::Split { .. } => (Some("split random".into()), Shape::Decision),
+        StepKindIr::Experiment {
+            metric,
+            within_seconds,
+            within_months,
+            ..
+        } => (
+            Some(format!(
+                "experiment by {}\nwithin {}",
+                metric.as_str(),
+                period(*within_months, *within_seconds)
+            )),
+            Shape::Decision,
+        ),
         StepKindIr::Set { field, value, .. } => (
             Some(format!("set contact.{field} = {}", value_text(value))),
             Shape::Action,

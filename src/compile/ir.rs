@@ -285,12 +285,70 @@ pub enum StepKindIr {
         value: serde_json::Value,
         next: Next,
     },
+    /// `experiment NAME by METRIC within D { … }`: a contact's arm is stable (a hash of
+    /// contact, journey and step); the `winner` share (`winner` basis points, 0 for none)
+    /// waits `within`, then follows the arm the runtime decided (`World::decisions`).
+    Experiment {
+        metric: ExperimentMetric,
+        within_seconds: i64,
+        #[serde(default, skip_serializing_if = "no_months")]
+        within_months: u32,
+        arms: Vec<ExperimentArmIr>,
+        winner: u32,
+    },
     /// `set contact.FIELD = EXPR` with a computed value (a literal alone is `Set`).
     Compute {
         field: String,
         expr: ExprIr,
         next: Next,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExperimentMetric {
+    Opened,
+    Clicked,
+    /// The journey's goal.
+    Converted,
+}
+
+impl ExperimentMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentMetric::Opened => "opened",
+            ExperimentMetric::Clicked => "clicked",
+            ExperimentMetric::Converted => "converted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentArmIr {
+    pub name: String,
+    /// Hundredths of a percent.
+    pub basis_points: u32,
+    pub next: Next,
+    /// The messages the arm sends (its opens and clicks count for `opened`, `clicked`).
+    pub messages: Vec<String>,
+}
+
+/// Which arm of an experiment a contact takes: its index, or None for the winner share.
+pub fn experiment_arm(
+    contact: &str,
+    journey: &str,
+    step: &str,
+    arms: &[ExperimentArmIr],
+) -> Option<usize> {
+    let bucket = (stable_hash(&[contact, journey, step]) % 10_000) as u32;
+    let mut acc = 0;
+    for (i, a) in arms.iter().enumerate() {
+        acc += a.basis_points;
+        if bucket < acc {
+            return Some(i);
+        }
+    }
+    None
 }
 
 /// A computed value. `Ref` paths start with their root: `contact`, or `entry` (the entry
@@ -345,6 +403,7 @@ impl StepKindIr {
                 v
             }
             StepKindIr::Split { arms } => arms.iter().map(|a| a.next).collect(),
+            StepKindIr::Experiment { arms, .. } => arms.iter().map(|a| a.next).collect(),
         }
     }
 

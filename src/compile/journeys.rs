@@ -241,6 +241,27 @@ impl<'a> Compiler<'a> {
         self.check_step_names(&cx);
         let start = self.link_block(&mut cx, &j.steps, None, &scope);
         self.check_graph(&cx, start);
+        for (i, st) in cx.steps.iter().enumerate() {
+            if let StepKindIr::Experiment {
+                metric: ExperimentMetric::Converted,
+                ..
+            } = st.kind
+            {
+                if ir.goal.is_none() {
+                    self.err(
+                        Diagnostic::error(
+                            file,
+                            cx.spans[i],
+                            format!(
+                                "experiment '{}' is by `converted`, but the journey has no goal",
+                                st.name
+                            ),
+                        )
+                        .with_help("add `goal event \"…\"`, or measure by `opened` or `clicked`"),
+                    );
+                }
+            }
+        }
         ir.start = start;
         ir.steps = cx.steps;
         let refs = self.keyed.take().unwrap_or_default();
@@ -344,6 +365,7 @@ impl<'a> Compiler<'a> {
                     cx.if_count += 1;
                     format!("if_{}", cx.if_count)
                 }
+                (None, StepKind::Experiment(x)) => x.name.name.clone(),
                 (None, StepKind::Split(_)) => {
                     cx.split_count += 1;
                     format!("split_{}", cx.split_count)
@@ -392,6 +414,11 @@ impl<'a> Compiler<'a> {
                 StepKind::Split(sp) => {
                     for a in &sp.arms {
                         self.assign(cx, &a.block.steps);
+                    }
+                }
+                StepKind::Experiment(x) => {
+                    for (_, b) in x.arms.iter().filter_map(|a| a.arm.as_ref()) {
+                        self.assign(cx, &b.steps);
                     }
                 }
                 StepKind::Check(c) => {

@@ -490,6 +490,11 @@ impl JourneyMessages {
                             walk(&a.block.steps, out);
                         }
                     }
+                    StepKind::Experiment(x) => {
+                        for (_, b) in x.arms.iter().filter_map(|a| a.arm.as_ref()) {
+                            walk(&b.steps, out);
+                        }
+                    }
                     StepKind::Check(c) => {
                         for b in [&c.outcomes.yes, &c.outcomes.no].into_iter().flatten() {
                             walk(&b.steps, out);

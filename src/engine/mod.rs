@@ -6,6 +6,7 @@
 pub mod calendar;
 pub mod cond;
 pub mod consent;
+pub mod experiment;
 pub mod model;
 pub mod step;
 pub mod times;

@@ -51,6 +51,10 @@ pub const HOLDOUT: &str = "holdout";
 /// Recorded when a computed value cannot be computed (`set contact.x = contact.name + 1`
 /// with a name that is text), with the `step`, `field` and `reason`; the contact goes on.
 pub const SET_FAILED: &str = "set.failed";
+/// Recorded on the pseudo-contact `journey:NAME` when an experiment's winner is chosen, with
+/// the `experiment`, the `winner`, the `metric` and each arm's `contacts`, `successes` and
+/// `rate`: the choice is fixed from then on (restarts included).
+pub const EXPERIMENT_DECIDED: &str = "experiment.decided";
 /// A spam complaint about an address (forwarded from an email provider): suppresses it.
 pub const COMPLAINED: &str = "complained";
 
@@ -72,6 +76,7 @@ pub fn is_reserved_event_type(kind: &str) -> bool {
                 | "subscription.changed"
                 | "holdout"
                 | "set.failed"
+                | "experiment.decided"
                 | "push_token.removed"
         )
 }

@@ -22,6 +22,11 @@ pub enum Input<'a> {
     Event(&'a Event),
 }
 
+/// The key of an experiment's decision in `World::decisions` and the store: `journey/step`.
+pub fn decision_key(journey: &str, step: &str) -> String {
+    format!("{journey}/{step}")
+}
+
 /// The contact as the engine sees it for one batch of inputs. The step function adds to it
 /// (sends, profile updates) so later steps in the same batch see them.
 pub struct World<'a> {
@@ -31,6 +36,9 @@ pub struct World<'a> {
     pub events: Vec<Event>,
     pub now: Millis,
     pub default_zone: Tz,
+    /// The winners of experiments, by `decision_key`, as the runtime decided them: the
+    /// winner share of an experiment follows the arm named here when its wait ends.
+    pub decisions: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> World<'a> {
@@ -275,6 +283,25 @@ impl Run<'_, '_> {
                 Flow::Go(*no)
             }
             StepKindIr::Send { message, next } => self.send(&step.name, message, *next),
+            StepKindIr::Experiment { arms, .. } => {
+                // The runtime decided the winner before this input (`World::decisions`);
+                // without a decision, the first arm (as a tie would).
+                let key = decision_key(&self.j.name, &step.name);
+                let i = self
+                    .w
+                    .decisions
+                    .get(&key)
+                    .and_then(|w| arms.iter().position(|a| &a.name == w))
+                    .unwrap_or(0);
+                let Some(arm) = arms.get(i) else {
+                    return Flow::Go(None);
+                };
+                self.timeline(Happening::Branched {
+                    step: step.name.clone(),
+                    to: format!("winner {}", arm.name),
+                });
+                Flow::Go(arm.next)
+            }
             // Only waiting and sending steps park.
             _ => Flow::Go(self.inst.step),
         }
@@ -482,6 +509,25 @@ impl Run<'_, '_> {
                 });
                 Flow::Go(to)
             }
+            StepKindIr::Experiment {
+                arms,
+                within_seconds,
+                within_months,
+                ..
+            } => match experiment_arm(&self.inst.contact, &self.j.name, &step.name, arms) {
+                Some(i) => {
+                    self.timeline(Happening::Branched {
+                        step: step.name.clone(),
+                        to: arms[i].name.clone(),
+                    });
+                    Flow::Go(arms[i].next)
+                }
+                // The winner share waits for the measure, then takes the winner.
+                None => {
+                    let due = self.after(now, *within_months, *within_seconds);
+                    self.park(Parked::Waiting, due)
+                }
+            },
             StepKindIr::Split { arms } => {
                 let bucket =
                     (stable_hash(&[&self.inst.contact, &self.j.name, &step.name]) % 10_000) as u32;

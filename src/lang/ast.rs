@@ -191,6 +191,7 @@ pub enum StepKind {
     Check(Check),
     If(IfStep),
     Split(Split),
+    Experiment(Experiment),
     Set { field: Ident, value: Expr },
     Goto(Ident),
     End,
@@ -298,6 +299,26 @@ pub struct SplitArm {
     pub percent_text: String,
     pub name: Ident,
     pub block: Block,
+    pub span: Span,
+}
+
+/// `experiment NAME by clicked within 1d { 20% a {…} 20% b {…} 60% winner }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Experiment {
+    pub name: Ident,
+    /// `opened`, `clicked` or `converted` (the journey's goal).
+    pub metric: Ident,
+    pub within: Dur,
+    pub arms: Vec<ExperimentArm>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExperimentArm {
+    /// Hundredths of a percent, as a split's arms.
+    pub basis_points: u32,
+    pub percent_text: String,
+    /// The arm's name and steps; None for the `winner` share.
+    pub arm: Option<(Ident, Block)>,
     pub span: Span,
 }
 

@@ -218,6 +218,24 @@ pub fn step(s: &Step) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        StepKind::Experiment(x) => format!(
+            "experiment `{}`: tries {} on their shares, by the {} rate within {}; {}",
+            x.name.name,
+            x.arms
+                .iter()
+                .filter_map(|a| a.arm.as_ref().map(|(n, _)| format!("{} `{}`", a.percent_text, n.name)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            x.metric.name,
+            duration(&x.within.text),
+            match x.arms.iter().find(|a| a.arm.is_none()) {
+                Some(w) => format!(
+                    "the other {} wait that long, then take the arm with the best rate (a tie takes the first)",
+                    w.percent_text
+                ),
+                None => "no winner share".to_string(),
+            }
+        ),
         StepKind::Set { field, value } => match value.kind {
             ExprKind::Literal(_) => format!("sets the contact's field `{}`", field.name),
             _ => format!(

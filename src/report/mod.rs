@@ -147,7 +147,104 @@ pub struct JourneyReport {
     /// With `holdout N%`: the goal conversion of the holdout and of the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout: Option<HoldoutReport>,
+    /// Each experiment of the version last deployed: its arms' rates and the winner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<ExperimentReport>,
     pub messages: Vec<MessageStats>,
+}
+
+/// `experiment NAME by METRIC within D`: each arm's rate among the contacts who entered it,
+/// and the winner once chosen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExperimentReport {
+    pub experiment: String,
+    /// `opened`, `clicked` or `converted`.
+    pub metric: String,
+    /// The winner share, in percent.
+    pub winner_share: f64,
+    /// The arms as they stand now (contacts who entered each, and those who did the verb).
+    pub arms: Vec<ArmReport>,
+    /// The arm chosen for the winner share, once chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub winner: Option<String>,
+    /// When it was chosen (milliseconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    pub chosen_at: Option<Millis>,
+    /// The arms' rates when it was chosen, as recorded then.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rates_at_choice: Vec<ArmReport>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArmReport {
+    pub arm: String,
+    /// Contacts who entered the arm (the holdout excepted): the sample size.
+    pub contacts: u64,
+    pub successes: u64,
+    /// `successes / contacts` in percent.
+    pub rate: f64,
+}
+
+/// The experiments of `ir`, measured over the store now, with their recorded decisions.
+fn experiment_reports(store: &Store, ir: &JourneyIr) -> Result<Vec<ExperimentReport>, ReportError> {
+    use crate::compile::ir::StepKindIr;
+    let mut out = Vec::new();
+    for step in &ir.steps {
+        let StepKindIr::Experiment {
+            metric,
+            arms,
+            winner,
+            ..
+        } = &step.kind
+        else {
+            continue;
+        };
+        let mut tally = crate::engine::experiment::Tally::new(&ir.name, &step.name, *metric, arms);
+        for c in store.contacts() {
+            let c = c?;
+            let instances = store.instances_of(&c.id)?;
+            if instances.iter().any(|i| i.journey == ir.name) {
+                let events = store.events_of(&c.id)?;
+                tally.add(&c.id, ir.holds_out(&c.id), &instances, &events);
+            }
+        }
+        let decided = crate::runtime::recorded_decision(store, &ir.name, &step.name)?;
+        let arm_report = |v: &serde_json::Value| ArmReport {
+            arm: v["arm"].as_str().unwrap_or_default().to_string(),
+            contacts: v["contacts"].as_u64().unwrap_or(0),
+            successes: v["successes"].as_u64().unwrap_or(0),
+            rate: v["rate"].as_f64().unwrap_or(0.0),
+        };
+        out.push(ExperimentReport {
+            experiment: step.name.clone(),
+            metric: metric.as_str().into(),
+            winner_share: *winner as f64 / 100.0,
+            arms: tally
+                .tallies
+                .iter()
+                .map(|t| ArmReport {
+                    arm: t.arm.clone(),
+                    contacts: t.contacts,
+                    successes: t.successes,
+                    rate: t.rate(),
+                })
+                .collect(),
+            winner: decided
+                .as_ref()
+                .and_then(|e| e.properties.get("winner"))
+                .and_then(|w| w.as_str())
+                .map(String::from),
+            chosen_at: decided.as_ref().map(|e| e.at),
+            rates_at_choice: decided
+                .as_ref()
+                .and_then(|e| e.properties.get("arms"))
+                .and_then(|a| a.as_array())
+                .map(|a| a.iter().map(arm_report).collect())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(out)
 }
 
 /// A share of contacts and how many of them reached the journey's goal.
@@ -559,6 +656,10 @@ pub fn journey_report(
         entered: entered.len() as u64,
         instances,
         holdout,
+        experiments: match &ir {
+            Some(ir) => experiment_reports(store, ir)?,
+            None => Vec::new(),
+        },
         messages,
     })
 }

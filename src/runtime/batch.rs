@@ -253,6 +253,7 @@ impl Runtime {
                 events,
                 now,
                 default_zone: self.default_zone,
+                decisions: Default::default(),
             },
             instances,
             dirty: BTreeSet::new(),
@@ -328,6 +329,12 @@ impl Runtime {
                     work.fired.push(entry);
                     let idx = round.instances.iter().position(|i| i.id == instance);
                     if let Some(idx) = idx {
+                        self.decide_experiment(
+                            &round.instances[idx].clone(),
+                            due,
+                            &mut round.world,
+                            work,
+                        )?;
                         let inst = &mut round.instances[idx];
                         if inst.is_active() && inst.due == Some(due) {
                             // The timer key is already removed: the diff must not remove it again.

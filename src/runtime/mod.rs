@@ -10,6 +10,7 @@ mod clock;
 mod deploys;
 mod driving;
 mod erase;
+mod experiments;
 mod merge;
 mod outbox;
 mod pause;
@@ -18,6 +19,7 @@ mod reconnect;
 mod schedules;
 mod timers;
 pub use erase::Erasure;
+pub use experiments::{journey_record_contact, recorded_decision};
 pub use schedules::{next_scheduled_run, past_plans, schedule_key};
 
 pub mod live;

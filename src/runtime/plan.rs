@@ -253,6 +253,13 @@ fn step_signature(j: &JourneyIr, idx: usize) -> Value {
                     .collect();
                 b.insert("arms".into(), Value::Array(arms));
             }
+            StepKindIr::Experiment { arms, .. } => {
+                let arms: Vec<Value> = arms
+                    .iter()
+                    .map(|a| serde_json::json!({"name": a.name, "basis_points": a.basis_points, "next": name(&a.next), "messages": a.messages}))
+                    .collect();
+                b.insert("arms".into(), Value::Array(arms));
+            }
         }
     }
     v

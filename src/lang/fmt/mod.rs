@@ -640,6 +640,30 @@ impl Printer<'_> {
                 }
                 self.close_brace(indent, end);
             }
+            StepKind::Experiment(x) => {
+                t.push_str(&format!(
+                    "experiment {} by {} within {}",
+                    x.name.name, x.metric.name, x.within.text
+                ));
+                self.open(indent, start, x.within.span.end, t);
+                for arm in &x.arms {
+                    match &arm.arm {
+                        Some((name, block)) => {
+                            let head = format!("{} {}", arm.percent_text, name.name);
+                            self.open(indent + 1, arm.span.start, block.span.start + 1, head);
+                            self.steps(&block.steps, indent + 2);
+                            self.close_brace(indent + 1, block.span.end);
+                        }
+                        None => self.code(
+                            indent + 1,
+                            arm.span.start,
+                            arm.span.end,
+                            format!("{} winner", arm.percent_text),
+                        ),
+                    }
+                }
+                self.close_brace(indent, end);
+            }
             StepKind::Set { field, value } => {
                 t.push_str("set contact.");
                 t.push_str(&field.name);

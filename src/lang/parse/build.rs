@@ -457,6 +457,36 @@ impl Builder {
                     .collect();
                 StepKind::Split(Split { arms })
             }
+            Rule::experiment => {
+                let mut it = body.into_inner();
+                let name = ident(it.next().unwrap());
+                let metric = ident(it.next().unwrap());
+                let within = self.dur(it.next().unwrap());
+                let arms = it
+                    .map(|a| {
+                        let asp = span(&a);
+                        let mut i = a.into_inner();
+                        let percent_text = i.next().unwrap().as_str().to_string();
+                        let q = i.next().unwrap();
+                        let arm = match q.as_rule() {
+                            Rule::winner => None,
+                            _ => Some((ident(q), self.block(i.next().unwrap()))),
+                        };
+                        ExperimentArm {
+                            basis_points: percent_to_basis_points(&percent_text),
+                            percent_text,
+                            arm,
+                            span: asp,
+                        }
+                    })
+                    .collect();
+                StepKind::Experiment(Experiment {
+                    name,
+                    metric,
+                    within,
+                    arms,
+                })
+            }
             Rule::set => {
                 let mut it = body.into_inner();
                 let field = ident(it.next().unwrap());
