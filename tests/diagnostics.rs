@@ -869,7 +869,7 @@ fn several_errors_in_two_files_are_all_reported() {
         "two/a.journey:4:14: error: 25:00 is not a time of day",
         "two/b.journey:6:9: error: 'opened' cannot be checked on 'hello', which is sent by sms",
         "two/b.journey:9:3: error: the shares of this split add up to 10%, not 100%",
-        "two/c.journey:3:3: error: expected a step (send, wait, check, if, split random, set, goto, end), found 'sned'",
+        "two/c.journey:3:3: error: expected a step (send, wait, check, if, split random, experiment, set, goto, end), found 'sned'",
     ] {
         assert!(firsts.contains(&want), "missing {want} in\n{err}");
     }
