@@ -714,6 +714,38 @@ fn list(v: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// The properties the events of each type carry in the scenarios beside these journey files
+/// (their directories' `*.scenario.yaml`), for `journey check`'s look at `entry.KEY`. A
+/// scenario that cannot be read adds nothing (`journey test` reports it).
+pub fn entry_properties(journey_files: &[PathBuf]) -> crate::compile::KnownProperties {
+    let mut dirs: Vec<PathBuf> = journey_files
+        .iter()
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut known = crate::compile::KnownProperties::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+            if !path.to_string_lossy().ends_with(".scenario.yaml") {
+                continue;
+            }
+            let Ok((sc, _)) = read(&path) else { continue };
+            for e in sc.events {
+                let props = known.entry(e.kind).or_default();
+                props.extend(e.properties.keys().cloned());
+                if e.context.is_some() {
+                    props.insert("context".into());
+                }
+            }
+        }
+    }
+    known
+}
+
 /// Every `*.scenario.yaml` named or found below a named directory, sorted.
 pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();

@@ -662,6 +662,109 @@ case!(
 "#
 );
 
+case!(
+    computed_value_type_errors,
+    r#"journey welcome {
+  entry event "signup"
+  set contact.greeting = "Hello " + 1
+  set contact.trial_ends_at = now * 2
+  set contact.fine = contact.name + 1
+  set contact.gap = 3d
+}
+"#
+);
+
+case!(
+    entry_key_where_there_is_no_entry_event,
+    r#"segment carts {
+  rule mine: contact.cart == entry.cart_id
+}
+
+journey welcome {
+  entry event "signup" where plan == entry.plan
+  send email hello { subject "Hi" text "hello" }
+}
+"#
+);
+
+case!(
+    experiment_shares_and_winner,
+    r#"journey welcome {
+  entry api
+  experiment subject by converted within 1d {
+    20% a { send email a { subject "A" text "a" } }
+    30% winner
+    20% b { send email b { subject "B" text "b" } }
+    10% winner
+  }
+}
+"#
+);
+
+case!(
+    holdout_share_out_of_range,
+    r#"journey welcome {
+  entry api
+  holdout 100%
+  send email hello { subject "Hi" text "hello" }
+}
+"#
+);
+
+case!(
+    profile_time_dates_in_the_wrong_order,
+    r#"journey welcome {
+  entry api
+  if contact.created_at between 2026-03-31 and 2026-01-01 { end }
+}
+"#
+);
+
+/// `entry.KEY` against the scenarios' events: a key no `cart_updated` of the scenarios
+/// carries is a warning, with the keys they do carry; a journey entered on no event warns
+/// that it is always missing.
+#[test]
+fn entry_key_unknown_to_the_scenarios_warns() {
+    let (code, err) = check(
+        "entry_key_unknown",
+        &[
+            (
+                "main.journey",
+                r#"journey carts {
+  transactional
+  entry event "cart_updated"
+  reentry always
+  wait for event "checkout" where cart_id == entry.cart_ld within 2h {
+    yes { end }
+  }
+  set contact.last_total = entry.total
+}
+
+journey by_api {
+  transactional
+  entry api
+  if entry.plan == "pro" { end }
+}
+"#,
+            ),
+            (
+                "main.scenario.yaml",
+                r#"journeys: [main.journey]
+start: 2026-03-02T09:00:00Z
+contacts: [{ id: ann }]
+events:
+  - { at: +0s, contact: ann, type: cart_updated, properties: { cart_id: c1, total: 3 } }
+until: +1d
+"#,
+            ),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("2 warnings"), "{err}");
+    assert!(!err.contains("`total`"), "{err}");
+    insta::assert_snapshot!("entry_key_unknown_to_the_scenarios_warns", err);
+}
+
 /// A warning, not an error: `journey check` exits 0 but names the journey and the topics.
 #[test]
 fn marketing_journey_without_topic_warns() {
@@ -766,7 +869,7 @@ fn several_errors_in_two_files_are_all_reported() {
         "two/a.journey:4:14: error: 25:00 is not a time of day",
         "two/b.journey:6:9: error: 'opened' cannot be checked on 'hello', which is sent by sms",
         "two/b.journey:9:3: error: the shares of this split add up to 10%, not 100%",
-        "two/c.journey:3:3: error: expected a step (send, wait, check, if, split random, set, goto, end), found 'sned'",
+        "two/c.journey:3:3: error: expected a step (send, wait, check, if, split random, experiment, set, goto, end), found 'sned'",
     ] {
         assert!(firsts.contains(&want), "missing {want} in\n{err}");
     }

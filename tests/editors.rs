@@ -117,9 +117,19 @@ fn every_pest_keyword_is_known_to_the_language_server_and_tree_sitter() {
         "friday",
         "saturday",
         "sunday",
+        "now",
+        "winner",
     ]
     .into();
-    for node in ["(verb)", "(boolean)", "(end)", "(weekday)", "(combinator)"] {
+    for node in [
+        "(verb)",
+        "(boolean)",
+        "(end)",
+        "(weekday)",
+        "(combinator)",
+        "(now)",
+        "(winner)",
+    ] {
         assert!(highlights.contains(node), "{node} not highlighted");
     }
     let mut missing = Vec::new();

@@ -172,6 +172,7 @@ impl Sim {
             events: self.events[&contact_id].clone(),
             now: self.now,
             default_zone: self.zone,
+            decisions: Default::default(),
         };
         let fx = step::advance(j, &mut self.instances[idx], input, &mut w);
         self.contacts.insert(contact_id, w.contact);
@@ -184,7 +185,7 @@ impl Sim {
         for f in fx {
             match f {
                 Effect::Send(job) => sends.push(job),
-                Effect::Capped(e) | Effect::Suppressed(e) => self.history(e),
+                Effect::Capped(e) | Effect::Suppressed(e) | Effect::Record(e) => self.history(e),
                 Effect::SetField { field, value } => {
                     self.set_fields.push((String::new(), field, value));
                 }
@@ -259,7 +260,7 @@ impl Sim {
             .into_iter()
             .filter(|i| i.journey == journey)
             .collect();
-        if !step::reentry_allows(j, &earlier, self.now) {
+        if !step::reentry_allows(j, &earlier, self.now, entry_event.is_some()) {
             return false;
         }
         self.instances.push(Instance {
@@ -406,19 +407,45 @@ fn reentry_never_enters_once() {
 }
 
 #[test]
-fn reentry_always_but_never_two_active() {
+fn reentry_always_runs_an_instance_per_entering_event_side_by_side() {
     let mut sim = entry_sim("always");
     sim.event(signup());
-    // Still waiting: a second entry is refused.
+    // Still waiting: the second signup starts an instance of its own beside the first.
     sim.advance(12 * H);
-    sim.event(signup());
-    assert_eq!(sim.insts("ann").len(), 1);
-    sim.advance(12 * H);
-    assert!(!sim.insts("ann")[0].is_active());
     sim.event(signup());
     assert_eq!(sim.insts("ann").len(), 2);
-    assert_eq!(sim.insts("ann").iter().filter(|i| i.is_active()).count(), 1);
-    assert_eq!(sim.sent("ann"), ["hello", "hello"]);
+    assert_eq!(sim.insts("ann").iter().filter(|i| i.is_active()).count(), 2);
+    sim.advance(12 * H);
+    assert!(!sim.insts("ann")[0].is_active());
+    assert!(sim.insts("ann")[1].is_active());
+    sim.event(signup());
+    assert_eq!(sim.insts("ann").len(), 3);
+    assert_eq!(sim.sent("ann"), ["hello", "hello", "hello"]);
+}
+
+#[test]
+fn reentry_always_by_api_or_segment_waits_for_the_instance_to_end() {
+    let p = compile_src(&ENTRY.replace("REENTRY", "always"));
+    let j = &p.journeys["signup"];
+    let mut a = Instance {
+        id: 1,
+        journey: "signup".into(),
+        version: "v".into(),
+        contact: "ann".into(),
+        step: Some(0),
+        parked: None,
+        ended: None,
+        entered_at: 0,
+        step_since: 0,
+        due: None,
+        entry_event: None,
+        path: vec![],
+        sent: vec![],
+    };
+    assert!(step::reentry_allows(j, &[&a], H, true));
+    assert!(!step::reentry_allows(j, &[&a], H, false));
+    a.ended = Some(EndReason::Completed);
+    assert!(step::reentry_allows(j, &[&a], H, false));
 }
 
 #[test]
@@ -457,12 +484,12 @@ fn reentry_rules_directly() {
         path: vec![],
         sent: vec![],
     };
-    assert!(step::reentry_allows(j, &[], 0));
+    assert!(step::reentry_allows(j, &[], 0, true));
     // Active: never a second one, however long ago it entered.
-    assert!(!step::reentry_allows(j, &[&a], 10 * H));
+    assert!(!step::reentry_allows(j, &[&a], 10 * H, true));
     a.ended = Some(EndReason::Completed);
-    assert!(!step::reentry_allows(j, &[&a], H - 1));
-    assert!(step::reentry_allows(j, &[&a], H));
+    assert!(!step::reentry_allows(j, &[&a], H - 1, true));
+    assert!(step::reentry_allows(j, &[&a], H, true));
 }
 
 // ------------------------------------------------------------------ goal and exit

@@ -105,6 +105,85 @@ fn report_of_the_april_newsletter() {
     insta::assert_snapshot!("report_april_newsletter_json", json);
 }
 
+/// A scenario of `journeys/`, run into a store kept in a temporary directory.
+fn example_store(scenario: &str) -> (tempfile::TempDir, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = store_location(&tmp.path().join("store"));
+    ok(&["simulate", scenario, "--data", &d]);
+    (tmp, d)
+}
+
+#[test]
+fn report_of_a_holdout_compares_conversion_with_the_treated() {
+    let (_tmp, d) = example_store("journeys/launch.scenario.yaml");
+    let text = ok(&["report", "product_launch", "--data", &d]);
+    // ivo, the one contact of the 20% holdout, bought without an email; the six treated
+    // did not: the emails "lost" 100 points.
+    assert!(text.contains("holdout 20%: goal conversion"), "{text}");
+    assert!(
+        text.contains("lift: -100.0 points absolute, -100.0% relative"),
+        "{text}"
+    );
+    let json = ok(&["report", "product_launch", "--format", "json", "--data", &d]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["holdout"]["holdout"],
+        json!({"contacts": 1, "converted": 1, "rate": 100.0})
+    );
+    assert_eq!(
+        v["holdout"]["treated"],
+        json!({"contacts": 6, "converted": 0, "rate": 0.0})
+    );
+    assert_eq!(v["holdout"]["absolute_lift"], json!(-100.0));
+    // Nothing was sent to ivo: arm a's email reached angela and bruno only.
+    assert_eq!(v["messages"][0]["message"], json!("launch_a"));
+    assert_eq!(
+        v["messages"][0]["received"],
+        json!({"unique": 2, "total": 2})
+    );
+}
+
+#[test]
+fn report_of_an_experiment_shows_arms_rates_and_the_winner_chosen() {
+    // The store outlives the run that chose the winner: the choice is read back from it.
+    let (_tmp, d) = example_store("journeys/launch.scenario.yaml");
+    let json = ok(&["report", "product_launch", "--format", "json", "--data", &d]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let x = &v["experiments"][0];
+    assert_eq!(x["experiment"], json!("subject_line"));
+    assert_eq!(x["metric"], json!("clicked"));
+    assert_eq!(x["winner_share"], json!(50.0));
+    assert_eq!(
+        x["arms"],
+        json!([
+            {"arm": "a", "contacts": 2, "successes": 1, "rate": 50.0},
+            {"arm": "b", "contacts": 2, "successes": 2, "rate": 100.0}
+        ])
+    );
+    assert_eq!(x["winner"], json!("b"));
+    // Chosen when the first contact of the winner share ended its day of waiting.
+    assert_eq!(x["chosen_at"], json!(1772528400000_i64));
+    assert_eq!(x["rates_at_choice"], x["arms"]);
+    let text = ok(&["report", "product_launch", "--data", &d]);
+    assert!(
+        text.contains("winner: b (chosen 2026-03-03T09:00:00Z for the 50% winner share"),
+        "{text}"
+    );
+}
+
+#[test]
+fn report_counts_instances_and_contacts_apart() {
+    let (_tmp, d) = example_store("journeys/abandoned_cart.scenario.yaml");
+    let json = ok(&["report", "abandoned_cart", "--format", "json", "--data", &d]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    // angela's two carts are two instances of one contact.
+    assert_eq!(v["entered"], json!(3));
+    assert_eq!(v["instances"], json!(4));
+    assert!(v.get("holdout").is_none());
+    let text = ok(&["report", "abandoned_cart", "--data", &d]);
+    assert!(text.contains("entered: 3 contacts (4 instances)"), "{text}");
+}
+
 #[test]
 fn audiences_of_the_april_newsletter() {
     let (_tmp, d) = newsletter_store();

@@ -6,7 +6,7 @@
  * alone (the fragments of the documentation), so a half-written file still highlights.
  */
 
-const PREC = { or: 1, and: 2, not: 3 };
+const PREC = { or: 1, and: 2, not: 3, sum: 1, product: 2 };
 
 module.exports = grammar({
   name: "journey",
@@ -57,7 +57,8 @@ module.exports = grammar({
         seq("quiet", $.time_of_day, "..", $.time_of_day),
         seq("migrate", "by", "name"),
         "transactional",
-        seq("topic", field("topic", $.identifier))
+        seq("topic", field("topic", $.identifier)),
+        seq("holdout", $.percent)
       ),
 
     _entry: ($) =>
@@ -76,7 +77,7 @@ module.exports = grammar({
     block: ($) => seq("{", repeat($.step), "}"),
     step: ($) => seq(optional(seq(field("label", $.identifier), ":")), $._step_body),
     _step_body: ($) =>
-      choice($.send, $.wait, $.wait_until, $.wait_for_event, $.check, $.if, $.split, $.set, $.goto, $.end),
+      choice($.send, $.wait, $.wait_until, $.wait_for_event, $.check, $.if, $.split, $.experiment, $.set, $.goto, $.end),
 
     send: ($) => seq("send", $.channel, field("name", $.identifier), "{", repeat($._field), "}"),
     channel: (_) => choice("email", "sms", "push", "webhook"),
@@ -120,7 +121,33 @@ module.exports = grammar({
     split: ($) => seq("split", "random", "{", repeat($.split_arm), "}"),
     split_arm: ($) => seq($.percent, field("name", $.identifier), $.block),
 
-    set: ($) => seq("set", "contact", ".", field("field", $.identifier), "=", $._literal),
+    experiment: ($) =>
+      seq(
+        "experiment",
+        field("name", $.identifier),
+        "by",
+        choice("opened", "clicked", "converted"),
+        "within",
+        $.duration,
+        "{",
+        repeat($.experiment_arm),
+        "}"
+      ),
+    experiment_arm: ($) => seq($.percent, choice(seq(field("name", $.identifier), $.block), $.winner)),
+    winner: (_) => "winner",
+
+    set: ($) => seq("set", "contact", ".", field("field", $.identifier), "=", $._expr),
+
+    // Computed values: `contact.carts + 1`, `now + 3d`, `entry.total * 2`.
+    _expr: ($) => choice($.binary_expr, $.paren_expr, $.now, $.value_ref, $.duration, $._literal),
+    binary_expr: ($) =>
+      choice(
+        prec.left(PREC.sum, seq($._expr, field("operator", choice("+", "-")), $._expr)),
+        prec.left(PREC.product, seq($._expr, field("operator", choice("*", "/")), $._expr))
+      ),
+    paren_expr: ($) => seq("(", $._expr, ")"),
+    now: (_) => "now",
+    value_ref: ($) => prec.right(seq(choice("contact", "entry", "event"), repeat1(seq(".", $.identifier)))),
     goto: ($) => seq("goto", field("label", $.identifier)),
     end: (_) => "end",
 
@@ -165,14 +192,20 @@ module.exports = grammar({
       seq(
         $.path,
         choice(
-          seq($.cmp_op, $._literal),
+          seq($.cmp_op, choice($._literal, $.value_ref)),
+          seq("in", "last", $.duration),
+          seq("before", $.time_point),
+          seq("after", $.time_point),
+          seq("between", $.date, "and", $.date),
+          seq("is", "anniversary"),
           seq("in", $.list),
           seq("not", "in", $.list),
           seq("contains", $._literal),
           seq("starts", "with", $._literal)
         )
       ),
-    path: ($) => seq($.identifier, repeat(seq(".", $.identifier))),
+    path: ($) => seq(choice($.identifier, "contact", "entry", "event"), repeat(seq(".", $.identifier))),
+    time_point: ($) => prec.right(choice($.date, seq($.now, optional(seq(choice("+", "-"), $.duration))))),
     cmp_op: (_) => choice("==", "!=", "<=", ">=", "<", ">"),
 
     // ---------------------------------------------------------------- segments

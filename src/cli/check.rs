@@ -25,7 +25,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
     };
     let loaded = lang::load_files(&files);
-    let compiled = compile::check(&loaded);
+    // The scenarios beside the journeys say what their events carry (`entry.KEY`).
+    let known = crate::scenario::entry_properties(&files);
+    let compiled = compile::check_with(&loaded, &known);
     let errors = compiled.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = compiled.diagnostics.len() - errors;
     match args.format {

@@ -73,14 +73,92 @@ pub fn render_text(r: &JourneyReport) -> String {
         .unwrap_or_default();
     out += &format!("journey {}{title}{label}\n", r.journey);
     out += &format!(
-        "entered: {} contact{}\n",
+        "entered: {} contact{}",
         r.entered,
         if r.entered == 1 { "" } else { "s" }
     );
+    if r.instances != r.entered {
+        out += &format!(
+            " ({} instance{})",
+            r.instances,
+            if r.instances == 1 { "" } else { "s" }
+        );
+    }
+    out += "\n";
+    if let Some(h) = &r.holdout {
+        out += &render_holdout(h);
+    }
+    for x in &r.experiments {
+        out += &render_experiment(x);
+    }
     for m in &r.messages {
         out += "\n";
         out += &render_message(m);
     }
+    out
+}
+
+fn render_experiment(x: &report::ExperimentReport) -> String {
+    let mut out = format!("\nexperiment {} by {}\n", x.experiment, x.metric);
+    out += &format!(
+        "  {:<18} {:>8} {:>9} {:>8}\n",
+        "arm", "contacts", x.metric, "rate"
+    );
+    for a in &x.arms {
+        out += &format!(
+            "  {:<18} {:>8} {:>9} {:>7.1}%\n",
+            a.arm, a.contacts, a.successes, a.rate
+        );
+    }
+    match (&x.winner, x.chosen_at) {
+        (Some(w), Some(at)) => {
+            let rates: Vec<String> = x
+                .rates_at_choice
+                .iter()
+                .map(|a| format!("{} {:.1}% of {}", a.arm, a.rate, a.contacts))
+                .collect();
+            out += &format!(
+                "  winner: {w} (chosen {} for the {}% winner share; rates then: {})\n",
+                crate::runtime::fmt_time(at),
+                x.winner_share,
+                rates.join(", ")
+            );
+        }
+        _ => {
+            out += &format!(
+                "  winner: not chosen yet ({}% winner share)\n",
+                x.winner_share
+            )
+        }
+    }
+    out
+}
+
+fn render_holdout(h: &report::HoldoutReport) -> String {
+    let pct = |r: Option<f64>| r.map(|r| format!("{r:.1}%")).unwrap_or_else(|| "-".into());
+    let mut out = format!("\nholdout {}%: goal conversion\n", h.share);
+    out += &format!(
+        "  {:<18} {:>8} {:>9} {:>8}\n",
+        "", "contacts", "converted", "rate"
+    );
+    for (name, c) in [("holdout", h.holdout), ("treated", h.treated)] {
+        out += &format!(
+            "  {:<18} {:>8} {:>9} {:>8}\n",
+            name,
+            c.contacts,
+            c.converted,
+            pct(c.rate)
+        );
+    }
+    out += &format!(
+        "  lift: {} absolute, {} relative\n",
+        h.absolute_lift
+            .map(|a| format!("{a:+.1} points"))
+            .unwrap_or_else(|| "-".into()),
+        h.relative_lift
+            .map(|r| format!("{r:+.1}%"))
+            .unwrap_or_else(|| "-".into())
+    );
     out
 }
 

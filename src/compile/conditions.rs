@@ -60,12 +60,45 @@ impl<'a> Compiler<'a> {
                         )),
                     );
                 }
+                self.value_ref(file, path, c.span, scope);
+                let time = |test| CondIr::Time {
+                    path: path.clone(),
+                    test,
+                };
                 let matcher = match matcher {
                     Matcher::Cmp(op, l) => MatchIr::Cmp(*op, literal_value(l)),
                     Matcher::In(v) => MatchIr::In(v.iter().map(literal_value).collect()),
                     Matcher::NotIn(v) => MatchIr::NotIn(v.iter().map(literal_value).collect()),
                     Matcher::Contains(l) => MatchIr::Contains(literal_value(l)),
                     Matcher::StartsWith(l) => MatchIr::StartsWith(literal_value(l)),
+                    Matcher::CmpRef(op, other, sp) => {
+                        self.value_ref(file, other, *sp, scope);
+                        MatchIr::CmpRef(*op, other.clone())
+                    }
+                    Matcher::InLast(d) => {
+                        let (months, seconds) = self.check_period(file, d, "a time window");
+                        return time(TimeTestIr::InLast { seconds, months });
+                    }
+                    Matcher::Before(p) => {
+                        return time(TimeTestIr::Before(self.time_point(file, p)))
+                    }
+                    Matcher::After(p) => return time(TimeTestIr::After(self.time_point(file, p))),
+                    Matcher::Between(a, b) => {
+                        let from = self.check_date(file, a);
+                        let to = self.check_date(file, b);
+                        if from > to {
+                            self.err(
+                                Diagnostic::error(
+                                    file,
+                                    Span::new(a.span.start, b.span.end),
+                                    "the first date of `between` is after the second",
+                                )
+                                .with_help("write the earlier date first"),
+                            );
+                        }
+                        return time(TimeTestIr::Between { from, to });
+                    }
+                    Matcher::Anniversary => return time(TimeTestIr::Anniversary),
                 };
                 CondIr::Compare {
                     path: path.clone(),
@@ -148,6 +181,60 @@ impl<'a> Compiler<'a> {
                 op: *op,
                 count: *count,
             },
+        }
+    }
+
+    fn time_point(&mut self, file: usize, p: &TimePoint) -> TimePointIr {
+        match p {
+            TimePoint::Date(d) => TimePointIr::Date(self.check_date(file, d)),
+            TimePoint::Now { minus, offset } => {
+                let (months, seconds) = offset.as_ref().map_or((0, 0), |d| (d.months, d.seconds));
+                let sign = if *minus { -1 } else { 1 };
+                TimePointIr::Now {
+                    seconds: sign * seconds,
+                    months: sign as i32 * i32::try_from(months).unwrap_or(0),
+                }
+            }
+        }
+    }
+
+    /// A value named in a condition or a computed value: `entry.KEY` needs an entry event,
+    /// so it belongs to a journey's steps, goal and exit (recorded for `journey check`'s
+    /// look at the scenarios' events), and nowhere else.
+    pub(super) fn value_ref(
+        &mut self,
+        file: usize,
+        path: &[String],
+        span: Span,
+        scope: &CondScope,
+    ) {
+        if path.first().map(String::as_str) != Some("entry") || path.len() < 2 {
+            return;
+        }
+        match &mut self.keyed {
+            Some(refs) => refs.push((file, span, path[1].clone())),
+            None => {
+                let here = match scope {
+                    CondScope::Segment => "a segment has no entry event",
+                    CondScope::Message => "a message filter has no entry event",
+                    _ => "an entry's own `where` is read before the contact enters",
+                };
+                self.err(
+                    Diagnostic::error(
+                        file,
+                        span,
+                        format!(
+                            "`{}` names the entry event here, which does not exist",
+                            path.join(".")
+                        ),
+                    )
+                    .with_label(here)
+                    .with_help(
+                        "`entry.KEY` reads the event that enrolled the contact, in a journey's \
+                         steps, goal and exit; here write the property's own name",
+                    ),
+                );
+            }
         }
     }
 

@@ -105,7 +105,8 @@ fn build(j: &JourneyIr) -> (Vec<Node>, Vec<Edge>) {
             StepKindIr::Send { next, .. }
             | StepKindIr::Wait { next, .. }
             | StepKindIr::WaitUntil { next, .. }
-            | StepKindIr::Set { next, .. } => edge(*next, None),
+            | StepKindIr::Set { next, .. }
+            | StepKindIr::Compute { next, .. } => edge(*next, None),
             StepKindIr::Check { yes, no, .. } | StepKindIr::WaitEvent { yes, no, .. } => {
                 edge(*yes, Some("yes".into()));
                 edge(*no, Some("no".into()));
@@ -115,6 +116,23 @@ fn build(j: &JourneyIr) -> (Vec<Node>, Vec<Edge>) {
                     edge(*n, Some(short(&cond_text(j, c))));
                 }
                 edge(*otherwise, Some("else".into()));
+            }
+            StepKindIr::Experiment { arms, winner, .. } => {
+                for a in arms {
+                    edge(
+                        a.next,
+                        Some(format!("{} {}%", a.name, percent(a.basis_points))),
+                    );
+                }
+                if *winner > 0 {
+                    for a in arms {
+                        edges.push(Edge {
+                            from: id.clone(),
+                            to: target(a.next),
+                            label: Some(format!("winner {}% if {}", percent(*winner), a.name)),
+                        });
+                    }
+                }
             }
             StepKindIr::Split { arms } => {
                 for a in arms {
@@ -229,10 +247,89 @@ fn describe(j: &JourneyIr, k: &StepKindIr) -> (Option<String>, Shape) {
         }
         StepKindIr::Branch { .. } => (None, Shape::Decision),
         StepKindIr::Split { .. } => (Some("split random".into()), Shape::Decision),
+        StepKindIr::Experiment {
+            metric,
+            within_seconds,
+            within_months,
+            ..
+        } => (
+            Some(format!(
+                "experiment by {}\nwithin {}",
+                metric.as_str(),
+                period(*within_months, *within_seconds)
+            )),
+            Shape::Decision,
+        ),
         StepKindIr::Set { field, value, .. } => (
             Some(format!("set contact.{field} = {}", value_text(value))),
             Shape::Action,
         ),
+        StepKindIr::Compute { field, expr, .. } => (
+            Some(short(&format!("set contact.{field} = {}", expr_text(expr)))),
+            Shape::Action,
+        ),
+    }
+}
+
+/// A computed value as the language writes it (parentheses where precedence needs them).
+fn expr_text(e: &ExprIr) -> String {
+    fn prec(e: &ExprIr) -> u8 {
+        match e {
+            ExprIr::Bin(BinOpIr::Add | BinOpIr::Sub, ..) => 1,
+            ExprIr::Bin(..) => 2,
+            _ => 3,
+        }
+    }
+    match e {
+        ExprIr::Lit(v) => value_text(v),
+        ExprIr::Ref(p) => p.join("."),
+        ExprIr::Now => "now".into(),
+        ExprIr::Dur { seconds, months } => period(*months, *seconds),
+        ExprIr::Bin(op, a, b) => {
+            let p = prec(e);
+            let side = |x: &ExprIr, min: u8| {
+                if prec(x) < min {
+                    format!("({})", expr_text(x))
+                } else {
+                    expr_text(x)
+                }
+            };
+            let op = match op {
+                BinOpIr::Add => "+",
+                BinOpIr::Sub => "-",
+                BinOpIr::Mul => "*",
+                BinOpIr::Div => "/",
+            };
+            format!("{} {op} {}", side(a, p), side(b, p + 1))
+        }
+    }
+}
+
+fn time_test_text(t: &TimeTestIr) -> String {
+    let point = |p: &TimePointIr| match p {
+        TimePointIr::Date(d) => d.to_string(),
+        TimePointIr::Now {
+            seconds: 0,
+            months: 0,
+        } => "now".into(),
+        TimePointIr::Now { seconds, months } => {
+            let sign = if *seconds < 0 || *months < 0 {
+                "-"
+            } else {
+                "+"
+            };
+            format!(
+                "now {sign} {}",
+                period(months.unsigned_abs(), seconds.abs())
+            )
+        }
+    };
+    match t {
+        TimeTestIr::InLast { seconds, months } => format!("in last {}", period(*months, *seconds)),
+        TimeTestIr::Before(p) => format!("before {}", point(p)),
+        TimeTestIr::After(p) => format!("after {}", point(p)),
+        TimeTestIr::Between { from, to } => format!("between {from} and {to}"),
+        TimeTestIr::Anniversary => "is anniversary".into(),
     }
 }
 
@@ -507,7 +604,9 @@ fn cond_text_in(journey: &str, c: &CondIr) -> String {
         // `not (count opened x >= 2)` reads better with its parentheses.
         CondIr::Not(x) => {
             let plain = match &**x {
-                CondIr::Compare { .. } | CondIr::LastEngagement { .. } => false,
+                CondIr::Compare { .. } | CondIr::Time { .. } | CondIr::LastEngagement { .. } => {
+                    false
+                }
                 CondIr::Engagement {
                     op,
                     count,
@@ -537,8 +636,10 @@ fn cond_text_in(journey: &str, c: &CondIr) -> String {
                 MatchIr::NotIn(v) => format!("{p} not in {}", value_text(&v.clone().into())),
                 MatchIr::Contains(v) => format!("{p} contains {}", value_text(v)),
                 MatchIr::StartsWith(v) => format!("{p} starts with {}", value_text(v)),
+                MatchIr::CmpRef(op, other) => format!("{p} {} {}", op.as_str(), other.join(".")),
             }
         }
+        CondIr::Time { path, test } => format!("{} {}", path.join("."), time_test_text(test)),
         CondIr::InSegment(s) => format!("in segment {s}"),
         CondIr::InList(l) => format!("in list {}", quote(l)),
         CondIr::Engagement {

@@ -16,6 +16,12 @@ fn no_months(months: &u32) -> bool {
     *months == 0
 }
 
+/// A share left out of the IR when there is none (`holdout`), so journeys without it keep
+/// their content hash.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Index of a step in `JourneyIr::steps`.
 pub type StepId = u32;
 
@@ -75,6 +81,10 @@ pub struct JourneyIr {
     pub topic: Option<TopicUseIr>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub transactional: bool,
+    /// `holdout N%` in hundredths of a percent: that stable share of entering contacts is
+    /// sent nothing (see `JourneyIr::holds_out`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub holdout: u32,
 }
 
 impl JourneyIr {
@@ -83,6 +93,13 @@ impl JourneyIr {
         let json = serde_json::to_vec(self).expect("IR serializes");
         let digest = Sha256::digest(&json);
         hex::encode(&digest[..12])
+    }
+
+    /// Whether the contact is in this journey's holdout: a stable share of contacts (by a
+    /// hash of contact and journey), sent nothing by the journey.
+    pub fn holds_out(&self, contact: &str) -> bool {
+        self.holdout > 0
+            && (stable_hash(&[contact, &self.name, "holdout"]) % 10_000) < self.holdout as u64
     }
 
     pub fn step_by_name(&self, name: &str) -> Option<StepId> {
@@ -268,6 +285,104 @@ pub enum StepKindIr {
         value: serde_json::Value,
         next: Next,
     },
+    /// `experiment NAME by METRIC within D { … }`: a contact's arm is stable (a hash of
+    /// contact, journey and step); the `winner` share (`winner` basis points, 0 for none)
+    /// waits `within`, then follows the arm the runtime decided (`World::decisions`).
+    Experiment {
+        metric: ExperimentMetric,
+        within_seconds: i64,
+        #[serde(default, skip_serializing_if = "no_months")]
+        within_months: u32,
+        arms: Vec<ExperimentArmIr>,
+        winner: u32,
+    },
+    /// `set contact.FIELD = EXPR` with a computed value (a literal alone is `Set`).
+    Compute {
+        field: String,
+        expr: ExprIr,
+        next: Next,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExperimentMetric {
+    Opened,
+    Clicked,
+    /// The journey's goal.
+    Converted,
+}
+
+impl ExperimentMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentMetric::Opened => "opened",
+            ExperimentMetric::Clicked => "clicked",
+            ExperimentMetric::Converted => "converted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentArmIr {
+    pub name: String,
+    /// Hundredths of a percent.
+    pub basis_points: u32,
+    pub next: Next,
+    /// The messages the arm sends (its opens and clicks count for `opened`, `clicked`).
+    pub messages: Vec<String>,
+}
+
+/// Which arm of an experiment a contact takes: its index, or None for the winner share.
+pub fn experiment_arm(
+    contact: &str,
+    journey: &str,
+    step: &str,
+    arms: &[ExperimentArmIr],
+) -> Option<usize> {
+    let bucket = (stable_hash(&[contact, journey, step]) % 10_000) as u32;
+    let mut acc = 0;
+    for (i, a) in arms.iter().enumerate() {
+        acc += a.basis_points;
+        if bucket < acc {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// A computed value. `Ref` paths start with their root: `contact`, or `entry` (the entry
+/// event's properties; `event` is written as `entry`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExprIr {
+    Lit(serde_json::Value),
+    Ref(Vec<String>),
+    Now,
+    Dur { seconds: i64, months: u32 },
+    Bin(BinOpIr, Box<ExprIr>, Box<ExprIr>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinOpIr {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// FNV-1a: a stable hash, the same on every machine and release, for `split random`,
+/// holdouts and experiments.
+pub fn stable_hash(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 impl StepKindIr {
@@ -277,7 +392,8 @@ impl StepKindIr {
             StepKindIr::Send { next, .. }
             | StepKindIr::Wait { next, .. }
             | StepKindIr::WaitUntil { next, .. }
-            | StepKindIr::Set { next, .. } => vec![*next],
+            | StepKindIr::Set { next, .. }
+            | StepKindIr::Compute { next, .. } => vec![*next],
             StepKindIr::Check { yes, no, .. } | StepKindIr::WaitEvent { yes, no, .. } => {
                 vec![*yes, *no]
             }
@@ -287,6 +403,7 @@ impl StepKindIr {
                 v
             }
             StepKindIr::Split { arms } => arms.iter().map(|a| a.next).collect(),
+            StepKindIr::Experiment { arms, .. } => arms.iter().map(|a| a.next).collect(),
         }
     }
 
@@ -373,6 +490,50 @@ pub enum CondIr {
         op: CmpOp,
         count: u64,
     },
+    /// A profile time (`contact.trial_ends_at before now + 3d`): false when the value is
+    /// not an RFC 3339 time or a date.
+    Time {
+        path: Vec<String>,
+        test: TimeTestIr,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeTestIr {
+    /// Within `(now - period, now]`.
+    InLast {
+        seconds: i64,
+        #[serde(default, skip_serializing_if = "no_months")]
+        months: u32,
+    },
+    Before(TimePointIr),
+    After(TimePointIr),
+    /// Inclusive dates, in UTC.
+    Between {
+        from: NaiveDate,
+        to: NaiveDate,
+    },
+    /// The same month and day as today in the contact's time zone (29 February on the 28th
+    /// in other years).
+    Anniversary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimePointIr {
+    /// Midnight UTC of the date.
+    Date(NaiveDate),
+    /// Now, plus `seconds` (negative: minus) and `months` calendar months (signed).
+    Now {
+        seconds: i64,
+        #[serde(default, skip_serializing_if = "is_zero_i32")]
+        months: i32,
+    },
+}
+
+fn is_zero_i32(n: &i32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -383,6 +544,8 @@ pub enum MatchIr {
     NotIn(Vec<serde_json::Value>),
     Contains(serde_json::Value),
     StartsWith(serde_json::Value),
+    /// Compared with another value: `contact.…`, `entry.…` (the entry event) or `event.…`.
+    CmpRef(CmpOp, Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,7 +28,11 @@ impl<'a> Compiler<'a> {
             messages: BTreeMap::new(),
             topic: None,
             transactional: false,
+            holdout: 0,
         };
+        // `entry.KEY` is readable in the goal, the exit and the steps (not in the entries'
+        // own `where`, compiled with this taken away).
+        self.keyed = Some(Vec::new());
         let mut transactional_at: Option<Span> = None;
         let mut topic_at: Option<Span> = None;
         let scope = CondScope::Journey(here.clone());
@@ -43,6 +47,7 @@ impl<'a> Compiler<'a> {
                 HeaderKind::Quiet { .. } => Some("quiet"),
                 HeaderKind::Topic(_) => Some("topic"),
                 HeaderKind::Transactional => Some("transactional"),
+                HeaderKind::Holdout { .. } => Some("holdout"),
                 _ => None,
             };
             if let Some(key) = once {
@@ -59,13 +64,18 @@ impl<'a> Compiler<'a> {
                 HeaderKind::Label(s) => ir.label = Some(s.value.clone()),
                 HeaderKind::Entry(e) => {
                     let entry = match e {
-                        Entry::Event(m) => EntryIr::Event(EventMatchIr {
-                            event: m.event.value.clone(),
-                            condition: m
+                        Entry::Event(m) => {
+                            let keyed = self.keyed.take();
+                            let condition = m
                                 .condition
                                 .as_ref()
-                                .map(|c| self.cond(file, c, &CondScope::Record)),
-                        }),
+                                .map(|c| self.cond(file, c, &CondScope::Record));
+                            self.keyed = keyed;
+                            EntryIr::Event(EventMatchIr {
+                                event: m.event.value.clone(),
+                                condition,
+                            })
+                        }
                         Entry::SegmentAt {
                             segment,
                             date,
@@ -154,6 +164,24 @@ impl<'a> Compiler<'a> {
                     });
                 }
                 HeaderKind::MigrateByName => ir.migrate_by_name = true,
+                HeaderKind::Holdout {
+                    basis_points,
+                    percent_text,
+                } => {
+                    if *basis_points == 0 || *basis_points >= 10_000 {
+                        self.err(
+                            Diagnostic::error(
+                                file,
+                                h.span,
+                                format!("a holdout of {percent_text} leaves nobody to compare"),
+                            )
+                            .with_help(
+                                "a holdout is a share above 0% and below 100%, such as `holdout 10%`",
+                            ),
+                        );
+                    }
+                    ir.holdout = *basis_points;
+                }
                 HeaderKind::Transactional => {
                     ir.transactional = true;
                     transactional_at = Some(h.span);
@@ -213,8 +241,44 @@ impl<'a> Compiler<'a> {
         self.check_step_names(&cx);
         let start = self.link_block(&mut cx, &j.steps, None, &scope);
         self.check_graph(&cx, start);
+        for (i, st) in cx.steps.iter().enumerate() {
+            if let StepKindIr::Experiment {
+                metric: ExperimentMetric::Converted,
+                ..
+            } = st.kind
+            {
+                if ir.goal.is_none() {
+                    self.err(
+                        Diagnostic::error(
+                            file,
+                            cx.spans[i],
+                            format!(
+                                "experiment '{}' is by `converted`, but the journey has no goal",
+                                st.name
+                            ),
+                        )
+                        .with_help("add `goal event \"…\"`, or measure by `opened` or `clicked`"),
+                    );
+                }
+            }
+        }
         ir.start = start;
         ir.steps = cx.steps;
+        let refs = self.keyed.take().unwrap_or_default();
+        if !refs.is_empty() {
+            self.entry_refs.push(EntryRefs {
+                journey: ir.name.clone(),
+                entry_events: ir
+                    .entries
+                    .iter()
+                    .filter_map(|e| match e {
+                        EntryIr::Event(m) => Some(m.event.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                refs,
+            });
+        }
         ir.messages = cx.messages.into_iter().map(|(k, (m, _))| (k, m)).collect();
         if !ir.transactional
             && topic_at.is_none()
@@ -301,6 +365,7 @@ impl<'a> Compiler<'a> {
                     cx.if_count += 1;
                     format!("if_{}", cx.if_count)
                 }
+                (None, StepKind::Experiment(x)) => x.name.name.clone(),
                 (None, StepKind::Split(_)) => {
                     cx.split_count += 1;
                     format!("split_{}", cx.split_count)
@@ -349,6 +414,11 @@ impl<'a> Compiler<'a> {
                 StepKind::Split(sp) => {
                     for a in &sp.arms {
                         self.assign(cx, &a.block.steps);
+                    }
+                }
+                StepKind::Experiment(x) => {
+                    for (_, b) in x.arms.iter().filter_map(|a| a.arm.as_ref()) {
+                        self.assign(cx, &b.steps);
                     }
                 }
                 StepKind::Check(c) => {

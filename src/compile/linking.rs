@@ -182,6 +182,94 @@ impl<'a> Compiler<'a> {
                 };
                 StepKindIr::Branch { arms, otherwise }
             }
+            StepKind::Experiment(x) => {
+                let (within_months, within_seconds) =
+                    self.check_period(file, &x.within, "an experiment's time to measure");
+                let metric = match x.metric.name.as_str() {
+                    "opened" => ExperimentMetric::Opened,
+                    "clicked" => ExperimentMetric::Clicked,
+                    _ => ExperimentMetric::Converted,
+                };
+                let total: u32 = x.arms.iter().map(|a| a.basis_points).sum();
+                if total != 10_000 {
+                    let shares: Vec<&str> =
+                        x.arms.iter().map(|a| a.percent_text.as_str()).collect();
+                    self.err(
+                        Diagnostic::error(
+                            file,
+                            self.step_keyword(file, s.span, true),
+                            format!(
+                                "the shares of this experiment add up to {}%, not 100%",
+                                fmt_basis(total)
+                            ),
+                        )
+                        .with_label(format!("shares: {}", shares.join(" + ")))
+                        .with_help("make the arms and the winner add up to exactly 100%"),
+                    );
+                }
+                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut arms = Vec::new();
+                let mut winner = 0;
+                let mut winner_at: Option<Span> = None;
+                for (i, a) in x.arms.iter().enumerate() {
+                    let Some((name, block)) = &a.arm else {
+                        if let Some(prev) = winner_at {
+                            self.err(
+                                Diagnostic::error(file, a.span, "`winner` is given twice")
+                                    .with_related(file, prev, "first given here")
+                                    .with_help("an experiment has one winner share, last"),
+                            );
+                        } else if i + 1 != x.arms.len() {
+                            self.err(
+                                Diagnostic::error(file, a.span, "`winner` must be the last share")
+                                    .with_label("arms follow it")
+                                    .with_help("write the arms first, then `N% winner`"),
+                            );
+                        }
+                        winner_at = Some(a.span);
+                        winner += a.basis_points;
+                        continue;
+                    };
+                    if let Some(prev) = seen.insert(&name.name, name.span) {
+                        self.err(
+                            Diagnostic::error(
+                                file,
+                                name.span,
+                                format!("two arms named '{}'", name.name),
+                            )
+                            .with_related(
+                                file,
+                                prev,
+                                "first used here",
+                            ),
+                        );
+                    }
+                    let target = self.link_block(cx, &block.steps, next, scope);
+                    arms.push(ExperimentArmIr {
+                        name: name.name.clone(),
+                        basis_points: a.basis_points,
+                        next: target,
+                        messages: sends_between(&cx.steps, target, next),
+                    });
+                }
+                if arms.is_empty() {
+                    self.err(
+                        Diagnostic::error(
+                            file,
+                            x.name.span,
+                            format!("experiment '{}' has no arm to try", x.name.name),
+                        )
+                        .with_help("add arms such as `50% a { send email … }` before the winner"),
+                    );
+                }
+                StepKindIr::Experiment {
+                    metric,
+                    within_seconds,
+                    within_months,
+                    arms,
+                    winner,
+                }
+            }
             StepKind::Split(sp) => {
                 let total: u32 = sp.arms.iter().map(|a| a.basis_points).sum();
                 if total != 10_000 {
@@ -240,11 +328,7 @@ impl<'a> Compiler<'a> {
                             .with_help("ids are how events find their contact"),
                     );
                 }
-                StepKindIr::Set {
-                    field: field.name.clone(),
-                    value: literal_value(value),
-                    next,
-                }
+                self.computed(file, field, value, next, scope)
             }
         };
         let id = cx.ids[&s.span.start];
@@ -328,4 +412,27 @@ impl<'a> Compiler<'a> {
             }
         }
     }
+}
+
+/// The messages sent on the way from `from` to `until` (an arm's steps up to the step after
+/// the experiment).
+fn sends_between(steps: &[StepIr], from: Next, until: Next) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec![from];
+    while let Some(Some(id)) = todo.pop() {
+        if Some(id) == until || !seen.insert(id) {
+            continue;
+        }
+        let Some(step) = steps.get(id as usize) else {
+            continue;
+        };
+        if let StepKindIr::Send { message, .. } = &step.kind {
+            if !out.contains(message) {
+                out.push(message.clone());
+            }
+        }
+        todo.extend(step.kind.successors());
+    }
+    out
 }

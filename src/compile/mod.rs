@@ -15,6 +15,7 @@ pub mod partials;
 mod policies;
 mod segments;
 pub mod templates;
+mod values;
 
 use crate::domain::{CappedAction, Channel, CmpOp, Verb};
 use crate::lang::ast::{self, *};
@@ -29,7 +30,24 @@ use std::path::{Path, PathBuf};
 pub struct Compiled {
     pub program: Option<Program>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Every `entry.KEY` of each journey, with the event types it enters on (for
+    /// `check_entry_properties`).
+    pub entry_refs: Vec<EntryRefs>,
 }
+
+/// The `entry.KEY` a journey reads, and what its entry events are.
+#[derive(Debug, Clone)]
+pub struct EntryRefs {
+    pub journey: String,
+    /// The event types of its `entry event` lines (none: it enters on no event).
+    pub entry_events: Vec<String>,
+    /// (file, span, KEY) of each `entry.KEY`.
+    pub refs: Vec<(usize, Span, String)>,
+}
+
+/// The properties the events of each type carry, as far as something knows them (the
+/// scenarios' events: `journey check` reads them beside the journeys).
+pub type KnownProperties = BTreeMap<String, std::collections::BTreeSet<String>>;
 
 /// Parses nothing: compiles what `lang` loaded, adding to its diagnostics.
 pub fn compile(loaded: &Loaded) -> Compiled {
@@ -37,6 +55,8 @@ pub fn compile(loaded: &Loaded) -> Compiled {
         loaded,
         diags: Vec::new(),
         defs: HashMap::new(),
+        keyed: None,
+        entry_refs: Vec::new(),
     };
     let program = c.run();
     let mut diagnostics = loaded.diagnostics.clone();
@@ -47,18 +67,79 @@ pub fn compile(loaded: &Loaded) -> Compiled {
     Compiled {
         program: if has_errors { None } else { Some(program) },
         diagnostics,
+        entry_refs: c.entry_refs,
     }
 }
 
 /// Everything `journey check` reports on loaded files: compiling's diagnostics and, when the
 /// program compiled, the templates' warnings. The language server reports the same.
 pub fn check(loaded: &Loaded) -> Compiled {
+    check_with(loaded, &KnownProperties::new())
+}
+
+/// `check`, knowing the properties events carry: an `entry.KEY` that none of a journey's
+/// known entry events carries is a warning.
+pub fn check_with(loaded: &Loaded, known: &KnownProperties) -> Compiled {
     let mut compiled = compile(loaded);
     if let Some(p) = &compiled.program {
         let extra = templates::template_warnings(loaded, p);
         compiled.diagnostics.extend(extra);
     }
+    let extra = check_entry_properties(&compiled.entry_refs, known);
+    compiled.diagnostics.extend(extra);
     compiled
+}
+
+/// Warnings for `entry.KEY`: in a journey that enters on no event, and, where the events of
+/// its entry types are known, a KEY that none of them carries.
+pub fn check_entry_properties(refs: &[EntryRefs], known: &KnownProperties) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for j in refs {
+        for (file, span, key) in &j.refs {
+            if j.entry_events.is_empty() {
+                out.push(
+                    Diagnostic::warning(
+                        *file,
+                        *span,
+                        format!(
+                            "journey '{}' enters on no event: `entry.{key}` is always missing",
+                            j.journey
+                        ),
+                    )
+                    .with_help("`entry.KEY` reads the event of an `entry event` line"),
+                );
+                continue;
+            }
+            let seen: Vec<&std::collections::BTreeSet<String>> =
+                j.entry_events.iter().filter_map(|e| known.get(e)).collect();
+            if seen.is_empty() || seen.iter().any(|props| props.contains(key)) {
+                continue;
+            }
+            let mut carried: Vec<&str> = seen
+                .iter()
+                .flat_map(|p| p.iter().map(String::as_str))
+                .collect();
+            carried.sort_unstable();
+            carried.dedup();
+            let mut d = Diagnostic::warning(
+                *file,
+                *span,
+                format!("no entry event of journey '{}' carries `{key}`", j.journey),
+            )
+            .with_label(format!(
+                "the scenarios' {} events have no such property",
+                j.entry_events.join(", ")
+            ));
+            d = match did_you_mean(key, carried.iter().copied()) {
+                Some(h) => d.with_help(h),
+                None if carried.is_empty() => d.with_help("those events carry no property at all"),
+                None => d.with_help(format!("they carry: {}", carried.join(", "))),
+            };
+            out.push(d);
+        }
+    }
+    out.sort_by_key(|d| (d.file, d.span.start));
+    out
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -74,6 +155,10 @@ struct Compiler<'a> {
     diags: Vec<Diagnostic>,
     /// Every definition by name: (kind, file, definition).
     defs: HashMap<String, (DefKind, usize, &'a Definition)>,
+    /// While compiling a journey's steps, goal and exit: the `entry.KEY` seen (file, span,
+    /// KEY). None elsewhere, where `entry.` means nothing.
+    keyed: Option<Vec<(usize, Span, String)>>,
+    entry_refs: Vec<EntryRefs>,
 }
 
 /// The channels that can report each engagement verb, and why not otherwise.
@@ -403,6 +488,11 @@ impl JourneyMessages {
                     StepKind::Split(sp) => {
                         for a in &sp.arms {
                             walk(&a.block.steps, out);
+                        }
+                    }
+                    StepKind::Experiment(x) => {
+                        for (_, b) in x.arms.iter().filter_map(|a| a.arm.as_ref()) {
+                            walk(&b.steps, out);
                         }
                     }
                     StepKind::Check(c) => {

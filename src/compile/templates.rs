@@ -136,6 +136,11 @@ fn collect_sends<'a>(steps: &'a [Step], out: &mut Vec<&'a Send>) {
                     collect_sends(&a.block.steps, out);
                 }
             }
+            StepKind::Experiment(x) => {
+                for (_, b) in x.arms.iter().filter_map(|a| a.arm.as_ref()) {
+                    collect_sends(&b.steps, out);
+                }
+            }
             _ => {}
         }
     }

@@ -93,12 +93,17 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime, gap: Gap) -> Millis {
 /// on, clamped to that month's last day (Jan 31 + 1mo = Feb 28, or 29 in a leap year). A
 /// local time the clock skips that day moves forward by the gap, one it repeats is the first.
 pub fn add_months(at: Millis, months: u32, tz: Tz) -> Millis {
+    shift_months(at, months as i64, tz)
+}
+
+/// `add_months` either way: `months` may be negative (`now - 1mo`).
+pub fn shift_months(at: Millis, months: i64, tz: Tz) -> Millis {
     if months == 0 {
         return at;
     }
     let local = local_now(at, tz);
     let d = local.date();
-    let index = d.year() as i64 * 12 + d.month0() as i64 + months as i64;
+    let index = d.year() as i64 * 12 + d.month0() as i64 + months;
     let (year, month) = (index.div_euclid(12) as i32, index.rem_euclid(12) as u32 + 1);
     let first = NaiveDate::from_ymd_opt(year, month, 1);
     let next_first = if month == 12 {

@@ -40,9 +40,24 @@ impl<'a> ContactView<'a> {
             CondIr::Or(v) => v.iter().any(|c| self.eval(c, subject)),
             CondIr::Not(c) => !self.eval(c, subject),
             CondIr::Bool(b) => *b,
+            CondIr::Compare {
+                path,
+                matcher: MatchIr::CmpRef(op, other),
+            } => {
+                let value = self.lookup(path, subject);
+                match self.lookup(other, subject) {
+                    Some(o) => matches(value.as_ref(), &MatchIr::Cmp(*op, o)),
+                    // Nothing to compare with: only `!=` holds.
+                    None => *op == CmpOp::Ne,
+                }
+            }
             CondIr::Compare { path, matcher } => {
                 let value = self.lookup(path, subject);
                 matches(value.as_ref(), matcher)
+            }
+            CondIr::Time { path, test } => {
+                let value = self.lookup(path, subject);
+                super::times::time_test(value.as_ref(), test, self.now, self.zone())
             }
             CondIr::InSegment(name) => self.in_segment(name),
             CondIr::InList(list) => self
@@ -102,7 +117,12 @@ impl<'a> ContactView<'a> {
         }
     }
 
-    fn lookup(&self, path: &[String], subject: Subject) -> Option<Value> {
+    /// The contact's time zone (UTC without one): anniversaries and calendar months.
+    pub fn zone(&self) -> chrono_tz::Tz {
+        super::calendar::pick_zone(None, self.contact.timezone(), chrono_tz::UTC)
+    }
+
+    pub fn lookup(&self, path: &[String], subject: Subject) -> Option<Value> {
         let (first, rest) = path.split_first()?;
         let root = match first.as_str() {
             "contact" if !rest.is_empty() => {
@@ -111,6 +131,11 @@ impl<'a> ContactView<'a> {
             }
             "event" if !rest.is_empty() => {
                 let ev = subject.record.or(subject.entry_event)?;
+                let (field, deeper) = rest.split_first()?;
+                return dig(ev.attribute(field)?, deeper);
+            }
+            "entry" if !rest.is_empty() => {
+                let ev = subject.entry_event?;
                 let (field, deeper) = rest.split_first()?;
                 return dig(ev.attribute(field)?, deeper);
             }
@@ -447,6 +472,10 @@ impl<'a> ContactView<'a> {
                 .fold(None, earliest),
             CondIr::Not(c) => self.cond_change(c, depth),
             CondIr::Bool(_) | CondIr::Compare { .. } | CondIr::InList(_) => None,
+            CondIr::Time { path, test } => {
+                let value = self.lookup(path, Subject::default());
+                super::times::time_test_change(value.as_ref(), test, self.now, self.zone())
+            }
             CondIr::InSegment(name) => self
                 .program
                 .segments
@@ -580,6 +609,8 @@ pub fn matches(value: Option<&Value>, m: &MatchIr) -> bool {
             (Value::String(s), Value::String(p)) => s.starts_with(p.as_str()),
             _ => false,
         },
+        // Resolved by `ContactView::eval`, which knows where to read the other value.
+        MatchIr::CmpRef(..) => false,
     }
 }
 
@@ -615,7 +646,9 @@ fn lookback_cond(program: &Program, c: &CondIr, depth: u32) -> Option<Millis> {
             .map(|c| lookback_cond(program, c, depth))
             .try_fold(0, |acc, w| w.map(|w| acc.max(w))),
         CondIr::Not(c) => lookback_cond(program, c, depth),
-        CondIr::Bool(_) | CondIr::Compare { .. } | CondIr::InList(_) => Some(0),
+        CondIr::Bool(_) | CondIr::Compare { .. } | CondIr::InList(_) | CondIr::Time { .. } => {
+            Some(0)
+        }
         CondIr::InSegment(n) => program
             .segments
             .get(n)

@@ -6,8 +6,10 @@
 pub mod calendar;
 pub mod cond;
 pub mod consent;
+pub mod experiment;
 pub mod model;
 pub mod step;
+pub mod times;
 pub mod wheel;
 
 pub use model::*;

@@ -45,6 +45,16 @@ pub const MESSAGE_TEST: &str = "message.test";
 /// Recorded when a contact changes a topic (preference page, SMS STOP/START), with `topic`
 /// and `value`.
 pub const SUBSCRIPTION_CHANGED: &str = "subscription.changed";
+/// Recorded when a contact enters a journey in its holdout (`holdout N%`): it is sent
+/// nothing by the journey, and the report compares its conversion with the rest.
+pub const HOLDOUT: &str = "holdout";
+/// Recorded when a computed value cannot be computed (`set contact.x = contact.name + 1`
+/// with a name that is text), with the `step`, `field` and `reason`; the contact goes on.
+pub const SET_FAILED: &str = "set.failed";
+/// Recorded on the pseudo-contact `journey:NAME` when an experiment's winner is chosen, with
+/// the `experiment`, the `winner`, the `metric` and each arm's `contacts`, `successes` and
+/// `rate`: the choice is fixed from then on (restarts included).
+pub const EXPERIMENT_DECIDED: &str = "experiment.decided";
 /// A spam complaint about an address (forwarded from an email provider): suppresses it.
 pub const COMPLAINED: &str = "complained";
 
@@ -66,6 +76,7 @@ pub fn is_reserved_event_type(kind: &str) -> bool {
                 | "subscription.changed"
                 | "holdout"
                 | "set.failed"
+                | "experiment.decided"
                 | "push_token.removed"
         )
 }
@@ -356,6 +367,11 @@ pub enum Happening {
         message: String,
         reason: String,
     },
+    /// A send not made because the contact is in the journey's holdout.
+    Withheld {
+        message: String,
+        reason: String,
+    },
 }
 
 /// One line of a timeline: `journey simulate` prints them, the store keeps them per instance.
@@ -382,6 +398,9 @@ pub enum Effect {
     Timeline(TimelineEntry),
     /// A `message.suppressed` event to record.
     Suppressed(Event),
+    /// Another event the engine records on the contact (`holdout`, `set.failed`), already
+    /// in the world's history.
+    Record(Event),
 }
 
 // ---------------------------------------------------------------- tracked links

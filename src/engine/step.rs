@@ -22,6 +22,11 @@ pub enum Input<'a> {
     Event(&'a Event),
 }
 
+/// The key of an experiment's decision in `World::decisions` and the store: `journey/step`.
+pub fn decision_key(journey: &str, step: &str) -> String {
+    format!("{journey}/{step}")
+}
+
 /// The contact as the engine sees it for one batch of inputs. The step function adds to it
 /// (sends, profile updates) so later steps in the same batch see them.
 pub struct World<'a> {
@@ -31,6 +36,9 @@ pub struct World<'a> {
     pub events: Vec<Event>,
     pub now: Millis,
     pub default_zone: Tz,
+    /// The winners of experiments, by `decision_key`, as the runtime decided them: the
+    /// winner share of an experiment follows the arm named here when its wait ends.
+    pub decisions: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> World<'a> {
@@ -62,22 +70,35 @@ pub fn entry_event_matches(j: &JourneyIr, e: &Event, view: &ContactView) -> bool
 }
 
 fn event_matches(m: &EventMatchIr, e: &Event, view: &ContactView) -> bool {
+    keyed_event_matches(m, e, None, view)
+}
+
+/// `event_matches` for an instance's goal and exit, whose `where` may read `entry.KEY`.
+fn keyed_event_matches(
+    m: &EventMatchIr,
+    e: &Event,
+    entry_event: Option<&Event>,
+    view: &ContactView,
+) -> bool {
     e.kind == m.event
         && m.condition.as_ref().is_none_or(|c| {
             view.eval(
                 c,
                 Subject {
                     record: Some(e),
-                    entry_event: None,
+                    entry_event,
                 },
             )
         })
 }
 
-/// May a contact with these earlier instances of the journey enter now?
-/// Never twice at once; then as `reentry` says.
-pub fn reentry_allows(j: &JourneyIr, earlier: &[&Instance], now: Millis) -> bool {
-    if earlier.iter().any(|i| i.is_active()) {
+/// May a contact with these earlier instances of the journey enter now? `by_event`: the
+/// contact enters on an event (not a segment, a plan or the API). Never twice at once, but
+/// for `reentry always` on an event, which runs an instance per entering event side by
+/// side; then as `reentry` says.
+pub fn reentry_allows(j: &JourneyIr, earlier: &[&Instance], now: Millis, by_event: bool) -> bool {
+    let side_by_side = by_event && j.reentry == ReentryIr::Always;
+    if !side_by_side && earlier.iter().any(|i| i.is_active()) {
         return false;
     }
     match j.reentry {
@@ -113,18 +134,6 @@ fn answers_send(e: &Event, id: &str, sent_at: Millis, live: bool) -> bool {
         None if live => e.at >= sent_at,
         None => e.at > sent_at,
     }
-}
-
-/// FNV-1a: a stable hash, the same on every machine and release, for `split random`.
-fn stable_hash(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
 }
 
 /// Advances one instance as far as it can go on this input.
@@ -176,11 +185,12 @@ impl Run<'_, '_> {
         }
         if let Input::Event(e) = input {
             let view = self.w.view();
+            let entry = self.inst.entry_event.as_ref();
             if self
                 .j
                 .goal
                 .as_ref()
-                .is_some_and(|g| event_matches(g, e, &view))
+                .is_some_and(|g| keyed_event_matches(g, e, entry, &view))
             {
                 self.end(EndReason::Converted);
                 return;
@@ -189,7 +199,7 @@ impl Run<'_, '_> {
                 .j
                 .exit
                 .as_ref()
-                .is_some_and(|x| event_matches(x, e, &view))
+                .is_some_and(|x| keyed_event_matches(x, e, entry, &view))
             {
                 self.end(EndReason::Exited);
                 return;
@@ -198,6 +208,17 @@ impl Run<'_, '_> {
         let flow = match input {
             Input::Enter => {
                 self.timeline(Happening::Entered);
+                if self.j.holds_out(&self.inst.contact) {
+                    let holdout = Event {
+                        contact: self.inst.contact.clone(),
+                        kind: HOLDOUT.into(),
+                        at: self.w.now,
+                        journey: Some(self.j.name.clone()),
+                        ..Event::default()
+                    };
+                    self.w.events.push(holdout.clone());
+                    self.fx.push(Effect::Record(holdout));
+                }
                 Flow::Go(self.j.start)
             }
             Input::Timer(due) => {
@@ -262,6 +283,25 @@ impl Run<'_, '_> {
                 Flow::Go(*no)
             }
             StepKindIr::Send { message, next } => self.send(&step.name, message, *next),
+            StepKindIr::Experiment { arms, .. } => {
+                // The runtime decided the winner before this input (`World::decisions`);
+                // without a decision, the first arm (as a tie would).
+                let key = decision_key(&self.j.name, &step.name);
+                let i = self
+                    .w
+                    .decisions
+                    .get(&key)
+                    .and_then(|w| arms.iter().position(|a| &a.name == w))
+                    .unwrap_or(0);
+                let Some(arm) = arms.get(i) else {
+                    return Flow::Go(None);
+                };
+                self.timeline(Happening::Branched {
+                    step: step.name.clone(),
+                    to: format!("winner {}", arm.name),
+                });
+                Flow::Go(arm.next)
+            }
             // Only waiting and sending steps park.
             _ => Flow::Go(self.inst.step),
         }
@@ -469,6 +509,25 @@ impl Run<'_, '_> {
                 });
                 Flow::Go(to)
             }
+            StepKindIr::Experiment {
+                arms,
+                within_seconds,
+                within_months,
+                ..
+            } => match experiment_arm(&self.inst.contact, &self.j.name, &step.name, arms) {
+                Some(i) => {
+                    self.timeline(Happening::Branched {
+                        step: step.name.clone(),
+                        to: arms[i].name.clone(),
+                    });
+                    Flow::Go(arms[i].next)
+                }
+                // The winner share waits for the measure, then takes the winner.
+                None => {
+                    let due = self.after(now, *within_months, *within_seconds);
+                    self.park(Parked::Waiting, due)
+                }
+            },
             StepKindIr::Split { arms } => {
                 let bucket =
                     (stable_hash(&[&self.inst.contact, &self.j.name, &step.name]) % 10_000) as u32;
@@ -488,19 +547,64 @@ impl Run<'_, '_> {
                 });
                 Flow::Go(next)
             }
+            StepKindIr::Compute { field, expr, next } => {
+                let view = self.w.view();
+                let subject = Subject {
+                    record: None,
+                    entry_event: self.inst.entry_event.as_ref(),
+                };
+                let lookup = |p: &[String]| view.lookup(p, subject);
+                let computed = super::times::compute(
+                    expr,
+                    &lookup,
+                    now,
+                    pick_zone(None, self.w.contact.timezone(), self.w.default_zone),
+                );
+                match computed {
+                    Ok(value) => self.set_field(field, value),
+                    Err(reason) => {
+                        let failed = Event {
+                            contact: self.inst.contact.clone(),
+                            kind: SET_FAILED.into(),
+                            at: now,
+                            journey: Some(self.j.name.clone()),
+                            properties: serde_json::Map::from_iter([
+                                ("step".to_string(), Value::String(step.name.clone())),
+                                ("field".to_string(), Value::String(field.clone())),
+                                ("reason".to_string(), Value::String(reason.clone())),
+                            ]),
+                            ..Event::default()
+                        };
+                        self.w.events.push(failed.clone());
+                        self.fx.push(Effect::Record(failed));
+                        self.timeline(Happening::Error {
+                            step: step.name.clone(),
+                            error: format!("set contact.{field}: {reason}"),
+                        });
+                    }
+                }
+                Flow::Go(*next)
+            }
             StepKindIr::Set { field, value, next } => {
-                self.w.contact.profile.insert(field.clone(), value.clone());
-                self.fx.push(Effect::SetField {
-                    field: field.clone(),
-                    value: value.clone(),
-                });
-                self.timeline(Happening::Set {
-                    field: field.clone(),
-                    value: value.clone(),
-                });
+                self.set_field(field, value.clone());
                 Flow::Go(*next)
             }
         }
+    }
+
+    fn set_field(&mut self, field: &str, value: Value) {
+        self.w
+            .contact
+            .profile
+            .insert(field.to_string(), value.clone());
+        self.fx.push(Effect::SetField {
+            field: field.to_string(),
+            value: value.clone(),
+        });
+        self.timeline(Happening::Set {
+            field: field.to_string(),
+            value,
+        });
     }
 
     /// Quiet hours, then the policy's caps, then the send itself.
@@ -515,6 +619,15 @@ impl Run<'_, '_> {
             return Flow::Park;
         };
         let channel = msg.channel;
+        // The holdout is sent nothing: the contact walks the journey as if each send were
+        // suppressed.
+        if self.j.holds_out(&self.inst.contact) {
+            self.timeline(Happening::Withheld {
+                message: message.into(),
+                reason: "holdout".into(),
+            });
+            return Flow::Go(next);
+        }
         // Consent first: a contact who said no is not held for quiet hours or caps.
         if let Some(reason) = super::consent::suppression(
             self.w.program,

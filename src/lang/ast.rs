@@ -126,6 +126,12 @@ pub enum HeaderKind {
     Transactional,
     /// `topic NAME`: every send needs the contact's consent to this topic.
     Topic(Ident),
+    /// `holdout 10%`: a stable share of entering contacts is sent nothing (a control group).
+    Holdout {
+        /// Hundredths of a percent, as a split's arms.
+        basis_points: u32,
+        percent_text: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -185,7 +191,8 @@ pub enum StepKind {
     Check(Check),
     If(IfStep),
     Split(Split),
-    Set { field: Ident, value: Literal },
+    Experiment(Experiment),
+    Set { field: Ident, value: Expr },
     Goto(Ident),
     End,
 }
@@ -295,6 +302,26 @@ pub struct SplitArm {
     pub span: Span,
 }
 
+/// `experiment NAME by clicked within 1d { 20% a {…} 20% b {…} 60% winner }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Experiment {
+    pub name: Ident,
+    /// `opened`, `clicked` or `converted` (the journey's goal).
+    pub metric: Ident,
+    pub within: Dur,
+    pub arms: Vec<ExperimentArm>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExperimentArm {
+    /// Hundredths of a percent, as a split's arms.
+    pub basis_points: u32,
+    pub percent_text: String,
+    /// The arm's name and steps; None for the `winner` share.
+    pub arm: Option<(Ident, Block)>,
+    pub span: Span,
+}
+
 // ---------------------------------------------------------------- values and conditions
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -304,6 +331,53 @@ pub enum Literal {
     Bool(bool),
     Date(Date),
     List(Vec<Literal>),
+}
+
+/// A computed value (`set contact.x = contact.x + 1`): literals, `now`, durations, the
+/// values of `contact.…` and `entry.…`, and `+ - * /`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum ExprKind {
+    Literal(Literal),
+    /// `contact.a.b`, `entry.a`, `event.a`: the root first.
+    Ref(Vec<String>),
+    Now,
+    Dur(Dur),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// Parentheses as written.
+    Group(Box<Expr>),
+}
+
+/// A moment a profile time is compared with: a date (midnight UTC), or `now` give or take
+/// a duration (`now + 3d`; `offset` None is `now`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TimePoint {
+    Date(Date),
+    Now { minus: bool, offset: Option<Dur> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -319,6 +393,16 @@ pub enum Matcher {
     NotIn(Vec<Literal>),
     Contains(Literal),
     StartsWith(Literal),
+    /// `== entry.cart_id`: compared with another value (`contact.…`, `entry.…`, `event.…`).
+    CmpRef(CmpOp, Vec<String>, Span),
+    /// Profile times: `in last 30d`.
+    InLast(Dur),
+    Before(TimePoint),
+    After(TimePoint),
+    /// Inclusive dates.
+    Between(Date, Date),
+    /// `is anniversary`: the same month and day as today, in the contact's time zone.
+    Anniversary,
 }
 
 /// What an engagement condition counts: a message, a journey, a channel or a label.

@@ -38,6 +38,7 @@ const HEADERS: &[&str] = &[
     "quiet",
     "migrate by name",
     "transactional",
+    "holdout",
 ];
 const STEPS: &[&str] = &[
     "send",
@@ -46,6 +47,7 @@ const STEPS: &[&str] = &[
     "if",
     "else",
     "split random",
+    "experiment",
     "set contact.",
     "goto",
     "end",
@@ -64,9 +66,26 @@ const CONDITIONS: &[&str] = &[
     "bounced",
     "unsubscribed",
     "contact.",
+    "entry.",
     "true",
     "false",
 ];
+/// What may follow a value in a condition: comparisons, and the tests of profile times.
+const MATCHERS: &[&str] = &[
+    "==",
+    "!=",
+    "in",
+    "not in",
+    "contains",
+    "starts with",
+    "in last",
+    "before",
+    "after",
+    "between",
+    "is anniversary",
+];
+/// What a computed value (`set contact.x = …`) may start with.
+const VALUES: &[&str] = &["contact.", "entry.", "now"];
 const VERBS: &[&str] = &["received", "opened", "clicked", "bounced", "unsubscribed"];
 const CHANNELS: &[&str] = &["email", "sms", "push", "webhook"];
 
@@ -251,6 +270,18 @@ pub fn complete(text: &str, offset: usize, index: &Index, path: &Path) -> Vec<Co
                 .unwrap_or_default()
         }
         (_, "channel" | "send") => return keywords(CHANNELS, "channel"),
+        (_, "before" | "after") if block != Block::Top => {
+            return keywords(&["now"], "the moment of evaluation")
+        }
+        (_, "=") if block != Block::Top => return keywords(VALUES, "value"),
+        (_, w)
+            if block != Block::Top
+                && ["contact.", "entry.", "event."]
+                    .iter()
+                    .any(|r| w.starts_with(r) && w.len() > r.len()) =>
+        {
+            return keywords(MATCHERS, "test")
+        }
         (_, "in") if block != Block::Top => return keywords(&["segment", "list", "last"], ""),
         (_, "where" | "and" | "or" | "not" | "(") | ("else", "if")
             if block != Block::Top && block != Block::Segment || p1 == "where" =>

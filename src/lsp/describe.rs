@@ -95,6 +95,9 @@ pub fn journey(j: &Journey) -> String {
                 out.push_str(&format!("\n\nentered on the event \"{}\"", e.event.value))
             }
             HeaderKind::Entry(Entry::Api) => out.push_str("\n\nentered through the API"),
+            HeaderKind::Holdout { percent_text, .. } => out.push_str(&format!(
+                "\n\nholdout: {percent_text} of the contacts who enter are sent nothing (a control group)"
+            )),
             HeaderKind::Entry(
                 Entry::SegmentAt { segment, .. }
                 | Entry::SegmentEvery { segment, .. }
@@ -215,9 +218,32 @@ pub fn step(s: &Step) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        StepKind::Set { field, .. } => {
-            format!("sets the contact's field `{}`", field.name)
-        }
+        StepKind::Experiment(x) => format!(
+            "experiment `{}`: tries {} on their shares, by the {} rate within {}; {}",
+            x.name.name,
+            x.arms
+                .iter()
+                .filter_map(|a| a.arm.as_ref().map(|(n, _)| format!("{} `{}`", a.percent_text, n.name)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            x.metric.name,
+            duration(&x.within.text),
+            match x.arms.iter().find(|a| a.arm.is_none()) {
+                Some(w) => format!(
+                    "the other {} wait that long, then take the arm with the best rate (a tie takes the first)",
+                    w.percent_text
+                ),
+                None => "no winner share".to_string(),
+            }
+        ),
+        StepKind::Set { field, value } => match value.kind {
+            ExprKind::Literal(_) => format!("sets the contact's field `{}`", field.name),
+            _ => format!(
+                "sets the contact's field `{}` to a computed value (a type error at run time \
+                 records `set.failed` and goes on)",
+                field.name
+            ),
+        },
         StepKind::Goto(l) => format!("jumps to the step labelled `{}`", l.name),
         StepKind::End => "ends the journey for the contact".into(),
         // Steps added to the language since: their own words, until they are described.

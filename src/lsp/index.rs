@@ -207,6 +207,11 @@ pub fn each_block<'a>(kind: &'a StepKind, mut f: impl FnMut(&'a Block)) {
             }
         }
         StepKind::Split(s) => s.arms.iter().for_each(|a| f(&a.block)),
+        StepKind::Experiment(x) => x
+            .arms
+            .iter()
+            .filter_map(|a| a.arm.as_ref())
+            .for_each(|(_, b)| f(b)),
         _ => {}
     }
 }

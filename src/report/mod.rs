@@ -19,7 +19,8 @@ pub mod trend;
 use crate::compile::ir::JourneyIr;
 use crate::compile::ir::Program;
 use crate::engine::{
-    Contact, Event, Millis, MESSAGE_BOUNCED, MESSAGE_CAPPED, MESSAGE_FAILED, MESSAGE_SENT,
+    Contact, EndReason, Event, Instance, Millis, MESSAGE_BOUNCED, MESSAGE_CAPPED, MESSAGE_FAILED,
+    MESSAGE_SENT,
 };
 use crate::lang::diagnostic::did_you_mean;
 use crate::store::{Store, StoreError};
@@ -139,7 +140,207 @@ pub struct JourneyReport {
     pub label: Option<String>,
     /// Contacts who entered the journey (any version).
     pub entered: u64,
+    /// Instances of the journey (any version): more than `entered` where contacts entered
+    /// more than once (`reentry`), or side by side (`reentry always`, one per event).
+    #[serde(default)]
+    pub instances: u64,
+    /// With `holdout N%`: the goal conversion of the holdout and of the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutReport>,
+    /// Each experiment of the version last deployed: its arms' rates and the winner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<ExperimentReport>,
     pub messages: Vec<MessageStats>,
+}
+
+/// `experiment NAME by METRIC within D`: each arm's rate among the contacts who entered it,
+/// and the winner once chosen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExperimentReport {
+    pub experiment: String,
+    /// `opened`, `clicked` or `converted`.
+    pub metric: String,
+    /// The winner share, in percent.
+    pub winner_share: f64,
+    /// The arms as they stand now (contacts who entered each, and those who did the verb).
+    pub arms: Vec<ArmReport>,
+    /// The arm chosen for the winner share, once chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub winner: Option<String>,
+    /// When it was chosen (milliseconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    pub chosen_at: Option<Millis>,
+    /// The arms' rates when it was chosen, as recorded then.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rates_at_choice: Vec<ArmReport>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArmReport {
+    pub arm: String,
+    /// Contacts who entered the arm (the holdout excepted): the sample size.
+    pub contacts: u64,
+    pub successes: u64,
+    /// `successes / contacts` in percent.
+    pub rate: f64,
+}
+
+/// The experiments of `ir`, measured over the store now, with their recorded decisions.
+fn experiment_reports(store: &Store, ir: &JourneyIr) -> Result<Vec<ExperimentReport>, ReportError> {
+    use crate::compile::ir::StepKindIr;
+    let mut out = Vec::new();
+    for step in &ir.steps {
+        let StepKindIr::Experiment {
+            metric,
+            arms,
+            winner,
+            ..
+        } = &step.kind
+        else {
+            continue;
+        };
+        let mut tally = crate::engine::experiment::Tally::new(&ir.name, &step.name, *metric, arms);
+        for c in store.contacts() {
+            let c = c?;
+            let instances = store.instances_of(&c.id)?;
+            if instances.iter().any(|i| i.journey == ir.name) {
+                let events = store.events_of(&c.id)?;
+                tally.add(&c.id, ir.holds_out(&c.id), &instances, &events);
+            }
+        }
+        let decided = crate::runtime::recorded_decision(store, &ir.name, &step.name)?;
+        let arm_report = |v: &serde_json::Value| ArmReport {
+            arm: v["arm"].as_str().unwrap_or_default().to_string(),
+            contacts: v["contacts"].as_u64().unwrap_or(0),
+            successes: v["successes"].as_u64().unwrap_or(0),
+            rate: v["rate"].as_f64().unwrap_or(0.0),
+        };
+        out.push(ExperimentReport {
+            experiment: step.name.clone(),
+            metric: metric.as_str().into(),
+            winner_share: *winner as f64 / 100.0,
+            arms: tally
+                .tallies
+                .iter()
+                .map(|t| ArmReport {
+                    arm: t.arm.clone(),
+                    contacts: t.contacts,
+                    successes: t.successes,
+                    rate: t.rate(),
+                })
+                .collect(),
+            winner: decided
+                .as_ref()
+                .and_then(|e| e.properties.get("winner"))
+                .and_then(|w| w.as_str())
+                .map(String::from),
+            chosen_at: decided.as_ref().map(|e| e.at),
+            rates_at_choice: decided
+                .as_ref()
+                .and_then(|e| e.properties.get("arms"))
+                .and_then(|a| a.as_array())
+                .map(|a| a.iter().map(arm_report).collect())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// A share of contacts and how many of them reached the journey's goal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Conversion {
+    /// Contacts in the group.
+    pub contacts: u64,
+    /// Those of them with an instance ended by the goal.
+    pub converted: u64,
+    /// `converted / contacts`, in percent (None without contacts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+}
+
+impl Conversion {
+    fn add(&mut self, converted: bool) {
+        self.contacts += 1;
+        self.converted += converted as u64;
+        self.rate = Some(100.0 * self.converted as f64 / self.contacts as f64);
+    }
+}
+
+/// `holdout N%`: the contacts sent nothing against the rest (treated).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HoldoutReport {
+    /// The share held out, in percent (of the version last deployed).
+    pub share: f64,
+    pub holdout: Conversion,
+    pub treated: Conversion,
+    /// Treated rate minus holdout rate, in percentage points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub absolute_lift: Option<f64>,
+    /// The absolute lift over the holdout's rate, in percent (None when that rate is 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relative_lift: Option<f64>,
+}
+
+/// What the instances of a journey say: how many, and the holdout's comparison.
+fn instance_summary(
+    store: &Store,
+    journey: &str,
+    ir: Option<&JourneyIr>,
+) -> Result<(u64, Option<HoldoutReport>), ReportError> {
+    let mut instances = 0;
+    let mut versions: BTreeMap<String, Option<JourneyIr>> = BTreeMap::new();
+    let (mut holdout, mut treated) = (Conversion::default(), Conversion::default());
+    let mut any_holdout = ir.is_some_and(|j| j.holdout > 0);
+    for c in store.contacts() {
+        let c = c?;
+        let mine: Vec<Instance> = store
+            .instances_of(&c.id)?
+            .into_iter()
+            .filter(|i| i.journey == journey)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        instances += mine.len() as u64;
+        let mut held = false;
+        for i in &mine {
+            if !versions.contains_key(&i.version) {
+                versions.insert(i.version.clone(), store.version(&i.version)?);
+            }
+            if let Some(Some(v)) = versions.get(&i.version) {
+                any_holdout |= v.holdout > 0;
+                held |= v.holds_out(&c.id);
+            }
+        }
+        let converted = mine.iter().any(|i| i.ended == Some(EndReason::Converted));
+        if held {
+            holdout.add(converted);
+        } else {
+            treated.add(converted);
+        }
+    }
+    if !any_holdout {
+        return Ok((instances, None));
+    }
+    let absolute_lift = match (treated.rate, holdout.rate) {
+        (Some(t), Some(h)) => Some(t - h),
+        _ => None,
+    };
+    let relative_lift = match (absolute_lift, holdout.rate) {
+        (Some(a), Some(h)) if h > 0.0 => Some(100.0 * a / h),
+        _ => None,
+    };
+    Ok((
+        instances,
+        Some(HoldoutReport {
+            share: ir.map_or(0.0, |j| j.holdout as f64 / 100.0),
+            holdout,
+            treated,
+            absolute_lift,
+            relative_lift,
+        }),
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -347,6 +548,7 @@ pub fn journey_report(
 ) -> Result<JourneyReport, ReportError> {
     let ir = deployed_journey(store, journey)?;
     let (recipients, entered) = recipients(store, journey, message)?;
+    let (instances, holdout) = instance_summary(store, journey, ir.as_ref())?;
     if ir.is_none() && recipients.is_empty() && entered.is_empty() {
         let heads: Vec<String> = store.heads()?.into_iter().map(|h| h.0).collect();
         return Err(ReportError::UnknownJourney(
@@ -452,6 +654,12 @@ pub fn journey_report(
         title: ir.as_ref().and_then(|j| j.title.clone()),
         label: ir.as_ref().and_then(|j| j.label.clone()),
         entered: entered.len() as u64,
+        instances,
+        holdout,
+        experiments: match &ir {
+            Some(ir) => experiment_reports(store, ir)?,
+            None => Vec::new(),
+        },
         messages,
     })
 }

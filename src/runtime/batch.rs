@@ -258,6 +258,7 @@ impl Runtime {
                 events,
                 now,
                 default_zone: self.default_zone,
+                decisions: Default::default(),
             },
             instances,
             dirty: BTreeSet::new(),
@@ -333,6 +334,12 @@ impl Runtime {
                     work.fired.push(entry);
                     let idx = round.instances.iter().position(|i| i.id == instance);
                     if let Some(idx) = idx {
+                        self.decide_experiment(
+                            &round.instances[idx].clone(),
+                            due,
+                            &mut round.world,
+                            work,
+                        )?;
                         let inst = &mut round.instances[idx];
                         if inst.is_active() && inst.due == Some(due) {
                             // The timer key is already removed: the diff must not remove it again.
@@ -468,7 +475,7 @@ impl Runtime {
         let world = &mut round.world;
         let instances = &mut round.instances;
         let earlier: Vec<&Instance> = instances.iter().filter(|i| i.journey == j.name).collect();
-        if !step::reentry_allows(j, &earlier, world.now) {
+        if !step::reentry_allows(j, &earlier, world.now, entry_event.is_some()) {
             return Ok(false);
         }
         let hash = match self.deployed.heads.get(&j.name) {
@@ -532,7 +539,7 @@ impl Runtime {
                 // Into the batch's outbox record (`write_outbox`).
                 Effect::Send(job) => work.out.sends.push(job),
                 Effect::SetField { .. } => round.contact_dirty = true,
-                Effect::Capped(ev) | Effect::Suppressed(ev) => {
+                Effect::Capped(ev) | Effect::Suppressed(ev) | Effect::Record(ev) => {
                     // The engine already added it to the world's history.
                     if let Ok(seq) = self.store.next_id() {
                         work.batch.put_event(&ev, seq);

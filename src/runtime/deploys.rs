@@ -15,6 +15,8 @@ pub(super) struct Deployed {
     pub(super) history_free: HashMap<(String, StepId), bool>,
     /// The current version hash of each journey, for new entries.
     pub(super) heads: HashMap<String, String>,
+    /// Experiments' winners known to this runtime, by `decision_key` (`experiments`).
+    pub(super) decisions: HashMap<String, String>,
 }
 
 impl Runtime {

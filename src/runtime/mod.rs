@@ -10,6 +10,7 @@ mod clock;
 mod deploys;
 mod driving;
 mod erase;
+mod experiments;
 mod merge;
 mod outbox;
 mod pause;
@@ -19,6 +20,7 @@ mod routing;
 mod schedules;
 mod timers;
 pub use erase::Erasure;
+pub use experiments::{journey_record_contact, recorded_decision};
 pub use pause::PAUSED_META;
 pub use routing::INBOX_TAKE;
 pub use schedules::{next_scheduled_run, past_plans, schedule_key};
@@ -538,6 +540,7 @@ pub fn describe(h: &Happening) -> String {
         Happening::Migrated { from, to } => format!("migrated {from} → {to}"),
         Happening::Error { step, error } => format!("error at {step}: {error}"),
         Happening::Suppressed { message, reason } => format!("suppressed {message} ({reason})"),
+        Happening::Withheld { message, reason } => format!("withheld {message} ({reason})"),
     }
 }
 

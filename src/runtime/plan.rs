@@ -225,7 +225,8 @@ fn step_signature(j: &JourneyIr, idx: usize) -> Value {
             }
             StepKindIr::Wait { next, .. }
             | StepKindIr::WaitUntil { next, .. }
-            | StepKindIr::Set { next, .. } => {
+            | StepKindIr::Set { next, .. }
+            | StepKindIr::Compute { next, .. } => {
                 b.insert("next".into(), name(next));
             }
             StepKindIr::Check { yes, no, .. } | StepKindIr::WaitEvent { yes, no, .. } => {
@@ -249,6 +250,13 @@ fn step_signature(j: &JourneyIr, idx: usize) -> Value {
                 let arms: Vec<Value> = arms
                     .iter()
                     .map(|a| serde_json::json!({"name": a.name, "basis_points": a.basis_points, "next": name(&a.next)}))
+                    .collect();
+                b.insert("arms".into(), Value::Array(arms));
+            }
+            StepKindIr::Experiment { arms, .. } => {
+                let arms: Vec<Value> = arms
+                    .iter()
+                    .map(|a| serde_json::json!({"name": a.name, "basis_points": a.basis_points, "next": name(&a.next), "messages": a.messages}))
                     .collect();
                 b.insert("arms".into(), Value::Array(arms));
             }

@@ -252,6 +252,7 @@ impl Metrics {
                 Happening::Migrated { .. } => "migrated",
                 Happening::Error { .. } => "error",
                 Happening::Suppressed { .. } => "suppressed",
+                Happening::Withheld { .. } => "withheld",
             };
             if matches!(what, "entered" | "step" | "ended" | "migrated") {
                 self.transitions.inc();

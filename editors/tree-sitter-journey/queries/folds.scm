@@ -6,6 +6,7 @@
   (topic)
   (send)
   (block)
+  (experiment)
   (outcomes)
   (data_field)
 ] @fold

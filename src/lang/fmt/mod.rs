@@ -364,6 +364,10 @@ impl Printer<'_> {
                 t.push_str("topic ");
                 t.push_str(&n.name);
             }
+            HeaderKind::Holdout { percent_text, .. } => {
+                t.push_str("holdout ");
+                t.push_str(percent_text);
+            }
         }
         self.code(indent, h.span.start, h.span.end, t);
     }
@@ -636,11 +640,35 @@ impl Printer<'_> {
                 }
                 self.close_brace(indent, end);
             }
+            StepKind::Experiment(x) => {
+                t.push_str(&format!(
+                    "experiment {} by {} within {}",
+                    x.name.name, x.metric.name, x.within.text
+                ));
+                self.open(indent, start, x.within.span.end, t);
+                for arm in &x.arms {
+                    match &arm.arm {
+                        Some((name, block)) => {
+                            let head = format!("{} {}", arm.percent_text, name.name);
+                            self.open(indent + 1, arm.span.start, block.span.start + 1, head);
+                            self.steps(&block.steps, indent + 2);
+                            self.close_brace(indent + 1, block.span.end);
+                        }
+                        None => self.code(
+                            indent + 1,
+                            arm.span.start,
+                            arm.span.end,
+                            format!("{} winner", arm.percent_text),
+                        ),
+                    }
+                }
+                self.close_brace(indent, end);
+            }
             StepKind::Set { field, value } => {
                 t.push_str("set contact.");
                 t.push_str(&field.name);
                 t.push_str(" = ");
-                literal(&mut t, value);
+                expr_lit(&mut t, value);
                 self.code(indent, start, end, t);
             }
             StepKind::Goto(target) => {
@@ -795,6 +823,31 @@ impl Printer<'_> {
                         t.push_str(" starts with ");
                         literal(t, l);
                     }
+                    Matcher::CmpRef(op, path, _) => {
+                        t.push(' ');
+                        t.push_str(op.as_str());
+                        t.push(' ');
+                        t.push_str(&path.join("."));
+                    }
+                    Matcher::InLast(d) => {
+                        t.push_str(" in last ");
+                        t.push_str(&d.text);
+                    }
+                    Matcher::Before(p) => {
+                        t.push_str(" before ");
+                        time_point_lit(t, p);
+                    }
+                    Matcher::After(p) => {
+                        t.push_str(" after ");
+                        time_point_lit(t, p);
+                    }
+                    Matcher::Between(a, b) => {
+                        t.push_str(" between ");
+                        date_lit(t, a);
+                        t.push_str(" and ");
+                        date_lit(t, b);
+                    }
+                    Matcher::Anniversary => t.push_str(" is anniversary"),
                 }
             }
             CondKind::Bool(b) => t.push_str(if *b { "true" } else { "false" }),

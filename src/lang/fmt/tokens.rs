@@ -102,3 +102,39 @@ pub(super) fn list(t: &mut String, items: &[Literal]) {
     }
     t.push(']');
 }
+
+/// A computed value as written, with single spaces around operators.
+pub(super) fn expr_lit(t: &mut String, e: &Expr) {
+    match &e.kind {
+        ExprKind::Literal(l) => literal(t, l),
+        ExprKind::Ref(path) => t.push_str(&path.join(".")),
+        ExprKind::Now => t.push_str("now"),
+        ExprKind::Dur(d) => t.push_str(&d.text),
+        ExprKind::Binary(op, a, b) => {
+            expr_lit(t, a);
+            t.push(' ');
+            t.push_str(op.as_str());
+            t.push(' ');
+            expr_lit(t, b);
+        }
+        ExprKind::Group(inner) => {
+            t.push('(');
+            expr_lit(t, inner);
+            t.push(')');
+        }
+    }
+}
+
+/// `2026-03-01`, `now`, `now + 3d`.
+pub(super) fn time_point_lit(t: &mut String, p: &TimePoint) {
+    match p {
+        TimePoint::Date(d) => date_lit(t, d),
+        TimePoint::Now { minus, offset } => {
+            t.push_str("now");
+            if let Some(d) = offset {
+                t.push_str(if *minus { " - " } else { " + " });
+                t.push_str(&d.text);
+            }
+        }
+    }
+}

@@ -284,6 +284,13 @@ impl Builder {
             Rule::migrate => HeaderKind::MigrateByName,
             Rule::transactional => HeaderKind::Transactional,
             Rule::topic_use => HeaderKind::Topic(ident(h.into_inner().next().unwrap())),
+            Rule::holdout => {
+                let percent_text = h.into_inner().next().unwrap().as_str().to_string();
+                HeaderKind::Holdout {
+                    basis_points: percent_to_basis_points(&percent_text),
+                    percent_text,
+                }
+            }
             r => unreachable!("{r:?} header"),
         };
         Header { kind, span: sp }
@@ -450,10 +457,40 @@ impl Builder {
                     .collect();
                 StepKind::Split(Split { arms })
             }
+            Rule::experiment => {
+                let mut it = body.into_inner();
+                let name = ident(it.next().unwrap());
+                let metric = ident(it.next().unwrap());
+                let within = self.dur(it.next().unwrap());
+                let arms = it
+                    .map(|a| {
+                        let asp = span(&a);
+                        let mut i = a.into_inner();
+                        let percent_text = i.next().unwrap().as_str().to_string();
+                        let q = i.next().unwrap();
+                        let arm = match q.as_rule() {
+                            Rule::winner => None,
+                            _ => Some((ident(q), self.block(i.next().unwrap()))),
+                        };
+                        ExperimentArm {
+                            basis_points: percent_to_basis_points(&percent_text),
+                            percent_text,
+                            arm,
+                            span: asp,
+                        }
+                    })
+                    .collect();
+                StepKind::Experiment(Experiment {
+                    name,
+                    metric,
+                    within,
+                    arms,
+                })
+            }
             Rule::set => {
                 let mut it = body.into_inner();
                 let field = ident(it.next().unwrap());
-                let value = self.literal(it.next().unwrap());
+                let value = self.expr(it.next().unwrap());
                 StepKind::Set { field, value }
             }
             Rule::goto => StepKind::Goto(ident(body.into_inner().next().unwrap())),
@@ -563,6 +600,72 @@ impl Builder {
             },
             Rule::list => Literal::List(inner.into_inner().map(|q| self.literal(q)).collect()),
             r => unreachable!("{r:?} literal"),
+        }
+    }
+
+    /// `expr` and `term`: operands folded to the left (`a - b - c` is `(a - b) - c`).
+    fn expr(&mut self, p: Pair<Rule>) -> Expr {
+        let sp = span(&p);
+        match p.as_rule() {
+            Rule::expr | Rule::term => {
+                let mut it = p.into_inner();
+                let mut acc = self.expr(it.next().unwrap());
+                while let Some(op) = it.next() {
+                    let op = match op.as_str() {
+                        "+" => BinOp::Add,
+                        "-" => BinOp::Sub,
+                        "*" => BinOp::Mul,
+                        _ => BinOp::Div,
+                    };
+                    let rhs = self.expr(it.next().unwrap());
+                    let span = Span::new(acc.span.start, rhs.span.end);
+                    acc = Expr {
+                        kind: ExprKind::Binary(op, Box::new(acc), Box::new(rhs)),
+                        span,
+                    };
+                }
+                acc
+            }
+            Rule::paren_expr => Expr {
+                kind: ExprKind::Group(Box::new(self.expr(p.into_inner().next().unwrap()))),
+                span: sp,
+            },
+            Rule::now => Expr {
+                kind: ExprKind::Now,
+                span: sp,
+            },
+            Rule::value_ref => Expr {
+                kind: ExprKind::Ref(ref_path(p)),
+                span: sp,
+            },
+            Rule::duration => Expr {
+                kind: ExprKind::Dur(self.dur(p)),
+                span: sp,
+            },
+            _ => Expr {
+                kind: ExprKind::Literal(self.literal(p)),
+                span: sp,
+            },
+        }
+    }
+
+    fn time_point(&mut self, p: Pair<Rule>) -> TimePoint {
+        let q = p.into_inner().next().unwrap();
+        match q.as_rule() {
+            Rule::date => TimePoint::Date(self.date(q)),
+            _ => {
+                let mut it = q.into_inner();
+                match it.next() {
+                    Some(op) => TimePoint::Now {
+                        minus: op.as_str() == "-",
+                        offset: Some(self.dur(it.next().unwrap())),
+                    },
+                    None => TimePoint::Now {
+                        minus: false,
+                        offset: None,
+                    },
+                }
+            }
         }
     }
 
@@ -710,8 +813,28 @@ impl Builder {
                     Rule::cmp_plain => {
                         let mut i = m.into_inner();
                         let op = CmpOp::parse(i.next().unwrap().as_str()).unwrap();
-                        Matcher::Cmp(op, self.literal(i.next().unwrap()))
+                        let v = i.next().unwrap();
+                        if v.as_rule() == Rule::value_ref {
+                            let vs = span(&v);
+                            Matcher::CmpRef(op, ref_path(v), vs)
+                        } else {
+                            Matcher::Cmp(op, self.literal(v))
+                        }
                     }
+                    Rule::cmp_in_last => Matcher::InLast(self.dur(m.into_inner().next().unwrap())),
+                    Rule::cmp_before => {
+                        Matcher::Before(self.time_point(m.into_inner().next().unwrap()))
+                    }
+                    Rule::cmp_after => {
+                        Matcher::After(self.time_point(m.into_inner().next().unwrap()))
+                    }
+                    Rule::cmp_between => {
+                        let mut i = m.into_inner();
+                        let from = self.date(i.next().unwrap());
+                        let to = self.date(i.next().unwrap());
+                        Matcher::Between(from, to)
+                    }
+                    Rule::cmp_anniversary => Matcher::Anniversary,
                     Rule::cmp_in => Matcher::In(self.list(m.into_inner().next().unwrap())),
                     Rule::cmp_not_in => Matcher::NotIn(self.list(m.into_inner().next().unwrap())),
                     Rule::cmp_contains => {
@@ -988,6 +1111,11 @@ fn message_ref(p: Pair<Rule>) -> MessageRef {
         parts: p.into_inner().map(ident).collect(),
         span: sp,
     }
+}
+
+/// `contact.a.b` → ["contact", "a", "b"].
+fn ref_path(p: Pair<Rule>) -> Vec<String> {
+    p.into_inner().map(|q| q.as_str().to_string()).collect()
 }
 
 fn percent_to_basis_points(text: &str) -> u32 {

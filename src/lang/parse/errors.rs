@@ -99,8 +99,8 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         Rule::path => "a field such as contact.country",
         Rule::header => "a journey header (title, entry, reentry, goal, exit, policy, quiet, topic, transactional…)",
         Rule::entry => "an entry (entry event \"…\", entry segment NAME …, entry api)",
-        Rule::step | Rule::step_label => {
-            "a step (send, wait, check, if, split random, set, goto, end)"
+        Rule::step | Rule::step_label | Rule::experiment => {
+            "a step (send, wait, check, if, split random, experiment, set, goto, end)"
         }
         Rule::block => "a block in braces { … }",
         Rule::outcomes => "`{ yes { … } no { … } }`",
@@ -224,7 +224,17 @@ pub(super) fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule
         }
     }
     let after = previous_token(text, pos);
-    const STEP_KEYWORDS: [&str; 8] = ["send", "wait", "check", "if", "split", "set", "goto", "end"];
+    const STEP_KEYWORDS: [&str; 9] = [
+        "send",
+        "wait",
+        "check",
+        "if",
+        "split",
+        "experiment",
+        "set",
+        "goto",
+        "end",
+    ];
     // After a real step keyword (`wait a little`), the `:` of a label is not what was meant:
     // what the keyword needs is.
     if after
@@ -259,7 +269,7 @@ pub(super) fn syntax_error(file: usize, text: &str, err: pest::error::Error<Rule
                 let mut d = Diagnostic::error(
                     file,
                     Span::new(start, before.len()),
-                    format!("expected a step (send, wait, check, if, split random, set, goto, end), found '{a}'"),
+                    format!("expected a step (send, wait, check, if, split random, experiment, set, goto, end), found '{a}'"),
                 )
                 .with_label("not a step");
                 d = match diagnostic::did_you_mean(a, STEP_KEYWORDS) {

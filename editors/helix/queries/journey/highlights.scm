@@ -11,7 +11,7 @@
 (timezone) @constant.builtin
 (weekday) @constant
 (cmp_op) @operator
-["=" ".."] @operator
+["=" ".." "+" "-" "*" "/"] @operator
 ["{" "}" "(" ")" "[" "]"] @punctuation.bracket
 ["," "." ":"] @punctuation.delimiter
 
@@ -26,8 +26,12 @@
 [
   "title" "category" "label" "entry" "event" "api" "at" "every" "on" "join" "day" "reentry"
   "never" "always" "after" "goal" "exit" "none" "quiet" "migrate" "by" "name"
-  "transactional" "where" "contact"
+  "transactional" "where" "contact" "holdout" "experiment" "converted"
 ] @keyword
+(winner) @keyword
+
+["is" "anniversary" "before"] @keyword.operator
+(now) @constant.builtin
 
 [
   "subject" "template" "html" "text" "from" "reply_to" "to" "body" "url" "link" "header"
@@ -59,10 +63,14 @@
 (step label: (identifier) @label)
 (goto label: (identifier) @label)
 (split_arm name: (identifier) @label)
+(experiment name: (identifier) @type)
+(experiment_arm name: (identifier) @label)
 (rule name: (identifier) @label)
 (header policy: (identifier) @type)
 (header topic: (identifier) @type)
 (header segment: (identifier) @type)
 (in_segment segment: (identifier) @type)
 (path (identifier) @variable.other.member)
+(value_ref (identifier) @variable.other.member)
+(value_ref ["contact" "entry" "event"] @variable.builtin)
 (set field: (identifier) @variable.other.member)
