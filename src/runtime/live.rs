@@ -236,25 +236,34 @@ impl Live<'_> {
                 let outcomes = self.rt.repartition(now, self.sink)?;
                 state.carried.extend(outcomes);
                 state.generation = generation;
+                // The partitions gained may have inbox entries older than their due timers.
+                state.inbox_read = None;
             }
         }
         // Due schedules and timers first: they take their place in the batch before new
         // input does, so their lateness is at most the batch before, and a batch stays
         // short (`max_batch` counts them, and what is carried over).
         let now = self.clock.now();
-        let mut batch = self.rt.due_schedules(now)?;
-        batch.extend(self.rt.due_timers(now)?);
-        batch.append(&mut state.carried);
-        // What other daemons put in the inbox of this one's partitions. Not kept should the
-        // commit fail: the entries stay in the store and are taken again.
+        // What other daemons put in the inbox of this one's partitions, read first: a click
+        // routed there before a check's deadline must be in the batch that would fire the
+        // check's timer (it goes first in it), and while a take comes back full (a backlog,
+        // as after a takeover) the timers wait for the rest. Not kept should the commit fail:
+        // the entries stay in the store and are taken again.
         let mut from_inbox = Vec::new();
+        let mut inbox_full = false;
         if self.rt.store.is_shared() && state.inbox_read.is_none_or(|at| at.elapsed() >= INBOX_POLL)
         {
-            let room = self.config.max_batch.saturating_sub(batch.len()).max(1);
-            from_inbox = self.rt.take_inbox(room.min(super::INBOX_TAKE))?;
+            let cap = self.config.max_batch.clamp(1, super::INBOX_TAKE);
+            from_inbox = self.rt.take_inbox(cap)?;
             // A full take leaves more: read again next round, not a poll later.
-            state.inbox_read = (from_inbox.len() < room.min(super::INBOX_TAKE)).then(Instant::now);
+            inbox_full = from_inbox.len() >= cap;
+            state.inbox_read = (!inbox_full).then(Instant::now);
         }
+        let mut batch = self.rt.due_schedules(now)?;
+        if !inbox_full {
+            batch.extend(self.rt.due_timers(now)?);
+        }
+        batch.append(&mut state.carried);
         let mut got = Gathered {
             controls: std::mem::take(&mut state.controls),
             ..Gathered::default()
