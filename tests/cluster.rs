@@ -394,11 +394,15 @@ fn race(c: &mut Cluster, contacts: usize, tag: &str, chaos: Vec<(f64, Chaos)>) -
             c.nodes[*i].away = false;
             false
         });
+        // Ended: its branch's email and its hello came (a hello committed by a daemon that
+        // was paused before handing it over is sent by the next holder, possibly after the
+        // branch's email: the contact moved on once the send was committed).
         let ended = ids
             .iter()
             .filter(|id| {
-                bag.by.contains_key(&((*id).clone(), "Promo".into()))
-                    || bag.by.contains_key(&((*id).clone(), "Bye".into()))
+                bag.by.contains_key(&((*id).clone(), "Hello".into()))
+                    && (bag.by.contains_key(&((*id).clone(), "Promo".into()))
+                        || bag.by.contains_key(&((*id).clone(), "Bye".into())))
             })
             .count();
         if entering.as_ref().is_some_and(|t| t.is_finished()) {
