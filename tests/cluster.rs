@@ -505,7 +505,7 @@ fn three_daemons_lose_one_and_pause_one_and_every_contact_ends_right() {
     ) else {
         return;
     };
-    c.wait_balanced(60);
+    let at_start = c.wait_balanced(60);
     let contacts: usize = std::env::var("JOURNEY_CLUSTER_CONTACTS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -534,7 +534,12 @@ fn three_daemons_lose_one_and_pause_one_and_every_contact_ends_right() {
                 .unwrap_or(0)
         })
         .sum();
-    assert!(takeovers >= 21, "{takeovers} partitions taken over");
+    // At least the killed daemon's partitions were taken from it.
+    assert!(
+        takeovers >= at_start[2].len() as u64,
+        "{takeovers} partitions taken over, {} held by the killed daemon",
+        at_start[2].len()
+    );
 }
 
 /// The Jepsen-style loop: 20 rounds, each a race of contacts during a random kill, pause or
