@@ -117,19 +117,26 @@ fn start_node(url: &str, token: Option<&str>) -> AnyResult<(Node, String)> {
     ))
 }
 
-/// The partitions each daemon holds, by its `/v1/cluster`.
-fn held(nodes: &[Node], token: &str) -> Vec<usize> {
-    nodes
-        .iter()
-        .map(|n| {
-            Connection::open(&n.addr)
-                .and_then(|mut c| c.call("GET", "/v1/cluster", Some(token), ""))
-                .ok()
-                .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
-                .and_then(|v| v["lease"]["held"].as_array().map(|a| a.len()))
-                .unwrap_or(0)
+/// The partitions a daemon holds, by its `/v1/cluster` (none if it does not answer).
+fn held_by(node: &Node, token: &str) -> Vec<u16> {
+    Connection::open(&node.addr)
+        .and_then(|mut c| c.call("GET", "/v1/cluster", Some(token), ""))
+        .ok()
+        .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+        .map(|v| {
+            v["lease"]["held"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_u64().map(|p| p as u16))
+                .collect()
         })
-        .collect()
+        .unwrap_or_default()
+}
+
+/// How many partitions each daemon holds.
+fn held(nodes: &[Node], token: &str) -> Vec<usize> {
+    nodes.iter().map(|n| held_by(n, token).len()).collect()
 }
 
 /// Posts JSON arrays of `per` items over the daemons, from `connections` threads; each
@@ -256,19 +263,7 @@ pub fn cluster(o: ClusterOptions) -> AnyResult<()> {
         // A steady stream of contacts entering `later` (wait 1 s, send), so every
         // partition has a timer coming due at any moment.
         let victim = o.daemons - 1;
-        let victim_parts: Vec<u16> = Connection::open(&nodes[victim].addr)
-            .and_then(|mut c| c.call("GET", "/v1/cluster", Some(&token), ""))
-            .ok()
-            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
-            .map(|v| {
-                v["lease"]["held"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p.as_u64().map(|p| p as u16))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let victim_parts = held_by(&nodes[victim], &token);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let others: Vec<String> = nodes[..victim].iter().map(|n| n.addr.clone()).collect();
         let contacts = o.contacts.max(1);
