@@ -242,6 +242,40 @@ impl Mailbag {
     }
 }
 
+/// What the database and the daemons' logs hold of contacts that did not end (the first
+/// few): their partition and its holder, instance, events, outbox, inbox and timers.
+fn stuck_report(c: &Cluster, left: &[&String], bag: &Mailbag) -> String {
+    let mut out = String::new();
+    out += &c.psql("SELECT part, owner, epoch, expires FROM journey_partitions ORDER BY part");
+    out += "\n";
+    for id in left.iter().take(5) {
+        let p = journey::store::partition_of(id, 64);
+        let got: Vec<String> = bag
+            .by
+            .iter()
+            .filter(|((who, _), _)| who == *id)
+            .map(|((_, s), ids)| format!("{s} {ids:?}"))
+            .collect();
+        out += &format!("--- {id} (partition {p}); emails received: {got:?}\n");
+        let like = format!("%\"{id}\"%");
+        for (what, sql) in [
+            ("instance", format!("SELECT id, step, ended, due FROM instances WHERE contact = '{id}'")),
+            ("events", format!("SELECT at, type, message_id, properties FROM events WHERE contact = '{id}' ORDER BY at")),
+            ("outbox", format!("SELECT record >> 48, sends FROM outbox WHERE sends::text LIKE '{like}'")),
+            ("inbox", format!("SELECT part, input FROM journey_inbox WHERE input::text LIKE '{like}'")),
+            ("timers", format!("SELECT bucket, record >> 48 FROM timer_records WHERE timers::text LIKE '{like}'")),
+        ] {
+            out += &format!("{what}:\n{}\n", c.pg.psql(&c.db, &sql).unwrap_or_else(|e| e.to_string()));
+        }
+        for (i, n) in c.nodes.iter().enumerate() {
+            for line in n.d.stderr().lines().filter(|l| l.contains(id.as_str())) {
+                out += &format!("daemon {i}: {line}\n");
+            }
+        }
+    }
+    out
+}
+
 /// The tracked link in a hello's text.
 fn tracked_link(text: &str) -> Option<String> {
     let start = text.find("http://")?;
@@ -327,6 +361,7 @@ fn race(c: &mut Cluster, contacts: usize, tag: &str, chaos: Vec<(f64, Chaos)>) -
     };
     let all_bases: Vec<String> = c.nodes.iter().map(|n| n.d.base.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(600);
+    let (mut last_ended, mut progress_at) = (0, Instant::now());
     loop {
         // The clicks of the hellos just received, eight at a time (as many people would).
         let mut to_click: Vec<(String, String, Option<String>)> = Vec::new();
@@ -415,10 +450,31 @@ fn race(c: &mut Cluster, contacts: usize, tag: &str, chaos: Vec<(f64, Chaos)>) -
         if ended == contacts && paused.is_empty() && chaos.is_empty() && entering.is_none() {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{tag}: {ended} of {contacts} ended, {hellos} hellos"
-        );
+        // Stalled: nothing has ended for a while after the chaos is over. What the
+        // database and the daemons' logs say of the contacts left is the clue.
+        if ended != last_ended {
+            last_ended = ended;
+            progress_at = Instant::now();
+        }
+        let stalled = paused.is_empty()
+            && chaos.is_empty()
+            && entering.is_none()
+            && progress_at.elapsed() > Duration::from_secs(120);
+        if stalled || Instant::now() >= deadline {
+            let left: Vec<&String> = ids
+                .iter()
+                .filter(|id| {
+                    !bag.by.contains_key(&((*id).clone(), "Hello".into()))
+                        || !(bag.by.contains_key(&((*id).clone(), "Promo".into()))
+                            || bag.by.contains_key(&((*id).clone(), "Bye".into())))
+                })
+                .collect();
+            panic!(
+                "{tag}: {ended} of {contacts} ended, {hellos} hellos; stalled on {} contacts:\n{}",
+                left.len(),
+                stuck_report(c, &left, &bag)
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!(

@@ -206,6 +206,7 @@ fn the_runtime_runs_on_postgres_and_its_tables_are_readable() {
 
 #[path = "daemon_common/mod.rs"]
 mod daemon_common;
+mod support;
 
 /// The daemon on PostgreSQL (`store.url`): a contact signs up, gets the welcome email, and
 /// keeps its place across a SIGKILL and a restart; nothing is written to a sled store.
@@ -919,5 +920,102 @@ fn a_batch_committing_in_the_background_is_read_before_it_commits() {
     assert_eq!(
         elsewhere.contact("ann").unwrap().unwrap().profile["plan"],
         "pro"
+    );
+}
+
+/// A send whose message cannot be rendered because the database does not answer (it went
+/// away after the send was committed) waits for it and is sent once it is back: a store
+/// that does not answer says nothing of the message, so it is never the send's failure.
+#[test]
+fn a_send_waits_for_the_database_to_render_and_is_not_failed() {
+    use journey::channels::{Dispatcher, DispatcherOptions};
+    use journey::config::{Config, SmtpConfig, SmtpSecurity};
+    use journey::runtime::{LiveContext, Sink};
+    use std::time::Duration;
+    let Some(pg) = PgServer::for_test("a_send_waits_for_the_database_to_render_and_is_not_failed")
+    else {
+        return;
+    };
+    let url = pg.fresh_database().unwrap();
+    let servers = tokio::runtime::Runtime::new().unwrap();
+    let smtp = support::smtp::SmtpServer::start(&servers);
+    let store = Store::connect(&url).unwrap();
+    let mut rt = Runtime::new(store.clone(), T0, chrono_tz::UTC).unwrap();
+    rt.deploy(program(), T0).unwrap();
+    let mut ann = Contact {
+        id: "ann".into(),
+        profile: Default::default(),
+    };
+    ann.profile.insert("email".into(), "ann@example.com".into());
+    ann.profile.insert("first_name".into(), "Ann".into());
+    rt.upsert_contact(&ann).unwrap();
+    // The welcome is committed (its job in the outbox), not yet handed to the dispatcher.
+    let mut committed = MemorySink::default();
+    let signed_up = Input::Event(Event {
+        contact: "ann".into(),
+        kind: "signed_up".into(),
+        at: T0,
+        ..Event::default()
+    });
+    rt.run_at(vec![signed_up], T0, &mut committed, &mut Vec::new())
+        .unwrap();
+    let (job, _) = committed.delivered.pop().expect("the welcome is committed");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        public_url: "http://journey.test".into(),
+        ..Config::default()
+    };
+    config.email.smtp = Some(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: Some(smtp.addr.port()),
+        security: SmtpSecurity::None,
+        username: None,
+        password: None,
+        pool_size: Some(1),
+        timeout_seconds: Some(5),
+        final_reply_timeout_seconds: None,
+    });
+    config.retry.base_delay_ms = 20;
+    config.retry.max_delay_ms = 200;
+    // A store of its own for the dispatcher, as a daemon's channels read through one that
+    // has cached nothing of ann: its reads go to the database.
+    let reads = Store::connect(&url).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut dispatcher = Dispatcher::new(DispatcherOptions {
+        config,
+        secret: b"test-secret".to_vec(),
+        context: std::sync::Arc::new(LiveContext::new(reads, tx)),
+        handle: None,
+        clock: None,
+        observer: None,
+    })
+    .unwrap();
+
+    pg.stop().unwrap();
+    dispatcher.deliver(&job, T0);
+    // It tried to read what the message is made of, found no database, and waits.
+    daemon_common::wait_for("the dispatcher to try the store again", 30, || {
+        (dispatcher.stats().store_waits >= 2).then_some(())
+    });
+    assert_eq!(dispatcher.stats().failed, 0, "no failure is recorded");
+    assert_eq!(smtp.count(), 0);
+    assert!(rx.try_recv().is_err(), "no outcome yet");
+
+    pg.start_again().unwrap();
+    let report = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the send goes once the database answers");
+    match &report.inputs[..] {
+        [Input::Delivered { event, .. }] => assert_eq!(event.kind, "message.sent", "{event:?}"),
+        other => panic!("unexpected report {other:?}"),
+    }
+    assert_eq!(smtp.count(), 1);
+    let got = smtp.received();
+    let text = String::from_utf8_lossy(&got[0].data);
+    assert!(
+        text.contains("Welcome Ann"),
+        "rendered from the stored profile: {text}"
     );
 }

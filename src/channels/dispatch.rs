@@ -87,6 +87,8 @@ impl AttemptOutcome {
 pub trait AttemptObserver: Send + Sync {
     fn attempt(&self, channel: Channel, outcome: AttemptOutcome);
     fn retry(&self, channel: Channel);
+    /// A send waits for the store to answer before it can be rendered (not an attempt).
+    fn store_wait(&self, _channel: Channel) {}
 }
 
 /// Counts since start, for tests, benchmarks and metrics.
@@ -99,6 +101,8 @@ pub struct Stats {
     pub bounced: u64,
     /// Outcomes recorded as `message.uncertain`.
     pub uncertain: u64,
+    /// Renderings tried again because the store did not answer a read.
+    pub store_waits: u64,
 }
 
 pub struct Dispatcher {
@@ -156,6 +160,7 @@ struct Shared {
     in_flight: Mutex<HashSet<String>>,
     attempts: AtomicU64,
     retries: AtomicU64,
+    store_waits: AtomicU64,
     sent: AtomicU64,
     failed: AtomicU64,
     bounced: AtomicU64,
@@ -199,6 +204,14 @@ impl Tried {
         self.gone = progress.gone;
         self
     }
+}
+
+/// Why a message could not be made ready to send.
+enum NotPrepared {
+    /// The store did not answer a read (or keep its short links): tried again.
+    Store(String),
+    /// The message itself cannot be made (its version or template): the send fails.
+    Message(String),
 }
 
 /// A rendered message, the same on every attempt.
@@ -299,6 +312,7 @@ impl Dispatcher {
             in_flight: Mutex::new(HashSet::new()),
             attempts: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            store_waits: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             bounced: AtomicU64::new(0),
@@ -340,6 +354,7 @@ impl Dispatcher {
         Stats {
             attempts: s.attempts.load(Ordering::Relaxed),
             retries: s.retries.load(Ordering::Relaxed),
+            store_waits: s.store_waits.load(Ordering::Relaxed),
             sent: s.sent.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
             bounced: s.bounced.load(Ordering::Relaxed),
@@ -516,15 +531,34 @@ impl Shared {
         }
     }
 
-    /// Renders, then tries until done.
+    /// Renders, then tries until done. What the message is rendered from is read from the
+    /// store: a read that fails (the database away, a connection lost) is tried again,
+    /// with the same backoff, for as long as it takes; it says nothing of the message, so
+    /// it is never recorded as the send's failure.
     async fn deliver(&self, job: &SendJob) -> Tried {
-        let (prepared, subject) = match self.prepare(job) {
-            Ok(p) => p,
-            Err(reason) => return Tried::new(Delivery::Failed(reason), None, Map::new(), 0),
+        let mut store_tries = 0u32;
+        let (prepared, subject) = loop {
+            let prepared = match self.prepare(job) {
+                Ok((p, subject)) => self.keep_short_links(&p).await.map(|()| (p, subject)),
+                Err(e) => Err(e),
+            };
+            match prepared {
+                Ok(p) => break p,
+                Err(NotPrepared::Message(reason)) => {
+                    return Tried::new(Delivery::Failed(reason), None, Map::new(), 0)
+                }
+                Err(NotPrepared::Store(reason)) => {
+                    store_tries += 1;
+                    self.store_waits.fetch_add(1, Ordering::Relaxed);
+                    if let Some(o) = &self.observer {
+                        o.store_wait(job.channel);
+                    }
+                    let wait = self.backoff(store_tries, None);
+                    tracing::warn!(message_id = %job.message_id, attempt = store_tries, "the message cannot be rendered yet, as the store did not answer ({}); trying again in {wait:?}", self.redactor.redact(&reason));
+                    tokio::time::sleep(wait).await;
+                }
+            }
         };
-        if let Err(reason) = self.keep_short_links(&prepared).await {
-            return Tried::new(Delivery::Failed(reason), subject, Map::new(), 0);
-        }
         let lane = &self.lanes[&job.channel];
         let max = self.config.retry.max_attempts.max(1);
         let mut progress = PushProgress::default();
@@ -627,14 +661,17 @@ impl Shared {
         Duration::from_millis(jittered.max(asked))
     }
 
-    fn version(&self, hash: &str) -> Result<Arc<JourneyIr>, String> {
+    fn version(&self, hash: &str) -> Result<Arc<JourneyIr>, NotPrepared> {
         if let Some(v) = self.versions.lock().ok().and_then(|m| m.get(hash).cloned()) {
             return Ok(v);
         }
         let ir = self
             .context
-            .version(hash)?
-            .ok_or_else(|| format!("the store has no journey version {hash}"))?;
+            .version(hash)
+            .map_err(NotPrepared::Store)?
+            .ok_or_else(|| {
+                NotPrepared::Message(format!("the store has no journey version {hash}"))
+            })?;
         let ir = Arc::new(ir);
         if let Ok(mut m) = self.versions.lock() {
             m.insert(hash.to_string(), ir.clone());
@@ -642,27 +679,43 @@ impl Shared {
         Ok(ir)
     }
 
-    fn prepare(&self, job: &SendJob) -> Result<(Prepared, Option<String>), String> {
+    fn prepare(&self, job: &SendJob) -> Result<(Prepared, Option<String>), NotPrepared> {
         let ir = self.version(&job.version)?;
         let message = ir.messages.get(&job.message).ok_or_else(|| {
-            format!(
+            NotPrepared::Message(format!(
                 "journey '{}' (version {}) has no message '{}'",
                 job.journey, job.version, job.message
-            )
+            ))
         })?;
         let contact = self
             .context
-            .contact(&job.contact)?
+            .contact(&job.contact)
+            .map_err(NotPrepared::Store)?
             .unwrap_or_else(|| Contact {
                 id: job.contact.clone(),
                 profile: Map::new(),
             });
-        let entry = self.context.entry_event(&job.contact, job.instance)?;
+        let entry = self
+            .context
+            .entry_event(&job.contact, job.instance)
+            .map_err(NotPrepared::Store)?;
+        self.render(job, message, &contact, entry.as_ref())
+            .map_err(NotPrepared::Message)
+    }
+
+    /// The message for `job`, from what `prepare` read.
+    fn render(
+        &self,
+        job: &SendJob,
+        message: &crate::compile::ir::MessageIr,
+        contact: &Contact,
+        entry: Option<&crate::engine::Event>,
+    ) -> Result<(Prepared, Option<String>), String> {
         let src = Source {
             job,
             message,
-            contact: &contact,
-            event: entry.as_ref(),
+            contact,
+            event: entry,
         };
         let r = &self.renderer;
         Ok(match job.channel {
@@ -693,7 +746,7 @@ impl Shared {
 
     /// Makes the short links a rendering wrote into the store durable (one flush, off the
     /// async threads), before the message is handed to anyone.
-    async fn keep_short_links(&self, p: &Prepared) -> Result<(), String> {
+    async fn keep_short_links(&self, p: &Prepared) -> Result<(), NotPrepared> {
         let codes = match p {
             Prepared::Sms(s) => &s.short_links,
             Prepared::Push(p) => &p.short_links,
@@ -705,8 +758,8 @@ impl Shared {
         let context = self.context.clone();
         tokio::task::spawn_blocking(move || context.flush())
             .await
-            .map_err(|e| format!("short links not kept: {e}"))?
-            .map_err(|e| format!("short links not kept: {e}"))
+            .map_err(|e| NotPrepared::Store(format!("short links not kept: {e}")))?
+            .map_err(|e| NotPrepared::Store(format!("short links not kept: {e}")))
     }
 
     async fn attempt(&self, job: &SendJob, p: &Prepared, progress: &mut PushProgress) -> Attempt {

@@ -27,6 +27,9 @@ impl Runtime {
         if let Some(sends) = self.committing.take() {
             self.forget_outbox(&sends);
         }
+        // Inbox entries taken by a round that failed were not processed: they stay in the
+        // store, to be taken again, and no later batch may remove them unprocessed.
+        self.inbox_taken.clear();
         if self.outbox.handed_before_loss.is_none() {
             self.outbox.handed_before_loss = Some(self.outbox.pending.keys().cloned().collect());
         }
@@ -52,7 +55,6 @@ impl Runtime {
     pub fn repartition(&mut self, now: Millis, sink: &mut dyn Sink) -> Result<Vec<Input>> {
         let generation = self.store.partition_generation();
         self.store_lost();
-        self.inbox_taken.clear();
         self.store.forget_cached();
         self.reload_from_store(now)?;
         let outcomes = self.deliver_never_handed(now, sink)?;

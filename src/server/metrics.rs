@@ -79,6 +79,7 @@ pub struct Metrics {
     lateness: Histogram,
     attempts: Family<ChannelOutcome, Counter>,
     retries: Family<ChannelLabel, Counter>,
+    store_waits: Family<ChannelLabel, Counter>,
     /// The engine's group-commit stages (the runtime adds to them, and tells the
     /// `journey_commit_seconds` histograms).
     pub stages: Arc<StageTimes>,
@@ -205,6 +206,12 @@ impl Metrics {
             "Attempts made again after a transient failure (after the backoff or the provider's Retry-After), by channel",
             retries.clone(),
         );
+        let store_waits = Family::default();
+        r.register(
+            "journey_dispatch_store_waits",
+            "Sends whose message could not be rendered yet because the store did not answer a read, tried again after a backoff, by channel",
+            store_waits.clone(),
+        );
         let commit: Histograms<StageLabel> = Family::new_with_constructor(stage_histogram);
         r.register(
             "journey_commit_seconds",
@@ -224,6 +231,7 @@ impl Metrics {
             lateness,
             attempts,
             retries,
+            store_waits,
             stages,
         }
     }
@@ -296,6 +304,14 @@ impl AttemptObserver for Metrics {
 
     fn retry(&self, channel: Channel) {
         self.retries
+            .get_or_create(&ChannelLabel {
+                channel: channel.as_str(),
+            })
+            .inc();
+    }
+
+    fn store_wait(&self, channel: Channel) {
+        self.store_waits
             .get_or_create(&ChannelLabel {
                 channel: channel.as_str(),
             })
