@@ -1019,3 +1019,122 @@ fn a_send_waits_for_the_database_to_render_and_is_not_failed() {
         "rendered from the stored profile: {text}"
     );
 }
+
+/// A daemon paused with sends queued for its provider (a rate limit holds them) loses its
+/// partitions to the other; woken, it sends none of that queue: the other sent them, once.
+#[test]
+fn a_paused_daemon_sends_nothing_of_its_queue_once_its_partitions_are_taken() {
+    use daemon_common::*;
+    let Some(pg) = PgServer::for_test(
+        "a_paused_daemon_sends_nothing_of_its_queue_once_its_partitions_are_taken",
+    ) else {
+        return;
+    };
+    let url = pg.fresh_database().unwrap();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let servers = tokio::runtime::Runtime::new().unwrap();
+    let smtp = support::smtp::SmtpServer::start(&servers);
+    let extra = format!(
+        "store:\n  url: {url}\nemail:\n  rate_per_second: 4\n  smtp:\n    host: 127.0.0.1\n    port: {}\n    security: none\n",
+        smtp.addr.port()
+    );
+    let hello = "journey hello {\n  entry event \"go\"\n  policy none\n  send email hi {\n    subject \"Hi\"\n    text \"Hi {{ contact.id }}\"\n  }\n}\n";
+    let start = |admin: Option<&str>| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("journeys")).unwrap();
+        std::fs::write(dir.path().join("journeys/hello.journey"), hello).unwrap();
+        if let Some(admin) = admin {
+            std::fs::create_dir_all(dir.path().join("data")).unwrap();
+            std::fs::write(dir.path().join("data/admin-token"), admin).unwrap();
+        }
+        let d = Daemon::start_with(dir.path(), &extra);
+        (dir, d)
+    };
+    let (_dir_a, mut a) = start(None);
+    let (_dir_b, mut b) = start(Some(&a.admin.clone()));
+    let held = |d: &Daemon| -> Vec<u16> {
+        let (s, v) = d.admin_call("GET", "/v1/cluster", None);
+        assert_eq!(s, 200, "{v}");
+        v["lease"]["held"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_u64().map(|p| p as u16))
+            .collect()
+    };
+    wait_for("the partitions shared out", 60, || {
+        (held(&a).len() == 32 && held(&b).len() == 32).then_some(())
+    });
+    let of_a = held(&a);
+    let ids: Vec<String> = (0..)
+        .map(|i| format!("q{i}"))
+        .filter(|c| of_a.contains(&journey::store::partition_of(c, 64)))
+        .take(40)
+        .collect();
+    let contacts: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({"id": id, "email": format!("{id}@example.com")}))
+        .collect();
+    let (s, v) = a.admin_call("POST", "/v1/contacts", Some(&serde_json::json!(contacts)));
+    assert!(s < 300, "{s} {v}");
+    let events: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({"contact": id, "type": "go"}))
+        .collect();
+    assert_eq!(a.post_events(serde_json::json!(events)).0, 200);
+    // The first has committed the 40 sends and hands them to the server 4 a second.
+    wait_for("the first's sends to begin", 30, || {
+        (smtp.count() >= 1).then_some(())
+    });
+    let pid_a = a.child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid_a])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    let before_pause = smtp.count();
+    assert!(before_pause < 30, "{before_pause} sent before the pause");
+    // The second takes every partition and sends what has no outcome.
+    wait_for("the second to hold every partition", 60, || {
+        (held(&b).len() == 64).then_some(())
+    });
+    let sent_to = "SELECT count(DISTINCT contact) FROM events WHERE contact LIKE 'q%' AND type = 'message.sent'";
+    wait_for("every hello sent", 60, || {
+        (pg.psql(&db, sent_to).unwrap() == "40").then_some(())
+    });
+    // Woken: its queue waits for its lease, which is gone, and is dropped.
+    signal("-CONT");
+    let handed_over = || {
+        a.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix("journey_dispatch_handed_over_total{channel=\"email\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    wait_for("the first to leave its queue to the second", 60, || {
+        (handed_over() > 0).then_some(())
+    });
+    wait_for("the partitions shared out again", 60, || {
+        let (x, y) = (held(&a), held(&b));
+        (x.len() + y.len() == 64 && !x.is_empty() && !y.is_empty()).then_some(())
+    });
+    wait_for("the first's dispatcher to settle", 30, || {
+        (a.metrics().contains("journey_dispatch_handed_over_total")
+            && handed_over() + before_pause as u64 >= 38)
+            .then_some(())
+    });
+    // Each got one hello: at most the one in flight at the pause went twice.
+    let mut per: std::collections::HashMap<String, usize> = Default::default();
+    for m in smtp.received() {
+        *per.entry(m.to.first().cloned().unwrap_or_default())
+            .or_default() += 1;
+    }
+    assert_eq!(per.len(), 40, "{per:?}");
+    let twice: usize = per.values().map(|n| n - 1).sum();
+    assert!(twice <= 1, "{twice} sent twice: {per:?}");
+    a.kill();
+    b.kill();
+}

@@ -21,7 +21,7 @@ use crate::config::{Config, PushProvider};
 use crate::domain::Channel;
 use crate::engine::Claims;
 use crate::engine::{Contact, Millis, SendJob};
-use crate::runtime::{Clock, Delivery, Outcome, SendContext, Sink, SystemClock};
+use crate::runtime::{Clock, Delivery, MaySend, Outcome, SendContext, Sink, SystemClock};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +89,8 @@ pub trait AttemptObserver: Send + Sync {
     fn retry(&self, channel: Channel);
     /// A send waits for the store to answer before it can be rendered (not an attempt).
     fn store_wait(&self, _channel: Channel) {}
+    /// A send is left to the daemon that holds its contact's partition now.
+    fn handed_over(&self, _channel: Channel) {}
 }
 
 /// Counts since start, for tests, benchmarks and metrics.
@@ -103,6 +105,8 @@ pub struct Stats {
     pub uncertain: u64,
     /// Renderings tried again because the store did not answer a read.
     pub store_waits: u64,
+    /// Sends left to the daemon that took their contact's partition over.
+    pub handed_over: u64,
 }
 
 pub struct Dispatcher {
@@ -161,6 +165,7 @@ struct Shared {
     attempts: AtomicU64,
     retries: AtomicU64,
     store_waits: AtomicU64,
+    handed_over: AtomicU64,
     sent: AtomicU64,
     failed: AtomicU64,
     bounced: AtomicU64,
@@ -205,6 +210,10 @@ impl Tried {
         self
     }
 }
+
+/// How often a send whose daemon is unsure of its lease looks again (the lease keeper
+/// renews every second).
+const LEASE_WAIT: Duration = Duration::from_millis(100);
 
 /// Why a message could not be made ready to send.
 enum NotPrepared {
@@ -313,6 +322,7 @@ impl Dispatcher {
             attempts: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             store_waits: AtomicU64::new(0),
+            handed_over: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             bounced: AtomicU64::new(0),
@@ -355,6 +365,7 @@ impl Dispatcher {
             attempts: s.attempts.load(Ordering::Relaxed),
             retries: s.retries.load(Ordering::Relaxed),
             store_waits: s.store_waits.load(Ordering::Relaxed),
+            handed_over: s.handed_over.load(Ordering::Relaxed),
             sent: s.sent.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
             bounced: s.bounced.load(Ordering::Relaxed),
@@ -411,14 +422,27 @@ impl Sink for Dispatcher {
 
 impl Shared {
     async fn run(self: Arc<Self>, job: SendJob) {
-        let Tried {
+        let Some(Tried {
             outcome,
             subject,
             props,
             attempts,
             prepared,
             gone,
-        } = self.deliver(&job).await;
+        }) = self.deliver(&job).await
+        else {
+            // Another daemon holds the contact's partition now (this one was paused or cut
+            // off past its lease): it sends what has no outcome; nothing is reported here.
+            self.handed_over.fetch_add(1, Ordering::Relaxed);
+            if let Some(o) = &self.observer {
+                o.handed_over(job.channel);
+            }
+            tracing::info!(message_id = %job.message_id, "not sent here: the contact's partition is another daemon's now");
+            if let Ok(mut s) = self.in_flight.lock() {
+                s.remove(&job.message_id);
+            }
+            return;
+        };
         let uncertain = matches!(outcome, Delivery::Uncertain(_));
         self.report(&job, outcome, subject.clone(), props, attempts);
         if !gone.is_empty() {
@@ -447,10 +471,13 @@ impl Shared {
             return;
         }
         let lane = &self.lanes[&job.channel];
-        self.attempts.fetch_add(1, Ordering::Relaxed);
         let a = {
             let _slot = lane.slots.acquire().await.expect("never closed");
             lane.pace().await;
+            if !self.still_ours(job).await {
+                return;
+            }
+            self.attempts.fetch_add(1, Ordering::Relaxed);
             self.attempt(job, p, &mut PushProgress::default()).await
         };
         self.observe(
@@ -531,11 +558,24 @@ impl Shared {
         }
     }
 
-    /// Renders, then tries until done. What the message is rendered from is read from the
+    /// Waits while this daemon is unsure of its lease on the contact's partition (several
+    /// daemons on one database); false once the partition is another's.
+    async fn still_ours(&self, job: &SendJob) -> bool {
+        loop {
+            match self.context.may_send(&job.contact) {
+                MaySend::Go => return true,
+                MaySend::Gone => return false,
+                MaySend::Wait => tokio::time::sleep(LEASE_WAIT).await,
+            }
+        }
+    }
+
+    /// Renders, then tries until done; None if the contact's partition went to another
+    /// daemon first (see `still_ours`). What the message is rendered from is read from the
     /// store: a read that fails (the database away, a connection lost) is tried again,
     /// with the same backoff, for as long as it takes; it says nothing of the message, so
     /// it is never recorded as the send's failure.
-    async fn deliver(&self, job: &SendJob) -> Tried {
+    async fn deliver(&self, job: &SendJob) -> Option<Tried> {
         let mut store_tries = 0u32;
         let (prepared, subject) = loop {
             let prepared = match self.prepare(job) {
@@ -545,7 +585,7 @@ impl Shared {
             match prepared {
                 Ok(p) => break p,
                 Err(NotPrepared::Message(reason)) => {
-                    return Tried::new(Delivery::Failed(reason), None, Map::new(), 0)
+                    return Some(Tried::new(Delivery::Failed(reason), None, Map::new(), 0))
                 }
                 Err(NotPrepared::Store(reason)) => {
                     store_tries += 1;
@@ -564,8 +604,6 @@ impl Shared {
         let mut progress = PushProgress::default();
         let mut attempt = 0u32;
         loop {
-            attempt += 1;
-            self.attempts.fetch_add(1, Ordering::Relaxed);
             let a = {
                 let _slot = lane
                     .slots
@@ -573,6 +611,13 @@ impl Shared {
                     .await
                     .expect("the semaphore is never closed");
                 lane.pace().await;
+                // At the last moment before the provider: a paused daemon's queue stops
+                // here once its partitions are another's.
+                if !self.still_ours(job).await {
+                    return None;
+                }
+                attempt += 1;
+                self.attempts.fetch_add(1, Ordering::Relaxed);
                 self.attempt(job, &prepared, &mut progress).await
             };
             let (tried, outcome) = match a {
@@ -634,7 +679,7 @@ impl Shared {
                 }
             };
             self.observe(job.channel, outcome);
-            return tried;
+            return Some(tried);
         }
     }
 

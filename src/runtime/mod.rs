@@ -48,7 +48,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
-pub use sink::{Delivery, LiveContext, MemorySink, Outcome, SendContext, Sink};
+pub use sink::{Delivery, LiveContext, MaySend, MemorySink, Outcome, SendContext, Sink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

@@ -6,6 +6,7 @@ use super::live::{Control, Submission};
 use super::Input;
 use crate::compile::ir::JourneyIr;
 use crate::engine::{Claims, Contact, Event, Millis, SendJob};
+pub use crate::store::partitions::MaySend;
 use crate::store::Store;
 use serde_json::{Map, Value};
 use std::sync::mpsc::Sender;
@@ -72,6 +73,11 @@ pub trait SendContext: Send + Sync {
     fn report(&self, outcome: Outcome) -> bool;
     /// Takes push targets the push service said are gone out of the contact's profile.
     fn remove_push_targets(&self, job: &SendJob, gone: Vec<Value>);
+    /// Whether a send to `contact` may go to its provider now: where several daemons share
+    /// the store, only while this one surely holds the contact's partition.
+    fn may_send(&self, _contact: &str) -> MaySend {
+        MaySend::Go
+    }
 }
 
 /// A send's outcome, as a sink reports it.
@@ -119,6 +125,10 @@ impl SendContext for LiveContext {
 
     fn contact(&self, id: &str) -> Result<Option<Contact>, String> {
         self.store.contact(id).map_err(store_error)
+    }
+
+    fn may_send(&self, contact: &str) -> MaySend {
+        self.store.may_send(contact)
     }
 
     fn entry_event(&self, contact: &str, instance: u64) -> Result<Option<Event>, String> {

@@ -80,6 +80,7 @@ pub struct Metrics {
     attempts: Family<ChannelOutcome, Counter>,
     retries: Family<ChannelLabel, Counter>,
     store_waits: Family<ChannelLabel, Counter>,
+    handed_over: Family<ChannelLabel, Counter>,
     /// The engine's group-commit stages (the runtime adds to them, and tells the
     /// `journey_commit_seconds` histograms).
     pub stages: Arc<StageTimes>,
@@ -212,6 +213,12 @@ impl Metrics {
             "Sends whose message could not be rendered yet because the store did not answer a read, tried again after a backoff, by channel",
             store_waits.clone(),
         );
+        let handed_over = Family::default();
+        r.register(
+            "journey_dispatch_handed_over",
+            "Sends not made because their contact's partition went to another daemon first (this one was paused or cut off past its lease); that daemon sends them, by channel",
+            handed_over.clone(),
+        );
         let commit: Histograms<StageLabel> = Family::new_with_constructor(stage_histogram);
         r.register(
             "journey_commit_seconds",
@@ -232,6 +239,7 @@ impl Metrics {
             attempts,
             retries,
             store_waits,
+            handed_over,
             stages,
         }
     }
@@ -304,6 +312,14 @@ impl AttemptObserver for Metrics {
 
     fn retry(&self, channel: Channel) {
         self.retries
+            .get_or_create(&ChannelLabel {
+                channel: channel.as_str(),
+            })
+            .inc();
+    }
+
+    fn handed_over(&self, channel: Channel) {
+        self.handed_over
             .get_or_create(&ChannelLabel {
                 channel: channel.as_str(),
             })

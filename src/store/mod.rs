@@ -433,6 +433,15 @@ impl Store {
         self.kv.held_partitions().is_none_or(|h| h.works_on(p))
     }
 
+    /// Whether a send to `contact` may go to its provider now: always, unless several
+    /// daemons share the store (see `MaySend`).
+    pub fn may_send(&self, contact: &str) -> partitions::MaySend {
+        match self.kv.held_partitions() {
+            None => partitions::MaySend::Go,
+            Some(h) => h.may_send(partition_of(contact, h.count)),
+        }
+    }
+
     /// Whether this process works on every partition (alone on its store, or sled).
     pub fn works_on_all(&self) -> bool {
         self.kv

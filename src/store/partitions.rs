@@ -65,7 +65,29 @@ pub struct HeldPartitions {
     /// Lease renewals, and partitions taken over from another daemon, since the start.
     pub renewals: AtomicU64,
     pub takeovers: AtomicU64,
+    /// Until when (milliseconds after `since`) the leases held are surely still this
+    /// process's: the start of the last round of the keeper that renewed them all, plus the
+    /// lease's length less a margin. Past it (the process was paused, or cut off from the
+    /// database), another daemon may have taken them: sends wait (`may_send`).
+    sure_until: AtomicU64,
+    since: std::time::Instant,
 }
+
+/// Whether a send of a partition's contact may go to its provider now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaySend {
+    /// The partition is this process's, surely.
+    Go,
+    /// It is this process's as far as it knows, but its lease was not renewed lately (the
+    /// process was paused or cut off): the keeper's next round will tell.
+    Wait,
+    /// Not this process's: its holder sends what has no outcome (the outbox).
+    Gone,
+}
+
+/// The margin kept off a lease's length for `sure_until`: clocks drift, and a round's
+/// UPDATE sets the expiry after the round started.
+const SURE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl HeldPartitions {
     pub(crate) fn new(count: u16) -> HeldPartitions {
@@ -76,6 +98,29 @@ impl HeldPartitions {
             applied: AtomicU64::new(0),
             renewals: AtomicU64::new(0),
             takeovers: AtomicU64::new(0),
+            sure_until: AtomicU64::new(0),
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// A keeper's round that started at `started` renewed (or took) every lease held now
+    /// for `lease`.
+    pub(crate) fn renewed(&self, started: std::time::Instant, lease: std::time::Duration) {
+        let until = (started + lease.saturating_sub(SURE_MARGIN)).duration_since(self.since);
+        self.sure_until
+            .fetch_max(until.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Whether a send for partition `p` may go now (see `MaySend`).
+    pub fn may_send(&self, p: u16) -> MaySend {
+        if self.fence_epoch(p).is_none() {
+            return MaySend::Gone;
+        }
+        let now = self.since.elapsed().as_millis() as u64;
+        if now < self.sure_until.load(Ordering::SeqCst) {
+            MaySend::Go
+        } else {
+            MaySend::Wait
         }
     }
 

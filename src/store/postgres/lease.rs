@@ -248,6 +248,7 @@ impl Keeper {
     /// One round: renew, say this daemon lives, hand back what the engine let go of, then
     /// take or give partitions towards this daemon's share.
     async fn round(&mut self) -> Result<()> {
+        let started = std::time::Instant::now();
         let client = self.pool.get().await.map_err(pg_error)?;
         let secs = LEASE_SECONDS as f64;
         // Renewed; a partition whose epoch moved was taken by another: it is dropped.
@@ -284,6 +285,11 @@ impl Keeper {
             }
             self.held.renewals.fetch_add(1, Ordering::Relaxed);
         }
+        // Every lease held now was renewed by this round (or is taken below, later still).
+        self.held.renewed(
+            started,
+            std::time::Duration::from_secs(LEASE_SECONDS as u64),
+        );
         client
             .execute(
                 "UPDATE journey_daemons SET seen = now() WHERE owner = $1",
