@@ -1022,6 +1022,9 @@ fn a_send_waits_for_the_database_to_render_and_is_not_failed() {
 
 /// A daemon paused with sends queued for its provider (a rate limit holds them) loses its
 /// partitions to the other; woken, it sends none of that queue: the other sent them, once.
+/// The contacts' addresses are given to the daemon that does not hold them (they reach
+/// the holder through its inbox) and their events at once to the holder: each event meets
+/// the address acknowledged before it.
 #[test]
 fn a_paused_daemon_sends_nothing_of_its_queue_once_its_partitions_are_taken() {
     use daemon_common::*;
@@ -1075,7 +1078,7 @@ fn a_paused_daemon_sends_nothing_of_its_queue_once_its_partitions_are_taken() {
         .iter()
         .map(|id| serde_json::json!({"id": id, "email": format!("{id}@example.com")}))
         .collect();
-    let (s, v) = a.admin_call("POST", "/v1/contacts", Some(&serde_json::json!(contacts)));
+    let (s, v) = b.admin_call("POST", "/v1/contacts", Some(&serde_json::json!(contacts)));
     assert!(s < 300, "{s} {v}");
     let events: Vec<serde_json::Value> = ids
         .iter()
@@ -1105,6 +1108,15 @@ fn a_paused_daemon_sends_nothing_of_its_queue_once_its_partitions_are_taken() {
     wait_for("every hello sent", 60, || {
         (pg.psql(&db, sent_to).unwrap() == "40").then_some(())
     });
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT count(*) FROM events WHERE contact LIKE 'q%' AND type = 'message.failed'"
+        )
+        .unwrap(),
+        "0",
+        "every event met its contact's address"
+    );
     // Woken: its queue waits for its lease, which is gone, and is dropped.
     signal("-CONT");
     let handed_over = || {

@@ -341,6 +341,39 @@ impl Live<'_> {
         } else {
             Vec::new()
         };
+        // Inputs that came straight to this daemon for contacts it holds: the inbox is read
+        // again, now that they are here, so that what another daemon acknowledged before
+        // they were sent (a profile upsert, an event for the same contact) goes before them.
+        // A read before they arrived could miss it, and an event would meet an old profile.
+        if self.rt.store.is_shared()
+            && got
+                .inputs
+                .iter()
+                .any(|i| self.rt.store.works_on(i.contact_hint()))
+        {
+            let room = self
+                .config
+                .max_batch
+                .clamp(1, super::INBOX_TAKE)
+                .saturating_sub(from_inbox.len())
+                .max(1);
+            match self.rt.take_inbox(room) {
+                Ok(more) => {
+                    if more.len() < room {
+                        state.inbox_read = Some(Instant::now());
+                    }
+                    from_inbox.extend(more);
+                }
+                Err(e) => {
+                    for a in got.acks {
+                        a(Err(e.to_string()));
+                    }
+                    state.kept.extend(kept);
+                    state.controls.extend(got.controls);
+                    return Err(e);
+                }
+            }
+        }
         batch.extend(got.inputs);
         // What came through the inbox goes first: a click routed there before a check's
         // deadline answers it, though the new holder of a partition finds the timer due too.
