@@ -259,6 +259,7 @@ fn stuck_report(c: &Cluster, left: &[&String], bag: &Mailbag) -> String {
         out += &format!("--- {id} (partition {p}); emails received: {got:?}\n");
         let like = format!("%\"{id}\"%");
         for (what, sql) in [
+            ("contact", format!("SELECT profile FROM contacts WHERE id = '{id}'")),
             ("instance", format!("SELECT id, step, ended, due FROM instances WHERE contact = '{id}'")),
             ("events", format!("SELECT at, type, message_id, properties FROM events WHERE contact = '{id}' ORDER BY at")),
             ("outbox", format!("SELECT record >> 48, sends FROM outbox WHERE sends::text LIKE '{like}'")),
@@ -271,6 +272,21 @@ fn stuck_report(c: &Cluster, left: &[&String], bag: &Mailbag) -> String {
             for line in n.d.stderr().lines().filter(|l| l.contains(id.as_str())) {
                 out += &format!("daemon {i}: {line}\n");
             }
+        }
+    }
+    // What the daemons said of their partitions and the database (the last lines).
+    for (i, n) in c.nodes.iter().enumerate() {
+        let log = n.d.stderr();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                ["partition", "database", "inbox", "listening", "engine"]
+                    .iter()
+                    .any(|w| l.contains(w))
+            })
+            .collect();
+        for line in &lines[lines.len().saturating_sub(40)..] {
+            out += &format!("daemon {i}: {line}\n");
         }
     }
     out

@@ -417,13 +417,11 @@ impl Runtime {
     /// `upsert_contact` for many: those of other daemons' partitions go to their inboxes in
     /// one batch.
     pub fn upsert_contacts(&mut self, contacts: &[Contact]) -> Result<()> {
-        if self.route_upserts(contacts)? == contacts.len() {
-            return Ok(());
-        }
-        for c in contacts {
-            if self.store.works_on(&c.id) {
-                self.upsert_contact(c)?;
-            }
+        let routed = self.route_upserts(contacts)?;
+        // The rest are upserted here; `upsert_contact` routes any whose partition went to
+        // another daemon since.
+        for c in contacts.iter().filter(|c| !routed.contains(&c.id)) {
+            self.upsert_contact(c)?;
         }
         Ok(())
     }

@@ -80,25 +80,28 @@ impl Runtime {
     /// Puts a profile update for a contact of another daemon's partition in that
     /// partition's inbox, durably. Returns false when the contact is this process's.
     pub(super) fn route_upsert(&mut self, c: &Contact) -> Result<bool> {
-        Ok(self.route_upserts(std::slice::from_ref(c))? == 1)
+        Ok(!self.route_upserts(std::slice::from_ref(c))?.is_empty())
     }
 
     /// Puts the profile updates of other daemons' contacts in their partitions' inboxes,
-    /// in one batch (an entry per partition); returns how many were routed. The others
-    /// are left to the caller.
-    pub(super) fn route_upserts(&mut self, contacts: &[Contact]) -> Result<usize> {
+    /// in one batch (an entry per partition); returns the ids routed. The others are left
+    /// to the caller, who must not ask `works_on` again: a partition can change hands in
+    /// between, and a contact neither routed nor upserted would be lost.
+    pub(super) fn route_upserts(&mut self, contacts: &[Contact]) -> Result<HashSet<String>> {
+        let mut routed = HashSet::new();
         if !self.store.is_shared() {
-            return Ok(0);
+            return Ok(routed);
         }
         let mut elsewhere: BTreeMap<u16, Vec<Routed>> = BTreeMap::new();
         for c in contacts.iter().filter(|c| !self.store.works_on(&c.id)) {
+            routed.insert(c.id.clone());
             elsewhere
                 .entry(self.store.partition_of(&c.id))
                 .or_default()
                 .push(Routed::Upsert { contact: c.clone() });
         }
         if elsewhere.is_empty() {
-            return Ok(0);
+            return Ok(routed);
         }
         let now = chrono::Utc::now().timestamp_millis();
         let mut batch = WriteBatch::default();
@@ -110,7 +113,7 @@ impl Runtime {
         }
         self.store.apply(batch)?;
         self.counters.routed += n as u64;
-        Ok(n)
+        Ok(routed)
     }
 
     /// Puts the erasure of a contact of another daemon's partition in that partition's
