@@ -129,8 +129,9 @@ fn serve(connection: &Connection) -> Result<(), String> {
     let mut server = Server {
         ws: Workspace::new(roots(&init)),
         out: connection,
+        versions: HashMap::new(),
     };
-    server.publish();
+    server.publish(None);
     for msg in &connection.receiver {
         match msg {
             Message::Request(req) => {
@@ -153,6 +154,8 @@ fn serve(connection: &Connection) -> Result<(), String> {
 struct Server<'c> {
     ws: Workspace,
     out: &'c Connection,
+    /// The editor's version of each open document, sent back with its diagnostics.
+    versions: HashMap<PathBuf, i32>,
 }
 
 /// A request that cannot be answered: the JSON-RPC error code and why.
@@ -184,16 +187,18 @@ impl Server<'_> {
         )))
     }
 
-    /// Publishes the diagnostics of every file whose diagnostics changed.
-    fn publish(&mut self) {
+    /// Publishes the diagnostics of every file whose diagnostics changed, and those of
+    /// `edited` (the document just changed) in any case: the editor learns that its version
+    /// was checked even when nothing in it changed.
+    fn publish(&mut self, edited: Option<&Path>) {
         let mut out = Vec::new();
-        for (path, a, diags) in self.ws.changed_diagnostics() {
+        for (path, a, diags) in self.ws.changed_diagnostics(edited) {
             let Some(uri) = uri_of(&path) else { continue };
             let diagnostics = diags.iter().filter_map(|d| to_lsp(a, d)).collect();
             out.push(PublishDiagnosticsParams {
                 uri,
                 diagnostics,
-                version: None,
+                version: self.versions.get(&path).copied(),
             });
         }
         for p in out {
@@ -203,11 +208,16 @@ impl Server<'_> {
 
     fn notification(&mut self, n: Notification) {
         use notification::*;
+        let mut edited = None;
         let changed = match n.method.as_str() {
             DidOpenTextDocument::METHOD => params::<DidOpenTextDocumentParams>(n.params)
                 .ok()
-                .and_then(|p| Some((path_of(&p.text_document.uri)?, p.text_document.text)))
-                .map(|(path, text)| self.ws.open.insert(path, text))
+                .and_then(|p| {
+                    let path = path_of(&p.text_document.uri)?;
+                    self.versions.insert(path.clone(), p.text_document.version);
+                    self.ws.open.insert(path, p.text_document.text);
+                    Some(())
+                })
                 .is_some(),
             DidChangeTextDocument::METHOD => params::<DidChangeTextDocumentParams>(n.params)
                 .ok()
@@ -215,13 +225,19 @@ impl Server<'_> {
                     let path = path_of(&p.text_document.uri)?;
                     // Full sync: the last change is the whole text.
                     let text = p.content_changes.into_iter().next_back()?.text;
-                    self.ws.open.insert(path, text);
+                    self.versions.insert(path.clone(), p.text_document.version);
+                    self.ws.open.insert(path.clone(), text);
+                    edited = Some(path);
                     Some(())
                 })
                 .is_some(),
             DidCloseTextDocument::METHOD => params::<DidCloseTextDocumentParams>(n.params)
                 .ok()
-                .and_then(|p| self.ws.open.remove(&path_of(&p.text_document.uri)?))
+                .and_then(|p| {
+                    let path = path_of(&p.text_document.uri)?;
+                    self.versions.remove(&path);
+                    self.ws.open.remove(&path)
+                })
                 .is_some(),
             // Files changed on disk (saved, created, deleted, a template edited).
             DidSaveTextDocument::METHOD | DidChangeWatchedFiles::METHOD => true,
@@ -229,7 +245,7 @@ impl Server<'_> {
         };
         if changed {
             self.ws.reload();
-            self.publish();
+            self.publish(edited.as_deref());
         }
     }
 

@@ -114,9 +114,13 @@ impl Workspace {
         self.units.iter().find(|a| a.ids.contains_key(path))
     }
 
-    /// The files whose diagnostics differ from what was last published, with their new
-    /// diagnostics (empty to clear them), and the check they come from.
-    pub fn changed_diagnostics(&mut self) -> Vec<(PathBuf, &Analysis, Vec<Diagnostic>)> {
+    /// The files whose diagnostics differ from what was last published (and `also`, changed
+    /// or not), with their new diagnostics (empty to clear them), and the check they come
+    /// from.
+    pub fn changed_diagnostics(
+        &mut self,
+        also: Option<&Path>,
+    ) -> Vec<(PathBuf, &Analysis, Vec<Diagnostic>)> {
         let mut now: BTreeMap<PathBuf, (usize, Vec<Diagnostic>)> = BTreeMap::new();
         for (u, a) in self.units.iter().enumerate() {
             // Every loaded journey file gets an answer, even an empty one, the first time.
@@ -138,7 +142,7 @@ impl Workspace {
         }
         let mut out = Vec::new();
         for (path, (u, diags)) in &now {
-            if self.published.get(path) != Some(diags) {
+            if self.published.get(path) != Some(diags) || also == Some(path.as_path()) {
                 out.push((path.clone(), &self.units[*u], diags.clone()));
             }
         }
