@@ -416,6 +416,15 @@ fn definition_references_hover() {
     );
     let h = hover(&mut c, &welcome, pos(&text, "within 3d", 8));
     assert_eq!(h, "`3d`: 3 days");
+    // A message's use: the message as sent; its link: the link's address.
+    let h = hover(&mut c, &welcome, pos(&text, "welcome.profile", 2));
+    assert!(h.starts_with("email `welcome`"), "{h}");
+    assert!(h.contains("- template: welcome.html"), "{h}");
+    let h = hover(&mut c, &welcome, pos(&text, "welcome.profile", 10));
+    assert!(
+        h.starts_with("link `profile` of `welcome`: https://maison.example/profile"),
+        "{h}"
+    );
     c.open(&dnd, &dnd_text);
     let h = hover(
         &mut c,
