@@ -665,3 +665,33 @@ fn rename_formatting_symbols_tokens() {
     );
     c.stop();
 }
+
+/// The server reloads its folder reusing the syntax trees of the files whose text did not
+/// change: the result is the same as loading everything afresh, a changed file parsed again
+/// (here broken, then fixed) included.
+#[test]
+fn a_reload_reusing_the_unchanged_trees_loads_what_a_fresh_load_does() {
+    use journey::lang;
+    use std::collections::BTreeMap;
+    let files = lang::journey_files(&[journeys()]).unwrap();
+    let welcome = journeys().join("welcome.journey");
+    let text = std::fs::read_to_string(&welcome).unwrap();
+    let broken = text.replace("check clicked welcome.profile", "check clicked {");
+    let mut previous = lang::load_files(&files);
+    for edit in [broken, text.clone(), text] {
+        let given = BTreeMap::from([(welcome.clone(), edit)]);
+        let fresh = lang::load_files_with(&files, &given);
+        let reused = lang::load_files_reusing(&files, &given, Some(previous));
+        assert_eq!(reused.files, fresh.files);
+        assert_eq!(reused.diagnostics, fresh.diagnostics);
+        let texts = |l: &lang::Loaded| -> Vec<(PathBuf, String)> {
+            l.sources
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.text.clone()))
+                .collect()
+        };
+        assert_eq!(texts(&reused), texts(&fresh));
+        previous = reused;
+    }
+}
