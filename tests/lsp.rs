@@ -695,3 +695,37 @@ fn a_reload_reusing_the_unchanged_trees_loads_what_a_fresh_load_does() {
         previous = reused;
     }
 }
+
+/// Keystrokes sent without waiting for their diagnostics (the server takes the ones waiting
+/// together): the diagnostics published with the last edit's version are the last text's.
+#[test]
+fn a_burst_of_edits_ends_with_the_last_texts_diagnostics() {
+    let mut c = Client::start(&journeys());
+    let (welcome, text) = example("welcome.journey");
+    c.open(&welcome, &text);
+    let cut = text.find("check clicked welcome").unwrap() + "check clicked welcom".len();
+    // Deleting the `e` of `welcome` one edit, typing it back the next; the last edit breaks it.
+    let broken = format!("{}{}", &text[..cut], &text[cut + 1..]);
+    let last = 21;
+    for version in 2..=last {
+        let t = if version % 2 == 1 { &broken } else { &text };
+        c.change(&welcome, version, t);
+    }
+    let deadline = Instant::now() + WAIT;
+    let diags = loop {
+        let m = c.next_message(deadline);
+        let p = &m["params"];
+        if m["method"] == "textDocument/publishDiagnostics"
+            && p["uri"] == welcome
+            && p["version"] == last
+        {
+            break p["diagnostics"].as_array().unwrap().clone();
+        }
+    };
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(diags[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("unknown message 'welcom'"));
+    c.stop();
+}
