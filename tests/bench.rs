@@ -1,6 +1,7 @@
 //! `journey bench clicks` (B1) counts its own results: the clicks that won their race, the
 //! timeouts and the writes per contact come from the branches taken and the store's
-//! counters. A small run checks that those counts are right, not how fast they come.
+//! counters. A small run checks that those counts are right, not how fast they come; the
+//! same for the other benchmarks' counts.
 
 use std::process::Command;
 
@@ -95,4 +96,57 @@ fn the_cluster_benchmark_counts_every_contact_and_times_a_takeover() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("{line}"));
     assert!(secs > 0.0 && secs < 12.0, "{line}");
+}
+
+/// `journey bench lsp` drives a `journey lsp` child over stdio on generated source: a small
+/// run checks that every edit's diagnostics came back (the typed character reported, its
+/// deletion cleared), that completion offered names, and that the figures are printed.
+#[test]
+fn the_lsp_benchmark_times_edits_to_their_diagnostics_and_completions() {
+    let out = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args([
+            "bench",
+            "lsp",
+            "--bytes",
+            "20000",
+            "--files",
+            "3",
+            "--edits",
+            "12",
+            "--completions",
+            "6",
+        ])
+        .output()
+        .expect("the bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        field(&stdout, "workspace").ends_with("in 3 files"),
+        "{stdout}"
+    );
+    // Three files: edits 1-3 type into each, 4-6 delete, 7-9 type, 10-12 delete.
+    assert_eq!(
+        field(&stdout, "edits"),
+        "12 (6 reported an unknown message, 6 cleared it)"
+    );
+    let completions = field(&stdout, "completions");
+    assert!(completions.starts_with("6 ("), "{completions}");
+    for label in ["diagnostics after edit", "completion"] {
+        let line = field(&stdout, label);
+        assert!(
+            line.starts_with("median ") && line.contains("p95"),
+            "{line}"
+        );
+    }
+    let peak = field(&stdout, "server peak RSS");
+    let mb: f64 = peak
+        .split(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{peak}"));
+    assert!(mb > 0.0, "{peak}");
 }

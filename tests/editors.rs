@@ -1,7 +1,8 @@
 //! What `editors/` and the repository files for teams ship, checked against the language:
 //! every keyword of `grammar/journey.pest` is known to the TextMate grammar, the tree-sitter
 //! grammar and its highlights, and the language server's lexer; the TextMate grammar is run
-//! on every example by VS Code's own engine (node), and the tree-sitter grammar parses every
+//! on every example by VS Code's own engine (node) and compared with its
+//! `vscode-tmgrammar-test` snapshots, and the tree-sitter grammar parses every
 //! example and documentation block (its CLI). A tool that is missing skips its test with a
 //! message here, and fails it in CI (`CI=true`), where `.ci/run` installs it.
 
@@ -281,6 +282,72 @@ fn the_textmate_grammar_highlights_every_example_in_vs_codes_engine() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("# pass 2"), "{text}");
+}
+
+/// `vscode-tmgrammar-test`'s snapshots: `editors/vscode/test/snap/` holds a copy of every
+/// example with the scopes the TextMate grammar gives each of its tokens (`NAME.journey.snap`,
+/// written by `npm run snap:update --prefix editors/vscode`). A change of the grammar that
+/// changes any token's scopes fails here until the snapshots are rewritten and reviewed.
+#[test]
+fn the_textmate_grammar_gives_every_example_its_snapshot_scopes() {
+    let dir = root().join("editors/vscode");
+    let snap = dir.join("test/snap");
+    // The copies are the examples, every one of them, each with its snapshot.
+    let mut copies: Vec<String> = std::fs::read_dir(&snap)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".journey"))
+        .collect();
+    copies.sort();
+    let names: Vec<String> = examples()
+        .iter()
+        .map(|(name, _)| name.trim_start_matches("journeys/").to_string())
+        .collect();
+    assert_eq!(
+        copies, names,
+        "editors/vscode/test/snap/ has not every example of journeys/: run `npm run snap:update --prefix editors/vscode`"
+    );
+    for (name, text) in examples() {
+        let file = name.trim_start_matches("journeys/");
+        assert_eq!(
+            std::fs::read_to_string(snap.join(file)).unwrap(),
+            text,
+            "editors/vscode/test/snap/{file} is not {name}: run `npm run snap:update --prefix editors/vscode` and review the snapshots"
+        );
+        assert!(
+            snap.join(format!("{file}.snap")).is_file(),
+            "no snapshot of {file}"
+        );
+    }
+    if !have("node", "runs vscode-tmgrammar-test") {
+        return;
+    }
+    if !dir.join("node_modules/vscode-tmgrammar-test").is_dir() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("editors/vscode/node_modules is missing in CI: .ci/run runs npm ci there");
+        }
+        eprintln!("skipped: run `npm ci` in editors/vscode for vscode-tmgrammar-test");
+        return;
+    }
+    let out = Command::new("node")
+        .args([
+            "node_modules/vscode-tmgrammar-test/dist/snapshot.js",
+            "test/snap/*.journey",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the TextMate grammar's scopes differ from the snapshots (if intended, run `npm run snap:update --prefix editors/vscode` and review the diff):\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.matches("run successfully").count(),
+        names.len(),
+        "{text}"
+    );
 }
 
 /// The tree-sitter CLI: on the PATH, or where `cargo install` puts it.

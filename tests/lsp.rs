@@ -416,6 +416,15 @@ fn definition_references_hover() {
     );
     let h = hover(&mut c, &welcome, pos(&text, "within 3d", 8));
     assert_eq!(h, "`3d`: 3 days");
+    // A message's use: the message as sent; its link: the link's address.
+    let h = hover(&mut c, &welcome, pos(&text, "welcome.profile", 2));
+    assert!(h.starts_with("email `welcome`"), "{h}");
+    assert!(h.contains("- template: welcome.html"), "{h}");
+    let h = hover(&mut c, &welcome, pos(&text, "welcome.profile", 10));
+    assert!(
+        h.starts_with("link `profile` of `welcome`: https://maison.example/profile"),
+        "{h}"
+    );
     c.open(&dnd, &dnd_text);
     let h = hover(
         &mut c,
@@ -654,5 +663,69 @@ fn rename_formatting_symbols_tokens() {
         &data[..5],
         &[json!(0), json!(0), json!(first_line), json!(1), json!(0)]
     );
+    c.stop();
+}
+
+/// The server reloads its folder reusing the syntax trees of the files whose text did not
+/// change: the result is the same as loading everything afresh, a changed file parsed again
+/// (here broken, then fixed) included.
+#[test]
+fn a_reload_reusing_the_unchanged_trees_loads_what_a_fresh_load_does() {
+    use journey::lang;
+    use std::collections::BTreeMap;
+    let files = lang::journey_files(&[journeys()]).unwrap();
+    let welcome = journeys().join("welcome.journey");
+    let text = std::fs::read_to_string(&welcome).unwrap();
+    let broken = text.replace("check clicked welcome.profile", "check clicked {");
+    let mut previous = lang::load_files(&files);
+    for edit in [broken, text.clone(), text] {
+        let given = BTreeMap::from([(welcome.clone(), edit)]);
+        let fresh = lang::load_files_with(&files, &given);
+        let reused = lang::load_files_reusing(&files, &given, Some(previous));
+        assert_eq!(reused.files, fresh.files);
+        assert_eq!(reused.diagnostics, fresh.diagnostics);
+        let texts = |l: &lang::Loaded| -> Vec<(PathBuf, String)> {
+            l.sources
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.text.clone()))
+                .collect()
+        };
+        assert_eq!(texts(&reused), texts(&fresh));
+        previous = reused;
+    }
+}
+
+/// Keystrokes sent without waiting for their diagnostics (the server takes the ones waiting
+/// together): the diagnostics published with the last edit's version are the last text's.
+#[test]
+fn a_burst_of_edits_ends_with_the_last_texts_diagnostics() {
+    let mut c = Client::start(&journeys());
+    let (welcome, text) = example("welcome.journey");
+    c.open(&welcome, &text);
+    let cut = text.find("check clicked welcome").unwrap() + "check clicked welcom".len();
+    // Deleting the `e` of `welcome` one edit, typing it back the next; the last edit breaks it.
+    let broken = format!("{}{}", &text[..cut], &text[cut + 1..]);
+    let last = 21;
+    for version in 2..=last {
+        let t = if version % 2 == 1 { &broken } else { &text };
+        c.change(&welcome, version, t);
+    }
+    let deadline = Instant::now() + WAIT;
+    let diags = loop {
+        let m = c.next_message(deadline);
+        let p = &m["params"];
+        if m["method"] == "textDocument/publishDiagnostics"
+            && p["uri"] == welcome
+            && p["version"] == last
+        {
+            break p["diagnostics"].as_array().unwrap().clone();
+        }
+    };
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(diags[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("unknown message 'welcom'"));
     c.stop();
 }

@@ -1,5 +1,5 @@
 //! The benchmark harness behind `journey bench` (the workloads B1-B7 of
-//! docs/performance.md): each runs through the same live loop, runtime and durable store
+//! docs/performance.md, and the language server's speed): each runs through the same live loop, runtime and durable store
 //! as the daemon, with the store's own limit measured beside it. `cli::bench` only parses
 //! the command line and calls these.
 
@@ -11,13 +11,16 @@ mod clicks;
 mod cluster;
 mod crash;
 pub mod ingest;
+mod lsp;
 pub mod pg_server;
 pub mod segments;
+pub mod source;
 mod waiting;
 
 pub use clicks::clicks;
 pub use cluster::{cluster, ClusterOptions};
 pub use crash::crash_child;
+pub use lsp::{lsp, LspOptions};
 pub use waiting::{waiting, waiting_restart};
 
 pub type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;

@@ -104,6 +104,27 @@ pub enum Workload {
         #[arg(long, value_parser = ["kill", "stop"])]
         takeover: Option<String>,
     },
+    /// The language server on B5's workspace (1 MB of generated source in 8 files): a
+    /// `journey lsp` child process over stdio, every file opened, then one-character edits
+    /// timed to their diagnostics and completions timed to their answer (median, p95), and
+    /// the server's peak memory.
+    Lsp {
+        /// Bytes of generated source.
+        #[arg(long, default_value_t = bench::source::B5_BYTES)]
+        bytes: usize,
+        /// Files the source is spread over.
+        #[arg(long, default_value_t = bench::source::B5_FILES)]
+        files: usize,
+        /// One-character edits to time.
+        #[arg(long, default_value_t = 200)]
+        edits: usize,
+        /// Completion requests to time.
+        #[arg(long, default_value_t = 200)]
+        completions: usize,
+        /// Where to write the workspace (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Used by the crash test: run a journey on the system clock over a store, printing
     /// progress, until killed or done.
     #[command(hide = true)]
@@ -180,6 +201,19 @@ pub fn run(args: BenchArgs) -> ExitCode {
             daemons: daemons.max(1),
             contacts,
             takeover,
+        }),
+        Workload::Lsp {
+            bytes,
+            files,
+            edits,
+            completions,
+            dir,
+        } => bench::lsp(bench::LspOptions {
+            bytes,
+            files: files.max(1),
+            edits,
+            completions,
+            dir,
         }),
         Workload::CrashChild {
             dir,

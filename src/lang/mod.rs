@@ -70,6 +70,19 @@ pub fn load_files(files: &[PathBuf]) -> Loaded {
 /// `load_files`, with the text of some files given rather than read from disk: the
 /// language server's open documents, as the editor has them (saved or not).
 pub fn load_files_with(files: &[PathBuf], given: &BTreeMap<PathBuf, String>) -> Loaded {
+    load_files_reusing(files, given, None)
+}
+
+/// `load_files_with`, reusing the syntax trees of `previous` (the last load of the same
+/// files, consumed): a file with the same path, the same source id and the same text as
+/// then is not parsed again (parsing depends only on the id and the text). The language
+/// server reloads its folder on every keystroke this way, parsing only the file typed in.
+/// A file that did not parse is parsed again, for its diagnostics.
+pub fn load_files_reusing(
+    files: &[PathBuf],
+    given: &BTreeMap<PathBuf, String>,
+    previous: Option<Loaded>,
+) -> Loaded {
     let mut loaded = Loaded::default();
     let reads: Vec<Read> = files
         .iter()
@@ -94,7 +107,35 @@ pub fn load_files_with(files: &[PathBuf], given: &BTreeMap<PathBuf, String>) -> 
             }
         })
         .collect();
+    let mut kept: Vec<Option<Parsed>> = (0..reads.len()).map(|_| None).collect();
+    let jobs = match previous {
+        None => jobs,
+        Some(prev) => {
+            let mut trees: BTreeMap<usize, ast::File> = prev.files.into_iter().collect();
+            jobs.into_iter()
+                .filter(|(i, id, text)| {
+                    let same = prev
+                        .sources
+                        .files
+                        .get(*id)
+                        .is_some_and(|f| f.path == files[*i] && f.text == *text);
+                    match trees.remove(id).filter(|_| same) {
+                        Some(tree) => {
+                            kept[*i] = Some(Ok(tree));
+                            false
+                        }
+                        None => true,
+                    }
+                })
+                .collect()
+        }
+    };
     let mut parsed = parse_all(&jobs, reads.len());
+    for (slot, tree) in parsed.iter_mut().zip(kept) {
+        if tree.is_some() {
+            *slot = tree;
+        }
+    }
     for (i, (path, r)) in files.iter().zip(reads).enumerate() {
         add_read(&mut loaded, path, r, parsed[i].take());
     }

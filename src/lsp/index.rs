@@ -1,7 +1,9 @@
 //! The names of the loaded files and where each is defined and used, read from the syntax
 //! trees (`lang::ast`) of every file at once, as the compiler resolves them: a message of
-//! this journey first, then another journey's `JOURNEY.MESSAGE`. With it go the hover texts
-//! of steps, durations and time zones. Rebuilt on every change; nothing here is incremental.
+//! this journey first, then another journey's `JOURNEY.MESSAGE`. Rebuilt on every change.
+//! The hover texts (of steps, durations, time zones, definitions) are written only when asked
+//! for, by walking the one file again for the place pointed at: writing them all on every
+//! keystroke was most of the time of a change on a large folder.
 
 use super::describe;
 use crate::lang::ast::*;
@@ -43,14 +45,11 @@ pub struct Occurrence {
 pub struct JourneyInfo {
     pub messages: BTreeMap<String, (crate::domain::Channel, Vec<String>)>,
     pub step_labels: BTreeSet<String>,
-    /// The hover text of each message (`message`) and link (`message.link`).
-    pub docs: BTreeMap<String, String>,
 }
 
 /// A text to show when the pointer rests on a span.
 #[derive(Clone, Debug)]
 pub struct HoverText {
-    pub file: usize,
     pub span: Span,
     pub markdown: String,
 }
@@ -58,7 +57,6 @@ pub struct HoverText {
 #[derive(Debug, Default)]
 pub struct Index {
     pub occurrences: Vec<Occurrence>,
-    pub hovers: Vec<HoverText>,
     pub journeys: BTreeMap<String, JourneyInfo>,
     pub segments: BTreeSet<String>,
     pub policies: BTreeSet<String>,
@@ -97,8 +95,18 @@ impl Index {
                 }
             }
         }
+        let Index {
+            occurrences,
+            journeys,
+            zones,
+            ..
+        } = &mut ix;
         let mut w = Walker {
-            ix: &mut ix,
+            journeys,
+            occurrences,
+            zones,
+            hover_at: None,
+            hovers: Vec::new(),
             loaded,
             file: 0,
             journey: None,
@@ -146,10 +154,26 @@ impl Index {
     }
 
     /// The hover text of the smallest span around `offset`.
-    pub fn hover(&self, file: usize, offset: usize) -> Option<&HoverText> {
-        self.hovers
-            .iter()
-            .filter(|h| h.file == file && h.span.start <= offset && offset <= h.span.end)
+    /// The hover text at `offset` in `file` of `loaded` (the files this index was built
+    /// from): the innermost of the texts whose span holds the offset.
+    pub fn hover(&self, loaded: &Loaded, file: usize, offset: usize) -> Option<HoverText> {
+        let (_, ast) = loaded.files.iter().find(|(f, _)| *f == file)?;
+        let (mut occurrences, mut zones) = (Vec::new(), Vec::new());
+        let mut w = Walker {
+            journeys: &self.journeys,
+            occurrences: &mut occurrences,
+            zones: &mut zones,
+            hover_at: Some(offset),
+            hovers: Vec::new(),
+            loaded,
+            file,
+            journey: None,
+        };
+        for def in &ast.definitions {
+            w.definition(def);
+        }
+        w.hovers
+            .into_iter()
             .min_by_key(|h| h.span.end - h.span.start)
     }
 }
@@ -172,21 +196,6 @@ fn declare_steps(steps: &[Step], info: &mut JourneyInfo) {
                 info.messages
                     .entry(send.name.name.clone())
                     .or_insert((send.channel, links));
-                info.docs
-                    .entry(send.name.name.clone())
-                    .or_insert_with(|| describe::message(send));
-                for f in &send.fields {
-                    if let FieldKind::Link { name, url } = &f.kind {
-                        info.docs
-                            .entry(format!("{}.{}", send.name.name, name.name))
-                            .or_insert_with(|| {
-                                format!(
-                                    "link `{}` of `{}`: {}",
-                                    name.name, send.name.name, url.value
-                                )
-                            });
-                    }
-                }
             }
             _ => each_block(&s.kind, |b| declare_steps(&b.steps, info)),
         }
@@ -235,16 +244,24 @@ pub fn template_path(journey_file: &Path, name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Walks the syntax trees, writing the occurrences of names and, when asked for the hover
+/// texts at an offset, those whose span holds it.
 struct Walker<'a, 'l> {
-    ix: &'a mut Index,
+    /// What each journey declares, to resolve message names (read only).
+    journeys: &'a BTreeMap<String, JourneyInfo>,
+    occurrences: &'a mut Vec<Occurrence>,
+    zones: &'a mut Vec<(usize, Span, String)>,
+    /// The offset whose hover texts are wanted (None while building the index: none).
+    hover_at: Option<usize>,
+    hovers: Vec<HoverText>,
     loaded: &'l Loaded,
     file: usize,
     journey: Option<String>,
 }
 
-impl Walker<'_, '_> {
+impl<'l> Walker<'_, 'l> {
     fn occ(&mut self, span: Span, kind: Kind, key: impl Into<String>, def: bool) {
-        self.ix.occurrences.push(Occurrence {
+        self.occurrences.push(Occurrence {
             file: self.file,
             span,
             kind,
@@ -253,12 +270,18 @@ impl Walker<'_, '_> {
         });
     }
 
-    fn hover(&mut self, span: Span, markdown: String) {
-        self.ix.hovers.push(HoverText {
-            file: self.file,
-            span,
-            markdown,
-        });
+    /// Whether the hover text of `span` is wanted (only then is it written).
+    fn wants(&self, span: Span) -> bool {
+        self.hover_at
+            .is_some_and(|o| span.start <= o && o <= span.end)
+    }
+
+    /// Adds the hover text of `span`, written by `markdown` only if it is wanted.
+    fn hover(&mut self, span: Span, markdown: impl FnOnce(&Self) -> String) {
+        if self.wants(span) {
+            let markdown = markdown(self);
+            self.hovers.push(HoverText { span, markdown });
+        }
     }
 
     fn text(&self, span: Span) -> &str {
@@ -267,15 +290,14 @@ impl Walker<'_, '_> {
     }
 
     fn dur(&mut self, d: &Dur) {
-        self.hover(
-            d.span,
-            format!("`{}`: {}", d.text, describe::duration(&d.text)),
-        );
+        self.hover(d.span, |_| {
+            format!("`{}`: {}", d.text, describe::duration(&d.text))
+        });
     }
 
     fn zone(&mut self, z: &Ident) {
-        self.ix.zones.push((self.file, z.span, z.name.clone()));
-        self.hover(z.span, describe::zone(&z.name));
+        self.zones.push((self.file, z.span, z.name.clone()));
+        self.hover(z.span, |_| describe::zone(&z.name));
     }
 
     fn definition(&mut self, def: &Definition) {
@@ -283,7 +305,7 @@ impl Walker<'_, '_> {
             Definition::Journey(j) => {
                 self.journey = Some(j.name.name.clone());
                 self.occ(j.name.span, Kind::Journey, &j.name.name, true);
-                self.hover(j.name.span, describe::journey(j));
+                self.hover(j.name.span, |_| describe::journey(j));
                 for h in &j.headers {
                     self.header(h);
                 }
@@ -292,25 +314,26 @@ impl Walker<'_, '_> {
             }
             Definition::Segment(s) => {
                 self.occ(s.name.span, Kind::Segment, &s.name.name, true);
-                let text = format!("```journey\n{}\n```", self.text(s.span));
-                self.hover(s.name.span, text);
+                self.hover(s.name.span, |w| {
+                    format!("```journey\n{}\n```", w.text(s.span))
+                });
                 for r in &s.rules {
                     self.rule(r);
                 }
             }
             Definition::Policy(p) => {
                 self.occ(p.name.span, Kind::Policy, &p.name.name, true);
-                self.hover(p.name.span, describe::policy(p));
+                self.hover(p.name.span, |_| describe::policy(p));
                 for item in &p.items {
                     if let PolicyItemKind::Cap { per, .. } = &item.kind {
                         self.dur(per);
-                        self.hover(item.span, describe::policy_item(&item.kind));
+                        self.hover(item.span, |_| describe::policy_item(&item.kind));
                     }
                 }
             }
             Definition::Topic(t) => {
                 self.occ(t.name.span, Kind::Topic, &t.name.name, true);
-                self.hover(t.name.span, describe::topic(t));
+                self.hover(t.name.span, |_| describe::topic(t));
             }
         }
     }
@@ -346,6 +369,9 @@ impl Walker<'_, '_> {
 
     /// On a use, the hover text of its definition (a segment's rules, a policy's caps).
     fn hover_def(&mut self, span: Span, kind: Kind, name: &str) {
+        if !self.wants(span) {
+            return;
+        }
         for (file, ast) in &self.loaded.files {
             for def in &ast.definitions {
                 if def.name().name != name {
@@ -364,7 +390,7 @@ impl Walker<'_, '_> {
                     (Kind::Journey, Definition::Journey(j)) => describe::journey(j),
                     _ => continue,
                 };
-                self.hover(span, text);
+                self.hover(span, |_| text);
                 return;
             }
         }
@@ -392,7 +418,7 @@ impl Walker<'_, '_> {
             );
         }
         let hover_span = step_head(self.text(s.span), s.span);
-        self.hover(hover_span, describe::step(s));
+        self.hover(hover_span, |_| describe::step(s));
         match &s.kind {
             StepKind::Send(send) => {
                 let msg = format!("{journey}.{}", send.name.name);
@@ -455,21 +481,58 @@ impl Walker<'_, '_> {
 
     /// The hover text of a message (and link) of `journey` on a use or definition.
     fn message_hover(&mut self, journey: &str, parts: &[&Ident]) {
-        let Some(info) = self.ix.journeys.get(journey) else {
+        let link = parts.get(1);
+        if !self.wants(parts[0].span) && !link.is_some_and(|l| self.wants(l.span)) {
+            return;
+        }
+        let Some(send) = self.send_of(journey, &parts[0].name) else {
             return;
         };
-        let mut found = Vec::new();
-        if let Some(doc) = info.docs.get(&parts[0].name) {
-            found.push((parts[0].span, doc.clone()));
-        }
-        if let Some(l) = parts.get(1) {
-            if let Some(doc) = info.docs.get(&format!("{}.{}", parts[0].name, l.name)) {
-                found.push((l.span, doc.clone()));
+        self.hover(parts[0].span, |_| describe::message(send));
+        if let Some(l) = link {
+            let url = send.fields.iter().find_map(|f| match &f.kind {
+                FieldKind::Link { name, url } if name.name == l.name => Some(url),
+                _ => None,
+            });
+            if let Some(url) = url {
+                self.hover(l.span, |_| {
+                    format!("link `{}` of `{}`: {}", l.name, send.name.name, url.value)
+                });
             }
         }
-        for (span, doc) in found {
-            self.hover(span, doc);
+    }
+
+    /// The first `send` named `name` of the first journey named `journey` (the one the
+    /// index declares).
+    fn send_of(&self, journey: &str, name: &str) -> Option<&'l Send> {
+        fn find<'t>(steps: &'t [Step], name: &str) -> Option<&'t Send> {
+            for s in steps {
+                match &s.kind {
+                    StepKind::Send(send) if send.name.name == name => return Some(send),
+                    StepKind::Send(_) => {}
+                    kind => {
+                        let mut found = None;
+                        each_block(kind, |b| {
+                            if found.is_none() {
+                                found = find(&b.steps, name);
+                            }
+                        });
+                        if found.is_some() {
+                            return found;
+                        }
+                    }
+                }
+            }
+            None
         }
+        let loaded: &'l Loaded = self.loaded;
+        let j = loaded.files.iter().find_map(|(_, ast)| {
+            ast.definitions.iter().find_map(|d| match d {
+                Definition::Journey(j) if j.name.name == journey => Some(j),
+                _ => None,
+            })
+        })?;
+        find(&j.steps, name)
     }
 
     fn message_ref(&mut self, m: &MessageRef) {
@@ -477,7 +540,7 @@ impl Walker<'_, '_> {
         let here = self
             .journey
             .as_ref()
-            .and_then(|j| self.ix.journeys.get(j).map(|i| (j.clone(), i)));
+            .and_then(|j| self.journeys.get(j).map(|i| (j.clone(), i)));
         if let Some((j, info)) = &here {
             if info.messages.contains_key(&p[0].name) {
                 let msg = format!("{j}.{}", p[0].name);
@@ -490,7 +553,7 @@ impl Walker<'_, '_> {
                 return;
             }
         }
-        if self.ix.journeys.contains_key(&p[0].name) {
+        if self.journeys.contains_key(&p[0].name) {
             self.occ(p[0].span, Kind::Journey, &p[0].name, false);
             if let Some(msg) = p.get(1) {
                 let key = format!("{}.{}", p[0].name, msg.name);

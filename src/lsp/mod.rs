@@ -6,8 +6,9 @@
 //! rename and the did-you-mean quick fixes. Reads the language only through `lang` and
 //! `compile`'s public functions.
 //!
-//! Synchronous on purpose: the checker is synchronous and fast (a folder is rechecked whole
-//! on each change), so one thread answering in order is simplest and always consistent.
+//! Synchronous on purpose: the checker is synchronous and fast (a folder is rechecked on each
+//! change, parsing again only the files whose text changed; the changes waiting are taken
+//! together first), so one thread answering in order is simplest and always consistent.
 
 mod complete;
 mod describe;
@@ -24,7 +25,7 @@ use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response
 use lsp_types::*;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use workspace::{Analysis, Workspace};
@@ -129,9 +130,19 @@ fn serve(connection: &Connection) -> Result<(), String> {
     let mut server = Server {
         ws: Workspace::new(roots(&init)),
         out: connection,
+        versions: HashMap::new(),
     };
-    server.publish();
-    for msg in &connection.receiver {
+    server.publish(&BTreeSet::new());
+    // A message read while taking a burst of notifications, to handle next.
+    let mut next: Option<Message> = None;
+    loop {
+        let msg = match next.take() {
+            Some(m) => m,
+            None => match connection.receiver.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            },
+        };
         match msg {
             Message::Request(req) => {
                 if connection
@@ -143,7 +154,28 @@ fn serve(connection: &Connection) -> Result<(), String> {
                 let resp = server.request(req);
                 server.send(Message::Response(resp));
             }
-            Message::Notification(n) => server.notification(n),
+            Message::Notification(n) => {
+                // Every notification already waiting (keystrokes typed while the last check
+                // ran) is taken before checking once, for the latest text; a request waiting
+                // is answered after that check.
+                let mut edited = BTreeSet::new();
+                let mut changed = server.notification(n, &mut edited);
+                while let Ok(m) = connection.receiver.try_recv() {
+                    match m {
+                        Message::Notification(n) => {
+                            changed |= server.notification(n, &mut edited);
+                        }
+                        other => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
+                if changed {
+                    server.ws.reload();
+                    server.publish(&edited);
+                }
+            }
             Message::Response(_) => {}
         }
     }
@@ -153,6 +185,8 @@ fn serve(connection: &Connection) -> Result<(), String> {
 struct Server<'c> {
     ws: Workspace,
     out: &'c Connection,
+    /// The editor's version of each open document, sent back with its diagnostics.
+    versions: HashMap<PathBuf, i32>,
 }
 
 /// A request that cannot be answered: the JSON-RPC error code and why.
@@ -184,16 +218,18 @@ impl Server<'_> {
         )))
     }
 
-    /// Publishes the diagnostics of every file whose diagnostics changed.
-    fn publish(&mut self) {
+    /// Publishes the diagnostics of every file whose diagnostics changed, and those of
+    /// `edited` (the documents just changed) in any case: the editor learns that its version
+    /// was checked even when nothing in it changed.
+    fn publish(&mut self, edited: &BTreeSet<PathBuf>) {
         let mut out = Vec::new();
-        for (path, a, diags) in self.ws.changed_diagnostics() {
+        for (path, a, diags) in self.ws.changed_diagnostics(edited) {
             let Some(uri) = uri_of(&path) else { continue };
             let diagnostics = diags.iter().filter_map(|d| to_lsp(a, d)).collect();
             out.push(PublishDiagnosticsParams {
                 uri,
                 diagnostics,
-                version: None,
+                version: self.versions.get(&path).copied(),
             });
         }
         for p in out {
@@ -201,13 +237,19 @@ impl Server<'_> {
         }
     }
 
-    fn notification(&mut self, n: Notification) {
+    /// Takes in a notification; true if the files to check changed (the documents changed
+    /// are added to `edited`). The caller checks again.
+    fn notification(&mut self, n: Notification, edited: &mut BTreeSet<PathBuf>) -> bool {
         use notification::*;
-        let changed = match n.method.as_str() {
+        match n.method.as_str() {
             DidOpenTextDocument::METHOD => params::<DidOpenTextDocumentParams>(n.params)
                 .ok()
-                .and_then(|p| Some((path_of(&p.text_document.uri)?, p.text_document.text)))
-                .map(|(path, text)| self.ws.open.insert(path, text))
+                .and_then(|p| {
+                    let path = path_of(&p.text_document.uri)?;
+                    self.versions.insert(path.clone(), p.text_document.version);
+                    self.ws.open.insert(path, p.text_document.text);
+                    Some(())
+                })
                 .is_some(),
             DidChangeTextDocument::METHOD => params::<DidChangeTextDocumentParams>(n.params)
                 .ok()
@@ -215,21 +257,23 @@ impl Server<'_> {
                     let path = path_of(&p.text_document.uri)?;
                     // Full sync: the last change is the whole text.
                     let text = p.content_changes.into_iter().next_back()?.text;
-                    self.ws.open.insert(path, text);
+                    self.versions.insert(path.clone(), p.text_document.version);
+                    self.ws.open.insert(path.clone(), text);
+                    edited.insert(path);
                     Some(())
                 })
                 .is_some(),
             DidCloseTextDocument::METHOD => params::<DidCloseTextDocumentParams>(n.params)
                 .ok()
-                .and_then(|p| self.ws.open.remove(&path_of(&p.text_document.uri)?))
+                .and_then(|p| {
+                    let path = path_of(&p.text_document.uri)?;
+                    self.versions.remove(&path);
+                    self.ws.open.remove(&path)
+                })
                 .is_some(),
             // Files changed on disk (saved, created, deleted, a template edited).
             DidSaveTextDocument::METHOD | DidChangeWatchedFiles::METHOD => true,
             _ => false,
-        };
-        if changed {
-            self.ws.reload();
-            self.publish();
         }
     }
 
@@ -284,11 +328,11 @@ impl Server<'_> {
 
     fn hover(&self, p: HoverParams) -> Option<Hover> {
         let (a, file, offset) = self.at(&p.text_document_position_params)?;
-        let h = a.index.hover(file, offset)?;
+        let h = a.index.hover(&a.loaded, file, offset)?;
         Some(Hover {
             contents: HoverContents::Markup(MarkupContent {
                 kind: MarkupKind::Markdown,
-                value: h.markdown.clone(),
+                value: h.markdown,
             }),
             range: Some(a.lines(file).range(a.text(file), h.span)),
         })

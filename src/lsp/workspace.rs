@@ -1,6 +1,7 @@
 //! The folder of journeys, loaded together as `journey check` loads it (names are global
 //! across files), with the editor's open documents in place of their files on disk. Every
-//! change reloads and rechecks the whole folder, and says which files' diagnostics changed.
+//! change rechecks the whole folder (parsing again only the files whose text changed), and
+//! says which files' diagnostics changed.
 
 use super::index::Index;
 use super::position::LineIndex;
@@ -87,13 +88,29 @@ impl Workspace {
         groups
     }
 
+    /// Checks every group again. Each group's files are parsed only if their text changed
+    /// since the last check of that group (its syntax trees are reused); the names are then
+    /// checked together, as `journey check` checks them.
     pub fn reload(&mut self) {
-        let before = std::mem::take(&mut self.units);
-        self.units = self
-            .groups()
-            .iter()
-            .map(|files| analyse(files, &self.open))
-            .collect();
+        let mut before = std::mem::take(&mut self.units);
+        // Of the last checks, only their syntax trees (reused) and names (kept while a file
+        // does not parse) are needed: the rest goes before checking, to keep the peak low.
+        for b in &mut before {
+            b.diagnostics = Vec::new();
+            b.lines = Vec::new();
+            b.index.occurrences = Vec::new();
+            b.index.zones = Vec::new();
+        }
+        let groups = self.groups();
+        let mut units = Vec::with_capacity(groups.len());
+        for files in &groups {
+            let prev = before
+                .iter_mut()
+                .find(|b| files.iter().any(|p| b.ids.contains_key(p)))
+                .map(|b| std::mem::take(&mut b.loaded));
+            units.push(analyse(files, &self.open, prev));
+        }
+        self.units = units;
         // While a file does not parse (it is being typed), the names it declared when it last
         // did stay known, so completion still offers them.
         for unit in &mut self.units {
@@ -114,9 +131,13 @@ impl Workspace {
         self.units.iter().find(|a| a.ids.contains_key(path))
     }
 
-    /// The files whose diagnostics differ from what was last published, with their new
-    /// diagnostics (empty to clear them), and the check they come from.
-    pub fn changed_diagnostics(&mut self) -> Vec<(PathBuf, &Analysis, Vec<Diagnostic>)> {
+    /// The files whose diagnostics differ from what was last published (and `also`, changed
+    /// or not), with their new diagnostics (empty to clear them), and the check they come
+    /// from.
+    pub fn changed_diagnostics(
+        &mut self,
+        also: &BTreeSet<PathBuf>,
+    ) -> Vec<(PathBuf, &Analysis, Vec<Diagnostic>)> {
         let mut now: BTreeMap<PathBuf, (usize, Vec<Diagnostic>)> = BTreeMap::new();
         for (u, a) in self.units.iter().enumerate() {
             // Every loaded journey file gets an answer, even an empty one, the first time.
@@ -138,7 +159,7 @@ impl Workspace {
         }
         let mut out = Vec::new();
         for (path, (u, diags)) in &now {
-            if self.published.get(path) != Some(diags) {
+            if self.published.get(path) != Some(diags) || also.contains(path) {
                 out.push((path.clone(), &self.units[*u], diags.clone()));
             }
         }
@@ -152,8 +173,14 @@ impl Workspace {
     }
 }
 
-fn analyse(files: &[PathBuf], open: &BTreeMap<PathBuf, String>) -> Analysis {
-    let loaded = lang::load_files_with(files, open);
+/// Loads and checks a group of files; `previous` is the group's last load, whose syntax
+/// trees are reused where a file's text is unchanged.
+fn analyse(
+    files: &[PathBuf],
+    open: &BTreeMap<PathBuf, String>,
+    previous: Option<Loaded>,
+) -> Analysis {
+    let loaded = lang::load_files_reusing(files, open, previous);
     let diagnostics = compile::check(&loaded).diagnostics;
     let index = Index::build(&loaded);
     let ids = loaded
