@@ -108,6 +108,9 @@ impl Runtime {
         }
         self.deployed.program = Arc::new(program);
         report.segments = self.refresh_segments(now, &before)?;
+        if report.migrated > 0 {
+            self.rebuild_figures()?;
+        }
         Ok(report)
     }
 
