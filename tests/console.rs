@@ -325,9 +325,11 @@ fn live_counts_follow_the_events_and_match_the_apis_scan() {
     // The goal ends one: it converts, and the counts say so.
     let (s, v) = d.post_events(serde_json::json!({"contact": "c0", "type": "profile_completed"}));
     assert_eq!(s, 200, "{v}");
-    let c = wait_for("one converted", 30, || {
+    // Once the three welcome emails are delivered (their outcomes come back from the
+    // channel), nothing moves any more: the figures can be compared with the API's.
+    let c = wait_for("one converted, three delivered", 30, || {
         let c = counts(&d);
-        (c["converted"] == 1).then_some(c)
+        (c["converted"] == 1 && c["messages"]["welcome"]["delivered"] == 3).then_some(c)
     });
     assert_eq!(c["active"], 2);
     // The same figures as the API's scan of every instance.
@@ -345,6 +347,20 @@ fn live_counts_follow_the_events_and_match_the_apis_scan() {
         }
     }
     assert_eq!(c["entered"], api["totals"]["entered"]);
+    // Per message, the page's figures are the API's.
+    let page_messages: Value = {
+        let a = get(&d, &format!("/journeys/{JOURNEY}/counts"), Some(&cookie));
+        serde_json::from_str::<Value>(&a.body).unwrap()["messages"].clone()
+    };
+    for m in api["messages"].as_array().unwrap() {
+        let name = m["message"].as_str().unwrap();
+        for k in ["sent", "delivered", "opened", "clicked", "bounced"] {
+            assert_eq!(
+                page_messages[name][k], m[k],
+                "{k} of {name}: {page_messages} vs {api}"
+            );
+        }
+    }
     assert_eq!(c["active"], api["totals"]["active"]);
     // The page and its graph show them.
     let page = get(&d, &format!("/journeys/{JOURNEY}"), Some(&cookie));
@@ -426,4 +442,80 @@ fn the_console_can_be_turned_off() {
     let d = Daemon::start_with(tmp.path(), "  console: false\n");
     assert_eq!(get(&d, "/", None).status, 404);
     assert_eq!(get(&d, "/sign-in", None).status, 404);
+}
+
+/// Skips (false) with a message when a tool the browser test needs is missing; fails in CI
+/// (`CI=true`), where `.ci/run` installs it.
+fn have(tool: &str, ok: bool, how: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{tool} is missing in CI: {how}");
+    }
+    eprintln!("skipped: {tool} is missing ({how})");
+    false
+}
+
+fn chromium() -> Option<String> {
+    std::env::var("CHROMIUM")
+        .ok()
+        .into_iter()
+        .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(String::from))
+        .find(|p| std::path::Path::new(p).is_file())
+}
+
+/// The console in headless Chromium (tests/browser/console.mjs, playwright-core): sign in,
+/// the welcome journey's counts changing as events are posted, a contact, a preview, pause
+/// and resume, axe-core on each page; screenshots in target/console-screenshots.
+#[test]
+fn in_a_browser() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let browser_dir = root.join("tests/browser");
+    let node_ok = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have("node", node_ok, "apt-get install nodejs npm")
+        || !have(
+            "tests/browser/node_modules",
+            browser_dir.join("node_modules/playwright-core").is_dir()
+                && browser_dir.join("node_modules/axe-core").is_dir(),
+            "npm ci --prefix tests/browser",
+        )
+    {
+        return;
+    }
+    let Some(chromium) = chromium() else {
+        have("chromium", false, "apt-get install chromium");
+        return;
+    };
+    let (_tmp, d) = daemon();
+    let out_dir = root.join("target/console-screenshots");
+    let out = std::process::Command::new("node")
+        .arg(browser_dir.join("console.mjs"))
+        .env("BASE", &d.base)
+        .env("ADMIN", &d.admin)
+        .env("OUT", &out_dir)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    if !out.status.success() && text.contains("Failed to launch") {
+        // Chromium is there but cannot start: a failure in CI, a skip elsewhere.
+        have("a Chromium that starts", false, &text);
+        return;
+    }
+    assert!(out.status.success(), "the browser test failed:\n{text}");
+    for shot in ["sign-in", "journeys", "journey", "contact", "message"] {
+        assert!(
+            out_dir.join(format!("{shot}.png")).is_file(),
+            "no {shot}.png"
+        );
+    }
 }

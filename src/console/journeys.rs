@@ -67,6 +67,7 @@ struct Counts {
     exited: i64,
     completed: i64,
     steps: Vec<StepRow>,
+    messages: std::collections::BTreeMap<String, crate::runtime::figures::MessageCount>,
 }
 
 #[derive(Serialize)]
@@ -85,6 +86,11 @@ fn counts_of(j: &crate::compile::ir::JourneyIr, f: &JourneyFigures) -> Counts {
         converted: f.converted,
         exited: f.exited,
         completed: f.completed,
+        messages: j
+            .messages
+            .keys()
+            .map(|m| (m.clone(), f.messages.get(m).cloned().unwrap_or_default()))
+            .collect(),
         steps: j
             .steps
             .iter()

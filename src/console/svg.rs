@@ -153,3 +153,19 @@ pub fn bars(label: &str, points: &[(String, f64)], unit: &str) -> String {
     out.push_str("</svg>");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_welcome_journey_is_drawn() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("journeys");
+        let built = crate::runtime::plan::build_dir(&dir);
+        let program = built.program.expect("the example journeys compile");
+        let j = &program.journeys["welcome_promo"];
+        let svg = super::journey_graph(j, &Default::default());
+        assert!(svg.starts_with("<svg role=\"img\""), "{}", &svg[..200]);
+        assert!(svg.contains("waiting 0 · entered 0 · exited 0"));
+        assert!(!svg.contains("<style"));
+        eprintln!("{}", &svg[..300]);
+    }
+}
