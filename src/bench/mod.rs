@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 mod clicks;
 mod cluster;
+mod console;
 mod crash;
 pub mod ingest;
 pub mod pg_server;
@@ -17,6 +18,7 @@ mod waiting;
 
 pub use clicks::clicks;
 pub use cluster::{cluster, ClusterOptions};
+pub use console::console;
 pub use crash::crash_child;
 pub use waiting::{waiting, waiting_restart};
 
