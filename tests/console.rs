@@ -139,6 +139,7 @@ fn without_a_session_pages_redirect_and_the_rest_is_401() {
         "/contacts/c1",
         "/segments",
         "/segments/anything",
+        "/trends",
     ];
     for p in pages {
         let a = get(&d, p, None);
@@ -369,6 +370,15 @@ fn live_counts_follow_the_events_and_match_the_apis_scan() {
     assert!(page.body.contains("waiting 2"), "{}", page.body);
     let list = get(&d, "/", Some(&cookie));
     assert!(list.body.contains(JOURNEY));
+    let trends = get(&d, "/trends?metric=open&period=30d", Some(&cookie));
+    assert_eq!(trends.status, 200, "{}", trends.body);
+    assert!(
+        trends.body.contains("every domain: 3 deliveries"),
+        "{}",
+        trends.body
+    );
+    let segments = get(&d, "/segments", Some(&cookie));
+    assert_eq!(segments.status, 200, "{}", segments.body);
     // After a restart the counters are rebuilt from the store: the same.
     let before = counts(&d);
     let mut d = d;

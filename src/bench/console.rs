@@ -100,7 +100,7 @@ pub fn console(contacts: usize, dir: Option<PathBuf>) -> AnyResult<()> {
     );
     for (what, lat, bytes) in rows {
         println!(
-            "  GET {what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({ROUNDS} requests, {bytes} bytes)",
+            "  GET {what}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({ROUNDS} requests, {bytes} bytes)",
             ms(percentile(&lat, 0.50)),
             ms(percentile(&lat, 0.99)),
             ms(*lat.last().unwrap_or(&Duration::ZERO)),

@@ -66,6 +66,7 @@ pub fn routes() -> axum::Router<Shared> {
         .route("/segments", get(segments::list))
         .route("/segments/{name}", get(segments::page))
         .route("/segments/{name}/members.csv", get(segments::csv))
+        .route("/trends", get(segments::trends))
 }
 
 /// A signed-in session.
@@ -307,6 +308,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("contact.html", include_str!("templates/contact.html")),
             ("segments.html", include_str!("templates/segments.html")),
             ("segment.html", include_str!("templates/segment.html")),
+            ("trends.html", include_str!("templates/trends.html")),
         ] {
             env.add_template(name, text)
                 .expect("the console's templates parse");

@@ -119,3 +119,62 @@ pub async fn csv(
     }
     Ok(super::secured(r))
 }
+
+/// `GET /trends[?metric=bounce|open&period=3m&group=week&top=10]`: the domain trend (`journey
+/// trend domains`), a bar chart of the rate per period for every domain together and for
+/// each of the top domains.
+pub async fn trends(
+    State(st): State<Shared>,
+    q: Result<Query<crate::report::TrendParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let s = page_session(&st, &headers, "/trends")?;
+    let bad = |m: String| Refusal::Error(axum::http::StatusCode::BAD_REQUEST, m);
+    let Query(params) = q.map_err(|r| bad(r.body_text()))?;
+    let query = params.query(now_ms()).map_err(|e| bad(e.to_string()))?;
+    let store = st.store.clone();
+    let trend = tokio::task::spawn_blocking(move || crate::report::trend(&store, &query))
+        .await
+        .map_err(|e| Refusal::Error(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| {
+            Refusal::Error(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        })?;
+    let metric = serde_json::to_value(trend.metric)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let chart = |d: &crate::report::trend::DomainTrend| {
+        let points: Vec<(String, f64)> = d
+            .points
+            .iter()
+            .map(|p| (p.period.clone(), p.rate.unwrap_or(0.0)))
+            .collect();
+        super::svg::bars(
+            &format!("{metric} rate per period for {}", d.domain),
+            &points,
+            " %",
+        )
+    };
+    let mut charts = vec![(
+        "every domain".to_string(),
+        trend.all.deliveries,
+        minijinja::Value::from_safe_string(chart(&trend.all)),
+    )];
+    for d in &trend.domains {
+        charts.push((
+            d.domain.clone(),
+            d.deliveries,
+            minijinja::Value::from_safe_string(chart(d)),
+        ));
+    }
+    Ok(Html(super::render(
+        "trends.html",
+        minijinja::context! {
+            page => chrome(&st, &s, "trends"),
+            metric => metric,
+            periods => super::ser(&trend.periods),
+            charts => charts,
+        },
+    ))
+    .into_response())
+}

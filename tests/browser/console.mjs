@@ -139,6 +139,12 @@ try {
   await accessible(page, "segments");
   await shot(page, "segments");
 
+  // The domain trend.
+  await page.goto(BASE + "/trends");
+  await page.getByRole("heading", { name: /Domain trend/ }).waitFor();
+  await accessible(page, "trends");
+  await shot(page, "trends");
+
   // At phone width: nothing wider than the screen.
   await page.setViewportSize({ width: 375, height: 800 });
   for (const path of ["/", `/journeys/${JOURNEY}`, "/contacts/b1"]) {
