@@ -52,6 +52,7 @@ fn accessible(svg: &str, label: &str) -> String {
         (Some(a), Some(b)) if b > a => format!("{}{}", &body[..a], &body[b + "</style>".len()..]),
         _ => body.to_string(),
     };
+    let body = fit(&body);
     body.replacen(
         "<svg ",
         &format!(
@@ -59,6 +60,64 @@ fn accessible(svg: &str, label: &str) -> String {
             escape(label)
         ),
         1,
+    )
+}
+
+/// The value of attribute `name` in an element's text.
+fn attr(element: &str, name: &str) -> Option<f64> {
+    let at = element.find(&format!(" {name}=\""))? + name.len() + 3;
+    element[at..].split('"').next()?.trim().parse().ok()
+}
+
+/// layout-rs sizes its picture larger than what it draws: the size and viewBox are set to
+/// the drawing's extent (shapes, texts of up to three lines, edges), with a margin.
+fn fit(svg: &str) -> String {
+    let (mut w, mut h) = (0.0f64, 0.0f64);
+    for element in svg.split('<').skip(1) {
+        let name = element.split([' ', '\n', '>']).next().unwrap_or("");
+        let get = |a: &str| attr(element, a).unwrap_or(0.0);
+        match name {
+            "ellipse" => {
+                w = w.max(get("cx") + get("rx"));
+                h = h.max(get("cy") + get("ry"));
+            }
+            "rect" => {
+                w = w.max(get("x") + get("width"));
+                h = h.max(get("y") + get("height"));
+            }
+            "text" => {
+                w = w.max(get("x"));
+                h = h.max(get("y") + 3.0 * 14.0);
+            }
+            "path" => {
+                let d = element
+                    .find(" d=\"")
+                    .and_then(|i| element[i + 4..].split('"').next())
+                    .unwrap_or("");
+                let numbers: Vec<f64> = d
+                    .split(|c: char| c == ' ' || c == ',' || c.is_ascii_alphabetic())
+                    .filter_map(|t| t.parse().ok())
+                    .collect();
+                for pair in numbers.chunks(2) {
+                    if let [x, y] = pair {
+                        w = w.max(*x);
+                        h = h.max(*y);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(head_end) = svg.find('>') else {
+        return svg.to_string();
+    };
+    if w <= 0.0 || h <= 0.0 {
+        return svg.to_string();
+    }
+    let (w, h) = ((w + 20.0).ceil(), (h + 20.0).ceil());
+    format!(
+        "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">{}",
+        &svg[head_end + 1..]
     )
 }
 
@@ -106,6 +165,11 @@ pub fn funnel_chart(messages: &[Funnel]) -> String {
             .collect::<Vec<_>>()
             .join(", ");
         out.push_str(&format!(
+            "<figure class=\"funnel-box\"><figcaption>{} <span class=\"muted\">({})</span></figcaption>",
+            escape(&m.message),
+            escape(&m.channel)
+        ));
+        out.push_str(&format!(
             "<svg class=\"funnel\" role=\"img\" aria-label=\"{}: {}\" viewBox=\"0 0 {} {height}\" width=\"{}\" height=\"{height}\" xmlns=\"http://www.w3.org/2000/svg\">",
             escape(&m.message),
             escape(&summary),
@@ -123,7 +187,7 @@ pub fn funnel_chart(messages: &[Funnel]) -> String {
                 y + 14,
             ));
         }
-        out.push_str("</svg>");
+        out.push_str("</svg></figure>");
     }
     out
 }
@@ -166,6 +230,16 @@ mod tests {
         assert!(svg.starts_with("<svg role=\"img\""), "{}", &svg[..200]);
         assert!(svg.contains("waiting 0 · entered 0 · exited 0"));
         assert!(!svg.contains("<style"));
-        eprintln!("{}", &svg[..300]);
+        // Sized to what is drawn (the exit node ends near y 545), not layout-rs's estimate.
+        let height: f64 = svg
+            .split("height=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(height < 700.0, "{}", &svg[..300]);
     }
 }

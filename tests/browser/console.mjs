@@ -96,6 +96,11 @@ try {
   }, null, { timeout: 30000 });
   await page.waitForFunction(() => /waiting [1-9]/.test(document.querySelector("figure.graph-box").textContent),
     null, { timeout: 30000 });
+  // The welcome emails' deliveries reach the messages' table.
+  await page.waitForFunction(() => {
+    const cell = document.querySelector('#messages tr[data-message="welcome"] [data-k="delivered"]');
+    return cell && Number(cell.textContent) >= 3;
+  }, null, { timeout: 30000 });
   await accessible(page, "journey");
   await shot(page, "journey");
 

@@ -1,5 +1,5 @@
-// The journey page's live counts: polled every 2 s from /journeys/{name}/counts; the graph
-// is fetched again when a count changed. No framework, no build step.
+// The journey page's live counts (steps, totals, messages): polled every 2 s from
+// /journeys/{name}/counts; the graph is fetched again when a count changed. No framework, no build step.
 (function () {
   "use strict";
   var totals = document.querySelector("[data-counts]");
@@ -23,6 +23,13 @@
           set(row.querySelector('[data-k="waiting"]'), s.waiting);
           set(row.querySelector('[data-k="entered"]'), s.entered);
           set(row.querySelector('[data-k="exited"]'), s.exited);
+        });
+        document.querySelectorAll("#messages tr[data-message]").forEach(function (row) {
+          var m = c.messages[row.getAttribute("data-message")];
+          if (!m) { return; }
+          ["sent", "delivered", "opened", "clicked", "bounced", "suppressed"].forEach(function (k) {
+            set(row.querySelector('[data-k="' + k + '"]'), m[k]);
+          });
         });
         var now = JSON.stringify(c);
         if (now !== last && last !== "" && figure) {
