@@ -368,6 +368,12 @@ fn live_counts_follow_the_events_and_match_the_apis_scan() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<svg"), "no graph");
     assert!(page.body.contains("waiting 2"), "{}", page.body);
+    // Its version, with the date it was deployed.
+    let (_, j) = d.admin_call("GET", &format!("/v1/journeys/{JOURNEY}"), None);
+    let version = j["version"].as_str().unwrap();
+    assert!(page.body.contains(&version[..12]), "{}", page.body);
+    assert!(page.body.contains("current"));
+    assert!(!page.body.contains("before versions were dated"));
     let list = get(&d, "/", Some(&cookie));
     assert!(list.body.contains(JOURNEY));
     let trends = get(&d, "/trends?metric=open&period=30d", Some(&cookie));

@@ -144,6 +144,22 @@ pub fn render_page(st: &Shared, s: &super::Session, name: &str) -> Result<String
         })
         .collect();
     let funnel = svg::funnel_chart(&messages);
+    let head = j.content_hash();
+    let mut versions: Vec<(String, String, bool)> =
+        crate::runtime::deployed_versions(&st.store, name)
+            .map_err(|e| {
+                Refusal::Error(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            })?
+            .into_iter()
+            .rev()
+            .map(|(v, at)| {
+                let current = v == head;
+                (v, crate::runtime::fmt_time(at), current)
+            })
+            .collect();
+    if !versions.iter().any(|v| v.0 == head) {
+        versions.insert(0, (head.clone(), "before versions were dated".into(), true));
+    }
     let graph = svg::journey_graph(j, &f);
     Ok(super::render(
         "journey.html",
@@ -158,6 +174,7 @@ pub fn render_page(st: &Shared, s: &super::Session, name: &str) -> Result<String
             graph => minijinja::Value::from_safe_string(graph),
             funnel => minijinja::Value::from_safe_string(funnel),
             sends_24h => f.sends_last_day(now_ms()),
+            versions => super::ser(versions),
         },
     ))
 }

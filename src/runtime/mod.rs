@@ -20,6 +20,7 @@ mod reconnect;
 mod routing;
 mod schedules;
 mod timers;
+pub use deploys::deployed_versions;
 pub use erase::Erasure;
 pub use experiments::{journey_record_contact, recorded_decision};
 pub use pause::PAUSED_META;
