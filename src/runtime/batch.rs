@@ -122,7 +122,11 @@ impl Runtime {
             out: &mut out,
             timer_changes: Vec::new(),
             fired: Vec::new(),
-            figures: figures::FigureDelta::default(),
+            figures: if self.keeps_figures {
+                figures::FigureDelta::recording()
+            } else {
+                figures::FigureDelta::default()
+            },
         };
         let mut quiet_after: Vec<(String, bool)> = Vec::with_capacity(groups.len());
         for (contact, inputs) in groups {
@@ -263,10 +267,14 @@ impl Runtime {
                 default_zone: self.default_zone,
                 decisions: Default::default(),
             },
-            before: instances
-                .iter()
-                .map(|i| Ok(figures::Before::of(i, self.step_name(i)?)))
-                .collect::<Result<Vec<_>>>()?,
+            before: if self.keeps_figures {
+                instances
+                    .iter()
+                    .map(|i| Ok(figures::Before::of(i, self.step_name(i)?)))
+                    .collect::<Result<Vec<_>>>()?
+            } else {
+                Vec::new()
+            },
             instances,
             dirty: BTreeSet::new(),
             contact_dirty: !known,
@@ -383,8 +391,10 @@ impl Runtime {
         for idx in &round.dirty {
             let inst = &round.instances[*idx];
             work.batch.put_instance(inst);
-            let name = self.step_name(inst)?;
-            work.figures.instance(round.before.get(*idx), inst, name);
+            if self.keeps_figures {
+                let name = self.step_name(inst)?;
+                work.figures.instance(round.before.get(*idx), inst, name);
+            }
         }
         if round.contact_dirty {
             work.batch.put_contact(&round.world.contact);
@@ -535,9 +545,20 @@ impl Runtime {
             .and_then(|ir| ir.steps.get(step as usize).map(|s| s.name.clone())))
     }
 
-    /// Counts the live figures again from the store (a start, a reload, and the controls
-    /// that rewrite instances outside a batch).
+    /// From now on, keeps the live figures (`figures`): counts them from the store, then
+    /// adds what each batch changes. Off by default: the benchmarks and scenarios pay
+    /// nothing for them.
+    pub fn keep_figures(&mut self) -> Result<()> {
+        self.keeps_figures = true;
+        self.rebuild_figures()
+    }
+
+    /// Counts the live figures again from the store (`keep_figures`, a reload, and the
+    /// controls that rewrite instances outside a batch), when they are kept.
     pub fn rebuild_figures(&mut self) -> Result<()> {
+        if !self.keeps_figures {
+            return Ok(());
+        }
         let figures = self.figures.clone();
         let store = self.store.clone();
         let mut failed = None;

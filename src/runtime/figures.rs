@@ -8,7 +8,9 @@
 //! outcome and engagement events recorded for it. A batch computes what its dirty instances
 //! and recorded events change (`FigureDelta`) and adds it once the batch is applied. The
 //! rare controls that rewrite instances otherwise (deploys that migrate, merges, erasure)
-//! and a (re)load from the store build the figures again with one scan (`rebuild`).
+//! and a (re)load from the store build the figures again with one scan (`rebuild`). A
+//! runtime keeps them only once asked (`Runtime::keep_figures`: the daemon, when its console
+//! is on), so the benchmarks and scenarios pay nothing for them.
 
 use crate::engine::{EndReason, Event, Instance, Millis, MESSAGE_BOUNCED, MESSAGE_SENT};
 use crate::engine::{MESSAGE_CAPPED, MESSAGE_FAILED, MESSAGE_SUPPRESSED};
@@ -111,7 +113,7 @@ impl LiveFigures {
         let mut all: HashMap<String, JourneyFigures> = HashMap::new();
         for i in store.all_instances() {
             let i = i?;
-            let mut d = FigureDelta::default();
+            let mut d = FigureDelta::recording();
             d.instance(None, &i, step_name(&i));
             for op in d.ops {
                 apply(&mut all, op);
@@ -119,7 +121,7 @@ impl LiveFigures {
         }
         for e in store.all_events() {
             let e = e?;
-            let mut d = FigureDelta::default();
+            let mut d = FigureDelta::recording();
             d.event(&e);
             for op in d.ops {
                 apply(&mut all, op);
@@ -186,24 +188,33 @@ enum Outcome {
     Unsubscribed,
 }
 
-/// What a batch changes in the figures, added once it is applied.
+/// What a batch changes in the figures, added once it is applied. A delta made with
+/// `FigureDelta::default()` records nothing (a runtime that keeps no figures).
 #[derive(Debug, Default)]
 pub struct FigureDelta {
     ops: Vec<Op>,
+    enabled: bool,
 }
 
 impl FigureDelta {
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+    /// A delta that records what it is told.
+    pub fn recording() -> FigureDelta {
+        FigureDelta {
+            ops: Vec::new(),
+            enabled: true,
+        }
     }
 
-    pub fn append(&mut self, other: FigureDelta) {
-        self.ops.extend(other.ops);
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
     }
 
     /// An instance written: `before` as it was read (None for a new one), `now` as written,
     /// `step_name` the name of its current step.
     pub fn instance(&mut self, before: Option<&Before>, now: &Instance, step_name: Option<String>) {
+        if !self.enabled {
+            return;
+        }
         let journey = &now.journey;
         // The old state's counts, taken back.
         if let Some(b) = before {
@@ -299,6 +310,9 @@ impl FigureDelta {
 
     /// An event recorded: counted when it is a message's outcome or engagement.
     pub fn event(&mut self, e: &Event) {
+        if !self.enabled {
+            return;
+        }
         let (Some(journey), Some(message)) = (&e.journey, &e.message) else {
             return;
         };

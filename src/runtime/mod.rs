@@ -323,8 +323,10 @@ pub struct Runtime {
     pub counters: Counters,
     /// Time spent per stage of the group commit.
     pub stages: Arc<StageTimes>,
-    /// Per journey, step and message counts, kept as batches commit (`figures`).
+    /// Per journey, step and message counts, kept as batches commit (`figures`), once
+    /// `keep_figures` asked for them (the daemon with its console).
     pub figures: Arc<figures::LiveFigures>,
+    keeps_figures: bool,
     /// Contacts known to be in the store with no instance in flight, as left by the
     /// batches this runtime committed (bounded by `QUIET_CONTACTS_MAX`). While no segment
     /// exists, an event for one of them that no journey enters on is only written: the
@@ -379,6 +381,7 @@ impl Runtime {
             counters: Counters::default(),
             stages: Arc::default(),
             figures: Arc::default(),
+            keeps_figures: false,
             quiet: HashSet::new(),
             committing: None,
             settle_failed: false,

@@ -445,6 +445,10 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let clock = SystemClock;
     let mut rt = Runtime::new(store.clone(), clock.now(), config.zone())?;
+    // The console shows the live counts: kept from the start (one scan of the store).
+    if config.server.console {
+        rt.keep_figures()?;
+    }
     let metrics = Arc::new(Metrics::with_store(&store));
     rt.stages = metrics.stages.clone();
     {
