@@ -403,3 +403,77 @@ fn apply(all: &mut HashMap<String, JourneyFigures>, op: Op) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::{Event, Millis};
+    use crate::runtime::{Input, MemorySink, Runtime};
+
+    const T0: Millis = 1_772_355_600_000; // 2026-03-01T09:00:00Z
+
+    fn event(contact: &str, kind: &str, at: Millis) -> Input {
+        Input::Event(Event {
+            contact: contact.into(),
+            kind: kind.into(),
+            at,
+            ..Event::default()
+        })
+    }
+
+    /// What batches add to the figures (entries, sends and their outcomes, a goal, timers
+    /// that fire and end instances) is what a count of the store gives afterwards.
+    #[test]
+    fn what_batches_add_is_what_a_count_of_the_store_gives() {
+        let src = r#"
+journey j {
+  entry event "signup"
+  goal event "bought"
+  policy none
+  send email hello {
+    subject "Hello"
+    text "Hello"
+  }
+  check clicked hello within 1h {
+    yes {
+      send email thanks {
+        subject "Thanks"
+        text "Thanks"
+      }
+    }
+    no { end }
+  }
+}"#;
+        let mut loaded = crate::lang::Loaded::default();
+        crate::lang::add_source(&mut loaded, "q.journey", src.to_string());
+        let program = crate::compile::compile(&loaded).program.expect("compiles");
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::bench::pg_server::test_store_at(dir.path());
+        let mut rt = Runtime::new(store, T0, chrono_tz::UTC).unwrap();
+        rt.deploy(program, T0).unwrap();
+        rt.keep_figures().unwrap();
+        let mut sink = MemorySink::default();
+        let mut timeline = Vec::new();
+        let signups = (0..6)
+            .map(|i| event(&format!("c{i}"), "signup", T0))
+            .collect();
+        rt.run_at(signups, T0, &mut sink, &mut timeline).unwrap();
+        rt.run_at(
+            vec![event("c0", "bought", T0 + 10)],
+            T0 + 10,
+            &mut sink,
+            &mut timeline,
+        )
+        .unwrap();
+        // Two hours on: the others' checks time out.
+        rt.tick(T0 + 2 * 3_600_000, &mut sink, &mut timeline)
+            .unwrap();
+        let kept = rt.figures.journey("j");
+        assert_eq!(kept.entered, 6, "{kept:?}");
+        assert_eq!(kept.converted, 1, "{kept:?}");
+        assert_eq!(kept.completed, 5, "{kept:?}");
+        assert_eq!(kept.active, 0, "{kept:?}");
+        assert_eq!(kept.messages["hello"].sent, 6, "{kept:?}");
+        rt.rebuild_figures().unwrap();
+        assert_eq!(rt.figures.journey("j"), kept);
+    }
+}
