@@ -25,10 +25,19 @@ fn sign_in_csp() -> String {
     )
 }
 
-/// Only paths of this site, never `//elsewhere`.
+/// Only paths of this site, never `//elsewhere` (nor what a browser would read as that once
+/// it drops tabs and newlines, or turns `\\` into `/`).
 fn safe_next(next: Option<&String>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.clone(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n
+                    .chars()
+                    .any(|c| c == '\\' || c.is_whitespace() || c.is_control()) =>
+        {
+            n.clone()
+        }
         _ => "/".to_string(),
     }
 }
@@ -157,4 +166,25 @@ pub async fn sign_out(
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(secured(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn sign_in_goes_back_only_to_this_site() {
+        let next = |s: &str| safe_next(Some(&s.to_string()));
+        assert_eq!(next("/journeys/a"), "/journeys/a");
+        for elsewhere in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "https://evil.example",
+            "/\n/x",
+        ] {
+            assert_eq!(next(elsewhere), "/", "{elsewhere:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
