@@ -241,5 +241,10 @@ mod tests {
             .parse()
             .unwrap();
         assert!(height < 700.0, "{}", &svg[..300]);
+        // Every example journey is drawn (layout-rs does not give up on any of them).
+        for (name, j) in &program.journeys {
+            let svg = super::journey_graph(j, &Default::default());
+            assert!(svg.starts_with("<svg"), "{name}: {svg}");
+        }
     }
 }
