@@ -77,6 +77,8 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// Longest string field accepted in an event or profile, in bytes.
     pub max_field_bytes: usize,
+    /// The web console at `/` (sign in with a `read` or `admin` token); false turns it off.
+    pub console: bool,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +88,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_batch: 1000,
             max_field_bytes: 16 * 1024,
+            console: true,
         }
     }
 }

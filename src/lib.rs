@@ -10,6 +10,7 @@ pub mod channels;
 pub mod cli;
 pub mod compile;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod engine;
 pub mod lang;

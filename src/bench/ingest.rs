@@ -44,36 +44,7 @@ pub fn ingest(o: IngestOptions) -> Result<(), Box<dyn std::error::Error>> {
             o.batch.max(1000)
         ),
     )?;
-    // Warnings (passed on to our stderr), and the `listening` line that tells the address
-    // (the daemon writes nothing to stdout).
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("JOURNEY_LOG", "warn,journey::server=info")
-        .env_remove("JOURNEY_LOG_FORMAT")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut lines = BufReader::new(child.stderr.take().ok_or("no stderr")?).lines();
-    let mut base = String::new();
-    for line in lines.by_ref() {
-        let line = line?;
-        if !line.contains(" INFO ") {
-            eprintln!("{line}");
-        }
-        if let Some(url) = crate::cli::serve::listening_url(&line) {
-            base = url;
-            break;
-        }
-    }
-    // The daemon's log goes on to ours.
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if !line.contains(" INFO ") {
-                eprintln!("{line}");
-            }
-        }
-    });
+    let (mut child, base) = spawn_daemon(&config)?;
     let token = std::fs::read_to_string(crate::store::credentials::admin_token_path(
         &dir.join("data"),
     ))
@@ -242,6 +213,44 @@ fn print_stages(metrics: &str, wall: Duration) {
     );
 }
 
+/// Starts `journey serve --config CONFIG` as a child process: the child and its address,
+/// once its `listening` log line said it (its warnings go on to our stderr).
+pub(super) fn spawn_daemon(
+    config: &std::path::Path,
+) -> Result<(std::process::Child, String), Box<dyn std::error::Error>> {
+    // Warnings (passed on to our stderr), and the `listening` line that tells the address
+    // (the daemon writes nothing to stdout).
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("JOURNEY_LOG", "warn,journey::server=info")
+        .env_remove("JOURNEY_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(child.stderr.take().ok_or("no stderr")?).lines();
+    let mut base = String::new();
+    for line in lines.by_ref() {
+        let line = line?;
+        if !line.contains(" INFO ") {
+            eprintln!("{line}");
+        }
+        if let Some(url) = crate::cli::serve::listening_url(&line) {
+            base = url;
+            break;
+        }
+    }
+    // The daemon's log goes on to ours.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if !line.contains(" INFO ") {
+                eprintln!("{line}");
+            }
+        }
+    });
+    Ok((child, base))
+}
+
 /// A minimal HTTP/1.1 keep-alive client: writes a request made in advance, reads the
 /// status line, the headers and a `content-length` body.
 pub(super) struct Connection {
@@ -301,6 +310,16 @@ impl Connection {
             self.buf.extend_from_slice(&chunk[..n]);
         }
         Ok(status)
+    }
+
+    /// The body of the last answer, as text.
+    pub(super) fn body(&self) -> String {
+        let head_end = self
+            .buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |p| p + 4);
+        String::from_utf8_lossy(&self.buf[head_end..]).into_owned()
     }
 
     fn get_text(&mut self, path: &str) -> std::io::Result<String> {

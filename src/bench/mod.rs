@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 mod clicks;
 mod cluster;
+mod console;
 mod crash;
 pub mod ingest;
 mod lsp;
@@ -19,6 +20,7 @@ mod waiting;
 
 pub use clicks::clicks;
 pub use cluster::{cluster, ClusterOptions};
+pub use console::console;
 pub use crash::crash_child;
 pub use lsp::{lsp, LspOptions};
 pub use waiting::{waiting, waiting_restart};

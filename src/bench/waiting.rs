@@ -26,7 +26,7 @@ journey waiting {
 
 /// A sink that only counts.
 #[derive(Default)]
-struct CountingSink(usize);
+pub(super) struct CountingSink(pub(super) usize);
 
 impl Sink for CountingSink {
     fn deliver(&mut self, _job: &SendJob, _now: Millis) -> Delivery {

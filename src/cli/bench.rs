@@ -43,6 +43,16 @@ pub enum Workload {
         #[arg(long, hide = true, requires = "dir")]
         restart: bool,
     },
+    /// The console's journey page with many contacts in flight: the daemon's start (live
+    /// counts rebuilt from the store), then p50/p99/max of the journey page, its counts and
+    /// the journeys list over keep-alive HTTP on 127.0.0.1.
+    Console {
+        /// How many contacts in flight.
+        #[arg(long, default_value_t = 100_000)]
+        contacts: usize,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// B4: events/s over HTTP in requests of 100 events, each acknowledged once durable, from
     /// concurrent connections on 127.0.0.1 to a `journey serve` child process; raw sled's
     /// write rate beside it, measured in the same run.
@@ -161,6 +171,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
             postgres,
             ..
         } => bench::waiting(contacts, dir, postgres),
+        Workload::Console { contacts, dir } => bench::console(contacts, dir),
         Workload::Ingest {
             events,
             connections,

@@ -22,7 +22,7 @@ pub enum TokenAction {
         /// What the token may do: `ingest` (post events, upsert contacts, the Segment
         /// endpoints; not read contacts, nor post the event types the engine records
         /// itself), `engagement` (ingest, and post `clicked`/`opened`/`bounced`/`complained`
-        /// from an email provider's webhooks), `read` (read contacts only), `admin`
+        /// from an email provider's webhooks), `read` (read contacts, and look at the web console), `admin`
         /// (everything: deploys, reports, contacts' export and erasure).
         #[arg(long, value_enum)]
         scope: Scope,

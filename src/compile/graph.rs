@@ -341,6 +341,22 @@ pub fn render(j: &JourneyIr, format: GraphFormat) -> String {
     }
 }
 
+/// The dot picture with a line added to each step's label (`note` gets the step's name): the
+/// console draws it with live counts.
+pub fn dot_annotated(j: &JourneyIr, note: &dyn Fn(&str) -> Option<String>) -> String {
+    let (mut nodes, edges) = build(j);
+    for n in &mut nodes {
+        let step =
+            n.id.strip_prefix('s')
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| j.steps.get(i));
+        if let Some(line) = step.and_then(|s| note(&s.name)) {
+            n.lines.push(line);
+        }
+    }
+    dot(j, &nodes, &edges)
+}
+
 fn mermaid(j: &JourneyIr, nodes: &[Node], edges: &[Edge]) -> String {
     let mut out = String::from("flowchart TD\n");
     out.push_str(&format!("  %% journey {}\n", j.name));

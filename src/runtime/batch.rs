@@ -122,12 +122,18 @@ impl Runtime {
             out: &mut out,
             timer_changes: Vec::new(),
             fired: Vec::new(),
+            figures: if self.keeps_figures {
+                figures::FigureDelta::recording()
+            } else {
+                figures::FigureDelta::default()
+            },
         };
         let mut quiet_after: Vec<(String, bool)> = Vec::with_capacity(groups.len());
         for (contact, inputs) in groups {
             let quiet = self.process_contact(&contact, inputs, now, &mut work)?;
             quiet_after.push((contact, quiet));
         }
+        let figure_delta = std::mem::take(&mut work.figures);
         let wheel_changes = self.write_timers(work.timer_changes, work.fired, &mut batch)?;
         self.write_outbox(&out.sends, &mut batch)?;
         out.writes = batch.writes;
@@ -164,6 +170,7 @@ impl Runtime {
         self.counters.batches += 1;
         self.counters.writes += out.writes as u64;
         self.counters.transitions += out.transitions as u64;
+        self.figures.add(figure_delta);
         // So does the set of quiet contacts.
         for (contact, quiet) in quiet_after {
             if !quiet {
@@ -259,6 +266,14 @@ impl Runtime {
                 now,
                 default_zone: self.default_zone,
                 decisions: Default::default(),
+            },
+            before: if self.keeps_figures {
+                instances
+                    .iter()
+                    .map(|i| Ok(figures::Before::of(i, self.step_name(i)?)))
+                    .collect::<Result<Vec<_>>>()?
+            } else {
+                Vec::new()
             },
             instances,
             dirty: BTreeSet::new(),
@@ -374,7 +389,12 @@ impl Runtime {
         // Segments: membership, `on join` entries, the next segment check.
         self.update_segments(&mut round, work, checked)?;
         for idx in &round.dirty {
-            work.batch.put_instance(&round.instances[*idx]);
+            let inst = &round.instances[*idx];
+            work.batch.put_instance(inst);
+            if self.keeps_figures {
+                let name = self.step_name(inst)?;
+                work.figures.instance(round.before.get(*idx), inst, name);
+            }
         }
         if round.contact_dirty {
             work.batch.put_contact(&round.world.contact);
@@ -398,6 +418,7 @@ impl Runtime {
             seen_ids.insert(id.clone());
         }
         work.batch.put_event(e, self.store.next_id()?);
+        work.figures.event(e);
         Ok(true)
     }
 
@@ -513,6 +534,47 @@ impl Runtime {
         Ok(true)
     }
 
+    /// The name of the step an active instance is at (None once ended, or when its version
+    /// does not have the step).
+    pub(super) fn step_name(&mut self, i: &Instance) -> Result<Option<String>> {
+        let Some(step) = i.step.filter(|_| i.is_active()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .version(&i.version)?
+            .and_then(|ir| ir.steps.get(step as usize).map(|s| s.name.clone())))
+    }
+
+    /// From now on, keeps the live figures (`figures`): counts them from the store, then
+    /// adds what each batch changes. Off by default: the benchmarks and scenarios pay
+    /// nothing for them.
+    pub fn keep_figures(&mut self) -> Result<()> {
+        self.keeps_figures = true;
+        self.rebuild_figures()
+    }
+
+    /// Counts the live figures again from the store (`keep_figures`, a reload, and the
+    /// controls that rewrite instances outside a batch), when they are kept.
+    pub fn rebuild_figures(&mut self) -> Result<()> {
+        if !self.keeps_figures {
+            return Ok(());
+        }
+        let figures = self.figures.clone();
+        let store = self.store.clone();
+        let mut failed = None;
+        figures.rebuild(&store, |i| match self.step_name(i) {
+            Ok(n) => n,
+            Err(e) => {
+                failed.get_or_insert(e);
+                None
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn step_instance(
         &mut self,
         inst: &mut Instance,
@@ -543,6 +605,7 @@ impl Runtime {
                     // The engine already added it to the world's history.
                     if let Ok(seq) = self.store.next_id() {
                         work.batch.put_event(&ev, seq);
+                        work.figures.event(&ev);
                     }
                 }
                 Effect::Timeline(t) => work.out.timeline.push(t),

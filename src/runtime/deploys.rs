@@ -19,6 +19,20 @@ pub(super) struct Deployed {
     pub(super) decisions: HashMap<String, String>,
 }
 
+/// The store meta key of a journey's deployed versions.
+fn versions_key(journey: &str) -> String {
+    format!("versions:{journey}")
+}
+
+/// A journey's versions, oldest first, with when each was deployed here (versions deployed
+/// before this list was kept are not in it).
+pub fn deployed_versions(store: &Store, journey: &str) -> Result<Vec<(String, Millis)>> {
+    Ok(store
+        .meta(&versions_key(journey))?
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or_default())
+}
+
 impl Runtime {
     /// Loads a compiled program: a journey whose IR changed gets a new version for new
     /// entries; contacts in flight stay on theirs, unless it says `migrate by name`.
@@ -69,6 +83,13 @@ impl Runtime {
             }
             batch.put_version(&hash, ir);
             batch.set_head(name, &hash);
+            // The journey's versions, with when each was deployed (the console lists them).
+            let mut versions = deployed_versions(&self.store, name)?;
+            versions.push((hash.clone(), now));
+            batch.set_meta(
+                &versions_key(name),
+                &serde_json::to_vec(&versions).expect("versions serialize"),
+            );
             for (i, e) in ir.entries.iter().enumerate() {
                 if matches!(e, EntryIr::SegmentAt { .. } | EntryIr::SegmentEvery { .. }) {
                     let key = schedule_key(name, i);
@@ -108,6 +129,9 @@ impl Runtime {
         }
         self.deployed.program = Arc::new(program);
         report.segments = self.refresh_segments(now, &before)?;
+        if report.migrated > 0 {
+            self.rebuild_figures()?;
+        }
         Ok(report)
     }
 

@@ -145,6 +145,7 @@ impl Runtime {
         self.store.apply(batch)?;
         self.store.flush()?;
         self.quiet.remove(id);
+        self.rebuild_figures()?;
         Ok(Some(report))
     }
 

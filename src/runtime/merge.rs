@@ -125,6 +125,7 @@ impl Runtime {
         self.identities
             .aliases
             .insert(from.to_string(), into.to_string());
+        self.rebuild_figures()?;
         Ok(Some(report))
     }
 

@@ -11,6 +11,7 @@ mod deploys;
 mod driving;
 mod erase;
 mod experiments;
+pub mod figures;
 mod merge;
 mod outbox;
 mod pause;
@@ -19,6 +20,7 @@ mod reconnect;
 mod routing;
 mod schedules;
 mod timers;
+pub use deploys::deployed_versions;
 pub use erase::Erasure;
 pub use experiments::{journey_record_contact, recorded_decision};
 pub use pause::PAUSED_META;
@@ -125,6 +127,8 @@ struct BatchInProgress<'b> {
     out: &'b mut BatchOutcome,
     timer_changes: Vec<TimerMove>,
     fired: Vec<u64>,
+    /// What the batch changes in the live figures, added once it is applied.
+    figures: figures::FigureDelta,
 }
 
 /// One contact while its inputs run: what its steps read and change. Its moved instances
@@ -132,6 +136,9 @@ struct BatchInProgress<'b> {
 struct ContactRound<'p> {
     world: World<'p>,
     instances: Vec<Instance>,
+    /// The loaded instances as they were read (the first ones of `instances`), for the
+    /// live figures.
+    before: Vec<figures::Before>,
     /// Indexes of the instances that moved.
     dirty: BTreeSet<usize>,
     /// The contact's record is written at the end: it is new, or a step set a field.
@@ -316,6 +323,10 @@ pub struct Runtime {
     pub counters: Counters,
     /// Time spent per stage of the group commit.
     pub stages: Arc<StageTimes>,
+    /// Per journey, step and message counts, kept as batches commit (`figures`), once
+    /// `keep_figures` asked for them (the daemon with its console).
+    pub figures: Arc<figures::LiveFigures>,
+    keeps_figures: bool,
     /// Contacts known to be in the store with no instance in flight, as left by the
     /// batches this runtime committed (bounded by `QUIET_CONTACTS_MAX`). While no segment
     /// exists, an event for one of them that no journey enters on is only written: the
@@ -369,6 +380,8 @@ impl Runtime {
             durable: true,
             counters: Counters::default(),
             stages: Arc::default(),
+            figures: Arc::default(),
+            keeps_figures: false,
             quiet: HashSet::new(),
             committing: None,
             settle_failed: false,

@@ -15,7 +15,8 @@ impl Runtime {
         }
         self.outbox.pending.clear();
         self.outbox.records.clear();
-        self.load_outbox()
+        self.load_outbox()?;
+        self.rebuild_figures()
     }
 
     /// The store failed to answer: notes, once per outage, the sends already handed to the

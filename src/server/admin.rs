@@ -565,6 +565,23 @@ async fn set_paused(
     pause: bool,
 ) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Admin)?;
+    let waiting = pause_or_resume(&st, &name, pause).await?;
+    Ok(Json(Paused {
+        journey: name,
+        paused: pause,
+        resumed_contacts: (!pause).then_some(waiting),
+    })
+    .into_response())
+}
+
+/// Pauses or resumes a journey on the engine's thread; on resume, how many waiting contacts
+/// moved on (the API's and the console's).
+pub(crate) async fn pause_or_resume(
+    st: &Shared,
+    name: &str,
+    pause: bool,
+) -> Result<usize, ApiError> {
+    let name = name.to_string();
     let known = st.program().journeys.contains_key(&name)
         || st.store.head(&name).map_err(store_err)?.is_some();
     if !known {
@@ -583,13 +600,7 @@ async fn set_paused(
             r
         })
         .await?;
-    let waiting = r.map_err(store_err)?;
-    Ok(Json(Paused {
-        journey: name,
-        paused: pause,
-        resumed_contacts: (!pause).then_some(waiting),
-    })
-    .into_response())
+    r.map_err(store_err)
 }
 
 /// `POST /v1/journeys/{name}/pause`: no new entries, nobody moves on, until resumed.

@@ -789,6 +789,11 @@ pub async fn get_contact(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Read)?;
+    Ok(Json(contact_view(&st, id).await?).into_response())
+}
+
+/// A contact as `GET /v1/contacts/{id}` and the console show it.
+pub(crate) async fn contact_view(st: &Shared, id: String) -> Result<ContactView, ApiError> {
     let store = st.store.clone();
     let paused = st.paused.read().unwrap_or_else(|e| e.into_inner()).clone();
     let program = st.program();
@@ -843,7 +848,7 @@ pub async fn get_contact(
                 v
             })
             .collect();
-        Ok(Json(ContactView {
+        Ok(ContactView {
             warnings: crate::report::profile_warnings(&contact, &program),
             id: contact.id,
             profile: contact.profile,
@@ -851,7 +856,6 @@ pub async fn get_contact(
             events: events.len(),
             recent_events: recent,
         })
-        .into_response())
     })
     .await
     .map_err(store_err)?

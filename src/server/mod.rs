@@ -42,6 +42,9 @@ use std::sync::{Arc, RwLock};
 use crate::runtime::plan as deploy;
 pub use crate::store::credentials::Scope;
 use crate::store::credentials::{self as auth, load_secret};
+pub(crate) use admin::pause_or_resume;
+pub(crate) use api::contact_view;
+pub(crate) use preview::{render_for, send_test};
 
 /// The store meta key of the last program deployed (JSON), run when the files have errors.
 const PROGRAM_META: &str = "program";
@@ -125,6 +128,8 @@ pub struct AppState {
     pub paused: RwLock<BTreeSet<String>>,
     /// When this daemon started, RFC 3339.
     pub started: String,
+    /// Per journey, step and message counts, kept by the engine (`runtime::figures`).
+    figures: Arc<crate::runtime::figures::LiveFigures>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -179,6 +184,22 @@ impl AppState {
             )),
             Some(s) => Ok(s),
         }
+    }
+
+    /// The scope of a token, None when it is unknown (the console's sign-in).
+    pub fn token_scope(&self, token: &str) -> Result<Option<Scope>, ApiError> {
+        self.tokens.scope_of(token).map_err(|e| {
+            if crate::store::is_unavailable_text(&e) {
+                ApiError::store_unavailable(&e)
+            } else {
+                api::store_err(e)
+            }
+        })
+    }
+
+    /// The live figures the engine keeps (per journey, step and message).
+    pub fn figures(&self) -> &crate::runtime::figures::LiveFigures {
+        &self.figures
     }
 
     /// A 503 while the store's database does not answer (nothing would be recorded).
@@ -424,6 +445,10 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let clock = SystemClock;
     let mut rt = Runtime::new(store.clone(), clock.now(), config.zone())?;
+    // The console shows the live counts: kept from the start (one scan of the store).
+    if config.server.console {
+        rt.keep_figures()?;
+    }
     let metrics = Arc::new(Metrics::with_store(&store));
     rt.stages = metrics.stages.clone();
     {
@@ -443,6 +468,7 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
         program: RwLock::new(rt.program().clone()),
         paused: RwLock::new(rt.paused().clone()),
         started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        figures: rt.figures.clone(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = metrics::relay_outcomes(tx.clone(), metrics.clone())?;
@@ -707,6 +733,11 @@ fn spawn_reload_on_hangup(state: Shared) {
 fn routes(state: Shared) -> axum::Router {
     let limit = state.config.server.max_body_bytes;
     let (router, _) = openapi::api().split_for_parts();
+    let router = if state.config.server.console {
+        router.merge(crate::console::routes())
+    } else {
+        router
+    };
     router
         // After every route: a known path with another method answers the JSON error shape.
         .method_not_allowed_fallback(

@@ -96,17 +96,28 @@ pub async fn preview(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Read)?;
-    let (j, m) = message_of(&st, &name, &message)?;
     let Some(id) = q.get("contact").filter(|c| !c.is_empty()) else {
         return Err(ApiError::bad_request(
             "missing_contact",
             "name the contact to render for: ?contact=ID",
         ));
     };
-    let (contact, event) = contact_of(&st, id, &name).await?;
+    Ok(Json(render_for(&st, &name, &message, id).await?).into_response())
+}
+
+/// A message of the running version rendered for a stored contact (the API's preview and
+/// the console's).
+pub(crate) async fn render_for(
+    st: &Shared,
+    name: &str,
+    message: &str,
+    contact: &str,
+) -> Result<preview::Preview, ApiError> {
+    let (j, m) = message_of(st, name, message)?;
+    let (contact, event) = contact_of(st, contact, name).await?;
     let renderer = Renderer::new(&st.secret, &st.config.public_url);
     let job = preview::job(&j, &m, &contact.id, format!("preview:{name}:{message}"));
-    match preview::render(
+    preview::render(
         &renderer,
         &st.secret,
         &st.config,
@@ -114,18 +125,10 @@ pub async fn preview(
         &m,
         &contact,
         event.as_ref(),
-    ) {
-        Ok(p) => Ok(Json(p).into_response()),
-        Err(e) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "render_error",
-            e.0,
-        )),
-    }
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_error", e.0))
 }
 
-/// `POST /v1/journeys/{name}/messages/{message}/test` with `{"to": ADDRESS, "contact": ID}`
-/// (`contact` optional: without it, an empty profile, and no event is recorded).
 #[utoipa::path(
     post,
     path = "/v1/journeys/{name}/messages/{message}/test",
@@ -152,7 +155,6 @@ pub async fn test_send(
 ) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Admin)?;
     let v = json_body(&st, body)?;
-    let (j, m) = message_of(&st, &name, &message)?;
     let Some(to) = v
         .get("to")
         .and_then(Value::as_str)
@@ -163,8 +165,22 @@ pub async fn test_send(
             "give the address the test goes to: {\"to\": \"you@example.com\"}",
         ));
     };
-    let contact = match v.get("contact").and_then(Value::as_str) {
-        Some(id) => Some(contact_of(&st, id, &name).await?),
+    let contact = v.get("contact").and_then(Value::as_str);
+    Ok(Json(send_test(&st, &name, &message, to, contact).await?).into_response())
+}
+
+/// Sends a message of the running version to `to` as a test, rendered for `contact` (or
+/// an empty profile), and records `message.test` on the contact (the API's and the console's).
+pub(crate) async fn send_test(
+    st: &Shared,
+    name: &str,
+    message: &str,
+    to: &str,
+    contact: Option<&str>,
+) -> Result<preview::TestSent, ApiError> {
+    let (j, m) = message_of(st, name, message)?;
+    let contact = match contact {
+        Some(id) => Some(contact_of(st, id, name).await?),
         None => None,
     };
     let (rendered_for, event) = contact.clone().unwrap_or_else(|| {
@@ -180,7 +196,7 @@ pub async fn test_send(
         &j,
         &m,
         &rendered_for.id,
-        preview::test_message_id(&name, &message, now),
+        preview::test_message_id(name, message, now),
     );
     let sent = preview::send_test(
         &renderer,
@@ -207,5 +223,5 @@ pub async fn test_send(
             .await?
             .map_err(store_err)?;
     }
-    Ok(Json(sent).into_response())
+    Ok(sent)
 }

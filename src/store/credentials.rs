@@ -30,7 +30,8 @@ pub enum Scope {
     /// (forwarding an email provider's webhooks); never a send's outcome (`message.*`).
     Engagement,
     /// Read contacts (`GET /v1/contacts/{id}`) and preview messages for them (`GET
-    /// /v1/journeys/{name}/messages/{message}/preview`); nothing else.
+    /// /v1/journeys/{name}/messages/{message}/preview`), and sign in to the web console to
+    /// look at everything it shows; change nothing.
     Read,
     /// Everything: journeys, deploys, pause and resume, enrolments, reading, exporting and
     /// erasing contacts.
