@@ -563,7 +563,10 @@ impl Live<'_> {
             let out = self.rt.process(state.kept.clone(), now)?;
             state.kept.clear();
             state.timeline.extend(out.timeline);
-            state.carried = self.rt.deliver_all(&out.sends, now, self.sink);
+            let outcomes = self.rt.deliver_all(&out.sends, now, self.sink);
+            // Added to, not replaced: the outcomes of the batch settled when the store went
+            // away are there too, and must be recorded (or their sends stay in the outbox).
+            state.carried.extend(outcomes);
             (self.on_timeline)(std::mem::take(&mut state.timeline));
         }
         let outcomes = self.rt.deliver_never_handed(now, self.sink)?;
