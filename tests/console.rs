@@ -535,3 +535,54 @@ fn in_a_browser() {
         );
     }
 }
+
+/// A segment's page draws its size on each of the last 14 days, from the events stored: a
+/// contact who bought 5 days ago counts from then, one who bought today only today.
+#[test]
+fn a_segments_size_is_drawn_over_two_weeks() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_welcome(tmp.path());
+    std::fs::write(
+        tmp.path().join("journeys/buyers.journey"),
+        "segment buyers {\n  rule bought: event \"purchase\" at least 1 time in last 60d\n}\n",
+    )
+    .unwrap();
+    let d = Daemon::start(tmp.path());
+    let day = 86_400_000i64;
+    let now = chrono::Utc::now().timestamp_millis();
+    let five_days_ago = chrono::DateTime::from_timestamp_millis(now - 5 * day - 3_600_000)
+        .unwrap()
+        .to_rfc3339();
+    let (s, v) = d.post_events(serde_json::json!([
+        {"contact": "early", "type": "purchase", "timestamp": five_days_ago},
+        {"contact": "late", "type": "purchase"},
+    ]));
+    assert_eq!(s, 200, "{v}");
+    let cookie = sign_in(&d, &d.admin.clone());
+    let page = get(&d, "/segments/buyers", Some(&cookie));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("aria-label=\"Size over the last 14 days\""),
+        "{}",
+        page.body
+    );
+    let label = |days_ago: i64| {
+        chrono::DateTime::from_timestamp_millis(now - days_ago * day)
+            .unwrap()
+            .format("%m-%d")
+            .to_string()
+    };
+    let sizes: Vec<String> = page
+        .body
+        .split("<title>")
+        .skip(1)
+        .map(|t| t.split("</title>").next().unwrap().to_string())
+        .filter(|t| t.ends_with(" contacts"))
+        .collect();
+    assert_eq!(sizes.len(), 14, "{sizes:?}");
+    assert_eq!(sizes[0], format!("{}: 0 contacts", label(13)));
+    assert_eq!(sizes[7], format!("{}: 0 contacts", label(6)), "{sizes:?}");
+    assert_eq!(sizes[8], format!("{}: 1 contacts", label(5)), "{sizes:?}");
+    assert_eq!(sizes[13], format!("{}: 2 contacts", label(0)), "{sizes:?}");
+}

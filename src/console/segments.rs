@@ -1,5 +1,5 @@
-//! Segments: each segment's size (as the runtime keeps the membership), its members paged,
-//! and its members as a CSV download.
+//! Segments: each segment's size (as the runtime keeps the membership) and its size over the
+//! last two weeks, its members paged, and its members as a CSV download.
 
 use super::{chrome, data_session, page_session, Html, Refusal};
 use crate::server::{now_ms, Shared};
@@ -21,6 +21,35 @@ async fn members(st: &Shared, name: &str) -> Result<crate::report::SegmentAnswer
         .await
         .map_err(|e| Refusal::Error(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| Refusal::NotFound(e.to_string()))
+}
+
+/// The days a segment's size is drawn over.
+const HISTORY_DAYS: i64 = 14;
+
+/// A segment's size at this moment of each of the last `HISTORY_DAYS` days, oldest first:
+/// its definition evaluated then, from the events stored (a rule on the profile reads the
+/// profile as it is now: profiles keep no history).
+async fn history(st: &Shared, name: &str) -> Result<Vec<(String, f64)>, Refusal> {
+    let program = st.program();
+    let store = st.store.clone();
+    let name = name.to_string();
+    let now = now_ms();
+    tokio::task::spawn_blocking(move || {
+        (0..HISTORY_DAYS)
+            .rev()
+            .map(|days_ago| {
+                let at = now - days_ago * 86_400_000;
+                let day = chrono::DateTime::from_timestamp_millis(at)
+                    .map(|t| t.format("%m-%d").to_string())
+                    .unwrap_or_default();
+                crate::report::segment(&store, &program, &name, Some(at), false)
+                    .map(|a| (day, a.count as f64))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| Refusal::Error(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| Refusal::NotFound(e.to_string()))
 }
 
 /// `GET /segments`.
@@ -65,6 +94,12 @@ pub async fn page(
 ) -> Result<Response, Refusal> {
     let s = page_session(&st, &headers, &format!("/segments/{name}"))?;
     let a = members(&st, &name).await?;
+    let history = history(&st, &name).await?;
+    let chart = super::svg::bars(
+        &format!("Size over the last {HISTORY_DAYS} days"),
+        &history,
+        " contacts",
+    );
     let all = a.members.clone().unwrap_or_default();
     let page = p.page.unwrap_or(1).max(1);
     let shown: Vec<String> = all
@@ -79,6 +114,8 @@ pub async fn page(
             page => chrome(&st, &s, "segments"),
             name => name,
             count => a.count,
+            history_days => HISTORY_DAYS,
+            history => minijinja::Value::from_safe_string(chart),
             members => super::ser(shown),
             number => page,
             previous => (page > 1).then(|| page - 1),
