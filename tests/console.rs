@@ -129,6 +129,12 @@ fn daemon() -> (tempfile::TempDir, Daemon) {
 #[test]
 fn without_a_session_pages_redirect_and_the_rest_is_401() {
     let (_tmp, d) = daemon();
+    // The log says where the console is and where the first admin token is.
+    let log = d.stderr();
+    assert!(
+        log.contains(&format!("console: {}/", d.base)) && log.contains("admin-token"),
+        "{log}"
+    );
     d.sign_up("c1");
     let pages = [
         "/",

@@ -515,6 +515,12 @@ pub fn serve(mut config: Config) -> anyhow::Result<()> {
 
     let served = tokio_rt.block_on(async {
         tracing::info!(%addr, data = %config.data_dir.display(), "listening");
+        if config.server.console {
+            tracing::info!(
+                "console: http://{addr}/ (sign in with an admin or read token; the first start's admin token is in {})",
+                config.data_dir.join("admin-token").display()
+            );
+        }
         spawn_reload_on_hangup(state.clone());
         spawn_follow_deploys(state.clone());
         let app = routes(state.clone());
