@@ -455,6 +455,22 @@ fn previews_run_no_script_in_the_consoles_origin() {
     assert_eq!(s.status, 200);
     assert!(s.body.contains("/contacts/c1"));
     assert_eq!(get(&d, "/contacts?q=c1", Some(&cookie)).status, 303);
+    // Consent as the engine reads it: the topics' answers, and an address that bounced.
+    assert!(
+        c.body.contains("<dt>topic newsletter</dt><dd>"),
+        "{}",
+        c.body
+    );
+    assert!(!c.body.contains("bounced address"), "{}", c.body);
+    let (s, v) = d.post_events(serde_json::json!({"contact": "c1", "type": "bounced"}));
+    assert_eq!(s, 200, "{v}");
+    let c = get(&d, "/contacts/c1", Some(&cookie));
+    assert!(
+        c.body
+            .contains("<dt>bounced address</dt><dd>c1@example.com</dd>"),
+        "{}",
+        c.body
+    );
 }
 
 #[test]

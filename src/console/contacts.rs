@@ -77,10 +77,10 @@ pub async fn page(
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
     let s = page_session(&st, &headers, &format!("/contacts/{id}"))?;
-    let view = crate::server::contact_view(&st, id).await?;
+    let view = crate::server::contact_view(&st, id.clone()).await?;
     let view = serde_json::to_value(&view).unwrap_or_default();
     // Consent: the profile's subscription fields and the events that changed them.
-    let consent: Vec<(String, String)> = view["profile"]
+    let mut consent: Vec<(String, String)> = view["profile"]
         .as_object()
         .map(|p| {
             p.iter()
@@ -91,6 +91,58 @@ pub async fn page(
                 .collect()
         })
         .unwrap_or_default();
+    // The consent in effect, as the engine reads it before a send: each topic's answer,
+    // and the addresses that bounced or complained (from the contact's events).
+    if let Some(profile) = view["profile"].as_object().cloned() {
+        use crate::engine::consent::{topic_consent, ADDRESS};
+        let contact = crate::engine::Contact {
+            id: id.clone(),
+            profile: profile.clone(),
+        };
+        for (name, t) in &st.program().topics {
+            let yes = topic_consent(&contact, name, t.default_subscribed);
+            consent.push((
+                format!("topic {name}"),
+                if yes { "subscribed" } else { "not subscribed" }.into(),
+            ));
+        }
+        let store = st.store.clone();
+        let who = id.clone();
+        let events = tokio::task::spawn_blocking(move || store.events_of(&who))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
+        for e in &events {
+            let what = match e.kind.as_str() {
+                crate::engine::MESSAGE_BOUNCED | "bounced" => "bounced address",
+                crate::engine::COMPLAINED => "complained",
+                _ => continue,
+            };
+            if let Some(a) = e.properties.get(ADDRESS).and_then(|a| a.as_str()) {
+                consent.push((what.into(), a.to_string()));
+            }
+        }
+        // What the suppression list holds of its addresses: it outlives the profile (an
+        // erasure keeps it), and no journey sends marketing past it.
+        let store = st.store.clone();
+        let found = tokio::task::spawn_blocking(move || store.suppression_of(&profile))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten();
+        if let Some(sup) = found.filter(|s| s.any()) {
+            let why: Vec<&str> = [
+                (sup.unsubscribed, "unsubscribed"),
+                (sup.bounced, "bounced"),
+                (sup.complained, "complained"),
+            ]
+            .into_iter()
+            .filter_map(|(on, what)| on.then_some(what))
+            .collect();
+            consent.push(("suppression list".into(), why.join(", ")));
+        }
+    }
     let profile: Vec<(String, String)> = view["profile"]
         .as_object()
         .map(|p| p.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
