@@ -150,3 +150,29 @@ fn the_lsp_benchmark_times_edits_to_their_diagnostics_and_completions() {
         .unwrap_or_else(|| panic!("{peak}"));
     assert!(mb > 0.0, "{peak}");
 }
+
+/// `journey bench console` starts a daemon with contacts in flight, signs in as its first
+/// admin token would, and times the journey page, its counts and the list: each answered
+/// 200 (the bench stops on anything else) and its figures printed.
+#[test]
+fn the_console_benchmark_times_the_journey_page() {
+    let out = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["bench", "console", "--contacts", "300"])
+        .output()
+        .expect("the bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let all = format!("{stdout}{stderr}");
+    for path in [
+        "/journeys/console_bench:",
+        "/journeys/console_bench/counts:",
+        "GET /:",
+    ] {
+        assert!(
+            all.lines().any(|l| l.contains(path) && l.contains("p50")),
+            "{path}: {all}"
+        );
+    }
+    assert!(all.contains("300 contacts in flight"), "{all}");
+}

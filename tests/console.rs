@@ -187,12 +187,15 @@ fn forged_and_expired_cookies_and_wrong_tokens_are_refused() {
     let cookie = sign_in(&d, &d.admin.clone());
     assert_eq!(get(&d, "/", Some(&cookie)).status, 200);
     // Another scope written into the cookie: its signature no longer holds.
-    let read = sign_in(&d, &token(&d, "read"));
+    let read_token = token(&d, "read");
+    let read = sign_in(&d, &read_token);
+    let read_fp = journey::store::credentials::fingerprint(&read_token);
     let forged = read.replacen("v1.read.", "v1.admin.", 1);
     assert_ne!(forged, read);
     assert_eq!(get(&d, "/", Some(&forged)).status, 303);
     // Signed with another secret.
-    let other = journey::console::session_cookie_value(b"not the secret", Scope::Admin, now());
+    let other =
+        journey::console::session_cookie_value(b"not the secret", Scope::Read, &read_fp, now());
     assert_eq!(
         get(&d, "/", Some(&format!("journey_console={other}"))).status,
         303
@@ -200,7 +203,8 @@ fn forged_and_expired_cookies_and_wrong_tokens_are_refused() {
     // Signed with the daemon's secret, but expired.
     let old = journey::console::session_cookie_value(
         &d.secret(),
-        Scope::Admin,
+        Scope::Read,
+        &read_fp,
         now() - journey::console::SESSION_SECONDS - 60,
     );
     assert_eq!(
@@ -208,11 +212,42 @@ fn forged_and_expired_cookies_and_wrong_tokens_are_refused() {
         303
     );
     // The same, in date: accepted (the test above is about the expiry, not the form).
-    let fresh = journey::console::session_cookie_value(&d.secret(), Scope::Read, now());
+    let fresh = journey::console::session_cookie_value(&d.secret(), Scope::Read, &read_fp, now());
     assert_eq!(
         get(&d, "/", Some(&format!("journey_console={fresh}"))).status,
         200
     );
+    // Well signed and in date, but for a token that does not exist: refused.
+    let nobody = journey::console::session_cookie_value(
+        &d.secret(),
+        Scope::Admin,
+        &journey::store::credentials::fingerprint("jt_nobody"),
+        now(),
+    );
+    assert_eq!(
+        get(&d, "/", Some(&format!("journey_console={nobody}"))).status,
+        303
+    );
+    // Revoking the read token ends its sessions.
+    let config = d.dir.join("journey.yaml");
+    let list = d.cli(&["token", "list", "--config", config.to_str().unwrap()]);
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    let id = listed
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("read"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the read token is listed: {listed}"))
+        .to_string();
+    let out = d.cli(&["token", "revoke", &id, "--config", config.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the revoked token's session to end", 10, || {
+        (get(&d, "/", Some(&read)).status == 303).then_some(())
+    });
+    assert_eq!(get(&d, "/", Some(&cookie)).status, 200, "the admin's holds");
     // An ingest token cannot open the console; an unknown one neither.
     let page = get(&d, "/sign-in", None);
     let pre = pair(&page.cookies[0]);

@@ -121,7 +121,14 @@ fn measure(base: &str, data: &std::path::Path, contacts: usize) -> AnyResult<Vec
     }
     let secret = crate::store::credentials::load_secret(None, data)?;
     let now = crate::server::now_ms() / 1000;
-    let cookie = crate::console::session_cookie_value(&secret, crate::server::Scope::Read, now);
+    // Signed in with the first start's admin token, as a browser would be.
+    let admin = std::fs::read_to_string(crate::store::credentials::admin_token_path(data))?;
+    let cookie = crate::console::session_cookie_value(
+        &secret,
+        crate::server::Scope::Admin,
+        &crate::store::credentials::fingerprint(admin.trim()),
+        now,
+    );
     let addr = base.strip_prefix("http://").ok_or("not http://")?;
     let mut c = Connection::open(addr)?;
     let mut rows = Vec::new();

@@ -122,7 +122,12 @@ pub async fn sign_in(
             ))
         }
     };
-    let value = super::session_cookie_value(&st.secret, scope, super::now_secs());
+    let value = super::session_cookie_value(
+        &st.secret,
+        scope,
+        &crate::store::credentials::fingerprint(f.token.trim()),
+        super::now_secs(),
+    );
     let mut r = super::see_other(&next);
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Max-Age={SESSION_SECONDS}{}",

@@ -75,6 +75,9 @@ pub struct Session {
     pub scope: Scope,
     pub expires: i64,
     nonce: String,
+    /// The fingerprint of the token signed in with (`credentials::fingerprint`): the
+    /// session holds while the token is known with the same scope.
+    pub token: String,
 }
 
 impl Session {
@@ -105,10 +108,10 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The cookie value of a new session.
-pub fn session_cookie_value(secret: &[u8], scope: Scope, now_secs: i64) -> String {
+/// The cookie value of a new session, signed in with the token of fingerprint `token`.
+pub fn session_cookie_value(secret: &[u8], scope: Scope, token: &str, now_secs: i64) -> String {
     let body = format!(
-        "v1.{}.{}.{}",
+        "v1.{}.{}.{}.{token}",
         scope.as_str(),
         now_secs + SESSION_SECONDS,
         crate::store::credentials::random_hex(16)
@@ -134,6 +137,7 @@ pub fn parse_session(secret: &[u8], value: &str, now_secs: i64) -> Option<Sessio
     };
     let expires: i64 = parts.next()?.parse().ok()?;
     let nonce = parts.next()?.to_string();
+    let token = parts.next()?.to_string();
     if parts.next().is_some() || expires <= now_secs {
         return None;
     }
@@ -141,6 +145,7 @@ pub fn parse_session(secret: &[u8], value: &str, now_secs: i64) -> Option<Sessio
         scope,
         expires,
         nonce,
+        token,
     })
 }
 
@@ -162,7 +167,10 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The request's session, if it has a valid one.
 pub fn session(st: &AppState, headers: &HeaderMap) -> Option<Session> {
-    parse_session(&st.secret, cookie(headers, SESSION_COOKIE)?, now_secs())
+    let s = parse_session(&st.secret, cookie(headers, SESSION_COOKIE)?, now_secs())?;
+    // The token signed in with must still be known, with the same scope: revoking a token
+    // ends its sessions (within the token store's few seconds of trust).
+    (st.token_scope_by_fingerprint(&s.token) == Some(s.scope)).then_some(s)
 }
 
 /// Why a request is not answered.
@@ -374,7 +382,7 @@ mod tests {
     #[test]
     fn sessions_are_signed_and_expire() {
         let secret = b"secret";
-        let v = session_cookie_value(secret, Scope::Read, 1000);
+        let v = session_cookie_value(secret, Scope::Read, "f00d", 1000);
         let s = parse_session(secret, &v, 1001).expect("valid");
         assert_eq!(s.scope, Scope::Read);
         assert!(parse_session(secret, &v, 1000 + SESSION_SECONDS).is_none());

@@ -187,6 +187,12 @@ impl AppState {
     }
 
     /// The scope of a token, None when it is unknown (the console's sign-in).
+    /// The scope of the token with this fingerprint, if it is still known (None too when
+    /// the token store does not answer).
+    pub fn token_scope_by_fingerprint(&self, fingerprint: &str) -> Option<Scope> {
+        self.tokens.scope_of_fingerprint(fingerprint).ok().flatten()
+    }
+
     pub fn token_scope(&self, token: &str) -> Result<Option<Scope>, ApiError> {
         self.tokens.scope_of(token).map_err(|e| {
             if crate::store::is_unavailable_text(&e) {

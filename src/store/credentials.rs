@@ -75,6 +75,11 @@ pub fn tokens_path(data_dir: &Path) -> PathBuf {
     data_dir.join("tokens.json")
 }
 
+/// A token's fingerprint: what the token store keeps of it (its SHA-256), never the token.
+pub fn fingerprint(token: &str) -> String {
+    hash(token)
+}
+
 fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -318,7 +323,13 @@ impl TokenBook {
     /// The scope of a token, if it is known. An error when the database does not answer
     /// and the token was not read from it lately.
     pub fn scope_of(&self, token: &str) -> Result<Option<Scope>, String> {
-        let sha = hash(token);
+        self.scope_of_fingerprint(&hash(token))
+    }
+
+    /// The scope of the token with this fingerprint (`fingerprint`), if it is still known:
+    /// a console session carries it, so a revoked token's sessions end with it.
+    pub fn scope_of_fingerprint(&self, sha: &str) -> Result<Option<Scope>, String> {
+        let sha = sha.to_string();
         match &self.place {
             TokenPlace::File(dir) => {
                 let path = tokens_path(dir);
