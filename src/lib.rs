@@ -10,7 +10,6 @@ pub mod channels;
 pub mod cli;
 pub mod compile;
 pub mod config;
-pub mod console;
 pub mod domain;
 pub mod engine;
 pub mod lang;

@@ -194,31 +194,36 @@ fn forged_and_expired_cookies_and_wrong_tokens_are_refused() {
     assert_ne!(forged, read);
     assert_eq!(get(&d, "/", Some(&forged)).status, 303);
     // Signed with another secret.
-    let other =
-        journey::console::session_cookie_value(b"not the secret", Scope::Read, &read_fp, now());
+    let other = journey::server::console::session_cookie_value(
+        b"not the secret",
+        Scope::Read,
+        &read_fp,
+        now(),
+    );
     assert_eq!(
         get(&d, "/", Some(&format!("journey_console={other}"))).status,
         303
     );
     // Signed with the daemon's secret, but expired.
-    let old = journey::console::session_cookie_value(
+    let old = journey::server::console::session_cookie_value(
         &d.secret(),
         Scope::Read,
         &read_fp,
-        now() - journey::console::SESSION_SECONDS - 60,
+        now() - journey::server::console::SESSION_SECONDS - 60,
     );
     assert_eq!(
         get(&d, "/", Some(&format!("journey_console={old}"))).status,
         303
     );
     // The same, in date: accepted (the test above is about the expiry, not the form).
-    let fresh = journey::console::session_cookie_value(&d.secret(), Scope::Read, &read_fp, now());
+    let fresh =
+        journey::server::console::session_cookie_value(&d.secret(), Scope::Read, &read_fp, now());
     assert_eq!(
         get(&d, "/", Some(&format!("journey_console={fresh}"))).status,
         200
     );
     // Well signed and in date, but for a token that does not exist: refused.
-    let nobody = journey::console::session_cookie_value(
+    let nobody = journey::server::console::session_cookie_value(
         &d.secret(),
         Scope::Admin,
         &journey::store::credentials::fingerprint("jt_nobody"),

@@ -123,7 +123,7 @@ fn measure(base: &str, data: &std::path::Path, contacts: usize) -> AnyResult<Vec
     let now = crate::server::now_ms() / 1000;
     // Signed in with the first start's admin token, as a browser would be.
     let admin = std::fs::read_to_string(crate::store::credentials::admin_token_path(data))?;
-    let cookie = crate::console::session_cookie_value(
+    let cookie = crate::server::console::session_cookie_value(
         &secret,
         crate::server::Scope::Admin,
         &crate::store::credentials::fingerprint(admin.trim()),
@@ -139,7 +139,7 @@ fn measure(base: &str, data: &std::path::Path, contacts: usize) -> AnyResult<Vec
     ] {
         let request = format!(
             "GET {path} HTTP/1.1\r\nhost: {addr}\r\ncookie: {}={cookie}\r\n\r\n",
-            crate::console::SESSION_COOKIE
+            crate::server::console::SESSION_COOKIE
         );
         let mut lat = Vec::with_capacity(ROUNDS);
         let mut bytes = 0;

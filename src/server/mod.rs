@@ -9,6 +9,7 @@
 mod admin;
 mod api;
 mod cluster;
+pub mod console;
 mod decompress;
 mod erasure;
 pub mod metrics;
@@ -746,7 +747,7 @@ fn routes(state: Shared) -> axum::Router {
     let limit = state.config.server.max_body_bytes;
     let (router, _) = openapi::api().split_for_parts();
     let router = if state.config.server.console {
-        router.merge(crate::console::routes())
+        router.merge(crate::server::console::routes())
     } else {
         router
     };
