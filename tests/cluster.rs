@@ -122,16 +122,7 @@ impl Cluster {
                 if n.away {
                     return Vec::new();
                 }
-                let (s, v) = n.d.admin_call("GET", "/v1/cluster", None);
-                if s != 200 {
-                    return Vec::new();
-                }
-                v["lease"]["held"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p.as_u64().map(|p| p as u16))
-                    .collect()
+                n.d.held_partitions().unwrap_or_default()
             })
             .collect()
     }

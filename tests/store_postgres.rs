@@ -542,16 +542,7 @@ fn two_daemons_share_the_partitions_and_a_paused_one_is_fenced_out() {
     std::fs::create_dir_all(tmp_b.path().join("data")).unwrap();
     std::fs::write(tmp_b.path().join("data/admin-token"), &a.admin).unwrap();
     let mut b = Daemon::start_with(tmp_b.path(), &store);
-    let held = |d: &Daemon| -> Vec<u16> {
-        let (s, v) = d.admin_call("GET", "/v1/cluster", None);
-        assert_eq!(s, 200, "{v}");
-        v["lease"]["held"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.as_u64().map(|p| p as u16))
-            .collect()
-    };
+    let held = |d: &Daemon| -> Vec<u16> { d.held_partitions().expect("/v1/cluster answers") };
     wait_for("the partitions shared out, 32 each", 60, || {
         (held(&a).len() == 32 && held(&b).len() == 32).then_some(())
     });
@@ -1055,16 +1046,7 @@ fn a_paused_daemon_sends_nothing_of_its_queue_once_its_partitions_are_taken() {
     };
     let (_dir_a, mut a) = start(None);
     let (_dir_b, mut b) = start(Some(&a.admin.clone()));
-    let held = |d: &Daemon| -> Vec<u16> {
-        let (s, v) = d.admin_call("GET", "/v1/cluster", None);
-        assert_eq!(s, 200, "{v}");
-        v["lease"]["held"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.as_u64().map(|p| p as u16))
-            .collect()
-    };
+    let held = |d: &Daemon| -> Vec<u16> { d.held_partitions().expect("/v1/cluster answers") };
     wait_for("the partitions shared out", 60, || {
         (held(&a).len() == 32 && held(&b).len() == 32).then_some(())
     });

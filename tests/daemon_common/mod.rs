@@ -299,6 +299,20 @@ impl Daemon {
         }
     }
 
+    /// The partitions this daemon holds, by `/v1/cluster` (several daemons on one
+    /// PostgreSQL); None when it does not answer 200.
+    pub fn held_partitions(&self) -> Option<Vec<u16>> {
+        let (s, v) = self.admin_call("GET", "/v1/cluster", None);
+        (s == 200).then(|| {
+            v["lease"]["held"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_u64().map(|p| p as u16))
+                .collect()
+        })
+    }
+
     /// `GET /metrics`: the Prometheus text.
     pub fn metrics(&self) -> String {
         self.agent
