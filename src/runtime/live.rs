@@ -251,12 +251,12 @@ impl Live<'_> {
         // the entries stay in the store and are taken again.
         let mut from_inbox = Vec::new();
         let mut inbox_full = false;
+        let inbox_cap = self.config.max_batch.clamp(1, super::INBOX_TAKE);
         if self.rt.store.is_shared() && state.inbox_read.is_none_or(|at| at.elapsed() >= INBOX_POLL)
         {
-            let cap = self.config.max_batch.clamp(1, super::INBOX_TAKE);
-            from_inbox = self.rt.take_inbox(cap)?;
+            from_inbox = self.rt.take_inbox(inbox_cap)?;
             // A full take leaves more: read again next round, not a poll later.
-            inbox_full = from_inbox.len() >= cap;
+            inbox_full = from_inbox.len() >= inbox_cap;
             state.inbox_read = (!inbox_full).then(Instant::now);
         }
         let mut batch = self.rt.due_schedules(now)?;
@@ -351,12 +351,7 @@ impl Live<'_> {
                 .iter()
                 .any(|i| self.rt.store.works_on(i.contact_hint()))
         {
-            let room = self
-                .config
-                .max_batch
-                .clamp(1, super::INBOX_TAKE)
-                .saturating_sub(from_inbox.len())
-                .max(1);
+            let room = inbox_cap.saturating_sub(from_inbox.len()).max(1);
             match self.rt.take_inbox(room) {
                 Ok(more) => {
                     if more.len() < room {
